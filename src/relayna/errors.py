@@ -1,0 +1,283 @@
+"""The one exception hierarchy of relayna.
+
+Every error a user can see derives from :class:`RelaynaError`. Adapters map
+their library's exceptions to these at the edge, so callers never need to
+import aiormq, coredis or redis-py to handle a failure.
+
+::
+
+    RelaynaError
+    ├── ConfigurationError
+    │   └── UnsupportedBackendError
+    ├── ContractError                (invalid envelope / identifier / body)
+    │   ├── EnvelopeTooLarge
+    │   └── WorkflowContractError
+    ├── TopologyError
+    └── TransportError               (carries the password-redacted URL)
+        ├── BrokerError
+        │   ├── BrokerConnectionError
+        │   │   ├── AuthenticationError
+        │   │   └── ConnectionLost
+        │   ├── ChannelClosed         (reply_code, reply_text)
+        │   │   ├── PreconditionFailed  (406)
+        │   │   ├── NotFound            (404)
+        │   │   └── AccessRefused       (403)
+        │   ├── ProtocolError         (garbage or oversized frames from the peer)
+        │   ├── UnroutableError       (mandatory publish with no queue)
+        │   ├── PublishNacked
+        │   ├── PublishBlocked        (connection.blocked outlived the deadline)
+        │   └── ConsumerCancelled     (basic.cancel from the server)
+        └── StoreError
+            ├── StoreConnectionError
+            │   ├── StoreAuthenticationError
+            │   └── StoreConnectionLost
+            ├── ScriptError
+            └── SlowSubscriberError
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "AccessRefused",
+    "AuthenticationError",
+    "BrokerConnectionError",
+    "BrokerError",
+    "ChannelClosed",
+    "ConfigurationError",
+    "ConnectionLost",
+    "ConsumerCancelled",
+    "ContractError",
+    "EnvelopeTooLarge",
+    "NotFound",
+    "PreconditionFailed",
+    "ProtocolError",
+    "PublishBlocked",
+    "PublishNacked",
+    "RelaynaError",
+    "ScriptError",
+    "SlowSubscriberError",
+    "StoreAuthenticationError",
+    "StoreConnectionError",
+    "StoreConnectionLost",
+    "StoreError",
+    "TopologyError",
+    "TransportError",
+    "UnroutableError",
+    "UnsupportedBackendError",
+    "WorkflowContractError",
+]
+
+
+class RelaynaError(Exception):
+    """Base class of every relayna error."""
+
+
+class ConfigurationError(RelaynaError):
+    """Invalid configuration: a bad URL, an unknown scheme, conflicting options."""
+
+
+class UnsupportedBackendError(ConfigurationError):
+    """An adapter was selected under an async backend it cannot run on."""
+
+
+class ContractError(RelaynaError):
+    """A message or identifier violates the wire contract.
+
+    ``errors`` lists ``(path, message)`` pairs with readable paths such as
+    ``"tasks[2].task_id"``. ``reason`` is a short machine-readable code used
+    for dead-letter reasons and metrics (``schema``, ``invalid_json``,
+    ``too_large``, ``decode_error``, ``invalid_header`` ...).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        errors: Sequence[tuple[str, str]] = (),
+        reason: str = "schema",
+    ) -> None:
+        self.errors: list[tuple[str, str]] = list(errors)
+        self.reason = reason
+        if self.errors:
+            details = "; ".join(f"{path or '<root>'}: {msg}" for path, msg in self.errors)
+            message = f"{message} ({details})"
+        super().__init__(message)
+
+    @property
+    def fields(self) -> list[str]:
+        return [path for path, _ in self.errors]
+
+
+class EnvelopeTooLarge(ContractError):
+    """A body exceeds the configured size limit (checked before decoding)."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"body of {size} bytes exceeds the limit of {limit} bytes",
+            errors=[("body", "too large")],
+            reason="too_large",
+        )
+
+
+class WorkflowContractError(ContractError):
+    """A workflow publish or consume breaks the stage contract."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        stage: str | None = None,
+        source: str | None = None,
+        target: str | None = None,
+        action: str | None = None,
+    ) -> None:
+        self.stage = stage
+        self.source = source
+        self.target = target
+        self.action = action
+        super().__init__(message, reason=reason)
+
+
+class TopologyError(RelaynaError):
+    """A topology is inconsistent (duplicate queues, unknown stages, conflicting arguments)."""
+
+    def __init__(self, message: str, *, problems: Sequence[str] = ()) -> None:
+        self.problems = list(problems) or [message]
+        super().__init__(message)
+
+
+class TransportError(RelaynaError):
+    """A broker or store failure. ``url`` is always password-redacted."""
+
+    def __init__(self, message: str, *, url: str | None = None) -> None:
+        self.url = url
+        super().__init__(f"{message} [{url}]" if url else message)
+
+
+class BrokerError(TransportError):
+    """A failure talking to the message broker."""
+
+
+class BrokerConnectionError(BrokerError):
+    """The connection could not be established (refused, DNS, TLS, handshake)."""
+
+
+class AuthenticationError(BrokerConnectionError):
+    """The broker refused the credentials (ACCESS_REFUSED during the handshake).
+
+    Not worth retrying: supervisors stop instead of hammering the broker.
+    """
+
+
+class ConnectionLost(BrokerConnectionError):
+    """An established connection closed: by the server (with reply code/text),
+    by a missed heartbeat, or by the network."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        reply_code: int | None = None,
+        reply_text: str | None = None,
+    ) -> None:
+        self.reply_code = reply_code
+        self.reply_text = reply_text
+        super().__init__(message, url=url)
+
+
+class ChannelClosed(BrokerError):
+    """The server closed a channel. The connection stays usable."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        reply_code: int | None = None,
+        reply_text: str | None = None,
+    ) -> None:
+        self.reply_code = reply_code
+        self.reply_text = reply_text
+        super().__init__(message, url=url)
+
+
+class PreconditionFailed(ChannelClosed):
+    """406 PRECONDITION_FAILED, e.g. a redeclare with other arguments."""
+
+
+class NotFound(ChannelClosed):
+    """404 NOT_FOUND, e.g. publishing to a missing exchange."""
+
+
+class AccessRefused(ChannelClosed):
+    """403 ACCESS_REFUSED on a channel operation."""
+
+
+class ProtocolError(BrokerError):
+    """The peer sent bytes that are not valid AMQP (or frames over frame-max)."""
+
+
+class UnroutableError(BrokerError):
+    """A ``mandatory`` publish reached no queue (``basic.return``)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        exchange: str = "",
+        routing_key: str = "",
+        reply_code: int | None = None,
+        reply_text: str | None = None,
+    ) -> None:
+        self.exchange = exchange
+        self.routing_key = routing_key
+        self.reply_code = reply_code
+        self.reply_text = reply_text
+        super().__init__(message, url=url)
+
+
+class PublishNacked(BrokerError):
+    """The broker answered a publish with ``basic.nack`` (internal error)."""
+
+
+class PublishBlocked(BrokerError):
+    """The connection stayed ``connection.blocked`` past the caller's deadline."""
+
+
+class ConsumerCancelled(BrokerError):
+    """The server cancelled a consumer (queue deleted, consumer timeout...)."""
+
+    def __init__(self, message: str, *, url: str | None = None, queue: str = "") -> None:
+        self.queue = queue
+        super().__init__(message, url=url)
+
+
+class StoreError(TransportError):
+    """A failure talking to the key-value store."""
+
+
+class StoreConnectionError(StoreError):
+    """The store could not be reached (refused, DNS, TLS)."""
+
+
+class StoreAuthenticationError(StoreConnectionError):
+    """The store refused the password."""
+
+
+class StoreConnectionLost(StoreConnectionError):
+    """An established store connection closed mid-command."""
+
+
+class ScriptError(StoreError):
+    """A server-side script failed."""
+
+
+class SlowSubscriberError(StoreError):
+    """A pubsub subscriber fell behind its bounded buffer and was dropped."""

@@ -1,0 +1,47 @@
+"""Transport contracts (broker, store) and their adapters, selected by URL."""
+
+from relayna.transport._broker import (
+    BindingSpec,
+    Broker,
+    Consumer,
+    Delivery,
+    ExchangeSpec,
+    ExchangeType,
+    FieldTable,
+    FieldValue,
+    Properties,
+    QueueInfo,
+    QueueSpec,
+    StreamOffset,
+)
+from relayna.transport._store import (
+    PubSubEvent,
+    PubSubMessage,
+    PubSubReconnected,
+    Script,
+    ScriptOps,
+    Store,
+    Subscription,
+)
+
+__all__ = [
+    "BindingSpec",
+    "Broker",
+    "Consumer",
+    "Delivery",
+    "ExchangeSpec",
+    "ExchangeType",
+    "FieldTable",
+    "FieldValue",
+    "Properties",
+    "QueueInfo",
+    "QueueSpec",
+    "StreamOffset",
+    "PubSubEvent",
+    "PubSubMessage",
+    "PubSubReconnected",
+    "Script",
+    "ScriptOps",
+    "Store",
+    "Subscription",
+]

@@ -1,0 +1,238 @@
+"""The broker transport contract.
+
+Every broker adapter (native AMQP on anyio, aiormq, in-memory) implements
+:class:`Broker`. Semantics follow AMQP 0-9-1 as RabbitMQ implements it; the
+conformance suite in :mod:`relayna.testing` is the executable specification.
+
+Lifecycle: adapters are opened with ``async with open_broker(url) as broker``
+(see :mod:`relayna.transport`). The broker owns its connection and any reader /
+heartbeat tasks in a task group entered by that ``async with``. Leaving the
+block closes everything; nothing keeps running afterwards.
+
+Publishing: :meth:`Broker.publish` returns only after the broker confirmed the
+message. Many publishes may be in flight at once (from concurrent tasks); each
+awaits its own confirm. A ``mandatory`` publish that reaches no queue raises
+:class:`~relayna.errors.UnroutableError`.
+
+Consuming: :meth:`Broker.consume` is an async context manager yielding a
+:class:`Consumer`, an async iterator of :class:`Delivery`. The number of
+unsettled deliveries never exceeds ``prefetch``. Leaving the block cancels the
+consumer (``basic.cancel``); deliveries that were not settled are requeued by
+the broker (marked ``redelivered``). A consumer cancelled by the server (queue
+deleted) ends iteration by raising :class:`~relayna.errors.ConsumerCancelled`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
+
+import attrs
+
+__all__ = [
+    "BindingSpec",
+    "Broker",
+    "Consumer",
+    "Delivery",
+    "ExchangeSpec",
+    "ExchangeType",
+    "FieldTable",
+    "FieldValue",
+    "Properties",
+    "QueueInfo",
+    "QueueSpec",
+    "StreamOffset",
+]
+
+ExchangeType: TypeAlias = Literal["direct", "topic", "fanout", "headers"]
+
+#: AMQP field-table values: what headers and arguments may hold.
+FieldValue: TypeAlias = (
+    bool | int | float | str | bytes | Decimal | datetime | None
+    | list["FieldValue"] | dict[str, "FieldValue"]
+)
+FieldTable: TypeAlias = dict[str, FieldValue]
+
+#: Where a stream consumer starts: ``"first"``, ``"last"``, ``"next"``, a
+#: numeric offset, or a timestamp (RabbitMQ has 1 s accuracy on 0-9-1).
+StreamOffset: TypeAlias = Literal["first", "last", "next"] | int | datetime
+
+
+def _frozen_table(value: Mapping[str, Any] | None) -> dict[str, Any]:
+    return dict(value or {})
+
+
+@attrs.frozen
+class ExchangeSpec:
+    """An exchange to declare. ``name=""`` is the default exchange (never declared)."""
+
+    name: str
+    type: ExchangeType = "direct"
+    durable: bool = True
+    auto_delete: bool = False
+    internal: bool = False
+    arguments: dict[str, Any] = attrs.field(factory=dict, converter=_frozen_table)
+
+
+@attrs.frozen
+class QueueSpec:
+    """A queue to declare. Arguments carry ``x-*`` keys (TTL, DLX, queue type ...)."""
+
+    name: str
+    durable: bool = True
+    exclusive: bool = False
+    auto_delete: bool = False
+    arguments: dict[str, Any] = attrs.field(factory=dict, converter=_frozen_table)
+
+
+@attrs.frozen
+class BindingSpec:
+    """Bind ``queue`` to ``exchange`` with ``routing_key`` (and headers-exchange arguments)."""
+
+    queue: str
+    exchange: str
+    routing_key: str = ""
+    arguments: dict[str, Any] = attrs.field(factory=dict, converter=_frozen_table)
+
+
+@attrs.frozen
+class QueueInfo:
+    """Result of a declare or passive inspect."""
+
+    name: str
+    message_count: int
+    consumer_count: int
+
+
+@attrs.frozen
+class Properties:
+    """AMQP basic properties. ``None`` means unset (distinct from ``priority=0``).
+
+    ``expiration`` is a per-message TTL in milliseconds, as a string as on the wire.
+    ``timestamp`` is a timezone-aware datetime with second precision.
+    """
+
+    content_type: str | None = None
+    content_encoding: str | None = None
+    headers: dict[str, Any] = attrs.field(factory=dict, converter=_frozen_table)
+    delivery_mode: int | None = None
+    priority: int | None = None
+    correlation_id: str | None = None
+    reply_to: str | None = None
+    expiration: str | None = None
+    message_id: str | None = None
+    timestamp: datetime | None = None
+    type: str | None = None
+    user_id: str | None = None
+    app_id: str | None = None
+
+    @property
+    def persistent(self) -> bool:
+        return self.delivery_mode == 2
+
+
+@runtime_checkable
+class Delivery(Protocol):
+    """One message handed to a consumer. Settle it exactly once.
+
+    Settling a delivery whose channel is gone raises a
+    :class:`~relayna.errors.BrokerError`; the broker requeues it anyway.
+    """
+
+    @property
+    def body(self) -> bytes: ...
+    @property
+    def properties(self) -> Properties: ...
+    @property
+    def exchange(self) -> str: ...
+    @property
+    def routing_key(self) -> str: ...
+    @property
+    def redelivered(self) -> bool: ...
+    @property
+    def delivery_tag(self) -> int: ...
+    @property
+    def consumer_tag(self) -> str: ...
+    @property
+    def settled(self) -> bool: ...
+
+    async def ack(self) -> None: ...
+    async def nack(self, *, requeue: bool = True) -> None: ...
+    async def reject(self, *, requeue: bool = False) -> None: ...
+
+
+@runtime_checkable
+class Consumer(Protocol):
+    """An active consumer: iterate it for deliveries."""
+
+    @property
+    def queue(self) -> str: ...
+    @property
+    def consumer_tag(self) -> str: ...
+
+    def __aiter__(self) -> AsyncIterator[Delivery]: ...
+
+
+@runtime_checkable
+class Broker(Protocol):
+    """An open broker connection (see module docstring for the semantics)."""
+
+    @property
+    def url(self) -> str:
+        """The connection URL with the password redacted."""
+        ...
+
+    async def declare_exchange(self, spec: ExchangeSpec) -> None: ...
+    async def declare_queue(self, spec: QueueSpec) -> QueueInfo: ...
+    async def bind_queue(self, spec: BindingSpec) -> None: ...
+    async def inspect_queue(self, name: str) -> QueueInfo:
+        """Passive declare: raises :class:`~relayna.errors.NotFound` for a missing queue."""
+        ...
+
+    async def delete_queue(self, name: str) -> int:
+        """Delete a queue (if it exists); returns the number of messages dropped."""
+        ...
+
+    async def delete_exchange(self, name: str) -> None: ...
+    async def purge_queue(self, name: str) -> int: ...
+
+    async def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: Properties | None = None,
+        *,
+        mandatory: bool = True,
+    ) -> None:
+        """Publish and wait for the broker confirm.
+
+        Raises:
+            UnroutableError: ``mandatory`` and no queue matched.
+            NotFound: the exchange does not exist.
+            PublishNacked: the broker nacked the message.
+            ConnectionLost: the connection died before the confirm.
+
+        Cancellation: cancelling the caller never leaves a partial message on
+        the wire; the publish may or may not have reached the broker.
+        """
+        ...
+
+    def consume(
+        self,
+        queue: str,
+        *,
+        prefetch: int = 1,
+        offset: StreamOffset | None = None,
+        arguments: Mapping[str, Any] | None = None,
+        consumer_tag: str | None = None,
+    ) -> AbstractAsyncContextManager[Consumer]:
+        """Consume ``queue`` with at most ``prefetch`` unsettled deliveries.
+
+        ``offset`` is required semantics for stream queues (``x-stream-offset``);
+        it is an error on other queue types.
+        """
+        ...
