@@ -14,6 +14,7 @@ from relayna.transport._broker import (
     QueueSpec,
     StreamOffset,
 )
+from relayna.transport._open import BROKER_SCHEMES, STORE_SCHEMES, open_broker, open_store
 from relayna.transport._store import (
     PubSubEvent,
     PubSubMessage,
@@ -25,6 +26,10 @@ from relayna.transport._store import (
 )
 
 __all__ = [
+    "BROKER_SCHEMES",
+    "STORE_SCHEMES",
+    "open_broker",
+    "open_store",
     "BindingSpec",
     "Broker",
     "Consumer",

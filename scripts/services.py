@@ -1,0 +1,296 @@
+#!/usr/bin/env python3
+"""Install, start and stop the real RabbitMQ and Redis used by relayna's tests.
+
+Usage::
+
+    python scripts/services.py start [--dir DIR]   # prints `export NAME=value` lines
+    python scripts/services.py stop --dir DIR
+    python scripts/services.py run -- CMD ...       # start, run CMD with the URLs, stop
+
+The servers run as plain processes on free loopback ports in a temporary
+directory (no systemd, no Docker). Missing Debian packages are installed with
+apt-get when running as root. Exported variables:
+
+    RELAYNA_TEST_AMQP_URL, RELAYNA_TEST_RABBITMQ_MGMT_URL,
+    RELAYNA_TEST_RABBITMQ_NODE, RELAYNA_TEST_RABBITMQ_DIR,
+    RELAYNA_TEST_REDIS_URL, RELAYNA_TEST_REDIS_PORT, RELAYNA_TEST_SERVICES_DIR
+
+The module is also imported by ``tests/conftest.py`` (``Services.start()``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
+REDIS_SERVER = "redis-server"
+
+
+class ServiceError(RuntimeError):
+    """A service could not be installed or started."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _log(msg: str) -> None:
+    print(f"[services] {msg}", file=sys.stderr, flush=True)
+
+
+def ensure_installed() -> None:
+    missing = []
+    if not (RABBIT_BIN / "rabbitmq-server").exists():
+        missing.append("rabbitmq-server")
+    if shutil.which(REDIS_SERVER) is None:
+        missing.append("redis-server")
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        raise ServiceError(f"missing {' '.join(missing)} and not root: install them with apt-get")
+    _log(f"installing {' '.join(missing)} with apt-get")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    # The Debian package starts nothing without systemd; make sure no stray node runs.
+
+
+@dataclass
+class Services:
+    directory: str
+    amqp_port: int
+    mgmt_port: int
+    stream_port: int
+    dist_port: int
+    redis_port: int
+    node: str
+
+    # -- derived -------------------------------------------------------------
+    @property
+    def amqp_url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/"
+
+    @property
+    def mgmt_url(self) -> str:
+        return f"http://guest:guest@127.0.0.1:{self.mgmt_port}/"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.redis_port}/0"
+
+    def env(self) -> dict[str, str]:
+        return {
+            "RELAYNA_TEST_AMQP_URL": self.amqp_url,
+            "RELAYNA_TEST_RABBITMQ_MGMT_URL": self.mgmt_url,
+            "RELAYNA_TEST_RABBITMQ_NODE": self.node,
+            "RELAYNA_TEST_RABBITMQ_DIR": str(Path(self.directory) / "rabbitmq"),
+            "RELAYNA_TEST_REDIS_URL": self.redis_url,
+            "RELAYNA_TEST_REDIS_PORT": str(self.redis_port),
+            "RELAYNA_TEST_SERVICES_DIR": self.directory,
+        }
+
+    # -- lifecycle -----------------------------------------------------------
+    @classmethod
+    def start(cls, directory: str | None = None) -> Services:
+        ensure_installed()
+        d = Path(directory or tempfile.mkdtemp(prefix="relayna-services-"))
+        d.mkdir(parents=True, exist_ok=True)
+        svc = cls(
+            directory=str(d),
+            amqp_port=free_port(),
+            mgmt_port=free_port(),
+            stream_port=free_port(),
+            dist_port=free_port(),
+            redis_port=free_port(),
+            node=f"relayna-{os.getpid()}-{free_port()}@localhost",
+        )
+        (d / "services.json").write_text(json.dumps(asdict(svc)))
+        try:
+            svc.start_redis()
+            svc.start_rabbitmq()
+        except BaseException:
+            svc.stop()
+            raise
+        return svc
+
+    @classmethod
+    def load(cls, directory: str) -> Services:
+        return cls(**json.loads((Path(directory) / "services.json").read_text()))
+
+    def _rabbit_env(self) -> dict[str, str]:
+        r = Path(self.directory) / "rabbitmq"
+        return dict(
+            os.environ,
+            HOME=str(r),
+            RABBITMQ_MNESIA_BASE=str(r / "mnesia"),
+            RABBITMQ_LOG_BASE=str(r / "log"),
+            RABBITMQ_NODENAME=self.node,
+            RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
+            RABBITMQ_NODE_PORT=str(self.amqp_port),
+            RABBITMQ_DIST_PORT=str(self.dist_port),
+            RABBITMQ_ENABLED_PLUGINS_FILE=str(r / "enabled_plugins"),
+            RABBITMQ_PID_FILE=str(r / "pid"),
+            RABBITMQ_CONFIG_FILE=str(r / "rabbitmq"),
+            RABBITMQ_SERVER_START_ARGS=(
+                f"-rabbitmq_management tcp_config [{{port,{self.mgmt_port}}},{{ip,\"127.0.0.1\"}}] "
+                f"-rabbitmq_stream tcp_listeners [{self.stream_port}]"
+            ),
+        )
+
+    def rabbitmqctl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(RABBIT_BIN / "rabbitmqctl"), "-n", self.node, *args],
+            env=self._rabbit_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def start_rabbitmq(self) -> None:
+        r = Path(self.directory) / "rabbitmq"
+        (r / "mnesia").mkdir(parents=True, exist_ok=True)
+        (r / "log").mkdir(parents=True, exist_ok=True)
+        (r / "enabled_plugins").write_text("[rabbitmq_management,rabbitmq_stream].\n")
+        (r / "rabbitmq.conf").write_text("loopback_users = none\n")
+        self.launch_rabbitmq()
+
+    def launch_rabbitmq(self) -> None:
+        """(Re)start the node with its existing data directory and wait until ready."""
+        r = Path(self.directory) / "rabbitmq"
+        started = time.monotonic()
+        with open(r / "out.log", "ab") as out:
+            subprocess.Popen(
+                [str(RABBIT_BIN / "rabbitmq-server")],
+                env=self._rabbit_env(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        res = self.rabbitmqctl("wait", str(r / "pid"), "--timeout", "120", timeout=150)
+        if res.returncode != 0:
+            tail = (r / "out.log").read_text(errors="replace")[-3000:]
+            raise ServiceError(f"RabbitMQ did not start:\n{res.stdout}{res.stderr}\n{tail}")
+        # `wait` returns when the app runs; also wait for the AMQP listener.
+        _wait_port(self.amqp_port, 60, "RabbitMQ AMQP")
+        _log(f"RabbitMQ ready on {self.amqp_port} in {time.monotonic() - started:.1f}s")
+
+    def stop_rabbitmq(self) -> None:
+        if (Path(self.directory) / "rabbitmq" / "pid").exists():
+            self.rabbitmqctl("stop", timeout=60)
+
+    def restart_rabbitmq(self) -> None:
+        """Stop the node and start it again on the same ports and data (for fault tests)."""
+        self.stop_rabbitmq()
+        self.launch_rabbitmq()
+
+    def start_redis(self) -> None:
+        d = Path(self.directory)
+        self.launch_redis()
+        _log(f"Redis ready on {self.redis_port} ({d})")
+
+    def launch_redis(self) -> None:
+        d = Path(self.directory)
+        subprocess.run(
+            [
+                REDIS_SERVER, "--port", str(self.redis_port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--daemonize", "yes",
+                "--dir", str(d), "--pidfile", str(d / "redis.pid"),
+                "--logfile", str(d / "redis.log"),
+            ],
+            check=True,
+        )
+        _wait_port(self.redis_port, 30, "Redis")
+
+    def stop_redis(self) -> None:
+        pidfile = Path(self.directory) / "redis.pid"
+        if pidfile.exists():
+            try:
+                pid = int(pidfile.read_text().strip())
+                os.kill(pid, 15)
+                for _ in range(100):
+                    os.kill(pid, 0)
+                    time.sleep(0.05)
+            except (ValueError, ProcessLookupError):
+                pass
+            pidfile.unlink(missing_ok=True)
+
+    def restart_redis(self) -> None:
+        self.stop_redis()
+        self.launch_redis()
+
+    def stop(self) -> None:
+        try:
+            self.stop_rabbitmq()
+        finally:
+            self.stop_redis()
+
+
+def _wait_port(port: int, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise ServiceError(f"{what} is not listening on 127.0.0.1:{port} after {timeout}s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p_start = sub.add_parser("start", help="start both services, print export lines")
+    p_start.add_argument("--dir", default=None)
+    p_stop = sub.add_parser("stop", help="stop the services started in DIR")
+    p_stop.add_argument("--dir", required=True)
+    p_run = sub.add_parser("run", help="start, run a command with the URLs exported, stop")
+    p_run.add_argument("command", nargs=argparse.REMAINDER)
+    sub.add_parser("install", help="install rabbitmq-server and redis-server if missing")
+    args = parser.parse_args(argv)
+    try:
+        if args.cmd == "install":
+            ensure_installed()
+            return 0
+        if args.cmd == "start":
+            svc = Services.start(args.dir)
+            lines = "".join(f"export {k}={v}\n" for k, v in svc.env().items())
+            (Path(svc.directory) / "env.sh").write_text(lines)
+            print(lines, end="")
+            return 0
+        if args.cmd == "stop":
+            Services.load(args.dir).stop()
+            return 0
+        command = [c for c in args.command if c != "--"] if args.command[:1] == ["--"] else args.command
+        if not command:
+            parser.error("run needs a command")
+        svc = Services.start()
+        try:
+            return subprocess.call(command, env=dict(os.environ, **svc.env()))
+        finally:
+            svc.stop()
+    except ServiceError as exc:
+        print(f"services: {exc}", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

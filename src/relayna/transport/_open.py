@@ -1,0 +1,70 @@
+"""Open a broker or store from a URL: the scheme selects the adapter.
+
+Broker: ``amqp://``, ``amqps://`` (native anyio client, or aiormq with
+``adapter="aiormq"`` on asyncio), ``memory://``.
+Store: ``redis://``, ``rediss://``, ``unix://`` (coredis, or redis-py with
+``adapter="redis-py"`` on asyncio), ``memory://``.
+
+Adapters are imported lazily so that an optional dependency is needed only
+when its adapter is selected.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import Literal
+
+from relayna._urls import split_url
+from relayna.transport._broker import Broker
+from relayna.transport._store import Store
+
+__all__ = ["BROKER_SCHEMES", "STORE_SCHEMES", "open_broker", "open_store"]
+
+BROKER_SCHEMES = ("amqp", "amqps", "memory")
+STORE_SCHEMES = ("redis", "rediss", "unix", "memory")
+
+
+def open_broker(
+    url: str, *, adapter: Literal["native", "aiormq"] = "native"
+) -> AbstractAsyncContextManager[Broker]:
+    """Return an async context manager that opens the broker at ``url``.
+
+    Raises:
+        ConfigurationError: unparseable URL, unknown scheme, or an adapter
+            that cannot run under the current async backend.
+    """
+    parts = split_url(url, schemes=BROKER_SCHEMES)
+    if parts.scheme == "memory":
+        from relayna.transport.memory_broker import open_memory_broker
+
+        return open_memory_broker(url)
+    if adapter == "aiormq":
+        from relayna.transport.aiormq_broker import open_aiormq_broker
+
+        return open_aiormq_broker(url)
+    from relayna.transport.amqp import open_amqp_broker
+
+    return open_amqp_broker(url)
+
+
+def open_store(
+    url: str, *, adapter: Literal["coredis", "redis-py"] = "coredis"
+) -> AbstractAsyncContextManager[Store]:
+    """Return an async context manager that opens the store at ``url``.
+
+    Raises:
+        ConfigurationError: unparseable URL, unknown scheme, or an adapter
+            that cannot run under the current async backend.
+    """
+    parts = split_url(url, schemes=STORE_SCHEMES)
+    if parts.scheme == "memory":
+        from relayna.transport.memory_store import open_memory_store
+
+        return open_memory_store(url)
+    if adapter == "redis-py":
+        from relayna.transport.redispy_store import open_redispy_store
+
+        return open_redispy_store(url)
+    from relayna.transport.coredis_store import open_coredis_store
+
+    return open_coredis_store(url)
