@@ -1,18 +1,34 @@
-"""Shared fixtures: both async backends, real services, unique names."""
+"""Shared fixtures: both async backends, the real services, unique names.
+
+* ``anyio_backend`` runs every ``@pytest.mark.anyio`` test on asyncio and trio
+  (``RELAYNA_TEST_BACKENDS=asyncio`` narrows it; nox uses that).
+* ``services`` / ``amqp_url`` / ``redis_url``: one real RabbitMQ and one real
+  Redis per test run. ``scripts/test`` (and so ``.ci/run``) starts them once
+  and exports their URLs; running pytest directly starts them here. Failing to
+  start them is an error, never a skip.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+from services import Services  # noqa: E402
 
-@pytest.fixture(
-    params=[
-        pytest.param("asyncio", id="asyncio"),
-        pytest.param("trio", id="trio"),
-    ]
-)
+BACKENDS = [
+    b.strip()
+    for b in os.environ.get("RELAYNA_TEST_BACKENDS", "asyncio,trio").split(",")
+    if b.strip()
+]
+
+
+@pytest.fixture(params=[pytest.param(b, id=b) for b in BACKENDS])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -21,20 +37,6 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 def unique() -> str:
     """A short unique token for queue/exchange names and key prefixes."""
     return uuid.uuid4().hex[:12]
-
-
-# -- real services -----------------------------------------------------------
-# One RabbitMQ and one Redis per test run. `.ci/run` starts them once and
-# exports their URLs; a developer running pytest directly gets them started
-# (and stopped) by this fixture. A failure to start is an error, never a skip.
-
-import os  # noqa: E402
-import sys  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-from services import Services  # noqa: E402
 
 
 @pytest.fixture(scope="session")

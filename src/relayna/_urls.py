@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from relayna.errors import ConfigurationError
@@ -12,7 +13,7 @@ __all__ = ["redact_url", "split_url"]
 def redact_url(url: str) -> str:
     """Return ``url`` with any password replaced by ``***``.
 
-    Never raises: a URL that cannot be parsed is reduced to its scheme.
+    Never raises: a URL that cannot be parsed is redacted textually.
     """
     try:
         parts = urlsplit(url)
@@ -26,8 +27,10 @@ def redact_url(url: str) -> str:
         netloc = f"{user}:***@{host}{port}"
         return urlunsplit(parts._replace(netloc=netloc))
     except ValueError:
-        scheme = url.split(":", 1)[0] if ":" in url else "?"
-        return f"{scheme}://<unparseable>"
+        return _USERINFO.sub(r"\1***@", url)
+
+
+_USERINFO = re.compile(r"(//[^/@:]*:)[^@]*@")
 
 
 def split_url(url: str, *, schemes: tuple[str, ...]) -> SplitResult:

@@ -1,0 +1,1 @@
+"""relayna benchmarks: `python -m benchmarks NAME` (or `list`). Never timed tests."""

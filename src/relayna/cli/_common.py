@@ -1,0 +1,83 @@
+"""Shared CLI plumbing: importing ``module:attr`` targets, env defaults, exit codes."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn
+
+import anyio
+
+from relayna.errors import RelaynaError
+
+__all__ = [
+    "EXIT_RUNTIME",
+    "EXIT_USAGE",
+    "UsageError",
+    "env_default",
+    "fail",
+    "load_target",
+    "run_async",
+    "wait_for_shutdown_signal",
+]
+
+EXIT_RUNTIME = 1
+EXIT_USAGE = 2
+
+BACKENDS = ("asyncio", "trio")
+
+
+class UsageError(Exception):
+    """Bad command-line input: printed as one line, exit code 2."""
+
+
+def env_default(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value else default
+
+
+def fail(message: str, code: int) -> NoReturn:
+    print(f"relayna: error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def load_target(spec: str, *, what: str = "object") -> Any:
+    """Import ``package.module:attribute`` (attribute may be dotted)."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise UsageError(f"expected MODULE:ATTRIBUTE for the {what}, got {spec!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UsageError(f"cannot import module {module_name!r}: {exc}") from None
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise UsageError(f"module {module_name!r} has no attribute {attr!r}") from None
+    return obj
+
+
+async def wait_for_shutdown_signal() -> None:
+    """Return on the first SIGINT or SIGTERM."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            return
+
+
+def run_async(main: Callable[[], Awaitable[int | None]], backend: str) -> int:
+    """Run ``main`` on ``backend``, mapping relayna errors to exit code 1."""
+    if backend not in BACKENDS:
+        raise UsageError(f"unknown backend {backend!r}; choose asyncio or trio")
+    try:
+        result = anyio.run(main, backend=backend)
+    except RelaynaError as exc:
+        fail(str(exc), EXIT_RUNTIME)
+    except KeyboardInterrupt:
+        return 130
+    return int(result or 0)

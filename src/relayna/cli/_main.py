@@ -1,0 +1,70 @@
+"""The ``relayna`` command: argument parsing and dispatch.
+
+Exit codes: 0 success, 1 runtime failure (broker/store unreachable, ...),
+2 usage error. Errors are one line on stderr; URLs are password-redacted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from relayna import __version__
+from relayna.cli import _cmd_serve
+from relayna.cli._common import EXIT_USAGE, UsageError, fail
+
+__all__ = ["build_parser", "main"]
+
+Registrar = Callable[[argparse._SubParsersAction], None]  # type: ignore[type-arg]
+
+
+def _registrars() -> list[Registrar]:
+    registrars: list[Registrar] = [_cmd_serve.register]
+    for name in ("_cmd_dev", "_cmd_worker", "_cmd_topology", "_cmd_publish", "_cmd_status"):
+        try:
+            module = __import__(f"relayna.cli.{name}", fromlist=["register"])
+        except ImportError:
+            continue
+        registrars.append(module.register)
+    return registrars
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        fail(message, EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="relayna",
+        description="relayna: structured-concurrency task runtime for RabbitMQ + Redis + SSE.",
+    )
+    parser.add_argument("--version", action="version", version=f"relayna {__version__}")
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="logging level (default INFO)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for register in _registrars():
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(
+        level=args.log_level,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        return int(args.handler(args) or 0)
+    except UsageError as exc:
+        fail(str(exc), EXIT_USAGE)
