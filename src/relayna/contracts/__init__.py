@@ -1,0 +1,107 @@
+"""Wire contracts: envelopes, the JSON codec, identifiers, aliases, limits, headers.
+
+Envelopes are frozen attrs classes; :func:`encode` / :func:`decode` (and the
+per-kind shortcuts) own the wire format. Every violation raises
+:class:`relayna.errors.ContractError` (or :class:`~relayna.errors.EnvelopeTooLarge`)
+with readable field paths and a machine-readable ``reason``.
+"""
+
+from relayna.contracts import _headers as headers
+from relayna.contracts._aliases import (
+    DOCUMENT_COMPAT_ALIASES,
+    AliasSource,
+    ContractAliasConfig,
+    alias_map,
+    denormalize_aliases,
+    normalize_aliases,
+    public_output_aliases,
+)
+from relayna.contracts._api import (
+    decode_batch,
+    decode_status,
+    decode_task,
+    decode_task_message,
+    decode_workflow,
+    encode_batch,
+    encode_status,
+    encode_task,
+    encode_workflow,
+)
+from relayna.contracts._codec import (
+    Envelope,
+    compute_event_id,
+    decode,
+    encode,
+    ensure_event_id,
+    format_datetime,
+    is_batch_task_payload,
+    structure,
+    unstructure,
+)
+from relayna.contracts._envelopes import (
+    SPEC_VERSION,
+    BatchTaskEnvelope,
+    StatusEvent,
+    TaskEnvelope,
+    TerminalStatusSet,
+    WorkflowEnvelope,
+)
+from relayna.contracts._headers import (
+    check_header_budget,
+    get_header,
+    parse_count_header,
+    read_count_header,
+    without_headers,
+)
+from relayna.contracts._ids import IDENTIFIER_MAX_LENGTH, is_valid_identifier, validate_identifier
+from relayna.contracts._json import dumps, loads
+from relayna.contracts._limits import DEFAULT_LIMITS, Limits, check_body_size, check_depth
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "DOCUMENT_COMPAT_ALIASES",
+    "IDENTIFIER_MAX_LENGTH",
+    "SPEC_VERSION",
+    "AliasSource",
+    "BatchTaskEnvelope",
+    "ContractAliasConfig",
+    "Envelope",
+    "Limits",
+    "StatusEvent",
+    "TaskEnvelope",
+    "TerminalStatusSet",
+    "WorkflowEnvelope",
+    "alias_map",
+    "check_body_size",
+    "check_depth",
+    "check_header_budget",
+    "compute_event_id",
+    "decode",
+    "decode_batch",
+    "decode_status",
+    "decode_task",
+    "decode_task_message",
+    "decode_workflow",
+    "denormalize_aliases",
+    "dumps",
+    "encode",
+    "encode_batch",
+    "encode_status",
+    "encode_task",
+    "encode_workflow",
+    "ensure_event_id",
+    "format_datetime",
+    "get_header",
+    "headers",
+    "is_batch_task_payload",
+    "is_valid_identifier",
+    "loads",
+    "normalize_aliases",
+    "parse_count_header",
+    "public_output_aliases",
+    "read_count_header",
+    "structure",
+    "unstructure",
+    "validate_identifier",
+    "without_headers",
+]
