@@ -1,0 +1,209 @@
+"""The Store commands expressed as raw Redis commands, shared by the Redis adapters.
+
+An adapter implements one method, :meth:`RespStore._call`, which sends a
+command and maps its client library's exceptions to relayna errors. This
+module builds the arguments and normalises replies (RESP3 from coredis and
+RESP2 plus response callbacks from redis-py come back in different shapes).
+
+Retry policy: ``kind="read"`` commands are idempotent and the adapter may
+retry them once on a fresh connection after the connection dropped;
+``"write"`` and ``"script"`` commands are never retried transparently (a
+dropped connection leaves it unknown whether the server applied them), they
+raise :class:`~relayna.errors.StoreConnectionLost` and the caller decides.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Literal
+
+from relayna.errors import StoreError
+from relayna.transport._store import Script, Subscription, Value
+from relayna.transport._store_util import encode_value, script_sha, ttl_ms
+from relayna.transport.pubsub import PubSubMultiplexer
+
+__all__ = ["CallKind", "NoScript", "RespStore"]
+
+CallKind = Literal["read", "write", "script"]
+
+
+class NoScript(StoreError):
+    """Internal: EVALSHA answered NOSCRIPT (the adapter maps its library's error to this)."""
+
+
+def _bytes_list(reply: Any) -> list[bytes]:
+    return [bytes(x) for x in reply] if reply else []
+
+
+class RespStore:
+    """Store methods over :meth:`_call`. Subclasses set ``_url`` and ``_pubsub``."""
+
+    _url: str
+    _pubsub: PubSubMultiplexer
+
+    async def _call(self, kind: CallKind, *args: Value) -> Any:
+        raise NotImplementedError
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    async def ping(self) -> None:
+        await self._call("read", b"PING")
+
+    async def get(self, key: str) -> bytes | None:
+        reply = await self._call("read", b"GET", key)
+        return None if reply is None else bytes(reply)
+
+    async def mget(self, keys: Sequence[str]) -> list[bytes | None]:
+        if not keys:
+            return []
+        reply = await self._call("read", b"MGET", *keys)
+        return [None if x is None else bytes(x) for x in reply]
+
+    async def set(
+        self, key: str, value: Value, *, ttl: float | None = None, nx: bool = False
+    ) -> bool:
+        args: list[Value] = [b"SET", key, encode_value(value)]
+        if ttl is not None:
+            args += [b"PX", ttl_ms(ttl)]
+        if nx:
+            args.append(b"NX")
+        reply = await self._call("write", *args)
+        return reply is not None and reply is not False
+
+    async def delete(self, *keys: str) -> int:
+        if not keys:
+            return 0
+        return int(await self._call("write", b"DEL", *keys))
+
+    async def exists(self, key: str) -> bool:
+        return bool(int(await self._call("read", b"EXISTS", key)))
+
+    async def expire(self, key: str, seconds: float) -> bool:
+        return bool(int(await self._call("write", b"PEXPIRE", key, ttl_ms(seconds))))
+
+    async def ttl(self, key: str) -> float | None:
+        ms = int(await self._call("read", b"PTTL", key))
+        return None if ms < 0 else ms / 1000
+
+    async def incr(self, key: str, amount: int = 1) -> int:
+        return int(await self._call("write", b"INCRBY", key, amount))
+
+    async def lpush(self, key: str, *values: Value) -> int:
+        return int(await self._call("write", b"LPUSH", key, *map(encode_value, values)))
+
+    async def rpush(self, key: str, *values: Value) -> int:
+        return int(await self._call("write", b"RPUSH", key, *map(encode_value, values)))
+
+    async def ltrim(self, key: str, start: int, stop: int) -> None:
+        await self._call("write", b"LTRIM", key, start, stop)
+
+    async def lrange(self, key: str, start: int, stop: int) -> list[bytes]:
+        return _bytes_list(await self._call("read", b"LRANGE", key, start, stop))
+
+    async def lindex(self, key: str, index: int) -> bytes | None:
+        reply = await self._call("read", b"LINDEX", key, index)
+        return None if reply is None else bytes(reply)
+
+    async def llen(self, key: str) -> int:
+        return int(await self._call("read", b"LLEN", key))
+
+    async def sadd(self, key: str, *members: Value) -> int:
+        return int(await self._call("write", b"SADD", key, *map(encode_value, members)))
+
+    async def srem(self, key: str, *members: Value) -> int:
+        return int(await self._call("write", b"SREM", key, *map(encode_value, members)))
+
+    async def smembers(self, key: str) -> builtins.set[bytes]:
+        return {bytes(x) for x in await self._call("read", b"SMEMBERS", key)}
+
+    async def zadd(self, key: str, mapping: Mapping[Value, float]) -> int:
+        if not mapping:
+            return 0
+        args: list[Value] = [b"ZADD", key]
+        for member, score in mapping.items():
+            args += [repr(float(score)).encode(), encode_value(member)]
+        return int(await self._call("write", *args))
+
+    async def zrem(self, key: str, *members: Value) -> int:
+        return int(await self._call("write", b"ZREM", key, *map(encode_value, members)))
+
+    async def zrange(self, key: str, start: int, stop: int, *, desc: bool = False) -> list[bytes]:
+        cmd = b"ZREVRANGE" if desc else b"ZRANGE"
+        return _bytes_list(await self._call("read", cmd, key, start, stop))
+
+    async def zrangebyscore(
+        self,
+        key: str,
+        min: float,
+        max: float,
+        *,
+        offset: int = 0,
+        count: int | None = None,
+        desc: bool = False,
+    ) -> list[bytes]:
+        lo, hi = _score(min), _score(max)
+        args: list[Value] = (
+            [b"ZREVRANGEBYSCORE", key, hi, lo] if desc else [b"ZRANGEBYSCORE", key, lo, hi]
+        )
+        if offset or count is not None:
+            args += [b"LIMIT", offset, -1 if count is None else count]
+        return _bytes_list(await self._call("read", *args))
+
+    async def zscore(self, key: str, member: Value) -> float | None:
+        reply = await self._call("read", b"ZSCORE", key, encode_value(member))
+        return None if reply is None else float(reply)
+
+    async def zcard(self, key: str) -> int:
+        return int(await self._call("read", b"ZCARD", key))
+
+    async def hset(self, key: str, mapping: Mapping[str, Value]) -> int:
+        if not mapping:
+            return 0
+        args: list[Value] = [b"HSET", key]
+        for field, value in mapping.items():
+            args += [field, encode_value(value)]
+        return int(await self._call("write", *args))
+
+    async def hget(self, key: str, field: str) -> bytes | None:
+        reply = await self._call("read", b"HGET", key, field)
+        return None if reply is None else bytes(reply)
+
+    async def hdel(self, key: str, *fields: str) -> int:
+        if not fields:
+            return 0
+        return int(await self._call("write", b"HDEL", key, *fields))
+
+    async def hgetall(self, key: str) -> dict[bytes, bytes]:
+        reply = await self._call("read", b"HGETALL", key)
+        if isinstance(reply, Mapping):
+            return {bytes(k): bytes(v) for k, v in reply.items()}
+        items = list(reply or ())
+        return {bytes(items[i]): bytes(items[i + 1]) for i in range(0, len(items), 2)}
+
+    async def publish(self, channel: str, message: Value) -> int:
+        return int(await self._call("write", b"PUBLISH", channel, encode_value(message)))
+
+    async def run_script(self, script: Script, keys: Sequence[str], args: Sequence[Value]) -> Any:
+        """EVALSHA; after NOSCRIPT (script cache flushed, new server) SCRIPT LOAD and retry once."""
+        sha = script_sha(script)
+        call: tuple[Value, ...] = (b"EVALSHA", sha, len(keys), *keys, *map(encode_value, args))
+        try:
+            return await self._call("script", *call)
+        except NoScript:
+            await self._call("script", b"SCRIPT", b"LOAD", script.lua)
+            return await self._call("script", *call)
+
+    def subscribe(self, *channels: str) -> AbstractAsyncContextManager[Subscription]:
+        return self._pubsub.subscribe(*channels)
+
+
+def _score(value: float) -> bytes:
+    if value == float("inf"):
+        return b"+inf"
+    if value == float("-inf"):
+        return b"-inf"
+    return repr(float(value)).encode()

@@ -1,0 +1,241 @@
+"""The default store adapter: Redis through coredis, on asyncio and trio.
+
+``async with open_coredis_store("redis://:pw@host:6379/0") as store:`` opens
+the coredis client (its connection pool and the pool's task group), pings
+the server so that a wrong address or password fails here, fast, with
+a typed error, and owns a task group for the pubsub reader. Leaving the block
+closes subscriptions (they raise StoreError), the pubsub connection and the
+pool.
+
+Errors (always naming the password-redacted URL):
+
+* connection refused / unreachable / connect timeout → StoreConnectionError
+* wrong password / ACL → StoreAuthenticationError
+* connection dropped mid-command → StoreConnectionLost. Reads (``kind="read"``)
+  are retried once on a fresh connection first; writes and scripts never
+  are, since the server may or may not have applied them.
+* Lua errors → ScriptError; other server errors (WRONGTYPE…) → StoreError.
+
+URL query options: ``connect_timeout`` (seconds, default 5),
+``max_connections``, ``stream_timeout``; ``unix:///path/redis.sock?db=1``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, NoReturn, cast
+from urllib.parse import parse_qs
+
+import anyio
+import coredis
+import coredis.exceptions as cx
+from coredis.retry import NoRetryPolicy
+
+from relayna._urls import redact_url, split_url
+from relayna.errors import (
+    ConfigurationError,
+    ScriptError,
+    StoreAuthenticationError,
+    StoreConnectionError,
+    StoreConnectionLost,
+    StoreError,
+)
+from relayna.transport._store import Store, Value
+from relayna.transport._store_resp import CallKind, NoScript, RespStore
+from relayna.transport._store_util import sole_exception
+from relayna.transport.pubsub import (
+    PubSubMultiplexer,
+    RawEvent,
+    RawMessage,
+    RawPubSub,
+    RawSubscribed,
+)
+
+__all__ = ["CoredisStore", "open_coredis_store"]
+
+DEFAULT_CONNECT_TIMEOUT = 5.0
+_SCHEMES = ("redis", "rediss", "unix")
+
+
+def _raw(reply: Any, **_: Any) -> Any:
+    return reply
+
+
+def map_coredis_error(exc: BaseException, url: str, kind: CallKind = "write") -> StoreError:
+    """Translate a coredis (or socket) exception into the relayna hierarchy."""
+    if isinstance(exc, StoreError):
+        return exc
+    if isinstance(exc, cx.NoScriptError):
+        return NoScript(str(exc), url=url)
+    if isinstance(exc, (cx.AuthenticationError, cx.AuthorizationError)):
+        return StoreAuthenticationError(f"Redis refused the credentials: {exc}", url=url)
+    if isinstance(exc, cx.ResponseError) and str(exc).startswith(("NOAUTH", "WRONGPASS")):
+        return StoreAuthenticationError(f"Redis refused the credentials: {exc}", url=url)
+    if isinstance(exc, cx.ConnectionError):
+        text = str(exc)
+        if "Unable to establish" in text or "Invalid Database" in text:
+            cause = exc.__cause__.__cause__ if exc.__cause__ is not None else None
+            detail = f" ({cause})" if cause is not None else ""
+            return StoreConnectionError(f"cannot connect to Redis: {text}{detail}", url=url)
+        return StoreConnectionLost(f"Redis connection lost: {text}", url=url)
+    if isinstance(exc, TimeoutError):
+        return StoreConnectionLost("Redis did not answer in time", url=url)
+    if isinstance(exc, OSError):
+        return StoreConnectionError(f"cannot connect to Redis: {exc}", url=url)
+    if kind == "script" and isinstance(exc, cx.RedisError):
+        return ScriptError(f"script failed: {exc}", url=url)
+    if isinstance(exc, cx.RedisError):
+        return StoreError(f"Redis error: {exc}", url=url)
+    return StoreError(f"unexpected error from coredis: {exc!r}", url=url)
+
+
+class CoredisStore(RespStore):
+    """A :class:`~relayna.transport.Store` on a coredis client (see module docs)."""
+
+    def __init__(self, client: coredis.Redis[bytes], url: str, pubsub: PubSubMultiplexer):
+        self._client = client
+        self._url = url
+        self._pubsub = pubsub
+
+    async def _call(self, kind: CallKind, *args: Value) -> Any:
+        name = args[0]
+        assert isinstance(name, bytes)
+        retried = False
+        while True:
+            try:
+                return await self._client.create_request(name, *args[1:], callback=_raw)
+            except (cx.RedisError, OSError, TimeoutError) as exc:
+                error = map_coredis_error(exc, self._url, kind)
+                if kind == "read" and not retried and type(error) is StoreConnectionLost:
+                    retried = True
+                    continue
+                raise error from exc
+
+
+class _CoredisRawPubSub:
+    """A :class:`~relayna.transport.pubsub.RawPubSub` on one dedicated coredis connection."""
+
+    def __init__(self, conn: coredis.BaseConnection, url: str) -> None:
+        self._conn = conn
+        self._url = url
+        self._messages = conn.push_messages
+
+    def _fail(self, exc: BaseException) -> NoReturn:
+        raise map_coredis_error(exc, self._url) from exc
+
+    async def subscribe(self, channels: Sequence[str]) -> None:
+        try:
+            self._conn.send_command(b"SUBSCRIBE", *channels)
+        except cx.RedisError as exc:
+            self._fail(exc)
+
+    async def unsubscribe(self, channels: Sequence[str]) -> None:
+        try:
+            self._conn.send_command(b"UNSUBSCRIBE", *channels)
+        except cx.RedisError as exc:
+            self._fail(exc)
+
+    async def ping(self) -> None:
+        try:
+            await self._conn.create_request(b"PING")
+        except cx.RedisError as exc:
+            self._fail(exc)
+
+    async def next_event(self) -> RawEvent:
+        while True:
+            try:
+                push = await self._messages.__anext__()
+            except (cx.RedisError, StopAsyncIteration) as exc:
+                if isinstance(exc, StopAsyncIteration):
+                    exc = cx.ConnectionError("pubsub connection closed")
+                self._fail(exc)
+            parts = cast(list[bytes], push)
+            kind = parts[0].lower()
+            if kind == b"message":
+                return RawMessage(channel=parts[1].decode(), data=parts[2])
+            if kind == b"subscribe":
+                return RawSubscribed(channel=parts[1].decode())
+
+    async def aclose(self) -> None:
+        await self._messages.aclose()
+
+
+def _pubsub_connector(
+    pool: coredis.ConnectionPool[Any], url: str
+) -> AbstractAsyncContextManager[RawPubSub]:
+    @asynccontextmanager
+    async def connect() -> AsyncIterator[RawPubSub]:
+        assert pool.location is not None
+        conn = pool.connection_class(pool.location, **pool.connection_kwargs)
+        try:
+            async with anyio.create_task_group() as tg:
+                try:
+                    await tg.start(conn.run)
+                except (cx.RedisError, OSError, TimeoutError) as exc:
+                    raise map_coredis_error(exc, url) from exc
+                raw = _CoredisRawPubSub(conn, url)
+                try:
+                    yield raw
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await raw.aclose()
+                    conn.invalidate()
+        except BaseExceptionGroup as group:
+            leaf = sole_exception(group)
+            if leaf is None:
+                raise
+            raise leaf from leaf.__cause__
+
+    return connect()
+
+
+@asynccontextmanager
+async def open_coredis_store(url: str) -> AsyncIterator[Store]:
+    """Open the Redis at ``url`` (``redis://``, ``rediss://``, ``unix://``) with coredis.
+
+    Raises:
+        ConfigurationError: unparseable URL or unsupported scheme.
+        StoreConnectionError: the server cannot be reached within the connect timeout.
+        StoreAuthenticationError: the server refused the password.
+    """
+    parts = split_url(url, schemes=_SCHEMES)
+    safe = redact_url(url)
+    query = parse_qs(parts.query)
+    kwargs: dict[str, Any] = {}
+    if "connect_timeout" not in query:
+        kwargs["connect_timeout"] = DEFAULT_CONNECT_TIMEOUT
+    try:
+        client: coredis.Redis[bytes] = coredis.Redis.from_url(
+            url, retry_policy=NoRetryPolicy(), decode_responses=False, **kwargs
+        )
+    except (ValueError, TypeError, cx.RedisError) as exc:
+        raise ConfigurationError(f"invalid Redis URL {safe}: {exc}") from None
+    connect_timeout = float(client.connection_pool.connect_timeout or DEFAULT_CONNECT_TIMEOUT)
+    body_error: BaseException | None = None
+    try:
+        async with client, anyio.create_task_group() as tg:
+            pubsub = PubSubMultiplexer(
+                lambda: _pubsub_connector(client.connection_pool, safe), tg, url=safe
+            )
+            store = CoredisStore(client, safe, pubsub)
+            try:
+                with anyio.fail_after(connect_timeout * 2 + 1):
+                    await store.ping()
+            except TimeoutError:
+                raise StoreConnectionError(
+                    "Redis accepted the connection but did not answer", url=safe
+                ) from None
+            try:
+                yield store
+            except BaseException as exc:
+                body_error = exc
+                raise
+            finally:
+                pubsub.close()
+                tg.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        leaf = sole_exception(group)
+        if leaf is None or (body_error is not None and leaf is not body_error):
+            raise
+        raise leaf from leaf.__cause__

@@ -1,0 +1,239 @@
+"""Store adapter on redis-py's ``redis.asyncio`` (asyncio only).
+
+``open_redispy_store(url_or_client)`` accepts a URL (the adapter creates and
+closes the client, with no transparent retries and a 5 s connect timeout) or
+an existing ``redis.asyncio.Redis`` (the caller keeps owning it; its own retry
+policy applies, and it must not use ``decode_responses=True``). Under trio it
+raises :class:`~relayna.errors.UnsupportedBackendError`.
+
+Commands, scripts and error mapping are shared with the coredis adapter
+(:mod:`relayna.transport._store_resp`); pubsub uses the shared
+:class:`~relayna.transport.pubsub.PubSubMultiplexer` over one dedicated
+redis-py connection. This is the only store module that may import
+asyncio-specific code.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, NoReturn
+
+import anyio
+import sniffio
+
+from relayna._urls import redact_url, split_url
+from relayna.errors import (
+    ConfigurationError,
+    ScriptError,
+    StoreAuthenticationError,
+    StoreConnectionError,
+    StoreConnectionLost,
+    StoreError,
+    UnsupportedBackendError,
+)
+from relayna.transport._store import Store, Value
+from relayna.transport._store_resp import CallKind, NoScript, RespStore
+from relayna.transport._store_util import sole_exception
+from relayna.transport.pubsub import (
+    PubSubMultiplexer,
+    RawEvent,
+    RawMessage,
+    RawPubSub,
+    RawSubscribed,
+)
+
+__all__ = ["RedisPyStore", "open_redispy_store"]
+
+DEFAULT_CONNECT_TIMEOUT = 5.0
+
+
+def map_redispy_error(exc: BaseException, url: str, kind: CallKind = "write") -> StoreError:
+    """Translate a redis-py exception into the relayna hierarchy."""
+    import redis.exceptions as rx
+
+    if isinstance(exc, StoreError):
+        return exc
+    if isinstance(exc, rx.NoScriptError):
+        return NoScript(str(exc), url=url)
+    if isinstance(exc, rx.AuthenticationError) or (
+        isinstance(exc, rx.ResponseError) and str(exc).startswith(("NOAUTH", "WRONGPASS"))
+    ):
+        return StoreAuthenticationError(f"Redis refused the credentials: {exc}", url=url)
+    if isinstance(exc, rx.ConnectionError | rx.TimeoutError | OSError | TimeoutError):
+        text = str(exc)
+        if "connecting to" in text or isinstance(exc, ConnectionRefusedError):
+            return StoreConnectionError(f"cannot connect to Redis: {text}", url=url)
+        return StoreConnectionLost(f"Redis connection lost: {text or type(exc).__name__}", url=url)
+    if kind == "script" and isinstance(exc, rx.RedisError):
+        return ScriptError(f"script failed: {exc}", url=url)
+    if isinstance(exc, rx.RedisError):
+        return StoreError(f"Redis error: {exc}", url=url)
+    return StoreError(f"unexpected error from redis-py: {exc!r}", url=url)
+
+
+class RedisPyStore(RespStore):
+    """A :class:`~relayna.transport.Store` on a ``redis.asyncio.Redis`` client."""
+
+    def __init__(self, client: Any, url: str, pubsub: PubSubMultiplexer) -> None:
+        self._client = client
+        self._url = url
+        self._pubsub = pubsub
+
+    async def _call(self, kind: CallKind, *args: Value) -> Any:
+        import redis.exceptions as rx
+
+        retried = False
+        while True:
+            try:
+                return await self._client.execute_command(*args)
+            except (rx.RedisError, OSError, TimeoutError) as exc:
+                error = map_redispy_error(exc, self._url, kind)
+                if kind == "read" and not retried and type(error) is StoreConnectionLost:
+                    retried = True
+                    continue
+                raise error from exc
+
+
+class _RedisPyRawPubSub:
+    """A :class:`~relayna.transport.pubsub.RawPubSub` on one redis-py connection (RESP2)."""
+
+    def __init__(self, conn: Any, url: str) -> None:
+        self._conn = conn
+        self._url = url
+        self._send_lock = anyio.Lock()
+
+    def _fail(self, exc: BaseException) -> NoReturn:
+        raise map_redispy_error(exc, self._url) from exc
+
+    async def _send(self, *args: Any) -> None:
+        import redis.exceptions as rx
+
+        try:
+            async with self._send_lock:
+                await self._conn.send_command(*args, check_health=False)
+        except (rx.RedisError, OSError) as exc:
+            self._fail(exc)
+
+    async def subscribe(self, channels: Sequence[str]) -> None:
+        await self._send("SUBSCRIBE", *channels)
+
+    async def unsubscribe(self, channels: Sequence[str]) -> None:
+        await self._send("UNSUBSCRIBE", *channels)
+
+    async def ping(self) -> None:
+        # The reply arrives through next_event (and is skipped there).
+        await self._send("PING")
+
+    async def next_event(self) -> RawEvent:
+        import redis.exceptions as rx
+
+        while True:
+            try:
+                reply = await self._conn.read_response(timeout=math.inf, push_request=True)
+            except (rx.RedisError, OSError) as exc:
+                self._fail(exc)
+            if not isinstance(reply, list) or not reply:
+                continue
+            kind = bytes(reply[0]).lower()
+            if kind == b"message":
+                return RawMessage(channel=bytes(reply[1]).decode(), data=bytes(reply[2]))
+            if kind == b"subscribe":
+                return RawSubscribed(channel=bytes(reply[1]).decode())
+
+
+def _pubsub_connector(client: Any, url: str) -> AbstractAsyncContextManager[RawPubSub]:
+    @asynccontextmanager
+    async def connect() -> AsyncIterator[RawPubSub]:
+        import redis.exceptions as rx
+
+        conn = client.connection_pool.make_connection()
+        try:
+            try:
+                await conn.connect()
+            except (rx.RedisError, OSError) as exc:
+                raise map_redispy_error(exc, url) from exc
+            yield _RedisPyRawPubSub(conn, url)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await conn.disconnect()
+
+    return connect()
+
+
+def _client_url(client: Any) -> str:
+    kw = client.connection_pool.connection_kwargs
+    if "path" in kw:
+        return f"unix://{kw['path']}?db={kw.get('db', 0)}"
+    return f"redis://{kw.get('host', 'localhost')}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
+
+
+@asynccontextmanager
+async def open_redispy_store(url_or_client: Any) -> AsyncIterator[Store]:
+    """Open a store on redis-py: from a URL, or around the caller's ``redis.asyncio.Redis``.
+
+    Raises:
+        UnsupportedBackendError: not running under asyncio.
+        ConfigurationError: bad URL, or a client with ``decode_responses=True``.
+        StoreConnectionError / StoreAuthenticationError: as for the coredis adapter.
+    """
+    backend = sniffio.current_async_library()
+    if backend != "asyncio":
+        raise UnsupportedBackendError(
+            f"the redis-py store adapter runs on asyncio only, not {backend}; "
+            "use the default coredis adapter"
+        )
+    import redis.asyncio as aredis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    owned = isinstance(url_or_client, str)
+    if owned:
+        split_url(url_or_client, schemes=("redis", "rediss", "unix"))
+        safe = redact_url(url_or_client)
+        try:
+            client = aredis.Redis.from_url(
+                url_or_client,
+                socket_connect_timeout=DEFAULT_CONNECT_TIMEOUT,
+                retry=Retry(NoBackoff(), 0),
+                decode_responses=False,
+            )
+        except ValueError as exc:
+            raise ConfigurationError(f"invalid Redis URL {safe}: {exc}") from None
+    else:
+        client = url_or_client
+        if not isinstance(client, aredis.Redis):
+            raise ConfigurationError(f"expected a URL or a redis.asyncio.Redis, got {client!r}")
+        if client.connection_pool.connection_kwargs.get("decode_responses"):
+            raise ConfigurationError("the redis-py client must not use decode_responses=True")
+        safe = redact_url(_client_url(client))
+    body_error: BaseException | None = None
+    try:
+        async with anyio.create_task_group() as tg:
+            pubsub = PubSubMultiplexer(lambda: _pubsub_connector(client, safe), tg, url=safe)
+            store = RedisPyStore(client, safe, pubsub)
+            try:
+                with anyio.fail_after(DEFAULT_CONNECT_TIMEOUT * 2 + 1):
+                    await store.ping()
+            except TimeoutError:
+                raise StoreConnectionError(
+                    "Redis accepted the connection but did not answer", url=safe
+                ) from None
+            try:
+                yield store
+            except BaseException as exc:
+                body_error = exc
+                raise
+            finally:
+                pubsub.close()
+                tg.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        leaf = sole_exception(group)
+        if leaf is None or (body_error is not None and leaf is not body_error):
+            raise
+        raise leaf from leaf.__cause__
+    finally:
+        if owned:
+            with anyio.CancelScope(shield=True):
+                await client.aclose()

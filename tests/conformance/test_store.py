@@ -1,0 +1,64 @@
+"""STORE_CHECKS over adapters x backends: memory (asyncio, trio), coredis on the
+real Redis (asyncio, trio), redis-py (asyncio only)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+
+import anyio
+import pytest
+
+from relayna.errors import UnsupportedBackendError
+from relayna.testing._store_conformance import STORE_CHECKS, StoreCheck
+from relayna.transport._store import Store
+from relayna.transport.coredis_store import open_coredis_store
+from relayna.transport.memory_store import open_memory_store
+from relayna.transport.redispy_store import open_redispy_store
+
+pytestmark = pytest.mark.anyio
+
+COMBOS = [
+    pytest.param(("memory", "asyncio"), id="memory-asyncio"),
+    pytest.param(("memory", "trio"), id="memory-trio"),
+    pytest.param(("coredis", "asyncio"), id="coredis-asyncio", marks=pytest.mark.redis),
+    pytest.param(("coredis", "trio"), id="coredis-trio", marks=pytest.mark.redis),
+    pytest.param(("redis-py", "asyncio"), id="redispy-asyncio", marks=pytest.mark.redis),
+]
+
+
+@pytest.fixture(params=COMBOS)
+def combo(request: pytest.FixtureRequest) -> tuple[str, str]:
+    adapter, backend = request.param
+    return str(adapter), str(backend)
+
+
+@pytest.fixture
+def anyio_backend(combo: tuple[str, str]) -> str:
+    return combo[1]
+
+
+@pytest.fixture
+async def store(combo: tuple[str, str], request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    adapter = combo[0]
+    opener: AbstractAsyncContextManager[Store]
+    if adapter == "memory":
+        opener = open_memory_store("memory://")
+    else:
+        url = request.getfixturevalue("redis_url")
+        opener = open_coredis_store(url) if adapter == "coredis" else open_redispy_store(url)
+    async with opener as s:
+        yield s
+
+
+@pytest.mark.parametrize("check", STORE_CHECKS, ids=lambda c: c.__name__.removeprefix("check_"))
+async def test_store_conformance(store: Store, check: StoreCheck, unique: str) -> None:
+    with anyio.fail_after(20):
+        await check(store, f"relayna-test:{unique}:")
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_redispy_rejects_trio(redis_url: str) -> None:
+    with pytest.raises(UnsupportedBackendError):
+        async with open_redispy_store(redis_url):
+            pass

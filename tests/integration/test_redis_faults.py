@@ -1,0 +1,216 @@
+"""Store adapters against real Redis faults, and bad connection input.
+
+Server control (CLIENT KILL, SCRIPT FLUSH, a password-protected throwaway
+redis-server, a fake server that closes connections) lives here, not in the
+public conformance suite.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager
+
+import anyio
+import pytest
+import redis
+
+from relayna.errors import (
+    ConfigurationError,
+    StoreAuthenticationError,
+    StoreConnectionError,
+)
+from relayna.testing._store_conformance import STATUS_WRITE_SCRIPT
+from relayna.transport import PubSubMessage, PubSubReconnected, Store, open_store
+
+pytestmark = [pytest.mark.anyio, pytest.mark.redis]
+
+ADAPTERS = [
+    pytest.param(("coredis", "asyncio"), id="coredis-asyncio"),
+    pytest.param(("coredis", "trio"), id="coredis-trio"),
+    pytest.param(("redis-py", "asyncio"), id="redispy-asyncio"),
+]
+
+
+@pytest.fixture(params=ADAPTERS)
+def combo(request: pytest.FixtureRequest) -> tuple[str, str]:
+    adapter, backend = request.param
+    return str(adapter), str(backend)
+
+
+@pytest.fixture
+def anyio_backend(combo: tuple[str, str]) -> str:
+    return combo[1]
+
+
+def _open(url: str, adapter: str) -> AbstractAsyncContextManager[Store]:
+    return open_store(url, adapter="redis-py" if adapter == "redis-py" else "coredis")
+
+
+@pytest.fixture
+def private_url(password_redis: int) -> str:
+    """Server-control tests run on a private redis-server, never on the shared one."""
+    return f"redis://:s3cret@127.0.0.1:{password_redis}/0"
+
+
+@pytest.fixture
+async def store(combo: tuple[str, str], private_url: str) -> AsyncIterator[Store]:
+    async with _open(private_url, combo[0]) as s:
+        yield s
+
+
+def _admin(url: str, *command: str) -> object:
+    with redis.Redis.from_url(url) as client:
+        return client.execute_command(*command)
+
+
+async def admin(url: str, *command: str) -> object:
+    return await anyio.to_thread.run_sync(lambda: _admin(url, *command))
+
+
+async def test_reads_survive_client_kill(store: Store, private_url: str, unique: str) -> None:
+    key = f"relayna-test:{unique}:k"
+    with anyio.fail_after(10):
+        await store.set(key, "v")
+        await admin(private_url, "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        await anyio.sleep(0.1)
+        assert await store.get(key) == b"v"  # reads reconnect (one transparent retry)
+        assert await store.set(key, "w") is True  # and writes work on the new connection
+        await store.delete(key)
+
+
+async def test_pubsub_reconnects_after_kill(store: Store, private_url: str, unique: str) -> None:
+    channel = f"relayna-test:{unique}:ch"
+    with anyio.fail_after(15):
+        async with store.subscribe(channel) as sub, store.subscribe(channel) as other:
+            await store.publish(channel, "before")
+            await admin(private_url, "CLIENT", "KILL", "TYPE", "pubsub")
+            for s in (sub, other):
+                events = []
+                async for event in s:
+                    events.append(event)
+                    if isinstance(event, PubSubReconnected):
+                        break
+                assert events == [PubSubMessage(channel, b"before"), PubSubReconnected()]
+            await store.publish(channel, "after")
+            async for event in sub:
+                assert event == PubSubMessage(channel, b"after")
+                break
+
+
+async def test_noscript_recovery(store: Store, private_url: str, unique: str) -> None:
+    keys = [f"relayna-test:{unique}:{n}" for n in ("d1", "h", "c")]
+    args = [5000, "e1", 10, "c1", f"relayna-test:{unique}:ch"]
+    with anyio.fail_after(10):
+        assert (await store.run_script(STATUS_WRITE_SCRIPT, keys, args))[0] == 1
+        await admin(private_url, "SCRIPT", "FLUSH")
+        keys[0] = f"relayna-test:{unique}:d2"
+        assert (await store.run_script(STATUS_WRITE_SCRIPT, keys, args))[0] == 1
+        assert await store.llen(keys[1]) == 2
+        await store.delete(*keys, f"relayna-test:{unique}:d1")
+
+
+# -- bad input -------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def password_redis() -> Iterator[int]:
+    """A throwaway redis-server with requirepass (the shared one is not touched)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed")
+    port = _free_port()
+    with tempfile.TemporaryDirectory() as d:
+        proc = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--requirepass",
+                "s3cret",
+                "--dir",
+                d,
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+            yield port
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+@pytest.mark.parametrize("url", ["redis://[::1", "redis://host:notaport/0", ""])
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_unparseable_url(url: str) -> None:
+    with pytest.raises(ConfigurationError):
+        async with open_store(url):
+            pass
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_unknown_scheme() -> None:
+    with pytest.raises(ConfigurationError, match=r"ftp://u:\*\*\*@h"):
+        async with open_store("ftp://u:secret@h/0"):
+            pass
+
+
+async def test_wrong_password(combo: tuple[str, str], password_redis: int) -> None:
+    url = f"redis://:wrong@127.0.0.1:{password_redis}/0"
+    with anyio.fail_after(10), pytest.raises(StoreAuthenticationError) as info:
+        async with _open(url, combo[0]):
+            pass
+    assert "wrong" not in str(info.value)
+    assert info.value.url == f"redis://:***@127.0.0.1:{password_redis}/0"
+    async with _open(f"redis://:s3cret@127.0.0.1:{password_redis}/0", combo[0]) as s:
+        await s.ping()
+
+
+async def test_connection_refused(combo: tuple[str, str]) -> None:
+    url = f"redis://:pw@127.0.0.1:{_free_port()}/0"
+    with anyio.fail_after(10), pytest.raises(StoreConnectionError) as info:
+        async with _open(url, combo[0]):
+            pass
+    assert ":***@" in str(info.value)
+    assert "pw@" not in str(info.value)
+
+
+async def test_server_closes_mid_command(combo: tuple[str, str]) -> None:
+    async def close_at_once(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            await stream.receive()
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, close_at_once)
+        with anyio.fail_after(15), pytest.raises(StoreConnectionError) as info:
+            async with _open(f"redis://:pw@127.0.0.1:{port}/0", combo[0]):
+                pass
+        assert ":***@" in str(info.value)
+        tg.cancel_scope.cancel()
