@@ -1,0 +1,89 @@
+"""Exchanges and routing of the in-memory broker (pure, synchronous)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from relayna.errors import PreconditionFailed
+from relayna.transport._broker import BindingSpec, ExchangeSpec, QueueSpec
+from relayna.transport.memory_broker._tables import (
+    KNOWN_QUEUE_ARGUMENTS,
+    freeze,
+    headers_match,
+    topic_matches,
+)
+
+__all__ = ["PREDECLARED", "Exchange", "check_exchange_equivalent", "check_queue_equivalent"]
+
+#: Exchanges every RabbitMQ vhost has.
+PREDECLARED = (
+    ExchangeSpec("amq.direct", "direct"),
+    ExchangeSpec("amq.fanout", "fanout"),
+    ExchangeSpec("amq.topic", "topic"),
+    ExchangeSpec("amq.headers", "headers"),
+    ExchangeSpec("amq.match", "headers"),
+)
+
+
+class Exchange:
+    """A declared exchange and its bindings."""
+
+    def __init__(self, spec: ExchangeSpec) -> None:
+        self.spec = spec
+        self.bindings: dict[tuple[str, str, Any], BindingSpec] = {}
+
+    def bind(self, binding: BindingSpec) -> None:
+        key = (binding.queue, binding.routing_key, freeze(binding.arguments))
+        self.bindings.setdefault(key, binding)
+
+    def unbind_queue(self, queue: str) -> None:
+        for key in [k for k in self.bindings if k[0] == queue]:
+            del self.bindings[key]
+
+    def match(self, routing_keys: Iterable[str], headers: Mapping[str, Any]) -> list[str]:
+        """Names of the queues a message with these keys/headers goes to (no duplicates)."""
+        keys = list(routing_keys)
+        kind = self.spec.type
+        found: dict[str, None] = {}
+        for binding in self.bindings.values():
+            if kind == "fanout":
+                hit = True
+            elif kind == "direct":
+                hit = binding.routing_key in keys
+            elif kind == "topic":
+                hit = any(topic_matches(binding.routing_key, key) for key in keys)
+            else:
+                hit = headers_match(binding.arguments, headers)
+            if hit:
+                found[binding.queue] = None
+        return list(found)
+
+
+def _inequivalent(kind: str, name: str, field: str) -> PreconditionFailed:
+    text = f"inequivalent arg '{field}' for {kind} '{name}'"
+    return PreconditionFailed(text, reply_code=406, reply_text=f"PRECONDITION_FAILED - {text}")
+
+
+def check_exchange_equivalent(existing: ExchangeSpec, spec: ExchangeSpec) -> None:
+    """Raise 406 like RabbitMQ when a redeclare does not match the exchange."""
+    for field in ("type", "durable", "auto_delete", "internal"):
+        if getattr(existing, field) != getattr(spec, field):
+            raise _inequivalent("exchange", spec.name, field)
+    key = "alternate-exchange"
+    if freeze(existing.arguments.get(key)) != freeze(spec.arguments.get(key)):
+        raise _inequivalent("exchange", spec.name, key)
+
+
+def check_queue_equivalent(existing: QueueSpec, spec: QueueSpec) -> None:
+    """Raise 406 like RabbitMQ when a redeclare does not match the queue."""
+    for field in ("durable", "exclusive", "auto_delete"):
+        if getattr(existing, field) != getattr(spec, field):
+            raise _inequivalent("queue", spec.name, field)
+    for key in sorted(KNOWN_QUEUE_ARGUMENTS):
+        old = existing.arguments.get(key)
+        new = spec.arguments.get(key)
+        if key == "x-queue-type":
+            old, new = old or "classic", new or "classic"
+        if freeze(old) != freeze(new):
+            raise _inequivalent("queue", spec.name, key)
