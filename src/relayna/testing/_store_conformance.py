@@ -316,3 +316,13 @@ STORE_CHECKS: list[StoreCheck] = [
     check_pubsub_slow_subscriber,
     check_pubsub_refcount,
 ]
+
+
+async def check_store(store: Store, prefix: str) -> None:
+    """Run every check in :data:`STORE_CHECKS` against ``store``.
+
+    Each check uses keys under ``prefix`` and raises ``AssertionError`` naming
+    what differs from the contract.
+    """
+    for index, check in enumerate(STORE_CHECKS):
+        await check(store, f"{prefix}:{index}")
