@@ -1,0 +1,202 @@
+"""The :class:`relayna.transport.Broker` implementation on the native client.
+
+Channel layout: one confirm-mode channel for publishing (pipelined: many
+publishes in flight, each awaiting its own confirm), one channel for
+declarations (re-opened transparently after the server closed it, e.g. on
+PRECONDITION_FAILED) and one channel per consumer with ``basic.qos(prefetch)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+import anyio
+from pamqp import commands
+from pamqp.base import Frame as MethodFrame
+
+from relayna.errors import BrokerError, ConfigurationError
+from relayna.transport._broker import (
+    BindingSpec,
+    Consumer,
+    ExchangeSpec,
+    Properties,
+    QueueInfo,
+    QueueSpec,
+    StreamOffset,
+)
+from relayna.transport.amqp._channel import Channel
+from relayna.transport.amqp._codec import to_pamqp_properties, to_wire_table
+from relayna.transport.amqp._connection import AMQPConnection, open_connection
+
+__all__ = ["AMQPBroker", "open_amqp_broker", "stream_offset_argument"]
+
+_CLEANUP_TIMEOUT = 5.0
+
+
+def stream_offset_argument(offset: StreamOffset) -> Any:
+    """The ``x-stream-offset`` consume argument for an offset."""
+    if isinstance(offset, bool):
+        raise ConfigurationError(f"invalid stream offset {offset!r}")
+    if isinstance(offset, datetime | int):
+        return offset
+    if offset in ("first", "last", "next"):
+        return offset
+    raise ConfigurationError(f"invalid stream offset {offset!r}")
+
+
+class AMQPBroker:
+    """A :class:`~relayna.transport.Broker` over one native AMQP connection."""
+
+    def __init__(self, conn: AMQPConnection) -> None:
+        self.connection = conn
+        self._url = conn.url
+        self._pub: Channel | None = None
+        self._decl: Channel | None = None
+        self._pub_lock = anyio.Lock()
+        self._decl_lock = anyio.Lock()
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    # -- channels -----------------------------------------------------------
+    async def _declaration_channel(self) -> Channel:
+        ch = self._decl
+        if ch is not None and ch.is_open:
+            return ch
+        async with self._decl_lock:
+            if self._decl is None or not self._decl.is_open:
+                self._decl = await self.connection.open_channel()
+            return self._decl
+
+    async def _publish_channel(self) -> Channel:
+        ch = self._pub
+        if ch is not None and ch.is_open:
+            return ch
+        async with self._pub_lock:
+            if self._pub is None or not self._pub.is_open:
+                ch = await self.connection.open_channel()
+                await ch.confirm_select()
+                self._pub = ch
+            return self._pub
+
+    async def _rpc(self, method: MethodFrame) -> MethodFrame:
+        channel = await self._declaration_channel()
+        return await channel.rpc(method)
+
+    # -- topology -----------------------------------------------------------
+    async def declare_exchange(self, spec: ExchangeSpec) -> None:
+        if not spec.name:
+            return
+        await self._rpc(
+            commands.Exchange.Declare(
+                exchange=spec.name,
+                exchange_type=spec.type,
+                durable=spec.durable,
+                auto_delete=spec.auto_delete,
+                internal=spec.internal,
+                arguments=to_wire_table(spec.arguments),
+            )
+        )
+
+    async def declare_queue(self, spec: QueueSpec) -> QueueInfo:
+        reply = await self._rpc(
+            commands.Queue.Declare(
+                queue=spec.name,
+                durable=spec.durable,
+                exclusive=spec.exclusive,
+                auto_delete=spec.auto_delete,
+                arguments=to_wire_table(spec.arguments),
+            )
+        )
+        assert isinstance(reply, commands.Queue.DeclareOk)
+        return QueueInfo(reply.queue or "", reply.message_count or 0, reply.consumer_count or 0)
+
+    async def bind_queue(self, spec: BindingSpec) -> None:
+        await self._rpc(
+            commands.Queue.Bind(
+                queue=spec.queue,
+                exchange=spec.exchange,
+                routing_key=spec.routing_key,
+                arguments=to_wire_table(spec.arguments),
+            )
+        )
+
+    async def inspect_queue(self, name: str) -> QueueInfo:
+        reply = await self._rpc(commands.Queue.Declare(queue=name, passive=True))
+        assert isinstance(reply, commands.Queue.DeclareOk)
+        return QueueInfo(reply.queue or "", reply.message_count or 0, reply.consumer_count or 0)
+
+    async def delete_queue(self, name: str) -> int:
+        reply = await self._rpc(commands.Queue.Delete(queue=name))
+        assert isinstance(reply, commands.Queue.DeleteOk)
+        return reply.message_count or 0
+
+    async def delete_exchange(self, name: str) -> None:
+        if name:
+            await self._rpc(commands.Exchange.Delete(exchange=name))
+
+    async def purge_queue(self, name: str) -> int:
+        reply = await self._rpc(commands.Queue.Purge(queue=name))
+        assert isinstance(reply, commands.Queue.PurgeOk)
+        return reply.message_count or 0
+
+    # -- messages -----------------------------------------------------------
+    async def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: Properties | None = None,
+        *,
+        mandatory: bool = True,
+    ) -> None:
+        channel = await self._publish_channel()
+        await channel.publish(
+            exchange, routing_key, bytes(body), to_pamqp_properties(properties), mandatory=mandatory
+        )
+
+    @asynccontextmanager
+    async def consume(
+        self,
+        queue: str,
+        *,
+        prefetch: int = 1,
+        offset: StreamOffset | None = None,
+        arguments: Mapping[str, Any] | None = None,
+        consumer_tag: str | None = None,
+    ) -> AsyncIterator[Consumer]:
+        args = dict(arguments or {})
+        if offset is not None:
+            args["x-stream-offset"] = stream_offset_argument(offset)
+        channel = await self.connection.open_channel()
+        try:
+            await channel.qos(prefetch)
+            consumer = await channel.consume(
+                queue, prefetch=prefetch, arguments=args or None, consumer_tag=consumer_tag
+            )
+            try:
+                yield consumer
+            finally:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(_CLEANUP_TIMEOUT):
+                    try:
+                        await channel.cancel(consumer.consumer_tag)
+                    except BrokerError:
+                        pass  # channel already gone: the broker requeued everything
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(_CLEANUP_TIMEOUT):
+                await channel.aclose()
+
+
+@asynccontextmanager
+async def open_amqp_broker(url: str) -> AsyncIterator[AMQPBroker]:
+    """Open a :class:`~relayna.transport.Broker` on the native anyio client.
+
+    Raises the errors of :func:`open_connection`; see :class:`relayna.transport.Broker`
+    for the per-operation semantics.
+    """
+    async with open_connection(url) as conn:
+        yield AMQPBroker(conn)

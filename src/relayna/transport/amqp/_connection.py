@@ -1,0 +1,350 @@
+"""The anyio shell around :class:`~._core.ConnectionCore`.
+
+``async with open_connection(url) as conn`` connects (TCP or TLS), performs the
+handshake, then runs three service tasks in a task group it owns: the reader
+(bytes -> core -> events -> channels), the writer (drains one outbound buffer,
+so every frame sequence appended synchronously is written contiguously) and the
+heartbeat. Leaving the block sends ``connection.close`` (shielded, bounded) and
+stops the tasks. A lost connection fails every waiter with ``ConnectionLost``
+but never cancels the caller's code.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import anyio.abc
+from pamqp import commands
+
+from relayna.errors import (
+    AuthenticationError,
+    BrokerConnectionError,
+    BrokerError,
+    ConnectionLost,
+    ProtocolError,
+)
+from relayna.transport.amqp import _events as ev
+from relayna.transport.amqp._channel import Channel
+from relayna.transport.amqp._core import NEED_DATA, ConnectionCore
+from relayna.transport.amqp._frames import FrameError
+from relayna.transport.amqp._url import AMQPParams, parse_amqp_url
+from relayna.transport.amqp._util import unwrap_groups
+
+__all__ = ["AMQPConnection", "open_connection"]
+
+_HIGH_WATER = 1 << 20
+_READ_SIZE = 1 << 16
+_CLOSE_TIMEOUT = 5.0
+_IO_ERRORS = (
+    anyio.EndOfStream,
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+    OSError,
+)
+
+
+class AMQPConnection:
+    """An open AMQP connection. Create with :func:`open_connection`."""
+
+    def __init__(self, params: AMQPParams, stream: anyio.abc.ByteStream) -> None:
+        self.params = params
+        self.url = params.url
+        self._stream = stream
+        self.core = ConnectionCore(
+            username=params.username,
+            password=params.password,
+            vhost=params.vhost,
+            heartbeat=params.heartbeat,
+            frame_max=params.frame_max,
+            channel_max=params.channel_max,
+            connection_name=params.connection_name,
+        )
+        self.channels: dict[int, Channel] = {}
+        self.error: BrokerError | None = None
+        self.closed = anyio.Event()
+        self._outbox = bytearray()
+        self._outbox_ready = anyio.Event()
+        self._drained = anyio.Event()
+        self._unblocked = anyio.Event()
+        self._unblocked.set()
+        self._services = anyio.CancelScope()
+        self.server_properties: dict[str, Any] = {}
+
+    # -- writing ------------------------------------------------------------
+    def send_nowait(self, data: bytes) -> None:
+        """Append bytes to the outbound buffer; atomic with respect to other senders."""
+        if self.error is not None:
+            raise self.error
+        self._outbox += data
+        if not self._outbox_ready.is_set():
+            self._outbox_ready.set()
+
+    async def wait_writable(self) -> None:
+        """Backpressure: wait while the outbound buffer is above the high-water mark,
+        and while the server has the connection ``blocked``."""
+        while True:
+            if self.error is not None:
+                raise self.error
+            if self.core.blocked:
+                await self._unblocked.wait()
+            elif len(self._outbox) > _HIGH_WATER:
+                await self._drained.wait()
+            else:
+                return
+
+    async def _writer(self) -> None:
+        try:
+            while True:
+                await self._outbox_ready.wait()
+                self._outbox_ready = anyio.Event()
+                while self._outbox:
+                    data = bytes(self._outbox)
+                    self._outbox.clear()
+                    self.core.note_sent(anyio.current_time())
+                    await self._stream.send(data)
+                self._drained.set()
+                self._drained = anyio.Event()
+        except _IO_ERRORS as exc:
+            self.lost(ConnectionLost(f"connection lost while writing: {exc!r}", url=self.url))
+
+    # -- reading ------------------------------------------------------------
+    async def _reader(self) -> None:
+        core = self.core
+        try:
+            while True:
+                while (event := core.next_event()) is not NEED_DATA:
+                    if isinstance(event, ev.DeliveryReady):
+                        await self.channels[event.channel].on_delivery(event)
+                    else:
+                        self._dispatch(event)
+                out = core.data_to_send()
+                if out:
+                    self.send_nowait(out)
+                data = await self._stream.receive(_READ_SIZE)
+                core.receive_data(data, anyio.current_time())
+        except FrameError as exc:
+            self.lost(ProtocolError(f"protocol error from the server: {exc}", url=self.url))
+        except _IO_ERRORS as exc:
+            self.lost(ConnectionLost(f"connection lost: {exc!r}", url=self.url))
+
+    def _dispatch(self, event: ev.Event) -> None:
+        if isinstance(event, ev.Confirmed):
+            self.channels[event.channel].on_confirm(event)
+        elif isinstance(event, ev.MethodReply):
+            self.channels[event.channel].on_reply(event.method)
+        elif isinstance(event, ev.ChannelClosedByPeer):
+            channel = self.channels.pop(event.channel, None)
+            self.core.release_channel(event.channel)
+            if channel is not None:
+                channel.on_closed_by_peer(event.reply_code, event.reply_text)
+        elif isinstance(event, ev.ConsumerCancelledByPeer):
+            self.channels[event.channel].on_consumer_cancelled(event.consumer_tag)
+        elif isinstance(event, ev.ConnectionClosedByPeer):
+            out = self.core.data_to_send()
+            if out:
+                self._outbox += out
+            self.lost(
+                ConnectionLost(
+                    f"connection closed by the server: {event.reply_code} {event.reply_text}",
+                    url=self.url,
+                    reply_code=event.reply_code,
+                    reply_text=event.reply_text,
+                )
+            )
+        elif isinstance(event, ev.ConnectionCloseOk):
+            self.closed.set()
+        elif isinstance(event, ev.Blocked):
+            self._unblocked = anyio.Event()
+        elif isinstance(event, ev.Unblocked):
+            self._unblocked.set()
+
+    async def _heartbeat(self) -> None:
+        interval = max(self.core.heartbeat / 4, 0.05)
+        while True:
+            await anyio.sleep(interval)
+            now = anyio.current_time()
+            action = self.core.heartbeat_check(now)
+            if action == "send":
+                self.send_nowait(self.core.heartbeat_frame(now))
+            elif action == "dead":
+                self.lost(
+                    ConnectionLost(
+                        f"missed heartbeats from the server ({self.core.heartbeat}s)", url=self.url
+                    )
+                )
+                return
+
+    async def _run_services(self) -> None:
+        with self._services:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._reader)
+                tg.start_soon(self._writer)
+                if self.core.heartbeat:
+                    tg.start_soon(self._heartbeat)
+
+    def lost(self, error: BrokerError) -> None:
+        """Mark the connection dead: fail every waiter and stop the service tasks."""
+        if self.error is not None:
+            return
+        self.error = error
+        for channel in list(self.channels.values()):
+            channel.on_connection_lost(error)
+        self.channels.clear()
+        self._unblocked.set()
+        self._drained.set()
+        self.closed.set()
+        self._services.cancel()
+
+    # -- channels -----------------------------------------------------------
+    async def open_channel(self) -> Channel:
+        """Open a channel; close it with :meth:`Channel.aclose` (or use :meth:`channel`)."""
+        if self.error is not None:
+            raise self.error
+        core, data = self.core.open_channel()
+        channel = Channel(self, core)
+        self.channels[core.id] = channel
+        await channel.rpc_encoded(data)
+        return channel
+
+    @asynccontextmanager
+    async def channel(self) -> AsyncIterator[Channel]:
+        channel = await self.open_channel()
+        try:
+            yield channel
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_TIMEOUT):
+                await channel.aclose()
+
+    def forget_channel(self, channel_id: int) -> None:
+        self.channels.pop(channel_id, None)
+        self.core.release_channel(channel_id)
+
+    # -- lifecycle ----------------------------------------------------------
+    async def handshake(self) -> None:
+        core, url = self.core, self.url
+        await self._stream.send(core.initiate(anyio.current_time()))
+        while True:
+            try:
+                data = await self._stream.receive(_READ_SIZE)
+            except _IO_ERRORS as exc:
+                hint = " (credentials rejected?)" if core.state.name == "AWAIT_TUNE" else ""
+                raise BrokerConnectionError(
+                    f"connection closed during the handshake{hint}: {exc!r}", url=url
+                ) from None
+            core.receive_data(data, anyio.current_time())
+            try:
+                while (event := core.next_event()) is not NEED_DATA:
+                    if isinstance(event, ev.HandshakeComplete):
+                        self.server_properties = event.server_properties
+                        out = core.data_to_send()
+                        if out:
+                            await self._stream.send(out)
+                        return
+                    if isinstance(event, ev.ConnectionClosedByPeer):
+                        out = core.data_to_send()
+                        if out:
+                            await self._stream.send(out)
+                        cls = (
+                            AuthenticationError
+                            if event.reply_code == 403
+                            else BrokerConnectionError
+                        )
+                        raise cls(
+                            f"server refused the connection: {event.reply_code} {event.reply_text}",
+                            url=url,
+                        )
+            except FrameError as exc:
+                raise ProtocolError(
+                    f"protocol error during the handshake: {exc}", url=url
+                ) from None
+            out = core.data_to_send()
+            if out:
+                await self._stream.send(out)
+
+    async def aclose(self) -> None:
+        """Close gracefully (``connection.close`` + wait for close-ok, bounded)."""
+        if self.error is None and not self.closed.is_set():
+            with anyio.move_on_after(_CLOSE_TIMEOUT):
+                try:
+                    self.send_nowait(
+                        self.core.send_method(
+                            0,
+                            commands.Connection.Close(
+                                reply_code=200,
+                                reply_text="Normal shutdown",
+                                class_id=0,
+                                method_id=0,
+                            ),
+                        )
+                    )
+                    await self.closed.wait()
+                except BrokerError:
+                    pass  # already lost: nothing left to close
+        self._services.cancel()
+
+
+async def _connect(params: AMQPParams) -> anyio.abc.ByteStream:
+    ssl_context: ssl.SSLContext | None = None
+    if params.tls:
+        ssl_context = ssl.create_default_context(cafile=params.cafile)
+        if not params.verify:
+            ssl_context.check_hostname = False
+            ssl_context.verify_mode = ssl.CERT_NONE
+    try:
+        with anyio.fail_after(params.connect_timeout):
+            if ssl_context is not None:
+                return await anyio.connect_tcp(
+                    params.host, params.port, ssl_context=ssl_context, tls_standard_compatible=False
+                )
+            return await anyio.connect_tcp(params.host, params.port)
+    except TimeoutError:
+        raise BrokerConnectionError(
+            f"timed out connecting to {params.host}:{params.port}", url=params.url
+        ) from None
+    except OSError as exc:
+        raise BrokerConnectionError(
+            f"cannot connect to {params.host}:{params.port}: {exc}", url=params.url
+        ) from None
+
+
+@asynccontextmanager
+async def open_connection(url: str | AMQPParams) -> AsyncIterator[AMQPConnection]:
+    """Connect to an AMQP 0-9-1 broker.
+
+    Raises:
+        ConfigurationError: a bad URL.
+        BrokerConnectionError: refused, DNS/TLS failure, handshake timeout, unknown vhost.
+        AuthenticationError: wrong credentials.
+        ProtocolError: the peer does not speak AMQP 0-9-1.
+
+    Cancellation / resources: the reader, writer and heartbeat tasks live in a
+    task group owned by this context manager; leaving it closes the connection.
+    """
+    params = url if isinstance(url, AMQPParams) else parse_amqp_url(url)
+    stream = await _connect(params)
+    conn = AMQPConnection(params, stream)
+    try:
+        try:
+            with anyio.fail_after(params.connect_timeout):
+                await conn.handshake()
+        except TimeoutError:
+            raise BrokerConnectionError(
+                "timed out during the AMQP handshake", url=params.url
+            ) from None
+        except _IO_ERRORS as exc:
+            raise BrokerConnectionError(f"handshake failed: {exc!r}", url=params.url) from None
+        with unwrap_groups():
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(conn._run_services)
+                try:
+                    yield conn
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await conn.aclose()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await stream.aclose()

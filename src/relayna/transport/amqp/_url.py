@@ -1,0 +1,101 @@
+"""``amqp://`` / ``amqps://`` URL parsing.
+
+``amqp://user:pass@host:port/vhost?heartbeat=30&frame_max=131072&connection_name=x``.
+An empty path or ``/`` selects the default vhost ``/``; other vhosts are
+percent-decoded (``%2F`` is ``/``). Unknown query parameters are rejected.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, unquote
+
+import attrs
+
+from relayna._urls import redact_url, split_url
+from relayna.errors import ConfigurationError
+
+__all__ = ["AMQPParams", "parse_amqp_url"]
+
+
+@attrs.frozen
+class AMQPParams:
+    """Connection parameters parsed from a URL. ``url`` is password-redacted."""
+
+    host: str
+    port: int
+    username: str
+    password: str = attrs.field(repr=False)
+    vhost: str
+    tls: bool
+    url: str
+    heartbeat: int = 60
+    frame_max: int = 131072
+    channel_max: int = 2047
+    connection_name: str | None = None
+    connect_timeout: float = 10.0
+    verify: bool = True
+    cafile: str | None = None
+
+
+def _int(name: str, value: str, url: str, lo: int, hi: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigurationError(
+            f"query parameter {name}={value!r} is not an integer in {url}"
+        ) from None
+    if not lo <= number <= hi:
+        raise ConfigurationError(f"query parameter {name}={number} outside [{lo}, {hi}] in {url}")
+    return number
+
+
+def parse_amqp_url(url: str) -> AMQPParams:
+    """Parse an AMQP URL.
+
+    Raises:
+        ConfigurationError: wrong scheme, bad port, unknown or invalid query parameters.
+    """
+    parts = split_url(url, schemes=("amqp", "amqps"))
+    redacted = redact_url(url)
+    tls = parts.scheme == "amqps"
+    path = parts.path
+    if path in ("", "/"):
+        vhost = "/"
+    else:
+        raw = path[1:]
+        if "/" in raw:
+            raise ConfigurationError(
+                f"vhost {raw!r} contains '/'; percent-encode it as %2F in {redacted}"
+            )
+        vhost = unquote(raw)
+    kwargs: dict[str, object] = {}
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key == "heartbeat":
+            kwargs["heartbeat"] = _int(key, value, redacted, 0, 65535)
+        elif key == "frame_max":
+            kwargs["frame_max"] = _int(key, value, redacted, 4096, 2**31 - 1)
+        elif key == "channel_max":
+            kwargs["channel_max"] = _int(key, value, redacted, 1, 65535)
+        elif key == "connection_name":
+            kwargs["connection_name"] = value
+        elif key in ("connection_timeout", "connect_timeout"):
+            try:
+                kwargs["connect_timeout"] = float(value)
+            except ValueError:
+                raise ConfigurationError(f"bad {key}={value!r} in {redacted}") from None
+        elif key == "verify":
+            kwargs["verify"] = value.lower() not in ("0", "false", "no", "off")
+        elif key == "cafile":
+            kwargs["cafile"] = value
+        else:
+            raise ConfigurationError(f"unknown query parameter {key!r} in {redacted}")
+    return AMQPParams(
+        host=parts.hostname or "localhost",
+        port=parts.port or (5671 if tls else 5672),
+        username=unquote(parts.username) if parts.username is not None else "guest",
+        password=unquote(parts.password) if parts.password is not None else "guest",
+        vhost=vhost,
+        tls=tls,
+        url=redacted,
+        **kwargs,  # type: ignore[arg-type]
+    )

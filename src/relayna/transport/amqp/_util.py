@@ -1,0 +1,104 @@
+"""Small helpers shared by the anyio shell: error mapping, waiters, group unwrapping."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from contextlib import contextmanager
+from typing import Generic, TypeVar
+
+import anyio
+
+from relayna.errors import (
+    AccessRefused,
+    BrokerError,
+    ChannelClosed,
+    NotFound,
+    PreconditionFailed,
+)
+
+__all__ = ["Waiter", "channel_error", "unwrap_groups"]
+
+T = TypeVar("T")
+
+
+class Waiter(Generic[T]):
+    """A one-shot result slot owned by the task that awaits it.
+
+    The reader task fills it; if the awaiting task was cancelled meanwhile the
+    result is simply dropped (the protocol state has already been updated).
+    """
+
+    __slots__ = ("_error", "_event", "_value")
+
+    def __init__(self) -> None:
+        self._event = anyio.Event()
+        self._value: T | None = None
+        self._error: BaseException | None = None
+
+    @property
+    def done(self) -> bool:
+        return self._event.is_set()
+
+    def set(self, value: T) -> None:
+        if not self._event.is_set():
+            self._value = value
+            self._event.set()
+
+    def fail(self, error: BaseException) -> None:
+        if not self._event.is_set():
+            self._error = error
+            self._event.set()
+
+    async def wait(self) -> T:
+        await self._event.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
+
+
+def channel_error(
+    reply_code: int, reply_text: str, url: str, *, context: str = ""
+) -> ChannelClosed:
+    cls: type[ChannelClosed] = {
+        406: PreconditionFailed,
+        404: NotFound,
+        403: AccessRefused,
+    }.get(reply_code, ChannelClosed)
+    where = f" ({context})" if context else ""
+    return cls(
+        f"channel closed by the server: {reply_code} {reply_text}{where}",
+        url=url,
+        reply_code=reply_code,
+        reply_text=reply_text,
+    )
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            out.extend(_leaves(exc))
+        else:
+            out.append(exc)
+    return out
+
+
+@contextmanager
+def unwrap_groups() -> Generator[None, None, None]:
+    """Re-raise an exception group holding a single exception as that exception.
+
+    Task groups wrap even a lone error; relayna's public context managers
+    promise plain typed errors (``ConnectionLost``, ``ChannelClosed`` ...).
+    """
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        leaves = _leaves(group)
+        if len(leaves) == 1:
+            raise leaves[0] from None
+        broker = [e for e in leaves if isinstance(e, BrokerError)]
+        if len(broker) == 1 and all(
+            isinstance(e, BrokerError | anyio.get_cancelled_exc_class()) for e in leaves
+        ):
+            raise broker[0] from None
+        raise
