@@ -20,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument(
-        "--backend", choices=["asyncio", "trio"],
+        "--backend",
+        choices=["asyncio", "trio"],
         default=env_default("RELAYNA_BACKEND", "asyncio"),
         help="async backend (default asyncio, env RELAYNA_BACKEND)",
     )
@@ -45,8 +46,13 @@ def _run(args: argparse.Namespace) -> int:
                 stop.set()
 
             tg.start_soon(watch_signals)
-            await serve_asgi(app, host=args.host, port=args.port, shutdown_trigger=trigger,
-                             access_log=args.access_log)
+            await serve_asgi(
+                app,
+                host=args.host,
+                port=args.port,
+                shutdown_trigger=trigger,
+                access_log=args.access_log,
+            )
             tg.cancel_scope.cancel()
 
     return run_async(main, args.backend)

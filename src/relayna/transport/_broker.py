@@ -51,8 +51,16 @@ ExchangeType: TypeAlias = Literal["direct", "topic", "fanout", "headers"]
 
 #: AMQP field-table values: what headers and arguments may hold.
 FieldValue: TypeAlias = (
-    bool | int | float | str | bytes | Decimal | datetime | None
-    | list["FieldValue"] | dict[str, "FieldValue"]
+    bool
+    | int
+    | float
+    | str
+    | bytes
+    | Decimal
+    | datetime
+    | None
+    | list["FieldValue"]
+    | dict[str, "FieldValue"]
 )
 FieldTable: TypeAlias = dict[str, FieldValue]
 
