@@ -1,0 +1,250 @@
+"""Streaming steps: FlatMap (a worker pool), Take, Skip, Batch.
+
+FlatMap runs a fixed pool of ``concurrency`` worker tasks that
+share the step's input link (no task per item). Each worker holds at most one
+input item, so a step holds at most ``concurrency`` items besides its links.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable
+from math import inf
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+
+from ._base import DEFAULT_BUFFER_SIZE, DEFAULT_CONCURRENCY, Step, _check_positive
+from ._errors import Failure
+from ._run import ACLOSE_TIMEOUT, Msg, call_maybe_async, receive, send
+from ._stateful import ordered_skip, ordered_take
+
+if TYPE_CHECKING:
+    from ._run import Run, Rx, Tx
+
+__all__ = ["Batch", "FlatMap", "Pool", "Skip", "Take"]
+
+T = TypeVar("T")
+U = TypeVar("U")
+
+_by_key = itemgetter(0)
+
+
+class Pool(Step[T, U]):
+    """A step run by ``concurrency`` identical worker tasks."""
+
+    def __init__(self, concurrency: int, buffer_size: int) -> None:
+        super().__init__(buffer_size=buffer_size)
+        self.concurrency = _check_positive("concurrency", concurrency, 1)
+
+    @property
+    def max_in_flight(self) -> int | None:
+        return self.concurrency
+
+    async def _run(self, run: Run, stage: int, rx: Rx, tx: Tx) -> None:
+        if self.concurrency == 1:
+            await self._worker(run, stage, rx, tx)
+            return
+        async with anyio.create_task_group() as tg:
+            for _ in range(self.concurrency):
+                tg.start_soon(self._worker, run, stage, rx, tx)
+
+    async def _worker(self, run: Run, stage: int, rx: Rx, tx: Tx) -> None:
+        raise NotImplementedError
+
+
+class FlatMap(Pool[T, U]):
+    """Expand each item into an iterable or async iterable and flatten it.
+
+    ``fn`` may be sync, async, or an async generator function. Output ``j`` of
+    item ``i`` gets ``Index(i, Index(j))``. An async generator returned by
+    ``fn`` is closed when its worker stops, including on cancellation.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[[T], Iterable[U] | AsyncIterable[U] | Awaitable[Iterable[U]]],
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        buffer_size: int = DEFAULT_BUFFER_SIZE,
+    ) -> None:
+        super().__init__(concurrency, buffer_size)
+        if not callable(fn):
+            raise TypeError(f"FlatMap needs a callable, got {fn!r}")
+        self.fn = fn
+
+    async def _worker(self, run: Run, stage: int, rx: Rx, tx: Tx) -> None:
+        while (msg := await receive(rx)) is not None:
+            key, value = msg
+            if value.__class__ is Failure:
+                ok = await send(tx, msg)
+            else:
+                ok = await self._expand(run, key, value, tx)
+            if not ok:
+                run.stop_upstream(stage, inclusive=True)
+                return
+
+    async def _expand(self, run: Run, key: tuple[int, ...], value: Any, tx: Tx) -> bool:
+        """Send the expansion of one item; False if the output is gone or FAIL_FAST hit."""
+        sub = 0
+        try:
+            produced = await call_maybe_async(self.fn, value)
+            if isinstance(produced, AsyncIterable):
+                iterator = aiter(produced)
+                try:
+                    async for out in iterator:
+                        if not await send(tx, ((*key, sub), out)):
+                            return False
+                        sub += 1
+                finally:
+                    if isinstance(iterator, AsyncGenerator):
+                        with anyio.move_on_after(ACLOSE_TIMEOUT, shield=True):
+                            await iterator.aclose()
+            else:
+                for out in produced:
+                    if not await send(tx, ((*key, sub), out)):
+                        return False
+                    sub += 1
+        except Exception as exc:  # noqa: BLE001 - user code
+            failure = run.item_failed(self.name, key, exc)
+            if failure is None:
+                return False
+            return await send(tx, ((*key, sub), failure))
+        return True
+
+
+class Take(Step[T, T]):
+    """The first ``n`` items.
+
+    ``ordered=False`` (default): the first ``n`` to *arrive*; then every step
+    before it is cancelled, so the input stops being pulled early.
+    ``ordered=True``: the ``n`` lowest indices; reads the whole input.
+    Failures are forwarded and do not count.
+    """
+
+    def __init__(
+        self, n: int, ordered: bool = False, *, buffer_size: int = DEFAULT_BUFFER_SIZE
+    ) -> None:
+        super().__init__(buffer_size=buffer_size)
+        self.n = _check_positive("n", n, 0)
+        self.ordered = ordered
+
+    @property
+    def max_in_flight(self) -> int | None:
+        return None if self.ordered else 1
+
+    async def _run(self, run: Run, stage: int, rx: Rx, tx: Tx) -> None:
+        if self.ordered:
+            await ordered_take(run, stage, rx, tx, self.n)
+            return
+        remaining = self.n
+        while remaining:
+            msg = await receive(rx)
+            if msg is None:
+                return
+            if msg[1].__class__ is not Failure:
+                remaining -= 1
+            if not await send(tx, msg):
+                run.stop_upstream(stage, inclusive=True)
+                return
+        run.stop_upstream(stage)
+
+    def __repr__(self) -> str:
+        return f"Take({self.n}, ordered={self.ordered})"
+
+
+class Skip(Step[T, T]):
+    """All but the first ``n`` items (first to arrive, or lowest indices if ``ordered``)."""
+
+    def __init__(
+        self, n: int, ordered: bool = False, *, buffer_size: int = DEFAULT_BUFFER_SIZE
+    ) -> None:
+        super().__init__(buffer_size=buffer_size)
+        self.n = _check_positive("n", n, 0)
+        self.ordered = ordered
+
+    @property
+    def max_in_flight(self) -> int | None:
+        return None if self.ordered else 1
+
+    async def _run(self, run: Run, stage: int, rx: Rx, tx: Tx) -> None:
+        if self.ordered:
+            await ordered_skip(run, stage, rx, tx, self.n)
+            return
+        to_skip = self.n
+        while (msg := await receive(rx)) is not None:
+            if to_skip and msg[1].__class__ is not Failure:
+                to_skip -= 1
+                continue
+            if not await send(tx, msg):
+                run.stop_upstream(stage, inclusive=True)
+                return
+
+    def __repr__(self) -> str:
+        return f"Skip({self.n}, ordered={self.ordered})"
+
+
+class Batch(Step[T, list[T]]):
+    """Lists of up to ``size`` items, emitted as they fill (the last may be short).
+
+    With ``timeout`` (seconds), a non-empty batch is also emitted when that
+    long has passed since its first item arrived: a streaming batcher. A batch
+    holds items in index order and takes the index of its first item.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        *,
+        timeout: float | None = None,
+        buffer_size: int = DEFAULT_BUFFER_SIZE,
+    ) -> None:
+        super().__init__(buffer_size=buffer_size)
+        self.size = _check_positive("size", size, 1)
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout must be > 0, got {timeout!r}")
+        self.timeout = timeout
+
+    @property
+    def max_in_flight(self) -> int | None:
+        return self.size
+
+    async def _run(self, run: Run, stage: int, rx: Rx, tx: Tx) -> None:
+        batch: list[Msg] = []
+        deadline = inf
+        while True:
+            if batch and self.timeout is not None:
+                msg = None
+                with anyio.move_on_after(deadline - anyio.current_time()) as waited:
+                    msg = await receive(rx)
+                if waited.cancelled_caught:
+                    if not await self._emit(batch, tx):
+                        break
+                    batch = []
+                    continue
+            else:
+                msg = await receive(rx)
+            if msg is None:
+                if batch:
+                    await self._emit(batch, tx)
+                return
+            if msg[1].__class__ is Failure:
+                if not await send(tx, msg):
+                    break
+                continue
+            if not batch and self.timeout is not None:
+                deadline = anyio.current_time() + self.timeout
+            batch.append(msg)
+            if len(batch) >= self.size:
+                if not await self._emit(batch, tx):
+                    break
+                batch = []
+        run.stop_upstream(stage, inclusive=True)
+
+    @staticmethod
+    async def _emit(batch: list[Msg], tx: Tx) -> bool:
+        batch.sort(key=_by_key)
+        return await send(tx, (batch[0][0], [value for _, value in batch]))
+
+    def __repr__(self) -> str:
+        return f"Batch({self.size}, timeout={self.timeout})"
