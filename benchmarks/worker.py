@@ -1,0 +1,148 @@
+"""Worker throughput: relayna TaskConsumer vs a raw aiormq consume+publish+ack loop.
+
+N tasks are pre-published (not timed). The timed part is a worker that, for
+every task, publishes one status (with confirm) and acks: relayna's
+``TaskConsumer`` with a no-op handler calling ``ctx.publish_status`` at
+prefetch 1/16/64 under asyncio and trio, next to the same loop written
+directly on aiormq (asyncio) as the reference. Prints tasks/s and the ratio
+to the reference at the same prefetch.
+
+Usage: ``python -m benchmarks worker [--n 5000] [--prefetch 1,16,64]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+import uuid
+from typing import Any
+
+import anyio
+
+PREFETCHES = (1, 16, 64)
+
+
+def _url() -> str:
+    url = os.environ.get("RELAYNA_TEST_AMQP_URL")
+    if url:
+        return url
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "scripts"))
+    from services import Services
+
+    svc = Services.start()
+    os.environ.update(svc.env())
+    return svc.amqp_url
+
+
+def _topology(tag: str) -> Any:
+    from relayna.topology import SharedTasksSharedStatusTopology
+
+    return SharedTasksSharedStatusTopology(
+        tasks_exchange=f"bench-tasks-{tag}", tasks_queue=f"bench-tasks-{tag}", tasks_routing_key="task",
+        status_exchange=f"bench-status-{tag}", status_queue=f"bench-status-{tag}", status_use_streams=False,
+    )
+
+
+async def _fill(url: str, topology: Any, n: int) -> None:
+    from relayna.rabbitmq import open_relayna_client
+
+    async with open_relayna_client(topology, url) as client:
+        await client.publish_tasks(({"task_id": f"t{i}", "payload": {"i": i}} for i in range(n)),
+                                   concurrency=256)
+
+
+async def _cleanup(url: str, topology: Any) -> None:
+    from relayna.transport import open_broker
+
+    async with open_broker(url) as broker:
+        for q in (topology.tasks_queue, topology.tasks_queue + ".dlq", topology.status_queue):
+            await broker.delete_queue(q)
+        await broker.delete_exchange(topology.tasks_exchange)
+        await broker.delete_exchange(topology.status_exchange)
+
+
+async def _relayna_worker(url: str, n: int, prefetch: int) -> float:
+    from relayna.consumer import TaskConsumer, TaskContext
+    from relayna.contracts import TaskEnvelope
+
+    topology = _topology(uuid.uuid4().hex[:8])
+    await _fill(url, topology, n)
+    done = anyio.Event()
+    count = 0
+
+    async def handler(task: TaskEnvelope, ctx: TaskContext) -> None:
+        nonlocal count
+        await ctx.publish_status(status="done")
+        count += 1
+        if count == n:
+            done.set()
+
+    consumer = TaskConsumer(topology=topology, broker=url, handler=handler, prefetch=prefetch)
+    async with anyio.create_task_group() as tg:
+        t0 = time.perf_counter()
+        await tg.start(consumer.run)
+        await done.wait()
+        elapsed = time.perf_counter() - t0
+        tg.cancel_scope.cancel()
+    await _cleanup(url, topology)
+    return n / elapsed
+
+
+async def _aiormq_worker(url: str, n: int, prefetch: int) -> float:
+    import aiormq
+    import aiormq.abc
+
+    topology = _topology(uuid.uuid4().hex[:8])
+    await _fill(url, topology, n)
+    connection = await aiormq.connect(url)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        await channel.basic_qos(prefetch_count=prefetch)
+        done = asyncio.Event()
+        count = 0
+        props = aiormq.spec.Basic.Properties(content_type="application/json", delivery_mode=2)
+
+        async def on_message(message: aiormq.abc.DeliveredMessage) -> None:
+            nonlocal count
+            body = b'{"task_id":"x","status":"done"}'
+            await channel.basic_publish(body, exchange=topology.status_exchange, routing_key="x",
+                                        properties=props, mandatory=True)
+            await channel.basic_ack(message.delivery.delivery_tag)
+            count += 1
+            if count == n:
+                done.set()
+
+        t0 = time.perf_counter()
+        await channel.basic_consume(topology.tasks_queue, on_message, no_ack=False)
+        await done.wait()
+        elapsed = time.perf_counter() - t0
+    finally:
+        await connection.close()
+    await _cleanup(url, topology)
+    return n / elapsed
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks worker")
+    parser.add_argument("--n", type=int, default=5000)
+    parser.add_argument("--prefetch", default=",".join(map(str, PREFETCHES)))
+    args = parser.parse_args(argv)
+    url = _url()
+    prefetches = [int(p) for p in args.prefetch.split(",")]
+    print(f"worker benchmark: {args.n} tasks, one confirmed status + ack each")
+    print(f"{'prefetch':>8} {'implementation':<22} {'tasks/s':>10} {'ratio':>7}")
+    for prefetch in prefetches:
+        reference = asyncio.run(_aiormq_worker(url, args.n, prefetch))
+        print(f"{prefetch:>8} {'aiormq raw (asyncio)':<22} {reference:>10.0f} {1.0:>7.2f}", flush=True)
+        for backend in ("asyncio", "trio"):
+            rate = anyio.run(_relayna_worker, url, args.n, prefetch, backend=backend)
+            print(f"{prefetch:>8} {'relayna ' + backend:<22} {rate:>10.0f} {rate / reference:>7.2f}",
+                  flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,208 @@
+"""What a handler sees: :class:`TaskContext`, and the status configuration."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import anyio
+import attrs
+
+from relayna.contracts import StatusEvent, TaskEnvelope
+from relayna.errors import ContractError
+from relayna.rabbitmq import RelaynaClient
+
+__all__ = [
+    "LifecycleStatuses",
+    "ManualRetryRequested",
+    "TaskContext",
+]
+
+_RESERVED_TASK_FIELDS = frozenset(
+    {"task_id", "correlation_id", "task_type", "service", "payload", "priority",
+     "spec_version", "created_at"}
+)  # fmt: skip
+
+
+@attrs.frozen
+class LifecycleStatuses:
+    """Statuses the consumer publishes around the handler (off by default).
+
+    ``retrying`` carries the message "Task processing failed. Scheduling retry
+    n/max."; ``failed`` is published when a task is rejected, requeued or
+    dead-lettered (with the exception text when ``include_error_message``).
+    """
+
+    enabled: bool = False
+    processing: str | None = "processing"
+    completed: str | None = "completed"
+    retrying: str | None = "retrying"
+    failed: str | None = "failed"
+    manual_retrying: str = "manual_retrying"
+    include_error_message: bool = True
+
+
+@attrs.frozen
+class ManualRetryRequest:
+    """What :meth:`TaskContext.manual_retry` asked for."""
+
+    task_type: str | None
+    payload: dict[str, Any] | None
+    payload_merge: dict[str, Any] | None
+    service: str | None
+    correlation_id: str | None
+    priority: int | None
+    reason: str | None
+    message: str | None
+    meta: dict[str, Any]
+    headers: dict[str, Any]
+    extra_fields: dict[str, Any]
+
+
+class ManualRetryRequested(Exception):
+    """Raised by :meth:`TaskContext.manual_retry` to end the handler.
+
+    Middleware must let it pass; the consumer publishes the hand-off and acks.
+    """
+
+    def __init__(self, request: ManualRetryRequest) -> None:
+        super().__init__(f"manual retry to task_type={request.task_type!r}")
+        self.request = request
+
+
+@attrs.define(eq=False, kw_only=True)
+class TaskContext:
+    """Per-delivery context handed to task handlers (and aggregation handlers).
+
+    Attributes mirror the delivery: ``attempt`` counts from 0 (first delivery),
+    ``max_retries`` is the policy's (None without a policy), ``redelivered``
+    is the broker flag (a hint only; idempotency is what prevents repeats).
+    """
+
+    client: RelaynaClient
+    consumer_name: str
+    source_queue: str
+    task: TaskEnvelope | None
+    task_id: str
+    correlation_id: str
+    attempt: int
+    max_retries: int | None
+    redelivered: bool
+    headers: dict[str, Any]
+    batch_id: str | None = None
+    batch_index: int | None = None
+    batch_size: int | None = None
+    manual_retry_count: int = 0
+    manual_retry_previous_task_type: str | None = None
+    manual_retry_source_consumer: str | None = None
+    manual_retry_reason: str | None = None
+    allow_manual_retry: bool = True
+    last_heartbeat: float = attrs.field(factory=anyio.current_time)
+    statuses_published: int = 0
+
+    def heartbeat(self) -> None:
+        """Record progress of a long handler (read by worker health reporting)."""
+        self.last_heartbeat = anyio.current_time()
+
+    def _lineage(self) -> dict[str, Any] | None:
+        if not self.manual_retry_count:
+            return None
+        return {
+            "count": self.manual_retry_count,
+            "previous_task_type": self.manual_retry_previous_task_type,
+            "source_consumer": self.manual_retry_source_consumer,
+            "reason": self.manual_retry_reason,
+        }
+
+    def _event(
+        self,
+        event: StatusEvent | None,
+        fields: Mapping[str, Any],
+    ) -> StatusEvent:
+        if event is not None and fields:
+            raise ValueError("pass either a StatusEvent or keyword fields, not both")
+        if event is None:
+            if "status" not in fields:
+                raise ValueError("publish_status needs status=...")
+            event = StatusEvent(task_id=self.task_id, correlation_id=self.correlation_id, **fields)
+        else:
+            event = attrs.evolve(event, task_id=self.task_id, correlation_id=self.correlation_id)
+        lineage = self._lineage()
+        if lineage is not None and "manual_retry" not in event.meta:
+            meta = dict(event.meta)
+            meta["manual_retry"] = lineage
+            event = attrs.evolve(event, meta=meta)
+        return event
+
+    async def publish_status(
+        self, event: StatusEvent | None = None, /, **fields: Any
+    ) -> StatusEvent:
+        """Publish a status for this task (task_id and correlation_id forced).
+
+        Pass a :class:`StatusEvent` or keyword fields (``status=``, ``message=``,
+        ``meta=``, ``result=``, ``event_id=``, ``service=``), not both.
+        Manual-retry lineage is merged into ``meta.manual_retry``.
+        """
+        published = await self.client.publish_status(self._event(event, fields))
+        self.statuses_published += 1
+        return published
+
+    async def publish_aggregation_status(
+        self, event: StatusEvent | None = None, /, **fields: Any
+    ) -> StatusEvent:
+        """Publish an aggregation status (needs ``meta.parent_task_id``)."""
+        published = await self.client.publish_aggregation_status(self._event(event, fields))
+        self.statuses_published += 1
+        return published
+
+    def manual_retry(
+        self,
+        *,
+        task_type: str | None = None,
+        payload: Mapping[str, Any] | None = None,
+        payload_merge: Mapping[str, Any] | None = None,
+        service: str | None = None,
+        correlation_id: str | None = None,
+        priority: int | None = None,
+        reason: str | None = None,
+        message: str | None = None,
+        meta: Mapping[str, Any] | None = None,
+        headers: Mapping[str, Any] | None = None,
+        extra_fields: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Hand the task off (same task_id) and end the handler.
+
+        The consumer publishes status ``manual_retrying`` with lineage in
+        ``meta.manual_retry``, republishes the task through the tasks exchange
+        (routed by ``task_type``), then acks. Never returns.
+
+        Raises:
+            ManualRetryRequested: always (the signal the consumer acts on).
+            ValueError: both ``payload`` and ``payload_merge``, reserved
+                ``extra_fields``, or called outside a task consumer.
+        """
+        if not self.allow_manual_retry or self.task is None:
+            raise ValueError("manual_retry is only available in a task consumer")
+        if payload is not None and payload_merge is not None:
+            raise ValueError("pass payload or payload_merge, not both")
+        extra = dict(extra_fields or {})
+        clash = _RESERVED_TASK_FIELDS.intersection(extra)
+        if clash:
+            raise ValueError(f"extra_fields may not set reserved fields {sorted(clash)}")
+        if priority is not None and (type(priority) is not int or not 0 <= priority <= 255):
+            raise ContractError("invalid priority", errors=[("priority", f"{priority!r}")])
+        raise ManualRetryRequested(
+            ManualRetryRequest(
+                task_type=task_type,
+                payload=dict(payload) if payload is not None else None,
+                payload_merge=dict(payload_merge) if payload_merge is not None else None,
+                service=service,
+                correlation_id=correlation_id,
+                priority=priority,
+                reason=reason,
+                message=message,
+                meta=dict(meta or {}),
+                headers=dict(headers or {}),
+                extra_fields=extra,
+            )
+        )

@@ -1,0 +1,214 @@
+"""Retry configuration and the pure settle decision.
+
+Theory of operation
+-------------------
+Every delivery ends in exactly one :data:`Decision`. The runtime turns a
+decision into effects and then exactly one settlement:
+
+============  ==========================================  ==================
+decision      effects (each confirmed before settling)    settlement
+============  ==========================================  ==================
+Ack           lifecycle status "completed"                ack
+Retry         copy to ``<queue>.retry`` with attempt + 1   ack
+DeadLetter    copy to ``<queue>.dlq`` + DLQ record         ack
+Reject        lifecycle status "failed"                    reject(requeue=False)
+Requeue       lifecycle status "failed"                    nack(requeue=True)
+============  ==========================================  ==================
+
+:func:`decide` is data in, data out: it never looks at a broker. Attempts are
+counted from 0 (the first delivery); ``max_retries=2`` therefore allows three
+attempts, and the retry copy always carries ``attempt + 1`` so attempts never
+go down. Poison (undecodable, invalid, unroutable) messages always dead-letter
+without calling the handler.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TypeAlias
+
+import attrs
+
+__all__ = [
+    "Ack",
+    "DeadLetter",
+    "Decision",
+    "FailureAction",
+    "Failed",
+    "Outcome",
+    "Poison",
+    "Reject",
+    "Requeue",
+    "Retry",
+    "RetryPolicy",
+    "Succeeded",
+    "decide",
+]
+
+
+class FailureAction(enum.Enum):
+    """What happens to a failed task when there is no :class:`RetryPolicy`."""
+
+    REJECT = "reject"
+    REQUEUE = "requeue"
+
+
+def _non_negative(_inst: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if type(value) is not int or value < 0:
+        raise ValueError(f"{attribute.name} must be an integer >= 0, got {value!r}")
+
+
+def _positive(_inst: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if type(value) is not int or value < 1:
+        raise ValueError(f"{attribute.name} must be an integer >= 1, got {value!r}")
+
+
+def _optional_non_negative(
+    _inst: object, attribute: attrs.Attribute[int | None], value: int | None
+) -> None:
+    if value is not None:
+        _non_negative(_inst, attribute, value)  # type: ignore[arg-type]
+
+
+def _suffix(_inst: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if type(value) is not str or not value or any(c.isspace() for c in value):
+        raise ValueError(f"{attribute.name} must be a non-empty suffix without spaces")
+
+
+@attrs.frozen
+class RetryPolicy:
+    """Broker-delayed retries through ``<queue><retry_queue_suffix>``.
+
+    Attributes:
+        max_retries: retries after the first attempt (``2`` = three attempts).
+        delay_ms: time a retry copy waits in the retry queue (queue-level TTL).
+        retry_priority_step: when set, retry copies get AMQP priority
+            ``attempt * step`` (capped at 255).
+    """
+
+    max_retries: int = attrs.field(default=3, validator=_non_negative)
+    delay_ms: int = attrs.field(default=30_000, validator=_positive)
+    retry_queue_suffix: str = attrs.field(default=".retry", validator=_suffix)
+    dead_letter_queue_suffix: str = attrs.field(default=".dlq", validator=_suffix)
+    retry_priority_step: int | None = attrs.field(default=None, validator=_optional_non_negative)
+
+    def retry_queue(self, source_queue: str) -> str:
+        return source_queue + self.retry_queue_suffix
+
+    def dead_letter_queue(self, source_queue: str) -> str:
+        return source_queue + self.dead_letter_queue_suffix
+
+    def retry_priority(self, attempt: int) -> int | None:
+        if self.retry_priority_step is None:
+            return None
+        return min(255, attempt * self.retry_priority_step)
+
+
+# -- outcomes -----------------------------------------------------------------
+
+
+@attrs.frozen
+class Succeeded:
+    """The handler returned (or asked for a manual retry that was published)."""
+
+
+@attrs.frozen
+class Failed:
+    """The handler raised."""
+
+    exception_type: str
+    exception_message: str
+    reason: str = "handler_error"
+
+
+@attrs.frozen
+class Poison:
+    """The message cannot be handled at all (bad body, envelope or headers)."""
+
+    reason: str
+    detail: str = ""
+
+
+Outcome: TypeAlias = Succeeded | Failed | Poison
+
+
+# -- decisions ----------------------------------------------------------------
+
+
+@attrs.frozen
+class Ack:
+    pass
+
+
+@attrs.frozen
+class Retry:
+    attempt: int
+    delay_ms: int
+    reason: str
+    exception_type: str
+    exception_message: str
+
+
+@attrs.frozen
+class DeadLetter:
+    reason: str
+    attempt: int
+    exception_type: str | None = None
+    exception_message: str | None = None
+
+
+@attrs.frozen
+class Reject:
+    reason: str
+
+
+@attrs.frozen
+class Requeue:
+    reason: str
+
+
+Decision: TypeAlias = Ack | Retry | DeadLetter | Reject | Requeue
+
+
+def decide(
+    outcome: Outcome,
+    policy: RetryPolicy | None,
+    attempt: int,
+    *,
+    failure_action: FailureAction = FailureAction.REJECT,
+) -> Decision:
+    """Decide how to settle a delivery.
+
+    Args:
+        outcome: what happened to the message.
+        policy: the retry policy, or None for "no broker retries".
+        attempt: the attempt this delivery was (0 = first delivery), read from
+            the attempt header; must be >= 0 (invalid headers are Poison).
+        failure_action: without a policy, reject or requeue a failed task.
+    """
+    if attempt < 0:
+        raise ValueError("attempt must be >= 0")
+    if isinstance(outcome, Succeeded):
+        return Ack()
+    if isinstance(outcome, Poison):
+        return DeadLetter(
+            reason=outcome.reason, attempt=attempt, exception_message=outcome.detail or None
+        )
+    if policy is None:
+        if failure_action is FailureAction.REQUEUE:
+            return Requeue(reason=outcome.reason)
+        return Reject(reason=outcome.reason)
+    if attempt < policy.max_retries:
+        return Retry(
+            attempt=attempt + 1,
+            delay_ms=policy.delay_ms,
+            reason=outcome.reason,
+            exception_type=outcome.exception_type,
+            exception_message=outcome.exception_message,
+        )
+    return DeadLetter(
+        reason=outcome.reason,
+        attempt=attempt,
+        exception_type=outcome.exception_type,
+        exception_message=outcome.exception_message,
+    )

@@ -1,0 +1,299 @@
+"""Turning a :data:`Decision` into effects and exactly one settlement.
+
+Order is the data-safety rule: every effect (retry copy, DLQ copy + record,
+status) is confirmed before the delivery is acked. A failed effect raises;
+the worker then requeues the delivery (nack), so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any
+
+import attrs
+
+from relayna.contracts import StatusEvent, without_headers
+from relayna.contracts import headers as h
+from relayna.observability import (
+    AggregationDeadLetterPublished,
+    AggregationRetryScheduled,
+    ConsumerDeadLetterPublished,
+    ConsumerDLQRecordPersistFailed,
+    ConsumerRetryScheduled,
+    ObservationPump,
+    TaskLifecycleStatusPublished,
+    TaskMessageAcked,
+    TaskMessageRejected,
+)
+from relayna.rabbitmq import RelaynaClient
+from relayna.transport import Delivery, Properties
+
+from ._context import LifecycleStatuses
+from ._decide import Ack, DeadLetter, Decision, Reject, Requeue, Retry, RetryPolicy
+from ._dlq import DLQRecorder, make_dlq_record
+
+__all__ = ["EXCEPTION_MESSAGE", "ConsumerStats", "MessageInfo", "Settler"]
+
+logger = logging.getLogger("relayna.consumer")
+
+#: DLQ copies carry the (truncated) exception text here.
+EXCEPTION_MESSAGE = "relayna-exception-message"
+_MAX_EXCEPTION_TEXT = 1024
+
+
+@attrs.define
+class ConsumerStats:
+    """Counters of one consumer (read them for metrics and tests)."""
+
+    received: int = 0
+    acked: int = 0
+    rejected: int = 0
+    requeued: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    handler_failures: int = 0
+    duplicates_suppressed: int = 0
+    statuses_published: int = 0
+    batches_fanned_out: int = 0
+    manual_retries: int = 0
+    settle_errors: int = 0
+    effect_errors: int = 0
+    dlq_record_errors: int = 0
+    reconnects: int = 0
+    drain_requeued: int = 0
+    poison: Counter[str] = attrs.field(factory=Counter)
+
+
+@attrs.frozen
+class MessageInfo:
+    task_id: str | None
+    correlation_id: str | None
+    attempt: int
+    headers: dict[str, Any]
+    meta: dict[str, Any] = attrs.field(factory=dict)
+    parent_task_id: str | None = None
+
+
+@attrs.define(eq=False)
+class Settler:
+    client: RelaynaClient
+    queue: str
+    consumer_name: str
+    policy: RetryPolicy | None
+    statuses: LifecycleStatuses
+    recorder: DLQRecorder | None
+    pump: ObservationPump
+    stats: ConsumerStats
+    aggregation: bool = False
+
+    @property
+    def dead_letter_queue(self) -> str:
+        return (self.policy or RetryPolicy()).dead_letter_queue(self.queue)
+
+    def _common(self, info: MessageInfo) -> dict[str, Any]:
+        common: dict[str, Any] = {
+            "consumer_name": self.consumer_name,
+            "queue_name": self.queue,
+            "task_id": info.task_id,
+            "correlation_id": info.correlation_id,
+            "retry_attempt": info.attempt,
+        }
+        if self.aggregation:
+            common["parent_task_id"] = info.parent_task_id
+        return common
+
+    async def status(
+        self, info: MessageInfo, status: str | None, message: str | None = None
+    ) -> None:
+        """Publish a lifecycle status (when enabled and the message has a task id)."""
+        if not self.statuses.enabled or status is None or info.task_id is None:
+            return
+        event = StatusEvent(
+            task_id=info.task_id,
+            status=status,
+            message=message,
+            meta=dict(info.meta),
+            correlation_id=info.correlation_id,
+        )
+        await self.client.publish_status(event)
+        self.stats.statuses_published += 1
+        self.pump.emit(
+            TaskLifecycleStatusPublished(status=status, **_task_fields(self._common(info)))
+        )
+
+    def _error_text(self, text: str | None) -> str | None:
+        if not self.statuses.include_error_message or not text:
+            return None
+        return text[:_MAX_EXCEPTION_TEXT]
+
+    async def ack(self, delivery: Delivery, info: MessageInfo) -> None:
+        await delivery.ack()
+        self.stats.acked += 1
+        common = self._common(info)
+        self.pump.emit(TaskMessageAcked(**_task_fields(common)))
+
+    async def settle(self, delivery: Delivery, decision: Decision, info: MessageInfo) -> None:
+        """Apply ``decision``: effects first (confirmed), then one settlement."""
+        if isinstance(decision, Ack):
+            await self.ack(delivery, info)
+        elif isinstance(decision, Retry):
+            await self._retry(delivery, decision, info)
+        elif isinstance(decision, DeadLetter):
+            await self._dead_letter(delivery, decision, info)
+        elif isinstance(decision, Reject):
+            await self.status(info, self.statuses.failed, self._error_text(decision.reason))
+            await delivery.reject(requeue=False)
+            self.stats.rejected += 1
+            self.pump.emit(
+                TaskMessageRejected(
+                    reason=decision.reason, requeue=False, **_task_fields(self._common(info))
+                )
+            )
+        elif isinstance(decision, Requeue):
+            await self.status(info, self.statuses.failed, self._error_text(decision.reason))
+            await delivery.nack(requeue=True)
+            self.stats.requeued += 1
+            self.pump.emit(
+                TaskMessageRejected(
+                    reason=decision.reason, requeue=True, **_task_fields(self._common(info))
+                )
+            )
+
+    def _copy_properties(
+        self, delivery: Delivery, headers: dict[str, Any], priority: int | None
+    ) -> Properties:
+        props = delivery.properties
+        return Properties(
+            content_type=props.content_type,
+            content_encoding=props.content_encoding,
+            headers=headers,
+            delivery_mode=2,
+            priority=priority if priority is not None else props.priority,
+            correlation_id=props.correlation_id,
+            message_id=props.message_id,
+            type=props.type,
+            app_id=props.app_id,
+        )
+
+    async def _retry(self, delivery: Delivery, decision: Retry, info: MessageInfo) -> None:
+        policy = self.policy
+        assert policy is not None
+        retry_queue = policy.retry_queue(self.queue)
+        headers = without_headers(info.headers, (*h.RETRY_HEADERS, EXCEPTION_MESSAGE))
+        headers.update(
+            {
+                h.RETRY_ATTEMPT: decision.attempt,
+                h.MAX_RETRIES: policy.max_retries,
+                h.SOURCE_QUEUE: self.queue,
+                h.FAILURE_REASON: decision.reason,
+                h.EXCEPTION_TYPE: decision.exception_type[:255],
+            }
+        )
+        props = self._copy_properties(delivery, headers, policy.retry_priority(decision.attempt))
+        await self.client.publish_raw("", retry_queue, delivery.body, props, check_size=False)
+        kind = AggregationRetryScheduled if self.aggregation else ConsumerRetryScheduled
+        self.pump.emit(
+            kind(
+                next_attempt=decision.attempt,
+                max_retries=policy.max_retries,
+                retry_queue_name=retry_queue,
+                delay_ms=decision.delay_ms,
+                reason=decision.reason,
+                **self._common(info),
+            )
+        )
+        await self.status(
+            info,
+            self.statuses.retrying,
+            f"Task processing failed. Scheduling retry {decision.attempt}/{policy.max_retries}.",
+        )
+        await delivery.ack()
+        self.stats.retried += 1
+
+    async def _dead_letter(
+        self, delivery: Delivery, decision: DeadLetter, info: MessageInfo
+    ) -> None:
+        dlq = self.dead_letter_queue
+        headers = without_headers(
+            info.headers, (h.FAILURE_REASON, h.EXCEPTION_TYPE, EXCEPTION_MESSAGE)
+        )
+        headers.update(
+            {
+                h.RETRY_ATTEMPT: decision.attempt,
+                h.SOURCE_QUEUE: self.queue,
+                h.FAILURE_REASON: decision.reason,
+            }
+        )
+        if self.policy is not None:
+            headers[h.MAX_RETRIES] = self.policy.max_retries
+        if decision.exception_type:
+            headers[h.EXCEPTION_TYPE] = decision.exception_type[:255]
+        if decision.exception_message:
+            headers[EXCEPTION_MESSAGE] = decision.exception_message[:_MAX_EXCEPTION_TEXT]
+        props = self._copy_properties(delivery, headers, None)
+        await self.client.publish_raw("", dlq, delivery.body, props, check_size=False)
+        self.stats.dead_lettered += 1
+        kind = AggregationDeadLetterPublished if self.aggregation else ConsumerDeadLetterPublished
+        self.pump.emit(
+            kind(
+                dead_letter_queue_name=dlq,
+                reason=decision.reason,
+                exception_type=decision.exception_type,
+                exception_message=decision.exception_message,
+                **self._common(info),
+            )
+        )
+        await self._record(delivery, decision, info, dlq, headers)
+        await self.status(
+            info,
+            self.statuses.failed,
+            self._error_text(decision.exception_message or decision.reason),
+        )
+        await delivery.ack()
+
+    async def _record(
+        self,
+        delivery: Delivery,
+        decision: DeadLetter,
+        info: MessageInfo,
+        dlq: str,
+        headers: dict[str, Any],
+    ) -> None:
+        if self.recorder is None:
+            return
+        record = make_dlq_record(
+            queue_name=dlq,
+            source_queue_name=self.queue,
+            retry_queue_name=self.policy.retry_queue(self.queue) if self.policy else None,
+            task_id=info.task_id,
+            correlation_id=info.correlation_id or delivery.properties.correlation_id,
+            service_name=self.consumer_name,
+            reason=decision.reason,
+            exception_type=decision.exception_type,
+            exception_message=decision.exception_message,
+            retry_attempt=decision.attempt,
+            max_retries=self.policy.max_retries if self.policy else None,
+            headers=headers,
+            content_type=delivery.properties.content_type,
+            body=delivery.body,
+        )
+        try:
+            await self.recorder.add(record)
+        except Exception as exc:  # the recorder is pluggable user code
+            # The DLQ copy is already confirmed in the broker: count, observe,
+            # log, and still ack (a requeue would only duplicate the copy).
+            self.stats.dlq_record_errors += 1
+            logger.exception("DLQ record for %s could not be persisted", info.task_id)
+            self.pump.emit(
+                ConsumerDLQRecordPersistFailed(
+                    dead_letter_queue_name=dlq,
+                    exception_type=type(exc).__name__,
+                    exception_message=str(exc)[:_MAX_EXCEPTION_TEXT],
+                    **_task_fields(self._common(info)),
+                )
+            )
+
+
+def _task_fields(common: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in common.items() if k != "parent_task_id"}

@@ -1,0 +1,337 @@
+"""``TaskConsumer``: the per-message flow for task queues.
+
+Per delivery: classify (poison → DLQ with a reason, handler never called;
+batch → fan out), idempotency check (completed key → ack, no handler),
+"processing" status, middleware + handler, then :func:`decide` and the
+settler: "completed" status + idempotency mark + ack, broker retry, DLQ,
+reject or requeue. A manual retry publishes ``manual_retrying`` and the
+hand-off copy, then acks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from relayna.contracts import TaskEnvelope, encode, is_valid_identifier, without_headers
+from relayna.contracts import headers as h
+from relayna.errors import ConfigurationError, ContractError, TopologyError, UnroutableError
+from relayna.observability import (
+    DuplicateSuppressed,
+    TaskHandlerFailed,
+    TaskManualRetryPublished,
+    TaskMessageReceived,
+    TaskMessageRejected,
+)
+from relayna.rabbitmq import RelaynaClient, TaskTopology
+from relayna.transport import Delivery, Properties
+
+from ._base import ConsumerBase, HandlerT
+from ._context import ManualRetryRequest, TaskContext
+from ._decide import Failed, FailureAction, Poison, Succeeded, decide
+from ._idempotency import Idempotency
+from ._inbound import InboundBatch, InboundTask, parse_task
+from ._settle import EXCEPTION_MESSAGE, MessageInfo, Settler
+
+__all__ = ["TaskConsumer"]
+
+_HANDOFF_DROP = (
+    *h.RETRY_HEADERS,
+    *h.MANUAL_RETRY_HEADERS,
+    h.MAX_RETRIES,
+    h.SOURCE_QUEUE,
+    EXCEPTION_MESSAGE,
+    h.BATCH_ID,
+    h.BATCH_INDEX,
+    h.BATCH_SIZE,
+)
+
+
+def _poison_info(delivery: Delivery) -> MessageInfo:
+    headers = dict(delivery.properties.headers)
+    task_id = headers.get(h.TASK_ID)
+    correlation = delivery.properties.correlation_id
+    return MessageInfo(
+        task_id=task_id if is_valid_identifier(task_id) else None,
+        correlation_id=correlation if is_valid_identifier(correlation) else None,
+        attempt=0,
+        headers=headers,
+    )
+
+
+@attrs.define(eq=False, kw_only=True)
+class TaskConsumer(ConsumerBase):
+    """Consume a task queue with retries, DLQ, statuses, idempotency and drain.
+
+    Args:
+        topology: a task topology (shared or routed).
+        handler: ``async def handler(task, ctx)`` (or sync: run in a worker
+            thread through ``thread_limiter``), or a mapping ``task_type ->
+            handler`` (tasks of other types are dead-lettered ``no_handler``).
+        broker: an open :class:`~relayna.transport.Broker` or a URL (opened,
+            and re-opened after connection loss, by :meth:`run`).
+        queue: defaults to the topology's tasks queue.
+        prefetch: unsettled deliveries and concurrent handlers (default: the
+            topology's ``prefetch_count``); 1 keeps ordering.
+        retry_policy: broker-delayed retries, then ``<queue>.dlq``. Without
+            one a failure is rejected or requeued per ``failure_action``.
+        idempotency: durable keys; a completed key is acked without a call.
+    """
+
+    handler: HandlerT | Mapping[str, HandlerT]
+    queue: str | None = None
+    consumer_name: str = "relayna-task-consumer"
+    failure_action: FailureAction = FailureAction.REJECT
+    idempotency: Idempotency | None = None
+    batch_publish_concurrency: int = 16
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        if not isinstance(self.topology, TaskTopology):
+            raise ConfigurationError(f"{type(self.topology).__name__} is not a task topology")
+        if self.batch_publish_concurrency < 1:
+            raise ConfigurationError("batch_publish_concurrency must be >= 1")
+
+    @property
+    def queue_name(self) -> str:
+        if self.queue is not None:
+            return self.queue
+        assert isinstance(self.topology, TaskTopology)
+        return self.topology.tasks_queue
+
+    def _routed_task_types(self) -> frozenset[str] | None:
+        types = getattr(self.topology, "task_types", None)
+        return frozenset(types) if types else None
+
+    def _known_task_types(self) -> frozenset[str] | None:
+        if isinstance(self.handler, Mapping):
+            return frozenset(self.handler)
+        return self._routed_task_types()
+
+    def _handler_for(self, task: TaskEnvelope) -> HandlerT:
+        if isinstance(self.handler, Mapping):
+            return self.handler[task.task_type or ""]
+        return self.handler
+
+    async def _declare(self, client: RelaynaClient) -> None:
+        await self._declare_dlq(client)
+
+    async def _process(self, client: RelaynaClient, settler: Settler, delivery: Delivery) -> None:
+        parsed = parse_task(
+            delivery.body,
+            delivery.properties,
+            limits=self.limits,
+            aliases=self.aliases,
+            routed_task_types=self._routed_task_types(),
+            known_task_types=self._known_task_types(),
+        )
+        if isinstance(parsed, Poison):
+            await self._poison(settler, delivery, parsed)
+        elif isinstance(parsed, InboundBatch):
+            await self._fan_out(client, settler, delivery, parsed)
+        else:
+            await self._handle(client, settler, delivery, parsed)
+
+    async def _poison(self, settler: Settler, delivery: Delivery, poison: Poison) -> None:
+        self.stats.poison[poison.reason] += 1
+        info = _poison_info(delivery)
+        self._emit(
+            TaskMessageRejected(
+                consumer_name=self.consumer_name,
+                queue_name=self.queue_name,
+                task_id=info.task_id,
+                correlation_id=info.correlation_id,
+                reason=poison.reason,
+                requeue=False,
+            )
+        )
+        await settler.settle(delivery, decide(poison, self.retry_policy, 0), info)
+
+    async def _fan_out(
+        self, client: RelaynaClient, settler: Settler, delivery: Delivery, inbound: InboundBatch
+    ) -> None:
+        batch = inbound.batch
+        size = len(batch.tasks)
+        messages: list[tuple[str, str, bytes, Properties]] = []
+        for index, task in enumerate(batch.tasks):
+            headers = without_headers(inbound.headers, _HANDOFF_DROP)
+            headers.update(
+                {
+                    h.TASK_ID: task.task_id,
+                    h.BATCH_ID: batch.batch_id,
+                    h.BATCH_INDEX: index,
+                    h.BATCH_SIZE: size,
+                }
+            )
+            props = Properties(
+                content_type="application/json",
+                delivery_mode=2,
+                correlation_id=task.correlation_id or task.task_id,
+                priority=task.priority,
+                headers=headers,
+            )
+            messages.append(("", self.queue_name, encode(task, limits=self.limits), props))
+        await client.publish_many_raw(messages, concurrency=self.batch_publish_concurrency)
+        self.stats.batches_fanned_out += 1
+        info = MessageInfo(
+            task_id=None,
+            correlation_id=batch.batch_id,
+            attempt=inbound.attempt,
+            headers=inbound.headers,
+        )
+        await settler.ack(delivery, info)
+
+    async def _handle(
+        self, client: RelaynaClient, settler: Settler, delivery: Delivery, inbound: InboundTask
+    ) -> None:
+        task = inbound.task
+        correlation_id = task.correlation_id or task.task_id
+        info = MessageInfo(
+            task_id=task.task_id,
+            correlation_id=correlation_id,
+            attempt=inbound.attempt,
+            headers=inbound.headers,
+        )
+        common: dict[str, Any] = {
+            "consumer_name": self.consumer_name,
+            "queue_name": self.queue_name,
+            "task_id": task.task_id,
+            "correlation_id": correlation_id,
+            "retry_attempt": inbound.attempt,
+        }
+        self._emit(
+            TaskMessageReceived(
+                redelivered=delivery.redelivered, task_type=task.task_type, **common
+            )
+        )
+        key = self.idempotency.key_for(task) if self.idempotency is not None else None
+        if (
+            key is not None
+            and self.idempotency is not None
+            and await self.idempotency.is_completed(key)
+        ):
+            self.stats.duplicates_suppressed += 1
+            self._emit(DuplicateSuppressed(idempotency_key=key, **common))
+            await settler.ack(delivery, info)
+            return
+        ctx = TaskContext(
+            client=client,
+            consumer_name=self.consumer_name,
+            source_queue=self.queue_name,
+            task=task,
+            task_id=task.task_id,
+            correlation_id=correlation_id,
+            attempt=inbound.attempt,
+            max_retries=self.retry_policy.max_retries if self.retry_policy else None,
+            redelivered=delivery.redelivered,
+            headers=inbound.headers,
+            batch_id=inbound.batch_id,
+            batch_index=inbound.batch_index,
+            batch_size=inbound.batch_size,
+            manual_retry_count=inbound.manual_retry_count,
+            manual_retry_previous_task_type=inbound.manual_retry_previous_task_type,
+            manual_retry_source_consumer=inbound.manual_retry_source_consumer,
+            manual_retry_reason=inbound.manual_retry_reason,
+        )
+        await settler.status(info, self.statuses.processing)
+        outcome = await self._call_handler(self._handler_for(task), task, ctx)
+        if isinstance(outcome, ManualRetryRequest):
+            outcome = await self._manual_retry(client, ctx, inbound, outcome)
+        elif isinstance(outcome, Succeeded):
+            await settler.status(info, self.statuses.completed)
+            if key is not None and self.idempotency is not None:
+                await self.idempotency.mark_completed(key)
+        if isinstance(outcome, Failed):
+            self._emit(
+                TaskHandlerFailed(
+                    exception_type=outcome.exception_type,
+                    exception_message=outcome.exception_message,
+                    **common,
+                )
+            )
+        decision = decide(
+            outcome, self.retry_policy, inbound.attempt, failure_action=self.failure_action
+        )
+        await settler.settle(delivery, decision, info)
+
+    async def _manual_retry(
+        self, client: RelaynaClient, ctx: TaskContext, inbound: InboundTask, req: ManualRetryRequest
+    ) -> Succeeded | Failed:
+        task = inbound.task
+        payload = dict(task.payload)
+        if req.payload is not None:
+            payload = req.payload
+        elif req.payload_merge is not None:
+            payload.update(req.payload_merge)
+        extra = dict(task.extra)
+        extra.update(req.extra_fields)
+        count = inbound.manual_retry_count + 1
+        headers = without_headers(inbound.headers, _HANDOFF_DROP)
+        headers.update(
+            {
+                h.TASK_ID: task.task_id,
+                h.MANUAL_RETRY_COUNT: count,
+                h.MANUAL_RETRY_SOURCE_CONSUMER: self.consumer_name,
+            }
+        )
+        if task.task_type is not None:
+            headers[h.MANUAL_RETRY_FROM_TASK_TYPE] = task.task_type
+        if req.reason is not None:
+            headers[h.MANUAL_RETRY_REASON] = req.reason[:255]
+        headers.update(req.headers)
+        try:
+            new_task = TaskEnvelope(
+                task_id=task.task_id,
+                payload=payload,
+                service=req.service or task.service,
+                task_type=req.task_type or task.task_type,
+                correlation_id=req.correlation_id or task.correlation_id,
+                priority=req.priority if req.priority is not None else task.priority,
+                extra=extra,
+            )
+            prepared = client.prepare_task(new_task, headers)
+        except (ContractError, TopologyError) as exc:
+            return Failed(
+                exception_type=type(exc).__name__,
+                exception_message=str(exc)[:1024],
+                reason="manual_retry_invalid",
+            )
+        lineage = {
+            "count": count,
+            "source_consumer": self.consumer_name,
+            "previous_task_type": task.task_type,
+            "reason": req.reason,
+            "target_task_type": new_task.task_type,
+        }
+        meta = dict(req.meta)
+        meta["manual_retry"] = lineage
+        await ctx.publish_status(
+            status=self.statuses.manual_retrying,
+            message=req.message or req.reason or "Task handed off for manual retry.",
+            meta=meta,
+        )
+        _, exchange, routing_key, body, props = prepared
+        try:
+            await client.publish_raw(exchange, routing_key, body, props)
+        except UnroutableError as exc:
+            return Failed(
+                exception_type=type(exc).__name__,
+                exception_message=str(exc)[:1024],
+                reason="manual_retry_unroutable",
+            )
+        self.stats.manual_retries += 1
+        self._emit(
+            TaskManualRetryPublished(
+                consumer_name=self.consumer_name,
+                queue_name=self.queue_name,
+                task_id=task.task_id,
+                correlation_id=ctx.correlation_id,
+                retry_attempt=inbound.attempt,
+                target_task_type=new_task.task_type,
+                manual_retry_count=count,
+                reason=req.reason,
+            )
+        )
+        return Succeeded()

@@ -1,0 +1,264 @@
+"""Typed observations emitted by the worker runtimes, and the bounded pump
+that delivers them to a sink.
+
+Observations are frozen attrs value classes. Their class name is the
+``event_type`` Studio and the execution graph key on, so names follow the
+original relayna (``TaskMessageReceived``, ``ConsumerRetryScheduled`` ...).
+
+Delivery: a runtime never awaits a sink on its hot path. It calls
+:meth:`ObservationPump.emit`, which puts the event on a bounded memory object
+stream without blocking; when the buffer is full the event is dropped and
+counted (:attr:`ObservationPump.dropped`). The pump's :meth:`ObservationPump.run`
+task lives in the runtime's task group and hands events to the sink one by
+one; a sink that raises is counted and logged, never fatal.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeAlias
+
+import anyio
+import attrs
+from anyio.abc import TaskStatus
+
+__all__ = [
+    "AggregationDeadLetterPublished",
+    "AggregationHandlerFailed",
+    "AggregationMessageAcked",
+    "AggregationMessageReceived",
+    "AggregationRetryScheduled",
+    "ConsumerDLQRecordPersistFailed",
+    "ConsumerDeadLetterPublished",
+    "ConsumerRetryScheduled",
+    "DuplicateSuppressed",
+    "MemoryObservationCollector",
+    "Observation",
+    "ObservationPump",
+    "ObservationSink",
+    "TaskConsumerLoopError",
+    "TaskConsumerStarted",
+    "TaskHandlerFailed",
+    "TaskLifecycleStatusPublished",
+    "TaskManualRetryPublished",
+    "TaskMessageAcked",
+    "TaskMessageReceived",
+    "TaskMessageRejected",
+    "observation_to_dict",
+]
+
+logger = logging.getLogger("relayna.observability")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@attrs.frozen(kw_only=True)
+class Observation:
+    """Base class: every observation has a UTC timestamp and a component."""
+
+    timestamp: datetime = attrs.field(factory=_now)
+    component: str = "task_consumer"
+
+    @property
+    def event_type(self) -> str:
+        return type(self).__name__
+
+
+@attrs.frozen(kw_only=True)
+class TaskConsumerStarted(Observation):
+    consumer_name: str
+    queue_name: str
+    prefetch: int
+
+
+@attrs.frozen(kw_only=True)
+class TaskConsumerLoopError(Observation):
+    consumer_name: str
+    queue_name: str
+    exception_type: str
+    exception_message: str
+    reconnect_in_seconds: float
+
+
+@attrs.frozen(kw_only=True)
+class _MessageObservation(Observation):
+    consumer_name: str
+    queue_name: str
+    task_id: str | None = None
+    correlation_id: str | None = None
+    retry_attempt: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class TaskMessageReceived(_MessageObservation):
+    redelivered: bool = False
+    task_type: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class TaskMessageAcked(_MessageObservation):
+    pass
+
+
+@attrs.frozen(kw_only=True)
+class TaskMessageRejected(_MessageObservation):
+    reason: str
+    requeue: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class TaskHandlerFailed(_MessageObservation):
+    exception_type: str
+    exception_message: str
+
+
+@attrs.frozen(kw_only=True)
+class TaskLifecycleStatusPublished(_MessageObservation):
+    status: str
+
+
+@attrs.frozen(kw_only=True)
+class TaskManualRetryPublished(_MessageObservation):
+    target_task_type: str | None
+    manual_retry_count: int
+    reason: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class DuplicateSuppressed(_MessageObservation):
+    idempotency_key: str
+
+
+@attrs.frozen(kw_only=True)
+class ConsumerRetryScheduled(_MessageObservation):
+    next_attempt: int
+    max_retries: int
+    retry_queue_name: str
+    delay_ms: int
+    reason: str = "handler_error"
+
+
+@attrs.frozen(kw_only=True)
+class ConsumerDeadLetterPublished(_MessageObservation):
+    dead_letter_queue_name: str
+    reason: str
+    exception_type: str | None = None
+    exception_message: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ConsumerDLQRecordPersistFailed(_MessageObservation):
+    dead_letter_queue_name: str
+    exception_type: str
+    exception_message: str
+
+
+@attrs.frozen(kw_only=True)
+class AggregationMessageReceived(TaskMessageReceived):
+    component: str = "aggregation_consumer"
+    parent_task_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class AggregationMessageAcked(TaskMessageAcked):
+    component: str = "aggregation_consumer"
+    parent_task_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class AggregationHandlerFailed(TaskHandlerFailed):
+    component: str = "aggregation_consumer"
+    parent_task_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class AggregationRetryScheduled(ConsumerRetryScheduled):
+    component: str = "aggregation_consumer"
+    parent_task_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class AggregationDeadLetterPublished(ConsumerDeadLetterPublished):
+    component: str = "aggregation_consumer"
+    parent_task_id: str | None = None
+
+
+#: A sink receives observations one at a time.
+ObservationSink: TypeAlias = Callable[[Observation], Awaitable[None]]
+
+
+def observation_to_dict(event: Observation) -> dict[str, Any]:
+    """A JSON-ready dict: the attrs fields plus ``event_type``; timestamps ISO."""
+    data = attrs.asdict(event, recurse=False)
+    data["timestamp"] = event.timestamp.isoformat()
+    data["event_type"] = event.event_type
+    return data
+
+
+class MemoryObservationCollector:
+    """A sink that keeps every observation in a list (tests, ``relayna dev``)."""
+
+    def __init__(self) -> None:
+        self.events: list[Observation] = []
+
+    async def __call__(self, event: Observation) -> None:
+        self.events.append(event)
+
+    def of_type(self, kind: type[Observation]) -> list[Observation]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+class ObservationPump:
+    """Bounded, non-blocking delivery of observations to one sink.
+
+    ``emit`` never blocks: a full buffer drops the event and counts it. Start
+    :meth:`run` in the owning task group; it ends when cancelled (pending
+    events are dropped and counted) or after :meth:`close`.
+    """
+
+    def __init__(self, sink: ObservationSink | None, *, buffer: int = 1024) -> None:
+        self._sink = sink
+        self._send, self._receive = anyio.create_memory_object_stream[Observation](
+            max_buffer_size=buffer if sink is not None else 0
+        )
+        self.emitted = 0
+        self.dropped = 0
+        self.sink_errors = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self._sink is not None
+
+    def emit(self, event: Observation) -> None:
+        """Queue ``event`` for the sink; drop (and count) it when the buffer is full."""
+        if self._sink is None:
+            return
+        try:
+            self._send.send_nowait(event)
+        except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self.dropped += 1
+        else:
+            self.emitted += 1
+
+    def close(self) -> None:
+        """No more events: :meth:`run` returns after delivering what is queued."""
+        self._send.close()
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        if self._sink is None:
+            return
+        try:
+            async with self._receive:
+                async for event in self._receive:
+                    try:
+                        await self._sink(event)
+                    except Exception:  # the sink is user code
+                        self.sink_errors += 1
+                        logger.exception("observation sink failed for %s", event.event_type)
+        finally:
+            self.dropped += self._receive.statistics().current_buffer_used

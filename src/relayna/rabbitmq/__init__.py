@@ -1,0 +1,21 @@
+"""Client lifecycle on a broker adapter: declare a topology, publish with confirms."""
+
+from relayna.rabbitmq._client import RelaynaClient, open_relayna_client
+from relayna.rabbitmq._protocols import (
+    AggregationTopology,
+    StatusTopology,
+    TaskTopology,
+    WorkflowTopology,
+)
+from relayna.rabbitmq._trace import extract_trace_context, inject_trace_headers
+
+__all__ = [
+    "AggregationTopology",
+    "RelaynaClient",
+    "StatusTopology",
+    "TaskTopology",
+    "WorkflowTopology",
+    "extract_trace_context",
+    "inject_trace_headers",
+    "open_relayna_client",
+]

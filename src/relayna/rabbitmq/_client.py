@@ -1,0 +1,401 @@
+"""The relayna client: declare a topology, publish with confirms.
+
+``async with open_relayna_client(topology, broker) as client`` applies the
+topology's declaration plan and yields a :class:`RelaynaClient`. Every
+``publish_*`` validates and encodes first (a bad input raises before anything
+is sent), then publishes persistent, mandatory JSON and returns only after
+the broker confirm; an unroutable publish raises
+:class:`~relayna.errors.UnroutableError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import attrs
+
+from relayna.contracts import (
+    DEFAULT_LIMITS,
+    BatchTaskEnvelope,
+    ContractAliasConfig,
+    Limits,
+    StatusEvent,
+    TaskEnvelope,
+    WorkflowEnvelope,
+    encode,
+    ensure_event_id,
+)
+from relayna.contracts import headers as h
+from relayna.errors import ContractError, EnvelopeTooLarge, RelaynaError, TopologyError
+from relayna.pipeline import Map, PipelineError
+from relayna.rabbitmq import _messages as m
+from relayna.rabbitmq._protocols import (
+    AggregationTopology,
+    StatusTopology,
+    TaskTopology,
+    WorkflowTopology,
+)
+from relayna.rabbitmq._workflow import resolve_entry, resolve_stage, validate_publish
+from relayna.transport import Broker, Properties, open_broker
+
+__all__ = ["RelaynaClient", "open_relayna_client"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+async def map_bounded(items: list[T], fn: Any, concurrency: int) -> list[Any]:
+    """``fn`` over ``items`` with at most ``concurrency`` in flight, results in order.
+
+    The first failure cancels the rest and is raised as itself (not wrapped).
+    """
+    if concurrency < 1:
+        raise ValueError("concurrency must be >= 1")
+    if not items:
+        return []
+    try:
+        return await (items | Map(fn, concurrency=concurrency)).collect()
+    except PipelineError as exc:
+        if isinstance(exc.original_error, RelaynaError):
+            raise exc.original_error from None
+        raise
+
+
+@attrs.define(eq=False)
+class RelaynaClient:
+    """Publishes relayna messages on an open :class:`~relayna.transport.Broker`.
+
+    Use :func:`open_relayna_client`; the client never owns background tasks.
+    """
+
+    topology: StatusTopology
+    broker: Broker
+    limits: Limits = DEFAULT_LIMITS
+    aliases: ContractAliasConfig | None = None
+    published: int = 0
+
+    # -- tasks --------------------------------------------------------------
+
+    def _task_topology(self) -> TaskTopology:
+        if isinstance(self.topology, WorkflowTopology) or not isinstance(
+            self.topology, TaskTopology
+        ):
+            raise TopologyError(
+                f"{type(self.topology).__name__} has no tasks exchange: "
+                "publish workflow messages with publish_to_stage / publish_to_entry"
+            )
+        return self.topology
+
+    def prepare_task(
+        self, task: TaskEnvelope | Mapping[str, Any], headers: Mapping[str, Any] | None = None
+    ) -> tuple[TaskEnvelope, str, str, bytes, Properties]:
+        """Validate and encode a task: ``(task, exchange, routing_key, body, properties)``."""
+        topology = self._task_topology()
+        envelope = m.as_task(task, self.aliases)
+        m.check_priority(
+            envelope.priority, topology.max_priority_for(topology.tasks_queue), topology.tasks_queue
+        )
+        routing_key = topology.task_routing_key(envelope.task_type, envelope.task_id)
+        body = encode(envelope, limits=self.limits)
+        props = m.build_properties(
+            correlation_id=envelope.correlation_id or envelope.task_id,
+            headers=m.task_headers(envelope, m.user_headers(headers, self.limits)),
+            priority=envelope.priority,
+            limits=self.limits,
+        )
+        return envelope, topology.tasks_exchange, routing_key, body, props
+
+    async def publish_task(
+        self, task: TaskEnvelope | Mapping[str, Any], *, headers: Mapping[str, Any] | None = None
+    ) -> TaskEnvelope:
+        """Publish one task to the tasks exchange and wait for the confirm.
+
+        Raises:
+            ContractError: invalid task (identifiers, priority, size, headers).
+            TopologyError: the topology has no tasks exchange (workflow) or
+                cannot route the task type.
+            UnroutableError, BrokerError: from the broker.
+        """
+        envelope, exchange, routing_key, body, props = self.prepare_task(task, headers)
+        await self._publish(exchange, routing_key, body, props)
+        return envelope
+
+    async def publish_tasks(
+        self,
+        tasks: Iterable[TaskEnvelope | Mapping[str, Any]],
+        *,
+        headers: Mapping[str, Any] | None = None,
+        concurrency: int = 16,
+    ) -> list[TaskEnvelope]:
+        """Publish many tasks, at most ``concurrency`` confirms outstanding.
+
+        Every task is validated before the first publish; results keep input
+        order. The first broker failure cancels the remaining publishes and is
+        raised (earlier publishes stay published).
+        """
+        prepared = [self.prepare_task(task, headers) for task in tasks]
+
+        async def one(item: tuple[TaskEnvelope, str, str, bytes, Properties]) -> TaskEnvelope:
+            envelope, exchange, routing_key, body, props = item
+            await self._publish(exchange, routing_key, body, props)
+            return envelope
+
+        return await map_bounded(prepared, one, concurrency)
+
+    async def publish_batch(
+        self,
+        tasks: Iterable[TaskEnvelope | Mapping[str, Any]],
+        *,
+        batch_id: str,
+        meta: Mapping[str, Any] | None = None,
+        headers: Mapping[str, Any] | None = None,
+    ) -> BatchTaskEnvelope:
+        """Publish one :class:`BatchTaskEnvelope` message holding ``tasks``.
+
+        The routing key comes from the first task; all tasks must share one
+        priority (or none), which becomes the AMQP priority. Workers fan the
+        batch out into single tasks.
+        """
+        topology = self._task_topology()
+        envelopes = [m.as_task(task, self.aliases) for task in tasks]
+        if not envelopes:
+            raise ContractError("invalid batch", errors=[("tasks", "must hold at least one task")])
+        priorities = {t.priority for t in envelopes}
+        if len(priorities) > 1:
+            raise ContractError(
+                "invalid batch",
+                errors=[("tasks", f"mixed priorities {sorted(map(str, priorities))}")],
+            )
+        priority = priorities.pop()
+        m.check_priority(
+            priority, topology.max_priority_for(topology.tasks_queue), topology.tasks_queue
+        )
+        batch = m.as_batch(batch_id, envelopes, meta)
+        first = envelopes[0]
+        routing_key = topology.task_routing_key(first.task_type, first.task_id)
+        body = encode(batch, limits=self.limits)
+        table = m.user_headers(headers, self.limits)
+        table[h.BATCH_ID] = batch.batch_id
+        table[h.BATCH_SIZE] = len(envelopes)
+        props = m.build_properties(
+            correlation_id=batch.batch_id, headers=table, priority=priority, limits=self.limits
+        )
+        await self._publish(topology.tasks_exchange, routing_key, body, props)
+        return batch
+
+    # -- statuses -------------------------------------------------------------
+
+    def prepare_status(self, event: StatusEvent | Mapping[str, Any]) -> tuple[StatusEvent, bytes]:
+        envelope = ensure_event_id(m.as_status(event, self.aliases))
+        return envelope, encode(envelope, limits=self.limits)
+
+    async def publish_status(self, event: StatusEvent | Mapping[str, Any]) -> StatusEvent:
+        """Publish a status event (routing key = task_id) on the status exchange.
+
+        ``correlation_id`` defaults to ``task_id``; ``event_id`` is filled.
+        Returns the event as published.
+        """
+        envelope, body = self.prepare_status(event)
+        props = m.build_properties(
+            correlation_id=envelope.correlation_id,
+            headers=m.status_headers(envelope),
+            limits=self.limits,
+        )
+        routing_key = self.topology.status_routing_key(envelope.task_id)
+        await self._publish(self.topology.status_exchange, routing_key, body, props)
+        return envelope
+
+    async def publish_aggregation_status(
+        self, event: StatusEvent | Mapping[str, Any]
+    ) -> StatusEvent:
+        """Publish a status for a parent's aggregation shard (``agg.N``).
+
+        Requires ``meta.parent_task_id``; sets ``meta.aggregation_shard`` and
+        ``meta.aggregation_role="aggregation"``.
+        """
+        topology = self.topology
+        if not isinstance(topology, AggregationTopology):
+            raise TopologyError(f"{type(topology).__name__} has no sharded aggregation")
+        envelope = m.as_status(event, self.aliases)
+        parent = envelope.meta.get("parent_task_id")
+        if not isinstance(parent, str) or not parent:
+            raise ContractError(
+                "invalid aggregation event",
+                errors=[("meta.parent_task_id", "required to route an aggregation event")],
+            )
+        shard = topology.shard_for(parent)
+        envelope = m.with_meta(envelope, aggregation_shard=shard, aggregation_role="aggregation")
+        envelope, body = self.prepare_status(envelope)
+        props = m.build_properties(
+            correlation_id=envelope.correlation_id,
+            headers=m.status_headers(envelope),
+            limits=self.limits,
+        )
+        routing_key = topology.aggregation_routing_key(parent)
+        await self._publish(topology.status_exchange, routing_key, body, props)
+        return envelope
+
+    # -- workflow ---------------------------------------------------------------
+
+    async def publish_to_stage(
+        self,
+        message: WorkflowEnvelope | Mapping[str, Any],
+        stage: str | None = None,
+        *,
+        headers: Mapping[str, Any] | None = None,
+    ) -> WorkflowEnvelope:
+        """Publish a workflow message to ``stage`` (default: the message's stage).
+
+        Raises:
+            WorkflowContractError: the stage contract forbids this message.
+            TopologyError: not a workflow topology, or an unknown stage.
+        """
+        topology = self._workflow_topology()
+        if not isinstance(message, WorkflowEnvelope):
+            data = dict(message)
+            if stage is not None:
+                data["stage"] = stage
+            message = m.as_workflow(data, self.aliases)
+        elif stage is not None and message.stage != stage:
+            message = attrs.evolve(message, stage=stage)
+        target = resolve_stage(topology, message.stage)
+        return await self._publish_workflow(topology, message, target, headers)
+
+    async def publish_to_entry(
+        self,
+        message: WorkflowEnvelope | Mapping[str, Any],
+        route: str,
+        *,
+        headers: Mapping[str, Any] | None = None,
+    ) -> WorkflowEnvelope:
+        """Publish a workflow message through entry route ``route`` (stage = route target)."""
+        topology = self._workflow_topology()
+        entry = resolve_entry(topology, route)
+        data = (
+            attrs.asdict(message, recurse=False)
+            if isinstance(message, WorkflowEnvelope)
+            else dict(message)
+        )
+        data["stage"] = entry.target_stage
+        if isinstance(message, WorkflowEnvelope):
+            extra = data.pop("extra")
+            message = WorkflowEnvelope(**data, extra=extra)
+        else:
+            message = m.as_workflow(data, self.aliases)
+        target = resolve_stage(topology, message.stage)
+        return await self._publish_workflow(
+            topology, message, target, headers, routing_key=entry.routing_key
+        )
+
+    def _workflow_topology(self) -> WorkflowTopology:
+        if not isinstance(self.topology, WorkflowTopology):
+            raise TopologyError(f"{type(self.topology).__name__} is not a workflow topology")
+        return self.topology
+
+    async def _publish_workflow(
+        self,
+        topology: WorkflowTopology,
+        message: WorkflowEnvelope,
+        target: Any,
+        headers: Mapping[str, Any] | None,
+        *,
+        routing_key: str | None = None,
+    ) -> WorkflowEnvelope:
+        validate_publish(topology, message, target)
+        m.check_priority(message.priority, topology.max_priority_for(target.queue), target.queue)
+        body = encode(message, limits=self.limits)
+        table = {
+            h.TASK_ID: message.task_id,
+            h.MESSAGE_ID: message.message_id,
+            h.STAGE: message.stage,
+        }
+        if message.origin_stage is not None:
+            table[h.ORIGIN_STAGE] = message.origin_stage
+        table.update(m.user_headers(headers, self.limits))
+        props = m.build_properties(
+            correlation_id=message.correlation_id or message.task_id,
+            headers=table,
+            priority=message.priority,
+            message_id=message.message_id,
+            limits=self.limits,
+        )
+        key = routing_key if routing_key is not None else target.publish_routing_key
+        await self._publish(topology.workflow_exchange, key, body, props)
+        return message
+
+    # -- raw ----------------------------------------------------------------------
+
+    async def publish_raw(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: Properties | None = None,
+        *,
+        check_size: bool = True,
+    ) -> None:
+        """Publish pre-encoded bytes (retry, DLQ, replay, fan-out): mandatory + confirm.
+
+        ``exchange=""`` with ``routing_key=<queue>`` targets a queue directly.
+        The body size limit applies unless ``check_size`` is False (copies of
+        messages the broker already accepted, e.g. an oversized poison message
+        moved to its DLQ).
+        """
+        if check_size and len(body) > self.limits.max_body_bytes:
+            raise EnvelopeTooLarge(len(body), self.limits.max_body_bytes)
+        await self._publish(exchange, routing_key, body, properties or Properties())
+
+    async def publish_many_raw(
+        self, messages: Iterable[tuple[str, str, bytes, Properties]], *, concurrency: int = 16
+    ) -> None:
+        """:meth:`publish_raw` for many messages, at most ``concurrency`` unconfirmed.
+
+        The first failure cancels the rest and is raised.
+        """
+        items = list(messages)
+        for _, _, body, _ in items:
+            if len(body) > self.limits.max_body_bytes:
+                raise EnvelopeTooLarge(len(body), self.limits.max_body_bytes)
+
+        async def one(item: tuple[str, str, bytes, Properties]) -> None:
+            await self._publish(*item)
+
+        await map_bounded(items, one, concurrency)
+
+    async def _publish(
+        self, exchange: str, routing_key: str, body: bytes, props: Properties
+    ) -> None:
+        await self.broker.publish(exchange, routing_key, body, props, mandatory=True)
+        self.published += 1
+
+
+@asynccontextmanager
+async def open_relayna_client(
+    topology: StatusTopology,
+    broker: Broker | str,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    aliases: ContractAliasConfig | None = None,
+    declare: bool = True,
+) -> AsyncIterator[RelaynaClient]:
+    """Open a client on ``broker`` (a URL is opened here and closed on exit).
+
+    Args:
+        topology: the topology; its :meth:`plan` is applied unless ``declare`` is False.
+        broker: an open :class:`~relayna.transport.Broker` (not closed on exit) or a URL.
+
+    Raises:
+        ConfigurationError: bad URL; BrokerError: connection or declaration failure.
+    """
+    if isinstance(broker, str):
+        async with open_broker(broker) as opened:
+            async with open_relayna_client(
+                topology, opened, limits=limits, aliases=aliases, declare=declare
+            ) as client:
+                yield client
+        return
+    if declare:
+        await topology.plan().apply(broker)
+    yield RelaynaClient(topology=topology, broker=broker, limits=limits, aliases=aliases)
