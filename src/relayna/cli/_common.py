@@ -55,6 +55,10 @@ def load_target(spec: str, *, what: str = "object") -> Any:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:
         raise UsageError(f"cannot import module {module_name!r}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - user code: report it in one line
+        raise UsageError(
+            f"importing {module_name!r} failed: {type(exc).__name__}: {exc}"
+        ) from None
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)

@@ -24,6 +24,7 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
+from relayna._groups import unwrap_groups
 from relayna._urls import redact_url
 from relayna.errors import (
     AccessRefused,
@@ -472,10 +473,11 @@ async def open_memory_broker(url: str = "memory://") -> AsyncIterator[MemoryBrok
     ends, later calls raise :class:`~relayna.errors.ConnectionLost`.
     """
     broker = MemoryBroker(url)
-    async with anyio.create_task_group() as tg:
-        await tg.start(broker._run_timers)
-        try:
-            yield broker
-        finally:
-            broker._close()
-            tg.cancel_scope.cancel()
+    with unwrap_groups():
+        async with anyio.create_task_group() as tg:
+            await tg.start(broker._run_timers)
+            try:
+                yield broker
+            finally:
+                broker._close()
+                tg.cancel_scope.cancel()
