@@ -66,5 +66,5 @@ def bench(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def docs(session: nox.Session) -> None:
     """Build the docs with warnings as errors."""
-    session.install("-e", ".[dev]", "mkdocs>=1.6")
+    session.install("-e", ".[dev,docs]")
     session.run("mkdocs", "build", "--strict")
