@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,7 +29,7 @@ async def serve_asgi(
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.accesslog = "-" if access_log else None
-    config.errorlog = "-"
+    config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 5.0
     if sniffio.current_async_library() == "trio":
         from hypercorn.trio import serve as trio_serve

@@ -1,0 +1,31 @@
+"""Starlette integration: the runtime lifespan and the status route factory.
+
+``app = Starlette(routes=status_routes(), lifespan=relayna_lifespan(RuntimeConfig(...)))``
+"""
+
+from relayna.api._history import MAX_LIMIT, MAX_SCAN, MAX_SECONDS, HistoryParams
+from relayna.api._lifespan import (
+    RelaynaRuntime,
+    RuntimeConfig,
+    open_relayna_runtime,
+    relayna_lifespan,
+)
+from relayna.api._routes import JSONResponse, error_response, status_routes
+from relayna.api._sse import SSE_HEADERS, StatusEventStreamResponse, encode_item
+
+__all__ = [
+    "MAX_LIMIT",
+    "MAX_SCAN",
+    "MAX_SECONDS",
+    "SSE_HEADERS",
+    "HistoryParams",
+    "JSONResponse",
+    "RelaynaRuntime",
+    "RuntimeConfig",
+    "StatusEventStreamResponse",
+    "encode_item",
+    "error_response",
+    "open_relayna_runtime",
+    "relayna_lifespan",
+    "status_routes",
+]

@@ -1,0 +1,154 @@
+"""The relayna runtime for a Starlette app: broker, store, status hub.
+
+``relayna_lifespan(config)`` is a Starlette ``lifespan``: it opens the broker
+and the store, declares the status topology, starts the :class:`StatusHub`
+(after its consume-ok), all in one task group that lives as long as the app,
+and yields ``{state_key: runtime}`` so that routes find it on
+``request.state``.
+
+Shutdown: leaving the lifespan sets ``runtime.shutdown_event`` (every SSE
+stream then ends by itself, after the frames already buffered) and cancels
+the task group. ASGI servers usually wait for open requests *before* running
+the lifespan shutdown, so an app that serves long-lived SSE streams should
+also set the event when it decides to stop: pass your own ``shutdown_event``
+and set it from the server's shutdown trigger (see ``docs/status.md``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import anyio
+import attrs
+
+from relayna.status import (
+    StatusHub,
+    StatusHubConfig,
+    StatusStore,
+    StatusStoreConfig,
+    StatusStreamStats,
+)
+from relayna.topology import StatusTopologyBase
+from relayna.transport import Broker, Store, open_broker, open_store
+
+__all__ = ["RelaynaRuntime", "RuntimeConfig", "open_relayna_runtime", "relayna_lifespan"]
+
+
+def _frozen_strs(value: Iterable[str]) -> frozenset[str]:
+    return frozenset(value)
+
+
+@attrs.frozen
+class RuntimeConfig:
+    """What the runtime opens.
+
+    Attributes:
+        store_url: ``redis://``, ``rediss://``, ``unix://`` or ``memory://``.
+        broker_url: ``amqp://``, ``amqps://`` or ``memory://``; ``None`` runs
+            without a broker (no hub, no ``/history``).
+        topology: declares the status exchange/queue and names the queue the
+            hub consumes; ``None`` runs without a hub.
+        declare: apply ``topology.plan()`` on startup.
+        run_hub: start the :class:`StatusHub`.
+        hub_offset: override the topology's stream offset for the hub.
+    """
+
+    store_url: str
+    broker_url: str | None = None
+    topology: StatusTopologyBase | None = None
+    declare: bool = True
+    run_hub: bool = True
+    store: StatusStoreConfig = attrs.field(factory=StatusStoreConfig)
+    hub_prefetch: int = 200
+    hub_offset: Any = None
+    sanitize_meta_keys: frozenset[str] = attrs.field(
+        default=frozenset({"auth_token"}), converter=_frozen_strs
+    )
+    state_key: str = "relayna"
+
+
+@attrs.define
+class RelaynaRuntime:
+    """Everything the routes need; lives for the app's life."""
+
+    config: RuntimeConfig
+    store: Store
+    status: StatusStore
+    broker: Broker | None = None
+    hub: StatusHub | None = None
+    shutdown_event: anyio.Event = attrs.field(factory=anyio.Event)
+    stream_stats: StatusStreamStats = attrs.field(factory=StatusStreamStats)
+
+    @property
+    def status_queue(self) -> str | None:
+        return None if self.config.topology is None else self.config.topology.status_queue
+
+    @property
+    def status_is_stream(self) -> bool:
+        topology = self.config.topology
+        return topology is not None and topology.status_consume_offset is not None
+
+    def request_shutdown(self) -> None:
+        """End every SSE stream (idempotent)."""
+        self.shutdown_event.set()
+
+
+@asynccontextmanager
+async def open_relayna_runtime(
+    config: RuntimeConfig, *, shutdown_event: anyio.Event | None = None
+) -> AsyncIterator[RelaynaRuntime]:
+    """Open store, broker and hub; yield the runtime; close everything on exit.
+
+    Raises:
+        TransportError: the store or broker could not be opened, or the hub
+            could not start consuming (startup fails as a whole).
+    """
+    async with AsyncExitStack() as stack:
+        store = await stack.enter_async_context(open_store(config.store_url))
+        broker: Broker | None = None
+        if config.broker_url is not None:
+            broker = await stack.enter_async_context(open_broker(config.broker_url))
+        runtime = RelaynaRuntime(
+            config=config,
+            store=store,
+            status=StatusStore(store, config.store),
+            broker=broker,
+            shutdown_event=shutdown_event or anyio.Event(),
+        )
+        topology = config.topology
+        if broker is not None and topology is not None and config.declare:
+            await topology.plan().apply(broker)
+        tg = await stack.enter_async_context(anyio.create_task_group())
+        if broker is not None and topology is not None and config.run_hub:
+            offset = config.hub_offset or topology.status_consume_offset
+            runtime.hub = StatusHub(
+                broker,
+                runtime.status,
+                StatusHubConfig(
+                    queue=topology.status_queue,
+                    offset=offset,
+                    prefetch=config.hub_prefetch,
+                    sanitize_meta_keys=config.sanitize_meta_keys,
+                ),
+            )
+            await tg.start(runtime.hub.run)
+        try:
+            yield runtime
+        finally:
+            runtime.request_shutdown()
+            tg.cancel_scope.cancel()
+
+
+def relayna_lifespan(
+    config: RuntimeConfig, *, shutdown_event: anyio.Event | None = None
+) -> Callable[[Any], AbstractAsyncContextManager[dict[str, Any]]]:
+    """A Starlette ``lifespan`` running the relayna runtime for the app's life."""
+
+    @asynccontextmanager
+    async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
+        async with open_relayna_runtime(config, shutdown_event=shutdown_event) as runtime:
+            yield {config.state_key: runtime}
+
+    return lifespan

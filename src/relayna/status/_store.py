@@ -1,0 +1,202 @@
+"""The status store: history, latest, children, dedupe and pubsub on a Store.
+
+Key families (``prefix`` defaults to ``relayna``)::
+
+    {prefix}:history:{task_id}          list, newest first, LTRIM to max_history, TTL
+    {prefix}:channel:{task_id}          pubsub channel (the SSE live path)
+    {prefix}:event:{task_id}:{event_id} dedupe marker, TTL
+    {prefix}:children:{parent_task_id}  set of child task ids, TTL
+
+Theory of operation: one write is one :class:`~relayna.transport.Script`
+(Lua on Redis, a Python twin on the memory store), so it is one atomic round
+trip. The script checks the marker first and writes it *last*: a write that
+fails part-way (a key of the wrong type, a server error) never leaves a
+marker behind, so the hub's retry writes the event again instead of dropping
+it as a duplicate. (The original wrote the marker with SET NX *before* a
+separate pipeline, so a failed pipeline lost the event.)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any, cast
+
+import attrs
+
+from relayna.errors import ContractError
+from relayna.status._event import EventDict, dumps_event, loads_stored, validate_identifier
+from relayna.transport import Script, ScriptOps, Store
+
+__all__ = ["WRITE_STATUS_SCRIPT", "StatusStore", "StatusStoreConfig"]
+
+log = logging.getLogger("relayna.status")
+
+_WRITE_LUA = """
+-- KEYS: marker, history, [children]   ARGV: payload, ttl_ms, max_history, channel, task_id
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local t = redis.call('TYPE', KEYS[2])['ok']
+if t ~= 'none' and t ~= 'list' then return redis.error_reply('WRONGTYPE history key') end
+if #KEYS >= 3 then
+  local c = redis.call('TYPE', KEYS[3])['ok']
+  if c ~= 'none' and c ~= 'set' then return redis.error_reply('WRONGTYPE children key') end
+end
+redis.call('LPUSH', KEYS[2], ARGV[1])
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+if #KEYS >= 3 then
+  redis.call('SADD', KEYS[3], ARGV[5])
+  redis.call('PEXPIRE', KEYS[3], ARGV[2])
+end
+redis.call('PUBLISH', ARGV[4], ARGV[1])
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])
+return 1
+"""
+
+
+def _write_python(ops: ScriptOps, keys: list[str], args: list[bytes]) -> int:
+    payload, ttl_ms, max_history, channel, task_id = args
+    if ops.exists(keys[0]):
+        return 0
+    ttl = int(ttl_ms) / 1000.0
+    ops.lpush(keys[1], payload)
+    ops.ltrim(keys[1], 0, int(max_history) - 1)
+    ops.expire(keys[1], ttl)
+    if len(keys) >= 3:
+        ops.sadd(keys[2], task_id)
+        ops.expire(keys[2], ttl)
+    ops.publish(channel.decode(), payload)
+    ops.set(keys[0], b"1", ttl=ttl)
+    return 1
+
+
+#: The atomic status write (see the module docstring).
+WRITE_STATUS_SCRIPT = Script(name="relayna.status.write", lua=_WRITE_LUA, python=_write_python)
+
+
+def _positive(_inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if value <= 0:
+        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
+
+
+def _prefix(_inst: object, attribute: attrs.Attribute[Any], value: str) -> None:
+    if not value or any(ch in value for ch in " \r\n\t*?[]"):
+        raise ValueError(f"{attribute.name} must be a non-empty key prefix, got {value!r}")
+
+
+@attrs.frozen
+class StatusStoreConfig:
+    """Where and how long status data lives.
+
+    Attributes:
+        prefix: key prefix (the anchor's lifespan default ``relayna``).
+        ttl_seconds: TTL of history, children and dedupe markers.
+        max_history: history length kept per task (older entries are trimmed).
+    """
+
+    prefix: str = attrs.field(default="relayna", validator=_prefix)
+    ttl_seconds: float = attrs.field(default=86400.0, validator=_positive)
+    max_history: int = attrs.field(default=50, validator=_positive)
+
+
+class StatusStore:
+    """Status history, latest status, children and the live channel of tasks.
+
+    Works on any :class:`~relayna.transport.Store` (memory or Redis). Every
+    ``task_id`` is validated before it is used in a key.
+    """
+
+    def __init__(self, store: Store, config: StatusStoreConfig | None = None) -> None:
+        self.store = store
+        self.config = config or StatusStoreConfig()
+        self._bad_entries = 0
+
+    # -- keys ------------------------------------------------------------------
+
+    def history_key(self, task_id: str) -> str:
+        return f"{self.config.prefix}:history:{validate_identifier(task_id)}"
+
+    def channel(self, task_id: str) -> str:
+        return f"{self.config.prefix}:channel:{validate_identifier(task_id)}"
+
+    def event_key(self, task_id: str, event_id: str) -> str:
+        return (
+            f"{self.config.prefix}:event:{validate_identifier(task_id)}:"
+            f"{validate_identifier(event_id, 'event_id')}"
+        )
+
+    def children_key(self, parent_task_id: str) -> str:
+        return (
+            f"{self.config.prefix}:children:{validate_identifier(parent_task_id, 'parent_task_id')}"
+        )
+
+    @property
+    def bad_entries(self) -> int:
+        """Stored entries skipped on read because they were not valid events."""
+        return self._bad_entries
+
+    # -- writes ----------------------------------------------------------------
+
+    async def write(self, event: Mapping[str, Any]) -> bool:
+        """Store one event atomically; ``True`` if stored, ``False`` if a duplicate.
+
+        ``event`` is a wire dict with a valid ``task_id`` and ``event_id``. A
+        valid ``meta.parent_task_id`` different from ``task_id`` adds the task
+        to the parent's children set.
+
+        Raises:
+            ContractError: invalid ``task_id`` / ``event_id``.
+            StoreError: the store failed; nothing (in particular no dedupe
+                marker) was written, so retrying is safe.
+        """
+        task_id = validate_identifier(event.get("task_id"))
+        event_id = validate_identifier(event.get("event_id"), "event_id")
+        keys = [self.event_key(task_id, event_id), self.history_key(task_id)]
+        meta = event.get("meta")
+        parent = meta.get("parent_task_id") if isinstance(meta, Mapping) else None
+        if isinstance(parent, str) and parent != task_id:
+            keys.append(self.children_key(parent))
+        cfg = self.config
+        result = await self.store.run_script(
+            WRITE_STATUS_SCRIPT,
+            keys,
+            [
+                dumps_event(event),
+                max(1, round(cfg.ttl_seconds * 1000)),
+                cfg.max_history,
+                self.channel(task_id),
+                task_id,
+            ],
+        )
+        return bool(int(result))
+
+    # -- reads -----------------------------------------------------------------
+
+    def _parse(self, raw: bytes, task_id: str) -> EventDict | None:
+        try:
+            event = loads_stored(raw)
+        except ContractError as exc:
+            self._bad_entries += 1
+            log.warning("skipping a malformed status entry for task %s: %s", task_id, exc)
+            return None
+        return event
+
+    async def history(self, task_id: str, limit: int | None = None) -> list[EventDict]:
+        """The task's stored events, **newest first**, at most ``limit``."""
+        stop = -1 if limit is None else max(limit, 0) - 1
+        if stop == -1 and limit is not None:
+            return []
+        raw = await self.store.lrange(self.history_key(task_id), 0, stop)
+        return [e for e in (self._parse(r, task_id) for r in raw) if e is not None]
+
+    async def latest(self, task_id: str) -> EventDict | None:
+        """The newest stored event of the task, or ``None``."""
+        raw = await self.store.lindex(self.history_key(task_id), 0)
+        return None if raw is None else self._parse(raw, task_id)
+
+    async def children(self, parent_task_id: str, limit: int | None = None) -> list[str]:
+        """Child task ids of ``parent_task_id``, sorted, at most ``limit``."""
+        # (cast: the Store protocol's ``set`` method shadows the builtin in its annotations)
+        raw = cast("Iterable[bytes]", await self.store.smembers(self.children_key(parent_task_id)))
+        members = sorted(m.decode() for m in raw)
+        return members if limit is None else members[: max(limit, 0)]

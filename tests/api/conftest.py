@@ -1,0 +1,54 @@
+"""Serve an ASGI app with hypercorn on a real loopback socket, on the test's backend."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import pytest
+import sniffio
+from hypercorn.config import Config
+
+
+@asynccontextmanager
+async def _serve(app: Any) -> AsyncIterator[str]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    port = sock.getsockname()[1]
+    config = Config()
+    config.bind = [f"fd://{os.dup(sock.fileno())}"]
+    config.graceful_timeout = 1.0
+    config.accesslog = None
+    config.errorlog = None
+    sock.close()
+    stop = anyio.Event()
+
+    async def trigger() -> None:
+        await stop.wait()
+
+    async with anyio.create_task_group() as tg:
+        if sniffio.current_async_library() == "trio":
+            from hypercorn.trio import serve as trio_serve
+
+            tg.start_soon(lambda: trio_serve(app, config, shutdown_trigger=trigger))
+        else:
+            from hypercorn.asyncio import serve as asyncio_serve
+
+            tg.start_soon(lambda: asyncio_serve(app, config, shutdown_trigger=trigger))
+        base = f"http://127.0.0.1:{port}"
+        try:
+            yield base
+        finally:
+            stop.set()
+
+
+@pytest.fixture
+def serve() -> Callable[[Any], Any]:
+    """``async with serve(app) as base_url:`` — hypercorn on 127.0.0.1, stopped on exit."""
+    return _serve
