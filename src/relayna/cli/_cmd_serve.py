@@ -6,8 +6,8 @@ import argparse
 
 import anyio
 
+from relayna.api._serve import serve_asgi
 from relayna.cli._common import env_default, load_target, run_async, wait_for_shutdown_signal
-from relayna.cli._serve import serve_asgi
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

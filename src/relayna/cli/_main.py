@@ -22,7 +22,7 @@ Registrar = Callable[[argparse._SubParsersAction], None]  # type: ignore[type-ar
 
 def _registrars() -> list[Registrar]:
     registrars: list[Registrar] = [_cmd_serve.register]
-    for name in ("_cmd_dev", "_cmd_worker", "_cmd_topology", "_cmd_publish", "_cmd_status"):
+    for name in ("_cmd_dev", "_cmd_topology", "_cmd_publish", "_cmd_status"):
         try:
             module = __import__(f"relayna.cli.{name}", fromlist=["register"])
         except ImportError:

@@ -1,0 +1,107 @@
+"""The dev service's Starlette app: the status routes, ``POST /tasks`` and the page."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from relayna.api import JSONResponse, RelaynaRuntime, error_response, status_routes
+from relayna.errors import ContractError, RelaynaError
+from relayna.rabbitmq import RelaynaClient
+
+__all__ = ["MAX_BODY_BYTES", "build_app"]
+
+MAX_BODY_BYTES = 1024 * 1024
+_ENVELOPE_FIELDS = ("task_id", "task_type", "correlation_id", "priority", "service")
+
+
+def _page() -> str:
+    return resources.files("relayna.devserver").joinpath("page.html").read_text("utf-8")
+
+
+async def _read_json(request: Request) -> Any:
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise _HTTPError(415, "Content-Type must be application/json")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _HTTPError(413, f"body larger than {MAX_BODY_BYTES} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise _HTTPError(413, f"body larger than {MAX_BODY_BYTES} bytes")
+    try:
+        return orjson.loads(bytes(body))
+    except orjson.JSONDecodeError as exc:
+        raise _HTTPError(400, f"invalid JSON: {exc}") from None
+
+
+class _HTTPError(Exception):
+    def __init__(self, status: int, detail: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def task_from_body(data: Any, default_task_type: str) -> dict[str, Any]:
+    """``{"payload": {...}, ...envelope fields}`` → a task mapping (id generated)."""
+    if not isinstance(data, dict):
+        raise _HTTPError(422, [{"loc": ["body"], "msg": "expected a JSON object"}])
+    payload = data.get("payload", {})
+    if not isinstance(payload, dict):
+        raise _HTTPError(422, [{"loc": ["body", "payload"], "msg": "expected an object"}])
+    unknown = sorted(set(data) - {"payload", *_ENVELOPE_FIELDS})
+    if unknown:
+        raise _HTTPError(422, [{"loc": ["body", k], "msg": "unknown field"} for k in unknown])
+    task = {k: data[k] for k in _ENVELOPE_FIELDS if k in data}
+    task["payload"] = payload
+    task.setdefault("task_id", uuid.uuid4().hex)
+    task.setdefault("task_type", default_task_type)
+    return task
+
+
+def build_app(
+    runtime: RelaynaRuntime, client: RelaynaClient, *, default_task_type: str = "demo.process"
+) -> Starlette:
+    """The app serving an already-open runtime (its lifespan just exposes it)."""
+
+    async def submit(request: Request) -> Response:
+        try:
+            task = task_from_body(await _read_json(request), default_task_type)
+            published = await client.publish_task(task)
+        except _HTTPError as exc:
+            return error_response(exc.status, exc.detail)
+        except ContractError as exc:
+            detail = [{"loc": ["body", *path.split(".")], "msg": msg} for path, msg in exc.errors]
+            return error_response(422, detail or str(exc))
+        except RelaynaError as exc:
+            return error_response(503, f"could not publish: {exc}")
+        task_id = published.task_id
+        return JSONResponse(
+            {
+                "task_id": task_id,
+                "task_type": published.task_type,
+                "status_url": f"/status/{task_id}",
+                "events_url": f"/events/{task_id}",
+            },
+            status_code=202,
+        )
+
+    async def index(_request: Request) -> Response:
+        return HTMLResponse(_page())
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        yield {"relayna": runtime}
+
+    routes = [Route("/", index), Route("/tasks", submit, methods=["POST"]), *status_routes()]
+    return Starlette(routes=routes, lifespan=lifespan)

@@ -1,0 +1,67 @@
+"""The demo topology and worker of ``relayna dev``.
+
+The handler reports progress over a few seconds. ``payload.mode`` picks what
+happens: ``ok``; ``fail_once`` (fails on the first attempt, succeeds on the
+broker-delayed retry); ``handoff`` (hands the task to the ``demo.review`` task
+type with a manual retry, keeping its task_id); ``fail_always`` (fails every
+attempt and ends in the dead-letter queue with status ``failed``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+
+from relayna.consumer import TaskContext
+from relayna.contracts import TaskEnvelope
+from relayna.topology import RoutedTasksSharedStatusTopology
+
+__all__ = ["DEMO_TASK_TYPES", "MODES", "demo_handler", "demo_topology"]
+
+DEMO_TASK_TYPES = ("demo.process", "demo.review")
+MODES = ("ok", "fail_once", "handoff", "fail_always")
+
+
+def demo_topology(prefix: str = "relayna.dev") -> RoutedTasksSharedStatusTopology:
+    return RoutedTasksSharedStatusTopology(
+        tasks_exchange=f"{prefix}.tasks",
+        tasks_queue=f"{prefix}.tasks",
+        task_types=DEMO_TASK_TYPES,
+        status_exchange=f"{prefix}.status",
+        status_queue=f"{prefix}.status",
+        prefetch_count=8,
+    )
+
+
+def _steps(payload: dict[str, Any]) -> int:
+    try:
+        steps = int(payload.get("steps", 5))
+    except (TypeError, ValueError):
+        steps = 5
+    return min(max(steps, 1), 20)
+
+
+async def demo_handler(
+    task: TaskEnvelope, ctx: TaskContext, *, step_seconds: float = 0.4
+) -> dict[str, Any]:
+    payload = dict(task.payload)
+    mode = payload.get("mode", "ok")
+    steps = _steps(payload)
+    text = str(payload.get("text", ""))
+    if task.task_type == "demo.process" and mode == "handoff":
+        await ctx.publish_status(
+            status="running", message="needs a review: handing off", meta={"progress": 0.2}
+        )
+        ctx.manual_retry(task_type="demo.review", reason="needs review")
+    for step in range(1, steps + 1):
+        await anyio.sleep(step_seconds)
+        if step == (steps + 1) // 2:
+            if mode == "fail_always" or (mode == "fail_once" and ctx.attempt == 0):
+                raise RuntimeError(f"demo failure at step {step} (attempt {ctx.attempt + 1})")
+        await ctx.publish_status(
+            status="running",
+            message=f"{task.task_type}: step {step}/{steps}",
+            meta={"progress": step / steps, "attempt": ctx.attempt + 1},
+        )
+    return {"text": text.upper(), "steps": steps, "attempts": ctx.attempt + 1}

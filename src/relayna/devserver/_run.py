@@ -1,0 +1,119 @@
+"""Run the dev service: runtime, demo worker and web app in one task group."""
+
+from __future__ import annotations
+
+import logging
+
+import anyio
+import attrs
+from anyio.abc import TaskStatus
+
+from relayna._urls import redact_url
+from relayna.api import RuntimeConfig, open_relayna_runtime
+from relayna.api._serve import serve_asgi
+from relayna.consumer import LifecycleStatuses, RetryPolicy, TaskConsumer
+from relayna.devserver._app import build_app
+from relayna.devserver._demo import demo_handler, demo_topology
+from relayna.rabbitmq import open_relayna_client
+
+__all__ = ["DevConfig", "run_dev"]
+
+logger = logging.getLogger("relayna.dev")
+
+
+@attrs.frozen
+class DevConfig:
+    """Options of ``relayna dev`` (see ``relayna dev --help``)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    broker_url: str = "memory://"
+    store_url: str = "memory://"
+    drain_timeout: float = 10.0
+    max_retries: int = 2
+    retry_delay_ms: int = 1500
+    step_seconds: float = 0.4
+    prefix: str = "relayna.dev"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/"
+
+
+async def _wait_listening(host: str, port: int) -> None:
+    while True:
+        try:
+            stream = await anyio.connect_tcp(host, port)
+        except OSError:
+            await anyio.sleep(0.05)
+            continue
+        await stream.aclose()
+        return
+
+
+async def run_dev(
+    config: DevConfig,
+    shutdown: anyio.Event,
+    *,
+    task_status: TaskStatus[str] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve until ``shutdown`` is set, then end SSE streams, stop HTTP, drain the worker.
+
+    Reports the page URL through ``task_status`` once the server accepts
+    connections and the worker and hub consume.
+    """
+    topology = demo_topology(config.prefix)
+    runtime_config = RuntimeConfig(
+        store_url=config.store_url, broker_url=config.broker_url, topology=topology
+    )
+    async with open_relayna_runtime(runtime_config) as runtime:
+        assert runtime.broker is not None
+        async with open_relayna_client(topology, runtime.broker, declare=False) as client:
+
+            async def handler(task, ctx):  # type: ignore[no-untyped-def]
+                return await demo_handler(task, ctx, step_seconds=config.step_seconds)
+
+            consumer = TaskConsumer(
+                topology=topology,
+                broker=runtime.broker,
+                handler=handler,
+                consumer_name="relayna-dev-worker",
+                retry_policy=RetryPolicy(
+                    max_retries=config.max_retries, delay_ms=config.retry_delay_ms
+                ),
+                statuses=LifecycleStatuses(enabled=True),
+                drain_timeout=config.drain_timeout,
+            )
+            app = build_app(runtime, client)
+            http_stopped = anyio.Event()
+
+            async def stop_http() -> None:
+                await shutdown.wait()
+                runtime.request_shutdown()  # SSE streams end before hypercorn waits on them
+
+            async def serve() -> None:
+                try:
+                    await serve_asgi(app, host=config.host, port=config.port,
+                                     shutdown_trigger=stop_http)
+                finally:
+                    http_stopped.set()
+
+            async with anyio.create_task_group() as workers:
+                await workers.start(consumer.run)
+                async with anyio.create_task_group() as web:
+                    web.start_soon(serve)
+                    with anyio.fail_after(15):
+                        await _wait_listening(config.host, config.port)
+                    logger.info(
+                        "broker %s, store %s", redact_url(config.broker_url),
+                        redact_url(config.store_url),
+                    )
+                    task_status.started(config.url)
+                    await http_stopped.wait()
+                logger.info("HTTP stopped; draining the worker (up to %.0fs)", config.drain_timeout)
+                workers.cancel_scope.cancel()
+            stats = consumer.stats
+            logger.info(
+                "worker drained: received=%d acked=%d retried=%d dead_lettered=%d",
+                stats.received, stats.acked, stats.retried, stats.dead_lettered,
+            )
