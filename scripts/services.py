@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Install, start and stop the real RabbitMQ and Redis used by relayna's tests.
 
+Also installs Debian's chromium for the browser test of ``relayna dev``.
+
 Usage::
 
     python scripts/services.py start [--dir DIR]   # prints `export NAME=value` lines
@@ -56,6 +58,8 @@ def ensure_installed() -> None:
         missing.append("rabbitmq-server")
     if shutil.which(REDIS_SERVER) is None:
         missing.append("redis-server")
+    if shutil.which("chromium") is None:
+        missing.append("chromium")  # the browser test of `relayna dev`
     if not missing:
         return
     if os.geteuid() != 0:

@@ -15,7 +15,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from relayna.api import JSONResponse, RelaynaRuntime, error_response, status_routes
-from relayna.errors import ContractError, RelaynaError
+from relayna.errors import ContractError, RelaynaError, TopologyError
 from relayna.rabbitmq import RelaynaClient
 
 __all__ = ["MAX_BODY_BYTES", "build_app"]
@@ -83,6 +83,8 @@ def build_app(
         except ContractError as exc:
             detail = [{"loc": ["body", *path.split(".")], "msg": msg} for path, msg in exc.errors]
             return error_response(422, detail or str(exc))
+        except TopologyError as exc:  # e.g. a task_type this topology does not route
+            return error_response(422, str(exc))
         except RelaynaError as exc:
             return error_response(503, f"could not publish: {exc}")
         task_id = published.task_id

@@ -1,0 +1,86 @@
+"""`relayna dev` in a real browser: submit a task on the page, see it complete live.
+
+Headless Debian Chromium driven by Playwright (system browser, no download).
+The screenshot lands in artifacts/ for people to look at.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def dev_server(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "relayna.cli", "dev", "--port", str(port),
+         "--backend", request.param],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        assert proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if "relayna dev is running" in line:
+                break
+            if proc.poll() is not None:
+                pytest.fail(f"relayna dev exited early: {line}{proc.stdout.read()}")
+        else:
+            pytest.fail("relayna dev did not start within 30 s")
+        yield f"http://127.0.0.1:{port}/", request.param
+    finally:
+        proc.send_signal(2)  # SIGINT: graceful drain
+        try:
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
+def test_submit_task_and_watch_it_complete_live(dev_server: tuple[str, str]) -> None:
+    url, backend = dev_server
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 700})
+            page.goto(url)
+            page.fill("#text", "browser test")
+            page.fill("#steps", "3")
+            page.select_option("#mode", "fail_once")
+            page.click("#go")
+            card = page.locator(".card").first
+            card.locator(".state").wait_for()
+            # The failed first attempt is retried by the broker, then completes.
+            page.wait_for_selector(".card.completed", timeout=30_000)
+            timeline = card.locator("li").all_inner_texts()
+            assert any(t.startswith("retrying") for t in timeline), timeline
+            assert timeline[-1].startswith("completed"), timeline
+            assert card.locator(".state").inner_text().lower() == "completed"
+            page.screenshot(path=str(ARTIFACTS / f"relayna-dev-{backend}.png"), full_page=True)
+        finally:
+            browser.close()

@@ -1,0 +1,124 @@
+"""The `relayna dev` service in-process on the memory transports, both backends."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+
+import anyio
+import httpx
+import orjson
+import pytest
+
+from relayna.devserver import DevConfig, run_dev
+
+pytestmark = pytest.mark.anyio
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+async def base_url() -> AsyncIterator[str]:
+    config = DevConfig(port=_free_port(), step_seconds=0.01, retry_delay_ms=100, drain_timeout=5)
+    shutdown = anyio.Event()
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            url = await tg.start(run_dev, config, shutdown)
+            try:
+                yield url.rstrip("/")
+            finally:
+                shutdown.set()
+
+
+async def _events(client: httpx.AsyncClient, task_id: str) -> list[dict[str, object]]:
+    """Follow the SSE stream of a task to its end; return the status events."""
+    events: list[dict[str, object]] = []
+    kind = None
+    async with client.stream("GET", f"/events/{task_id}") as resp:
+        assert resp.status_code == 200
+        assert resp.headers["content-type"].startswith("text/event-stream")
+        async for line in resp.aiter_lines():
+            if line.startswith("event:"):
+                kind = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and kind == "status":
+                events.append(orjson.loads(line[5:]))
+    return events
+
+
+async def _submit(client: httpx.AsyncClient, payload: dict[str, object]) -> str:
+    resp = await client.post("/tasks", json={"payload": payload})
+    assert resp.status_code == 202, resp.text
+    body = resp.json()
+    assert body["events_url"] == f"/events/{body['task_id']}"
+    return str(body["task_id"])
+
+
+async def test_page_is_served(base_url: str) -> None:
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        resp = await client.get("/")
+    assert resp.status_code == 200
+    assert "<form id=\"submit\">" in resp.text
+    assert "EventSource" in resp.text
+
+
+@pytest.mark.parametrize(
+    ("mode", "final", "attempts", "must_see"),
+    [
+        ("ok", "completed", 1, None),
+        ("fail_once", "completed", 2, "retrying"),
+        ("handoff", "completed", 2, "manual_retrying"),  # two handler runs: process, review
+        ("fail_always", "failed", 3, "retrying"),
+    ],
+)
+async def test_modes_end_in_the_expected_status(
+    base_url: str, mode: str, final: str, attempts: int, must_see: str | None
+) -> None:
+    with anyio.fail_after(30):
+        async with httpx.AsyncClient(base_url=base_url, timeout=20) as client:
+            task_id = await _submit(client, {"text": "abc", "steps": 2, "mode": mode})
+            events = await _events(client, task_id)
+            statuses = [e["status"] for e in events]
+            assert statuses[-1] == final, statuses
+            assert statuses.count("processing") == attempts, statuses
+            if must_see:
+                assert must_see in statuses
+            latest = (await client.get(f"/status/{task_id}")).json()
+            assert latest["event"]["status"] == final
+            # A reconnect after the terminal event is told there is nothing more.
+            last_id = str(events[-1]["event_id"])
+            again = await client.get(f"/events/{task_id}", headers={"Last-Event-ID": last_id})
+            assert again.status_code == 204
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status"),
+    [
+        ({"content-type": "text/plain"}, b"{}", 415),
+        ({"content-type": "application/json"}, b"{not json", 400),
+        ({"content-type": "application/json"}, b"[1]", 422),
+        ({"content-type": "application/json"}, b'{"payload": 3}', 422),
+        ({"content-type": "application/json"}, b'{"payload": {}, "bogus": 1}', 422),
+        ({"content-type": "application/json"}, b'{"task_id": "a b", "payload": {}}', 422),
+        ({"content-type": "application/json"}, b'{"priority": 300, "payload": {}}', 422),
+        ({"content-type": "application/json"}, b'{"task_type": "nope", "payload": {}}', 422),
+        ({"content-type": "application/json"}, b'{"payload": {"x": "' + b"a" * (1 << 20) + b'"}}', 413),
+    ],
+)
+async def test_bad_submissions_get_clear_errors(
+    base_url: str, headers: dict[str, str], body: bytes, status: int
+) -> None:
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        resp = await client.post("/tasks", content=body, headers=headers)
+    assert resp.status_code == status, resp.text
+    assert "detail" in resp.json()
+
+
+async def test_bad_task_id_in_routes_is_422(base_url: str) -> None:
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        assert (await client.get("/status/a%0Db")).status_code == 422
+        assert (await client.get("/status/" + "x" * 5000)).status_code == 422
+        assert (await client.get("/status/unknown-task")).status_code == 404
