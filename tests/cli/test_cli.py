@@ -29,7 +29,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["serve"], ["worker"], ["declare"], ["topology", "show"], ["publish"]],
+    [[], ["serve"], ["worker"], ["declare"], ["topology", "show"], ["publish"], ["dev"], ["status"], ["history"], ["watch"]],
 )
 def test_every_command_has_help(command: list[str]) -> None:
     proc = subprocess.run(

@@ -1,0 +1,103 @@
+"""`relayna status/history` against the real Redis, `relayna watch` against `relayna dev`."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import anyio
+import httpx
+import pytest
+
+from relayna.cli import main
+from relayna.status import StatusStore, StatusStoreConfig
+from relayna.transport import open_store
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _seed(redis_url: str, prefix: str, task_id: str) -> None:
+    async def write() -> None:
+        async with open_store(redis_url) as store:
+            status = StatusStore(store, StatusStoreConfig(prefix=prefix, ttl_seconds=60))
+            for i, name in enumerate(["processing", "running", "completed"]):
+                await status.write(
+                    {"task_id": task_id, "status": name, "event_id": f"e{i}",
+                     "timestamp": f"2026-01-01T00:00:0{i}Z", "meta": {"progress": i / 2}}
+                )
+
+    anyio.run(write)
+
+
+def test_status_and_history_read_the_store(
+    capsys: pytest.CaptureFixture[str], redis_url: str, unique: str
+) -> None:
+    prefix, task_id = f"cli{unique}", f"task-{unique}"
+    _seed(redis_url, prefix, task_id)
+    code, out, _ = run(capsys, "status", task_id, "--store-url", redis_url, "--prefix", prefix)
+    assert code == 0
+    assert "completed" in out
+    code, out, _ = run(capsys, "history", task_id, "--store-url", redis_url, "--prefix", prefix,
+                       "--backend", "trio")
+    assert code == 0
+    assert [line.split()[1] for line in out.splitlines()] == ["processing", "running", "completed"]
+    assert "[##########..........]  50%" in out
+    code, _, err = run(capsys, "status", f"missing-{unique}", "--store-url", redis_url)
+    assert code == 1
+    assert "no status stored" in err
+
+
+@pytest.mark.parametrize("bad", ["a b", "x" * 5000, "a\r\nb"])
+def test_bad_task_ids_never_reach_the_store(capsys: pytest.CaptureFixture[str], bad: str) -> None:
+    code, _, err = run(capsys, "status", bad, "--store-url", "redis://127.0.0.1:1/0")
+    assert code == 2
+    assert "invalid task id" in err
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def dev_url() -> Iterator[str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "relayna.cli", "dev", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 30
+        while "relayna dev is running" not in proc.stdout.readline():
+            assert time.monotonic() < deadline and proc.poll() is None, "dev did not start"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.send_signal(2)
+        try:
+            proc.wait(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
+def test_watch_follows_a_task_to_completion(capsys: pytest.CaptureFixture[str], dev_url: str) -> None:
+    resp = httpx.post(f"{dev_url}/tasks", json={"payload": {"steps": 2, "text": "w"}}, timeout=10)
+    task_id = resp.json()["task_id"]
+    code, out, _ = run(capsys, "watch", task_id, "--url", dev_url)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split()[1] == "processing"
+    assert lines[-1].split()[1] == "completed"
+    assert "100%" in out
