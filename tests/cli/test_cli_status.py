@@ -81,7 +81,8 @@ def dev_url() -> Iterator[str]:
         assert proc.stdout is not None
         deadline = time.monotonic() + 30
         while "relayna dev is running" not in proc.stdout.readline():
-            assert time.monotonic() < deadline and proc.poll() is None, "dev did not start"
+            assert time.monotonic() < deadline, "dev did not start"
+            assert proc.poll() is None, "dev exited"
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.send_signal(2)

@@ -55,7 +55,7 @@ def _check_id(task_id: str) -> None:
 
 def format_event(event: dict[str, Any]) -> str:
     stamp = str(event.get("timestamp", ""))[11:23]
-    line = f"{stamp:<12} {str(event.get('status', '?')):<16}"
+    line = f"{stamp:<12} {event.get('status', '?')!s:<16}"
     meta = event.get("meta") or {}
     progress = meta.get("progress") if isinstance(meta, dict) else None
     if isinstance(progress, int | float):
