@@ -113,31 +113,43 @@ def _envelopes(target: int) -> dict[str, tuple[Any, Any, bytes, type[Any], type[
     return out
 
 
-def _rate(fn: Callable[[], object], budget: float, repeats: int) -> float:
+def _calibrate(fn: Callable[[], object], seconds: float) -> int:
     n = 1
-    while True:  # calibrate to ~budget/5
+    while True:
         start = time.perf_counter()
         for _ in range(n):
             fn()
         elapsed = time.perf_counter() - start
-        if elapsed >= budget / 5:
-            break
+        if elapsed >= seconds:
+            return max(1, int(n * seconds / elapsed))
         n *= 2
-    per_run = max(1, int(n * budget / 5 / elapsed))
-    best = float("inf")
+
+
+def _rates(fns: list[Callable[[], object]], budget: float, repeats: int) -> list[float]:
+    """Best ops/s of each function. Rounds alternate between the functions, so a
+    burst of load from other processes hits all of them alike and the ratios
+    stay comparable on a busy machine."""
+    chunk = budget / repeats
+    counts = [_calibrate(fn, chunk) for fn in fns]
+    best = [float("inf")] * len(fns)
     for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(per_run):
-            fn()
-        best = min(best, (time.perf_counter() - start) / per_run)
-    return 1.0 / best
+        for i, (fn, n) in enumerate(zip(fns, counts, strict=True)):
+            start = time.perf_counter()
+            for _ in range(n):
+                fn()
+            best[i] = min(best[i], (time.perf_counter() - start) / n)
+    return [1.0 / b for b in best]
+
+
+def _rate(fn: Callable[[], object], budget: float, repeats: int) -> float:
+    return _rates([fn], budget, repeats)[0]
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks contracts")
     parser.add_argument("--quick", action="store_true", help="shorter runs")
     args = parser.parse_args(argv)
-    budget, repeats = (0.1, 3) if args.quick else (0.4, 5)
+    budget, repeats = (0.3, 10) if args.quick else (1.2, 40)
 
     header = (
         f"{'case':<20}{'body':>9}{'relayna/s':>12}{'orjson/s':>12}{'pydantic/s':>12}"
@@ -167,9 +179,7 @@ def main(argv: list[str]) -> int:
                 r_hash = _rate(lambda unset=unset: ensure_event_id(unset), budget, repeats)
                 print(f"{'status event_id':<20}{label:>9}{r_hash:>12,.0f}")
             for op, (ours, raw, pydantic_fn) in cases.items():
-                r_ours = _rate(ours, budget, repeats)
-                r_raw = _rate(raw, budget, repeats)
-                r_pyd = _rate(pydantic_fn, budget, repeats)
+                r_ours, r_raw, r_pyd = _rates([ours, raw, pydantic_fn], budget, repeats)
                 if op.startswith("decode"):
                     worst = min(worst, r_ours / r_pyd)
                 print(

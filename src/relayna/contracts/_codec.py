@@ -29,6 +29,7 @@ from relayna.contracts._envelopes import (
     TaskEnvelope,
     WorkflowEnvelope,
 )
+from relayna.contracts._fast import structure_fns, unstructure_fns
 from relayna.contracts._json import dumps, loads
 from relayna.contracts._limits import DEFAULT_LIMITS, Limits
 from relayna.errors import ContractError
@@ -255,6 +256,13 @@ _FAST_HOOKS: dict[type[Any], Callable[[Any, Any], Any]] = {
     for cls in (TaskEnvelope, BatchTaskEnvelope, StatusEvent, WorkflowEnvelope)
 }
 
+# Generated one-pass functions (see :mod:`._fast`); the cattrs paths above stay
+# the authority for anything the fast path declines and for every error message.
+_GENERATED = structure_fns()
+_UNSTRUCTURE = unstructure_fns(format_datetime)
+#: For encode only: exact-UTC datetimes are left for orjson to write.
+_WIRE = unstructure_fns(format_datetime, keep_utc=True)
+
 
 # -- public functions -------------------------------------------------------------
 
@@ -277,15 +285,24 @@ def structure(data: object, cls: type[E], *, aliases: ContractAliasConfig | None
             f"invalid {cls.__name__}",
             errors=[("", f"expected a JSON object, got {_json_type(data)}")],
         )
-    value = normalize_aliases(data, aliases)
+    if aliases is None and "documentId" not in data:
+        value: Mapping[str, Any] = data
+    else:
+        value = normalize_aliases(data, aliases)
     if cls is BatchTaskEnvelope and type(value.get("tasks")) is list:
         value = dict(value)
         value["tasks"] = [
             normalize_aliases(t, aliases) if type(t) is dict else t for t in value["tasks"]
         ]
     try:
-        result: E = _FAST_HOOKS[cls](value, cls)
+        result: E | None = _GENERATED[cls](value)  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001 - the full path below decides and reports
+        result = None
+    if result is not None:
         return result
+    try:
+        result = _FAST_HOOKS[cls](value, cls)
+        return result  # type: ignore[return-value]
     except _STRUCTURE_ERRORS as fast_exc:
         try:
             converter.structure(value, cls)
@@ -296,6 +313,9 @@ def structure(data: object, cls: type[E], *, aliases: ContractAliasConfig | None
 
 def unstructure(envelope: Envelope) -> dict[str, Any]:
     """The wire dict of ``envelope`` (JSON types only; ``None`` fields omitted)."""
+    fn = _UNSTRUCTURE.get(type(envelope))
+    if fn is not None:
+        return fn(envelope)
     result: dict[str, Any] = converter.unstructure(envelope)
     return result
 
@@ -334,11 +354,13 @@ def encode(envelope: Envelope, *, limits: Limits = DEFAULT_LIMITS) -> bytes:
         EnvelopeTooLarge: the body exceeds ``limits.max_body_bytes``.
         ContractError: the payload is not JSON-serialisable or nests too deeply.
     """
-    if type(envelope) is StatusEvent:
-        envelope = ensure_event_id(envelope)
-    wire = unstructure(envelope)
-    if type(envelope) is WorkflowEnvelope and envelope.correlation_id is None:
-        wire["correlation_id"] = envelope.task_id
+    kind = type(envelope)
+    if kind is StatusEvent and (envelope.event_id is None or envelope.correlation_id is None):  # type: ignore[union-attr]
+        envelope = ensure_event_id(envelope)  # type: ignore[arg-type]
+    fn = _WIRE.get(kind)
+    wire = unstructure(envelope) if fn is None else fn(envelope)
+    if kind is WorkflowEnvelope and envelope.correlation_id is None:  # type: ignore[union-attr]
+        wire["correlation_id"] = envelope.task_id  # type: ignore[union-attr]
     return dumps(wire, limits=limits)
 
 
@@ -357,6 +379,13 @@ def decode(
         ContractError: reason ``too_deep``, ``decode_error``, ``invalid_json``
             or ``schema``.
     """
-    return structure(
-        loads(data, limits=limits, allow_non_finite=allow_non_finite), cls, aliases=aliases
-    )
+    value = loads(data, limits=limits, allow_non_finite=allow_non_finite)
+    if aliases is None and type(value) is dict and "documentId" not in value:
+        # Hot path of structure(): the generated function, inline.
+        try:
+            result: E | None = _GENERATED[cls](value)
+        except Exception:  # noqa: BLE001 - structure() below decides and reports
+            result = None
+        if result is not None:
+            return result
+    return structure(value, cls, aliases=aliases)

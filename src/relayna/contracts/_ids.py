@@ -19,10 +19,28 @@ IDENTIFIER_MAX_LENGTH = 256
 
 _IDENTIFIER = re.compile(r"[A-Za-z0-9_:@/+=\-](?:[A-Za-z0-9._:@/+=\-]{0,254}[A-Za-z0-9_:@/+=\-])?")
 
+#: Recently validated identifiers that needed the regex (task ids and
+#: correlation ids recur across a task's status events). Only valid values are
+#: added, so a hit is always a correct answer; the set is cleared when full.
+RECENT_IDENTIFIERS: set[str] = set()
+_RECENT_LIMIT = 4096
+
 
 def is_valid_identifier(value: object) -> bool:
     """True when ``value`` is a string that satisfies the identifier rule."""
-    return type(value) is str and _IDENTIFIER.fullmatch(value) is not None and ".." not in value
+    if type(value) is not str:
+        return False
+    # Fast path: ASCII letters/digits only (hex digests, plain ids) need no regex.
+    if value.isalnum() and value.isascii():
+        return len(value) <= IDENTIFIER_MAX_LENGTH
+    if value in RECENT_IDENTIFIERS:
+        return True
+    if _IDENTIFIER.fullmatch(value) is None or ".." in value:
+        return False
+    if len(RECENT_IDENTIFIERS) >= _RECENT_LIMIT:
+        RECENT_IDENTIFIERS.clear()
+    RECENT_IDENTIFIERS.add(value)
+    return True
 
 
 def _describe(value: str) -> str:

@@ -32,7 +32,13 @@ from typing import Any, NoReturn
 
 import orjson
 
-from relayna.contracts._limits import DEFAULT_LIMITS, Limits, check_body_size, check_depth
+from relayna.contracts._limits import (
+    DEFAULT_LIMITS,
+    SMALL_BODY,
+    Limits,
+    check_body_size,
+    check_depth,
+)
 from relayna.errors import ContractError
 
 __all__ = ["dumps", "loads"]
@@ -127,9 +133,11 @@ def loads(
                 _decode_error(str(exc))
         else:
             data = bytes(data)
-    if len(data) > limits.max_body_bytes:
-        check_body_size(len(data), limits)
-    if data.count(b"[") + data.count(b"{") > limits.max_depth:
+    size = len(data)
+    if size > limits.max_body_bytes:
+        check_body_size(size, limits)
+    # Same pre-check as check_depth, inlined for small bodies (the common case).
+    if size > SMALL_BODY or data.count(b"[") + data.count(b"{") > limits.max_depth:
         check_depth(data, limits)
     try:
         value = orjson.loads(data)
@@ -212,6 +220,9 @@ def dumps(
             raise ContractError(
                 "value is not JSON-serialisable", errors=[("body", str(exc))], reason="schema"
             ) from None
-    check_body_size(len(data), limits)
-    check_depth(data, limits)
+    size = len(data)
+    if size > limits.max_body_bytes:
+        check_body_size(size, limits)
+    if size > SMALL_BODY or data.count(b"[") + data.count(b"{") > limits.max_depth:
+        check_depth(data, limits)
     return data
