@@ -89,8 +89,6 @@ async def test_write_publishes_on_the_task_channel(store_url: str, unique: str) 
 
 
 async def test_failed_write_leaves_no_marker(store_url: str, unique: str) -> None:
-    if store_url.startswith("memory"):
-        pytest.skip("the memory store's Python twin has no WRONGTYPE check (see docs/status.md)")
     with anyio.fail_after(10):
         async with status_store(store_url, unique) as status:
             await status.store.set(status.history_key("t1"), "not a list")
