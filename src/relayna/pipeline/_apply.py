@@ -20,7 +20,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from types import CoroutineType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import anyio
 from anyio import BrokenResourceError, EndOfStream, WouldBlock
@@ -165,9 +165,28 @@ class Map(_Apply[T, U]):
     Results keep their item's index; ``stream`` yields them as they complete.
     """
 
+    # The awaitable overload comes first: an ``async def`` also matches
+    # ``Callable[[T], U]`` (with U = a coroutine), which would type the
+    # results as coroutines instead of their values.
+    @overload
     def __init__(
         self,
-        fn: Callable[[T], U] | Callable[[T], Awaitable[U]],
+        fn: Callable[[T], Awaitable[U]],
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        buffer_size: int = DEFAULT_BUFFER_SIZE,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self,
+        fn: Callable[[T], U],
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        buffer_size: int = DEFAULT_BUFFER_SIZE,
+    ) -> None: ...
+    def __init__(
+        self,
+        fn: Callable[[T], Any],
         *,
         concurrency: int = DEFAULT_CONCURRENCY,
         buffer_size: int = DEFAULT_BUFFER_SIZE,
