@@ -241,6 +241,6 @@ class Broker(Protocol):
         """Consume ``queue`` with at most ``prefetch`` unsettled deliveries.
 
         ``offset`` is required semantics for stream queues (``x-stream-offset``);
-        it is an error on other queue types.
+        on other queue types it raises :class:`~relayna.errors.PreconditionFailed`.
         """
         ...

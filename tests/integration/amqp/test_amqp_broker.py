@@ -6,6 +6,7 @@ import datetime as dt
 from decimal import Decimal
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from relayna.errors import (
@@ -309,6 +310,30 @@ async def test_stream_offsets(broker: Broker, unique: str) -> None:
         await broker.delete_queue(q)
 
 
+@pytest.mark.parametrize("queue_type", ["classic", "quorum"])
+async def test_stream_offset_on_non_stream_queue(
+    broker: Broker, unique: str, queue_type: str
+) -> None:
+    """RabbitMQ (3.10) refuses ``x-stream-offset`` on classic and quorum queues with
+    406 PRECONDITION_FAILED at ``basic.consume``; both adapters surface it."""
+    q = f"t.nostream.{unique}"
+    await broker.declare_queue(QueueSpec(q, arguments={"x-queue-type": queue_type}))
+    try:
+        with anyio.fail_after(10):
+            for offset in ("first", 0):
+                with pytest.raises(PreconditionFailed) as info:
+                    async with broker.consume(q, prefetch=1, offset=offset):
+                        pass
+                assert info.value.reply_code == 406
+            await broker.publish("", q, b"still-usable")
+            async with broker.consume(q, prefetch=1) as consumer:
+                d = await _next(consumer)
+                assert d.body == b"still-usable"
+                await d.ack()
+    finally:
+        await broker.delete_queue(q)
+
+
 async def test_body_larger_than_frame_max(broker: Broker, unique: str) -> None:
     q = f"t.big.{unique}"
     body = bytes(range(256)) * 4000  # ~1 MB, many frames
@@ -374,5 +399,47 @@ async def test_cancelled_publishes_do_not_corrupt(broker: Broker, unique: str) -
             n = (await broker.inspect_queue(q)).message_count
             assert n >= 1
             await broker.purge_queue(q)
+    finally:
+        await broker.delete_queue(q)
+
+
+async def test_buffered_deliveries_stay_cancellable_and_fair(broker: Broker, unique: str) -> None:
+    """Consumers take buffered deliveries without a task switch each, but still
+    honour cancellation and let other tasks run."""
+    q = f"t.fastpath.{unique}"
+    n = 600
+    await broker.declare_queue(QueueSpec(q))
+    try:
+        with anyio.fail_after(30):
+            for i in range(n):
+                await broker.publish("", q, str(i).encode())
+            async with broker.consume(q, prefetch=n) as consumer:
+                first = await _next(consumer)
+                await first.ack()
+                await anyio.sleep(0.5)  # let the rest arrive in the buffer
+                with anyio.CancelScope() as scope:
+                    scope.cancel()
+                    await consumer.__aiter__().__anext__()
+                assert scope.cancelled_caught
+                ticks = 0
+
+                async def ticker() -> None:
+                    nonlocal ticks
+                    while True:
+                        ticks += 1
+                        await anyio.lowlevel.checkpoint()
+
+                got = [first.body]
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(ticker)
+                    async for d in consumer:
+                        got.append(d.body)
+                        await d.ack()
+                        if len(got) == n:
+                            break
+                    ran = ticks
+                    tg.cancel_scope.cancel()
+                assert sorted(int(b) for b in got) == list(range(n))
+                assert ran >= 2, ran  # the consumer yielded while taking buffered deliveries
     finally:
         await broker.delete_queue(q)

@@ -74,9 +74,7 @@ def open_core(frame_max: int = 131072, heartbeat: int = 60) -> ConnectionCore:
     events(core, m(0, commands.Connection.Tune(channel_max=100, frame_max=frame_max, heartbeat=30)))
     tune_ok, open_ = decode_all(core.data_to_send())
     assert isinstance(tune_ok, commands.Connection.TuneOk)
-    assert tune_ok.heartbeat == min(
-        30, heartbeat
-    )
+    assert tune_ok.heartbeat == min(30, heartbeat)
     assert isinstance(open_, commands.Connection.Open)
     assert open_.virtual_host == "v"
     (done,) = events(core, m(0, commands.Connection.OpenOk()))
@@ -148,15 +146,9 @@ def test_auth_failure_close_during_handshake() -> None:
             ),
         ),
     )
-    assert (
-        isinstance(closed, ev.ConnectionClosedByPeer)
-    )
-    assert (
-        closed.during_handshake
-    )
-    assert (
-        closed.reply_code == 403
-    )
+    assert isinstance(closed, ev.ConnectionClosedByPeer)
+    assert closed.during_handshake
+    assert closed.reply_code == 403
     assert isinstance(decode_all(core.data_to_send())[0], commands.Connection.CloseOk)
 
 
@@ -273,15 +265,9 @@ def test_server_connection_close_and_blocked() -> None:
         reply_code=320, reply_text="CONNECTION_FORCED", class_id=0, method_id=0
     )
     (e,) = events(core, m(0, close))
-    assert (
-        isinstance(e, ev.ConnectionClosedByPeer)
-    )
-    assert (
-        e.reply_code == 320
-    )
-    assert (
-        not e.during_handshake
-    )
+    assert isinstance(e, ev.ConnectionClosedByPeer)
+    assert e.reply_code == 320
+    assert not e.during_handshake
     assert core.state is ConnState.CLOSED
 
 
@@ -317,7 +303,13 @@ def test_url_parsing() -> None:
     assert s.tls
     assert s.port == 5671
     assert (s.username, s.password) == ("guest", "guest")
+    assert s.publish_timeout == 60.0
+    assert parse_amqp_url("amqp://h/?publish_timeout=2.5").publish_timeout == 2.5
     for bad in (
+        "amqp://h/?publish_timeout=x",
+        "amqp://h/?publish_timeout=0",
+        "amqp://h/?publish_timeout=-1",
+        "amqp://h/?publish_timeout=inf",
         "http://h/",
         "amqp://h/?heartbeat=x",
         "amqp://h/?frame_max=10",

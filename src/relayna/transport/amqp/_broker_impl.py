@@ -62,6 +62,16 @@ class AMQPBroker:
     def url(self) -> str:
         return self._url
 
+    @property
+    def blocked(self) -> bool:
+        """True while the server has the connection ``connection.blocked``."""
+        return self.connection.blocked
+
+    def statistics(self) -> dict[str, int]:
+        """``blocked`` (0/1, the ``relayna_connection_blocked`` gauge),
+        ``publish_blocked_total``, ``channels``, ``outbound_bytes``."""
+        return self.connection.statistics()
+
     # -- channels -----------------------------------------------------------
     async def _declaration_channel(self) -> Channel:
         ch = self._decl

@@ -1,12 +1,13 @@
 """The anyio shell around :class:`~._core.ConnectionCore`.
 
 ``async with open_connection(url) as conn`` connects (TCP or TLS), performs the
-handshake, then runs three service tasks in a task group it owns: the reader
+handshake, then runs its service tasks in a task group it owns: the reader
 (bytes -> core -> events -> channels), the writer (drains one outbound buffer,
-so every frame sequence appended synchronously is written contiguously) and the
-heartbeat. Leaving the block sends ``connection.close`` (shielded, bounded) and
-stops the tasks. A lost connection fails every waiter with ``ConnectionLost``
-but never cancels the caller's code.
+so every frame sequence appended synchronously is written contiguously), the
+heartbeat and a watchdog that fails publishes stuck behind ``connection.blocked``
+for longer than ``publish_timeout``. Leaving the block sends ``connection.close``
+(shielded, bounded) and stops the tasks. A lost connection fails every waiter
+with ``ConnectionLost`` but never cancels the caller's code.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from relayna.errors import (
     BrokerError,
     ConnectionLost,
     ProtocolError,
+    PublishBlocked,
 )
 from relayna.transport.amqp import _events as ev
 from relayna.transport.amqp._channel import Channel
@@ -37,7 +39,7 @@ from relayna.transport.amqp._util import unwrap_groups
 __all__ = ["AMQPConnection", "open_connection"]
 
 _HIGH_WATER = 1 << 20
-_READ_SIZE = 1 << 16
+_READ_SIZE = 1 << 17
 _CLOSE_TIMEOUT = 5.0
 _IO_ERRORS = (
     anyio.EndOfStream,
@@ -71,6 +73,9 @@ class AMQPConnection:
         self._drained = anyio.Event()
         self._unblocked = anyio.Event()
         self._unblocked.set()
+        self._blocked_event = anyio.Event()
+        self.blocked_reason = ""
+        self.publish_blocked_total = 0
         self._services = anyio.CancelScope()
         self.server_properties: dict[str, Any] = {}
 
@@ -83,14 +88,34 @@ class AMQPConnection:
         if not self._outbox_ready.is_set():
             self._outbox_ready.set()
 
+    @property
+    def blocked(self) -> bool:
+        """True while the server has this connection ``connection.blocked``."""
+        return self.core.blocked
+
+    def publish_blocked(self) -> PublishBlocked:
+        self.publish_blocked_total += 1
+        return PublishBlocked(
+            f"connection blocked by the server ({self.blocked_reason or 'resource alarm'}) "
+            f"for more than publish_timeout={self.params.publish_timeout:g}s",
+            url=self.url,
+        )
+
     async def wait_writable(self) -> None:
         """Backpressure: wait while the outbound buffer is above the high-water mark,
-        and while the server has the connection ``blocked``."""
+        and while the server has the connection ``blocked`` (at most
+        ``publish_timeout``, then :class:`PublishBlocked`)."""
+        deadline: float | None = None
         while True:
             if self.error is not None:
                 raise self.error
             if self.core.blocked:
-                await self._unblocked.wait()
+                if deadline is None:
+                    deadline = anyio.current_time() + self.params.publish_timeout
+                with anyio.CancelScope(deadline=deadline):
+                    await self._unblocked.wait()
+                if self.core.blocked and anyio.current_time() >= deadline:
+                    raise self.publish_blocked()
             elif len(self._outbox) > _HIGH_WATER:
                 await self._drained.wait()
             else:
@@ -116,9 +141,13 @@ class AMQPConnection:
         core = self.core
         try:
             while True:
+                # Parse every complete frame of the chunk; deliveries go to their
+                # consumer's buffer without a task switch unless it is full.
                 while (event := core.next_event()) is not NEED_DATA:
-                    if isinstance(event, ev.DeliveryReady):
-                        await self.channels[event.channel].on_delivery(event)
+                    if type(event) is ev.DeliveryReady:
+                        channel = self.channels[event.channel]
+                        if not channel.deliver_nowait(event):
+                            await channel.on_delivery(event)
                     else:
                         self._dispatch(event)
                 out = core.data_to_send()
@@ -158,9 +187,29 @@ class AMQPConnection:
         elif isinstance(event, ev.ConnectionCloseOk):
             self.closed.set()
         elif isinstance(event, ev.Blocked):
-            self._unblocked = anyio.Event()
+            self.blocked_reason = event.reason or ""
+            if self._unblocked.is_set():  # a second alarm keeps the same wait
+                self._unblocked = anyio.Event()
+                self._blocked_event.set()
+                # Publishers waiting for the buffer to drain (it will not while the
+                # server reads nothing) re-check and wait with their deadline.
+                drained, self._drained = self._drained, anyio.Event()
+                drained.set()
         elif isinstance(event, ev.Unblocked):
             self._unblocked.set()
+
+    async def _block_watchdog(self) -> None:
+        """Fail publishes awaiting a confirm once a block outlives ``publish_timeout``
+        (the server stopped reading them; they may still be enqueued later)."""
+        while True:
+            await self._blocked_event.wait()
+            self._blocked_event = anyio.Event()
+            unblocked = self._unblocked
+            with anyio.move_on_after(self.params.publish_timeout):
+                await unblocked.wait()
+            if not unblocked.is_set():
+                for channel in list(self.channels.values()):
+                    channel.fail_confirms(self.publish_blocked)
 
     async def _heartbeat(self) -> None:
         interval = max(self.core.heartbeat / 4, 0.05)
@@ -183,6 +232,7 @@ class AMQPConnection:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._reader)
                 tg.start_soon(self._writer)
+                tg.start_soon(self._block_watchdog)
                 if self.core.heartbeat:
                     tg.start_soon(self._heartbeat)
 
@@ -198,6 +248,15 @@ class AMQPConnection:
         self._drained.set()
         self.closed.set()
         self._services.cancel()
+
+    def statistics(self) -> dict[str, int]:
+        """Gauges/counters; ``blocked`` feeds ``relayna_connection_blocked``."""
+        return {
+            "blocked": int(self.core.blocked),
+            "publish_blocked_total": self.publish_blocked_total,
+            "channels": len(self.channels),
+            "outbound_bytes": len(self._outbox),
+        }
 
     # -- channels -----------------------------------------------------------
     async def open_channel(self) -> Channel:

@@ -1,6 +1,7 @@
 """``amqp://`` / ``amqps://`` URL parsing.
 
-``amqp://user:pass@host:port/vhost?heartbeat=30&frame_max=131072&connection_name=x``.
+``amqp://user:pass@host:port/vhost?heartbeat=30&frame_max=131072&connection_name=x``
+(also ``channel_max``, ``connection_timeout``, ``publish_timeout``, ``verify``, ``cafile``).
 An empty path or ``/`` selects the default vhost ``/``; other vhosts are
 percent-decoded (``%2F`` is ``/``). Unknown query parameters are rejected.
 """
@@ -33,6 +34,7 @@ class AMQPParams:
     channel_max: int = 2047
     connection_name: str | None = None
     connect_timeout: float = 10.0
+    publish_timeout: float = 60.0
     verify: bool = True
     cafile: str | None = None
 
@@ -83,6 +85,14 @@ def parse_amqp_url(url: str) -> AMQPParams:
                 kwargs["connect_timeout"] = float(value)
             except ValueError:
                 raise ConfigurationError(f"bad {key}={value!r} in {redacted}") from None
+        elif key == "publish_timeout":
+            try:
+                seconds = float(value)
+            except ValueError:
+                raise ConfigurationError(f"bad {key}={value!r} in {redacted}") from None
+            if not 0 < seconds < float("inf"):
+                raise ConfigurationError(f"{key} must be a positive number in {redacted}")
+            kwargs["publish_timeout"] = seconds
         elif key == "verify":
             kwargs["verify"] = value.lower() not in ("0", "false", "no", "off")
         elif key == "cafile":
