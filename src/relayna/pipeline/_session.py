@@ -9,9 +9,11 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 import anyio
-from anyio import EndOfStream, WouldBlock, get_cancelled_exc_class
+from anyio import EndOfStream, WouldBlock
 from anyio.abc import TaskGroup
 from anyio.lowlevel import checkpoint
+
+from relayna._groups import sole_exception
 
 from ._errors import ErrorPolicy, Failure, PipelineError
 from ._index import Index
@@ -39,18 +41,8 @@ async def _run_source(run: Run, data: Iterable[Any] | AsyncIterable[Any], tx: Tx
 
 def _single_exception(group: BaseExceptionGroup[BaseException]) -> Exception | None:
     """The only non-cancellation leaf of ``group`` if there is exactly one."""
-    cancelled = get_cancelled_exc_class()
-    leaves: list[BaseException] = []
-    stack: list[BaseException] = [group]
-    while stack:
-        exc = stack.pop()
-        if isinstance(exc, BaseExceptionGroup):
-            stack.extend(exc.exceptions)
-        elif not isinstance(exc, cancelled):
-            leaves.append(exc)
-    if len(leaves) == 1 and isinstance(leaves[0], Exception):
-        return leaves[0]
-    return None
+    sole = sole_exception(group)
+    return sole if isinstance(sole, Exception) else None
 
 
 class PipelineSession(Generic[R]):

@@ -58,9 +58,9 @@ FieldValue: TypeAlias = (
     | bytes
     | Decimal
     | datetime
-    | None
     | list["FieldValue"]
     | dict[str, "FieldValue"]
+    | None
 )
 FieldTable: TypeAlias = dict[str, FieldValue]
 

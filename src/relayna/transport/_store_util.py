@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterator
 
 from relayna.transport._store import Script, Value
 
-__all__ = ["encode_value", "script_sha", "sole_exception", "ttl_ms"]
+__all__ = ["encode_value", "script_sha", "ttl_ms"]
 
 
 def encode_value(value: Value) -> bytes:
@@ -40,23 +39,3 @@ def script_sha(script: Script) -> str:
     return hashlib.sha1(script.lua.encode()).hexdigest()
 
 
-def _leaves(exc: BaseException) -> Iterator[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            yield from _leaves(inner)
-    else:
-        yield exc
-
-
-def sole_exception(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
-    """The one leaf exception of a (possibly nested) group, or ``None`` if several.
-
-    Adapters own internal task groups (the Redis client's pool, the pubsub
-    reader); an error raised by the caller's code or by one command passes
-    through them wrapped. When exactly one exception is inside, the adapter
-    re-raises it unwrapped so callers see ``StoreError`` rather than a group.
-    """
-    leaves = list(_leaves(group))
-    if len(leaves) == 1:
-        return leaves[0]
-    return None

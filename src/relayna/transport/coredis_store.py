@@ -32,6 +32,7 @@ import coredis
 import coredis.exceptions as cx
 from coredis.retry import NoRetryPolicy
 
+from relayna._groups import sole_exception
 from relayna._urls import redact_url, split_url
 from relayna.errors import (
     ConfigurationError,
@@ -43,7 +44,6 @@ from relayna.errors import (
 )
 from relayna.transport._store import Store, Value
 from relayna.transport._store_resp import CallKind, NoScript, RespStore
-from relayna.transport._store_util import sole_exception
 from relayna.transport.pubsub import (
     PubSubMultiplexer,
     RawEvent,

@@ -23,6 +23,7 @@ from typing import Any, NoReturn
 import anyio
 import sniffio
 
+from relayna._groups import sole_exception
 from relayna._urls import redact_url, split_url
 from relayna.errors import (
     ConfigurationError,
@@ -35,7 +36,6 @@ from relayna.errors import (
 )
 from relayna.transport._store import Store, Value
 from relayna.transport._store_resp import CallKind, NoScript, RespStore
-from relayna.transport._store_util import sole_exception
 from relayna.transport.pubsub import (
     PubSubMultiplexer,
     RawEvent,

@@ -21,6 +21,7 @@ import anyio
 import anyio.abc
 from pamqp import commands
 
+from relayna._groups import unwrap_groups
 from relayna.errors import (
     AuthenticationError,
     BrokerConnectionError,
@@ -34,7 +35,6 @@ from relayna.transport.amqp._channel import Channel
 from relayna.transport.amqp._core import NEED_DATA, ConnectionCore
 from relayna.transport.amqp._frames import FrameError
 from relayna.transport.amqp._url import AMQPParams, parse_amqp_url
-from relayna.transport.amqp._util import unwrap_groups
 
 __all__ = ["AMQPConnection", "open_connection"]
 

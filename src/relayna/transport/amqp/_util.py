@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from contextlib import contextmanager
 from typing import Generic, TypeVar
 
 import anyio
 
 from relayna.errors import (
     AccessRefused,
-    BrokerError,
     ChannelClosed,
     NotFound,
     PreconditionFailed,
 )
 
-__all__ = ["Waiter", "channel_error", "unwrap_groups"]
+__all__ = ["Waiter", "channel_error"]
 
 T = TypeVar("T")
 
@@ -73,32 +70,3 @@ def channel_error(
     )
 
 
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    out: list[BaseException] = []
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            out.extend(_leaves(exc))
-        else:
-            out.append(exc)
-    return out
-
-
-@contextmanager
-def unwrap_groups() -> Generator[None, None, None]:
-    """Re-raise an exception group holding a single exception as that exception.
-
-    Task groups wrap even a lone error; relayna's public context managers
-    promise plain typed errors (``ConnectionLost``, ``ChannelClosed`` ...).
-    """
-    try:
-        yield
-    except BaseExceptionGroup as group:
-        leaves = _leaves(group)
-        if len(leaves) == 1:
-            raise leaves[0] from None
-        broker = [e for e in leaves if isinstance(e, BrokerError)]
-        if len(broker) == 1 and all(
-            isinstance(e, BrokerError | anyio.get_cancelled_exc_class()) for e in leaves
-        ):
-            raise broker[0] from None
-        raise
