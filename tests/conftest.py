@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-from services import Services  # noqa: E402
+from services import Services
 
 BACKENDS = [
     b.strip()

@@ -18,7 +18,7 @@ from relayna.errors import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-import check_imports  # noqa: E402
+import check_imports
 
 
 @pytest.mark.parametrize(
