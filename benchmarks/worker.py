@@ -3,11 +3,13 @@
 N tasks are pre-published (not timed). The timed part is a worker that, for
 every task, publishes one status (with confirm) and acks: relayna's
 ``TaskConsumer`` with a no-op handler calling ``ctx.publish_status`` at
-prefetch 1/16/64 under asyncio and trio, next to the same loop written
-directly on aiormq (asyncio) as the reference. Prints tasks/s and the ratio
-to the reference at the same prefetch.
+prefetch 1/16/32/64 under asyncio and trio, next to the same loop written
+directly on aiormq (asyncio) as the reference. Prints tasks/s, the ratio to
+the reference at the same prefetch, and the worker process's CPU time per
+task during the timed part (``cpu µs``); ``+µs`` is the CPU cost per task
+above the reference, i.e. relayna's per-message overhead.
 
-Usage: ``python -m benchmarks worker [--n 5000] [--prefetch 1,16,64]``
+Usage: ``python -m benchmarks worker [--n 5000] [--prefetch 1,16,32,64]``
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 
 import anyio
 
-PREFETCHES = (1, 16, 64)
+PREFETCHES = (1, 16, 32, 64)
 
 
 def _url() -> str:
@@ -64,7 +66,10 @@ async def _cleanup(url: str, topology: Any) -> None:
         await broker.delete_exchange(topology.status_exchange)
 
 
-async def _relayna_worker(url: str, n: int, prefetch: int) -> float:
+Result = tuple[float, float]  # (tasks/s, worker CPU µs per task)
+
+
+async def _relayna_worker(url: str, n: int, prefetch: int) -> Result:
     from relayna.consumer import TaskConsumer, TaskContext
     from relayna.contracts import TaskEnvelope
 
@@ -82,16 +87,16 @@ async def _relayna_worker(url: str, n: int, prefetch: int) -> float:
 
     consumer = TaskConsumer(topology=topology, broker=url, handler=handler, prefetch=prefetch)
     async with anyio.create_task_group() as tg:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         await tg.start(consumer.run)
         await done.wait()
-        elapsed = time.perf_counter() - t0
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
         tg.cancel_scope.cancel()
     await _cleanup(url, topology)
-    return n / elapsed
+    return n / elapsed, cpu / n * 1e6
 
 
-async def _aiormq_worker(url: str, n: int, prefetch: int) -> float:
+async def _aiormq_worker(url: str, n: int, prefetch: int) -> Result:
     import aiormq
     import aiormq.abc
 
@@ -115,14 +120,14 @@ async def _aiormq_worker(url: str, n: int, prefetch: int) -> float:
             if count == n:
                 done.set()
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         await channel.basic_consume(topology.tasks_queue, on_message, no_ack=False)
         await done.wait()
-        elapsed = time.perf_counter() - t0
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     finally:
         await connection.close()
     await _cleanup(url, topology)
-    return n / elapsed
+    return n / elapsed, cpu / n * 1e6
 
 
 def main(argv: list[str]) -> int:
@@ -133,14 +138,15 @@ def main(argv: list[str]) -> int:
     url = _url()
     prefetches = [int(p) for p in args.prefetch.split(",")]
     print(f"worker benchmark: {args.n} tasks, one confirmed status + ack each")
-    print(f"{'prefetch':>8} {'implementation':<22} {'tasks/s':>10} {'ratio':>7}")
+    print(f"{'prefetch':>8} {'implementation':<22} {'tasks/s':>10} {'ratio':>7} {'cpu µs':>8} {'+µs':>6}")
     for prefetch in prefetches:
-        reference = asyncio.run(_aiormq_worker(url, args.n, prefetch))
-        print(f"{prefetch:>8} {'aiormq raw (asyncio)':<22} {reference:>10.0f} {1.0:>7.2f}", flush=True)
+        reference, ref_cpu = asyncio.run(_aiormq_worker(url, args.n, prefetch))
+        print(f"{prefetch:>8} {'aiormq raw (asyncio)':<22} {reference:>10.0f} {1.0:>7.2f} {ref_cpu:>8.0f}",
+              flush=True)
         for backend in ("asyncio", "trio"):
-            rate = anyio.run(_relayna_worker, url, args.n, prefetch, backend=backend)
-            print(f"{prefetch:>8} {'relayna ' + backend:<22} {rate:>10.0f} {rate / reference:>7.2f}",
-                  flush=True)
+            rate, cpu = anyio.run(_relayna_worker, url, args.n, prefetch, backend=backend)
+            print(f"{prefetch:>8} {'relayna ' + backend:<22} {rate:>10.0f} {rate / reference:>7.2f} "
+                  f"{cpu:>8.0f} {cpu - ref_cpu:>+6.0f}", flush=True)
     return 0
 
 

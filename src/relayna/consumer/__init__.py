@@ -32,13 +32,29 @@ from relayna.consumer._decide import (
     decide,
 )
 from relayna.consumer._dlq import DLQRecord, DLQRecorder, InMemoryDLQRecorder
+from relayna.consumer._heartbeat import (
+    WORKER_HEARTBEAT_SCRIPT,
+    WorkerHeartbeat,
+    WorkerHeartbeats,
+    list_worker_heartbeats,
+)
 from relayna.consumer._idempotency import IDEMPOTENCY_SCRIPT, Idempotency, default_idempotency_key
+from relayna.consumer._lease import (
+    LEASE_ACQUIRE_SCRIPT,
+    LEASE_RELEASE_SCRIPT,
+    LEASE_RENEW_SCRIPT,
+    LeasePolicy,
+    LeaseStore,
+)
 from relayna.consumer._settle import EXCEPTION_MESSAGE, ConsumerStats
 from relayna.consumer._task import TaskConsumer
 
 __all__ = [
     "EXCEPTION_MESSAGE",
     "IDEMPOTENCY_SCRIPT",
+    "LEASE_ACQUIRE_SCRIPT",
+    "LEASE_RELEASE_SCRIPT",
+    "LEASE_RENEW_SCRIPT",
     "Ack",
     "AggregationConsumer",
     "ConsumerStats",
@@ -50,6 +66,8 @@ __all__ = [
     "FailureAction",
     "Idempotency",
     "InMemoryDLQRecorder",
+    "LeasePolicy",
+    "LeaseStore",
     "LifecycleStatuses",
     "ManualRetryRequest",
     "ManualRetryRequested",
@@ -63,7 +81,11 @@ __all__ = [
     "Succeeded",
     "TaskConsumer",
     "TaskContext",
+    "WORKER_HEARTBEAT_SCRIPT",
+    "WorkerHeartbeat",
+    "WorkerHeartbeats",
     "decide",
     "default_idempotency_key",
+    "list_worker_heartbeats",
     "main_worker",
 ]

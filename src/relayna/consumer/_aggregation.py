@@ -51,18 +51,19 @@ class AggregationConsumer(ConsumerBase):
     consumer_name: str = "relayna-aggregation-consumer"
     failure_action: FailureAction = FailureAction.REJECT
     _aggregation = True
+    _queue_name: str = attrs.field(init=False, default="")  # resolved once (hot path)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         if not isinstance(self.topology, AggregationTopology):
             raise ConfigurationError(f"{type(self.topology).__name__} has no sharded aggregation")
         self.shards = tuple(self.shards)
-        _ = self.queue_name  # validates the shards now
+        # validates the shards now
+        self._queue_name = self.topology.aggregation_queue_name(self.shards, queue_name=self.queue)
 
     @property
     def queue_name(self) -> str:
-        assert isinstance(self.topology, AggregationTopology)
-        return self.topology.aggregation_queue_name(self.shards, queue_name=self.queue)
+        return self._queue_name
 
     async def _declare(self, client: RelaynaClient) -> None:
         assert isinstance(self.topology, AggregationTopology)

@@ -10,7 +10,7 @@ import attrs
 
 from relayna.contracts import StatusEvent, TaskEnvelope
 from relayna.errors import ContractError
-from relayna.rabbitmq import RelaynaClient
+from relayna.rabbitmq import RelaynaClient, TraceContext
 
 __all__ = [
     "LifecycleStatuses",
@@ -77,6 +77,9 @@ class TaskContext:
     Attributes mirror the delivery: ``attempt`` counts from 0 (first delivery),
     ``max_retries`` is the policy's (None without a policy), ``redelivered``
     is the broker flag (a hint only; idempotency is what prevents repeats).
+    ``trace`` is the message's validated W3C trace context (None when absent
+    or malformed); ``otel_context`` the matching OpenTelemetry context when
+    ``opentelemetry-api`` is installed (use it as the parent of your spans).
     """
 
     client: RelaynaClient
@@ -97,6 +100,8 @@ class TaskContext:
     manual_retry_source_consumer: str | None = None
     manual_retry_reason: str | None = None
     allow_manual_retry: bool = True
+    trace: TraceContext | None = None
+    otel_context: Any = None
     last_heartbeat: float = attrs.field(factory=anyio.current_time)
     statuses_published: int = 0
 

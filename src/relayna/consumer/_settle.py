@@ -62,6 +62,8 @@ class ConsumerStats:
     dlq_record_errors: int = 0
     reconnects: int = 0
     drain_requeued: int = 0
+    lease_conflicts: int = 0
+    leases_lost: int = 0
     poison: Counter[str] = attrs.field(factory=Counter)
 
 
@@ -118,9 +120,10 @@ class Settler:
         )
         await self.client.publish_status(event)
         self.stats.statuses_published += 1
-        self.pump.emit(
-            TaskLifecycleStatusPublished(status=status, **_task_fields(self._common(info)))
-        )
+        if self.pump.enabled:
+            self.pump.emit(
+                TaskLifecycleStatusPublished(status=status, **_task_fields(self._common(info)))
+            )
 
     def _error_text(self, text: str | None) -> str | None:
         if not self.statuses.include_error_message or not text:
@@ -130,8 +133,8 @@ class Settler:
     async def ack(self, delivery: Delivery, info: MessageInfo) -> None:
         await delivery.ack()
         self.stats.acked += 1
-        common = self._common(info)
-        self.pump.emit(TaskMessageAcked(**_task_fields(common)))
+        if self.pump.enabled:
+            self.pump.emit(TaskMessageAcked(**_task_fields(self._common(info))))
 
     async def settle(self, delivery: Delivery, decision: Decision, info: MessageInfo) -> None:
         """Apply ``decision``: effects first (confirmed), then one settlement."""

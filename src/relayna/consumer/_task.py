@@ -2,17 +2,23 @@
 
 Per delivery: classify (poison → DLQ with a reason, handler never called;
 batch → fan out), idempotency check (completed key → ack, no handler),
-"processing" status, middleware + handler, then :func:`decide` and the
-settler: "completed" status + idempotency mark + ack, broker retry, DLQ,
-reject or requeue. A manual retry publishes ``manual_retrying`` and the
+lease (optional; a conflict is requeued after ``conflict_delay``, a lost
+lease cancels the handler), "processing" status, middleware + handler, then
+:func:`decide` and the settler: "completed" status + idempotency mark + ack,
+broker retry, DLQ, reject or requeue. A manual retry publishes ``manual_retrying`` and the
 hand-off copy, then acks.
 """
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
+import anyio
 import attrs
 
 from relayna.contracts import TaskEnvelope, encode, is_valid_identifier, without_headers
@@ -24,8 +30,10 @@ from relayna.observability import (
     TaskManualRetryPublished,
     TaskMessageReceived,
     TaskMessageRejected,
+    TaskResourceSampled,
+    sample_process_resources,
 )
-from relayna.rabbitmq import RelaynaClient, TaskTopology
+from relayna.rabbitmq import RelaynaClient, TaskTopology, extract_trace, extract_trace_context
 from relayna.transport import Delivery, Properties
 
 from ._base import ConsumerBase, HandlerT
@@ -33,6 +41,7 @@ from ._context import ManualRetryRequest, TaskContext
 from ._decide import Failed, FailureAction, Poison, Succeeded, decide
 from ._idempotency import Idempotency
 from ._inbound import InboundBatch, InboundTask, parse_task
+from ._lease import LeaseLost, LeasePolicy, LeaseStore, call_with_lease
 from ._settle import EXCEPTION_MESSAGE, MessageInfo, Settler
 
 __all__ = ["TaskConsumer"]
@@ -78,6 +87,10 @@ class TaskConsumer(ConsumerBase):
         retry_policy: broker-delayed retries, then ``<queue>.dlq``. Without
             one a failure is rejected or requeued per ``failure_action``.
         idempotency: durable keys; a completed key is acked without a call.
+        leases: one worker per task id at a time (``lease_id = task_id``),
+            renewed while the handler runs (see :mod:`relayna.consumer._lease`).
+        lease_policy: TTL, renewal interval and conflict delay.
+        lease_owner: this worker's owner id (default: unique per instance).
     """
 
     handler: HandlerT | Mapping[str, HandlerT]
@@ -86,29 +99,31 @@ class TaskConsumer(ConsumerBase):
     failure_action: FailureAction = FailureAction.REJECT
     idempotency: Idempotency | None = None
     batch_publish_concurrency: int = 16
+    leases: LeaseStore | None = None
+    lease_policy: LeasePolicy = attrs.field(factory=LeasePolicy)
+    lease_owner: str | None = None
+    # Resolved once: isinstance on a runtime Protocol costs tens of µs per call.
+    _queue_name: str = attrs.field(init=False, default="")
+    _routed: frozenset[str] | None = attrs.field(init=False, default=None)
+    _known: frozenset[str] | None = attrs.field(init=False, default=None)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
+        if self.lease_owner is None:
+            host = socket.gethostname()[:64]
+            self.lease_owner = f"{self.consumer_name}@{host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         if not isinstance(self.topology, TaskTopology):
             raise ConfigurationError(f"{type(self.topology).__name__} is not a task topology")
         if self.batch_publish_concurrency < 1:
             raise ConfigurationError("batch_publish_concurrency must be >= 1")
+        self._queue_name = self.queue if self.queue is not None else self.topology.tasks_queue
+        types = getattr(self.topology, "task_types", None)
+        self._routed = frozenset(types) if types else None
+        self._known = frozenset(self.handler) if isinstance(self.handler, Mapping) else self._routed
 
     @property
     def queue_name(self) -> str:
-        if self.queue is not None:
-            return self.queue
-        assert isinstance(self.topology, TaskTopology)
-        return self.topology.tasks_queue
-
-    def _routed_task_types(self) -> frozenset[str] | None:
-        types = getattr(self.topology, "task_types", None)
-        return frozenset(types) if types else None
-
-    def _known_task_types(self) -> frozenset[str] | None:
-        if isinstance(self.handler, Mapping):
-            return frozenset(self.handler)
-        return self._routed_task_types()
+        return self._queue_name
 
     def _handler_for(self, task: TaskEnvelope) -> HandlerT:
         if isinstance(self.handler, Mapping):
@@ -124,8 +139,8 @@ class TaskConsumer(ConsumerBase):
             delivery.properties,
             limits=self.limits,
             aliases=self.aliases,
-            routed_task_types=self._routed_task_types(),
-            known_task_types=self._known_task_types(),
+            routed_task_types=self._routed,
+            known_task_types=self._known,
         )
         if isinstance(parsed, Poison):
             await self._poison(settler, delivery, parsed)
@@ -201,11 +216,13 @@ class TaskConsumer(ConsumerBase):
             "correlation_id": correlation_id,
             "retry_attempt": inbound.attempt,
         }
-        self._emit(
-            TaskMessageReceived(
-                redelivered=delivery.redelivered, task_type=task.task_type, **common
+        observe = self._pump.enabled  # no sink: build no observation at all
+        if observe:
+            self._emit(
+                TaskMessageReceived(
+                    redelivered=delivery.redelivered, task_type=task.task_type, **common
+                )
             )
-        )
         key = self.idempotency.key_for(task) if self.idempotency is not None else None
         if (
             key is not None
@@ -235,15 +252,40 @@ class TaskConsumer(ConsumerBase):
             manual_retry_source_consumer=inbound.manual_retry_source_consumer,
             manual_retry_reason=inbound.manual_retry_reason,
         )
+        trace = extract_trace(inbound.headers)
+        if trace is not None:
+            ctx.trace = trace
+            ctx.otel_context = extract_trace_context(inbound.headers)
+        owner = self.lease_owner or self.consumer_name
+        if self.leases is not None and not await self.leases.acquire(
+            task.task_id, owner, self.lease_policy.ttl
+        ):
+            await anyio.sleep(self.lease_policy.conflict_delay)  # no hot loop; a drain cuts it
+            await self._requeue_for_lease(delivery, "lease_conflict", common)
+            return
         await settler.status(info, self.statuses.processing)
-        outcome = await self._call_handler(self._handler_for(task), task, ctx)
+        call = partial(self._call_handler, self._handler_for(task), task, ctx)
+        if observe:
+            self._emit_resources("start", common)
+        if self.leases is None:
+            outcome = await call()
+        else:
+            result = await call_with_lease(
+                self.leases, self.lease_policy, task.task_id, owner, call
+            )
+            if isinstance(result, LeaseLost):
+                await self._requeue_for_lease(delivery, "lease_lost", common)
+                return
+            outcome = result
+        if observe:
+            self._emit_resources("end", common)
         if isinstance(outcome, ManualRetryRequest):
             outcome = await self._manual_retry(client, ctx, inbound, outcome)
         elif isinstance(outcome, Succeeded):
             await settler.status(info, self.statuses.completed)
             if key is not None and self.idempotency is not None:
                 await self.idempotency.mark_completed(key)
-        if isinstance(outcome, Failed):
+        if isinstance(outcome, Failed) and observe:
             self._emit(
                 TaskHandlerFailed(
                     exception_type=outcome.exception_type,
@@ -255,6 +297,22 @@ class TaskConsumer(ConsumerBase):
             outcome, self.retry_policy, inbound.attempt, failure_action=self.failure_action
         )
         await settler.settle(delivery, decision, info)
+
+    def _emit_resources(self, kind: str, common: dict[str, Any]) -> None:
+        cpu, rss = sample_process_resources()
+        self._emit(TaskResourceSampled(sample_kind=kind, cpu_process_seconds=cpu,
+                                       memory_rss_bytes=rss, **common))  # fmt: skip
+
+    async def _requeue_for_lease(
+        self, delivery: Delivery, reason: str, common: dict[str, Any]
+    ) -> None:
+        if reason == "lease_conflict":
+            self.stats.lease_conflicts += 1
+        else:
+            self.stats.leases_lost += 1
+        await delivery.nack(requeue=True)
+        self.stats.requeued += 1
+        self._emit(TaskMessageRejected(reason=reason, requeue=True, **common))
 
     async def _manual_retry(
         self, client: RelaynaClient, ctx: TaskContext, inbound: InboundTask, req: ManualRetryRequest

@@ -22,8 +22,10 @@ from relayna.observability._observations import (
     TaskMessageAcked,
     TaskMessageReceived,
     TaskMessageRejected,
+    TaskResourceSampled,
     observation_to_dict,
 )
+from relayna.observability._resources import sample_process_resources
 
 __all__ = [
     "AggregationDeadLetterPublished",
@@ -47,5 +49,7 @@ __all__ = [
     "TaskMessageAcked",
     "TaskMessageReceived",
     "TaskMessageRejected",
+    "TaskResourceSampled",
     "observation_to_dict",
+    "sample_process_resources",
 ]

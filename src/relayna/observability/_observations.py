@@ -46,6 +46,7 @@ __all__ = [
     "TaskMessageAcked",
     "TaskMessageReceived",
     "TaskMessageRejected",
+    "TaskResourceSampled",
     "observation_to_dict",
 ]
 
@@ -155,6 +156,15 @@ class ConsumerDLQRecordPersistFailed(_MessageObservation):
     dead_letter_queue_name: str
     exception_type: str
     exception_message: str
+
+
+@attrs.frozen(kw_only=True)
+class TaskResourceSampled(_MessageObservation):
+    """Process CPU seconds and RSS at handler start (``sample_kind="start"``) or end."""
+
+    sample_kind: str
+    cpu_process_seconds: float
+    memory_rss_bytes: int | None = None
 
 
 @attrs.frozen(kw_only=True)

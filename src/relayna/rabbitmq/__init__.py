@@ -7,15 +7,26 @@ from relayna.rabbitmq._protocols import (
     TaskTopology,
     WorkflowTopology,
 )
-from relayna.rabbitmq._trace import extract_trace_context, inject_trace_headers
+from relayna.rabbitmq._trace import (
+    TraceContext,
+    extract_trace,
+    extract_trace_context,
+    inject_trace_headers,
+    parse_traceparent,
+    parse_tracestate,
+)
 
 __all__ = [
     "AggregationTopology",
     "RelaynaClient",
     "StatusTopology",
     "TaskTopology",
+    "TraceContext",
     "WorkflowTopology",
+    "extract_trace",
     "extract_trace_context",
     "inject_trace_headers",
     "open_relayna_client",
+    "parse_traceparent",
+    "parse_tracestate",
 ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import attrs
 
@@ -75,18 +75,23 @@ class RelaynaClient:
     limits: Limits = DEFAULT_LIMITS
     aliases: ContractAliasConfig | None = None
     published: int = 0
+    # isinstance on a runtime Protocol costs tens of µs: classify the topology once.
+    _is_task: bool = attrs.field(init=False, default=False)
+    _is_workflow: bool = attrs.field(init=False, default=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._is_workflow = isinstance(self.topology, WorkflowTopology)
+        self._is_task = not self._is_workflow and isinstance(self.topology, TaskTopology)
 
     # -- tasks --------------------------------------------------------------
 
     def _task_topology(self) -> TaskTopology:
-        if isinstance(self.topology, WorkflowTopology) or not isinstance(
-            self.topology, TaskTopology
-        ):
+        if not self._is_task:
             raise TopologyError(
                 f"{type(self.topology).__name__} has no tasks exchange: "
                 "publish workflow messages with publish_to_stage / publish_to_entry"
             )
-        return self.topology
+        return cast(TaskTopology, self.topology)
 
     def prepare_task(
         self, task: TaskEnvelope | Mapping[str, Any], headers: Mapping[str, Any] | None = None
@@ -290,9 +295,9 @@ class RelaynaClient:
         )
 
     def _workflow_topology(self) -> WorkflowTopology:
-        if not isinstance(self.topology, WorkflowTopology):
+        if not self._is_workflow:
             raise TopologyError(f"{type(self.topology).__name__} is not a workflow topology")
-        return self.topology
+        return cast(WorkflowTopology, self.topology)
 
     async def _publish_workflow(
         self,
