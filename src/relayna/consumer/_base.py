@@ -15,12 +15,13 @@ from anyio import CancelScope
 from anyio.abc import TaskStatus
 
 from relayna._supervise import Backoff, supervise
-from relayna.contracts import DEFAULT_LIMITS, ContractAliasConfig, Limits
+from relayna.contracts import DEFAULT_LIMITS, ContractAliasConfig, Limits, dumps
 from relayna.errors import (
     AuthenticationError,
     BrokerConnectionError,
     BrokerError,
     ConfigurationError,
+    ContractError,
     RelaynaError,
     TransportError,
 )
@@ -388,9 +389,9 @@ class ConsumerBase:
                 if hit is None or hit[0] is not handler:
                     hit = self._async_cache[id(handler)] = (handler, _is_async(handler))
                 if hit[1]:
-                    await handler(message, ctx)
+                    result = await handler(message, ctx)
                 else:
-                    await anyio.to_thread.run_sync(
+                    result = await anyio.to_thread.run_sync(
                         partial(handler, message, ctx), limiter=self.thread_limiter
                     )
         except ManualRetryRequested as signal:
@@ -405,7 +406,25 @@ class ConsumerBase:
                 str(exc)[:200],
             )
             return Failed(exception_type=type(exc).__name__, exception_message=str(exc)[:1024])
-        return Succeeded()
+        if result is not None and not isinstance(result, dict):
+            result = {"value": result}  # a status result is a JSON object on the wire
+        if result is not None and not _json_safe(result):
+            self.stats.handler_failures += 1
+            message_text = f"handler result of type {type(result).__name__} is not JSON-serialisable"
+            logger.warning("%s: task %s: %s", self.consumer_name, ctx.task_id, message_text)
+            return Failed(
+                exception_type="TypeError", exception_message=message_text, reason="invalid_result"
+            )
+        return Succeeded(result=result)
 
 
-HandlerT = Callable[[Any, TaskContext], Awaitable[None] | None]
+def _json_safe(value: Any) -> bool:
+    """Whether ``value`` can be the ``result`` of a status event on the wire."""
+    try:
+        dumps(value)
+    except (ContractError, TypeError, ValueError):
+        return False
+    return True
+
+
+HandlerT = Callable[[Any, TaskContext], Awaitable[Any] | Any]

@@ -109,14 +109,20 @@ class TaskContext:
         """Record progress of a long handler (read by worker health reporting)."""
         self.last_heartbeat = anyio.current_time()
 
-    def _lineage(self) -> dict[str, Any] | None:
+    def lineage(self) -> dict[str, Any] | None:
+        """``meta.manual_retry`` of a handed-off task (``None`` if never handed off).
+
+        Same shape as on the ``manual_retrying`` status: count, source consumer,
+        previous and target task type, reason.
+        """
         if not self.manual_retry_count:
             return None
         return {
             "count": self.manual_retry_count,
-            "previous_task_type": self.manual_retry_previous_task_type,
             "source_consumer": self.manual_retry_source_consumer,
+            "previous_task_type": self.manual_retry_previous_task_type,
             "reason": self.manual_retry_reason,
+            "target_task_type": self.task.task_type if self.task is not None else None,
         }
 
     def _event(
@@ -132,7 +138,7 @@ class TaskContext:
             event = StatusEvent(task_id=self.task_id, correlation_id=self.correlation_id, **fields)
         else:
             event = attrs.evolve(event, task_id=self.task_id, correlation_id=self.correlation_id)
-        lineage = self._lineage()
+        lineage = self.lineage()
         if lineage is not None and "manual_retry" not in event.meta:
             meta = dict(event.meta)
             meta["manual_retry"] = lineage

@@ -25,7 +25,7 @@ without calling the handler.
 from __future__ import annotations
 
 import enum
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import attrs
 
@@ -109,7 +109,14 @@ class RetryPolicy:
 
 @attrs.frozen
 class Succeeded:
-    """The handler returned (or asked for a manual retry that was published)."""
+    """The handler returned (or asked for a manual retry that was published).
+
+    ``result`` is what the handler returned, as a JSON object (a non-dict
+    value ``v`` is carried as ``{"value": v}``); it becomes the ``result`` of
+    the ``completed`` lifecycle status (``None``: no result).
+    """
+
+    result: Any = None
 
 
 @attrs.frozen
@@ -160,11 +167,13 @@ class DeadLetter:
 @attrs.frozen
 class Reject:
     reason: str
+    exception_message: str | None = None
 
 
 @attrs.frozen
 class Requeue:
     reason: str
+    exception_message: str | None = None
 
 
 Decision: TypeAlias = Ack | Retry | DeadLetter | Reject | Requeue
@@ -196,8 +205,8 @@ def decide(
         )
     if policy is None:
         if failure_action is FailureAction.REQUEUE:
-            return Requeue(reason=outcome.reason)
-        return Reject(reason=outcome.reason)
+            return Requeue(reason=outcome.reason, exception_message=outcome.exception_message)
+        return Reject(reason=outcome.reason, exception_message=outcome.exception_message)
     if attempt < policy.max_retries:
         return Retry(
             attempt=attempt + 1,

@@ -106,7 +106,12 @@ class Settler:
         return common
 
     async def status(
-        self, info: MessageInfo, status: str | None, message: str | None = None
+        self,
+        info: MessageInfo,
+        status: str | None,
+        message: str | None = None,
+        *,
+        result: Any = None,
     ) -> None:
         """Publish a lifecycle status (when enabled and the message has a task id)."""
         if not self.statuses.enabled or status is None or info.task_id is None:
@@ -116,6 +121,7 @@ class Settler:
             status=status,
             message=message,
             meta=dict(info.meta),
+            result=result,
             correlation_id=info.correlation_id,
         )
         await self.client.publish_status(event)
@@ -145,7 +151,8 @@ class Settler:
         elif isinstance(decision, DeadLetter):
             await self._dead_letter(delivery, decision, info)
         elif isinstance(decision, Reject):
-            await self.status(info, self.statuses.failed, self._error_text(decision.reason))
+            text = decision.exception_message or decision.reason
+            await self.status(info, self.statuses.failed, self._error_text(text))
             await delivery.reject(requeue=False)
             self.stats.rejected += 1
             self.pump.emit(
@@ -154,7 +161,8 @@ class Settler:
                 )
             )
         elif isinstance(decision, Requeue):
-            await self.status(info, self.statuses.failed, self._error_text(decision.reason))
+            text = decision.exception_message or decision.reason
+            await self.status(info, self.statuses.failed, self._error_text(text))
             await delivery.nack(requeue=True)
             self.stats.requeued += 1
             self.pump.emit(

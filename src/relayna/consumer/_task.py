@@ -252,6 +252,9 @@ class TaskConsumer(ConsumerBase):
             manual_retry_source_consumer=inbound.manual_retry_source_consumer,
             manual_retry_reason=inbound.manual_retry_reason,
         )
+        lineage = ctx.lineage()
+        if lineage is not None:  # lifecycle statuses of a handed-off task carry it too
+            info.meta["manual_retry"] = lineage
         trace = extract_trace(inbound.headers)
         if trace is not None:
             ctx.trace = trace
@@ -282,7 +285,7 @@ class TaskConsumer(ConsumerBase):
         if isinstance(outcome, ManualRetryRequest):
             outcome = await self._manual_retry(client, ctx, inbound, outcome)
         elif isinstance(outcome, Succeeded):
-            await settler.status(info, self.statuses.completed)
+            await settler.status(info, self.statuses.completed, result=outcome.result)
             if key is not None and self.idempotency is not None:
                 await self.idempotency.mark_completed(key)
         if isinstance(outcome, Failed) and observe:
