@@ -40,6 +40,10 @@ __all__ = ["Filter", "Map"]
 T = TypeVar("T")
 U = TypeVar("U")
 
+#: Result types that are never awaitable: skips ``inspect.isawaitable`` (an ABC
+#: check) per item for the common results of sync functions and predicates.
+_PLAIN = frozenset({bool, int, float, str, bytes, tuple, list, dict, type(None)})
+
 
 class _Resume:
     """Await the rest of a coroutine whose first step already ran and yielded ``first``."""
@@ -134,7 +138,7 @@ class _Apply(Pool[T, U]):
                                 pool.workers += 1
                                 pool.tg.start_soon(self._work, run, stage, rx, tx, pool)
                             result = await _Resume(result, first)
-                    elif inspect.isawaitable(result):
+                    elif result.__class__ not in _PLAIN and inspect.isawaitable(result):
                         result = await result
                 except Exception as exc:  # noqa: BLE001 - user code
                     value = run.item_failed(name, key, exc)

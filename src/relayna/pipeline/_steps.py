@@ -13,10 +13,12 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
+from anyio import CancelScope, EndOfStream, WouldBlock
+from anyio.lowlevel import checkpoint
 
 from ._base import DEFAULT_BUFFER_SIZE, DEFAULT_CONCURRENCY, Step, _check_positive
 from ._errors import Failure
-from ._run import ACLOSE_TIMEOUT, Msg, call_maybe_async, receive, send
+from ._run import ACLOSE_TIMEOUT, CHECKPOINT_EVERY, Msg, call_maybe_async, receive, send
 from ._stateful import ordered_skip, ordered_take
 
 if TYPE_CHECKING:
@@ -210,20 +212,48 @@ class Batch(Step[T, list[T]]):
         return self.size
 
     async def _run(self, run: Run, stage: int, rx: Rx, tx: Tx) -> None:
+        # Hot loop: ``receive_nowait`` while items are buffered (no coroutine, no
+        # clock read, no cancel scope per item) and a checkpoint every
+        # CHECKPOINT_EVERY items. With ``timeout``, the clock is read once per
+        # batch (its deadline), a cancel scope is made only when the step is
+        # about to wait with a non-empty batch, and the deadline is also checked
+        # at each budget checkpoint so a steady flow cannot hold a batch forever.
+        size = self.size
+        timeout = self.timeout
         batch: list[Msg] = []
         deadline = inf
+        budget = CHECKPOINT_EVERY
         while True:
-            if batch and self.timeout is not None:
+            msg: Msg | None
+            try:
+                msg = rx.receive_nowait()
+            except WouldBlock:
                 msg = None
-                with anyio.move_on_after(deadline - anyio.current_time()) as waited:
-                    msg = await receive(rx)
-                if waited.cancelled_caught:
-                    if not await self._emit(batch, tx):
-                        break
-                    batch = []
-                    continue
+                try:
+                    if batch and timeout is not None:
+                        with CancelScope(deadline=deadline) as waited:
+                            msg = await rx.receive()
+                        if waited.cancelled_caught:
+                            if not await self._emit(batch, tx):
+                                break
+                            batch = []
+                            continue
+                    else:
+                        msg = await rx.receive()
+                except EndOfStream:
+                    msg = None
+                budget = CHECKPOINT_EVERY
+            except EndOfStream:
+                msg = None
             else:
-                msg = await receive(rx)
+                budget -= 1
+                if not budget:
+                    budget = CHECKPOINT_EVERY
+                    if batch and timeout is not None and anyio.current_time() >= deadline:
+                        if not await self._emit(batch, tx):
+                            break
+                        batch = []
+                    await checkpoint()
             if msg is None:
                 if batch:
                     await self._emit(batch, tx)
@@ -232,10 +262,10 @@ class Batch(Step[T, list[T]]):
                 if not await send(tx, msg):
                     break
                 continue
-            if not batch and self.timeout is not None:
-                deadline = anyio.current_time() + self.timeout
+            if not batch and timeout is not None:
+                deadline = anyio.current_time() + timeout
             batch.append(msg)
-            if len(batch) >= self.size:
+            if len(batch) >= size:
                 if not await self._emit(batch, tx):
                     break
                 batch = []
