@@ -7,7 +7,11 @@
     alone, coredis, same 16 writers).
 (b) SSE latency: hypercorn + httpx on loopback, one client following a task
     while events are written at 20 and 500 events/s; latency = write start to
-    frame parsed by the client; p50/p99.
+    frame parsed by the client; p50/p99. Twice: store write -> SSE, and (with
+    RELAYNA_TEST_AMQP_URL) worker publish -> RabbitMQ stream -> hub -> Redis -> SSE.
+(c) 2,000 idle SSE connections: server RSS per connection, relayna vs a bare
+    hypercorn + sse-starlette endpoint, servers in subprocesses
+    (:mod:`benchmarks._status_idle`); the relayna server's Redis connections.
 
 ``python -m benchmarks status [--events N] [--backend asyncio|trio]``
 """
@@ -157,17 +161,33 @@ async def _server(app: Any) -> AsyncIterator[str]:
             stop.set()
 
 
-async def bench_sse_latency(url: str, rate: float, seconds: float) -> tuple[float, float, int]:
-    """(p50 ms, p99 ms, events) for one SSE client at ``rate`` events/s."""
+async def bench_sse_latency(
+    url: str, rate: float, seconds: float, amqp_url: str | None = None
+) -> tuple[float, float, int]:
+    """(p50 ms, p99 ms, events) for one SSE client at ``rate`` events/s.
+
+    With ``amqp_url``: worker publish to the RabbitMQ status stream -> hub ->
+    Redis -> SSE (the full path); without: store write -> Redis -> SSE.
+    """
     import httpx
     from starlette.applications import Starlette
 
     from relayna.api import RuntimeConfig, open_relayna_runtime, status_routes
     from relayna.status import StatusStoreConfig
+    from relayna.topology import StatusTopologyBase
 
     total = max(int(rate * seconds), 10)
+    unique = uuid.uuid4().hex[:6]
+    topology = (
+        None
+        if amqp_url is None
+        else StatusTopologyBase(status_exchange=f"bsx.{unique}", status_queue=f"bsq.{unique}")
+    )
     config = RuntimeConfig(
-        store_url=url, store=StatusStoreConfig(prefix=f"bench-sse-{uuid.uuid4().hex[:6]}")
+        store_url=url,
+        broker_url=amqp_url,
+        topology=topology,
+        store=StatusStoreConfig(prefix=f"bench-sse-{unique}"),
     )
     latencies: list[float] = []
     sent_at: dict[str, float] = {}
@@ -205,7 +225,12 @@ async def bench_sse_latency(url: str, rate: float, seconds: float) -> tuple[floa
                     if i == total - 1:
                         event["status"] = "completed"
                     sent_at[str(event["event_id"])] = time.perf_counter()
-                    await runtime.status.write(event)
+                    if topology is not None and runtime.broker is not None:
+                        await runtime.broker.publish(
+                            topology.status_exchange, "bench", orjson.dumps(event)
+                        )
+                    else:
+                        await runtime.status.write(event)
                     next_at += interval
                     delay = next_at - time.perf_counter()
                     if delay > 0:
@@ -221,6 +246,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
     parser.add_argument("--sse-seconds", type=float, default=4.0)
+    parser.add_argument("--idle", type=int, default=2000, help="idle SSE connections (0: skip)")
     args = parser.parse_args(argv)
     url = _redis_url()
     n = args.events
@@ -233,12 +259,25 @@ def main(argv: list[str]) -> int:
     hub = anyio.run(bench_hub, url, n, backend=args.backend)
     print(f"relayna StatusHub memory-stream->Redis ({args.backend}) : {hub:10.0f} events/s  "
           f"ratio {hub / raw:.2f}")  # fmt: skip
-    for rate in (20.0, 500.0):
-        p50, p99, count = anyio.run(
-            bench_sse_latency, url, rate, args.sse_seconds, backend=args.backend
-        )
-        print(f"SSE latency @ {rate:5.0f} ev/s ({count} events, {args.backend}): "
-              f"p50 {p50:6.2f} ms  p99 {p99:6.2f} ms")  # fmt: skip
+    amqp = os.environ.get("RELAYNA_TEST_AMQP_URL")
+    for path, broker in (("store->SSE", None), ("publish->hub->SSE", amqp)):
+        if path != "store->SSE" and broker is None:
+            continue
+        for rate in (20.0, 500.0):
+            p50, p99, count = anyio.run(
+                bench_sse_latency, url, rate, args.sse_seconds, broker, backend=args.backend
+            )
+            print(f"SSE latency {path} @ {rate:5.0f} ev/s ({count} events, {args.backend}): "
+                  f"p50 {p50:6.2f} ms  p99 {p99:6.2f} ms")  # fmt: skip
+    if args.idle:
+        from benchmarks._status_idle import measure
+
+        bare = measure("bare", args.backend, args.idle, url)
+        ours = measure("relayna", args.backend, args.idle, url)
+        print(f"idle SSE x{args.idle} ({args.backend}): bare hypercorn+sse-starlette "
+              f"{bare['per_conn_kib']:.1f} KiB/conn, relayna {ours['per_conn_kib']:.1f} KiB/conn "
+              f"ratio {ours['per_conn_kib'] / bare['per_conn_kib']:.2f}; relayna Redis "
+              f"connections {ours['redis_before']:.0f} -> {ours['redis_after']:.0f}")  # fmt: skip
     return 0
 
 

@@ -15,9 +15,14 @@ from hypercorn.config import Config
 
 
 @asynccontextmanager
-async def _serve(app: Any) -> AsyncIterator[str]:
+async def _serve(app: Any, *, sndbuf: int | None = None) -> AsyncIterator[str]:
+    """``sndbuf`` fixes SO_SNDBUF of the accepted sockets (inherited from the
+    listener; no autotuning up to 4 MiB), so a client that does not read
+    blocks the server's writes after a known amount of data."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if sndbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)
     port = sock.getsockname()[1]

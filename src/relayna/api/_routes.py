@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from relayna.api._history import HistoryParams, history_endpoint
 from relayna.api._lifespan import RelaynaRuntime
+from relayna.api._limits import StreamLimiter, client_ip
 from relayna.api._sse import StatusEventStreamResponse
 from relayna.contracts import (
     ContractAliasConfig,
@@ -92,6 +93,9 @@ def status_routes(
     state_key: str = "relayna",
     latest_retry_attempts: int = 0,
     latest_retry_delay: float = 0.05,
+    max_streams_per_client: int | None = 100,
+    stream_limit_retry_after: int = 5,
+    principal: Callable[[Request], str] = client_ip,
 ) -> list[BaseRoute]:
     """Routes ``GET {status_path}/{id}``, ``GET {events_path}/{id}`` and ``GET {history_path}``.
 
@@ -106,7 +110,11 @@ def status_routes(
         latest_retry_attempts / latest_retry_delay: ``/status`` re-reads while
             nothing is stored yet (0 = answer 404 at once).
         history_path: ``None`` leaves out the stream history route.
+        max_streams_per_client: concurrent SSE streams per principal (client
+            IP by default, see ``principal``); one more is answered ``429``
+            with ``Retry-After: stream_limit_retry_after``. ``None``: no limit.
     """
+    limiter = StreamLimiter(max_streams_per_client, principal)
     id_name = (aliases.http_alias_for("task_id") if aliases else None) or "task_id"
     terminal = TerminalStatusSet(frozenset(terminal_statuses or {"completed", "failed"}))
 
@@ -161,6 +169,14 @@ def status_routes(
                     "events": [output(e) for e in history],
                 }
             )
+        key = limiter.principal(request)
+        if not limiter.try_acquire(key):
+            runtime.stream_stats.rejected_over_limit += 1
+            return JSONResponse(
+                {"detail": "too many concurrent streams"},
+                status_code=429,
+                headers={"retry-after": str(stream_limit_retry_after)},
+            )
         last_event_id = request.headers.get("last-event-id")
         if last_event_id is None:
             last_event_id = request.query_params.get("last_event_id")
@@ -175,6 +191,7 @@ def status_routes(
             stats=runtime.stream_stats,
             retry_ms=retry_ms,
             output=output,
+            on_close=lambda: limiter.release(key),
         )
 
     async def history(request: Request) -> Response:

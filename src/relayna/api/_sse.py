@@ -82,6 +82,7 @@ class StatusEventStreamResponse:
         stats: StatusStreamStats | None = None,
         retry_ms: int | None = None,
         output: Callable[[EventDict], Mapping[str, Any]] | None = None,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.task_id = task_id
@@ -93,6 +94,7 @@ class StatusEventStreamResponse:
         self.stats = stats
         self.retry_ms = retry_ms
         self.output = output
+        self.on_close = on_close
 
     def _batch(
         self, item: StatusStreamItem, items: MemoryObjectReceiveStream[StatusStreamItem]
@@ -108,6 +110,13 @@ class StatusEventStreamResponse:
         return bytes(chunk)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self._respond(receive, send)
+        finally:
+            if self.on_close is not None:
+                self.on_close()
+
+    async def _respond(self, receive: Receive, send: Send) -> None:
         started = disconnected = False
         try:
             async with open_status_stream(

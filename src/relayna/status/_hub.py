@@ -36,6 +36,7 @@ from __future__ import annotations
 import logging
 from collections import Counter, deque
 from collections.abc import Iterable
+from itertools import islice
 from typing import Any
 
 import anyio
@@ -51,6 +52,7 @@ from relayna.errors import (
     ContractError,
     StoreError,
 )
+from relayna.status._batch import WriteBatcher
 from relayna.status._event import EventDict, decode_status_body
 from relayna.status._store import StatusStore
 from relayna.transport import Broker, Consumer, Delivery, StreamOffset
@@ -86,6 +88,10 @@ class StatusHubConfig:
             and consumer re-opens.
         start_attempts: consume attempts before ``started`` (stream_not_found).
         aliases: payload alias config for decoding (``documentId`` always works).
+        write_batch / write_concurrency: store writes go out as up to
+            ``write_batch`` script calls per round trip (one event per task
+            per batch, see :mod:`._batch`), ``write_concurrency`` round trips
+            at once.
     """
 
     queue: str
@@ -99,6 +105,8 @@ class StatusHubConfig:
     retry_max: float = 5.0
     start_attempts: int = attrs.field(default=20, validator=_at_least_one)
     aliases: ContractAliasConfig | None = None
+    write_batch: int = attrs.field(default=64, validator=_at_least_one)
+    write_concurrency: int = attrs.field(default=4, validator=_at_least_one)
 
 
 @attrs.define
@@ -127,6 +135,14 @@ class StatusHub:
         self._lanes: dict[str, deque[tuple[Delivery, EventDict]]] = {}
         self._inflight: set[int] = set()
         self._next_offset: int | None = None
+        self._batcher = self._new_batcher()
+
+    def _new_batcher(self) -> WriteBatcher:
+        return WriteBatcher(
+            self._store,
+            max_batch=self.config.write_batch,
+            concurrency=self.config.write_concurrency,
+        )
 
     def statistics(self) -> HubStatistics:
         return self.stats
@@ -191,12 +207,17 @@ class StatusHub:
         self._lanes = {}
         self._inflight = set()
         failure: BrokerError | None = None
-        async with anyio.create_task_group() as tg:
-            try:
-                await self._dispatch(consumer, tg)
-            except BrokerError as exc:
-                failure = exc
-                tg.cancel_scope.cancel()
+        self._batcher = self._new_batcher()
+        async with anyio.create_task_group() as writers:
+            writers.start_soon(self._batcher.run)
+            async with anyio.create_task_group() as tg:
+                try:
+                    await self._dispatch(consumer, tg)
+                except BrokerError as exc:
+                    failure = exc
+                    tg.cancel_scope.cancel()
+                    writers.cancel_scope.cancel()
+            writers.cancel_scope.cancel()  # the lanes are done: stop the flushers
         if failure is not None:
             raise failure
 
@@ -232,22 +253,31 @@ class StatusHub:
         try:
             async with self._limiter:
                 while lane:
-                    delivery, event = lane[0]
-                    await self._write(delivery, event)
-                    lane.popleft()
+                    group = list(islice(lane, self.config.write_batch))
+                    try:
+                        results: list[bool | StoreError] = await self._batcher.write_group(
+                            [event for _, event in group]
+                        )
+                    except StoreError:
+                        self.stats.store_failures += 1
+                        results = []  # the round trip failed: retry each event in order
+                    for index, (delivery, event) in enumerate(group):
+                        result = results[index] if index < len(results) else None
+                        if isinstance(result, bool):
+                            await self._stored(delivery, event, result, failures=0)
+                        else:  # failed (or unknown): the retrying single write
+                            await self._write(delivery, event)
+                        lane.popleft()
         finally:
             if self._lanes.get(task_id) is lane:
                 del self._lanes[task_id]
 
     async def _write(self, delivery: Delivery, event: EventDict) -> None:
-        raw_offset = delivery.properties.headers.get("x-stream-offset")
-        offset = (
-            raw_offset if isinstance(raw_offset, int) and not isinstance(raw_offset, bool) else None
-        )
+        offset = _offset_of(delivery)
         failures = 0
         while True:
             try:
-                stored = await self._store.write(event)
+                stored = await self._batcher.write(event)
                 break
             except StoreError as exc:
                 self.stats.store_failures += 1
@@ -260,6 +290,12 @@ class StatusHub:
                     return
                 await anyio.sleep(self._backoff(failures))
                 failures += 1
+        await self._stored(delivery, event, stored, failures=failures)
+
+    async def _stored(
+        self, delivery: Delivery, event: EventDict, stored: bool, *, failures: int
+    ) -> None:
+        offset = _offset_of(delivery)
         if failures:
             log.info(
                 "status hub: store write for task %s succeeded after %d retries",
@@ -286,3 +322,8 @@ class StatusHub:
             self._inflight.discard(offset)
             if self._next_offset is None or offset + 1 > self._next_offset:
                 self._next_offset = offset + 1
+
+
+def _offset_of(delivery: Delivery) -> int | None:
+    raw = delivery.properties.headers.get("x-stream-offset")
+    return raw if isinstance(raw, int) and not isinstance(raw, bool) else None

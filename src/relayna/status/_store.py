@@ -19,14 +19,15 @@ separate pipeline, so a failed pipeline lost the event.)
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
 import attrs
 
-from relayna.errors import ContractError
+from relayna.errors import ContractError, StoreError
 from relayna.status._event import EventDict, dumps_event, loads_stored, validate_identifier
 from relayna.transport import Script, ScriptOps, Store
+from relayna.transport._store import Value
 
 __all__ = ["WRITE_STATUS_SCRIPT", "StatusStore", "StatusStoreConfig"]
 
@@ -149,6 +150,37 @@ class StatusStore:
             StoreError: the store failed; nothing (in particular no dedupe
                 marker) was written, so retrying is safe.
         """
+        keys, args = self._script_call(event)
+        result = await self.store.run_script(WRITE_STATUS_SCRIPT, keys, args)
+        return bool(int(result))
+
+    async def write_many(self, events: Sequence[Mapping[str, Any]]) -> list[bool | StoreError]:
+        """Store several events in one round trip (one script call each, in order).
+
+        Each entry is what :meth:`write` would return for that event, or the
+        :class:`StoreError` it failed with (nothing of that event was written).
+        Stores without ``run_script_many`` get one ``run_script`` per event.
+
+        Raises:
+            ContractError: an invalid ``task_id`` / ``event_id`` (nothing sent).
+            StoreError: the round trip failed; retrying every event is safe.
+        """
+        calls = [self._script_call(event) for event in events]
+        many = getattr(self.store, "run_script_many", None)
+        if many is None:
+            out: list[bool | StoreError] = []
+            for keys, args in calls:
+                try:
+                    out.append(
+                        bool(int(await self.store.run_script(WRITE_STATUS_SCRIPT, keys, args)))
+                    )
+                except StoreError as exc:
+                    out.append(exc)
+            return out
+        results = await many(WRITE_STATUS_SCRIPT, calls)
+        return [r if isinstance(r, StoreError) else bool(int(r)) for r in results]
+
+    def _script_call(self, event: Mapping[str, Any]) -> tuple[list[str], list[Value]]:
         task_id = validate_identifier(event.get("task_id"))
         event_id = validate_identifier(event.get("event_id"), "event_id")
         keys = [self.event_key(task_id, event_id), self.history_key(task_id)]
@@ -157,18 +189,14 @@ class StatusStore:
         if isinstance(parent, str) and parent != task_id:
             keys.append(self.children_key(parent))
         cfg = self.config
-        result = await self.store.run_script(
-            WRITE_STATUS_SCRIPT,
-            keys,
-            [
-                dumps_event(event),
-                max(1, round(cfg.ttl_seconds * 1000)),
-                cfg.max_history,
-                self.channel(task_id),
-                task_id,
-            ],
-        )
-        return bool(int(result))
+        args: list[Value] = [
+            dumps_event(event),
+            max(1, round(cfg.ttl_seconds * 1000)),
+            cfg.max_history,
+            self.channel(task_id),
+            task_id,
+        ]
+        return keys, args
 
     # -- reads -----------------------------------------------------------------
 

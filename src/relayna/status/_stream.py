@@ -76,6 +76,7 @@ class StatusStreamStats:
     resyncs: int = 0
     gap_fills: int = 0
     sent: int = 0
+    rejected_over_limit: int = 0  # 429: too many concurrent streams of one principal
 
 
 def _terminal_set(value: TerminalStatusSet | Iterable[str] | None) -> TerminalStatusSet:

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 import anyio
 
 from relayna.errors import SlowSubscriberError
-from relayna.transport._store import PubSubMessage, Script, ScriptOps, Store
+from relayna.transport._store import PubSubMessage, Script, ScriptOps, Store, Value
 
 __all__ = ["STATUS_WRITE_SCRIPT", "STORE_CHECKS", "StoreCheck"]
 
@@ -202,6 +202,35 @@ async def check_script_error(store: Store, prefix: str) -> None:
     await store.delete(prefix + "x")
 
 
+async def check_script_many(store: Store, prefix: str) -> None:
+    """``run_script_many``: replies in call order, a failing call is its own entry."""
+    from relayna.errors import ScriptError
+
+    channel = prefix + "events"
+
+    def call(i: int) -> tuple[list[str], list[Value]]:
+        keys = [f"{prefix}dedupe:e{i % 3}", prefix + "history", prefix + "children"]
+        return keys, [5000, f"e{i}", 10, "c", channel]
+
+    calls: list[tuple[list[str], list[Value]]] = [
+        call(i) for i in range(5)
+    ]  # e3, e4 reuse the markers of e0, e1
+    calls.insert(2, ([prefix + "fail"], []))
+    results = await store.run_script_many(STATUS_WRITE_SCRIPT, [calls[i] for i in (0, 1)])
+    assert [r[0] for r in results] == [1, 1]
+    results = await store.run_script_many(_FAIL_SCRIPT, [calls[2]])
+    assert len(results) == 1
+    assert isinstance(results[0], ScriptError), results
+    results = await store.run_script_many(STATUS_WRITE_SCRIPT, [calls[i] for i in (3, 4, 5)])
+    assert [r[0] for r in results] == [1, 0, 0], results  # e2 new; e3, e4 duplicates
+    assert await store.lrange(prefix + "history", 0, -1) == [b"e2", b"e1", b"e0"]
+    assert await store.run_script_many(STATUS_WRITE_SCRIPT, []) == []
+    await store.delete(
+        prefix + "history", prefix + "children", prefix + "fail",
+        *(f"{prefix}dedupe:e{i}" for i in range(3)),
+    )  # fmt: skip
+
+
 async def check_script_atomicity(store: Store, prefix: str) -> None:
     """Many concurrent script calls: each one's LPUSH/LTRIM/SADD happen together."""
     history, children = prefix + "history", prefix + "children"
@@ -311,6 +340,7 @@ STORE_CHECKS: list[StoreCheck] = [
     check_hashes,
     check_script_status_write,
     check_script_error,
+    check_script_many,
     check_script_atomicity,
     check_pubsub_fanout,
     check_pubsub_slow_subscriber,

@@ -46,6 +46,11 @@ class RespStore:
     async def _call(self, kind: CallKind, *args: Value) -> Any:
         raise NotImplementedError
 
+    async def _pipeline(self, commands: Sequence[Sequence[Value]]) -> list[Any]:
+        """Send ``commands`` in one round trip (no MULTI); a reply per command,
+        error replies mapped to :class:`StoreError` instances (not raised)."""
+        raise NotImplementedError
+
     @property
     def url(self) -> str:
         return self._url
@@ -196,6 +201,26 @@ class RespStore:
         except NoScript:
             await self._call("script", b"SCRIPT", b"LOAD", script.lua)
             return await self._call("script", *call)
+
+    async def run_script_many(
+        self, script: Script, calls: Sequence[tuple[Sequence[str], Sequence[Value]]]
+    ) -> list[Any]:
+        """EVALSHA per call in one pipeline; calls answered NOSCRIPT (not run)
+        are sent again, in order, after SCRIPT LOAD."""
+        if not calls:
+            return []
+        sha = script_sha(script)
+        commands: list[tuple[Value, ...]] = [
+            (b"EVALSHA", sha, len(keys), *keys, *map(encode_value, args)) for keys, args in calls
+        ]
+        results = await self._pipeline(commands)
+        missing = [i for i, r in enumerate(results) if isinstance(r, NoScript)]
+        if missing:
+            await self._call("script", b"SCRIPT", b"LOAD", script.lua)
+            again = await self._pipeline([commands[i] for i in missing])
+            for i, result in zip(missing, again, strict=True):
+                results[i] = result
+        return results
 
     def subscribe(self, *channels: str) -> AbstractAsyncContextManager[Subscription]:
         return self._pubsub.subscribe(*channels)

@@ -112,6 +112,23 @@ class CoredisStore(RespStore):
                     continue
                 raise error from exc
 
+    async def _pipeline(self, commands: Sequence[Sequence[Value]]) -> list[Any]:
+        try:
+            async with self._client.pipeline(transaction=False, raise_on_error=False) as pipe:
+                requests = [
+                    pipe.create_request(bytes(c[0]), *c[1:], callback=_raw)  # type: ignore[arg-type]
+                    for c in commands
+                ]
+        except (cx.RedisError, OSError, TimeoutError) as exc:
+            raise map_coredis_error(exc, self._url, "script") from exc
+        results: list[Any] = []
+        for request in requests:
+            try:
+                results.append(await request)
+            except (cx.RedisError, OSError, TimeoutError) as exc:
+                results.append(map_coredis_error(exc, self._url, "script"))
+        return results
+
 
 class _CoredisRawPubSub:
     """A :class:`~relayna.transport.pubsub.RawPubSub` on one dedicated coredis connection."""

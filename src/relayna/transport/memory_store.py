@@ -162,6 +162,18 @@ class MemoryStore:
         except Exception as exc:
             raise ScriptError(f"script {script.name!r} failed: {exc!r}", url=self._url) from exc
 
+    async def run_script_many(
+        self, script: Script, calls: Sequence[tuple[Sequence[str], Sequence[Value]]]
+    ) -> list[Any]:
+        """``run_script`` per call, in order; a failed call's error is its entry."""
+        results: list[Any] = []
+        for keys, args in calls:
+            try:
+                results.append(await self.run_script(script, keys, args))
+            except ScriptError as exc:
+                results.append(exc)
+        return results
+
     def subscribe(self, *channels: str) -> AbstractAsyncContextManager[Subscription]:
         return self._subscription(tuple(dict.fromkeys(channels)))
 

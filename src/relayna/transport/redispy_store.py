@@ -95,6 +95,23 @@ class RedisPyStore(RespStore):
                     continue
                 raise error from exc
 
+    async def _pipeline(self, commands: Sequence[Sequence[Value]]) -> list[Any]:
+        import redis.exceptions as rx
+
+        pipe = self._client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        try:
+            replies = await pipe.execute(raise_on_error=False)
+        except (rx.RedisError, OSError, TimeoutError) as exc:
+            raise map_redispy_error(exc, self._url, "script") from exc
+        finally:
+            await pipe.reset()
+        return [
+            map_redispy_error(r, self._url, "script") if isinstance(r, Exception) else r
+            for r in replies
+        ]
+
 
 class _RedisPyRawPubSub:
     """A :class:`~relayna.transport.pubsub.RawPubSub` on one redis-py connection (RESP2)."""
