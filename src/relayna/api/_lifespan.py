@@ -97,18 +97,28 @@ class RelaynaRuntime:
 
 @asynccontextmanager
 async def open_relayna_runtime(
-    config: RuntimeConfig, *, shutdown_event: anyio.Event | None = None
+    config: RuntimeConfig,
+    *,
+    shutdown_event: anyio.Event | None = None,
+    broker: Broker | None = None,
+    store: Store | None = None,
 ) -> AsyncIterator[RelaynaRuntime]:
     """Open store, broker and hub; yield the runtime; close everything on exit.
+
+    Args:
+        broker / store: already-open transports to use instead of opening
+            ``config.broker_url`` / ``config.store_url`` (they stay open on
+            exit: their owner closes them). This is how a worker and the app
+            in one process share one ``memory://`` broker.
 
     Raises:
         TransportError: the store or broker could not be opened, or the hub
             could not start consuming (startup fails as a whole).
     """
     async with AsyncExitStack() as stack:
-        store = await stack.enter_async_context(open_store(config.store_url))
-        broker: Broker | None = None
-        if config.broker_url is not None:
+        if store is None:
+            store = await stack.enter_async_context(open_store(config.store_url))
+        if broker is None and config.broker_url is not None:
             broker = await stack.enter_async_context(open_broker(config.broker_url))
         runtime = RelaynaRuntime(
             config=config,
@@ -142,13 +152,23 @@ async def open_relayna_runtime(
 
 
 def relayna_lifespan(
-    config: RuntimeConfig, *, shutdown_event: anyio.Event | None = None
+    config: RuntimeConfig,
+    *,
+    shutdown_event: anyio.Event | None = None,
+    broker: Broker | None = None,
+    store: Store | None = None,
 ) -> Callable[[Any], AbstractAsyncContextManager[dict[str, Any]]]:
-    """A Starlette ``lifespan`` running the relayna runtime for the app's life."""
+    """A Starlette ``lifespan`` running the relayna runtime for the app's life.
+
+    ``broker``/``store``: already-open transports to share (see
+    :func:`open_relayna_runtime`).
+    """
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
-        async with open_relayna_runtime(config, shutdown_event=shutdown_event) as runtime:
+        async with open_relayna_runtime(
+            config, shutdown_event=shutdown_event, broker=broker, store=store
+        ) as runtime:
             yield {config.state_key: runtime}
 
     return lifespan

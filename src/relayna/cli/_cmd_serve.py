@@ -6,7 +6,7 @@ import argparse
 
 import anyio
 
-from relayna.api._serve import serve_asgi
+from relayna.api import serve_asgi
 from relayna.cli._common import env_default, load_target, run_async, wait_for_shutdown_signal
 
 

@@ -9,8 +9,7 @@ import attrs
 from anyio.abc import TaskStatus
 
 from relayna._urls import redact_url
-from relayna.api import RuntimeConfig, open_relayna_runtime
-from relayna.api._serve import serve_asgi
+from relayna.api import RuntimeConfig, open_relayna_runtime, serve_asgi
 from relayna.consumer import LifecycleStatuses, RetryPolicy, TaskConsumer
 from relayna.devserver._app import build_app
 from relayna.devserver._demo import demo_handler, demo_topology
