@@ -26,7 +26,7 @@ async def test_runtime_uses_the_given_broker_and_store_and_leaves_them_open(uniq
                 assert runtime.store is store
                 async with open_relayna_client(topology, broker, declare=False) as client:
                     await client.publish_status({"task_id": "shared-1", "status": "completed"})
-                while await runtime.status.latest("shared-1") is None:
+                while await runtime.status.latest("shared-1") is None:  # noqa: ASYNC110 - poll the store
                     await anyio.sleep(0.01)
             # still usable: the runtime did not close what it did not open
             await store.set("after", "1")
