@@ -22,10 +22,10 @@ import anyio
 import attrs
 from anyio.streams.memory import MemoryObjectSendStream
 
+from relayna._groups import unwrap_groups
 from relayna.contracts import ContractAliasConfig, TerminalStatusSet
 from relayna.errors import ContractError
 from relayna.status._event import EventDict, decode_status_body
-from relayna.status._groups import unwrap_single_group
 from relayna.transport import Broker, Consumer, Delivery, StreamOffset
 
 __all__ = ["HistoryReplay", "StreamHistoryReader"]
@@ -86,7 +86,7 @@ class StreamHistoryReader:
             min(self.idle_timeout, max_seconds) if math.isfinite(max_seconds) else self.idle_timeout
         )
         send, receive = anyio.create_memory_object_stream[Delivery](self.prefetch)
-        with unwrap_single_group(), anyio.move_on_after(max_seconds) as deadline:
+        with unwrap_groups(), anyio.move_on_after(max_seconds) as deadline:
             async with (
                 self.broker.consume(
                     self.queue, prefetch=self.prefetch, offset=start_offset

@@ -23,10 +23,10 @@ import anyio
 import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from relayna._groups import unwrap_groups
 from relayna.errors import ContractError, RelaynaError, SlowSubscriberError
 from relayna.status._cursor import CursorAction, Emit, ResumeCursor, Resync
 from relayna.status._event import TerminalStatusSet, loads_stored
-from relayna.status._groups import unwrap_single_group
 from relayna.status._store import StatusStore
 from relayna.transport import PubSubMessage, PubSubReconnected
 
@@ -262,7 +262,7 @@ async def open_status_stream(
     send, receive = anyio.create_memory_object_stream[StatusStreamItem](max(buffer_size, 1))
     stats.opened += 1
     try:
-        with unwrap_single_group(), receive:
+        with unwrap_groups(), receive:
             async with anyio.create_task_group() as tg:
                 producer = _Producer(
                     store, task_id, cursor, send, keepalive, stats, tg.cancel_scope
