@@ -85,11 +85,21 @@ class Services:
     dist_port: int
     redis_port: int
     node: str
+    # Optional TLS listener (``Services.start(tls=(certfile, keyfile, cafile))``).
+    amqps_port: int = 0
+    tls: tuple[str, str, str] | None = None
 
     # -- derived -------------------------------------------------------------
     @property
     def amqp_url(self) -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/"
+
+    @property
+    def amqps_url(self) -> str:
+        """The TLS listener (host ``localhost``, the usual certificate name); no query."""
+        if not self.amqps_port:
+            raise ServiceError("started without tls=(certfile, keyfile, cafile)")
+        return f"amqps://guest:guest@localhost:{self.amqps_port}/"
 
     @property
     def mgmt_url(self) -> str:
@@ -112,7 +122,11 @@ class Services:
 
     # -- lifecycle -----------------------------------------------------------
     @classmethod
-    def start(cls, directory: str | None = None) -> Services:
+    def start(
+        cls, directory: str | None = None, *, tls: tuple[str, str, str] | None = None
+    ) -> Services:
+        """Start Redis and RabbitMQ; with ``tls=(certfile, keyfile, cafile)`` RabbitMQ
+        also listens for AMQPS on ``amqps_port`` (no client certificate required)."""
         ensure_installed()
         d = Path(directory or tempfile.mkdtemp(prefix="relayna-services-"))
         d.mkdir(parents=True, exist_ok=True)
@@ -124,6 +138,8 @@ class Services:
             dist_port=free_port(),
             redis_port=free_port(),
             node=f"relayna-{os.getpid()}-{free_port()}@localhost",
+            amqps_port=free_port() if tls else 0,
+            tls=tls,
         )
         (d / "services.json").write_text(json.dumps(asdict(svc)))
         try:
@@ -136,7 +152,10 @@ class Services:
 
     @classmethod
     def load(cls, directory: str) -> Services:
-        return cls(**json.loads((Path(directory) / "services.json").read_text()))
+        data = json.loads((Path(directory) / "services.json").read_text())
+        if data.get("tls"):
+            data["tls"] = tuple(data["tls"])
+        return cls(**data)
 
     def _rabbit_env(self) -> dict[str, str]:
         r = Path(self.directory) / "rabbitmq"
@@ -173,7 +192,18 @@ class Services:
         (r / "mnesia").mkdir(parents=True, exist_ok=True)
         (r / "log").mkdir(parents=True, exist_ok=True)
         (r / "enabled_plugins").write_text("[rabbitmq_management,rabbitmq_stream].\n")
-        (r / "rabbitmq.conf").write_text("loopback_users = none\n")
+        conf = "loopback_users = none\n"
+        if self.tls:
+            certfile, keyfile, cafile = self.tls
+            conf += (
+                f"listeners.ssl.default = 127.0.0.1:{self.amqps_port}\n"
+                f"ssl_options.cacertfile = {cafile}\n"
+                f"ssl_options.certfile = {certfile}\n"
+                f"ssl_options.keyfile = {keyfile}\n"
+                "ssl_options.verify = verify_none\n"
+                "ssl_options.fail_if_no_peer_cert = false\n"
+            )
+        (r / "rabbitmq.conf").write_text(conf)
         self.launch_rabbitmq()
 
     def launch_rabbitmq(self) -> None:
@@ -195,6 +225,8 @@ class Services:
             raise ServiceError(f"RabbitMQ did not start:\n{res.stdout}{res.stderr}\n{tail}")
         # `wait` returns when the app runs; also wait for the AMQP listener.
         _wait_port(self.amqp_port, 60, "RabbitMQ AMQP")
+        if self.amqps_port:
+            _wait_port(self.amqps_port, 60, "RabbitMQ AMQPS")
         _log(f"RabbitMQ ready on {self.amqp_port} in {time.monotonic() - started:.1f}s")
 
     def stop_rabbitmq(self) -> None:

@@ -26,6 +26,7 @@ from relayna.errors import (
     AuthenticationError,
     BrokerConnectionError,
     BrokerError,
+    ConfigurationError,
     ConnectionLost,
     ProtocolError,
     PublishBlocked,
@@ -349,7 +350,12 @@ class AMQPConnection:
 async def _connect(params: AMQPParams) -> anyio.abc.ByteStream:
     ssl_context: ssl.SSLContext | None = None
     if params.tls:
-        ssl_context = ssl.create_default_context(cafile=params.cafile)
+        try:
+            ssl_context = ssl.create_default_context(cafile=params.cafile)
+        except OSError as exc:  # missing/unreadable cafile, or no certificate in it
+            raise ConfigurationError(
+                f"cannot load cafile={params.cafile!r}: {exc} in {params.url}"
+            ) from None
         if not params.verify:
             ssl_context.check_hostname = False
             ssl_context.verify_mode = ssl.CERT_NONE

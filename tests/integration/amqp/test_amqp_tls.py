@@ -1,0 +1,147 @@
+"""``amqps://`` against a real RabbitMQ TLS listener (asyncio + trio).
+
+A module fixture generates a throwaway CA and a ``localhost``/127.0.0.1 server
+certificate with the ``openssl`` CLI, plus an unrelated second CA, and starts a
+private RabbitMQ node with a TLS listener (``Services.start(tls=...)``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import anyio
+import anyio.lowlevel
+import pytest
+from services import Services
+
+from relayna.errors import BrokerConnectionError, ConfigurationError
+from relayna.transport import open_broker
+from relayna.transport._broker import Delivery, QueueSpec
+
+pytestmark = [pytest.mark.anyio, pytest.mark.rabbitmq]
+
+
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+
+def _make_ca(d: Path, name: str) -> tuple[Path, Path]:
+    key, cert = d / f"{name}.key", d / f"{name}.pem"
+    _openssl(
+        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2",
+        "-subj", f"/CN=relayna test {name}",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+    )  # fmt: skip
+    return cert, key
+
+
+def _make_server_cert(d: Path, ca_cert: Path, ca_key: Path) -> tuple[Path, Path]:
+    key, csr, cert, ext = d / "server.key", d / "server.csr", d / "server.pem", d / "server.ext"
+    ext.write_text(
+        "basicConstraints = critical,CA:FALSE\n"
+        "keyUsage = critical,digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage = serverAuth\n"
+        "subjectAltName = DNS:localhost,IP:127.0.0.1\n"
+        "subjectKeyIdentifier = hash\n"
+        "authorityKeyIdentifier = keyid,issuer\n"
+    )
+    _openssl(
+        "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", "/CN=localhost",
+    )  # fmt: skip
+    _openssl(
+        "x509", "-req", "-in", str(csr), "-CA", str(ca_cert), "-CAkey", str(ca_key),
+        "-CAcreateserial", "-out", str(cert), "-days", "2", "-extfile", str(ext),
+    )  # fmt: skip
+    key.chmod(0o644)  # readable by the broker (same user here, but be explicit)
+    return cert, key
+
+
+class TLSNode:
+    def __init__(self, services: Services, ca: Path, other_ca: Path) -> None:
+        self.services = services
+        self.ca = ca
+        self.other_ca = other_ca
+
+    def url(self, query: str = "") -> str:
+        return self.services.amqps_url + (f"?{query}" if query else "")
+
+
+@pytest.fixture(scope="module")
+def tls_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSNode]:
+    if shutil.which("openssl") is None:
+        pytest.fail("the openssl CLI is required for the TLS integration test")
+    d = tmp_path_factory.mktemp("tls")
+    ca_cert, ca_key = _make_ca(d, "ca")
+    other_ca, _ = _make_ca(d, "other-ca")
+    cert, key = _make_server_cert(d, ca_cert, ca_key)
+    svc = Services.start(str(d / "services"), tls=(str(cert), str(key), str(ca_cert)))
+    try:
+        yield TLSNode(svc, ca_cert, other_ca)
+    finally:
+        svc.stop()
+
+
+async def test_amqps_round_trip(tls_node: TLSNode, unique: str) -> None:
+    url = tls_node.url(f"cafile={quote(str(tls_node.ca))}")
+    q = f"t.tls.{unique}"
+    with anyio.fail_after(20):
+        async with open_broker(url) as broker:
+            assert broker.url.startswith("amqps://guest:***@localhost:")
+            await broker.declare_queue(QueueSpec(q, durable=False, auto_delete=False))
+            try:
+                await broker.publish("", q, b"over tls")  # waits for the confirm
+                async with broker.consume(q, prefetch=1) as consumer:
+                    delivery: Delivery = await consumer.__aiter__().__anext__()
+                    assert delivery.body == b"over tls"
+                    await delivery.ack()
+                assert (await broker.inspect_queue(q)).message_count == 0
+            finally:
+                await broker.delete_queue(q)
+
+
+async def test_amqps_wrong_ca_fails_typed_and_bounded(tls_node: TLSNode) -> None:
+    url = tls_node.url(f"cafile={quote(str(tls_node.other_ca))}")
+    before = len(anyio.get_running_tasks())
+    with anyio.fail_after(10), pytest.raises(BrokerConnectionError) as info:
+        async with open_broker(url):
+            pytest.fail("connected although the server certificate is from another CA")
+    message = str(info.value)
+    assert info.value.url is not None
+    assert info.value.url.startswith("amqps://guest:***@localhost:")
+    assert info.value.url in message
+    assert ":guest@" not in message  # password redacted
+    assert "CERTIFICATE_VERIFY_FAILED" in message or "certificate" in message.lower()
+    await anyio.lowlevel.checkpoint()
+    assert len(anyio.get_running_tasks()) == before
+
+
+async def test_amqps_verify_false_accepts_unknown_ca(tls_node: TLSNode, unique: str) -> None:
+    url = tls_node.url(f"cafile={quote(str(tls_node.other_ca))}&verify=false")
+    q = f"t.tls.noverify.{unique}"
+    with anyio.fail_after(20):
+        async with open_broker(url) as broker:
+            await broker.declare_queue(QueueSpec(q, durable=False))
+            try:
+                await broker.publish("", q, b"unverified")
+                assert (await broker.inspect_queue(q)).message_count == 1
+            finally:
+                await broker.delete_queue(q)
+
+
+async def test_amqps_unreadable_cafile_is_a_configuration_error(tmp_path: Path) -> None:
+    not_a_cert = tmp_path / "empty.pem"
+    not_a_cert.write_text("")
+    for cafile in (tmp_path / "missing.pem", not_a_cert):
+        url = f"amqps://guest:s3cret@localhost:1/?cafile={quote(str(cafile))}"
+        with anyio.fail_after(5), pytest.raises(ConfigurationError) as info:
+            async with open_broker(url):
+                pass
+        assert "s3cret" not in str(info.value)
+        assert "amqps://guest:***@localhost:1/" in str(info.value)
