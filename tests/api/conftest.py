@@ -51,6 +51,9 @@ async def _serve(app: Any, *, sndbuf: int | None = None) -> AsyncIterator[str]:
             yield base
         finally:
             stop.set()
+            # hypercorn's graceful shutdown waits on open connections; a test
+            # that failed may leave one behind, so the stop is bounded.
+            tg.cancel_scope.deadline = anyio.current_time() + 5
 
 
 @pytest.fixture
