@@ -9,7 +9,10 @@ the reference at the same prefetch, and the worker process's CPU time per
 task during the timed part (``cpu µs``); ``+µs`` is the CPU cost per task
 above the reference, i.e. relayna's per-message overhead.
 
-Usage: ``python -m benchmarks worker [--n 5000] [--prefetch 1,16,32,64]``
+Each prefetch runs ``--repeat`` interleaved rounds (aiormq, asyncio, trio,
+then reversed); the medians are printed, ratios are taken within a round.
+
+Usage: ``python -m benchmarks worker [--n 5000] [--prefetch 1,16,32,64] [--repeat 3]``
 """
 
 from __future__ import annotations
@@ -130,23 +133,48 @@ async def _aiormq_worker(url: str, n: int, prefetch: int) -> Result:
     return n / elapsed, cpu / n * 1e6
 
 
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _run(kind: str, url: str, n: int, prefetch: int) -> Result:
+    if kind == "aiormq":
+        return asyncio.run(_aiormq_worker(url, n, prefetch))
+    return anyio.run(_relayna_worker, url, n, prefetch, backend=kind)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks worker")
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--prefetch", default=",".join(map(str, PREFETCHES)))
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="interleaved rounds per prefetch; medians are printed")
     args = parser.parse_args(argv)
     url = _url()
     prefetches = [int(p) for p in args.prefetch.split(",")]
-    print(f"worker benchmark: {args.n} tasks, one confirmed status + ack each")
+    kinds = ("aiormq", "asyncio", "trio")
+    print(f"worker benchmark: {args.n} tasks, one confirmed status + ack each, "
+          f"median of {args.repeat} interleaved rounds (ratios taken within a round)")
     print(f"{'prefetch':>8} {'implementation':<22} {'tasks/s':>10} {'ratio':>7} {'cpu µs':>8} {'+µs':>6}")
     for prefetch in prefetches:
-        reference, ref_cpu = asyncio.run(_aiormq_worker(url, args.n, prefetch))
-        print(f"{prefetch:>8} {'aiormq raw (asyncio)':<22} {reference:>10.0f} {1.0:>7.2f} {ref_cpu:>8.0f}",
-              flush=True)
-        for backend in ("asyncio", "trio"):
-            rate, cpu = anyio.run(_relayna_worker, url, args.n, prefetch, backend=backend)
-            print(f"{prefetch:>8} {'relayna ' + backend:<22} {rate:>10.0f} {rate / reference:>7.2f} "
-                  f"{cpu:>8.0f} {cpu - ref_cpu:>+6.0f}", flush=True)
+        rounds: dict[str, list[Result]] = {kind: [] for kind in kinds}
+        for r in range(args.repeat):
+            order = kinds if r % 2 == 0 else (kinds[0], *reversed(kinds[1:]))
+            for kind in order:
+                rounds[kind].append(_run(kind, url, args.n, prefetch))
+        ref = rounds["aiormq"]
+        ref_cpu = _median([cpu for _, cpu in ref])
+        for kind in kinds:
+            rate = _median([rate for rate, _ in rounds[kind]])
+            ratio = _median([a[0] / b[0] for a, b in zip(rounds[kind], ref, strict=True)])
+            cpu = _median([c for _, c in rounds[kind]])
+            name = "aiormq raw (asyncio)" if kind == "aiormq" else "relayna " + kind
+            extra = "" if kind == "aiormq" else f" {cpu - ref_cpu:>+6.0f}"
+            print(f"{prefetch:>8} {name:<22} {rate:>10.0f} {ratio:>7.2f} {cpu:>8.0f}{extra}", flush=True)
+        trio_vs = _median([t[0] / a[0] for t, a in zip(rounds["trio"], rounds["asyncio"], strict=True)])
+        print(f"{prefetch:>8} {'trio / asyncio':<22} {'':>10} {trio_vs:>7.2f}", flush=True)
     return 0
 
 

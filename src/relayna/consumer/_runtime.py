@@ -119,7 +119,13 @@ class Session:
                             with self._reader_scope:
                                 async for delivery in consumer:
                                     self._taken[id(delivery)] = delivery
-                                    await send.send(delivery)
+                                    # Hand buffered deliveries to every idle worker in
+                                    # one go (no task switch each): their publishes and
+                                    # acks then leave the connection in one write.
+                                    try:
+                                        send.send_nowait(delivery)
+                                    except anyio.WouldBlock:
+                                        await send.send(delivery)
                                 error = BrokerError(f"consumer of {self._queue!r} ended")
                     except BrokerError as exc:
                         error = exc

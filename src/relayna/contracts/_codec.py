@@ -90,6 +90,8 @@ def _structure_datetime(value: object, _: object) -> datetime:
 
 def format_datetime(value: datetime) -> str:
     """ISO-8601 in UTC with ``Z``, microseconds only when non-zero."""
+    if value.tzinfo is UTC:  # the common case: "...+00:00" -> "...Z"
+        return value.isoformat()[:-6] + "Z"
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     elif value.utcoffset():
@@ -320,14 +322,40 @@ def unstructure(envelope: Envelope) -> dict[str, Any]:
     return result
 
 
+#: ``json.dumps(..., ensure_ascii=False, sort_keys=True, separators=(",", ":"),
+#: default=str)`` without building an encoder per call (same output).
+_CANONICAL = json.JSONEncoder(
+    ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str
+).encode
+
+
 def compute_event_id(wire: Mapping[str, Any]) -> str:
     """The original's deterministic event id: sha256 hex of the wire dict
     without ``event_id``, as sorted-key compact non-ASCII-preserving JSON."""
-    canonical = {k: v for k, v in wire.items() if k != "event_id"}
-    text = json.dumps(
-        canonical, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str
+    canonical = (
+        wire if "event_id" not in wire else {k: v for k, v in wire.items() if k != "event_id"}
     )
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hashlib.sha256(_CANONICAL(canonical).encode("utf-8")).hexdigest()
+
+
+_STATUS_SLOTS = tuple(
+    (a.name, StatusEvent.__dict__[a.name].__set__) for a in attrs.fields(StatusEvent)
+)
+
+
+def _with_ids(event: StatusEvent, correlation_id: str, event_id: str) -> StatusEvent:
+    """``attrs.evolve(event, correlation_id=..., event_id=...)`` for values that
+    are valid by construction (the task id, a sha256 hex): no validators run."""
+    new = StatusEvent.__new__(StatusEvent)
+    for name, set_ in _STATUS_SLOTS:
+        set_(new, getattr(event, name))
+    _STATUS_SET_CORRELATION(new, correlation_id)
+    _STATUS_SET_EVENT_ID(new, event_id)
+    return new
+
+
+_STATUS_SET_CORRELATION = StatusEvent.__dict__["correlation_id"].__set__
+_STATUS_SET_EVENT_ID = StatusEvent.__dict__["event_id"].__set__
 
 
 def ensure_event_id(event: StatusEvent) -> StatusEvent:
@@ -336,11 +364,16 @@ def ensure_event_id(event: StatusEvent) -> StatusEvent:
     A non-blank ``event_id`` is kept; otherwise it is :func:`compute_event_id`
     of the event's wire form, timestamp included.
     """
-    if event.correlation_id is None:
-        event = attrs.evolve(event, correlation_id=event.task_id)
     if event.event_id is not None:
+        if event.correlation_id is None:
+            return attrs.evolve(event, correlation_id=event.task_id)
         return event
-    return attrs.evolve(event, event_id=compute_event_id(unstructure(event)))
+    wire = unstructure(event)  # no "event_id": it is None
+    correlation_id = event.correlation_id
+    if correlation_id is None:
+        # The id hashes sorted keys, so adding the key last changes nothing.
+        correlation_id = wire["correlation_id"] = event.task_id
+    return _with_ids(event, correlation_id, compute_event_id(wire))
 
 
 def encode(envelope: Envelope, *, limits: Limits = DEFAULT_LIMITS) -> bytes:

@@ -40,13 +40,24 @@ def _from_wire(value: Any) -> Any:
 def to_wire_table(table: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if not table:
         return None
+    if _plain(table):  # the common case: string keys and values
+        return dict(table)
     result: dict[str, Any] = _to_wire(table)
     return result
+
+
+def _plain(table: Mapping[Any, Any]) -> bool:
+    for key, value in table.items():
+        if type(key) is not str or type(value) is not str:
+            return False
+    return True
 
 
 def from_wire_table(table: Mapping[str, Any] | None) -> dict[str, Any]:
     if not table:
         return {}
+    if _plain(table):
+        return dict(table)
     result: dict[str, Any] = _from_wire(dict(table))
     return result
 

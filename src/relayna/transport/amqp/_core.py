@@ -50,6 +50,7 @@ from relayna.transport.amqp._events import (
     MethodReply,
     Unblocked,
 )
+from relayna.transport.amqp._fastcodec import encode_publish
 from relayna.transport.amqp._frames import (
     FRAME_BODY,
     FRAME_HEADER,
@@ -181,12 +182,14 @@ class ConnectionCore:
         if method_bytes is None:
             if len(self._publish_cache) > 1024:
                 self._publish_cache.clear()
-            method_bytes = encode_method(
-                channel,
-                commands.Basic.Publish(
-                    exchange=exchange, routing_key=routing_key, mandatory=mandatory
-                ),
-            )
+            method_bytes = encode_publish(channel, exchange, routing_key, mandatory)
+            if method_bytes is None:  # pamqp validates (and raises)
+                method_bytes = encode_method(
+                    channel,
+                    commands.Basic.Publish(
+                        exchange=exchange, routing_key=routing_key, mandatory=mandatory
+                    ),
+                )
             self._publish_cache[key] = method_bytes
         tag = ch.register_publish(exchange, routing_key, body)
         return tag, encode_content(

@@ -17,6 +17,8 @@ from pamqp import commands, header
 from pamqp import frame as pamqp_frame
 from pamqp.base import Frame as MethodFrame
 
+from relayna.transport.amqp._fastcodec import decode_header, decode_method, encode_header
+
 __all__ = [
     "FRAME_BODY",
     "FRAME_HEADER",
@@ -110,14 +112,19 @@ class FrameReader:
         try:
             if ftype == FRAME_METHOD:
                 (index,) = _METHOD_INDEX.unpack_from(payload, 0)
+                fast = decode_method(index, payload[4:])
+                if fast is not None:
+                    return ftype, channel, fast
                 cls = commands.INDEX_MAPPING.get(index)
                 if cls is None:
                     raise FrameError(f"unknown method index 0x{index:08x}")
                 method: MethodFrame = cls()
                 method.unmarshal(payload[4:])
                 return ftype, channel, method
-            content = header.ContentHeader()
-            content.unmarshal(payload)
+            content = decode_header(payload)
+            if content is None:
+                content = header.ContentHeader()
+                content.unmarshal(payload)
             return ftype, channel, content
         except FrameError:
             raise
@@ -151,10 +158,17 @@ def encode_content(
     if method_bytes is None:
         assert method is not None
         method_bytes = pamqp_frame.marshal(method, channel)
-    parts = [
-        method_bytes,
-        pamqp_frame.marshal(header.ContentHeader(0, len(body), properties), channel),
-    ]
+    content_header = encode_header(channel, len(body), properties)
+    if content_header is None:
+        content_header = pamqp_frame.marshal(
+            header.ContentHeader(0, len(body), properties), channel
+        )
+    if not body:
+        return method_bytes + content_header
+    if frame_max == 0 or len(body) <= frame_max - 8:  # the common case: one body frame
+        body_head = _HEADER.pack(FRAME_BODY, channel, len(body))
+        return b"".join((method_bytes, content_header, body_head, body, b"\xce"))
+    parts = [method_bytes, content_header]
     chunk = (frame_max - 8) if frame_max else len(body) or 1
     view = memoryview(body)
     for start in range(0, len(body), chunk):
