@@ -1,8 +1,10 @@
-"""Fixtures for consumer runtime tests on the in-memory broker."""
+"""Fixtures for runtime tests on the in-memory broker (consumer, client, ...)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 import pytest
@@ -77,3 +79,17 @@ async def wait_until(predicate: Callable[[], bool], *, limit: float = 5.0) -> No
 @pytest.fixture
 def until() -> Callable[..., Awaitable[None]]:
     return wait_until
+
+
+@asynccontextmanager
+async def running_consumer(consumer: Any) -> AsyncIterator[Any]:
+    """Run ``consumer`` in a task group; cancel it (drain) on exit."""
+    async with anyio.create_task_group() as tg:
+        await tg.start(consumer.run)
+        yield consumer
+        tg.cancel_scope.cancel()
+
+
+@pytest.fixture
+def running() -> Callable[[Any], Any]:
+    return running_consumer
