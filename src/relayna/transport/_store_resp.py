@@ -15,14 +15,17 @@ raise :class:`~relayna.errors.StoreConnectionLost` and the caller decides.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, Literal, TypeVar
 
-from relayna.errors import StoreError
+import anyio
+
+from relayna._groups import sole_exception
+from relayna.errors import StoreConnectionError, StoreError
 from relayna.transport._store import Script, Subscription, Value
 from relayna.transport._store_util import encode_value, script_sha, ttl_ms
-from relayna.transport.pubsub import PubSubMultiplexer
+from relayna.transport.pubsub import PubSubMultiplexer, RawPubSubConnector
 
 __all__ = ["CallKind", "NoScript", "RespStore"]
 
@@ -232,3 +235,48 @@ def _score(value: float) -> bytes:
     if value == float("-inf"):
         return b"-inf"
     return repr(float(value)).encode()
+
+
+_S = TypeVar("_S", bound=RespStore)
+
+
+@asynccontextmanager
+async def run_resp_store(
+    make_store: Callable[[PubSubMultiplexer], _S],
+    pubsub_connector: RawPubSubConnector,
+    *,
+    url: str,
+    connect_timeout: float,
+) -> AsyncIterator[_S]:
+    """Own a Redis adapter's pubsub reader and check the server answers.
+
+    Shared by the coredis and redis-py adapters: the pubsub multiplexer's
+    reader lives in a task group owned here; opening PINGs the server (so a
+    bad address or password fails at open); an error from the caller's body
+    or from one command leaves as itself, not wrapped in an exception group.
+    """
+    body_error: BaseException | None = None
+    try:
+        async with anyio.create_task_group() as tg:
+            pubsub = PubSubMultiplexer(pubsub_connector, tg, url=url)
+            store = make_store(pubsub)
+            try:
+                with anyio.fail_after(connect_timeout * 2 + 1):
+                    await store.ping()
+            except TimeoutError:
+                raise StoreConnectionError(
+                    "Redis accepted the connection but did not answer", url=url
+                ) from None
+            try:
+                yield store
+            except BaseException as exc:
+                body_error = exc
+                raise
+            finally:
+                pubsub.close()
+                tg.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        leaf = sole_exception(group)
+        if leaf is None or (body_error is not None and leaf is not body_error):
+            raise
+        raise leaf from leaf.__cause__

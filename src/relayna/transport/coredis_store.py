@@ -32,7 +32,7 @@ import coredis
 import coredis.exceptions as cx
 from coredis.retry import NoRetryPolicy
 
-from relayna._groups import sole_exception
+from relayna._groups import sole_exception, unwrap_groups
 from relayna._urls import redact_url, split_url
 from relayna.errors import (
     ConfigurationError,
@@ -43,7 +43,7 @@ from relayna.errors import (
     StoreError,
 )
 from relayna.transport._store import Store, Value
-from relayna.transport._store_resp import CallKind, NoScript, RespStore
+from relayna.transport._store_resp import CallKind, NoScript, RespStore, run_resp_store
 from relayna.transport.pubsub import (
     PubSubMultiplexer,
     RawEvent,
@@ -229,30 +229,11 @@ async def open_coredis_store(url: str) -> AsyncIterator[Store]:
     except (ValueError, TypeError, cx.RedisError) as exc:
         raise ConfigurationError(f"invalid Redis URL {safe}: {exc}") from None
     connect_timeout = float(client.connection_pool.connect_timeout or DEFAULT_CONNECT_TIMEOUT)
-    body_error: BaseException | None = None
-    try:
-        async with client, anyio.create_task_group() as tg:
-            pubsub = PubSubMultiplexer(
-                lambda: _pubsub_connector(client.connection_pool, safe), tg, url=safe
-            )
-            store = CoredisStore(client, safe, pubsub)
-            try:
-                with anyio.fail_after(connect_timeout * 2 + 1):
-                    await store.ping()
-            except TimeoutError:
-                raise StoreConnectionError(
-                    "Redis accepted the connection but did not answer", url=safe
-                ) from None
-            try:
-                yield store
-            except BaseException as exc:
-                body_error = exc
-                raise
-            finally:
-                pubsub.close()
-                tg.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        leaf = sole_exception(group)
-        if leaf is None or (body_error is not None and leaf is not body_error):
-            raise
-        raise leaf from leaf.__cause__
+    with unwrap_groups():  # coredis's own task group wraps errors too
+        async with client, run_resp_store(
+            lambda pubsub: CoredisStore(client, safe, pubsub),
+            lambda: _pubsub_connector(client.connection_pool, safe),
+            url=safe,
+            connect_timeout=connect_timeout,
+        ) as store:
+            yield store

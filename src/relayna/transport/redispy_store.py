@@ -23,7 +23,6 @@ from typing import Any, NoReturn
 import anyio
 import sniffio
 
-from relayna._groups import sole_exception
 from relayna._urls import redact_url, split_url
 from relayna.errors import (
     ConfigurationError,
@@ -35,7 +34,7 @@ from relayna.errors import (
     UnsupportedBackendError,
 )
 from relayna.transport._store import Store, Value
-from relayna.transport._store_resp import CallKind, NoScript, RespStore
+from relayna.transport._store_resp import CallKind, NoScript, RespStore, run_resp_store
 from relayna.transport.pubsub import (
     PubSubMultiplexer,
     RawEvent,
@@ -225,31 +224,14 @@ async def open_redispy_store(url_or_client: Any) -> AsyncIterator[Store]:
         if client.connection_pool.connection_kwargs.get("decode_responses"):
             raise ConfigurationError("the redis-py client must not use decode_responses=True")
         safe = redact_url(_client_url(client))
-    body_error: BaseException | None = None
     try:
-        async with anyio.create_task_group() as tg:
-            pubsub = PubSubMultiplexer(lambda: _pubsub_connector(client, safe), tg, url=safe)
-            store = RedisPyStore(client, safe, pubsub)
-            try:
-                with anyio.fail_after(DEFAULT_CONNECT_TIMEOUT * 2 + 1):
-                    await store.ping()
-            except TimeoutError:
-                raise StoreConnectionError(
-                    "Redis accepted the connection but did not answer", url=safe
-                ) from None
-            try:
-                yield store
-            except BaseException as exc:
-                body_error = exc
-                raise
-            finally:
-                pubsub.close()
-                tg.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        leaf = sole_exception(group)
-        if leaf is None or (body_error is not None and leaf is not body_error):
-            raise
-        raise leaf from leaf.__cause__
+        async with run_resp_store(
+            lambda pubsub: RedisPyStore(client, safe, pubsub),
+            lambda: _pubsub_connector(client, safe),
+            url=safe,
+            connect_timeout=DEFAULT_CONNECT_TIMEOUT,
+        ) as store:
+            yield store
     finally:
         if owned:
             with anyio.CancelScope(shield=True):
