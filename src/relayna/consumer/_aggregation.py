@@ -19,7 +19,6 @@ from relayna.observability import (
     AggregationHandlerFailed,
     AggregationMessageAcked,
     AggregationMessageReceived,
-    TaskMessageRejected,
 )
 from relayna.rabbitmq import AggregationTopology, RelaynaClient
 from relayna.transport import Delivery
@@ -29,7 +28,6 @@ from ._context import ManualRetryRequest, TaskContext
 from ._decide import Ack, Failed, FailureAction, Poison, Succeeded, decide
 from ._inbound import parse_status
 from ._settle import MessageInfo, Settler
-from ._task import _poison_info
 
 __all__ = ["AggregationConsumer"]
 
@@ -77,18 +75,7 @@ class AggregationConsumer(ConsumerBase):
             delivery.body, delivery.properties, limits=self.limits, aliases=self.aliases
         )
         if isinstance(parsed, Poison):
-            self.stats.poison[parsed.reason] += 1
-            info = _poison_info(delivery)
-            self._emit(
-                TaskMessageRejected(
-                    consumer_name=self.consumer_name,
-                    queue_name=self.queue_name,
-                    task_id=info.task_id,
-                    reason=parsed.reason,
-                    requeue=False,
-                )
-            )
-            await settler.settle(delivery, decide(parsed, self.retry_policy, 0), info)
+            await self._poison(settler, delivery, parsed)
             return
         event = parsed.event
         parent = event.meta.get("parent_task_id")

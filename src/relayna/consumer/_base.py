@@ -15,7 +15,12 @@ from anyio import CancelScope
 from anyio.abc import TaskStatus
 
 from relayna._supervise import Backoff, supervise
-from relayna.contracts import DEFAULT_LIMITS, ContractAliasConfig, Limits, dumps
+from relayna.contracts import (
+    DEFAULT_LIMITS,
+    ContractAliasConfig,
+    Limits,
+    dumps,
+)
 from relayna.errors import (
     AuthenticationError,
     BrokerConnectionError,
@@ -31,16 +36,17 @@ from relayna.observability import (
     ObservationSink,
     TaskConsumerLoopError,
     TaskConsumerStarted,
+    TaskMessageRejected,
 )
 from relayna.rabbitmq import RelaynaClient, StatusTopology, open_relayna_client
 from relayna.transport import Broker, Delivery, QueueSpec
 
 from ._context import LifecycleStatuses, ManualRetryRequest, ManualRetryRequested, TaskContext
-from ._decide import DeadLetter, Failed, RetryPolicy, Succeeded
+from ._decide import DeadLetter, Failed, Poison, RetryPolicy, Succeeded, decide
 from ._dlq import DLQRecorder
 from ._heartbeat import HeartbeatSnapshot, WorkerHeartbeats
 from ._runtime import Session, requeue_quietly
-from ._settle import ConsumerStats, MessageInfo, Settler
+from ._settle import ConsumerStats, MessageInfo, Settler, poison_info
 
 __all__ = ["ConsumerBase", "Middleware"]
 
@@ -376,6 +382,22 @@ class ConsumerBase:
                     "%s: dead-lettering failed too (%r); requeueing", self.consumer_name, second
                 )
                 await requeue_quietly(delivery, self.stats)
+
+    async def _poison(self, settler: Settler, delivery: Delivery, poison: Poison) -> None:
+        """Dead-letter a message that cannot be handled (the handler is never called)."""
+        self.stats.poison[poison.reason] += 1
+        info = poison_info(delivery)
+        self._emit(
+            TaskMessageRejected(
+                consumer_name=self.consumer_name,
+                queue_name=self.queue_name,
+                task_id=info.task_id,
+                correlation_id=info.correlation_id,
+                reason=poison.reason,
+                requeue=False,
+            )
+        )
+        await settler.settle(delivery, decide(poison, self.retry_policy, 0), info)
 
     async def _call_handler(
         self, handler: Callable[..., Any], message: Any, ctx: TaskContext

@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from relayna.contracts import StatusEvent, without_headers
+from relayna.contracts import StatusEvent, is_valid_identifier, without_headers
 from relayna.contracts import headers as h
 from relayna.observability import (
     AggregationDeadLetterPublished,
@@ -33,7 +33,7 @@ from ._context import LifecycleStatuses
 from ._decide import Ack, DeadLetter, Decision, Reject, Requeue, Retry, RetryPolicy
 from ._dlq import DLQRecorder, make_dlq_record
 
-__all__ = ["EXCEPTION_MESSAGE", "ConsumerStats", "MessageInfo", "Settler"]
+__all__ = ["EXCEPTION_MESSAGE", "ConsumerStats", "MessageInfo", "Settler", "poison_info"]
 
 logger = logging.getLogger("relayna.consumer")
 
@@ -308,3 +308,16 @@ class Settler:
 
 def _task_fields(common: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in common.items() if k != "parent_task_id"}
+
+
+def poison_info(delivery: Delivery) -> MessageInfo:
+    """What a poison message's headers can safely tell (invalid ids are dropped)."""
+    headers = dict(delivery.properties.headers)
+    task_id = headers.get(h.TASK_ID)
+    correlation = delivery.properties.correlation_id
+    return MessageInfo(
+        task_id=task_id if is_valid_identifier(task_id) else None,
+        correlation_id=correlation if is_valid_identifier(correlation) else None,
+        attempt=0,
+        headers=headers,
+    )

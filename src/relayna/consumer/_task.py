@@ -21,7 +21,7 @@ from typing import Any
 import anyio
 import attrs
 
-from relayna.contracts import TaskEnvelope, encode, is_valid_identifier, without_headers
+from relayna.contracts import TaskEnvelope, encode, without_headers
 from relayna.contracts import headers as h
 from relayna.errors import ConfigurationError, ContractError, TopologyError, UnroutableError
 from relayna.observability import (
@@ -56,18 +56,6 @@ _HANDOFF_DROP = (
     h.BATCH_INDEX,
     h.BATCH_SIZE,
 )
-
-
-def _poison_info(delivery: Delivery) -> MessageInfo:
-    headers = dict(delivery.properties.headers)
-    task_id = headers.get(h.TASK_ID)
-    correlation = delivery.properties.correlation_id
-    return MessageInfo(
-        task_id=task_id if is_valid_identifier(task_id) else None,
-        correlation_id=correlation if is_valid_identifier(correlation) else None,
-        attempt=0,
-        headers=headers,
-    )
 
 
 @attrs.define(eq=False, kw_only=True)
@@ -148,21 +136,6 @@ class TaskConsumer(ConsumerBase):
             await self._fan_out(client, settler, delivery, parsed)
         else:
             await self._handle(client, settler, delivery, parsed)
-
-    async def _poison(self, settler: Settler, delivery: Delivery, poison: Poison) -> None:
-        self.stats.poison[poison.reason] += 1
-        info = _poison_info(delivery)
-        self._emit(
-            TaskMessageRejected(
-                consumer_name=self.consumer_name,
-                queue_name=self.queue_name,
-                task_id=info.task_id,
-                correlation_id=info.correlation_id,
-                reason=poison.reason,
-                requeue=False,
-            )
-        )
-        await settler.settle(delivery, decide(poison, self.retry_policy, 0), info)
 
     async def _fan_out(
         self, client: RelaynaClient, settler: Settler, delivery: Delivery, inbound: InboundBatch
