@@ -1,7 +1,7 @@
 """D1/T1: 3 worker processes, one SIGKILLed every ~2 s and restarted, on the real RabbitMQ.
 
-N = 800 tasks (the issue's 5,000 scaled to stay well under 60 s per backend
-on a 2-core machine). Oracle (RELIABILITY C.3) on the never-faulted ledger
+N = 5,000 tasks published over ~14 s, so the run is faulted several times
+however fast the workers are (~21 s per backend here). Oracle (RELIABILITY C.3) on the never-faulted ledger
 (Redis db 5): 0 lost, 0 duplicate effects, 0 unexpected; every re-execution
 is a redelivery (a task published once reaches a consumer with
 redelivered=false at most once); no handler call after the idempotency key was
@@ -34,9 +34,11 @@ from relayna.transport import open_broker, open_store
 
 pytestmark = [pytest.mark.anyio, pytest.mark.rabbitmq, pytest.mark.redis, pytest.mark.slow]
 
-N_TASKS = 800
+N_TASKS = 5000
 N_WORKERS = 3
 KILL_EVERY = 2.0
+PUBLISH_SECONDS = 14.0
+PUBLISH_CHUNKS = 20
 TASK_SLEEP = 0.02
 PREFETCH = 8
 
@@ -109,13 +111,19 @@ async def test_sigkill_workers_lose_nothing_and_never_duplicate_effects(
                             await killer()
 
                     tg.start_soon(run_killer)
-                    await client.publish_tasks(
-                        [
-                            {"task_id": t, "payload": {"sleep": TASK_SLEEP}}
-                            for t in sorted(produced)
-                        ],
-                        concurrency=64,
-                    )
+                    # Paced over PUBLISH_SECONDS so the run lasts long enough to be
+                    # faulted several times however fast the workers are.
+                    ordered = sorted(produced)
+                    chunk = len(ordered) // PUBLISH_CHUNKS
+                    for start in range(0, len(ordered), chunk):
+                        await client.publish_tasks(
+                            [
+                                {"task_id": t, "payload": {"sleep": TASK_SLEEP}}
+                                for t in ordered[start : start + chunk]
+                            ],
+                            concurrency=64,
+                        )
+                        await anyio.sleep(PUBLISH_SECONDS / PUBLISH_CHUNKS)
 
                     async def all_effects() -> bool:
                         return await ledger.effect_count() >= N_TASKS
