@@ -102,7 +102,8 @@ async def test_drain_finishes_in_flight_and_starts_nothing_new(broker: Broker, t
 
 
 async def test_retry_delay_accuracy(broker: Broker, topology: Any) -> None:
-    delay = 0.5
+    """The issue's bar: observed retry delay p99 within 20% of the configured delay."""
+    delay = 2.0
     first: dict[str, float] = {}
     gaps: list[float] = []
 
@@ -126,6 +127,7 @@ async def test_retry_delay_accuracy(broker: Broker, topology: Any) -> None:
     gaps.sort()
     p50 = statistics.median(gaps)
     p99 = gaps[-1]
+    print(f"retry delay {delay}s: min {gaps[0]:.3f} p50 {p50:.3f} p99 {p99:.3f}")
     assert delay <= gaps[0]
-    assert p50 <= delay + 0.2, gaps
-    assert p99 <= delay + 0.5, gaps
+    assert p50 <= delay * 1.1, gaps
+    assert p99 <= delay * 1.2, gaps
