@@ -150,3 +150,13 @@ def test_redacts_passwords_in_errors(capsys: pytest.CaptureFixture[str]) -> None
     assert code == 1
     assert "hunter2" not in err
     assert "***" in err
+
+
+def test_top_level_help_lists_every_command() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "relayna.cli", "--help"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    for command in ("dev", "worker", "serve", "declare", "topology", "publish", "status",
+                    "history", "watch"):
+        assert f"\n    {command} " in proc.stdout, command

@@ -12,7 +12,14 @@ import sys
 from collections.abc import Callable, Sequence
 
 from relayna import __version__
-from relayna.cli import _cmd_serve
+from relayna.cli import (
+    _cmd_dev,
+    _cmd_publish,
+    _cmd_serve,
+    _cmd_status,
+    _cmd_topology,
+    _cmd_worker,
+)
 from relayna.cli._common import EXIT_USAGE, UsageError, fail
 
 __all__ = ["build_parser", "main"]
@@ -20,15 +27,14 @@ __all__ = ["build_parser", "main"]
 Registrar = Callable[[argparse._SubParsersAction], None]  # type: ignore[type-arg]
 
 
-def _registrars() -> list[Registrar]:
-    registrars: list[Registrar] = [_cmd_serve.register]
-    for name in ("_cmd_dev", "_cmd_topology", "_cmd_publish", "_cmd_status"):
-        try:
-            module = __import__(f"relayna.cli.{name}", fromlist=["register"])
-        except ImportError:
-            continue
-        registrars.append(module.register)
-    return registrars
+_REGISTRARS: tuple[Registrar, ...] = (
+    _cmd_dev.register,
+    _cmd_worker.register,
+    _cmd_serve.register,
+    _cmd_topology.register,
+    _cmd_publish.register,
+    _cmd_status.register,
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -50,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="logging level (default INFO)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for register in _registrars():
+    for register in _REGISTRARS:
         register(sub)
     return parser
 
