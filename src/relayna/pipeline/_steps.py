@@ -115,14 +115,8 @@ class FlatMap(Pool[T, U]):
         return True
 
 
-class Take(Step[T, T]):
-    """The first ``n`` items.
-
-    ``ordered=False`` (default): the first ``n`` to *arrive*; then every step
-    before it is cancelled, so the input stops being pulled early.
-    ``ordered=True``: the ``n`` lowest indices; reads the whole input.
-    Failures are forwarded and do not count.
-    """
+class _Counted(Step[T, T]):
+    """Shared by Take and Skip: a count ``n`` and first-to-arrive vs lowest-index order."""
 
     def __init__(
         self, n: int, ordered: bool = False, *, buffer_size: int = DEFAULT_BUFFER_SIZE
@@ -134,6 +128,20 @@ class Take(Step[T, T]):
     @property
     def max_in_flight(self) -> int | None:
         return None if self.ordered else 1
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.n}, ordered={self.ordered})"
+
+
+class Take(_Counted[T]):
+    """The first ``n`` items.
+
+    ``ordered=False`` (default): the first ``n`` to *arrive*; then every step
+    before it is cancelled, so the input stops being pulled early.
+    ``ordered=True``: the ``n`` lowest indices; reads the whole input.
+    Failures are forwarded and do not count.
+    """
+
 
     async def _run(self, run: Run, stage: int, rx: Rx, tx: Tx) -> None:
         if self.ordered:
@@ -151,23 +159,10 @@ class Take(Step[T, T]):
                 return
         run.stop_upstream(stage)
 
-    def __repr__(self) -> str:
-        return f"Take({self.n}, ordered={self.ordered})"
 
-
-class Skip(Step[T, T]):
+class Skip(_Counted[T]):
     """All but the first ``n`` items (first to arrive, or lowest indices if ``ordered``)."""
 
-    def __init__(
-        self, n: int, ordered: bool = False, *, buffer_size: int = DEFAULT_BUFFER_SIZE
-    ) -> None:
-        super().__init__(buffer_size=buffer_size)
-        self.n = _check_positive("n", n, 0)
-        self.ordered = ordered
-
-    @property
-    def max_in_flight(self) -> int | None:
-        return None if self.ordered else 1
 
     async def _run(self, run: Run, stage: int, rx: Rx, tx: Tx) -> None:
         if self.ordered:
@@ -181,9 +176,6 @@ class Skip(Step[T, T]):
             if not await send(tx, msg):
                 run.stop_upstream(stage, inclusive=True)
                 return
-
-    def __repr__(self) -> str:
-        return f"Skip({self.n}, ordered={self.ordered})"
 
 
 class Batch(Step[T, list[T]]):
