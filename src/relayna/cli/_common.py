@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import signal
 import sys
@@ -11,7 +10,8 @@ from typing import Any, NoReturn
 
 import anyio
 
-from relayna.errors import RelaynaError
+from relayna._imports import load_target as _load_target
+from relayna.errors import ConfigurationError, RelaynaError
 
 __all__ = [
     "EXIT_RUNTIME",
@@ -45,26 +45,11 @@ def fail(message: str, code: int) -> NoReturn:
 
 
 def load_target(spec: str, *, what: str = "object") -> Any:
-    """Import ``package.module:attribute`` (attribute may be dotted)."""
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise UsageError(f"expected MODULE:ATTRIBUTE for the {what}, got {spec!r}")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+    """Import ``package.module:attribute``; a failure is a usage error (exit 2)."""
     try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UsageError(f"cannot import module {module_name!r}: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - user code: report it in one line
-        raise UsageError(
-            f"importing {module_name!r} failed: {type(exc).__name__}: {exc}"
-        ) from None
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise UsageError(f"module {module_name!r} has no attribute {attr!r}") from None
-    return obj
+        return _load_target(spec, what=what)
+    except ConfigurationError as exc:
+        raise UsageError(str(exc)) from None
 
 
 async def wait_for_shutdown_signal() -> None:

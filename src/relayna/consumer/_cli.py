@@ -9,7 +9,6 @@ the consumer also exits non-zero (2 for usage/configuration errors).
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import signal
@@ -22,7 +21,8 @@ import anyio
 from anyio import CancelScope
 from anyio.abc import TaskStatus
 
-from relayna.errors import RelaynaError
+from relayna._imports import load_target
+from relayna.errors import ConfigurationError, RelaynaError
 from relayna.rabbitmq import StatusTopology
 from relayna.transport import open_store
 
@@ -30,24 +30,13 @@ from ._decide import RetryPolicy
 from ._idempotency import Idempotency
 from ._task import TaskConsumer
 
-__all__ = ["load_object", "main_worker"]
+__all__ = ["main_worker"]
 
 logger = logging.getLogger("relayna.worker")
 
 EXIT_OK = 0
 EXIT_ABNORMAL = 1
 EXIT_USAGE = 2
-
-
-def load_object(spec: str) -> Any:
-    """Import ``"package.module:attr.path"``."""
-    module_name, sep, attr_path = spec.partition(":")
-    if not sep or not module_name or not attr_path:
-        raise ValueError(f"expected 'module:attribute', got {spec!r}")
-    obj: Any = importlib.import_module(module_name)
-    for part in attr_path.split("."):
-        obj = getattr(obj, part)
-    return obj
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -159,9 +148,9 @@ def main_worker(argv: Sequence[str] | None = None) -> int:
         print("relayna worker: --broker-url or RELAYNA_BROKER_URL is required", file=sys.stderr)
         return EXIT_USAGE
     try:
-        handler = load_object(args.handler)
-        topology = load_object(args.topology)
-    except (ImportError, AttributeError, ValueError) as exc:
+        handler = load_target(args.handler, what="handler")
+        topology = load_target(args.topology, what="topology")
+    except ConfigurationError as exc:
         print(f"relayna worker: cannot load: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if not isinstance(topology, StatusTopology) and callable(topology):
