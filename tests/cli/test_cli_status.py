@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -11,6 +10,7 @@ from collections.abc import Iterator
 import anyio
 import httpx
 import pytest
+from services import free_port  # scripts/ is on sys.path (tests/conftest.py)
 
 from relayna.cli import main
 from relayna.status import StatusStore, StatusStoreConfig
@@ -64,15 +64,10 @@ def test_bad_task_ids_never_reach_the_store(capsys: pytest.CaptureFixture[str], 
     assert "invalid task id" in err
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 @pytest.fixture
 def dev_url() -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "relayna.cli", "dev", "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

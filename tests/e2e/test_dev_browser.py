@@ -7,7 +7,6 @@ The screenshot lands in artifacts/ for people to look at.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import sync_playwright
+from services import free_port  # scripts/ is on sys.path (tests/conftest.py)
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
@@ -26,15 +26,10 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 @pytest.fixture(params=["asyncio", "trio"])
 def dev_server(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "relayna.cli", "dev", "--port", str(port),
          "--backend", request.param],

@@ -9,21 +9,16 @@ happened to bring in.
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+from services import free_port  # scripts/ is on sys.path (tests/conftest.py)
 
 ROOT = Path(__file__).resolve().parents[2]
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_readme_names_the_commands_this_test_runs() -> None:
@@ -41,7 +36,7 @@ def test_base_install_runs_relayna_dev(tmp_path: Path) -> None:
         [str(venv / "bin/pip"), "install", "-q", "--disable-pip-version-check", "-e", str(ROOT)],
         check=True, timeout=600,
     )
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [str(venv / "bin/relayna"), "dev", "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

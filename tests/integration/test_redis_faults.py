@@ -18,6 +18,7 @@ from contextlib import AbstractAsyncContextManager
 import anyio
 import pytest
 import redis
+from services import free_port  # scripts/ is on sys.path (tests/conftest.py)
 
 from relayna.errors import (
     ConfigurationError,
@@ -117,11 +118,6 @@ async def test_noscript_recovery(store: Store, private_url: str, unique: str) ->
 # -- bad input -------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 @pytest.fixture(scope="module")
 def password_redis() -> Iterator[int]:
@@ -129,7 +125,7 @@ def password_redis() -> Iterator[int]:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail("redis-server is not installed")
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory() as d:
         proc = subprocess.Popen(
             [
@@ -192,7 +188,7 @@ async def test_wrong_password(combo: tuple[str, str], password_redis: int) -> No
 
 
 async def test_connection_refused(combo: tuple[str, str]) -> None:
-    url = f"redis://:pw@127.0.0.1:{_free_port()}/0"
+    url = f"redis://:pw@127.0.0.1:{free_port()}/0"
     with anyio.fail_after(10), pytest.raises(StoreConnectionError) as info:
         async with _open(url, combo[0]):
             pass

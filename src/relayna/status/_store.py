@@ -19,8 +19,8 @@ separate pipeline, so a failed pipeline lost the event.)
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, cast
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import attrs
 
@@ -224,7 +224,6 @@ class StatusStore:
 
     async def children(self, parent_task_id: str, limit: int | None = None) -> list[str]:
         """Child task ids of ``parent_task_id``, sorted, at most ``limit``."""
-        # (cast: the Store protocol's ``set`` method shadows the builtin in its annotations)
-        raw = cast("Iterable[bytes]", await self.store.smembers(self.children_key(parent_task_id)))
+        raw = await self.store.smembers(self.children_key(parent_task_id))
         members = sorted(m.decode() for m in raw)
         return members if limit is None else members[: max(limit, 0)]

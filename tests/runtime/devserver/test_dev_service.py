@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 
 import anyio
 import httpx
 import orjson
 import pytest
+from services import free_port  # scripts/ is on sys.path (tests/conftest.py)
 
 from relayna.devserver import DevConfig, run_dev
 
 pytestmark = pytest.mark.anyio
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 @pytest.fixture
 async def base_url() -> AsyncIterator[str]:
-    config = DevConfig(port=_free_port(), step_seconds=0.01, retry_delay_ms=100, drain_timeout=5)
+    config = DevConfig(port=free_port(), step_seconds=0.01, retry_delay_ms=100, drain_timeout=5)
     shutdown = anyio.Event()
     with anyio.fail_after(60):
         async with anyio.create_task_group() as tg:
