@@ -341,7 +341,10 @@ class MemoryBroker:
                 reply_text="NO_ROUTE",
             )
         message = Message(bytes(body), props, exchange, [routing_key])
-        refused = [queue.name for queue in queues if not queue.enqueue(message.copy())]
+        # ``props`` is already this publish's private copy: the first queue takes
+        # the message itself, every further queue its own copy.
+        copies = [message, *(message.copy() for _ in queues[1:])] if queues else []
+        refused = [q.name for q, m in zip(queues, copies, strict=True) if not q.enqueue(m)]
         if refused:
             raise PublishNacked(
                 f"queue(s) {', '.join(refused)} refused the message (x-overflow)", url=self._url
