@@ -9,7 +9,8 @@ rule), so this module is a thin bridge.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any, TypeAlias
 
 import orjson
@@ -44,7 +45,7 @@ EventDict: TypeAlias = dict[str, Any]
 def decode_status_body(
     body: bytes,
     *,
-    sanitize_meta_keys: Iterable[str] = (),
+    sanitize_meta_keys: AbstractSet[str] = frozenset(),
     aliases: ContractAliasConfig | None = None,
 ) -> EventDict:
     """Decode, validate and normalise one status message body.
@@ -57,12 +58,15 @@ def decode_status_body(
         ContractError: with ``reason`` ``too_large``, ``too_deep``,
             ``decode_error``, ``invalid_json`` or ``schema``.
     """
-    event = ensure_event_id(decode_status(body, aliases=aliases))
+    event = decode_status(body, aliases=aliases)
+    if event.event_id is None:
+        event = ensure_event_id(event)
     wire = unstructure(event)
+    if "correlation_id" not in wire:  # what ensure_event_id fills, without a copy
+        wire["correlation_id"] = event.task_id
     meta = wire.get("meta")
-    drop = set(sanitize_meta_keys)
-    if isinstance(meta, dict) and drop.intersection(meta):
-        wire["meta"] = {k: v for k, v in meta.items() if k not in drop}
+    if meta and isinstance(meta, dict) and not sanitize_meta_keys.isdisjoint(meta):
+        wire["meta"] = {k: v for k, v in meta.items() if k not in sanitize_meta_keys}
     return wire
 
 

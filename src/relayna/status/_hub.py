@@ -2,23 +2,32 @@
 
 Theory of operation. One consumer reads the status queue with ``prefetch``
 unsettled deliveries. The dispatch loop decodes each body synchronously
-(size/depth limits before parsing, strict JSON, identifier rule) and appends
-it to its task's *lane*: a FIFO that exists only while it has pending events
-(the "keyed lock with refcounted entries" of the original, without the
-ordering race of tasks competing for a lock). One task per non-empty lane
-writes its events in arrival order, at most ``prefetch`` lanes at once, so
-events of one task are stored in order while different tasks proceed
-concurrently.
+(size/depth limits before parsing, strict JSON, identifier rule) and hands it
+to one of ``write_concurrency`` *shards*, chosen by task id. A shard is an
+ordered queue with one writer task: it takes everything queued (up to
+``write_batch`` events) and stores it with one pipelined round trip of script
+calls (:meth:`StatusStore.write_many`), then settles those deliveries, then
+takes the next batch. All events of a task go to the same shard and a
+pipeline runs its commands in order, so each task's events are stored in
+arrival order while different shards proceed concurrently. Under load the
+batches fill up by themselves; at low rates every event goes out at once,
+alone. No task is started per event and no lock is taken per task.
 
 Settlement rules:
 
 * malformed (``too_large``, ``too_deep``, ``decode_error``, ``invalid_json``,
   ``schema``) → ack, counted per reason, logged once;
 * stored or duplicate → ack **after** the store write returned;
-* store failure → the write is retried in place with exponential backoff and
-  the delivery stays unacked (RabbitMQ streams cannot requeue: a nack on a
-  stream does not redeliver). With ``requeue_on_store_failure=True`` (classic
-  or quorum status queues) the delivery is nacked with requeue instead.
+* store failure of a whole round trip → the batch is retried in place with
+  exponential backoff and the deliveries stay unacked (RabbitMQ streams cannot
+  requeue: a nack on a stream does not redeliver). With
+  ``requeue_on_store_failure=True`` (classic or quorum status queues) the
+  deliveries are nacked with requeue instead;
+* store failure of one event (a script error for one task's keys) → that task
+  is *parked*: its event, and its later events as they arrive, are retried by
+  a task of their own with backoff, in order, while the shard goes on with the
+  other tasks. (Events of the same task that were already in the failed
+  event's pipeline after it are stored before it.)
 
 Several hubs on one stream each see every event; the store script's dedupe
 marker makes each event stored and published once.
@@ -34,14 +43,16 @@ broker does not report ``x-stream-offset``).
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter, deque
 from collections.abc import Iterable
-from itertools import islice
+from contextlib import ExitStack
 from typing import Any
 
 import anyio
 import anyio.abc
 import attrs
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from relayna.contracts import ContractAliasConfig
 from relayna.errors import (
@@ -52,7 +63,6 @@ from relayna.errors import (
     ContractError,
     StoreError,
 )
-from relayna.status._batch import WriteBatcher
 from relayna.status._event import EventDict, decode_status_body
 from relayna.status._store import StatusStore
 from relayna.transport import Broker, Consumer, Delivery, StreamOffset
@@ -80,7 +90,7 @@ class StatusHubConfig:
         offset: stream offset to start from (``"last"`` as the original: a
             (re)started hub re-reads the last chunk; markers drop the
             duplicates). ``None`` for a classic/quorum status queue.
-        prefetch: unsettled deliveries, and the bound on concurrent lanes.
+        prefetch: unsettled deliveries (bounds what the shards hold).
         sanitize_meta_keys: ``meta`` keys removed before storing.
         requeue_on_store_failure: nack-requeue instead of retrying in place
             (only meaningful for non-stream queues).
@@ -89,9 +99,8 @@ class StatusHubConfig:
         start_attempts: consume attempts before ``started`` (stream_not_found).
         aliases: payload alias config for decoding (``documentId`` always works).
         write_batch / write_concurrency: store writes go out as up to
-            ``write_batch`` script calls per round trip (one event per task
-            per batch, see :mod:`._batch`), ``write_concurrency`` round trips
-            at once.
+            ``write_batch`` script calls per round trip, from
+            ``write_concurrency`` shards (round trips in flight at once).
     """
 
     queue: str
@@ -105,8 +114,8 @@ class StatusHubConfig:
     retry_max: float = 5.0
     start_attempts: int = attrs.field(default=20, validator=_at_least_one)
     aliases: ContractAliasConfig | None = None
-    write_batch: int = attrs.field(default=64, validator=_at_least_one)
-    write_concurrency: int = attrs.field(default=4, validator=_at_least_one)
+    write_batch: int = attrs.field(default=128, validator=_at_least_one)
+    write_concurrency: int = attrs.field(default=1, validator=_at_least_one)
 
 
 @attrs.define
@@ -120,6 +129,18 @@ class HubStatistics:
     consumer_restarts: int = 0
 
 
+class _Item:
+    """One decoded delivery on its way to the store."""
+
+    __slots__ = ("delivery", "event", "offset", "task_id")
+
+    def __init__(self, delivery: Delivery, event: EventDict, offset: int | None) -> None:
+        self.delivery = delivery
+        self.event = event
+        self.offset = offset
+        self.task_id: str = event["task_id"]
+
+
 class StatusHub:
     """Consume status messages and write them to a :class:`StatusStore`.
 
@@ -131,18 +152,9 @@ class StatusHub:
         self._store = store
         self.config = config
         self.stats = HubStatistics()
-        self._limiter = anyio.CapacityLimiter(config.prefetch)
-        self._lanes: dict[str, deque[tuple[Delivery, EventDict]]] = {}
+        self._parked: dict[str, deque[_Item]] = {}
         self._inflight: set[int] = set()
         self._next_offset: int | None = None
-        self._batcher = self._new_batcher()
-
-    def _new_batcher(self) -> WriteBatcher:
-        return WriteBatcher(
-            self._store,
-            max_batch=self.config.write_batch,
-            concurrency=self.config.write_concurrency,
-        )
 
     def statistics(self) -> HubStatistics:
         return self.stats
@@ -204,109 +216,140 @@ class StatusHub:
                 await anyio.sleep(delay)
 
     async def _consume(self, consumer: Consumer) -> None:
-        self._lanes = {}
+        self._parked = {}
         self._inflight = set()
         failure: BrokerError | None = None
-        self._batcher = self._new_batcher()
-        async with anyio.create_task_group() as writers:
-            writers.start_soon(self._batcher.run)
-            async with anyio.create_task_group() as tg:
-                try:
-                    await self._dispatch(consumer, tg)
-                except BrokerError as exc:
-                    failure = exc
-                    tg.cancel_scope.cancel()
-                    writers.cancel_scope.cancel()
-            writers.cancel_scope.cancel()  # the lanes are done: stop the flushers
+        streams = [
+            anyio.create_memory_object_stream[_Item](math.inf)
+            for _ in range(self.config.write_concurrency)
+        ]
+        async with anyio.create_task_group() as tg:
+            for _, receive in streams:
+                tg.start_soon(self._shard, receive, tg)
+            sends = [send for send, _ in streams]
+            try:
+                with ExitStack() as closing:  # the shards finish what is queued, then end
+                    for send in sends:
+                        closing.enter_context(send)
+                    await self._dispatch(consumer, sends)
+            except BrokerError as exc:
+                failure = exc
+                tg.cancel_scope.cancel()
         if failure is not None:
             raise failure
 
-    async def _dispatch(self, consumer: Consumer, tg: anyio.abc.TaskGroup) -> None:
+    async def _dispatch(
+        self, consumer: Consumer, shards: list[MemoryObjectSendStream[_Item]]
+    ) -> None:
+        count = len(shards)
+        config = self.config
+        stats = self.stats
         async for delivery in consumer:
-            self.stats.received += 1
-            offset = delivery.properties.headers.get("x-stream-offset")
-            if isinstance(offset, int) and not isinstance(offset, bool):
+            stats.received += 1
+            offset = _offset_of(delivery)
+            if offset is not None:
                 self._inflight.add(offset)
-            else:
-                offset = None
             try:
                 event = decode_status_body(
                     delivery.body,
-                    sanitize_meta_keys=self.config.sanitize_meta_keys,
-                    aliases=self.config.aliases,
+                    sanitize_meta_keys=config.sanitize_meta_keys,
+                    aliases=config.aliases,
                 )
             except ContractError as exc:
-                self.stats.malformed[exc.reason] += 1
+                stats.malformed[exc.reason] += 1
                 log.warning(
                     "status hub: acking a malformed status message (%s): %s", exc.reason, exc
                 )
                 await self._settle(delivery, offset, ack=True)
                 continue
-            task_id = str(event["task_id"])
-            lane = self._lanes.get(task_id)
-            if lane is None:
-                lane = self._lanes[task_id] = deque()
-                tg.start_soon(self._drain, task_id, lane)
-            lane.append((delivery, event))
+            item = _Item(delivery, event, offset)
+            shards[hash(item.task_id) % count if count > 1 else 0].send_nowait(item)
 
-    async def _drain(self, task_id: str, lane: deque[tuple[Delivery, EventDict]]) -> None:
-        try:
-            async with self._limiter:
-                while lane:
-                    group = list(islice(lane, self.config.write_batch))
+    async def _shard(
+        self, receive: MemoryObjectReceiveStream[_Item], tg: anyio.abc.TaskGroup
+    ) -> None:
+        limit = self.config.write_batch
+        async with receive:
+            async for first in receive:
+                batch = [first]
+                while len(batch) < limit:
                     try:
-                        results: list[bool | StoreError] = await self._batcher.write_group(
-                            [event for _, event in group]
-                        )
-                    except StoreError:
-                        self.stats.store_failures += 1
-                        results = []  # the round trip failed: retry each event in order
-                    for index, (delivery, event) in enumerate(group):
-                        result = results[index] if index < len(results) else None
-                        if isinstance(result, bool):
-                            await self._stored(delivery, event, result, failures=0)
-                        else:  # failed (or unknown): the retrying single write
-                            await self._write(delivery, event)
-                        lane.popleft()
-        finally:
-            if self._lanes.get(task_id) is lane:
-                del self._lanes[task_id]
+                        batch.append(receive.receive_nowait())
+                    except (anyio.WouldBlock, anyio.EndOfStream):
+                        break
+                await self._write_batch(batch, tg)
 
-    async def _write(self, delivery: Delivery, event: EventDict) -> None:
-        offset = _offset_of(delivery)
+    async def _write_batch(self, batch: list[_Item], tg: anyio.abc.TaskGroup) -> None:
+        ready: list[_Item] = []
+        for item in batch:
+            parked = self._parked.get(item.task_id)
+            if parked is None:
+                ready.append(item)
+            else:  # keep the task's order: behind its parked event
+                parked.append(item)
+        if not ready:
+            return
         failures = 0
         while True:
             try:
-                stored = await self._batcher.write(event)
+                results = await self._store.write_many([item.event for item in ready])
                 break
             except StoreError as exc:
-                self.stats.store_failures += 1
-                if failures == 0:
-                    log.warning(
-                        "status hub: store write for task %s failed: %s", event["task_id"], exc
-                    )
+                self._store_failed(ready[0], exc, failures)
                 if self.config.requeue_on_store_failure:
-                    await self._settle(delivery, offset, ack=False)
+                    for item in ready:
+                        await self._settle(item.delivery, item.offset, ack=False)
                     return
                 await anyio.sleep(self._backoff(failures))
                 failures += 1
-        await self._stored(delivery, event, stored, failures=failures)
-
-    async def _stored(
-        self, delivery: Delivery, event: EventDict, stored: bool, *, failures: int
-    ) -> None:
-        offset = _offset_of(delivery)
         if failures:
-            log.info(
-                "status hub: store write for task %s succeeded after %d retries",
-                event["task_id"],
-                failures,
-            )
+            log.info("status hub: store write succeeded after %d retries", failures)
+        for item, result in zip(ready, results, strict=True):
+            if isinstance(result, StoreError):
+                self._store_failed(item, result, 0)
+                if self.config.requeue_on_store_failure:
+                    await self._settle(item.delivery, item.offset, ack=False)
+                    continue
+                parked = self._parked.get(item.task_id)
+                if parked is None:
+                    parked = self._parked[item.task_id] = deque()
+                    tg.start_soon(self._retry_parked, item.task_id, parked)
+                parked.append(item)
+                continue
+            await self._stored(item, result)
+
+    async def _retry_parked(self, task_id: str, parked: deque[_Item]) -> None:
+        """Write a parked task's events one by one, in order, with backoff."""
+        try:
+            while parked:
+                item = parked[0]
+                failures = 0
+                while True:
+                    await anyio.sleep(self._backoff(failures))
+                    try:
+                        stored = await self._store.write(item.event)
+                        break
+                    except StoreError as exc:
+                        failures += 1
+                        self._store_failed(item, exc, failures)
+                log.info("status hub: store write for task %s succeeded after retry", task_id)
+                await self._stored(item, stored)
+                parked.popleft()
+        finally:
+            if self._parked.get(task_id) is parked:
+                del self._parked[task_id]
+
+    def _store_failed(self, item: _Item, exc: StoreError, failures: int) -> None:
+        self.stats.store_failures += 1
+        if failures == 0:
+            log.warning("status hub: store write for task %s failed: %s", item.task_id, exc)
+
+    async def _stored(self, item: _Item, stored: bool) -> None:
         if stored:
             self.stats.stored += 1
         else:
             self.stats.duplicates += 1
-        await self._settle(delivery, offset, ack=True)
+        await self._settle(item.delivery, item.offset, ack=True)
 
     async def _settle(self, delivery: Delivery, offset: int | None, *, ack: bool) -> None:
         try:

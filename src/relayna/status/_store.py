@@ -111,6 +111,7 @@ class StatusStore:
         self.store = store
         self.config = config or StatusStoreConfig()
         self._bad_entries = 0
+        self._ttl_ms = max(1, round(self.config.ttl_seconds * 1000))
 
     # -- keys ------------------------------------------------------------------
 
@@ -181,19 +182,22 @@ class StatusStore:
         return [r if isinstance(r, StoreError) else bool(int(r)) for r in results]
 
     def _script_call(self, event: Mapping[str, Any]) -> tuple[list[str], list[Value]]:
+        # Validate each identifier once and build the keys from the validated
+        # text (the key helpers above validate again: this runs per event).
         task_id = validate_identifier(event.get("task_id"))
         event_id = validate_identifier(event.get("event_id"), "event_id")
-        keys = [self.event_key(task_id, event_id), self.history_key(task_id)]
+        prefix = self.config.prefix
+        keys = [f"{prefix}:event:{task_id}:{event_id}", f"{prefix}:history:{task_id}"]
         meta = event.get("meta")
-        parent = meta.get("parent_task_id") if isinstance(meta, Mapping) else None
-        if isinstance(parent, str) and parent != task_id:
-            keys.append(self.children_key(parent))
-        cfg = self.config
+        if meta:
+            parent = meta.get("parent_task_id") if isinstance(meta, Mapping) else None
+            if isinstance(parent, str) and parent != task_id:
+                keys.append(self.children_key(parent))
         args: list[Value] = [
             dumps_event(event),
-            max(1, round(cfg.ttl_seconds * 1000)),
-            cfg.max_history,
-            self.channel(task_id),
+            self._ttl_ms,
+            self.config.max_history,
+            f"{prefix}:channel:{task_id}",
             task_id,
         ]
         return keys, args

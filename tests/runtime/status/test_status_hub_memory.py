@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from relayna.contracts import StatusEvent, encode_status
-from relayna.errors import ConnectionLost, StoreConnectionLost
+from relayna.errors import ConnectionLost, StoreConnectionLost, StoreError
 from relayna.status import StatusHub, StatusHubConfig, StatusStore
 from relayna.topology import StatusTopologyBase
 from relayna.transport import Broker, Script, Store, open_broker, open_store
@@ -58,9 +58,15 @@ async def wait_for(predicate: Any) -> None:
         await anyio.sleep(0.005)
 
 
-async def test_events_are_stored_in_order_per_task(unique: str) -> None:
+@pytest.mark.parametrize("shards", [1, 3])
+async def test_events_are_stored_in_order_per_task(unique: str, shards: int) -> None:
     with anyio.fail_after(10):
-        async with hub_env(unique, prefetch=32) as (broker, status, topo, hubs):
+        async with hub_env(unique, prefetch=32, write_concurrency=shards) as (
+            broker,
+            status,
+            topo,
+            hubs,
+        ):
             tasks = [f"task{i}" for i in range(6)]
             counters = dict.fromkeys(tasks, 0)
             order = random.Random(7)
@@ -175,6 +181,63 @@ async def test_store_failure_is_retried_in_place(unique: str) -> None:
                 await wait_for(lambda: hubs[0].stats.stored == 3)
                 assert hubs[0].stats.store_failures == 3
                 assert [e["event_id"] for e in await status.history("t")] == ["t-2", "t-1", "t-0"]
+
+
+class _PickyStore:
+    """Script calls touching ``bad``'s history fail (per call) while ``failing``."""
+
+    def __init__(self, store: Store, bad: str) -> None:
+        self._store = store
+        self.needle = f":history:{bad}"
+        self.failing = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def _fails(self, keys: Sequence[str]) -> bool:
+        return self.failing and any(self.needle in k for k in keys)
+
+    async def run_script(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        if self._fails(keys):
+            raise StoreError("injected: WRONGTYPE")
+        return await self._store.run_script(script, keys, args)
+
+    async def run_script_many(self, script: Script, calls: Sequence[Any]) -> list[Any]:
+        out: list[Any] = []
+        for keys, args in calls:
+            if self._fails(keys):
+                out.append(StoreError("injected: WRONGTYPE"))
+            else:
+                out.append(await self._store.run_script(script, keys, args))
+        return out
+
+
+async def test_a_task_whose_writes_fail_is_parked_while_others_proceed(unique: str) -> None:
+    with anyio.fail_after(10):
+        async with open_store("memory://") as raw:
+            picky = _PickyStore(raw, bad="bad")
+            async with hub_env(unique, store=picky, retry_initial=0.01, retry_max=0.02) as (
+                broker,
+                status,
+                topo,
+                hubs,
+            ):
+                for n in range(5):
+                    await broker.publish(topo.status_exchange, "b", body("bad", n))
+                    await broker.publish(topo.status_exchange, "g", body("good", n))
+                # The healthy task is not held up by the failing one...
+                await wait_for(lambda: hubs[0].stats.stored == 5)
+                await wait_for(lambda: hubs[0].stats.store_failures >= 7)
+                assert [e["event_id"] for e in await status.history("good")] == [
+                    f"good-{n}" for n in range(4, -1, -1)
+                ]
+                assert await status.history("bad") == []
+                # ...and the failing one keeps its order once the store heals.
+                picky.failing = False
+                await wait_for(lambda: hubs[0].stats.stored == 10)
+                assert [e["event_id"] for e in await status.history("bad")] == [
+                    f"bad-{n}" for n in range(4, -1, -1)
+                ]
 
 
 class _DroppingBroker:
