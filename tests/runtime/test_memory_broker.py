@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
 import anyio.lowlevel
+import attrs
 import pytest
 
 from relayna.errors import (
@@ -17,6 +19,7 @@ from relayna.errors import (
 )
 from relayna.transport import BindingSpec, ExchangeSpec, Properties, QueueSpec, open_broker
 from relayna.transport.memory_broker import MemoryBroker, open_memory_broker
+from relayna.transport.memory_broker._message import copy_properties
 from relayna.transport.memory_broker._tables import headers_match, topic_matches
 
 pytestmark = pytest.mark.anyio
@@ -316,3 +319,21 @@ async def test_stream_offset_on_classic_queue_is_an_error() -> None:
         with pytest.raises(PreconditionFailed):
             async with broker.consume("q", offset="first"):
                 pass  # pragma: no cover
+
+
+def test_copied_properties_keep_every_field_and_share_no_headers() -> None:
+    """copy_properties is written field by field: a field added to Properties
+    must be added there too, or deliveries would silently lose it."""
+    values: dict[str, Any] = {
+        "headers": {"h": {"nested": [1, 2]}},
+        "delivery_mode": 2,
+        "priority": 7,
+        "timestamp": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    }
+    for field in attrs.fields(Properties):
+        values.setdefault(field.name, f"value-of-{field.name}")
+    original = Properties(**values)
+    copy = copy_properties(original)
+    assert copy == original
+    assert copy.headers is not original.headers
+    assert copy.headers["h"] is not original.headers["h"]

@@ -51,12 +51,28 @@ class Message:
 
 
 def copy_properties(properties: Properties) -> Properties:
-    """A copy whose headers share nothing with ``properties``."""
-    timestamp = properties.timestamp
-    return attrs.evolve(
-        properties,
-        headers=copy_table(properties.headers),
+    """A copy whose headers share nothing with ``properties``.
+
+    Built field by field rather than with ``attrs.evolve``: this runs once per
+    delivery, and evolve's field introspection cost more than the rest of a
+    delivery together.
+    """
+    p = properties
+    timestamp = p.timestamp
+    return Properties(
+        content_type=p.content_type,
+        content_encoding=p.content_encoding,
+        headers=copy_table(p.headers) if p.headers else {},
+        delivery_mode=p.delivery_mode,
+        priority=p.priority,
+        correlation_id=p.correlation_id,
+        reply_to=p.reply_to,
+        expiration=p.expiration,
+        message_id=p.message_id,
         timestamp=None if timestamp is None else copy_value(timestamp),
+        type=p.type,
+        user_id=p.user_id,
+        app_id=p.app_id,
     )
 
 
