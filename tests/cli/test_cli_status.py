@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import anyio
@@ -12,6 +10,7 @@ import httpx
 import pytest
 from services import free_port  # scripts/ is on sys.path (tests/conftest.py)
 
+from _dev_process import relayna_dev  # tests/ is on sys.path (rootdir conftest)
 from relayna.cli import main
 from relayna.status import StatusStore, StatusStoreConfig
 from relayna.transport import open_store
@@ -32,8 +31,13 @@ def _seed(redis_url: str, prefix: str, task_id: str) -> None:
             status = StatusStore(store, StatusStoreConfig(prefix=prefix, ttl_seconds=60))
             for i, name in enumerate(["processing", "running", "completed"]):
                 await status.write(
-                    {"task_id": task_id, "status": name, "event_id": f"e{i}",
-                     "timestamp": f"2026-01-01T00:00:0{i}Z", "meta": {"progress": i / 2}}
+                    {
+                        "task_id": task_id,
+                        "status": name,
+                        "event_id": f"e{i}",
+                        "timestamp": f"2026-01-01T00:00:0{i}Z",
+                        "meta": {"progress": i / 2},
+                    }
                 )
 
     anyio.run(write)
@@ -47,8 +51,17 @@ def test_status_and_history_read_the_store(
     code, out, _ = run(capsys, "status", task_id, "--store-url", redis_url, "--prefix", prefix)
     assert code == 0
     assert "completed" in out
-    code, out, _ = run(capsys, "history", task_id, "--store-url", redis_url, "--prefix", prefix,
-                       "--backend", "trio")
+    code, out, _ = run(
+        capsys,
+        "history",
+        task_id,
+        "--store-url",
+        redis_url,
+        "--prefix",
+        prefix,
+        "--backend",
+        "trio",
+    )
     assert code == 0
     assert [line.split()[1] for line in out.splitlines()] == ["processing", "running", "completed"]
     assert "[##########..........]  50%" in out
@@ -64,31 +77,18 @@ def test_bad_task_ids_never_reach_the_store(capsys: pytest.CaptureFixture[str], 
     assert "invalid task id" in err
 
 
-
 @pytest.fixture
 def dev_url() -> Iterator[str]:
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "relayna.cli", "dev", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 30
-        while "relayna dev is running" not in proc.stdout.readline():
-            assert time.monotonic() < deadline, "dev did not start"
-            assert proc.poll() is None, "dev exited"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.send_signal(2)
-        try:
-            proc.wait(timeout=20)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+    with relayna_dev(
+        [sys.executable, "-m", "relayna.cli", "dev", "--port", str(port)], port
+    ) as url:
+        yield url
 
 
-def test_watch_follows_a_task_to_completion(capsys: pytest.CaptureFixture[str], dev_url: str) -> None:
+def test_watch_follows_a_task_to_completion(
+    capsys: pytest.CaptureFixture[str], dev_url: str
+) -> None:
     resp = httpx.post(f"{dev_url}/tasks", json={"payload": {"steps": 2, "text": "w"}}, timeout=10)
     task_id = resp.json()["task_id"]
     code, out, _ = run(capsys, "watch", task_id, "--url", dev_url)

@@ -7,9 +7,7 @@ The screenshot lands in artifacts/ for people to look at.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,43 +15,29 @@ import pytest
 from playwright.sync_api import sync_playwright
 from services import free_port  # scripts/ is on sys.path (tests/conftest.py)
 
+from _dev_process import relayna_dev  # tests/ is on sys.path (rootdir conftest)
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
-
 
 
 @pytest.fixture(params=["asyncio", "trio"])
 def dev_server(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "relayna.cli", "dev", "--port", str(port),
-         "--backend", request.param],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        assert proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if "relayna dev is running" in line:
-                break
-            if proc.poll() is not None:
-                pytest.fail(f"relayna dev exited early: {line}{proc.stdout.read()}")
-        else:
-            pytest.fail("relayna dev did not start within 30 s")
-        yield f"http://127.0.0.1:{port}/", request.param
-    finally:
-        proc.send_signal(2)  # SIGINT: graceful drain
-        try:
-            assert proc.wait(timeout=30) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+    argv = [sys.executable, "-m", "relayna.cli", "dev", "--port", str(port),
+            "--backend", request.param]  # fmt: skip
+    with relayna_dev(argv, port) as url:
+        yield f"{url}/", request.param
 
 
 def test_submit_task_and_watch_it_complete_live(dev_server: tuple[str, str]) -> None:

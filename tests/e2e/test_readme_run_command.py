@@ -17,8 +17,9 @@ from pathlib import Path
 import httpx
 from services import free_port  # scripts/ is on sys.path (tests/conftest.py)
 
-ROOT = Path(__file__).resolve().parents[2]
+from _dev_process import relayna_dev  # tests/ is on sys.path (rootdir conftest)
 
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_readme_names_the_commands_this_test_runs() -> None:
@@ -34,25 +35,12 @@ def test_base_install_runs_relayna_dev(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     subprocess.run(
         [str(venv / "bin/pip"), "install", "-q", "--disable-pip-version-check", "-e", str(ROOT)],
-        check=True, timeout=600,
+        check=True,
+        timeout=600,
     )
     port = free_port()
-    proc = subprocess.Popen(
-        [str(venv / "bin/relayna"), "dev", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 60
-        lines = []
-        while True:
-            line = proc.stdout.readline()
-            lines.append(line)
-            if "relayna dev is running" in line:
-                break
-            assert proc.poll() is None, "".join(lines) + proc.stdout.read()
-            assert time.monotonic() < deadline, "".join(lines)
-        base = f"http://127.0.0.1:{port}"
+    with relayna_dev([str(venv / "bin/relayna"), "dev", "--port", str(port)], port,
+                     start_timeout=60) as base:  # fmt: skip
         task_id = httpx.post(f"{base}/tasks", json={"payload": {"steps": 1}}, timeout=10).json()[
             "task_id"
         ]
@@ -63,10 +51,3 @@ def test_base_install_runs_relayna_dev(tmp_path: Path) -> None:
             resp = httpx.get(f"{base}/status/{task_id}", timeout=10)
             status = resp.json()["event"]["status"] if resp.status_code == 200 else None
         assert status == "completed"
-    finally:
-        proc.send_signal(2)
-        try:
-            assert proc.wait(timeout=30) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()

@@ -1,0 +1,64 @@
+"""Run ``relayna dev`` as a subprocess for a test (shared by cli and e2e tests).
+
+The start deadline is enforced even if the process prints nothing (its output
+is read by a thread), the output is kept for failure messages, and the
+process is stopped with SIGINT (the graceful drain) and must exit 0.
+"""
+
+from __future__ import annotations
+
+import queue
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import pytest
+
+READY = "relayna dev is running"
+
+
+@contextmanager
+def relayna_dev(
+    argv: Sequence[str], port: int, *, start_timeout: float = 30.0, stop_timeout: float = 30.0
+) -> Iterator[str]:
+    """Start ``argv`` (a ``relayna dev`` command line); yield its base URL."""
+    proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: queue.Queue[str | None] = queue.Queue()
+    output: list[str] = []
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    try:
+        deadline = time.monotonic() + start_timeout
+        while True:
+            try:
+                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                pytest.fail(f"relayna dev not ready after {start_timeout} s:\n{''.join(output)}")
+            if line is None:
+                pytest.fail(f"relayna dev exited ({proc.wait()}) before it was ready:\n"
+                            + "".join(output))  # fmt: skip
+            output.append(line)
+            if READY in line:
+                break
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.send_signal(signal.SIGINT)  # the graceful drain
+        try:
+            code = proc.wait(timeout=stop_timeout)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    # Only reached when the test body passed: then the drain must succeed too.
+    while not lines.empty():
+        output.append(lines.get() or "")
+    assert code == 0, f"relayna dev exited with {code}:\n{''.join(output)}"
