@@ -5,23 +5,22 @@ data changed by synchronous methods; an operation never awaits in the middle,
 so it is atomic with respect to other tasks. Each public coroutine checks for
 cancellation first, does its work, then yields with a cancel-shielded
 checkpoint (trio's convention for operations that completed). The only task
-is the TTL timer, owned by the task group of :func:`open_memory_broker`: it
-sleeps (on anyio's clock, so a mock clock works) until the earliest message
-deadline and expires messages even when no consumer is present.
+is the TTL timer (:mod:`._timers`), owned by the task group of
+:func:`open_memory_broker`: it sleeps (on anyio's clock, so a mock clock works)
+until the earliest message deadline and expires messages even when no
+consumer is present. Routing is :mod:`._routing`; attaching and detaching
+consumers, :mod:`._consume`.
 """
 
 from __future__ import annotations
 
-import heapq
-import math
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from types import TracebackType
+from functools import partial
 from typing import Any
 
 import anyio
-import anyio.abc
 import anyio.lowlevel
 
 from relayna._groups import unwrap_groups
@@ -30,7 +29,6 @@ from relayna.errors import (
     AccessRefused,
     ConnectionLost,
     NotFound,
-    PreconditionFailed,
     PublishNacked,
     UnroutableError,
 )
@@ -43,6 +41,7 @@ from relayna.transport._broker import (
     QueueSpec,
     StreamOffset,
 )
+from relayna.transport.memory_broker._consume import AnyQueue, ConsumeContext, attach_consumer
 from relayna.transport.memory_broker._consumer import MemoryConsumer
 from relayna.transport.memory_broker._exchanges import (
     PREDECLARED,
@@ -58,17 +57,11 @@ from relayna.transport.memory_broker._message import (
     parse_expiration,
     with_death,
 )
-from relayna.transport.memory_broker._queues import (
-    ClassicQueue,
-    QueueBase,
-    StreamQueue,
-    make_queue,
-)
+from relayna.transport.memory_broker._queues import ClassicQueue, QueueBase, make_queue
+from relayna.transport.memory_broker._routing import route
+from relayna.transport.memory_broker._timers import ExpiryTimer
 
 __all__ = ["MemoryBroker", "open_memory_broker"]
-
-_MAX_PREFETCH = 65535  # AMQP prefetch-count is a short; 0 ("unlimited") maps here
-_AnyQueue = ClassicQueue | StreamQueue
 
 
 def _refused(text: str) -> AccessRefused:
@@ -95,13 +88,10 @@ class MemoryBroker:
     def __init__(self, url: str = "memory://") -> None:
         self._url = redact_url(url)
         self._exchanges: dict[str, Exchange] = {spec.name: Exchange(spec) for spec in PREDECLARED}
-        self._queues: dict[str, _AnyQueue] = {}
+        self._queues: dict[str, AnyQueue] = {}
         self._seq = 0
         self._tags = 0
-        self._timers: list[tuple[float, int, ClassicQueue]] = []
-        self._armed: dict[int, float] = {}  # id(queue) -> earliest pending deadline
-        self._wake = anyio.Event()
-        self._waiting_until = math.inf
+        self._expiry = ExpiryTimer(self.next_seq)
         self._closed = False
 
     @property
@@ -122,13 +112,7 @@ class MemoryBroker:
         return self._seq
 
     def schedule_expiry(self, deadline: float, queue: ClassicQueue) -> None:
-        armed = self._armed.get(id(queue))
-        if armed is not None and armed <= deadline:
-            return
-        self._armed[id(queue)] = deadline
-        heapq.heappush(self._timers, (deadline, self.next_seq(), queue))
-        if deadline < self._waiting_until:
-            self._wake.set()
+        self._expiry.schedule(deadline, queue)
 
     def dead_letter(self, queue: ClassicQueue, message: Message, reason: DeathReason) -> None:
         if queue.dlx is None or self._closed:
@@ -138,7 +122,7 @@ class MemoryBroker:
         properties = with_death(message, queue=queue.name, reason=reason)
         keys = [queue.dlrk] if queue.dlrk is not None else list(message.routing_keys)
         dead = Message(message.body, properties, queue.dlx, keys)
-        for target in self._route(queue.dlx, keys, properties.headers):
+        for target in route(self._exchanges, self._queues, queue.dlx, keys, properties.headers):
             if reason != "rejected" and is_cycle(target.name, properties.headers):
                 continue
             target.enqueue(dead.copy())
@@ -148,31 +132,7 @@ class MemoryBroker:
         if self._queues.get(name) is queue:
             self._remove_queue(name)
 
-    # -- the timer task -------------------------------------------------------
-
-    async def _run_timers(
-        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
-    ) -> None:
-        task_status.started()
-        while True:
-            self._wake = anyio.Event()
-            now = anyio.current_time()
-            due: list[ClassicQueue] = []
-            while self._timers and self._timers[0][0] <= now:
-                deadline, _, queue = heapq.heappop(self._timers)
-                if self._armed.get(id(queue)) == deadline:
-                    del self._armed[id(queue)]
-                    due.append(queue)
-            for queue in due:
-                if not queue.deleted:
-                    queue.expire(now)
-            if due:
-                await anyio.lowlevel.checkpoint()
-                continue
-            self._waiting_until = self._timers[0][0] if self._timers else math.inf
-            with anyio.move_on_after(self._waiting_until - now):
-                await self._wake.wait()
-            self._waiting_until = math.inf
+    # -- lifecycle ------------------------------------------------------------
 
     def _close(self) -> None:
         self._closed = True
@@ -265,7 +225,7 @@ class MemoryBroker:
         await anyio.lowlevel.cancel_shielded_checkpoint()
         return count
 
-    def _get_queue(self, name: str) -> _AnyQueue:
+    def _get_queue(self, name: str) -> AnyQueue:
         queue = self._queues.get(name)
         if queue is None:
             raise _not_found(f"no queue {name!r} in vhost '/'")
@@ -277,29 +237,10 @@ class MemoryBroker:
             return 0
         for exchange in self._exchanges.values():
             exchange.unbind_queue(name)
-        self._armed.pop(id(queue), None)
+        self._expiry.forget(queue)
         return queue.delete()
 
     # -- publishing -----------------------------------------------------------
-
-    def _route(self, exchange: str, keys: list[str], headers: Mapping[str, Any]) -> list[_AnyQueue]:
-        names: dict[str, None] = {}
-        seen: set[str] = set()
-        current: str | None = exchange
-        while current is not None and current not in seen:
-            seen.add(current)
-            if current == "":
-                names.update((key, None) for key in keys if key in self._queues)
-                break
-            record = self._exchanges.get(current)
-            if record is None:
-                break
-            names.update((name, None) for name in record.match(keys, headers))
-            if names:
-                break
-            alternate = record.spec.arguments.get("alternate-exchange")
-            current = str(alternate) if alternate is not None else None
-        return [self._queues[name] for name in names if name in self._queues]
 
     async def publish(
         self,
@@ -330,7 +271,7 @@ class MemoryBroker:
                 raise _not_found(f"no exchange {exchange!r} in vhost '/'")
             if record.spec.internal:
                 raise _refused(f"cannot publish to internal exchange {exchange!r}")
-        queues = self._route(exchange, [routing_key], props.headers)
+        queues = route(self._exchanges, self._queues, exchange, [routing_key], props.headers)
         if not queues and mandatory:
             raise UnroutableError(
                 f"message to exchange {exchange!r} with routing key {routing_key!r} is unroutable",
@@ -369,35 +310,27 @@ class MemoryBroker:
         """
         if offset is None and arguments and "x-stream-offset" in arguments:
             offset = arguments["x-stream-offset"]
-        return _ConsumeContext(self, queue, prefetch, offset, consumer_tag)
+        return ConsumeContext(partial(self._start_consumer, queue, prefetch, offset, consumer_tag))
 
     def _start_consumer(
         self, name: str, prefetch: int, offset: StreamOffset | None, tag: str | None
-    ) -> tuple[_AnyQueue, MemoryConsumer]:
+    ) -> tuple[AnyQueue, MemoryConsumer]:
         self._check_open()
         queue = self._get_queue(name)
-        if offset is not None and not isinstance(queue, StreamQueue):
-            raise PreconditionFailed(
-                f"a stream offset was given but queue {name!r} is not a stream",
-                url=self._url,
-                reply_code=406,
-                reply_text="PRECONDITION_FAILED - not a stream",
-            )
-        if tag is None:
-            self._tags += 1
-            tag = f"amq.ctag-memory-{self._tags}"
-        consumer = MemoryConsumer(
+        consumer = attach_consumer(
             queue,
-            queue=name,
-            consumer_tag=tag,
-            prefetch=prefetch if prefetch > 0 else _MAX_PREFETCH,
+            name,
+            prefetch=prefetch,
+            offset=offset,
+            tag=tag,
+            new_tag=self._new_tag,
             url=self._url,
         )
-        if isinstance(queue, StreamQueue):
-            queue.attach_at(consumer, offset)
-        else:
-            queue.attach(consumer)
         return queue, consumer
+
+    def _new_tag(self) -> str:
+        self._tags += 1
+        return f"amq.ctag-memory-{self._tags}"
 
     # -- introspection for tests ---------------------------------------------
 
@@ -430,40 +363,6 @@ class MemoryBroker:
         ]
 
 
-class _ConsumeContext:
-    def __init__(
-        self,
-        broker: MemoryBroker,
-        queue: str,
-        prefetch: int,
-        offset: StreamOffset | None,
-        tag: str | None,
-    ) -> None:
-        self._broker = broker
-        self._args = (queue, prefetch, offset, tag)
-        self._queue: _AnyQueue | None = None
-        self._consumer: MemoryConsumer | None = None
-
-    async def __aenter__(self) -> Consumer:
-        await anyio.lowlevel.checkpoint_if_cancelled()
-        self._queue, self._consumer = self._broker._start_consumer(*self._args)
-        await anyio.lowlevel.cancel_shielded_checkpoint()
-        return self._consumer
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        queue, consumer = self._queue, self._consumer
-        if queue is not None and consumer is not None:
-            if consumer.state == "active":
-                queue.detach(consumer)
-            else:
-                consumer.end("exited")
-
-
 @asynccontextmanager
 async def open_memory_broker(url: str = "memory://") -> AsyncIterator[MemoryBroker]:
     """Open a new, private in-memory broker.
@@ -478,7 +377,7 @@ async def open_memory_broker(url: str = "memory://") -> AsyncIterator[MemoryBrok
     broker = MemoryBroker(url)
     with unwrap_groups():
         async with anyio.create_task_group() as tg:
-            await tg.start(broker._run_timers)
+            await tg.start(broker._expiry.run)
             try:
                 yield broker
             finally:
