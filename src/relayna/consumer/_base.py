@@ -1,11 +1,14 @@
-"""What every consumer shares: run/readiness, reconnect, observations, handler calls."""
+"""What every consumer shares: run/readiness, reconnect, observations, handler calls.
+
+The pieces live next door: calling the user's handler (middleware, threads,
+outcome) is :mod:`._handler`; settling a delivery whose effects failed is
+:mod:`._effects`.
+"""
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from functools import partial
 from typing import Any
 
@@ -15,20 +18,13 @@ from anyio import CancelScope
 from anyio.abc import TaskStatus
 
 from relayna._supervise import Backoff, supervise
-from relayna.contracts import (
-    DEFAULT_LIMITS,
-    ContractAliasConfig,
-    Limits,
-    dumps,
-)
+from relayna.contracts import DEFAULT_LIMITS, ContractAliasConfig, Limits
 from relayna.errors import (
     AuthenticationError,
     BrokerConnectionError,
     BrokerError,
     ConfigurationError,
-    ContractError,
     RelaynaError,
-    TransportError,
 )
 from relayna.observability import (
     Observation,
@@ -41,22 +37,18 @@ from relayna.observability import (
 from relayna.rabbitmq import RelaynaClient, StatusTopology, open_relayna_client
 from relayna.transport import Broker, Delivery, QueueSpec
 
-from ._context import LifecycleStatuses, ManualRetryRequest, ManualRetryRequested, TaskContext
-from ._decide import DeadLetter, Failed, Poison, RetryPolicy, Succeeded, decide
+from ._context import LifecycleStatuses, ManualRetryRequest, TaskContext
+from ._decide import Failed, Poison, RetryPolicy, Succeeded, decide
 from ._dlq import DLQRecorder
+from ._effects import settle_failed_effect
+from ._handler import AsyncCache, Middleware, call_handler
 from ._heartbeat import HeartbeatSnapshot, WorkerHeartbeats
-from ._runtime import Session, requeue_quietly
-from ._settle import ConsumerStats, MessageInfo, Settler, poison_info
+from ._runtime import Session
+from ._settle import ConsumerStats, Settler, poison_info
 
 __all__ = ["ConsumerBase", "Middleware"]
 
 logger = logging.getLogger("relayna.consumer")
-
-#: Middleware: ``mw(message, ctx)`` returns an async context manager entered
-#: around the handler (outermost first). Exceptions from the handler pass
-#: through it; it must let :class:`ManualRetryRequested` propagate.
-Middleware = Callable[[Any, TaskContext], AbstractAsyncContextManager[Any]]
-
 
 _NO_STATUSES = LifecycleStatuses()
 # Capped at 5 s (x1.2 jitter): after an outage of any length the consumer is back
@@ -81,12 +73,6 @@ class _StartupFailed(Exception):
     def __init__(self, error: BaseException) -> None:
         super().__init__(str(error))
         self.error = error
-
-
-def _is_async(fn: Callable[..., Any]) -> bool:
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)  # noqa: B004 - async callable objects
-    )
 
 
 @attrs.define(eq=False, kw_only=True)
@@ -115,8 +101,7 @@ class ConsumerBase:
     _session: Session | None = attrs.field(init=False, default=None)
     _ready: bool = attrs.field(init=False, default=False)
     _state: str = attrs.field(init=False, default="starting")
-    # handler id -> (handler, is async): inspect costs µs per message
-    _async_cache: dict[int, tuple[Any, bool]] = attrs.field(init=False, factory=dict)
+    _async_cache: AsyncCache = attrs.field(init=False, factory=AsyncCache)
 
     def __attrs_post_init__(self) -> None:
         if self.prefetch is not None and (type(self.prefetch) is not int or self.prefetch < 1):
@@ -342,46 +327,10 @@ class ConsumerBase:
         self.stats.received += 1
         try:
             await self._process(client, settler, delivery)
-        except TransportError as exc:
-            self.stats.effect_errors += 1
-            logger.warning(
-                "%s: effect failed for delivery %s (%r); requeueing",
-                self.consumer_name,
-                delivery.delivery_tag,
-                exc,
-            )
-            await requeue_quietly(delivery, self.stats)
         except RelaynaError as exc:
-            # Deterministic (e.g. a status the handler built is invalid): a
-            # requeue would loop, so dead-letter the message instead.
-            self.stats.effect_errors += 1
-            logger.error(
-                "%s: processing failed for delivery %s: %r; dead-lettering",
-                self.consumer_name,
-                delivery.delivery_tag,
-                exc,
+            await settle_failed_effect(
+                exc, settler, delivery, stats=self.stats, consumer_name=self.consumer_name
             )
-            if delivery.settled:
-                return
-            info = MessageInfo(
-                task_id=None,
-                correlation_id=None,
-                attempt=0,
-                headers=dict(delivery.properties.headers),
-            )
-            decision = DeadLetter(
-                reason="internal_error",
-                attempt=0,
-                exception_type=type(exc).__name__,
-                exception_message=str(exc)[:1024],
-            )
-            try:
-                await settler.settle(delivery, decision, info)
-            except RelaynaError as second:
-                logger.error(
-                    "%s: dead-lettering failed too (%r); requeueing", self.consumer_name, second
-                )
-                await requeue_quietly(delivery, self.stats)
 
     async def _poison(self, settler: Settler, delivery: Delivery, poison: Poison) -> None:
         """Dead-letter a message that cannot be handled (the handler is never called)."""
@@ -403,50 +352,16 @@ class ConsumerBase:
         self, handler: Callable[..., Any], message: Any, ctx: TaskContext
     ) -> Succeeded | Failed | ManualRetryRequest:
         """Run middleware + handler; turn what happened into an outcome."""
-        try:
-            async with AsyncExitStack() as stack:
-                for mw in self.middleware:
-                    await stack.enter_async_context(mw(message, ctx))
-                hit = self._async_cache.get(id(handler))
-                if hit is None or hit[0] is not handler:
-                    hit = self._async_cache[id(handler)] = (handler, _is_async(handler))
-                if hit[1]:
-                    result = await handler(message, ctx)
-                else:
-                    result = await anyio.to_thread.run_sync(
-                        partial(handler, message, ctx), limiter=self.thread_limiter
-                    )
-        except ManualRetryRequested as signal:
-            return signal.request
-        except Exception as exc:  # noqa: BLE001 - user handler: a failure becomes a decision
-            self.stats.handler_failures += 1
-            logger.warning(
-                "%s: handler failed for task %s: %s: %s",
-                self.consumer_name,
-                ctx.task_id,
-                type(exc).__name__,
-                str(exc)[:200],
-            )
-            return Failed(exception_type=type(exc).__name__, exception_message=str(exc)[:1024])
-        if result is not None and not isinstance(result, dict):
-            result = {"value": result}  # a status result is a JSON object on the wire
-        if result is not None and not _json_safe(result):
-            self.stats.handler_failures += 1
-            message_text = f"handler result of type {type(result).__name__} is not JSON-serialisable"
-            logger.warning("%s: task %s: %s", self.consumer_name, ctx.task_id, message_text)
-            return Failed(
-                exception_type="TypeError", exception_message=message_text, reason="invalid_result"
-            )
-        return Succeeded(result=result)
-
-
-def _json_safe(value: Any) -> bool:
-    """Whether ``value`` can be the ``result`` of a status event on the wire."""
-    try:
-        dumps(value)
-    except (ContractError, TypeError, ValueError):
-        return False
-    return True
+        return await call_handler(
+            handler,
+            message,
+            ctx,
+            middleware=self.middleware,
+            limiter=self.thread_limiter,
+            cache=self._async_cache,
+            stats=self.stats,
+            consumer_name=self.consumer_name,
+        )
 
 
 HandlerT = Callable[[Any, TaskContext], Awaitable[Any] | Any]

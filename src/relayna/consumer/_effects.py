@@ -1,0 +1,70 @@
+"""What happens to a delivery whose processing failed outside the user's handler
+(publishing a status or a retry, settling): a transport failure requeues it,
+a deterministic error (e.g. an invalid status the handler built) dead-letters
+it, since a requeue would loop. Each failure is counted and logged once.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from relayna.errors import RelaynaError, TransportError
+from relayna.transport import Delivery
+
+from ._decide import DeadLetter
+from ._runtime import requeue_quietly
+from ._settle import ConsumerStats, MessageInfo, Settler
+
+__all__ = ["settle_failed_effect"]
+
+logger = logging.getLogger("relayna.consumer")
+
+
+async def settle_failed_effect(
+    exc: RelaynaError,
+    settler: Settler,
+    delivery: Delivery,
+    *,
+    stats: ConsumerStats,
+    consumer_name: str,
+) -> None:
+    """Requeue (``TransportError``) or dead-letter (any other error) ``delivery``.
+
+    If dead-lettering fails too, the delivery is requeued.
+    """
+    if isinstance(exc, TransportError):
+        stats.effect_errors += 1
+        logger.warning(
+            "%s: effect failed for delivery %s (%r); requeueing",
+            consumer_name,
+            delivery.delivery_tag,
+            exc,
+        )
+        await requeue_quietly(delivery, stats)
+        return
+    stats.effect_errors += 1
+    logger.error(
+        "%s: processing failed for delivery %s: %r; dead-lettering",
+        consumer_name,
+        delivery.delivery_tag,
+        exc,
+    )
+    if delivery.settled:
+        return
+    info = MessageInfo(
+        task_id=None,
+        correlation_id=None,
+        attempt=0,
+        headers=dict(delivery.properties.headers),
+    )
+    decision = DeadLetter(
+        reason="internal_error",
+        attempt=0,
+        exception_type=type(exc).__name__,
+        exception_message=str(exc)[:1024],
+    )
+    try:
+        await settler.settle(delivery, decision, info)
+    except RelaynaError as second:
+        logger.error("%s: dead-lettering failed too (%r); requeueing", consumer_name, second)
+        await requeue_quietly(delivery, stats)
