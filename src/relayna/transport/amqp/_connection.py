@@ -1,18 +1,18 @@
 """The anyio shell around :class:`~._core.ConnectionCore`.
 
-``async with open_connection(url) as conn`` connects (TCP or TLS), performs the
-handshake, then runs its service tasks in a task group it owns: the reader
-(bytes -> core -> events -> channels), the writer (drains one outbound buffer,
-so every frame sequence appended synchronously is written contiguously), the
-heartbeat and a watchdog that fails publishes stuck behind ``connection.blocked``
-for longer than ``publish_timeout``. Leaving the block sends ``connection.close``
-(shielded, bounded) and stops the tasks. A lost connection fails every waiter
-with ``ConnectionLost`` but never cancels the caller's code.
+``async with open_connection(url) as conn`` connects (TCP or TLS) and performs
+the handshake (both in :mod:`._establish`), then runs its service tasks in a
+task group it owns: the reader (bytes -> core -> events -> channels), the
+writer (drains one outbound buffer, so every frame sequence appended
+synchronously is written contiguously), the heartbeat and a watchdog that fails
+publishes stuck behind ``connection.blocked`` for longer than
+``publish_timeout``. Leaving the block sends ``connection.close`` (shielded,
+bounded) and stops the tasks. A lost connection fails every waiter with
+``ConnectionLost`` but never cancels the caller's code.
 """
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,10 +23,8 @@ from pamqp import commands
 
 from relayna._groups import unwrap_groups
 from relayna.errors import (
-    AuthenticationError,
     BrokerConnectionError,
     BrokerError,
-    ConfigurationError,
     ConnectionLost,
     ProtocolError,
     PublishBlocked,
@@ -34,20 +32,14 @@ from relayna.errors import (
 from relayna.transport.amqp import _events as ev
 from relayna.transport.amqp._channel import Channel
 from relayna.transport.amqp._core import NEED_DATA, ConnectionCore
+from relayna.transport.amqp._establish import IO_ERRORS, READ_SIZE, connect, handshake
 from relayna.transport.amqp._frames import FrameError
 from relayna.transport.amqp._url import AMQPParams, parse_amqp_url
 
 __all__ = ["AMQPConnection", "open_connection"]
 
 _HIGH_WATER = 1 << 20
-_READ_SIZE = 1 << 17
 _CLOSE_TIMEOUT = 5.0
-_IO_ERRORS = (
-    anyio.EndOfStream,
-    anyio.BrokenResourceError,
-    anyio.ClosedResourceError,
-    OSError,
-)
 
 
 class AMQPConnection:
@@ -134,7 +126,7 @@ class AMQPConnection:
                     await self._stream.send(data)
                 self._drained.set()
                 self._drained = anyio.Event()
-        except _IO_ERRORS as exc:
+        except IO_ERRORS as exc:
             self.lost(ConnectionLost(f"connection lost while writing: {exc!r}", url=self.url))
 
     # -- reading ------------------------------------------------------------
@@ -154,11 +146,11 @@ class AMQPConnection:
                 out = core.data_to_send()
                 if out:
                     self.send_nowait(out)
-                data = await self._stream.receive(_READ_SIZE)
+                data = await self._stream.receive(READ_SIZE)
                 core.receive_data(data, anyio.current_time())
         except FrameError as exc:
             self.lost(ProtocolError(f"protocol error from the server: {exc}", url=self.url))
-        except _IO_ERRORS as exc:
+        except IO_ERRORS as exc:
             self.lost(ConnectionLost(f"connection lost: {exc!r}", url=self.url))
 
     def _dispatch(self, event: ev.Event) -> None:
@@ -285,45 +277,8 @@ class AMQPConnection:
 
     # -- lifecycle ----------------------------------------------------------
     async def handshake(self) -> None:
-        core, url = self.core, self.url
-        await self._stream.send(core.initiate(anyio.current_time()))
-        while True:
-            try:
-                data = await self._stream.receive(_READ_SIZE)
-            except _IO_ERRORS as exc:
-                hint = " (credentials rejected?)" if core.state.name == "AWAIT_TUNE" else ""
-                raise BrokerConnectionError(
-                    f"connection closed during the handshake{hint}: {exc!r}", url=url
-                ) from None
-            core.receive_data(data, anyio.current_time())
-            try:
-                while (event := core.next_event()) is not NEED_DATA:
-                    if isinstance(event, ev.HandshakeComplete):
-                        self.server_properties = event.server_properties
-                        out = core.data_to_send()
-                        if out:
-                            await self._stream.send(out)
-                        return
-                    if isinstance(event, ev.ConnectionClosedByPeer):
-                        out = core.data_to_send()
-                        if out:
-                            await self._stream.send(out)
-                        cls = (
-                            AuthenticationError
-                            if event.reply_code == 403
-                            else BrokerConnectionError
-                        )
-                        raise cls(
-                            f"server refused the connection: {event.reply_code} {event.reply_text}",
-                            url=url,
-                        )
-            except FrameError as exc:
-                raise ProtocolError(
-                    f"protocol error during the handshake: {exc}", url=url
-                ) from None
-            out = core.data_to_send()
-            if out:
-                await self._stream.send(out)
+        """Run the AMQP handshake on the bare stream (see :func:`._establish.handshake`)."""
+        self.server_properties = await handshake(self._stream, self.core, self.url)
 
     async def aclose(self) -> None:
         """Close gracefully (``connection.close`` + wait for close-ok, bounded)."""
@@ -347,35 +302,6 @@ class AMQPConnection:
         self._services.cancel()
 
 
-async def _connect(params: AMQPParams) -> anyio.abc.ByteStream:
-    ssl_context: ssl.SSLContext | None = None
-    if params.tls:
-        try:
-            ssl_context = ssl.create_default_context(cafile=params.cafile)
-        except OSError as exc:  # missing/unreadable cafile, or no certificate in it
-            raise ConfigurationError(
-                f"cannot load cafile={params.cafile!r}: {exc} in {params.url}"
-            ) from None
-        if not params.verify:
-            ssl_context.check_hostname = False
-            ssl_context.verify_mode = ssl.CERT_NONE
-    try:
-        with anyio.fail_after(params.connect_timeout):
-            if ssl_context is not None:
-                return await anyio.connect_tcp(
-                    params.host, params.port, ssl_context=ssl_context, tls_standard_compatible=False
-                )
-            return await anyio.connect_tcp(params.host, params.port)
-    except TimeoutError:
-        raise BrokerConnectionError(
-            f"timed out connecting to {params.host}:{params.port}", url=params.url
-        ) from None
-    except OSError as exc:
-        raise BrokerConnectionError(
-            f"cannot connect to {params.host}:{params.port}: {exc}", url=params.url
-        ) from None
-
-
 @asynccontextmanager
 async def open_connection(url: str | AMQPParams) -> AsyncIterator[AMQPConnection]:
     """Connect to an AMQP 0-9-1 broker.
@@ -390,7 +316,7 @@ async def open_connection(url: str | AMQPParams) -> AsyncIterator[AMQPConnection
     task group owned by this context manager; leaving it closes the connection.
     """
     params = url if isinstance(url, AMQPParams) else parse_amqp_url(url)
-    stream = await _connect(params)
+    stream = await connect(params)
     conn = AMQPConnection(params, stream)
     try:
         try:
@@ -400,7 +326,7 @@ async def open_connection(url: str | AMQPParams) -> AsyncIterator[AMQPConnection
             raise BrokerConnectionError(
                 "timed out during the AMQP handshake", url=params.url
             ) from None
-        except _IO_ERRORS as exc:
+        except IO_ERRORS as exc:
             raise BrokerConnectionError(f"handshake failed: {exc!r}", url=params.url) from None
         with unwrap_groups():
             async with anyio.create_task_group() as tg:
