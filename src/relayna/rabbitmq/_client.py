@@ -3,8 +3,8 @@
 ``async with open_relayna_client(topology, broker) as client`` applies the
 topology's declaration plan and yields a :class:`RelaynaClient`. Every
 ``publish_*`` validates and encodes first (a bad input raises before anything
-is sent), then publishes persistent, mandatory JSON and returns only after
-the broker confirm; an unroutable publish raises
+is sent; that part is :mod:`._prepare`), then publishes persistent, mandatory
+JSON and returns only after the broker confirm; an unroutable publish raises
 :class:`~relayna.errors.UnroutableError`.
 """
 
@@ -24,20 +24,26 @@ from relayna.contracts import (
     StatusEvent,
     TaskEnvelope,
     WorkflowEnvelope,
-    encode,
-    ensure_event_id,
 )
-from relayna.contracts import headers as h
-from relayna.errors import ContractError, EnvelopeTooLarge, RelaynaError, TopologyError
+from relayna.errors import EnvelopeTooLarge, RelaynaError, TopologyError
 from relayna.pipeline import Map, PipelineError
 from relayna.rabbitmq import _messages as m
+from relayna.rabbitmq._prepare import (
+    aggregation_event,
+    entry_message,
+    prepare_batch,
+    prepare_status,
+    prepare_task,
+    prepare_workflow,
+    stage_message,
+)
 from relayna.rabbitmq._protocols import (
     AggregationTopology,
     StatusTopology,
     TaskTopology,
     WorkflowTopology,
 )
-from relayna.rabbitmq._workflow import resolve_entry, resolve_stage, validate_publish
+from relayna.rabbitmq._workflow import resolve_entry, resolve_stage
 from relayna.transport import Broker, Properties, open_broker
 
 __all__ = ["RelaynaClient", "open_relayna_client"]
@@ -97,20 +103,9 @@ class RelaynaClient:
         self, task: TaskEnvelope | Mapping[str, Any], headers: Mapping[str, Any] | None = None
     ) -> tuple[TaskEnvelope, str, str, bytes, Properties]:
         """Validate and encode a task: ``(task, exchange, routing_key, body, properties)``."""
-        topology = self._task_topology()
-        envelope = m.as_task(task, self.aliases)
-        m.check_priority(
-            envelope.priority, topology.max_priority_for(topology.tasks_queue), topology.tasks_queue
+        return prepare_task(
+            self._task_topology(), task, headers, limits=self.limits, aliases=self.aliases
         )
-        routing_key = topology.task_routing_key(envelope.task_type, envelope.task_id)
-        body = encode(envelope, limits=self.limits)
-        props = m.build_properties(
-            correlation_id=envelope.correlation_id or envelope.task_id,
-            headers=m.task_headers(envelope, m.user_headers(headers, self.limits)),
-            priority=envelope.priority,
-            limits=self.limits,
-        )
-        return envelope, topology.tasks_exchange, routing_key, body, props
 
     async def publish_task(
         self, task: TaskEnvelope | Mapping[str, Any], *, headers: Mapping[str, Any] | None = None
@@ -164,28 +159,14 @@ class RelaynaClient:
         batch out into single tasks.
         """
         topology = self._task_topology()
-        envelopes = [m.as_task(task, self.aliases) for task in tasks]
-        if not envelopes:
-            raise ContractError("invalid batch", errors=[("tasks", "must hold at least one task")])
-        priorities = {t.priority for t in envelopes}
-        if len(priorities) > 1:
-            raise ContractError(
-                "invalid batch",
-                errors=[("tasks", f"mixed priorities {sorted(map(str, priorities))}")],
-            )
-        priority = priorities.pop()
-        m.check_priority(
-            priority, topology.max_priority_for(topology.tasks_queue), topology.tasks_queue
-        )
-        batch = m.as_batch(batch_id, envelopes, meta)
-        first = envelopes[0]
-        routing_key = topology.task_routing_key(first.task_type, first.task_id)
-        body = encode(batch, limits=self.limits)
-        table = m.user_headers(headers, self.limits)
-        table[h.BATCH_ID] = batch.batch_id
-        table[h.BATCH_SIZE] = len(envelopes)
-        props = m.build_properties(
-            correlation_id=batch.batch_id, headers=table, priority=priority, limits=self.limits
+        batch, routing_key, body, props = prepare_batch(
+            topology,
+            tasks,
+            batch_id=batch_id,
+            meta=meta,
+            headers=headers,
+            limits=self.limits,
+            aliases=self.aliases,
         )
         await self._publish(topology.tasks_exchange, routing_key, body, props)
         return batch
@@ -193,8 +174,7 @@ class RelaynaClient:
     # -- statuses -------------------------------------------------------------
 
     def prepare_status(self, event: StatusEvent | Mapping[str, Any]) -> tuple[StatusEvent, bytes]:
-        envelope = ensure_event_id(m.as_status(event, self.aliases))
-        return envelope, encode(envelope, limits=self.limits)
+        return prepare_status(event, limits=self.limits, aliases=self.aliases)
 
     async def publish_status(self, event: StatusEvent | Mapping[str, Any]) -> StatusEvent:
         """Publish a status event (routing key = task_id) on the status exchange.
@@ -223,15 +203,7 @@ class RelaynaClient:
         topology = self.topology
         if not isinstance(topology, AggregationTopology):
             raise TopologyError(f"{type(topology).__name__} has no sharded aggregation")
-        envelope = m.as_status(event, self.aliases)
-        parent = envelope.meta.get("parent_task_id")
-        if not isinstance(parent, str) or not parent:
-            raise ContractError(
-                "invalid aggregation event",
-                errors=[("meta.parent_task_id", "required to route an aggregation event")],
-            )
-        shard = topology.shard_for(parent)
-        envelope = m.with_meta(envelope, aggregation_shard=shard, aggregation_role="aggregation")
+        envelope, parent = aggregation_event(topology, event, self.aliases)
         envelope, body = self.prepare_status(envelope)
         props = m.build_properties(
             correlation_id=envelope.correlation_id,
@@ -258,13 +230,7 @@ class RelaynaClient:
             TopologyError: not a workflow topology, or an unknown stage.
         """
         topology = self._workflow_topology()
-        if not isinstance(message, WorkflowEnvelope):
-            data = dict(message)
-            if stage is not None:
-                data["stage"] = stage
-            message = m.as_workflow(data, self.aliases)
-        elif stage is not None and message.stage != stage:
-            message = attrs.evolve(message, stage=stage)
+        message = stage_message(message, stage, self.aliases)
         target = resolve_stage(topology, message.stage)
         return await self._publish_workflow(topology, message, target, headers)
 
@@ -278,17 +244,7 @@ class RelaynaClient:
         """Publish a workflow message through entry route ``route`` (stage = route target)."""
         topology = self._workflow_topology()
         entry = resolve_entry(topology, route)
-        data = (
-            attrs.asdict(message, recurse=False)
-            if isinstance(message, WorkflowEnvelope)
-            else dict(message)
-        )
-        data["stage"] = entry.target_stage
-        if isinstance(message, WorkflowEnvelope):
-            extra = data.pop("extra")
-            message = WorkflowEnvelope(**data, extra=extra)
-        else:
-            message = m.as_workflow(data, self.aliases)
+        message = entry_message(message, entry, self.aliases)
         target = resolve_stage(topology, message.stage)
         return await self._publish_workflow(
             topology, message, target, headers, routing_key=entry.routing_key
@@ -308,25 +264,9 @@ class RelaynaClient:
         *,
         routing_key: str | None = None,
     ) -> WorkflowEnvelope:
-        validate_publish(topology, message, target)
-        m.check_priority(message.priority, topology.max_priority_for(target.queue), target.queue)
-        body = encode(message, limits=self.limits)
-        table = {
-            h.TASK_ID: message.task_id,
-            h.MESSAGE_ID: message.message_id,
-            h.STAGE: message.stage,
-        }
-        if message.origin_stage is not None:
-            table[h.ORIGIN_STAGE] = message.origin_stage
-        table.update(m.user_headers(headers, self.limits))
-        props = m.build_properties(
-            correlation_id=message.correlation_id or message.task_id,
-            headers=table,
-            priority=message.priority,
-            message_id=message.message_id,
-            limits=self.limits,
+        key, body, props = prepare_workflow(
+            topology, message, target, headers, routing_key=routing_key, limits=self.limits
         )
-        key = routing_key if routing_key is not None else target.publish_routing_key
         await self._publish(topology.workflow_exchange, key, body, props)
         return message
 
