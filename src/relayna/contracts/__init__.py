@@ -17,22 +17,22 @@ from relayna.contracts._aliases import (
     public_output_aliases,
 )
 from relayna.contracts._api import (
+    compute_event_id,
+    decode,
     decode_batch,
     decode_status,
     decode_task,
     decode_task_message,
     decode_workflow,
+    encode,
     encode_batch,
     encode_status,
     encode_task,
     encode_workflow,
+    ensure_event_id,
 )
 from relayna.contracts._codec import (
     Envelope,
-    compute_event_id,
-    decode,
-    encode,
-    ensure_event_id,
     format_datetime,
     is_batch_task_payload,
     structure,

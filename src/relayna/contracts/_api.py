@@ -1,26 +1,173 @@
-"""Typed encode/decode shortcuts per envelope kind (thin wrappers over _codec)."""
+"""Bytes <-> envelopes: encode, decode, status event ids, per-kind shortcuts.
+
+:mod:`._codec` maps envelopes to wire dicts and back; :mod:`._json` maps wire
+dicts to bytes and back under the limits. This module joins the two and owns
+the decode hot path: a small canonical body of an ordinary envelope is checked,
+parsed and structured inline, the same steps as :func:`~._json.loads` followed
+by :func:`~._codec.structure`. Anything else declines to those two functions,
+which decide and report.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Mapping
 from typing import Any
 
+import attrs
+import orjson
+
 from relayna.contracts._aliases import ContractAliasConfig
-from relayna.contracts._codec import decode, encode, is_batch_task_payload, structure
+from relayna.contracts._codec import (
+    _GENERATED,
+    _WIRE,
+    E,
+    Envelope,
+    is_batch_task_payload,
+    structure,
+    unstructure,
+)
 from relayna.contracts._envelopes import (
     BatchTaskEnvelope,
     StatusEvent,
     TaskEnvelope,
     WorkflowEnvelope,
 )
-from relayna.contracts._json import loads
-from relayna.contracts._limits import DEFAULT_LIMITS, Limits
+from relayna.contracts._json import dumps, loads
+from relayna.contracts._limits import DEFAULT_LIMITS, NON_OPENERS, SMALL_BODY, Limits
 
 __all__ = [
-    "decode_batch", "decode_status", "decode_task", "decode_task_message", "decode_workflow",
-    "encode_batch", "encode_status", "encode_task", "encode_workflow",
+    "compute_event_id", "decode", "decode_batch", "decode_status", "decode_task",
+    "decode_task_message", "decode_workflow", "encode", "encode_batch", "encode_status",
+    "encode_task", "encode_workflow", "ensure_event_id",
 ]  # fmt: skip
 
 Body = bytes | bytearray | memoryview | str
+
+
+# -- status event ids -------------------------------------------------------------
+
+
+#: ``json.dumps(..., ensure_ascii=False, sort_keys=True, separators=(",", ":"),
+#: default=str)`` without building an encoder per call (same output).
+_CANONICAL = json.JSONEncoder(
+    ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str
+).encode
+
+
+def compute_event_id(wire: Mapping[str, Any]) -> str:
+    """The original's deterministic event id: sha256 hex of the wire dict
+    without ``event_id``, as sorted-key compact non-ASCII-preserving JSON."""
+    canonical = (
+        wire if "event_id" not in wire else {k: v for k, v in wire.items() if k != "event_id"}
+    )
+    return hashlib.sha256(_CANONICAL(canonical).encode("utf-8")).hexdigest()
+
+
+_STATUS_SLOTS = tuple(
+    (a.name, StatusEvent.__dict__[a.name].__set__) for a in attrs.fields(StatusEvent)
+)
+
+
+def _with_ids(event: StatusEvent, correlation_id: str, event_id: str) -> StatusEvent:
+    """``attrs.evolve(event, correlation_id=..., event_id=...)`` for values that
+    are valid by construction (the task id, a sha256 hex): no validators run."""
+    new = StatusEvent.__new__(StatusEvent)
+    for name, set_ in _STATUS_SLOTS:
+        set_(new, getattr(event, name))
+    _STATUS_SET_CORRELATION(new, correlation_id)
+    _STATUS_SET_EVENT_ID(new, event_id)
+    return new
+
+
+_STATUS_SET_CORRELATION = StatusEvent.__dict__["correlation_id"].__set__
+_STATUS_SET_EVENT_ID = StatusEvent.__dict__["event_id"].__set__
+
+
+def ensure_event_id(event: StatusEvent) -> StatusEvent:
+    """Fill ``correlation_id`` (defaults to ``task_id``) and ``event_id``.
+
+    A non-blank ``event_id`` is kept; otherwise it is :func:`compute_event_id`
+    of the event's wire form, timestamp included.
+    """
+    if event.event_id is not None:
+        if event.correlation_id is None:
+            return attrs.evolve(event, correlation_id=event.task_id)
+        return event
+    wire = unstructure(event)  # no "event_id": it is None
+    correlation_id = event.correlation_id
+    if correlation_id is None:
+        # The id hashes sorted keys, so adding the key last changes nothing.
+        correlation_id = wire["correlation_id"] = event.task_id
+    return _with_ids(event, correlation_id, compute_event_id(wire))
+
+
+# -- bytes <-> envelopes ------------------------------------------------------------
+
+
+def encode(envelope: Envelope, *, limits: Limits = DEFAULT_LIMITS) -> bytes:
+    """Encode an envelope as compact JSON bytes.
+
+    Status events get ``correlation_id``/``event_id`` filled
+    (:func:`ensure_event_id`); workflow messages get ``correlation_id`` =
+    ``task_id`` when unset, as in the original's transport form.
+
+    Raises:
+        EnvelopeTooLarge: the body exceeds ``limits.max_body_bytes``.
+        ContractError: the payload is not JSON-serialisable or nests too deeply.
+    """
+    kind = type(envelope)
+    if kind is StatusEvent and (envelope.event_id is None or envelope.correlation_id is None):  # type: ignore[union-attr]
+        envelope = ensure_event_id(envelope)  # type: ignore[arg-type]
+    fn = _WIRE.get(kind)
+    wire = unstructure(envelope) if fn is None else fn(envelope)
+    if kind is WorkflowEnvelope and envelope.correlation_id is None:  # type: ignore[union-attr]
+        wire["correlation_id"] = envelope.task_id  # type: ignore[union-attr]
+    return dumps(wire, limits=limits)
+
+
+def decode(
+    data: Body,
+    cls: type[E],
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    aliases: ContractAliasConfig | None = None,
+    allow_non_finite: bool = True,
+) -> E:
+    """Decode and validate one envelope of type ``cls`` from a body.
+
+    Raises:
+        EnvelopeTooLarge: reason ``too_large`` (checked before parsing).
+        ContractError: reason ``too_deep``, ``decode_error``, ``invalid_json``
+            or ``schema``.
+    """
+    if aliases is None and type(data) is bytes and len(data) <= SMALL_BODY:
+        # Hot path, loads() + structure() inline: size and depth pre-checks,
+        # orjson, the canonical re-encode check, the generated structure
+        # function. Any doubt declines to the full path below (an unusual
+        # small body is then parsed again there; that path is far slower anyway).
+        if (
+            len(data) <= limits.max_body_bytes
+            and len(data.translate(None, NON_OPENERS)) <= limits.max_depth
+        ):
+            try:
+                value = orjson.loads(data)
+                if (
+                    orjson.dumps(value) == data
+                    and type(value) is dict
+                    and "documentId" not in value
+                ):
+                    result: E | None = _GENERATED[cls](value)
+                    if result is not None:
+                        return result
+            except Exception:  # noqa: BLE001 - the full path below decides and reports
+                pass
+    value = loads(data, limits=limits, allow_non_finite=allow_non_finite)
+    return structure(value, cls, aliases=aliases)
+
+
+# -- per-kind shortcuts -------------------------------------------------------------
 
 
 def encode_task(task: TaskEnvelope, *, limits: Limits = DEFAULT_LIMITS) -> bytes:

@@ -3,16 +3,15 @@
 A cattrs converter maps envelopes to plain JSON-ready dicts and back, with
 strict scalar hooks (no ``str(5)`` coercion, no ``bool`` as ``int``), UTC
 ISO-8601 datetimes written with ``Z``, ``None`` fields omitted, unknown
-top-level fields kept in ``extra``. :mod:`._json` turns those dicts into
-compact bytes and back under the configured limits. Every failure is one
+top-level fields kept in ``extra``. :mod:`._api` turns those dicts into
+compact bytes and back (through :mod:`._json`, under the configured limits),
+and computes status event ids from them. Every failure is one
 :class:`~relayna.errors.ContractError` whose ``errors`` list readable paths
 such as ``tasks[2].task_id``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -30,17 +29,12 @@ from relayna.contracts._envelopes import (
     WorkflowEnvelope,
 )
 from relayna.contracts._fast import structure_fns, unstructure_fns
-from relayna.contracts._json import dumps, loads
-from relayna.contracts._limits import DEFAULT_LIMITS, Limits
 from relayna.errors import ContractError
 
 __all__ = [
     "Envelope",
-    "compute_event_id",
     "converter",
-    "decode",
-    "encode",
-    "ensure_event_id",
+    "format_datetime",
     "is_batch_task_payload",
     "structure",
     "unstructure",
@@ -320,105 +314,3 @@ def unstructure(envelope: Envelope) -> dict[str, Any]:
         return fn(envelope)
     result: dict[str, Any] = converter.unstructure(envelope)
     return result
-
-
-#: ``json.dumps(..., ensure_ascii=False, sort_keys=True, separators=(",", ":"),
-#: default=str)`` without building an encoder per call (same output).
-_CANONICAL = json.JSONEncoder(
-    ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str
-).encode
-
-
-def compute_event_id(wire: Mapping[str, Any]) -> str:
-    """The original's deterministic event id: sha256 hex of the wire dict
-    without ``event_id``, as sorted-key compact non-ASCII-preserving JSON."""
-    canonical = (
-        wire if "event_id" not in wire else {k: v for k, v in wire.items() if k != "event_id"}
-    )
-    return hashlib.sha256(_CANONICAL(canonical).encode("utf-8")).hexdigest()
-
-
-_STATUS_SLOTS = tuple(
-    (a.name, StatusEvent.__dict__[a.name].__set__) for a in attrs.fields(StatusEvent)
-)
-
-
-def _with_ids(event: StatusEvent, correlation_id: str, event_id: str) -> StatusEvent:
-    """``attrs.evolve(event, correlation_id=..., event_id=...)`` for values that
-    are valid by construction (the task id, a sha256 hex): no validators run."""
-    new = StatusEvent.__new__(StatusEvent)
-    for name, set_ in _STATUS_SLOTS:
-        set_(new, getattr(event, name))
-    _STATUS_SET_CORRELATION(new, correlation_id)
-    _STATUS_SET_EVENT_ID(new, event_id)
-    return new
-
-
-_STATUS_SET_CORRELATION = StatusEvent.__dict__["correlation_id"].__set__
-_STATUS_SET_EVENT_ID = StatusEvent.__dict__["event_id"].__set__
-
-
-def ensure_event_id(event: StatusEvent) -> StatusEvent:
-    """Fill ``correlation_id`` (defaults to ``task_id``) and ``event_id``.
-
-    A non-blank ``event_id`` is kept; otherwise it is :func:`compute_event_id`
-    of the event's wire form, timestamp included.
-    """
-    if event.event_id is not None:
-        if event.correlation_id is None:
-            return attrs.evolve(event, correlation_id=event.task_id)
-        return event
-    wire = unstructure(event)  # no "event_id": it is None
-    correlation_id = event.correlation_id
-    if correlation_id is None:
-        # The id hashes sorted keys, so adding the key last changes nothing.
-        correlation_id = wire["correlation_id"] = event.task_id
-    return _with_ids(event, correlation_id, compute_event_id(wire))
-
-
-def encode(envelope: Envelope, *, limits: Limits = DEFAULT_LIMITS) -> bytes:
-    """Encode an envelope as compact JSON bytes.
-
-    Status events get ``correlation_id``/``event_id`` filled
-    (:func:`ensure_event_id`); workflow messages get ``correlation_id`` =
-    ``task_id`` when unset, as in the original's transport form.
-
-    Raises:
-        EnvelopeTooLarge: the body exceeds ``limits.max_body_bytes``.
-        ContractError: the payload is not JSON-serialisable or nests too deeply.
-    """
-    kind = type(envelope)
-    if kind is StatusEvent and (envelope.event_id is None or envelope.correlation_id is None):  # type: ignore[union-attr]
-        envelope = ensure_event_id(envelope)  # type: ignore[arg-type]
-    fn = _WIRE.get(kind)
-    wire = unstructure(envelope) if fn is None else fn(envelope)
-    if kind is WorkflowEnvelope and envelope.correlation_id is None:  # type: ignore[union-attr]
-        wire["correlation_id"] = envelope.task_id  # type: ignore[union-attr]
-    return dumps(wire, limits=limits)
-
-
-def decode(
-    data: bytes | bytearray | memoryview | str,
-    cls: type[E],
-    *,
-    limits: Limits = DEFAULT_LIMITS,
-    aliases: ContractAliasConfig | None = None,
-    allow_non_finite: bool = True,
-) -> E:
-    """Decode and validate one envelope of type ``cls`` from a body.
-
-    Raises:
-        EnvelopeTooLarge: reason ``too_large`` (checked before parsing).
-        ContractError: reason ``too_deep``, ``decode_error``, ``invalid_json``
-            or ``schema``.
-    """
-    value = loads(data, limits=limits, allow_non_finite=allow_non_finite)
-    if aliases is None and type(value) is dict and "documentId" not in value:
-        # Hot path of structure(): the generated function, inline.
-        try:
-            result: E | None = _GENERATED[cls](value)
-        except Exception:  # noqa: BLE001 - structure() below decides and reports
-            result = None
-        if result is not None:
-            return result
-    return structure(value, cls, aliases=aliases)

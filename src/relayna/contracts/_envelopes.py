@@ -4,6 +4,9 @@ They validate their values (identifiers, priority range, non-empty batches) but
 know nothing of JSON: :mod:`relayna.contracts._codec` owns the wire format.
 Unknown top-level fields of a decoded message are kept in ``extra`` and written
 back on encode, so a relayna hop never drops a field another service added.
+
+The four envelopes have no ``__weakref__`` slot: values, not resources, and the
+layout :mod:`._fast` needs to build them without re-running the validators.
 """
 
 from __future__ import annotations
@@ -103,7 +106,7 @@ _TASK_FIELDS = frozenset(
 )  # fmt: skip
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)
 class TaskEnvelope:
     """One task for a worker. ``priority`` None means "unset" (distinct from 0)."""
 
@@ -133,7 +136,7 @@ def _to_tuple(value: Iterable[TaskEnvelope]) -> tuple[TaskEnvelope, ...]:
 _BATCH_FIELDS = frozenset({"batch_id", "tasks", "meta", "created_at", "spec_version"})
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)
 class BatchTaskEnvelope:
     """Several tasks sent as one message; workers fan it out into single tasks."""
 
@@ -151,7 +154,7 @@ _STATUS_FIELDS = frozenset(
 )  # fmt: skip
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)
 class StatusEvent:
     """A status update for one task. ``event_id`` None is filled on encode
     (see :func:`relayna.contracts.ensure_event_id`)."""
@@ -179,7 +182,7 @@ _WORKFLOW_FIELDS = frozenset(
 )  # fmt: skip
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)
 class WorkflowEnvelope:
     """A message handed to a workflow stage."""
 

@@ -14,6 +14,14 @@ builds the error paths exactly as before. So the fast path may only ever
 
 The code is generated from the attrs field definitions, keyed by each field's
 validator, so a field added to an envelope without a rule here fails at import.
+
+Building the instance: the envelopes are frozen slotted classes, so each slot
+would have to be set through its descriptor (a method-wrapper call per field,
+the largest single cost of the function). Instead it fills a mutable twin with
+the identical slot layout (plain attribute stores) and then assigns
+``__class__``, which CPython allows between layout-compatible classes. The
+twin is probed at import; where the interpreter refuses (a layout change, a
+``__weakref__`` slot on CPython 3.11), the descriptors are used as before.
 """
 
 from __future__ import annotations
@@ -32,10 +40,17 @@ __all__ = ["make_structure_fn", "make_unstructure_fn", "structure_fns", "unstruc
 _MISSING = object()
 
 # Per-field source templates: {n} is the field name, {v} its local variable.
-# Each binds {v} or returns None (decline: the full path takes over).
+# Each binds {v} or returns None (decline: the full path takes over). Each
+# optional field present adds one to ``_n``, which starts at the number of
+# required fields: ``_n == len(_data)`` then proves there are no extra keys,
+# cheaper than a set operation on the keys.
+#
+# Identifiers: cache hit first (task and correlation ids recur), then letters
+# and digits only (hex digests; bytes.isalnum is a table lookup and False for
+# any non-ASCII byte, str.isalnum a Unicode database lookup per character).
 _ID_CHECK = (
-    "type({v}) is not str or not (({v}.isalnum() and {v}.isascii() and len({v}) <= _MAXLEN)"
-    " or {v} in _recent_ids or _valid_id({v}))"
+    "type({v}) is not str or not ({v} in _recent_ids"
+    " or (len({v}) <= _MAXLEN and {v}.encode().isalnum()) or _valid_id({v}))"
 )
 _REQUIRED_ID = f"""
     {{v}} = _get({{n!r}})
@@ -44,20 +59,26 @@ _REQUIRED_ID = f"""
 """
 _OPTIONAL_ID = f"""
     {{v}} = _get({{n!r}})
-    if {{v}} is not None and ({_ID_CHECK}):
-        return None
+    if {{v}} is not None:
+        if {_ID_CHECK}:
+            return None
+        _n += 1
 """
 _FACTORY_ID = f"""
     {{v}} = _get({{n!r}}, _MISSING)
     if {{v}} is _MISSING:
         {{v}} = _default_{{n}}()
+    else:
+        _n += 1
     if {_ID_CHECK}:
         return None
 """
 _OPTIONAL_STR = """
     {v} = _get({n!r})
-    if {v} is not None and type({v}) is not str:
-        return None
+    if {v} is not None:
+        if type({v}) is not str:
+            return None
+        _n += 1
 """
 _NON_EMPTY = """
     {v} = _get({n!r})
@@ -70,6 +91,8 @@ _NON_EMPTY_DEFAULT = """
         {v} = _default_{n}
     elif type({v}) is not str or not {v}.strip():
         return None
+    else:
+        _n += 1
 """
 _MAPPING = """
     {v} = _get({n!r}, _MISSING)
@@ -77,16 +100,22 @@ _MAPPING = """
         {v} = {{}}
     elif type({v}) is not dict:
         return None
+    else:
+        _n += 1
 """
 _OPTIONAL_MAPPING = """
     {v} = _get({n!r})
-    if {v} is not None and type({v}) is not dict:
-        return None
+    if {v} is not None:
+        if type({v}) is not dict:
+            return None
+        _n += 1
 """
 _PRIORITY = """
     {v} = _get({n!r})
-    if {v} is not None and (type({v}) is not int or not 0 <= {v} <= 255):
-        return None
+    if {v} is not None:
+        if type({v}) is not int or not 0 <= {v} <= 255:
+            return None
+        _n += 1
 """
 # The cattrs datetime hook (an exact datetime, or an ISO string of at most 64
 # characters) followed by the attrs converter ``_as_utc``.
@@ -94,10 +123,12 @@ _DATETIME = """
     {v} = _get({n!r}, _MISSING)
     if {v} is _MISSING:
         {v} = _default_{n}()
-    elif type({v}) is str and len({v}) <= 64:
-        {v} = _fromisoformat({v})
-    elif type({v}) is not datetime:
-        return None
+    else:
+        if type({v}) is str and len({v}) <= 64:
+            {v} = _fromisoformat({v})
+        elif type({v}) is not datetime:
+            return None
+        _n += 1
     _tz = {v}.tzinfo
     if _tz is not UTC:
         if _tz is None:
@@ -119,6 +150,7 @@ _TASKS = """
         _items.append(_task)
     {v} = tuple(_items)
 """
+_REQUIRED = (_REQUIRED_ID, _NON_EMPTY, _TASKS)
 
 
 def _template(field: attrs.Attribute[Any]) -> str:
@@ -146,18 +178,30 @@ def _template(field: attrs.Attribute[Any]) -> str:
     raise TypeError(f"no fast-path rule for field {field.name!r}")  # pragma: no cover
 
 
+def _mutable_twin(cls: type[Any]) -> type[Any] | None:
+    """A plain class with the slots of ``cls``, or None when instances cannot
+    be moved to ``cls`` by ``__class__`` assignment on this interpreter."""
+    slots = vars(cls).get("__slots__")
+    if type(slots) is not tuple or sorted(slots) != sorted(a.name for a in attrs.fields(cls)):
+        return None
+    twin = type(f"_Mutable{cls.__name__}", (), {"__slots__": slots})
+    probe: Any = object.__new__(twin)
+    try:
+        probe.__class__ = cls
+    except TypeError:
+        return None
+    return twin
+
+
 def make_structure_fn(
     cls: type[Any], structure_task: Callable[[dict[str, Any]], Any] | None = None
 ) -> Callable[[dict[str, Any]], Any]:
     """A function ``dict -> instance | None`` for envelope ``cls`` (``None``: use the full path)."""
     fields = [f for f in attrs.fields(cls) if f.name != "extra"]
     known = frozenset(f.name for f in fields)
-    lines = [
-        "def structure(_data):",
-        "    _get = _data.get",
-        "    if _known_issuperset(_data):\n        _extra = {}",
-        "    else:\n        _extra = {_k: _x for _k, _x in _data.items() if _k not in _known}",
-    ]
+    templates = [_template(f) for f in fields]
+    required = sum(t in _REQUIRED for t in templates)
+    lines = ["def structure(_data):", "    _get = _data.get", f"    _n = {required}"]
     namespace: dict[str, Any] = {
         "_MISSING": _MISSING,
         "_MAXLEN": IDENTIFIER_MAX_LENGTH,
@@ -165,7 +209,6 @@ def make_structure_fn(
         "_recent_ids": RECENT_IDENTIFIERS,
         "_fromisoformat": datetime.fromisoformat,
         "_known": known,
-        "_known_issuperset": known.issuperset,
         "_new": cls.__new__,
         "_cls": cls,
         "UTC": UTC,
@@ -173,17 +216,28 @@ def make_structure_fn(
         "_structure_task": structure_task,
         "_set_extra": cls.__dict__["extra"].__set__,
     }
-    for field in fields:
-        lines.append(_template(field).format(n=field.name, v="v_" + field.name).strip("\n"))
+    for field, template in zip(fields, templates, strict=True):
+        lines.append(template.format(n=field.name, v="v_" + field.name).strip("\n"))
         namespace["_set_" + field.name] = cls.__dict__[field.name].__set__
         default = field.default
         if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
             namespace["_default_" + field.name] = default.factory  # type: ignore[attr-defined]
         elif default is not attrs.NOTHING:
             namespace["_default_" + field.name] = default
-    lines.append("    _self = _new(_cls)")
-    lines += [f"    _set_{f.name}(_self, v_{f.name})" for f in fields]
-    lines += ["    _set_extra(_self, _extra)", "    return _self"]
+    lines += [
+        "    if _n == len(_data):\n        _extra = {}",
+        "    else:\n        _extra = {_k: _x for _k, _x in _data.items() if _k not in _known}",
+    ]
+    twin = _mutable_twin(cls)
+    if twin is None:
+        lines.append("    _self = _new(_cls)")
+        lines += [f"    _set_{f.name}(_self, v_{f.name})" for f in fields]
+        lines += ["    _set_extra(_self, _extra)", "    return _self"]
+    else:
+        namespace["_twin"] = twin
+        lines.append("    _self = _twin()")
+        lines += [f"    _self.{f.name} = v_{f.name}" for f in fields]
+        lines += ["    _self.extra = _extra", "    _self.__class__ = _cls", "    return _self"]
     exec(compile("\n".join(lines), f"<relayna structure {cls.__name__}>", "exec"), namespace)
     fn: Callable[[dict[str, Any]], Any] = namespace["structure"]
     return fn

@@ -30,8 +30,9 @@ def is_valid_identifier(value: object) -> bool:
     """True when ``value`` is a string that satisfies the identifier rule."""
     if type(value) is not str:
         return False
-    # Fast path: ASCII letters/digits only (hex digests, plain ids) need no regex.
-    if value.isalnum() and value.isascii():
+    # Fast path: ASCII letters/digits only (hex digests, plain ids) need no
+    # regex; bytes.isalnum is a table lookup, str.isalnum a Unicode one.
+    if value.isascii() and value.encode().isalnum():
         return len(value) <= IDENTIFIER_MAX_LENGTH
     if value in RECENT_IDENTIFIERS:
         return True

@@ -34,6 +34,7 @@ import orjson
 
 from relayna.contracts._limits import (
     DEFAULT_LIMITS,
+    NON_OPENERS,
     SMALL_BODY,
     Limits,
     check_body_size,
@@ -137,7 +138,7 @@ def loads(
     if size > limits.max_body_bytes:
         check_body_size(size, limits)
     # Same pre-check as check_depth, inlined for small bodies (the common case).
-    if size > SMALL_BODY or data.count(b"[") + data.count(b"{") > limits.max_depth:
+    if size > SMALL_BODY or len(data.translate(None, NON_OPENERS)) > limits.max_depth:
         check_depth(data, limits)
     try:
         value = orjson.loads(data)
@@ -223,6 +224,6 @@ def dumps(
     size = len(data)
     if size > limits.max_body_bytes:
         check_body_size(size, limits)
-    if size > SMALL_BODY or data.count(b"[") + data.count(b"{") > limits.max_depth:
+    if size > SMALL_BODY or len(data.translate(None, NON_OPENERS)) > limits.max_depth:
         check_depth(data, limits)
     return data

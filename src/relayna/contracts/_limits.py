@@ -15,7 +15,15 @@ import attrs
 
 from relayna.errors import ContractError, EnvelopeTooLarge
 
-__all__ = ["DEFAULT_LIMITS", "Limits", "check_body_size", "check_depth", "exceeds_depth"]
+__all__ = [
+    "DEFAULT_LIMITS",
+    "NON_OPENERS",
+    "SMALL_BODY",
+    "Limits",
+    "check_body_size",
+    "check_depth",
+    "exceeds_depth",
+]
 
 
 def _positive(_inst: object, attribute: attrs.Attribute[int], value: int) -> None:
@@ -48,6 +56,10 @@ _STRING = re.compile(rb'"[^"]*"')
 #: Below this size counting brackets in the body is the cheapest pre-check;
 #: above it, counting on the (much shorter) skeleton is.
 SMALL_BODY = 4096
+#: ``len(data.translate(None, NON_OPENERS))`` counts the ``[`` and ``{`` bytes
+#: of ``data`` in one pass (two ``bytes.count`` calls take longer): a bound on
+#: the nesting depth of well-formed JSON.
+NON_OPENERS = bytes(b for b in range(256) if b not in b"[{")
 
 
 def check_body_size(size: int, limits: Limits = DEFAULT_LIMITS) -> None:
@@ -62,7 +74,7 @@ def exceeds_depth(data: bytes, max_depth: int) -> bool:
     Exact for well-formed JSON. For malformed text it may answer False; the
     parser then rejects the text (its own depth guard stays in force).
     """
-    if len(data) <= SMALL_BODY and data.count(b"[") + data.count(b"{") <= max_depth:
+    if len(data) <= SMALL_BODY and len(data.translate(None, NON_OPENERS)) <= max_depth:
         return False
     if b"\\" in data:
         # JSON escapes tokenise left to right exactly like non-overlapping

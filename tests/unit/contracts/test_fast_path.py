@@ -1,18 +1,22 @@
 """The generated fast paths agree with the full cattrs + attrs path.
 
 The fast structure functions may decline anything, but whatever they accept
-must be accepted by the full path and give the identical object. The depth
+must be accepted by the full path and give the identical object; decode's
+inline hot path must answer exactly as ``loads`` + ``structure``. The depth
 scan's large-body shortcut and the identifier cache must stay exact.
 """
 
 from __future__ import annotations
 
 import json
+import pickle
 import re
 import string
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import attrs
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -22,11 +26,13 @@ from relayna.contracts import (
     StatusEvent,
     TaskEnvelope,
     WorkflowEnvelope,
+    _fast,
     _ids,
     decode,
     encode,
     format_datetime,
     is_valid_identifier,
+    loads,
     structure,
 )
 from relayna.contracts._codec import _GENERATED, converter
@@ -119,6 +125,68 @@ def test_fast_structure_accepts_ordinary_envelopes(cls: type[Any], data: dict[st
     fast = _GENERATED[cls](data)
     assert fast is not None
     assert fast == converter.structure(data, cls)
+
+
+def _outcome(fn: Any) -> Any:
+    try:
+        return repr(fn())
+    except ContractError as exc:
+        return (type(exc), exc.reason, exc.errors)
+
+
+@settings(max_examples=800, deadline=None)
+@given(cases)
+def test_decode_hot_path_answers_as_loads_then_structure(case: tuple[type[Any], Any]) -> None:
+    cls, data = case
+    try:
+        body = orjson.dumps(data)
+    except TypeError:  # 2**70: not representable by orjson, so no hot path either
+        return
+    assert _outcome(lambda: decode(body, cls)) == _outcome(lambda: structure(loads(body), cls))
+
+
+@pytest.mark.parametrize(
+    ("data", "extra"),
+    [
+        ({"service": None}, {}),
+        ({"service": None, "tenant": "a"}, {"tenant": "a"}),
+        ({"priority": None, "correlation_id": None, "x": None}, {"x": None}),
+        ({"payload": {}, "tenant": 1, "x": [1]}, {"tenant": 1, "x": [1]}),
+    ],
+)
+def test_extra_keys_exact_with_explicit_nulls(data: dict[str, Any], extra: dict[str, Any]) -> None:
+    data = {"task_id": "t", "created_at": FIXED_DT, **data}
+    fast = _GENERATED[TaskEnvelope](data)
+    assert fast is not None
+    assert fast.extra == extra
+    assert repr(fast) == repr(converter.structure(data, TaskEnvelope))
+
+
+@pytest.mark.parametrize("kind", [bytes, bytearray, memoryview, str])
+def test_decode_body_types_agree(kind: type[Any]) -> None:
+    # Only bytes take the hot path; the others must give the same envelope.
+    body = b'{"task_id":"t-1","status":"ok","timestamp":"2025-01-02T03:04:05Z","x":1}'
+    data: Any = body.decode() if kind is str else kind(body)
+    assert decode(data, StatusEvent) == decode(body, StatusEvent)
+
+
+def test_decoded_envelopes_are_ordinary_frozen_instances() -> None:
+    event = StatusEvent(task_id="t-1", status="done", timestamp=datetime(2025, 1, 2, tzinfo=UTC))
+    decoded = decode(encode(event), StatusEvent)
+    assert type(decoded) is StatusEvent
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        decoded.status = "x"  # type: ignore[misc]
+    assert attrs.evolve(decoded, event_id=None) == attrs.evolve(event, correlation_id="t-1")
+    assert pickle.loads(pickle.dumps(decoded)) == decoded
+
+
+def test_descriptor_fallback_builds_the_same_objects(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Where __class__ assignment is refused, slots are set through descriptors.
+    monkeypatch.setattr(_fast, "_mutable_twin", lambda cls: None)
+    data = dict(BASES[StatusEvent], timestamp=FIXED_DT, tenant="a")
+    slow = _fast.make_structure_fn(StatusEvent)(data)
+    assert type(slow) is StatusEvent
+    assert repr(slow) == repr(_GENERATED[StatusEvent](data))
 
 
 def test_errors_still_come_from_the_full_path() -> None:
