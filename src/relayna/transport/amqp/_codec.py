@@ -40,15 +40,20 @@ def _from_wire(value: Any) -> Any:
 def to_wire_table(table: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if not table:
         return None
-    if _plain(table):  # the common case: string keys and values
+    if _plain(table):  # the common case: string keys, scalar values
         return dict(table)
     result: dict[str, Any] = _to_wire(table)
     return result
 
 
+# Values both directions pass through unchanged (bytes, tables and arrays are
+# converted); stream deliveries carry an int, so ints are common too.
+_SCALARS = frozenset({str, int, bool, float, type(None)})
+
+
 def _plain(table: Mapping[Any, Any]) -> bool:
     for key, value in table.items():
-        if type(key) is not str or type(value) is not str:
+        if type(key) is not str or type(value) not in _SCALARS:
             return False
     return True
 

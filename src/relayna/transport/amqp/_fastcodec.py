@@ -65,8 +65,23 @@ def _short_str(data: bytes, pos: int) -> tuple[str, int]:
     return data[pos + 1 : end].decode("utf-8"), end
 
 
+# Integer field types as pamqp decodes them ("l" and "L" both signed).
+_INT_FIELDS: dict[int, struct.Struct] = {
+    ord("b"): struct.Struct(">b"),
+    ord("B"): _U8,
+    ord("s"): struct.Struct(">h"),
+    ord("u"): _U16,
+    ord("I"): struct.Struct(">l"),
+    ord("i"): struct.Struct(">L"),
+    ord("l"): _I64,
+    ord("L"): _I64,
+}
+
+
 def _table(data: bytes, pos: int) -> tuple[dict[str, Any], int]:
-    """A table of long strings only (anything else: ValueError -> pamqp)."""
+    """A table of long strings, booleans and integers (anything else:
+    ValueError -> pamqp). Stream deliveries carry ``x-stream-offset`` (a
+    long-long), so integers are on the consume hot path."""
     (length,) = _U32.unpack_from(data, pos)
     pos += 4
     end = pos + length
@@ -75,14 +90,27 @@ def _table(data: bytes, pos: int) -> tuple[dict[str, Any], int]:
     table: dict[str, Any] = {}
     while pos < end:
         key, pos = _short_str(data, pos)
-        if data[pos] != 0x53:  # "S"
-            raise ValueError("not a long string")
-        (n,) = _U32.unpack_from(data, pos + 1)
-        start = pos + 5
-        pos = start + n
+        kind = data[pos]
+        value: Any
+        if kind == 0x53:  # "S"
+            (n,) = _U32.unpack_from(data, pos + 1)
+            start = pos + 5
+            pos = start + n
+            if pos > end:
+                raise ValueError("truncated")
+            value = data[start:pos].decode("utf-8")
+        elif kind == 0x74:  # "t"
+            value = bool(data[pos + 1])
+            pos += 2
+        else:
+            fmt = _INT_FIELDS.get(kind)
+            if fmt is None:
+                raise ValueError("unsupported field type")
+            (value,) = fmt.unpack_from(data, pos + 1)
+            pos += 1 + fmt.size
         if pos > end:
             raise ValueError("truncated")
-        table[key] = data[start:pos].decode("utf-8")
+        table[key] = value
     if pos != end:
         raise ValueError("bad table length")
     return table, pos
