@@ -9,17 +9,11 @@ the client with ``Last-Event-ID``, as an EventSource would.
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from _private_redis import PrivateRedis
 
 from relayna.errors import StoreError
 from relayna.status import (
@@ -32,72 +26,6 @@ from relayna.status import (
 from relayna.transport import open_store
 
 pytestmark = pytest.mark.anyio
-
-
-class PrivateRedis:
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.pidfile = directory / "redis.pid"
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        subprocess.run(
-            [
-                "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "yes", "--appendfsync", "always",
-                "--daemonize", "yes", "--dir", str(self.directory),
-                "--pidfile", str(self.pidfile), "--logfile", str(self.directory / "redis.log"),
-            ],
-            check=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-
-    def stop(self) -> None:
-        deadline = time.monotonic() + 10
-        while not self.pidfile.exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if not self.pidfile.exists():
-            return
-        pid = int(self.pidfile.read_text().strip())
-        os.kill(pid, 15)
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.02)
-        self.pidfile.unlink(missing_ok=True)
-
-    def restart(self, down_for: float = 0.3) -> None:
-        self.stop()
-        time.sleep(down_for)
-        self.start()
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is not installed")
-    redis = PrivateRedis(tmp_path)
-    redis.start()
-    try:
-        yield redis
-    finally:
-        redis.stop()
 
 
 def ev(n: int, task: str, status: str = "running") -> dict[str, Any]:
