@@ -10,7 +10,9 @@ subscription. The cursor turns those inputs into actions:
   this stream sent on later calls. Events after the anchor are emitted; an
   anchor that is not in the history (unknown, evicted by trimming, or an id
   of another task, since only this task's history is searched) yields one
-  :class:`Resync` first and then the whole available history. A garbage
+  :class:`Resync` first and then the whole available history (as does a gap
+  fill for a stream without a position that finds no history at all: the
+  task's events may have expired while it could not hear). A garbage
   ``Last-Event-ID`` (over 256 characters or with control characters) is
   treated as absent, but announced with a :class:`Resync` because the client
   asked for a position it cannot get.
@@ -121,6 +123,7 @@ class ResumeCursor:
 
     @property
     def last_sent_id(self) -> str | None:
+        """The newest id the client has: sent here, or its resume position."""
         return self._last_sent
 
     def _know(self, event_id: str) -> None:
@@ -157,11 +160,13 @@ class ResumeCursor:
         if anchor is None:
             if first and self._garbage:
                 self._resync("invalid_last_event_id", out)
-            elif (
-                not first
-                and self._capacity is not None
-                and len(ids) >= self._capacity
-                and ids[0] not in self._sent
+            elif not first and (
+                not ids  # expired or deleted while the stream could not hear it
+                or (
+                    self._capacity is not None
+                    and len(ids) >= self._capacity
+                    and ids[0] not in self._sent
+                )
             ):
                 self._resync("history_gap", out)
         else:
@@ -172,6 +177,9 @@ class ResumeCursor:
             else:
                 start = index + 1
                 if first:
+                    # The client's position is this stream's position: a
+                    # later gap fill must find it, or announce the gap.
+                    self._last_sent = anchor
                     for event_id in ids[:start]:
                         self._know(event_id)
                     if self._terminal.is_terminal(status_of(chronological[index])):

@@ -123,3 +123,21 @@ def test_remembered_ids_are_bounded() -> None:
         cursor.on_live(ev(n))
     assert ids(cursor.on_live(ev(4))) == []
     assert ids(cursor.on_live(ev(0))) == ["e0"]  # forgotten: bounded memory
+
+
+def test_gap_fill_after_a_resume_that_sent_nothing_finds_the_resume_position() -> None:
+    """Resumed at e0 with nothing newer; the pubsub drops, e1 and e2 are
+    published and the history is trimmed to [e2]: e1 is gone, so the gap
+    fill must announce it instead of silently sending e2."""
+    cursor = ResumeCursor("e0", TERMINAL, history_capacity=5)
+    assert cursor.on_history([ev(0)]) == []
+    actions = cursor.on_history([ev(2)])
+    assert actions == [Resync("history_gap"), Emit("e2", ev(2))]
+
+
+def test_gap_fill_finding_no_history_announces_a_possible_gap() -> None:
+    """A stream without a position whose task's history vanished (expired)
+    while the pubsub was down cannot prove it missed nothing."""
+    cursor = ResumeCursor(None, TERMINAL, history_capacity=5)
+    assert cursor.on_history([]) == []
+    assert cursor.on_history([]) == [Resync("history_gap")]
