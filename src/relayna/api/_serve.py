@@ -1,14 +1,38 @@
-"""Serve an ASGI app with hypercorn on the current anyio backend."""
+"""Serve an ASGI app with hypercorn on the current anyio backend, with a bounded shutdown.
+
+hypercorn's graceful shutdown waits for every open connection, and one write
+of it cannot be cancelled: on trio ``TCPServer.protocol_send`` runs
+``send_all`` inside a shielded cancel scope, and on asyncio the app task's
+final ``send(None)`` waits in ``drain()`` after the graceful timeout already
+cancelled it once. A client that stopped reading at the TCP level (a frozen
+browser tab, a dead NAT mapping) therefore keeps hypercorn, and whoever waits
+for it, running forever. :func:`serve_asgi` bounds that: a while after
+hypercorn's own graceful timeout it shuts down, at the socket level, the
+connections of its listener that are still open, which fails the stuck write
+(``EPIPE``) so hypercorn finishes.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import stat
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
 import sniffio
+from anyio.abc import TaskStatus
+
+from relayna._groups import unwrap_groups
 
 __all__ = ["serve_asgi"]
+
+log = logging.getLogger("relayna.api.serve")
+
+#: How often connections that survived the forced close are looked for again.
+_FORCE_CLOSE_REPEAT = 1.0
 
 
 async def serve_asgi(
@@ -18,24 +42,197 @@ async def serve_asgi(
     port: int,
     shutdown_trigger: Callable[[], Awaitable[None]],
     access_log: bool = False,
+    graceful_timeout: float = 5.0,
+    force_close_after: float | None = 1.0,
+    task_status: TaskStatus[str] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run hypercorn until ``shutdown_trigger`` returns.
+    """Run hypercorn until ``shutdown_trigger`` returns and its connections are closed.
 
-    hypercorn ships one server per backend; pick the one matching the running
-    event loop so the same app runs unchanged on asyncio and trio.
+    hypercorn ships one server per backend; the one matching the running
+    event loop is used, so the same app runs unchanged on asyncio and trio.
+
+    Args:
+        app: the ASGI application.
+        host / port: where to listen; ``port=0`` picks a free port (reported
+            through ``task_status``).
+        shutdown_trigger: returns when the server should stop accepting and
+            shut down.
+        access_log: hypercorn's access log on stdout.
+        graceful_timeout: seconds hypercorn waits for open requests after
+            the trigger; then it cancels them.
+        force_close_after: seconds after the graceful timeout when the
+            connections of this server that are still open are shut down
+            (``SHUT_RDWR``), so that a client that stopped reading cannot hold
+            the shutdown forever; ``None`` waits for hypercorn however long
+            it takes.
+        task_status: ``await tg.start(serve_asgi, ...)`` returns
+            ``http://host:port`` once the socket listens.
+
+    Cancellation: cancelling ``serve_asgi`` is a graceful stop, the same as
+    the trigger returning (hypercorn's own cancellation path is not used: on
+    asyncio it fails with ``InvalidStateError``); it returns, re-raising the
+    cancellation, within ``graceful_timeout + force_close_after`` plus the
+    app's lifespan shutdown.
+
+    Resource handling: the listening socket is bound here and handed to
+    hypercorn, which closes it. Finding the open connections for the forced
+    close lists the process's file descriptors (``/proc/self/fd`` or
+    ``/dev/fd``); where neither exists, it does nothing.
     """
     from hypercorn.config import Config
 
     config = Config()
-    config.bind = [f"{host}:{port}"]
     config.accesslog = "-" if access_log else None
     config.errorlog = logging.getLogger("hypercorn.error")
-    config.graceful_timeout = 5.0
-    if sniffio.current_async_library() == "trio":
-        from hypercorn.trio import serve as trio_serve
+    config.graceful_timeout = graceful_timeout
+    sock = await _listen(host, port, config.backlog)
+    bound = sock.getsockname()[1]
+    config.bind = [f"fd://{sock.detach()}"]
+    server = _Server(app, config, bound, force_close_after)
+    bare_host = host.strip("[]")
+    url_host = f"[{bare_host}]" if ":" in bare_host else bare_host
+    with unwrap_groups():
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(server.run, shutdown_trigger)
+            task_status.started(f"http://{url_host}:{bound}")
+            try:
+                await server.served.wait()
+            except anyio.get_cancelled_exc_class():
+                server.stop.set()
+                with anyio.CancelScope(shield=True):
+                    await server.served.wait()
+                raise
 
-        await trio_serve(app, config, shutdown_trigger=shutdown_trigger)
-    else:
-        from hypercorn.asyncio import serve as asyncio_serve
 
-        await asyncio_serve(app, config, shutdown_trigger=shutdown_trigger)
+class _Server:
+    """hypercorn in a shielded scope: only the trigger, or :attr:`stop`, ends it."""
+
+    def __init__(self, app: Any, config: Any, port: int, force_close_after: float | None) -> None:
+        self.app = app
+        self.config = config
+        self.port = port
+        self.force_close_after = force_close_after
+        self.stop = anyio.Event()  # set when serve_asgi is cancelled
+        self.stopping = anyio.Event()  # hypercorn's shutdown began
+        self.served = anyio.Event()  # hypercorn returned
+
+    async def run(self, shutdown_trigger: Callable[[], Awaitable[None]]) -> None:
+        async def trigger() -> None:
+            async with anyio.create_task_group() as race:
+
+                async def by_trigger() -> None:
+                    await shutdown_trigger()
+                    race.cancel_scope.cancel()
+
+                race.start_soon(by_trigger)
+                await self.stop.wait()
+                race.cancel_scope.cancel()
+            self.stopping.set()
+
+        with anyio.CancelScope(shield=True):
+            async with anyio.create_task_group() as tg:
+                if self.force_close_after is not None:
+                    tg.start_soon(self._close_stuck, self.force_close_after)
+                try:
+                    if sniffio.current_async_library() == "trio":
+                        from hypercorn.trio import serve as trio_serve
+
+                        await trio_serve(self.app, self.config, shutdown_trigger=trigger)
+                    else:
+                        from hypercorn.asyncio import serve as asyncio_serve
+
+                        await asyncio_serve(self.app, self.config, shutdown_trigger=trigger)
+                finally:
+                    self.served.set()
+                tg.cancel_scope.cancel()
+
+    async def _close_stuck(self, after: float) -> None:
+        await self.stopping.wait()
+        delay = self.config.graceful_timeout + after
+        with anyio.move_on_after(delay):
+            await self.served.wait()
+        while not self.served.is_set():
+            closed = _shutdown_connections(self.port)
+            if closed:
+                log.warning(
+                    "%d connection(s) of port %d still open %.1fs after shutdown "
+                    "(a client that stopped reading?): shut down",
+                    closed,
+                    self.port,
+                    delay,
+                )
+            with anyio.move_on_after(_FORCE_CLOSE_REPEAT):
+                await self.served.wait()
+
+
+async def _listen(host: str, port: int, backlog: int) -> socket.socket:
+    """A listening TCP socket, set up as hypercorn sets up its ``host:port`` binds
+    (IPv6 when ``host`` contains a colon, else IPv4)."""
+    host = host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    family, kind, proto, _, address = (
+        await anyio.getaddrinfo(
+            host, port, family=family, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind(address)
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _shutdown_connections(port: int) -> int:
+    """Shut down this process's accepted TCP connections whose local port is ``port``.
+
+    Only connected stream sockets count (not the listener); an outgoing
+    connection never has the local port of a bound listener. ``shutdown``
+    acts on the connection itself, so a duplicate of its descriptor is
+    enough, and the server's own descriptor stays valid for it to close.
+    """
+    count = 0
+    for fd in _socket_fds():
+        try:
+            sock = socket.socket(fileno=os.dup(fd))
+        except OSError:
+            continue
+        with sock:  # closes the duplicate only
+            try:
+                if sock.type != socket.SOCK_STREAM or sock.family not in (
+                    socket.AF_INET,
+                    socket.AF_INET6,
+                ):
+                    continue
+                if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+                    continue
+                if sock.getsockname()[1] != port:
+                    continue
+                sock.getpeername()  # raises when not connected
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                continue
+            count += 1
+    return count
+
+
+def _socket_fds() -> list[int]:
+    for directory in ("/proc/self/fd", "/dev/fd"):
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            continue
+        fds = []
+        for name in names:
+            try:
+                if stat.S_ISSOCK(os.fstat(int(name)).st_mode):
+                    fds.append(int(name))
+            except (OSError, ValueError):
+                continue
+        return fds
+    return []
