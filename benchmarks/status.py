@@ -1,14 +1,18 @@
 """Status path: hub throughput and SSE latency.
 
-(a) Hub throughput: N status messages on a memory-broker status stream, the
+(a) Hub throughput: N status messages on a status stream (the memory broker,
+    and the real RabbitMQ stream when RELAYNA_TEST_AMQP_URL is set), the
     StatusHub (prefetch 200) writes them to real Redis through the status
     script; reference: a raw redis-py asyncio loop doing one EVALSHA of the
     same Lua per event with 16 concurrent writers (and the relayna store
     alone, coredis, same 16 writers).
-(b) SSE latency: hypercorn + httpx on loopback, one client following a task
-    while events are written at 20 and 500 events/s; latency = write start to
-    frame parsed by the client; p50/p99. Twice: store write -> SSE, and (with
-    RELAYNA_TEST_AMQP_URL) worker publish -> RabbitMQ stream -> hub -> Redis -> SSE.
+(b) SSE latency: ``relayna.api.serve_asgi`` (hypercorn) + httpx on loopback,
+    one client following a task while events are written at 20 and 500
+    events/s (at least ``--sse-min-events``, 400, per run); latency = write
+    start to frame parsed by the client; p50/p99, and the same of the write
+    alone. Twice: store write -> SSE, and (with RELAYNA_TEST_AMQP_URL) worker
+    publish -> RabbitMQ stream -> hub -> Redis -> SSE. ``python -m benchmarks
+    sse`` compares SSE delivery on asyncio and trio (bare sse-starlette vs relayna).
 (c) 2,000 idle SSE connections: server RSS per connection, relayna vs a bare
     hypercorn + sse-starlette endpoint, servers in subprocesses
     (:mod:`benchmarks._status_idle`); the relayna server's Redis connections.
@@ -19,15 +23,16 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
-import socket
 import statistics
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from functools import partial
+from typing import Any, NamedTuple
 
 import anyio
 import orjson
@@ -98,19 +103,30 @@ async def bench_store(url: str, n: int) -> float:
         return (n // WRITERS * WRITERS) / (time.perf_counter() - start)
 
 
-async def bench_hub(url: str, n: int) -> float:
-    """Events/s: memory-broker stream -> StatusHub -> Redis (16 tasks interleaved)."""
+async def bench_hub(url: str, n: int, broker_url: str = "memory://") -> float:
+    """Events/s: status stream -> StatusHub -> Redis (16 tasks interleaved).
+
+    The stream is filled first; the clock runs from the hub's start to the
+    last event stored. ``broker_url`` an AMQP URL: the real RabbitMQ stream
+    (its server shares the CPUs), else the memory broker.
+    """
     from relayna.status import StatusHub, StatusHubConfig, StatusStore, StatusStoreConfig
     from relayna.topology import StatusTopologyBase
     from relayna.transport import open_broker, open_store
 
     unique = uuid.uuid4().hex[:6]
     topology = StatusTopologyBase(status_exchange=f"bx.{unique}", status_queue=f"bq.{unique}")
-    async with open_broker("memory://") as broker, open_store(url) as store:
+    async with open_broker(broker_url) as broker, open_store(url) as store:
         await topology.plan().apply(broker)
-        for i in range(n):
-            body = orjson.dumps(_event(f"t{i % WRITERS}", i))
-            await broker.publish(topology.status_exchange, "s", body)
+
+        async def publish(start: int) -> None:
+            for i in range(start, n, WRITERS):
+                body = orjson.dumps(_event(f"t{i % WRITERS}", i))
+                await broker.publish(topology.status_exchange, "s", body)
+
+        async with anyio.create_task_group() as tg:  # confirms pipelined, per-task order kept
+            for start in range(WRITERS):
+                tg.start_soon(publish, start)
         status = StatusStore(store, StatusStoreConfig(prefix=f"bench-hub-{unique}"))
         hub = StatusHub(
             broker, status, StatusHubConfig(queue=topology.status_queue, offset="first")
@@ -124,50 +140,51 @@ async def bench_hub(url: str, n: int) -> float:
                 await anyio.sleep(0.005)
             elapsed = time.perf_counter() - start
             tg.cancel_scope.cancel()
+        if not broker_url.startswith("memory"):
+            await broker.delete_queue(topology.status_queue)
     return n / elapsed
 
 
 @asynccontextmanager
 async def _server(app: Any) -> AsyncIterator[str]:
-    import sniffio
-    from hypercorn.config import Config
+    """relayna's own ``serve_asgi`` (hypercorn on the running backend) on a free port."""
+    from relayna.api import serve_asgi
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    port = sock.getsockname()[1]
-    config = Config()
-    config.bind = [f"fd://{os.dup(sock.fileno())}"]
-    config.accesslog = config.errorlog = None
-    config.graceful_timeout = 1.0
-    sock.close()
     stop = anyio.Event()
-
-    async def trigger() -> None:
-        await stop.wait()
-
     async with anyio.create_task_group() as tg:
-        if sniffio.current_async_library() == "trio":
-            from hypercorn.trio import serve as trio_serve
-
-            tg.start_soon(lambda: trio_serve(app, config, shutdown_trigger=trigger))
-        else:
-            from hypercorn.asyncio import serve as asyncio_serve
-
-            tg.start_soon(lambda: asyncio_serve(app, config, shutdown_trigger=trigger))
+        base = await tg.start(
+            partial(
+                serve_asgi,
+                app,
+                host="127.0.0.1",
+                port=0,
+                shutdown_trigger=stop.wait,
+                graceful_timeout=1.0,
+            )
+        )
         try:
-            yield f"http://127.0.0.1:{port}"
+            yield base
         finally:
             stop.set()
 
 
+class SseLatency(NamedTuple):
+    p50: float  # ms, write start -> frame parsed by the client
+    p99: float
+    events: int
+    write_p50: float  # ms, of which the write itself (store write or publish with confirm)
+    write_p99: float
+
+
 async def bench_sse_latency(
-    url: str, rate: float, seconds: float, amqp_url: str | None = None
-) -> tuple[float, float, int]:
-    """(p50 ms, p99 ms, events) for one SSE client at ``rate`` events/s.
+    url: str, rate: float, seconds: float, amqp_url: str | None = None, min_events: int = 10
+) -> SseLatency:
+    """p50/p99 for one SSE client at ``rate`` events/s, ``max(rate * seconds, min_events)`` events.
 
     With ``amqp_url``: worker publish to the RabbitMQ status stream -> hub ->
-    Redis -> SSE (the full path); without: store write -> Redis -> SSE.
+    Redis -> SSE (the full path); without: store write -> Redis -> SSE. The
+    heap is collected once before the measured loop, so the garbage of
+    starting the runtime, hypercorn and httpx is not collected inside it.
     """
     import httpx
     from starlette.applications import Starlette
@@ -176,7 +193,7 @@ async def bench_sse_latency(
     from relayna.status import StatusStoreConfig
     from relayna.topology import StatusTopologyBase
 
-    total = max(int(rate * seconds), 10)
+    total = max(int(rate * seconds), min_events, 10)
     unique = uuid.uuid4().hex[:6]
     topology = (
         None
@@ -191,6 +208,7 @@ async def bench_sse_latency(
     )
     latencies: list[float] = []
     sent_at: dict[str, float] = {}
+    writes: list[float] = []
     async with open_relayna_runtime(config) as runtime:
 
         @asynccontextmanager
@@ -218,27 +236,38 @@ async def bench_sse_latency(
             async with anyio.create_task_group() as tg:
                 tg.start_soon(follow)
                 await ready.wait()
+                gc.collect()
                 interval = 1.0 / rate
                 next_at = time.perf_counter()
                 for i in range(total):
                     event = _event("bench", i)
                     if i == total - 1:
                         event["status"] = "completed"
-                    sent_at[str(event["event_id"])] = time.perf_counter()
+                    sent_at[str(event["event_id"])] = begun = time.perf_counter()
                     if topology is not None and runtime.broker is not None:
                         await runtime.broker.publish(
                             topology.status_exchange, "bench", orjson.dumps(event)
                         )
                     else:
                         await runtime.status.write(event)
+                    writes.append(time.perf_counter() - begun)
                     next_at += interval
                     delay = next_at - time.perf_counter()
                     if delay > 0:
                         await anyio.sleep(delay)
             runtime.request_shutdown()
-    ordered = sorted(latencies)
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    return statistics.median(ordered) * 1000, p99 * 1000, len(ordered)
+    return SseLatency(
+        _pct(latencies, 0.5), _pct(latencies, 0.99), len(latencies),
+        _pct(writes, 0.5), _pct(writes, 0.99),
+    )  # fmt: skip
+
+
+def _pct(values: list[float], q: float) -> float:
+    """Milliseconds; the median, or the value at index ``int(n * q)`` of the sorted list."""
+    ordered = sorted(values)
+    if q == 0.5:
+        return statistics.median(ordered) * 1000
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000
 
 
 def main(argv: list[str]) -> int:
@@ -246,6 +275,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
     parser.add_argument("--sse-seconds", type=float, default=4.0)
+    parser.add_argument(
+        "--sse-min-events", type=int, default=400,
+        help="at least this many events per SSE run (p99 of 80 events is their maximum)",
+    )  # fmt: skip
     parser.add_argument("--idle", type=int, default=2000, help="idle SSE connections (0: skip)")
     args = parser.parse_args(argv)
     url = _redis_url()
@@ -260,15 +293,33 @@ def main(argv: list[str]) -> int:
     print(f"relayna StatusHub memory-stream->Redis ({args.backend}) : {hub:10.0f} events/s  "
           f"ratio {hub / raw:.2f}")  # fmt: skip
     amqp = os.environ.get("RELAYNA_TEST_AMQP_URL")
+    if amqp:
+        hub_amqp = anyio.run(bench_hub, url, n, amqp, backend=args.backend)
+        print(f"relayna StatusHub RabbitMQ-stream->Redis ({args.backend}) : {hub_amqp:10.0f} "
+              f"events/s  ratio {hub_amqp / raw:.2f}  (RabbitMQ shares the CPUs)")  # fmt: skip
+        from benchmarks._broker_floor import stream_hop_latency
+
+        adapters = ["native", "aiormq"] if args.backend == "asyncio" else ["native"]
+        for rate in (20.0, 500.0):
+            for adapter in adapters:
+                p50, p99, count = anyio.run(
+                    partial(stream_hop_latency, amqp, rate, args.sse_seconds, adapter=adapter),
+                    backend=args.backend,
+                )
+                print(f"broker floor publish->stream->consumer @ {rate:5.0f} ev/s ({count}, "
+                      f"{adapter}, {args.backend}): p50 {p50:6.2f} ms  p99 {p99:6.2f} ms")  # fmt: skip
     for path, broker in (("store->SSE", None), ("publish->hub->SSE", amqp)):
         if path != "store->SSE" and broker is None:
             continue
         for rate in (20.0, 500.0):
-            p50, p99, count = anyio.run(
-                bench_sse_latency, url, rate, args.sse_seconds, broker, backend=args.backend
-            )
-            print(f"SSE latency {path} @ {rate:5.0f} ev/s ({count} events, {args.backend}): "
-                  f"p50 {p50:6.2f} ms  p99 {p99:6.2f} ms")  # fmt: skip
+            lat = anyio.run(
+                bench_sse_latency, url, rate, args.sse_seconds, broker, args.sse_min_events,
+                backend=args.backend,
+            )  # fmt: skip
+            print(f"SSE latency {path} @ {rate:5.0f} ev/s ({lat.events} events, {args.backend}): "
+                  f"p50 {lat.p50:6.2f} ms  p99 {lat.p99:6.2f} ms  (the "
+                  f"{'write' if broker is None else 'publish + confirm'} alone: "
+                  f"p50 {lat.write_p50:5.2f} ms  p99 {lat.write_p99:5.2f} ms)")  # fmt: skip
     if args.idle:
         from benchmarks._status_idle import measure
 
