@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -28,8 +27,8 @@ from functools import partial
 from typing import Any
 
 import anyio
-import sniffio
 
+from relayna.api import serve_asgi
 from relayna.status import Emit, StatusStore, open_status_stream
 
 __all__ = ["cli", "follow_status", "new_id", "serve_http"]
@@ -84,39 +83,30 @@ def cli(
 
 @asynccontextmanager
 async def serve_http(app: Any, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
-    """Serve ``app`` with hypercorn; yield its base URL; stop it on exit.
+    """Serve ``app`` with :func:`relayna.api.serve_asgi`; yield its base URL; stop it on exit.
 
-    ``port=0`` picks a free port (the socket is bound here and handed to
-    hypercorn as ``fd://``). Picks hypercorn's trio or asyncio server to match
-    the running backend, so the same code runs on both.
+    ``port=0`` picks a free port. ``serve_asgi`` picks hypercorn's trio or
+    asyncio server to match the running backend, so the same code runs on
+    both, and its shutdown is bounded even if a client stopped reading.
     """
-    from hypercorn.config import Config
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(128)
-    bound_port = sock.getsockname()[1]
-    config = Config()
-    config.bind = [f"fd://{os.dup(sock.fileno())}"]
-    config.graceful_timeout = 2.0
-    config.accesslog = None
-    config.errorlog = None
-    sock.close()
     stop = anyio.Event()
 
     async def shutdown_trigger() -> None:
         await stop.wait()
 
-    if sniffio.current_async_library() == "trio":
-        from hypercorn.trio import serve
-    else:
-        from hypercorn.asyncio import serve  # type: ignore[assignment]
-
     async with anyio.create_task_group() as tg:
-        tg.start_soon(partial(serve, app, config, shutdown_trigger=shutdown_trigger))
+        url: str = await tg.start(
+            partial(
+                serve_asgi,
+                app,
+                host=host,
+                port=port,
+                shutdown_trigger=shutdown_trigger,
+                graceful_timeout=2.0,
+            )
+        )
         try:
-            yield f"http://{host}:{bound_port}"
+            yield url
         finally:
             stop.set()
 
