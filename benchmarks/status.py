@@ -303,9 +303,12 @@ def main(argv: list[str]) -> int:
         for rate in (20.0, 500.0):
             for adapter in adapters:
                 p50, p99, count = anyio.run(
-                    partial(stream_hop_latency, amqp, rate, args.sse_seconds, adapter=adapter),
+                    partial(
+                        stream_hop_latency, amqp, rate, args.sse_seconds,
+                        adapter=adapter, min_events=args.sse_min_events,
+                    ),
                     backend=args.backend,
-                )
+                )  # fmt: skip
                 print(f"broker floor publish->stream->consumer @ {rate:5.0f} ev/s ({count}, "
                       f"{adapter}, {args.backend}): p50 {p50:6.2f} ms  p99 {p99:6.2f} ms")  # fmt: skip
     for path, broker in (("store->SSE", None), ("publish->hub->SSE", amqp)):
