@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import anyio
 import pytest
-import sniffio
-from hypercorn.config import Config
+
+from relayna.api import serve_asgi
 
 
 @asynccontextmanager
@@ -25,35 +25,19 @@ async def _serve(app: Any, *, sndbuf: int | None = None) -> AsyncIterator[str]:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)
-    port = sock.getsockname()[1]
-    config = Config()
-    config.bind = [f"fd://{os.dup(sock.fileno())}"]
-    config.graceful_timeout = 1.0
-    config.accesslog = None
-    config.errorlog = None
-    sock.close()
     stop = anyio.Event()
 
     async def trigger() -> None:
         await stop.wait()
 
     async with anyio.create_task_group() as tg:
-        if sniffio.current_async_library() == "trio":
-            from hypercorn.trio import serve as trio_serve
-
-            tg.start_soon(lambda: trio_serve(app, config, shutdown_trigger=trigger))
-        else:
-            from hypercorn.asyncio import serve as asyncio_serve
-
-            tg.start_soon(lambda: asyncio_serve(app, config, shutdown_trigger=trigger))
-        base = f"http://127.0.0.1:{port}"
+        base: str = await tg.start(
+            partial(serve_asgi, app, sock=sock, shutdown_trigger=trigger, graceful_timeout=1.0)
+        )
         try:
             yield base
         finally:
-            stop.set()
-            # hypercorn's graceful shutdown waits on open connections; a test
-            # that failed may leave one behind, so the stop is bounded.
-            tg.cancel_scope.deadline = anyio.current_time() + 5
+            stop.set()  # bounded: serve_asgi force-closes what outlives the grace time
 
 
 @pytest.fixture

@@ -38,9 +38,10 @@ _FORCE_CLOSE_REPEAT = 1.0
 async def serve_asgi(
     app: Any,
     *,
-    host: str,
-    port: int,
+    host: str = "127.0.0.1",
+    port: int = 0,
     shutdown_trigger: Callable[[], Awaitable[None]],
+    sock: socket.socket | None = None,
     access_log: bool = False,
     graceful_timeout: float = 5.0,
     force_close_after: float | None = 1.0,
@@ -57,6 +58,9 @@ async def serve_asgi(
             through ``task_status``).
         shutdown_trigger: returns when the server should stop accepting and
             shut down.
+        sock: a bound, listening TCP socket to serve on instead of
+            ``host``/``port`` (for options such as a larger backlog or
+            ``SO_SNDBUF``); ``serve_asgi`` takes it over and closes it.
         access_log: hypercorn's access log on stdout.
         graceful_timeout: seconds hypercorn waits for open requests after
             the trigger; then it cancels them.
@@ -85,7 +89,10 @@ async def serve_asgi(
     config.accesslog = "-" if access_log else None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = graceful_timeout
-    sock = await _listen(host, port, config.backlog)
+    if sock is None:
+        sock = await _listen(host, port, config.backlog)
+    else:
+        host = str(sock.getsockname()[0])
     bound = sock.getsockname()[1]
     config.bind = [f"fd://{sock.detach()}"]
     server = _Server(app, config, bound, force_close_after)

@@ -51,6 +51,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -58,17 +59,21 @@ import anyio
 import attrs
 import orjson
 import pytest
-import sniffio
 from _private_redis import PrivateRedis
 from _sse_clients import Client, follow, http_client, load_clients
 from _status_writer import event, task_ids
 from _tcp_proxy import TcpProxy, open_tcp_proxy
 from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
-from hypercorn.config import Config
 from starlette.applications import Starlette
 
-from relayna.api import RelaynaRuntime, RuntimeConfig, open_relayna_runtime, status_routes
+from relayna.api import (
+    RelaynaRuntime,
+    RuntimeConfig,
+    open_relayna_runtime,
+    serve_asgi,
+    status_routes,
+)
 from relayna.status import StatusStore, StatusStoreConfig, StatusStreamStats
 from relayna.transport import open_store
 
@@ -103,33 +108,20 @@ async def serve(runtime: RelaynaRuntime) -> AsyncIterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(1024)
-    port = sock.getsockname()[1]
-    config = Config()
-    config.bind = [f"fd://{os.dup(sock.fileno())}"]
-    config.backlog = 1024
-    config.graceful_timeout = 1.0
-    config.accesslog = config.errorlog = None
-    sock.close()
     stop = anyio.Event()
 
     async def trigger() -> None:
         await stop.wait()
 
     async with anyio.create_task_group() as tg:
-        if sniffio.current_async_library() == "trio":
-            from hypercorn.trio import serve as trio_serve
-
-            tg.start_soon(lambda: trio_serve(app, config, shutdown_trigger=trigger))
-        else:
-            from hypercorn.asyncio import serve as asyncio_serve
-
-            tg.start_soon(lambda: asyncio_serve(app, config, shutdown_trigger=trigger))
+        base: str = await tg.start(
+            partial(serve_asgi, app, sock=sock, shutdown_trigger=trigger, graceful_timeout=1.0)
+        )
         try:
-            yield f"http://127.0.0.1:{port}"
+            yield base
         finally:
             runtime.request_shutdown()
             stop.set()
-            tg.cancel_scope.deadline = anyio.current_time() + 5
 
 
 # -- the clients' and the writer's processes -------------------------------------
