@@ -147,25 +147,11 @@ async def bench_hub(url: str, n: int, broker_url: str = "memory://") -> float:
 
 @asynccontextmanager
 async def _server(app: Any) -> AsyncIterator[str]:
-    """relayna's own ``serve_asgi`` (hypercorn on the running backend) on a free port."""
-    from relayna.api import serve_asgi
+    """relayna's own ``serving`` (hypercorn on the running backend) on a free port."""
+    from relayna.api import serving
 
-    stop = anyio.Event()
-    async with anyio.create_task_group() as tg:
-        base = await tg.start(
-            partial(
-                serve_asgi,
-                app,
-                host="127.0.0.1",
-                port=0,
-                shutdown_trigger=stop.wait,
-                graceful_timeout=1.0,
-            )
-        )
-        try:
-            yield base
-        finally:
-            stop.set()
+    async with serving(app, graceful_timeout=1.0) as base:
+        yield base
 
 
 class SseLatency(NamedTuple):

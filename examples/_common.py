@@ -28,7 +28,7 @@ from typing import Any
 
 import anyio
 
-from relayna.api import serve_asgi
+from relayna.api import serving
 from relayna.status import Emit, StatusStore, open_status_stream
 
 __all__ = ["cli", "follow_status", "new_id", "serve_http"]
@@ -83,32 +83,14 @@ def cli(
 
 @asynccontextmanager
 async def serve_http(app: Any, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
-    """Serve ``app`` with :func:`relayna.api.serve_asgi`; yield its base URL; stop it on exit.
+    """Serve ``app`` with :func:`relayna.api.serving`; yield its base URL; stop it on exit.
 
-    ``port=0`` picks a free port. ``serve_asgi`` picks hypercorn's trio or
-    asyncio server to match the running backend, so the same code runs on
-    both, and its shutdown is bounded even if a client stopped reading.
+    ``port=0`` picks a free port. hypercorn's trio or asyncio server is picked
+    to match the running backend, so the same code runs on both, and the
+    shutdown is bounded even if a client stopped reading.
     """
-    stop = anyio.Event()
-
-    async def shutdown_trigger() -> None:
-        await stop.wait()
-
-    async with anyio.create_task_group() as tg:
-        url: str = await tg.start(
-            partial(
-                serve_asgi,
-                app,
-                host=host,
-                port=port,
-                shutdown_trigger=shutdown_trigger,
-                graceful_timeout=2.0,
-            )
-        )
-        try:
-            yield url
-        finally:
-            stop.set()
+    async with serving(app, host=host, port=port, graceful_timeout=2.0) as url:
+        yield url
 
 
 async def follow_status(

@@ -5,13 +5,11 @@ from __future__ import annotations
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from functools import partial
 from typing import Any
 
-import anyio
 import pytest
 
-from relayna.api import serve_asgi
+from relayna.api import serving
 
 
 @asynccontextmanager
@@ -25,19 +23,8 @@ async def _serve(app: Any, *, sndbuf: int | None = None) -> AsyncIterator[str]:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)
-    stop = anyio.Event()
-
-    async def trigger() -> None:
-        await stop.wait()
-
-    async with anyio.create_task_group() as tg:
-        base: str = await tg.start(
-            partial(serve_asgi, app, sock=sock, shutdown_trigger=trigger, graceful_timeout=1.0)
-        )
-        try:
-            yield base
-        finally:
-            stop.set()  # bounded: serve_asgi force-closes what outlives the grace time
+    async with serving(app, sock=sock, graceful_timeout=1.0) as base:
+        yield base  # leaving: bounded, serving force-closes what outlives the grace time
 
 
 @pytest.fixture

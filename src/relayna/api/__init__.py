@@ -11,7 +11,7 @@ from relayna.api._lifespan import (
     relayna_lifespan,
 )
 from relayna.api._routes import JSONResponse, error_response, status_routes
-from relayna.api._serve import serve_asgi
+from relayna.api._serve import serve_asgi, serving
 from relayna.api._sse import SSE_HEADERS, StatusEventStreamResponse, encode_item
 
 __all__ = [
@@ -29,5 +29,6 @@ __all__ = [
     "open_relayna_runtime",
     "relayna_lifespan",
     "serve_asgi",
+    "serving",
     "status_routes",
 ]

@@ -18,7 +18,9 @@ import logging
 import os
 import socket
 import stat
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import anyio
@@ -27,7 +29,7 @@ from anyio.abc import TaskStatus
 
 from relayna._groups import unwrap_groups
 
-__all__ = ["serve_asgi"]
+__all__ = ["serve_asgi", "serving"]
 
 log = logging.getLogger("relayna.api.serve")
 
@@ -109,6 +111,44 @@ async def serve_asgi(
                 with anyio.CancelScope(shield=True):
                     await server.served.wait()
                 raise
+
+
+@asynccontextmanager
+async def serving(
+    app: Any,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    sock: socket.socket | None = None,
+    graceful_timeout: float = 5.0,
+    force_close_after: float | None = 1.0,
+    access_log: bool = False,
+) -> AsyncIterator[str]:
+    """``async with serving(app) as url:`` runs :func:`serve_asgi` for the block.
+
+    Yields ``http://host:port`` once the socket listens (``port=0``: a free
+    port); leaving the block is the shutdown trigger, and the block's exit
+    waits for the bounded shutdown. Options as for :func:`serve_asgi`.
+    """
+    stop = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        url: str = await tg.start(
+            partial(
+                serve_asgi,
+                app,
+                host=host,
+                port=port,
+                sock=sock,
+                shutdown_trigger=stop.wait,
+                graceful_timeout=graceful_timeout,
+                force_close_after=force_close_after,
+                access_log=access_log,
+            )
+        )
+        try:
+            yield url
+        finally:
+            stop.set()
 
 
 class _Server:

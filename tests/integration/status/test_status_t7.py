@@ -51,7 +51,6 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +70,7 @@ from relayna.api import (
     RelaynaRuntime,
     RuntimeConfig,
     open_relayna_runtime,
-    serve_asgi,
+    serving,
     status_routes,
 )
 from relayna.status import StatusStore, StatusStoreConfig, StatusStreamStats
@@ -108,20 +107,11 @@ async def serve(runtime: RelaynaRuntime) -> AsyncIterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(1024)
-    stop = anyio.Event()
-
-    async def trigger() -> None:
-        await stop.wait()
-
-    async with anyio.create_task_group() as tg:
-        base: str = await tg.start(
-            partial(serve_asgi, app, sock=sock, shutdown_trigger=trigger, graceful_timeout=1.0)
-        )
+    async with serving(app, sock=sock, graceful_timeout=1.0) as base:
         try:
             yield base
         finally:
             runtime.request_shutdown()
-            stop.set()
 
 
 # -- the clients' and the writer's processes -------------------------------------
