@@ -92,8 +92,8 @@ def ensure_event_id(event: StatusEvent) -> StatusEvent:
     of the event's wire form, timestamp included.
     """
     if event.event_id is not None:
-        if event.correlation_id is None:
-            return attrs.evolve(event, correlation_id=event.task_id)
+        if event.correlation_id is None:  # the task id: valid, no validators to run
+            return _with_ids(event, event.task_id, event.event_id)
         return event
     wire = unstructure(event)  # no "event_id": it is None
     correlation_id = event.correlation_id

@@ -58,12 +58,7 @@ def decode_status_body(
         ContractError: with ``reason`` ``too_large``, ``too_deep``,
             ``decode_error``, ``invalid_json`` or ``schema``.
     """
-    event = decode_status(body, aliases=aliases)
-    if event.event_id is None:
-        event = ensure_event_id(event)
-    wire = unstructure(event)
-    if "correlation_id" not in wire:  # what ensure_event_id fills, without a copy
-        wire["correlation_id"] = event.task_id
+    wire = unstructure(ensure_event_id(decode_status(body, aliases=aliases)))
     meta = wire.get("meta")
     if meta and isinstance(meta, dict) and not sanitize_meta_keys.isdisjoint(meta):
         wire["meta"] = {k: v for k, v in meta.items() if k not in sanitize_meta_keys}
