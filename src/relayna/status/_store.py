@@ -116,16 +116,26 @@ class StatusStore:
     # -- keys ------------------------------------------------------------------
 
     def history_key(self, task_id: str) -> str:
-        return f"{self.config.prefix}:history:{validate_identifier(task_id)}"
+        return self._history_key(validate_identifier(task_id))
 
     def channel(self, task_id: str) -> str:
-        return f"{self.config.prefix}:channel:{validate_identifier(task_id)}"
+        return self._channel(validate_identifier(task_id))
 
     def event_key(self, task_id: str, event_id: str) -> str:
-        return (
-            f"{self.config.prefix}:event:{validate_identifier(task_id)}:"
-            f"{validate_identifier(event_id, 'event_id')}"
+        return self._event_key(
+            validate_identifier(task_id), validate_identifier(event_id, "event_id")
         )
+
+    # The key formats, for identifiers already validated (the write path
+    # validates each once per event).
+    def _history_key(self, task_id: str) -> str:
+        return f"{self.config.prefix}:history:{task_id}"
+
+    def _channel(self, task_id: str) -> str:
+        return f"{self.config.prefix}:channel:{task_id}"
+
+    def _event_key(self, task_id: str, event_id: str) -> str:
+        return f"{self.config.prefix}:event:{task_id}:{event_id}"
 
     def children_key(self, parent_task_id: str) -> str:
         return (
@@ -182,12 +192,9 @@ class StatusStore:
         return [r if isinstance(r, StoreError) else bool(int(r)) for r in results]
 
     def _script_call(self, event: Mapping[str, Any]) -> tuple[list[str], list[Value]]:
-        # Validate each identifier once and build the keys from the validated
-        # text (the key helpers above validate again: this runs per event).
         task_id = validate_identifier(event.get("task_id"))
         event_id = validate_identifier(event.get("event_id"), "event_id")
-        prefix = self.config.prefix
-        keys = [f"{prefix}:event:{task_id}:{event_id}", f"{prefix}:history:{task_id}"]
+        keys = [self._event_key(task_id, event_id), self._history_key(task_id)]
         meta = event.get("meta")
         if meta:
             parent = meta.get("parent_task_id") if isinstance(meta, Mapping) else None
@@ -197,7 +204,7 @@ class StatusStore:
             dumps_event(event),
             self._ttl_ms,
             self.config.max_history,
-            f"{prefix}:channel:{task_id}",
+            self._channel(task_id),
             task_id,
         ]
         return keys, args
