@@ -15,7 +15,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import anyio
-import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from pamqp import commands
 from pamqp.base import Frame as MethodFrame
@@ -28,6 +27,7 @@ from relayna.errors import (
     UnroutableError,
 )
 from relayna.transport._broker import Delivery, Properties
+from relayna.transport._fair import FairReceiver
 from relayna.transport.amqp import _events as ev
 from relayna.transport.amqp._channel_core import ChannelCore, ChannelState
 from relayna.transport.amqp._codec import from_pamqp_properties, to_wire_table
@@ -38,9 +38,6 @@ if TYPE_CHECKING:
     from relayna.transport.amqp._connection import AMQPConnection
 
 __all__ = ["AMQPConsumer", "AMQPDelivery", "Channel"]
-
-_FAIR_BATCH = 128  # deliveries taken from the buffer before yielding anyway
-
 
 class AMQPDelivery:
     """A message delivered to a consumer; implements :class:`relayna.transport.Delivery`."""
@@ -108,29 +105,17 @@ class AMQPConsumer:
         self.queue = queue
         self.consumer_tag = consumer_tag
         self._receive = receive
-        self._streak = 0
+        self._fair = FairReceiver(receive)
         self.error: BrokerError | None = None
 
     def __aiter__(self) -> AMQPConsumer:
         return self
 
     async def __anext__(self) -> Delivery:
-        # Fast path: take buffered deliveries without a task switch each (the
-        # acks of a whole batch then leave in one write); still honour
-        # cancellation every time and yield every _FAIR_BATCH deliveries.
-        self._streak += 1
-        if self._streak < _FAIR_BATCH:
-            # Check cancellation *before* taking a delivery, never after.
-            await anyio.lowlevel.checkpoint_if_cancelled()
-            try:
-                return self._receive.receive_nowait()
-            except anyio.WouldBlock:
-                pass
-            except (anyio.EndOfStream, anyio.ClosedResourceError):
-                return self._end()
-        self._streak = 0
+        # Buffered deliveries are taken without a task switch each, so the
+        # acks of a whole batch leave in one write (see _fair).
         try:
-            return await self._receive.receive()
+            return await self._fair.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):
             return self._end()
 

@@ -21,11 +21,9 @@ import anyio.lowlevel
 
 from relayna.errors import ChannelClosed, ConnectionLost, ConsumerCancelled, PreconditionFailed
 from relayna.transport._broker import Delivery, Properties
+from relayna.transport._fair import FairReceiver
 
 __all__ = ["ConsumerHost", "MemoryConsumer", "MemoryDelivery", "Outcome"]
-
-#: Deliveries taken from the buffer in a row before a schedule point.
-_FAIR_BATCH = 128
 
 Outcome = Literal["ack", "requeue", "dead-letter"]
 _State = Literal["active", "cancelled", "exited", "closed"]
@@ -141,7 +139,7 @@ class MemoryConsumer:
         self.state: _State = "active"
         #: Stream consumers: the next offset to deliver.
         self.position = 0
-        self._streak = 0
+        self._fair = FairReceiver(self._receive)
 
     @property
     def queue(self) -> str:
@@ -229,19 +227,9 @@ class MemoryConsumer:
         return self
 
     async def __anext__(self) -> Delivery:
-        # As the AMQP consumer: take buffered deliveries without a task switch
-        # each (at most ``prefetch`` are buffered), honour cancellation every
-        # time, and yield every _FAIR_BATCH deliveries.
-        self._streak += 1
+        # As the AMQP consumer: buffered deliveries without a task switch each.
         try:
-            if self._streak < _FAIR_BATCH:
-                await anyio.lowlevel.checkpoint_if_cancelled()
-                try:
-                    return self._receive.receive_nowait()
-                except anyio.WouldBlock:
-                    pass
-            self._streak = 0
-            return await self._receive.receive()
+            return await self._fair.receive()
         except anyio.EndOfStream:
             if self.state == "cancelled":
                 raise ConsumerCancelled(
