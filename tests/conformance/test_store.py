@@ -1,5 +1,5 @@
-"""STORE_CHECKS over adapters x backends: memory (asyncio, trio), coredis on the
-real Redis (asyncio, trio), redis-py (asyncio only)."""
+"""STORE_CHECKS over adapters x backends: memory (asyncio, trio), the native
+client and coredis on the real Redis (asyncio, trio), redis-py (asyncio only)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 
 from relayna.errors import UnsupportedBackendError
 from relayna.testing._store_conformance import STORE_CHECKS, StoreCheck
+from relayna.transport import open_store
 from relayna.transport._store import Store
-from relayna.transport.coredis_store import open_coredis_store
 from relayna.transport.memory_store import open_memory_store
 from relayna.transport.redispy_store import open_redispy_store
 
@@ -21,6 +21,8 @@ pytestmark = pytest.mark.anyio
 COMBOS = [
     pytest.param(("memory", "asyncio"), id="memory-asyncio"),
     pytest.param(("memory", "trio"), id="memory-trio"),
+    pytest.param(("native", "asyncio"), id="native-asyncio", marks=pytest.mark.redis),
+    pytest.param(("native", "trio"), id="native-trio", marks=pytest.mark.redis),
     pytest.param(("coredis", "asyncio"), id="coredis-asyncio", marks=pytest.mark.redis),
     pytest.param(("coredis", "trio"), id="coredis-trio", marks=pytest.mark.redis),
     pytest.param(("redis-py", "asyncio"), id="redispy-asyncio", marks=pytest.mark.redis),
@@ -46,7 +48,7 @@ async def store(combo: tuple[str, str], request: pytest.FixtureRequest) -> Async
         opener = open_memory_store("memory://")
     else:
         url = request.getfixturevalue("redis_url")
-        opener = open_coredis_store(url) if adapter == "coredis" else open_redispy_store(url)
+        opener = open_store(url, adapter=adapter)  # type: ignore[arg-type]
     async with opener as s:
         yield s
 

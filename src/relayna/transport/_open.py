@@ -2,7 +2,8 @@
 
 Broker: ``amqp://``, ``amqps://`` (native anyio client, or aiormq with
 ``adapter="aiormq"`` on asyncio), ``memory://``.
-Store: ``redis://``, ``rediss://``, ``unix://`` (coredis, or redis-py with
+Store: ``redis://``, ``rediss://``, ``unix://`` (relayna's own RESP client,
+``adapter="native"``; coredis with ``adapter="coredis"``; redis-py with
 ``adapter="redis-py"`` on asyncio), ``memory://``.
 
 Adapters are imported lazily so that an optional dependency is needed only
@@ -15,6 +16,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Literal
 
 from relayna._urls import split_url
+from relayna.errors import ConfigurationError
 from relayna.transport._broker import Broker
 from relayna.transport._store import Store
 
@@ -48,7 +50,7 @@ def open_broker(
 
 
 def open_store(
-    url: str, *, adapter: Literal["coredis", "redis-py"] = "coredis"
+    url: str, *, adapter: Literal["native", "coredis", "redis-py"] = "native"
 ) -> AbstractAsyncContextManager[Store]:
     """Return an async context manager that opens the store at ``url``.
 
@@ -65,6 +67,14 @@ def open_store(
         from relayna.transport.redispy_store import open_redispy_store
 
         return open_redispy_store(url)
-    from relayna.transport.coredis_store import open_coredis_store
+    if adapter == "coredis":
+        from relayna.transport.coredis_store import open_coredis_store
 
-    return open_coredis_store(url)
+        return open_coredis_store(url)
+    if adapter != "native":
+        raise ConfigurationError(
+            f"unknown store adapter {adapter!r}; expected 'native', 'coredis' or 'redis-py'"
+        )
+    from relayna.transport.resp import open_native_store
+
+    return open_native_store(url)

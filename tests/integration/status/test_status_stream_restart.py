@@ -40,7 +40,13 @@ def dedupe(ids: list[str]) -> list[str]:
 # redis-py runs on asyncio only: that combination is not generated (never skipped).
 @pytest.mark.parametrize(
     ("adapter", "anyio_backend"),
-    [("coredis", "asyncio"), ("coredis", "trio"), ("redis-py", "asyncio")],
+    [
+        ("native", "asyncio"),
+        ("native", "trio"),
+        ("coredis", "asyncio"),
+        ("coredis", "trio"),
+        ("redis-py", "asyncio"),
+    ],
 )
 async def test_redis_restart_mid_stream_resumes_without_gaps(
     private_redis: PrivateRedis, adapter: Any, anyio_backend: str

@@ -1,0 +1,163 @@
+"""The native Redis store: :class:`RespStore` commands over the pool, and pubsub.
+
+Error replies map to the relayna hierarchy: NOSCRIPT → the internal
+``NoScript`` (the store loads the script and retries), WRONGPASS/NOAUTH →
+:class:`~relayna.errors.StoreAuthenticationError`, errors of a script call →
+:class:`~relayna.errors.ScriptError`, others → :class:`~relayna.errors.StoreError`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import anyio
+
+from relayna.errors import (
+    ScriptError,
+    StoreAuthenticationError,
+    StoreConnectionLost,
+    StoreError,
+)
+from relayna.transport._store import Store, Value
+from relayna.transport._store_resp import CallKind, NoScript, RespStore, run_resp_store
+from relayna.transport.pubsub import (
+    PubSubMultiplexer,
+    RawEvent,
+    RawMessage,
+    RawPubSub,
+    RawSubscribed,
+)
+from relayna.transport.resp._connection import ConnectionPool, RespConnection, open_connection
+from relayna.transport.resp._protocol import ErrorReply, encode_command
+from relayna.transport.resp._url import RespParams, parse_resp_url
+
+__all__ = ["NativeRespStore", "open_native_store"]
+
+
+def map_error_reply(reply: ErrorReply, url: str, kind: CallKind) -> StoreError:
+    code = reply.code
+    if code == "NOSCRIPT":
+        return NoScript(reply.message, url=url)
+    if code in ("NOAUTH", "WRONGPASS", "NOPERM"):
+        return StoreAuthenticationError(f"Redis refused the credentials: {reply.message}", url=url)
+    if kind == "script":
+        return ScriptError(f"script failed: {reply.message}", url=url)
+    return StoreError(f"Redis error: {reply.message}", url=url)
+
+
+class NativeRespStore(RespStore):
+    """A :class:`~relayna.transport.Store` on relayna's own RESP2 client."""
+
+    def __init__(self, pool: ConnectionPool, pubsub: PubSubMultiplexer) -> None:
+        self._pool = pool
+        self._url = pool.params.url
+        self._pubsub = pubsub
+
+    async def _call(self, kind: CallKind, *args: Value) -> Any:
+        retried = False
+        while True:
+            try:
+                (reply,) = await self._pool.roundtrip((args,))
+            except StoreConnectionLost:
+                # The pool already dropped connections the server closed while
+                # idle; a loss now happened mid-command: only reads are retried.
+                if kind == "read" and not retried:
+                    retried = True
+                    continue
+                raise
+            if isinstance(reply, ErrorReply):
+                raise map_error_reply(reply, self._url, kind)
+            return reply
+
+    async def _pipeline(self, commands: Sequence[Sequence[Value]]) -> list[Any]:
+        replies = await self._pool.roundtrip(commands)
+        return [
+            map_error_reply(r, self._url, "script") if isinstance(r, ErrorReply) else r
+            for r in replies
+        ]
+
+
+class _NativePubSub:
+    """:class:`RawPubSub` on a dedicated connection; the multiplexer's reader
+    task reads it directly (RESP2: SUBSCRIBE confirmations and PING answers
+    arrive as arrays among the messages)."""
+
+    def __init__(self, conn: RespConnection) -> None:
+        self._conn = conn
+        self._send_lock = anyio.Lock()
+        self._pongs: deque[anyio.Event] = deque()
+
+    async def _send(self, *args: Any) -> None:
+        async with self._send_lock:
+            await self._conn.send(encode_command(args))
+
+    async def subscribe(self, channels: Sequence[str]) -> None:
+        await self._send(b"SUBSCRIBE", *channels)
+
+    async def unsubscribe(self, channels: Sequence[str]) -> None:
+        await self._send(b"UNSUBSCRIBE", *channels)
+
+    async def ping(self) -> None:
+        answered = anyio.Event()
+        self._pongs.append(answered)
+        await self._send(b"PING")
+        await answered.wait()
+
+    async def next_event(self) -> RawEvent:
+        while True:
+            reply = await self._conn.read_reply()
+            if isinstance(reply, ErrorReply):
+                raise map_error_reply(reply, self._conn.params.url, "read")
+            if isinstance(reply, list) and reply and isinstance(reply[0], bytes):
+                kind = reply[0].lower()
+                if kind == b"message" and len(reply) == 3:
+                    return RawMessage(channel=bytes(reply[1]).decode(), data=reply[2])
+                if kind == b"subscribe" and len(reply) == 3:
+                    return RawSubscribed(channel=bytes(reply[1]).decode())
+                if kind == b"pong":
+                    self._answered()
+            elif reply == b"PONG":  # PING while subscribed to nothing
+                self._answered()
+
+    def _answered(self) -> None:
+        if self._pongs:
+            self._pongs.popleft().set()
+
+
+def _pubsub_connector(params: RespParams) -> AbstractAsyncContextManager[RawPubSub]:
+    @asynccontextmanager
+    async def connect() -> AsyncIterator[RawPubSub]:
+        conn = await open_connection(params)
+        try:
+            yield _NativePubSub(conn)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await conn.aclose()
+
+    return connect()
+
+
+@asynccontextmanager
+async def open_native_store(url: str) -> AsyncIterator[Store]:
+    """Open the Redis at ``url`` with relayna's own client (any anyio backend).
+
+    Raises:
+        ConfigurationError: unparseable URL, unsupported scheme or option.
+        StoreConnectionError: the server cannot be reached within the connect timeout.
+        StoreAuthenticationError: the server refused the password.
+    """
+    params = parse_resp_url(url)
+    pool = ConnectionPool(params)
+    try:
+        async with run_resp_store(
+            lambda pubsub: NativeRespStore(pool, pubsub),
+            lambda: _pubsub_connector(params),
+            url=params.url,
+            connect_timeout=params.connect_timeout,
+        ) as store:
+            yield store
+    finally:
+        await pool.aclose()
