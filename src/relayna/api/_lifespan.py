@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import attrs
@@ -53,6 +53,9 @@ class RuntimeConfig:
         declare: apply ``topology.plan()`` on startup.
         run_hub: start the :class:`StatusHub`.
         hub_offset: override the topology's stream offset for the hub.
+        store_adapter: the Redis client (``"native"``, ``"coredis"``, or
+            ``"redis-py"`` on asyncio); see :func:`relayna.transport.open_store`.
+        broker_adapter: the AMQP client (``"native"``, or ``"aiormq"`` on asyncio).
     """
 
     store_url: str
@@ -67,6 +70,8 @@ class RuntimeConfig:
         default=frozenset({"auth_token"}), converter=_frozen_strs
     )
     state_key: str = "relayna"
+    store_adapter: Literal["native", "coredis", "redis-py"] = "native"
+    broker_adapter: Literal["native", "aiormq"] = "native"
 
 
 @attrs.define
@@ -117,9 +122,13 @@ async def open_relayna_runtime(
     """
     async with AsyncExitStack() as stack:
         if store is None:
-            store = await stack.enter_async_context(open_store(config.store_url))
+            store = await stack.enter_async_context(
+                open_store(config.store_url, adapter=config.store_adapter)
+            )
         if broker is None and config.broker_url is not None:
-            broker = await stack.enter_async_context(open_broker(config.broker_url))
+            broker = await stack.enter_async_context(
+                open_broker(config.broker_url, adapter=config.broker_adapter)
+            )
         runtime = RelaynaRuntime(
             config=config,
             store=store,
