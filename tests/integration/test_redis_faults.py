@@ -31,6 +31,8 @@ from relayna.transport import PubSubMessage, PubSubReconnected, Store, open_stor
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
 
 ADAPTERS = [
+    pytest.param(("native", "asyncio"), id="native-asyncio"),
+    pytest.param(("native", "trio"), id="native-trio"),
     pytest.param(("coredis", "asyncio"), id="coredis-asyncio"),
     pytest.param(("coredis", "trio"), id="coredis-trio"),
     pytest.param(("redis-py", "asyncio"), id="redispy-asyncio"),
@@ -49,7 +51,7 @@ def anyio_backend(combo: tuple[str, str]) -> str:
 
 
 def _open(url: str, adapter: str) -> AbstractAsyncContextManager[Store]:
-    return open_store(url, adapter="redis-py" if adapter == "redis-py" else "coredis")
+    return open_store(url, adapter=adapter)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -113,6 +115,19 @@ async def test_noscript_recovery(store: Store, private_url: str, unique: str) ->
         assert (await store.run_script(STATUS_WRITE_SCRIPT, keys, args))[0] == 1
         assert await store.llen(keys[1]) == 2
         await store.delete(*keys, f"relayna-test:{unique}:d1")
+
+
+async def test_status_store_prepare_loads_the_write_script(store: Store, private_url: str) -> None:
+    """The hub preloads the script: its first write is not answered NOSCRIPT."""
+    from relayna.status import WRITE_STATUS_SCRIPT, StatusStore
+    from relayna.transport._store_util import script_sha
+
+    sha = script_sha(WRITE_STATUS_SCRIPT)
+    with anyio.fail_after(10):
+        await admin(private_url, "SCRIPT", "FLUSH")
+        assert await admin(private_url, "SCRIPT", "EXISTS", sha) == [0]
+        await StatusStore(store).prepare()
+        assert await admin(private_url, "SCRIPT", "EXISTS", sha) == [1]
 
 
 # -- bad input -------------------------------------------------------------------

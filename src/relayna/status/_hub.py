@@ -183,6 +183,10 @@ class StatusHub:
                 (after ``start_attempts`` tries for stream_not_found).
             AuthenticationError: at any time.
         """
+        try:
+            await self._store.prepare()  # the first event then costs one round trip
+        except StoreError as exc:
+            log.warning("status hub: could not preload the write script: %s", exc)
         started = False
         attempt = 0
         while True:

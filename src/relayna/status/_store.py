@@ -149,6 +149,17 @@ class StatusStore:
 
     # -- writes ----------------------------------------------------------------
 
+    async def prepare(self) -> None:
+        """Load the write script into the server now (stores that cache
+        scripts), so the first status write is one round trip, not three.
+
+        Raises:
+            StoreError: the store failed.
+        """
+        load = getattr(self.store, "load_script", None)
+        if load is not None:
+            await load(WRITE_STATUS_SCRIPT)
+
     async def write(self, event: Mapping[str, Any]) -> bool:
         """Store one event atomically; ``True`` if stored, ``False`` if a duplicate.
 

@@ -205,6 +205,10 @@ class RespStore:
             await self._call("script", b"SCRIPT", b"LOAD", script.lua)
             return await self._call("script", *call)
 
+    async def load_script(self, script: Script) -> None:
+        """SCRIPT LOAD ahead of use, so the first EVALSHA is not answered NOSCRIPT."""
+        await self._call("script", b"SCRIPT", b"LOAD", script.lua)
+
     async def run_script_many(
         self, script: Script, calls: Sequence[tuple[Sequence[str], Sequence[Value]]]
     ) -> list[Any]:
