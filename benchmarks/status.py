@@ -163,7 +163,12 @@ class SseLatency(NamedTuple):
 
 
 async def bench_sse_latency(
-    url: str, rate: float, seconds: float, amqp_url: str | None = None, min_events: int = 10
+    url: str,
+    rate: float,
+    seconds: float,
+    amqp_url: str | None = None,
+    min_events: int = 10,
+    store_adapter: str = "native",
 ) -> SseLatency:
     """p50/p99 for one SSE client at ``rate`` events/s, ``max(rate * seconds, min_events)`` events.
 
@@ -191,6 +196,7 @@ async def bench_sse_latency(
         broker_url=amqp_url,
         topology=topology,
         store=StatusStoreConfig(prefix=f"bench-sse-{unique}"),
+        store_adapter=store_adapter,  # type: ignore[arg-type]
     )
     latencies: list[float] = []
     sent_at: dict[str, float] = {}
@@ -256,6 +262,28 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000
 
 
+def _erlang_busy_wait() -> str:
+    """How the local RabbitMQ's schedulers wait (from beam.smp's command line)."""
+    for cmdline in _proc_cmdlines("beam.smp"):
+        args = cmdline.split("\0")
+        values = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("-sbwt", "+sbwt")]
+        return f"+sbwt {values[-1]}" if values else "Erlang default"
+    return "unknown (no local beam.smp)"
+
+
+def _proc_cmdlines(name: str) -> list[str]:
+    found = []
+    for pid in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().decode(errors="replace")
+        except (OSError, ValueError):
+            continue
+        if name in cmdline.split("\0", 1)[0]:
+            found.append(cmdline)
+    return found
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks status")
     parser.add_argument("--events", type=int, default=20_000)
@@ -280,6 +308,7 @@ def main(argv: list[str]) -> int:
           f"ratio {hub / raw:.2f}")  # fmt: skip
     amqp = os.environ.get("RELAYNA_TEST_AMQP_URL")
     if amqp:
+        print(f"RabbitMQ scheduler busy-wait: {_erlang_busy_wait()}")
         hub_amqp = anyio.run(bench_hub, url, n, amqp, backend=args.backend)
         print(f"relayna StatusHub RabbitMQ-stream->Redis ({args.backend}) : {hub_amqp:10.0f} "
               f"events/s  ratio {hub_amqp / raw:.2f}  (RabbitMQ shares the CPUs)")  # fmt: skip
@@ -300,12 +329,14 @@ def main(argv: list[str]) -> int:
     for path, broker in (("store->SSE", None), ("publish->hub->SSE", amqp)):
         if path != "store->SSE" and broker is None:
             continue
-        for rate in (20.0, 500.0):
+        cases = [(20.0, "native"), (20.0, "coredis"), (500.0, "native")]
+        for rate, adapter in cases:
             lat = anyio.run(
                 bench_sse_latency, url, rate, args.sse_seconds, broker, args.sse_min_events,
-                backend=args.backend,
+                adapter, backend=args.backend,
             )  # fmt: skip
-            print(f"SSE latency {path} @ {rate:5.0f} ev/s ({lat.events} events, {args.backend}): "
+            print(f"SSE latency {path} @ {rate:5.0f} ev/s ({lat.events} events, {args.backend}, "
+                  f"store {adapter}): "
                   f"p50 {lat.p50:6.2f} ms  p99 {lat.p99:6.2f} ms  (the "
                   f"{'write' if broker is None else 'publish + confirm'} alone: "
                   f"p50 {lat.write_p50:5.2f} ms  p99 {lat.write_p99:5.2f} ms)")  # fmt: skip

@@ -1,12 +1,15 @@
-"""Store benchmark: the atomic status-write script through the coredis adapter.
+"""Store benchmark: the atomic status-write script through the store adapters.
 
 Each event is one EVALSHA of STATUS_WRITE_SCRIPT (dedupe SET NX + LPUSH +
 LTRIM + PEXPIRE + SADD + PUBLISH). Measured in the same run, with 1 and 16
 concurrent writers:
 
-* relayna coredis adapter on asyncio and on trio,
+* relayna's native client and its coredis adapter, on asyncio and on trio,
 * raw coredis ``evalsha`` (asyncio and trio) — the reference for adapter overhead,
 * raw redis-py ``evalsha`` (asyncio) — a peer reference.
+
+Then the round trip of one write at a low rate (50 writes/s, a cold process
+between writes, as on the status path): p50/p99 per client.
 
 Uses RELAYNA_TEST_REDIS_URL if set, else starts Redis with scripts/services.py.
 Targets: adapter ≤ 10% slower than raw coredis; trio within 15% of asyncio.
@@ -27,7 +30,7 @@ from typing import Any
 import anyio
 
 from relayna.testing._store_conformance import STATUS_WRITE_SCRIPT
-from relayna.transport.coredis_store import open_coredis_store
+from relayna.transport import open_store
 
 Write = Callable[[int], Awaitable[Any]]
 
@@ -60,9 +63,9 @@ async def _cleanup(url: str, prefix: str) -> None:
             await client.delete(keys[i : i + 500])
 
 
-async def bench_adapter(url: str, events: int, writers: int) -> float:
+async def bench_adapter(url: str, events: int, writers: int, adapter: str = "coredis") -> float:
     prefix = f"relayna-bench:{uuid.uuid4().hex[:8]}:"
-    async with open_coredis_store(url) as store:
+    async with open_store(url, adapter=adapter) as store:  # type: ignore[arg-type]
 
         async def write(i: int) -> None:
             keys, args = _args(prefix, i)
@@ -111,6 +114,46 @@ async def bench_raw_redispy(url: str, events: int, writers: int) -> float:
     return rate
 
 
+async def idle_round_trip(url: str, client: str, samples: int = 150) -> tuple[float, float]:
+    """(p50, p99) ms of one status write every 20 ms through ``client``."""
+    prefix = f"relayna-bench:{uuid.uuid4().hex[:8]}:"
+    times: list[float] = []
+    if client == "redis-py":
+        import redis.asyncio as aredis
+
+        rclient = aredis.Redis.from_url(url)
+        sha = await rclient.script_load(STATUS_WRITE_SCRIPT.lua)
+
+        async def write(i: int) -> None:
+            keys, args = _args(prefix, i)
+            await rclient.evalsha(sha, len(keys), *keys, *args)
+
+        try:
+            await _sample(write, samples, times)
+        finally:
+            await rclient.aclose()
+    else:
+        async with open_store(url, adapter=client) as store:  # type: ignore[arg-type]
+
+            async def write(i: int) -> None:
+                keys, args = _args(prefix, i)
+                await store.run_script(STATUS_WRITE_SCRIPT, keys, args)
+
+            await _sample(write, samples, times)
+    await _cleanup(url, prefix)
+    times.sort()
+    return times[len(times) // 2] * 1000, times[int(len(times) * 0.99)] * 1000
+
+
+async def _sample(write: Write, samples: int, times: list[float]) -> None:
+    await write(-1)
+    for i in range(samples):
+        await anyio.sleep(0.02)
+        start = time.perf_counter()
+        await write(i)
+        times.append(time.perf_counter() - start)
+
+
 def _best(fn: Callable[..., Awaitable[float]], backend: str, *args: Any, repeat: int) -> float:
     return max(anyio.run(fn, *args, backend=backend) for _ in range(repeat))
 
@@ -126,7 +169,11 @@ def run(url: str, events: int, repeat: int) -> None:
             for b in ("asyncio", "trio")
         }
         ours = {
-            b: _best(bench_adapter, b, url, events, writers, repeat=repeat)
+            b: _best(bench_adapter, b, url, events, writers, "coredis", repeat=repeat)
+            for b in ("asyncio", "trio")
+        }
+        native = {
+            b: _best(bench_adapter, b, url, events, writers, "native", repeat=repeat)
             for b in ("asyncio", "trio")
         }
         peer = _best(bench_raw_redispy, "asyncio", url, events, writers, repeat=repeat)
@@ -144,9 +191,26 @@ def run(url: str, events: int, repeat: int) -> None:
                 ours["trio"],
                 f"{ours['trio'] / raw['trio']:.2f}x raw; {ours['trio'] / ours['asyncio']:.2f}x asyncio",
             ),
+            (
+                "relayna native asyncio",
+                native["asyncio"],
+                f"{native['asyncio'] / raw['asyncio']:.2f}x raw coredis",
+            ),
+            (
+                "relayna native trio",
+                native["trio"],
+                f"{native['trio'] / raw['trio']:.2f}x raw; {native['trio'] / native['asyncio']:.2f}x asyncio",
+            ),
         ]
         for name, rate, ratio in rows:
             print(f"{writers:>7}  {name:<28} {rate:>10,.0f}  {ratio:>22}")
+    print("\none status write every 20 ms (the process idles between writes): round trip")
+    cases = [("redis-py", "asyncio")] + [
+        (c, b) for c in ("coredis", "native") for b in ("asyncio", "trio")
+    ]
+    for client, backend in cases:
+        p50, p99 = anyio.run(idle_round_trip, url, client, backend=backend)
+        print(f"  {client:<9} {backend:<8} p50 {p50:6.3f} ms  p99 {p99:6.3f} ms")
 
 
 def main(argv: list[str] | None = None) -> int:
