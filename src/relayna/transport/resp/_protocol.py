@@ -94,6 +94,9 @@ def encode_command(args: Sequence[Any]) -> bytes:
     return b"".join(parts)
 
 
+_TYPES = frozenset(b"$*:+-")
+
+
 class _Incomplete(Exception):
     """Internal: the buffer ends inside a value; ``need`` is a lower bound on the buffer size."""
 
@@ -201,8 +204,10 @@ class ReplyParser:
     def _value(self, pos: int) -> tuple[Any, int]:
         """One scalar (or an array's header) starting at ``pos``, and where it ends."""
         buf = self._buf
-        end = self._line(pos)
         kind = buf[pos]
+        if kind not in _TYPES:  # fail now, not after 64 KiB or a timeout
+            raise RespProtocolError(f"unknown RESP type byte {bytes([kind])!r}")
+        end = self._line(pos)
         if kind == 36:  # $ bulk string
             n = self._length(pos, end)
             if n < 0:

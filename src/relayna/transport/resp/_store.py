@@ -18,6 +18,7 @@ import anyio
 from relayna.errors import (
     ScriptError,
     StoreAuthenticationError,
+    StoreConnectionError,
     StoreConnectionLost,
     StoreError,
 )
@@ -43,6 +44,8 @@ def map_error_reply(reply: ErrorReply, url: str, kind: CallKind) -> StoreError:
         return NoScript(reply.message, url=url)
     if code in ("NOAUTH", "WRONGPASS", "NOPERM"):
         return StoreAuthenticationError(f"Redis refused the credentials: {reply.message}", url=url)
+    if reply.message.startswith("ERR max number of clients"):
+        return StoreConnectionError(f"Redis refused the connection: {reply.message}", url=url)
     if kind == "script":
         return ScriptError(f"script failed: {reply.message}", url=url)
     return StoreError(f"Redis error: {reply.message}", url=url)
@@ -110,7 +113,15 @@ class _NativePubSub:
         while True:
             reply = await self._conn.read_reply()
             if isinstance(reply, ErrorReply):
-                raise map_error_reply(reply, self._conn.params.url, "read")
+                # -BUSY / -LOADING to SUBSCRIBE or the keepalive PING: this
+                # connection's state is unknown; reconnect and subscribe again.
+                error = map_error_reply(reply, self._conn.params.url, "read")
+                if isinstance(error, StoreConnectionError):
+                    raise error
+                raise StoreConnectionLost(
+                    f"Redis answered the pubsub connection with an error: {reply.message}",
+                    url=self._conn.params.url,
+                )
             if isinstance(reply, list) and reply and isinstance(reply[0], bytes):
                 kind = reply[0].lower()
                 if kind == b"message" and len(reply) == 3:
