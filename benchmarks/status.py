@@ -142,6 +142,7 @@ async def bench_hub(url: str, n: int, broker_url: str = "memory://") -> float:
             tg.cancel_scope.cancel()
         if not broker_url.startswith("memory"):
             await broker.delete_queue(topology.status_queue)
+            await broker.delete_exchange(topology.status_exchange)
     return n / elapsed
 
 
@@ -248,6 +249,12 @@ async def bench_sse_latency(
                     if delay > 0:
                         await anyio.sleep(delay)
             runtime.request_shutdown()
+    if topology is not None and amqp_url is not None:  # leave no stream behind
+        from relayna.transport import open_broker
+
+        async with open_broker(amqp_url) as broker:
+            await broker.delete_queue(topology.status_queue)
+            await broker.delete_exchange(topology.status_exchange)
     return SseLatency(
         _pct(latencies, 0.5), _pct(latencies, 0.99), len(latencies),
         _pct(writes, 0.5), _pct(writes, 0.99),
