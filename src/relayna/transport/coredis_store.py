@@ -75,7 +75,9 @@ def map_coredis_error(exc: BaseException, url: str, kind: CallKind = "write") ->
     if isinstance(exc, cx.ConnectionError):
         text = str(exc)
         if "Unable to establish" in text or "Invalid Database" in text:
-            cause = exc.__cause__.__cause__ if exc.__cause__ is not None else None
+            cause = exc.__cause__
+            while cause is not None and cause.__cause__ is not None:  # the root: OSError, SSLError
+                cause = cause.__cause__
             detail = f" ({cause})" if cause is not None else ""
             return StoreConnectionError(f"cannot connect to Redis: {text}{detail}", url=url)
         return StoreConnectionLost(f"Redis connection lost: {text}", url=url)
@@ -226,7 +228,7 @@ async def open_coredis_store(url: str) -> AsyncIterator[Store]:
         client: coredis.Redis[bytes] = coredis.Redis.from_url(
             url, retry_policy=NoRetryPolicy(), decode_responses=False, **kwargs
         )
-    except (ValueError, TypeError, cx.RedisError) as exc:
+    except (ValueError, TypeError, OSError, cx.RedisError) as exc:  # OSError: ssl_ca_certs
         raise ConfigurationError(f"invalid Redis URL {safe}: {exc}") from None
     connect_timeout = float(client.connection_pool.connect_timeout or DEFAULT_CONNECT_TIMEOUT)
     with unwrap_groups():  # coredis's own task group wraps errors too

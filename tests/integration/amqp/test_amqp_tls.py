@@ -8,7 +8,6 @@ private RabbitMQ node with a TLS listener (``Services.start(tls=...)``).
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -18,49 +17,12 @@ import anyio.lowlevel
 import pytest
 from services import Services
 
+from _tls import make_ca, make_server_cert  # tests/ is on sys.path (rootdir conftest)
 from relayna.errors import BrokerConnectionError, ConfigurationError
 from relayna.transport import open_broker
 from relayna.transport._broker import Delivery, QueueSpec
 
 pytestmark = [pytest.mark.anyio, pytest.mark.rabbitmq]
-
-
-def _openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
-
-
-def _make_ca(d: Path, name: str) -> tuple[Path, Path]:
-    key, cert = d / f"{name}.key", d / f"{name}.pem"
-    _openssl(
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-        "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2",
-        "-subj", f"/CN=relayna test {name}",
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-    )  # fmt: skip
-    return cert, key
-
-
-def _make_server_cert(d: Path, ca_cert: Path, ca_key: Path) -> tuple[Path, Path]:
-    key, csr, cert, ext = d / "server.key", d / "server.csr", d / "server.pem", d / "server.ext"
-    ext.write_text(
-        "basicConstraints = critical,CA:FALSE\n"
-        "keyUsage = critical,digitalSignature,keyEncipherment\n"
-        "extendedKeyUsage = serverAuth\n"
-        "subjectAltName = DNS:localhost,IP:127.0.0.1\n"
-        "subjectKeyIdentifier = hash\n"
-        "authorityKeyIdentifier = keyid,issuer\n"
-    )
-    _openssl(
-        "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-        "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", "/CN=localhost",
-    )  # fmt: skip
-    _openssl(
-        "x509", "-req", "-in", str(csr), "-CA", str(ca_cert), "-CAkey", str(ca_key),
-        "-CAcreateserial", "-out", str(cert), "-days", "2", "-extfile", str(ext),
-    )  # fmt: skip
-    key.chmod(0o644)  # readable by the broker (same user here, but be explicit)
-    return cert, key
 
 
 class TLSNode:
@@ -78,9 +40,9 @@ def tls_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSNode]:
     if shutil.which("openssl") is None:
         pytest.fail("the openssl CLI is required for the TLS integration test")
     d = tmp_path_factory.mktemp("tls")
-    ca_cert, ca_key = _make_ca(d, "ca")
-    other_ca, _ = _make_ca(d, "other-ca")
-    cert, key = _make_server_cert(d, ca_cert, ca_key)
+    ca_cert, ca_key = make_ca(d, "ca")
+    other_ca, _ = make_ca(d, "other-ca")
+    cert, key = make_server_cert(d, ca_cert, ca_key)
     svc = Services.start(str(d / "services"), tls=(str(cert), str(key), str(ca_cert)))
     try:
         yield TLSNode(svc, ca_cert, other_ca)
