@@ -2,13 +2,15 @@
 
 Layers, as in :mod:`relayna.transport.amqp`: :mod:`._protocol` encodes
 commands and parses replies without I/O; :mod:`._connection` moves the bytes
-(one caller per connection at a time, a bounded pool); :mod:`._store` maps
-the :class:`~relayna.transport.Store` contract and pubsub onto them.
+(one connection shared by all callers, pipelined; a caller alone reads its
+own reply); :mod:`._connect` opens connections; :mod:`._store` maps the
+:class:`~relayna.transport.Store` contract and pubsub onto them.
 
 Why not only coredis: at the status plane's event rates the store round
 trip is dominated by the client's own hand-overs (coredis runs a writer and
 a reader task per connection and wakes the caller through memory streams);
-here the caller writes its command and reads the reply itself. See
+here a caller alone on the connection writes its command and reads the
+reply itself. See
 docs/status.md for the measured difference. ``open_store(url,
 adapter="coredis")`` keeps the coredis adapter.
 """

@@ -31,7 +31,8 @@ from relayna.transport.pubsub import (
     RawPubSub,
     RawSubscribed,
 )
-from relayna.transport.resp._connection import ConnectionPool, RespConnection, open_connection
+from relayna.transport.resp._connect import SharedConnection, open_connection
+from relayna.transport.resp._connection import RespConnection
 from relayna.transport.resp._protocol import ErrorReply, encode_command
 from relayna.transport.resp._url import RespParams, parse_resp_url
 
@@ -54,19 +55,19 @@ def map_error_reply(reply: ErrorReply, url: str, kind: CallKind) -> StoreError:
 class NativeRespStore(RespStore):
     """A :class:`~relayna.transport.Store` on relayna's own RESP2 client."""
 
-    def __init__(self, pool: ConnectionPool, pubsub: PubSubMultiplexer) -> None:
-        self._pool = pool
-        self._url = pool.params.url
+    def __init__(self, connection: SharedConnection, pubsub: PubSubMultiplexer) -> None:
+        self._connection = connection
+        self._url = connection.params.url
         self._pubsub = pubsub
 
     async def _call(self, kind: CallKind, *args: Value) -> Any:
         retried = False
         while True:
             try:
-                (reply,) = await self._pool.roundtrip((args,))
+                (reply,) = await self._connection.roundtrip((args,))
             except StoreConnectionLost:
-                # The pool already dropped connections the server closed while
-                # idle; a loss now happened mid-command: only reads are retried.
+                # A connection the server closed while idle was already replaced;
+                # this loss happened mid-command: only reads are retried.
                 if kind == "read" and not retried:
                     retried = True
                     continue
@@ -76,7 +77,7 @@ class NativeRespStore(RespStore):
             return reply
 
     async def _pipeline(self, commands: Sequence[Sequence[Value]]) -> list[Any]:
-        replies = await self._pool.roundtrip(commands)
+        replies = await self._connection.roundtrip(commands)
         return [
             map_error_reply(r, self._url, "script") if isinstance(r, ErrorReply) else r
             for r in replies
@@ -161,14 +162,14 @@ async def open_native_store(url: str) -> AsyncIterator[Store]:
         StoreAuthenticationError: the server refused the password.
     """
     params = parse_resp_url(url)
-    pool = ConnectionPool(params)
+    connection = SharedConnection(params)
     try:
         async with run_resp_store(
-            lambda pubsub: NativeRespStore(pool, pubsub),
+            lambda pubsub: NativeRespStore(connection, pubsub),
             lambda: _pubsub_connector(params),
             url=params.url,
             connect_timeout=params.connect_timeout,
         ) as store:
             yield store
     finally:
-        await pool.aclose()
+        await connection.aclose()

@@ -4,9 +4,7 @@
 ``unix://[[user]:password@]/path/to/redis.sock[?db=N&...]``.
 
 Options: ``connect_timeout`` (seconds, default 5), ``stream_timeout``
-(seconds a command may wait for its reply; default none),
-``max_connections`` (command connections, default 64; pubsub has its own),
-``db`` (unix URLs), and for ``rediss://`` ``ssl_cert_reqs=none`` (do not
+(seconds a command may wait for its reply; default none), ``db`` (unix URLs), and for ``rediss://`` ``ssl_cert_reqs=none`` (do not
 verify the certificate) and ``ssl_ca_certs=/path/ca.pem``. Any other option
 is a :class:`~relayna.errors.ConfigurationError` naming the accepted ones.
 """
@@ -21,15 +19,13 @@ import attrs
 from relayna._urls import redact_url, split_url
 from relayna.errors import ConfigurationError
 
-__all__ = ["DEFAULT_CONNECT_TIMEOUT", "DEFAULT_MAX_CONNECTIONS", "RespParams", "parse_resp_url"]
+__all__ = ["DEFAULT_CONNECT_TIMEOUT", "RespParams", "parse_resp_url"]
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
-DEFAULT_MAX_CONNECTIONS = 64
 _SCHEMES = ("redis", "rediss", "unix")
 _OPTIONS = (
     "connect_timeout",
     "stream_timeout",
-    "max_connections",
     "db",
     "ssl_cert_reqs",
     "ssl_ca_certs",
@@ -50,7 +46,6 @@ class RespParams:
     cafile: str | None = None
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     stream_timeout: float | None = None
-    max_connections: int = DEFAULT_MAX_CONNECTIONS
 
 
 def _seconds(name: str, text: str, safe: str) -> float:
@@ -118,8 +113,6 @@ def parse_resp_url(url: str) -> RespParams:
         kwargs["connect_timeout"] = _seconds("connect_timeout", query["connect_timeout"], safe)
     if "stream_timeout" in query:
         kwargs["stream_timeout"] = _seconds("stream_timeout", query["stream_timeout"], safe)
-    if "max_connections" in query:
-        kwargs["max_connections"] = _int("max_connections", query["max_connections"], safe, 1)
     if parts.scheme != "rediss" and ("ssl_cert_reqs" in query or "ssl_ca_certs" in query):
         raise ConfigurationError(f"ssl_* options need a rediss:// URL: {safe}")
     reqs = query.get("ssl_cert_reqs", "required").lower()
