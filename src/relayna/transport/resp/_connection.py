@@ -26,6 +26,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
 from relayna.errors import StoreConnectionLost
 from relayna.transport.resp._protocol import NEED_DATA, ReplyParser, encode_command
@@ -97,7 +98,7 @@ class RespConnection:
             try:
                 reply = parser.next_reply()
             except StoreConnectionLost as exc:
-                self.fail(exc)
+                await self._break(exc)
                 raise
             if reply is not NEED_DATA:
                 return reply
@@ -124,6 +125,11 @@ class RespConnection:
         except anyio.WouldBlock:
             await self._send_lock.acquire()
         try:
+            # Nothing goes out on a connection that failed while we waited, and a
+            # caller already cancelled leaves before writing (not mid-write).
+            if self.error is not None:
+                raise self.error
+            await anyio.lowlevel.checkpoint_if_cancelled()
             self._queue.append(pending)  # before the write: a reply may follow at once
             written = False
             try:
@@ -131,7 +137,7 @@ class RespConnection:
                 written = True
             finally:
                 if not written and self.error is None:  # cancelled mid-write: unknown bytes sent
-                    self.fail(
+                    await self._break(
                         StoreConnectionLost("a write to Redis was cancelled", url=self.params.url)
                     )
         finally:
@@ -160,8 +166,10 @@ class RespConnection:
     async def _read_until(self, mine: _Pending) -> None:
         queue = self._queue
         while mine.remaining:
-            head = queue[0]
             reply = await self.read_reply()
+            if self.error is not None:  # failed by a cancelled write while we read
+                raise self.error
+            head = queue[0]
             head.replies.append(reply)
             head.remaining -= 1
             if not head.remaining:
@@ -174,6 +182,13 @@ class RespConnection:
             if not pending.abandoned and pending.turn is not None:
                 pending.turn.set()
                 return
+
+    async def _break(self, error: StoreConnectionLost) -> None:
+        """Fail every caller and close the stream now: after a partial write or
+        bytes that are not RESP, nothing more may be sent or read on it."""
+        self.fail(error)
+        with anyio.CancelScope(shield=True):
+            await anyio.aclose_forcefully(self.stream)
 
     def closed_by_peer(self) -> bool:
         """True when the server closed (or wrote unasked to) this idle connection."""
