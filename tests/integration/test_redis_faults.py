@@ -133,7 +133,6 @@ async def test_status_store_prepare_loads_the_write_script(store: Store, private
 # -- bad input -------------------------------------------------------------------
 
 
-
 @pytest.fixture(scope="module")
 def password_redis() -> Iterator[int]:
     """A throwaway redis-server with requirepass (the shared one is not touched)."""

@@ -232,10 +232,13 @@ async def open_coredis_store(url: str) -> AsyncIterator[Store]:
         raise ConfigurationError(f"invalid Redis URL {safe}: {exc}") from None
     connect_timeout = float(client.connection_pool.connect_timeout or DEFAULT_CONNECT_TIMEOUT)
     with unwrap_groups():  # coredis's own task group wraps errors too
-        async with client, run_resp_store(
-            lambda pubsub: CoredisStore(client, safe, pubsub),
-            lambda: _pubsub_connector(client.connection_pool, safe),
-            url=safe,
-            connect_timeout=connect_timeout,
-        ) as store:
+        async with (
+            client,
+            run_resp_store(
+                lambda pubsub: CoredisStore(client, safe, pubsub),
+                lambda: _pubsub_connector(client.connection_pool, safe),
+                url=safe,
+                connect_timeout=connect_timeout,
+            ) as store,
+        ):
             yield store
