@@ -7,19 +7,14 @@ public conformance suite.
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager
 
 import anyio
 import pytest
-import redis
 from services import free_port  # scripts/ is on sys.path (tests/conftest.py)
 
+from _redis_server import admin, redis_server  # tests/ is on sys.path (rootdir conftest)
 from relayna.errors import (
     ConfigurationError,
     StoreAuthenticationError,
@@ -64,15 +59,6 @@ def private_url(password_redis: int) -> str:
 async def store(combo: tuple[str, str], private_url: str) -> AsyncIterator[Store]:
     async with _open(private_url, combo[0]) as s:
         yield s
-
-
-def _admin(url: str, *command: str) -> object:
-    with redis.Redis.from_url(url) as client:
-        return client.execute_command(*command)
-
-
-async def admin(url: str, *command: str) -> object:
-    return await anyio.to_thread.run_sync(lambda: _admin(url, *command))
 
 
 async def test_reads_survive_client_kill(store: Store, private_url: str, unique: str) -> None:
@@ -136,43 +122,9 @@ async def test_status_store_prepare_loads_the_write_script(store: Store, private
 @pytest.fixture(scope="module")
 def password_redis() -> Iterator[int]:
     """A throwaway redis-server with requirepass (the shared one is not touched)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is not installed")
     port = free_port()
-    with tempfile.TemporaryDirectory() as d:
-        proc = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--requirepass",
-                "s3cret",
-                "--dir",
-                d,
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        try:
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-            yield port
-        finally:
-            proc.terminate()
-            proc.wait(10)
+    with redis_server("--requirepass", "s3cret", port=port):
+        yield port
 
 
 @pytest.mark.parametrize("url", ["redis://[::1", "redis://host:notaport/0", ""])

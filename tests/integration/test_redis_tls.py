@@ -19,9 +19,6 @@ instead of hanging; an unreadable ``ssl_ca_certs`` is a configuration error.
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -32,7 +29,8 @@ import attrs
 import pytest
 from services import free_port  # scripts/ is on sys.path (tests/conftest.py)
 
-from _tls import make_ca, make_server_cert  # tests/ is on sys.path (rootdir conftest)
+from _redis_server import redis_server  # tests/ is on sys.path (rootdir conftest)
+from _tls import make_ca, make_server_cert
 from relayna.errors import ConfigurationError, StoreConnectionError
 from relayna.status import StatusStore, StatusStoreConfig
 from relayna.status._event import dumps_event
@@ -59,32 +57,8 @@ class TLSRedis:
         return f"ssl_ca_certs={quote(str(ca or self.ca))}"
 
 
-def _wait_listening(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
-    deadline = time.monotonic() + 10
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"redis-server exited with {proc.returncode}:\n{_tail(log)}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                pytest.fail(f"redis-server did not listen on {port} within 10s:\n{_tail(log)}")
-            time.sleep(0.05)
-
-
-def _tail(log: Path) -> str:
-    try:
-        return "\n".join(log.read_text(errors="replace").splitlines()[-20:])
-    except OSError:
-        return "(no log)"
-
-
 @pytest.fixture(scope="module")
 def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSRedis]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is not installed")
     if shutil.which("openssl") is None:
         pytest.fail("the openssl CLI is required for the TLS integration test")
     d = tmp_path_factory.mktemp("redis-tls")
@@ -92,29 +66,19 @@ def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSRedis]:
     other_ca, _ = make_ca(d, "other-ca")
     cert, key = make_server_cert(d, ca_cert, ca_key)
     port = free_port()
-    log = d / "redis.log"
-    argv = [
-        binary,
-        "--port", "0",  # TLS only: no plaintext listener
-        "--tls-port", str(port),
-        "--bind", "127.0.0.1", "127.0.0.2",  # .2 is not named in the certificate
+    with redis_server(
         "--tls-cert-file", str(cert),
         "--tls-key-file", str(key),
         "--tls-ca-cert-file", str(ca_cert),
         "--tls-auth-clients", "no",
-        "--save", "",
-        "--appendonly", "no",
         "--requirepass", PASSWORD,
-        "--dir", str(d),
-        "--logfile", str(log),
-    ]  # fmt: skip
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_listening(proc, port, log)
+        port=None,  # TLS only: no plaintext listener
+        tls_port=port,
+        bind=("127.0.0.1", "127.0.0.2"),  # .2 is not named in the certificate
+        directory=d,
+        logfile=d / "redis.log",
+    ):  # fmt: skip
         yield TLSRedis(port=port, ca=ca_cert, other_ca=other_ca)
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 # -- helpers -----------------------------------------------------------------------

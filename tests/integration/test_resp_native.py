@@ -23,13 +23,10 @@ from __future__ import annotations
 
 import contextlib
 import random
-import shutil
 import socket
 import struct
-import subprocess
 import tempfile
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -43,6 +40,7 @@ import pytest
 import redis
 from services import free_port  # scripts/ is on sys.path (tests/conftest.py)
 
+from _redis_server import admin, redis_server  # tests/ is on sys.path (rootdir conftest)
 from relayna.errors import (
     ConfigurationError,
     ScriptError,
@@ -111,14 +109,17 @@ def host_port(url: str) -> tuple[str, int]:
     return parts.hostname, parts.port
 
 
-def _admin(url: str, *command: object) -> object:
-    with redis.Redis.from_url(url) as client:
-        return client.execute_command(*command)
+async def get_concurrently(store: Store, keys: Iterable[str]) -> dict[str, bytes | None]:
+    """GET every key, each from its own task (all pipelined on the shared connection)."""
+    results: dict[str, bytes | None] = {}
 
+    async def get(key: str) -> None:
+        results[key] = await store.get(key)
 
-async def admin(url: str, *command: object) -> object:
-    """A command from a separate (redis-py, sync) client."""
-    return await anyio.to_thread.run_sync(lambda: _admin(url, *command))
+    async with anyio.create_task_group() as tg:
+        for key in keys:
+            tg.start_soon(get, key)
+    return results
 
 
 @attrs.define
@@ -359,50 +360,17 @@ class PrivateServer:
 @pytest.fixture(scope="module")
 def private_server() -> Iterator[PrivateServer]:
     """A throwaway redis-server on TCP and a unix socket (the shared one is not touched)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is not installed")
     port = free_port()
     with tempfile.TemporaryDirectory() as d:
         sock = str(Path(d) / "redis.sock")
-        proc = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--unixsocket",
-                sock,
-                "--unixsocketperm",
-                "700",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--busy-reply-threshold",  # a script busy for 100 ms makes Redis answer -BUSY
-                "100",
-                "--dir",
-                d,
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        try:
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    with socket.socket(socket.AF_UNIX) as s:
-                        s.connect(sock)
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
+        with redis_server(
+            "--unixsocketperm", "700",
+            "--busy-reply-threshold", "100",  # a script busy for 100 ms makes Redis answer -BUSY
+            port=port,
+            unix_socket=sock,
+            directory=d,
+        ):  # fmt: skip
             yield PrivateServer(port=port, unix_path=sock)
-        finally:
-            proc.terminate()
-            proc.wait(10)
 
 
 # -- 1. cancellation never lets a reply reach another caller ---------------------------
@@ -495,15 +463,7 @@ async def test_cancellation_after_the_write_keeps_the_one_connection() -> None:
             assert counts["cancelled"] >= workers, f"seed {seed}: too few cancellations"
             assert counts["gets"] > 0
             fake.mode = "normal"
-            results: dict[str, bytes | None] = {}
-
-            async def check(key: str) -> None:
-                results[key] = await store.get(key)
-
-            async with anyio.create_task_group() as tg:
-                for key in last:
-                    tg.start_soon(check, key)
-            assert results == last, f"seed {seed}"
+            assert await get_concurrently(store, last) == last, f"seed {seed}"
             assert current(store) is conn
             assert not conn.broken
             assert (fake.accepted, fake.open) == (1, 1)
@@ -581,14 +541,7 @@ async def test_random_cancellation_never_mixes_up_replies(
             # Settled: one final SET per key, then every GET answers its own key.
             for key in keys:
                 assert await store.set(key, key) is True
-            results: dict[str, bytes | None] = {}
-
-            async def check(key: str) -> None:
-                results[key] = await store.get(key)
-
-            async with anyio.create_task_group() as tg:
-                for key in keys:
-                    tg.start_soon(check, key)
+            results = await get_concurrently(store, keys)
             assert results == {key: key.encode() for key in keys}, f"seed {seed}"
             assert await store.delete(*keys) == workers
 

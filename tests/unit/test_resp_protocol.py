@@ -519,35 +519,34 @@ def test_url_unknown_option_lists_the_accepted_ones_without_the_password() -> No
     assert PASSWORD not in message
 
 
-@pytest.mark.parametrize(
-    "url",
-    [
-        pytest.param(f"http://:{PASSWORD}@host/0", id="unknown-scheme"),
-        pytest.param(f"rediss+cluster://:{PASSWORD}@host/0", id="unknown-scheme-variant"),
-        pytest.param(f"redis://:{PASSWORD}@host:notaport/0", id="non-numeric-port"),
-        pytest.param(f"redis://:{PASSWORD}@host:99999/0", id="port-out-of-range"),
-        pytest.param(f"redis://:{PASSWORD}@host/zero", id="non-numeric-db"),
-        pytest.param(f"redis://:{PASSWORD}@host/-1", id="negative-db"),
-        pytest.param(f"redis://:{PASSWORD}@host/?db=-2", id="negative-db-query"),
-        pytest.param(f"redis://:{PASSWORD}@host?connect_timeout=0", id="connect-timeout-0"),
-        pytest.param(f"redis://:{PASSWORD}@host?connect_timeout=-1", id="connect-timeout-neg"),
-        pytest.param(f"redis://:{PASSWORD}@host?connect_timeout=nan", id="connect-timeout-nan"),
-        pytest.param(f"redis://:{PASSWORD}@host?connect_timeout=inf", id="connect-timeout-inf"),
-        pytest.param(f"redis://:{PASSWORD}@host?connect_timeout=soon", id="connect-timeout-text"),
-        pytest.param(f"redis://:{PASSWORD}@host?stream_timeout=0", id="stream-timeout-0"),
-        pytest.param(
-            f"redis://:{PASSWORD}@host?max_connections=8", id="max-connections-not-an-option"
-        ),
-        pytest.param("unix://", id="unix-without-path"),
-        pytest.param(f"unix://:{PASSWORD}@", id="unix-without-path-with-password"),
-        pytest.param(f"unix://:{PASSWORD}@/tmp/r.sock?db=x", id="unix-bad-db"),
-        pytest.param(f"rediss://:{PASSWORD}@host?ssl_cert_reqs=maybe", id="ssl-cert-reqs-maybe"),
-        pytest.param("redis://", id="redis-without-host"),
-        pytest.param(f"redis://:{PASSWORD}@/0", id="redis-without-host-with-password"),
-        pytest.param(f"redis://:{PASSWORD}@host?connect_timeout", id="option-without-value"),
-        pytest.param(f"redis://:{PASSWORD}@host?timeout=1", id="unknown-option"),
-    ],
-)
+#: URLs ``parse_resp_url`` rejects, by test id (most with a password that must not leak).
+REJECTED_URLS = {
+    "unknown-scheme": f"http://:{PASSWORD}@host/0",
+    "unknown-scheme-variant": f"rediss+cluster://:{PASSWORD}@host/0",
+    "non-numeric-port": f"redis://:{PASSWORD}@host:notaport/0",
+    "port-out-of-range": f"redis://:{PASSWORD}@host:99999/0",
+    "non-numeric-db": f"redis://:{PASSWORD}@host/zero",
+    "negative-db": f"redis://:{PASSWORD}@host/-1",
+    "negative-db-query": f"redis://:{PASSWORD}@host/?db=-2",
+    "connect-timeout-0": f"redis://:{PASSWORD}@host?connect_timeout=0",
+    "connect-timeout-neg": f"redis://:{PASSWORD}@host?connect_timeout=-1",
+    "connect-timeout-nan": f"redis://:{PASSWORD}@host?connect_timeout=nan",
+    "connect-timeout-inf": f"redis://:{PASSWORD}@host?connect_timeout=inf",
+    "connect-timeout-text": f"redis://:{PASSWORD}@host?connect_timeout=soon",
+    "stream-timeout-0": f"redis://:{PASSWORD}@host?stream_timeout=0",
+    "max-connections-not-an-option": f"redis://:{PASSWORD}@host?max_connections=8",
+    "unix-without-path": "unix://",
+    "unix-without-path-with-password": f"unix://:{PASSWORD}@",
+    "unix-bad-db": f"unix://:{PASSWORD}@/tmp/r.sock?db=x",
+    "ssl-cert-reqs-maybe": f"rediss://:{PASSWORD}@host?ssl_cert_reqs=maybe",
+    "redis-without-host": "redis://",
+    "redis-without-host-with-password": f"redis://:{PASSWORD}@/0",
+    "option-without-value": f"redis://:{PASSWORD}@host?connect_timeout",
+    "unknown-option": f"redis://:{PASSWORD}@host?timeout=1",
+}
+
+
+@pytest.mark.parametrize("url", REJECTED_URLS.values(), ids=REJECTED_URLS.keys())
 def test_url_rejected_without_leaking_the_password(url: str) -> None:
     with pytest.raises(ConfigurationError) as info:
         parse_resp_url(url)
