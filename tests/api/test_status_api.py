@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 
 from relayna.api import RelaynaRuntime, RuntimeConfig, open_relayna_runtime, status_routes
 from relayna.contracts import ContractAliasConfig, StatusEvent, encode_status
+from relayna.errors import StoreConnectionLost
 from relayna.status import StatusStoreConfig
 from relayna.topology import StatusTopologyBase
 
@@ -341,3 +342,52 @@ async def test_history_rejects_bad_params(serve: Serve, unique: str, query: dict
             response = await client.get("/history", params=query)
             assert response.status_code == 422
             assert "detail" in response.json()
+
+
+class _CloseFails:
+    """A memory store whose subscriptions raise StoreConnectionLost as they close
+    (Redis went away while a stream was ending)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def subscribe(self, *channels: str) -> Any:
+        @asynccontextmanager
+        async def subscription() -> AsyncIterator[Any]:
+            async with self._inner.subscribe(*channels) as sub:
+                yield sub
+            raise StoreConnectionLost("pubsub gone while closing", url="memory://")
+
+        return subscription()
+
+
+async def test_a_store_error_after_the_204_does_not_start_a_second_response(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found by T7 on trio: the stream's store error surfaced after the 204 was
+    sent, the route then sent a 503 on the same request, h11 refused it and
+    hypercorn's trio worker took the whole server down."""
+    from relayna.transport import open_store
+
+    with anyio.fail_after(10):
+        async with open_store("memory://") as inner:
+            config = RuntimeConfig(store_url="memory://")
+            async with open_relayna_runtime(config, store=_CloseFails(inner)) as runtime:
+
+                @asynccontextmanager
+                async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
+                    yield {"relayna": runtime}
+
+                app = Starlette(routes=status_routes(), lifespan=lifespan)
+                async with serve(app) as base, httpx.AsyncClient(base_url=base) as client:
+                    await runtime.status.write(ev(1, status="completed"))
+                    for _ in range(3):
+                        response = await client.get("/events/t1", headers={"Last-Event-ID": "t1-1"})
+                        assert response.status_code == 204
+                    response = await client.get("/status/t1")  # the server still serves
+                    assert response.status_code == 200
+                    runtime.request_shutdown()
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text

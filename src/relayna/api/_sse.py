@@ -117,6 +117,11 @@ class StatusEventStreamResponse:
                 self.on_close()
 
     async def _respond(self, receive: Receive, send: Send) -> None:
+        # A 503 or 204 is decided inside the stream but sent after leaving it:
+        # the stream's cancel scope (a failed producer, shutdown) must never
+        # interrupt a response start half-way (hypercorn would then try a 500 on
+        # a request h11 already answered, which ends its trio worker).
+        early: tuple[int, dict[str, str] | None, bool] | None = None  # status, JSON, retry
         started = disconnected = False
         try:
             async with open_status_stream(
@@ -134,53 +139,71 @@ class StatusEventStreamResponse:
                 except anyio.EndOfStream:
                     first = None
                 if first is None:  # shut down before anything was sent: try another replica
-                    await _send_json(send, 503, {"detail": "shutting down"}, retry_after=True)
-                    return
-                if isinstance(first, AlreadyComplete):  # 204 stops EventSource reconnecting
-                    await send({"type": "http.response.start", "status": 204, "headers": []})
-                    await send({"type": "http.response.body", "body": b""})
-                    return
-                await send(
-                    {"type": "http.response.start", "status": 200, "headers": list(SSE_HEADERS)}
-                )
-                started = True
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(_watch_disconnect, receive, tg.cancel_scope)
-                    try:
-                        await send(
-                            {
-                                "type": "http.response.body",
-                                "body": self._batch(first, items),
-                                "more_body": True,
-                            }
-                        )
-                        async for item in items:
-                            await send(
-                                {
-                                    "type": "http.response.body",
-                                    "body": self._batch(item, items),
-                                    "more_body": True,
-                                }
-                            )
-                    except OSError:
-                        disconnected = True  # the client went away mid-write
-                    tg.cancel_scope.cancel()
+                    early = (503, {"detail": "shutting down"}, True)
+                elif isinstance(first, AlreadyComplete):  # 204 stops EventSource reconnecting
+                    early = (204, None, False)
+                else:
+                    await send(
+                        {"type": "http.response.start", "status": 200, "headers": list(SSE_HEADERS)}
+                    )
+                    started = True
+                    disconnected = await self._stream(first, items, receive, send)
         except SlowSubscriberError:
             # Counted and logged by the stream. Return without finishing the
             # response: the server drops the connection instead of waiting on
             # a client that does not read. It reconnects with Last-Event-ID.
             return
         except StoreError as exc:
-            if not started:
-                await _send_json(send, 503, {"detail": f"status store unavailable: {exc}"})
-                return
-            log.info("status stream for task %s ended early: %s", self.task_id, exc)
+            if early is None and not started:
+                early = (503, {"detail": f"status store unavailable: {exc}"}, False)
+            elif early is None:
+                log.info("status stream for task %s ended early: %s", self.task_id, exc)
+        if early is not None:  # (a store error while the stream closed changes nothing)
+            status, content, retry = early
+            if content is None:
+                await send({"type": "http.response.start", "status": status, "headers": []})
+                await send({"type": "http.response.body", "body": b""})
+            else:
+                await _send_json(send, status, content, retry_after=retry)
+            return
         if started and not disconnected:
             with anyio.move_on_after(_FINAL_SEND_TIMEOUT):
                 try:
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
                 except OSError:
                     return
+
+    async def _stream(
+        self,
+        first: StatusStreamItem,
+        items: MemoryObjectReceiveStream[StatusStreamItem],
+        receive: Receive,
+        send: Send,
+    ) -> bool:
+        """Write frames until the stream ends; True if the client went away mid-write."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_watch_disconnect, receive, tg.cancel_scope)
+            try:
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": self._batch(first, items),
+                        "more_body": True,
+                    }
+                )
+                async for item in items:
+                    await send(
+                        {
+                            "type": "http.response.body",
+                            "body": self._batch(item, items),
+                            "more_body": True,
+                        }
+                    )
+            except OSError:
+                return True
+            finally:
+                tg.cancel_scope.cancel()
+        return False
 
 
 _BATCH_BYTES = 256 * 1024
