@@ -270,7 +270,9 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def _erlang_busy_wait() -> str:
-    """How the local RabbitMQ's schedulers wait (from beam.smp's command line)."""
+    """How the local RabbitMQ's schedulers wait after work (``+sbwt``, from
+    beam.smp's command line; RabbitMQ 3.10 passes ``none`` by default, older
+    releases let Erlang busy-wait, which costs latency on shared cores)."""
     for cmdline in _proc_cmdlines("beam.smp"):
         args = cmdline.split("\0")
         values = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("-sbwt", "+sbwt")]

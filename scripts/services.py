@@ -159,18 +159,8 @@ class Services:
 
     def _rabbit_env(self) -> dict[str, str]:
         r = Path(self.directory) / "rabbitmq"
-        env = dict(os.environ)
-        # RabbitMQ shares two cores with Redis and the Python processes here.
-        # Erlang schedulers busy-wait after each burst of work by default,
-        # taking a core from the Redis write / Python delivery that follows;
-        # turning that off (as for any co-located broker) cuts the status
-        # path's p50 by ~0.6 ms (docs/status.md). RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS
-        # set by the caller wins ("" keeps Erlang's defaults).
-        env.setdefault(
-            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS", "+sbwt none +sbwtdcpu none +sbwtdio none"
-        )
         return dict(
-            env,
+            os.environ,
             HOME=str(r),
             RABBITMQ_MNESIA_BASE=str(r / "mnesia"),
             RABBITMQ_LOG_BASE=str(r / "log"),
