@@ -8,10 +8,14 @@ certificate for ``localhost`` and 127.0.0.1 signed by it, both with the
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
+from typing import NamedTuple
 
-__all__ = ["make_ca", "make_server_cert", "openssl"]
+import pytest
+
+__all__ = ["Pki", "make_ca", "make_pki", "make_server_cert", "openssl"]
 
 
 def openssl(*args: str) -> None:
@@ -52,3 +56,20 @@ def make_server_cert(d: Path, ca_cert: Path, ca_key: Path) -> tuple[Path, Path]:
     )  # fmt: skip
     key.chmod(0o644)  # readable by the server (same user here, but be explicit)
     return cert, key
+
+
+class Pki(NamedTuple):
+    ca: Path  # signed the server certificate
+    other_ca: Path  # an unrelated CA: verification against it must fail
+    cert: Path
+    key: Path
+
+
+def make_pki(d: Path) -> Pki:
+    """A CA, an unrelated second CA and a server certificate signed by the first."""
+    if shutil.which("openssl") is None:
+        pytest.fail("the openssl CLI is required for the TLS integration tests")
+    ca_cert, ca_key = make_ca(d, "ca")
+    other_ca, _ = make_ca(d, "other-ca")
+    cert, key = make_server_cert(d, ca_cert, ca_key)
+    return Pki(ca_cert, other_ca, cert, key)

@@ -18,7 +18,6 @@ instead of hanging; an unreadable ``ssl_ca_certs`` is a configuration error.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -30,7 +29,7 @@ import pytest
 from services import free_port  # scripts/ is on sys.path (tests/conftest.py)
 
 from _redis_server import redis_server  # tests/ is on sys.path (rootdir conftest)
-from _tls import make_ca, make_server_cert
+from _tls import make_pki
 from relayna.errors import ConfigurationError, StoreConnectionError
 from relayna.status import StatusStore, StatusStoreConfig
 from relayna.status._event import dumps_event
@@ -59,17 +58,13 @@ class TLSRedis:
 
 @pytest.fixture(scope="module")
 def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSRedis]:
-    if shutil.which("openssl") is None:
-        pytest.fail("the openssl CLI is required for the TLS integration test")
     d = tmp_path_factory.mktemp("redis-tls")
-    ca_cert, ca_key = make_ca(d, "ca")
-    other_ca, _ = make_ca(d, "other-ca")
-    cert, key = make_server_cert(d, ca_cert, ca_key)
+    pki = make_pki(d)
     port = free_port()
     with redis_server(
-        "--tls-cert-file", str(cert),
-        "--tls-key-file", str(key),
-        "--tls-ca-cert-file", str(ca_cert),
+        "--tls-cert-file", str(pki.cert),
+        "--tls-key-file", str(pki.key),
+        "--tls-ca-cert-file", str(pki.ca),
         "--tls-auth-clients", "no",
         "--requirepass", PASSWORD,
         port=None,  # TLS only: no plaintext listener
@@ -78,7 +73,7 @@ def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSRedis]:
         directory=d,
         logfile=d / "redis.log",
     ):  # fmt: skip
-        yield TLSRedis(port=port, ca=ca_cert, other_ca=other_ca)
+        yield TLSRedis(port=port, ca=pki.ca, other_ca=pki.other_ca)
 
 
 # -- helpers -----------------------------------------------------------------------

@@ -7,7 +7,6 @@ private RabbitMQ node with a TLS listener (``Services.start(tls=...)``).
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -17,7 +16,7 @@ import anyio.lowlevel
 import pytest
 from services import Services
 
-from _tls import make_ca, make_server_cert  # tests/ is on sys.path (rootdir conftest)
+from _tls import make_pki  # tests/ is on sys.path (rootdir conftest)
 from relayna.errors import BrokerConnectionError, ConfigurationError
 from relayna.transport import open_broker
 from relayna.transport._broker import Delivery, QueueSpec
@@ -37,15 +36,11 @@ class TLSNode:
 
 @pytest.fixture(scope="module")
 def tls_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSNode]:
-    if shutil.which("openssl") is None:
-        pytest.fail("the openssl CLI is required for the TLS integration test")
     d = tmp_path_factory.mktemp("tls")
-    ca_cert, ca_key = make_ca(d, "ca")
-    other_ca, _ = make_ca(d, "other-ca")
-    cert, key = make_server_cert(d, ca_cert, ca_key)
-    svc = Services.start(str(d / "services"), tls=(str(cert), str(key), str(ca_cert)))
+    pki = make_pki(d)
+    svc = Services.start(str(d / "services"), tls=(str(pki.cert), str(pki.key), str(pki.ca)))
     try:
-        yield TLSNode(svc, ca_cert, other_ca)
+        yield TLSNode(svc, pki.ca, pki.other_ca)
     finally:
         svc.stop()
 
