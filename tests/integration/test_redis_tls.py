@@ -167,7 +167,7 @@ async def test_native_keeps_one_tls_connection(tls_redis: TLSRedis, unique: str)
     server closed, and the server sees no new connection."""
     key = f"t:tls:reuse:{unique}"
     with anyio.fail_after(10):
-        async with open_store(tls_redis.url(tls_redis.ca_query())) as opened:
+        async with open_store(tls_redis.url(tls_redis.ca_query()), adapter="native") as opened:
             store = native(opened)
             conn = store._connection.current  # opened by the PING at open
             assert conn is not None
@@ -239,7 +239,7 @@ async def test_native_plaintext_against_the_tls_port_fails_within_connect_timeou
     url = tls_redis.url("connect_timeout=2", scheme="redis")
     started = anyio.current_time()
     with anyio.fail_after(10), pytest.raises(StoreConnectionError) as info:
-        async with open_store(url):
+        async with open_store(url, adapter="native"):
             pytest.fail("a plaintext client got answers from a TLS-only port")
     assert anyio.current_time() - started < 2.5
     assert PASSWORD not in str(info.value)

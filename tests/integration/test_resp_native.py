@@ -54,9 +54,9 @@ from relayna.transport import (
     Script,
     Store,
     Subscription,
-    open_store,
 )
 from relayna.transport.resp import NativeRespStore, _connect
+from relayna.transport.resp import open_native_store as open_store  # every test: the native client
 from relayna.transport.resp._connect import SharedConnection
 from relayna.transport.resp._connection import RespConnection
 from relayna.transport.resp._protocol import RespProtocolError
