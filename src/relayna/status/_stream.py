@@ -28,7 +28,7 @@ from relayna.errors import ContractError, RelaynaError, SlowSubscriberError
 from relayna.status._cursor import CursorAction, Emit, ResumeCursor, Resync
 from relayna.status._event import TerminalStatusSet, loads_stored
 from relayna.status._store import StatusStore
-from relayna.transport import PubSubMessage, PubSubReconnected
+from relayna.transport import DirectDelivery, PubSubMessage, PubSubReconnected
 
 __all__ = [
     "AlreadyComplete",
@@ -164,9 +164,16 @@ class _Producer:
             self.put_actions(actions)
             if self.cursor.done:
                 return
+            # Live messages go from the pubsub reader straight through the
+            # (pure) cursor into the client's buffer; this task handles what
+            # stays buffered: the backlog from the history read, reconnect
+            # notices (gap fills), the end of the subscription.
+            direct = subscription if isinstance(subscription, DirectDelivery) else None
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._keepalive)
                 try:
+                    if direct is not None:
+                        direct.deliver_directly(self._on_direct)
                     async for message in subscription:
                         if isinstance(message, PubSubReconnected):
                             self.stats.gap_fills += 1
@@ -175,9 +182,17 @@ class _Producer:
                             self._on_message(message)
                         if self.cursor.done:
                             break
+                        if direct is not None:
+                            direct.deliver_directly(self._on_direct)
                 except RelaynaError as exc:
                     self.fail(exc)  # raised by open_status_stream on exit
                 tg.cancel_scope.cancel()
+
+    def _on_direct(self, message: PubSubMessage) -> None:
+        """A live message, in the pubsub reader's task."""
+        self._on_message(message)
+        if self.cursor.done:
+            self.scope.cancel()  # the buffered items, terminal last, are still read
 
     def _on_message(self, message: PubSubMessage) -> None:
         try:

@@ -16,6 +16,7 @@ from relayna.transport._broker import (
 )
 from relayna.transport._open import BROKER_SCHEMES, STORE_SCHEMES, open_broker, open_store
 from relayna.transport._store import (
+    DirectDelivery,
     PubSubEvent,
     PubSubMessage,
     PubSubReconnected,
@@ -42,6 +43,7 @@ __all__ = [
     "QueueInfo",
     "QueueSpec",
     "StreamOffset",
+    "DirectDelivery",
     "PubSubEvent",
     "PubSubMessage",
     "PubSubReconnected",

@@ -31,6 +31,7 @@ from typing import Any, Protocol, TypeAlias, runtime_checkable
 import attrs
 
 __all__ = [
+    "DirectDelivery",
     "PubSubEvent",
     "PubSubMessage",
     "PubSubReconnected",
@@ -131,6 +132,22 @@ class Subscription(Protocol):
     def channels(self) -> tuple[str, ...]: ...
 
     def __aiter__(self) -> AsyncIterator[PubSubEvent]: ...
+
+
+@runtime_checkable
+class DirectDelivery(Protocol):
+    """A :class:`Subscription` that can hand messages to a callback instead of buffering.
+
+    ``deliver_directly(handler)`` succeeds (True) only while nothing is
+    buffered. From then on, each message is passed to ``handler`` in the task
+    that dispatches it (the pubsub reader), which saves the subscriber one
+    task switch per message. The handler must not block or raise. Any other
+    event (:class:`PubSubReconnected`) switches back to buffering and is
+    buffered, so the iterating owner handles it and then arms again. All
+    adapters shipped with relayna support it.
+    """
+
+    def deliver_directly(self, handler: Callable[[PubSubMessage], None]) -> bool: ...
 
 
 @runtime_checkable
