@@ -17,7 +17,9 @@ Settlement rules:
 
 * malformed (``too_large``, ``too_deep``, ``decode_error``, ``invalid_json``,
   ``schema``) → ack, counted per reason, logged once;
-* stored or duplicate → ack **after** the store write returned;
+* stored or duplicate → ack **after** the store write returned, by an acker
+  task that waits ``ack_delay`` (1 ms) and sends what gathered meanwhile, so
+  the live SSE path of the same process runs first;
 * store failure of a whole round trip → the batch is retried in place with
   exponential backoff and the deliveries stay unacked (RabbitMQ streams cannot
   requeue: a nack on a stream does not redeliver). With
@@ -76,6 +78,11 @@ def _frozen_strs(value: Iterable[str]) -> frozenset[str]:
     return frozenset(value)
 
 
+def _not_negative(_inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not value >= 0 or not math.isfinite(value):
+        raise ValueError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
+
+
 def _at_least_one(_inst: object, attribute: attrs.Attribute[Any], value: int) -> None:
     if value < 1:
         raise ValueError(f"{attribute.name} must be >= 1, got {value!r}")
@@ -101,6 +108,13 @@ class StatusHubConfig:
         write_batch / write_concurrency: store writes go out as up to
             ``write_batch`` script calls per round trip, from
             ``write_concurrency`` shards (round trips in flight at once).
+        ack_delay: seconds a stored event's ack waits, gathered with the
+            others of that moment (0: ack at once). On a stream an ack only
+            returns prefetch credit; sending it a moment later lets this
+            process's live SSE path run before RabbitMQ is woken (a shorter
+            latency tail, docs/status.md). Unsent acks are harmless if the hub
+            stops: the stream resumes after the stored offsets, and a
+            classic queue's redelivery is dropped as a duplicate.
     """
 
     queue: str
@@ -116,6 +130,7 @@ class StatusHubConfig:
     aliases: ContractAliasConfig | None = None
     write_batch: int = attrs.field(default=128, validator=_at_least_one)
     write_concurrency: int = attrs.field(default=1, validator=_at_least_one)
+    ack_delay: float = attrs.field(default=0.001, validator=_not_negative)
 
 
 @attrs.define
@@ -155,6 +170,7 @@ class StatusHub:
         self._parked: dict[str, deque[_Item]] = {}
         self._inflight: set[int] = set()
         self._next_offset: int | None = None
+        self._acks: MemoryObjectSendStream[Delivery]
 
     def statistics(self) -> HubStatistics:
         return self.stats
@@ -227,20 +243,40 @@ class StatusHub:
             anyio.create_memory_object_stream[_Item](math.inf)
             for _ in range(self.config.write_concurrency)
         ]
-        async with anyio.create_task_group() as tg:
-            for _, receive in streams:
-                tg.start_soon(self._shard, receive, tg)
-            sends = [send for send, _ in streams]
-            try:
-                with ExitStack() as closing:  # the shards finish what is queued, then end
-                    for send in sends:
-                        closing.enter_context(send)
-                    await self._dispatch(consumer, sends)
-            except BrokerError as exc:
-                failure = exc
-                tg.cancel_scope.cancel()
+        acks, to_ack = anyio.create_memory_object_stream[Delivery](math.inf)
+        async with anyio.create_task_group() as outer:
+            outer.start_soon(self._acker, to_ack)
+            with acks:  # closed once the shards are done: the acker sends the rest
+                self._acks = acks
+                async with anyio.create_task_group() as tg:
+                    for _, receive in streams:
+                        tg.start_soon(self._shard, receive, tg)
+                    sends = [send for send, _ in streams]
+                    try:
+                        with ExitStack() as closing:  # the shards finish what is queued
+                            for send in sends:
+                                closing.enter_context(send)
+                            await self._dispatch(consumer, sends)
+                    except BrokerError as exc:
+                        failure = exc
+                        outer.cancel_scope.cancel()
         if failure is not None:
             raise failure
+
+    async def _acker(self, to_ack: MemoryObjectReceiveStream[Delivery]) -> None:
+        delay = self.config.ack_delay
+        async with to_ack:
+            async for first in to_ack:
+                if delay:
+                    await anyio.sleep(delay)
+                batch = [first]
+                while True:
+                    try:
+                        batch.append(to_ack.receive_nowait())
+                    except (anyio.WouldBlock, anyio.EndOfStream):
+                        break
+                for delivery in batch:
+                    await self._send_settle(delivery, ack=True)
 
     async def _dispatch(
         self, consumer: Consumer, shards: list[MemoryObjectSendStream[_Item]]
@@ -353,9 +389,17 @@ class StatusHub:
             self.stats.stored += 1
         else:
             self.stats.duplicates += 1
-        await self._settle(item.delivery, item.offset, ack=True)
+        if self.config.ack_delay:
+            self._acks.send_nowait(item.delivery)
+            self._settled(item.offset)
+        else:
+            await self._settle(item.delivery, item.offset, ack=True)
 
     async def _settle(self, delivery: Delivery, offset: int | None, *, ack: bool) -> None:
+        await self._send_settle(delivery, ack=ack)
+        self._settled(offset)
+
+    async def _send_settle(self, delivery: Delivery, *, ack: bool) -> None:
         try:
             if ack:
                 await delivery.ack()
@@ -365,6 +409,8 @@ class StatusHub:
             # The broker redelivers unsettled messages; the dedupe marker drops the copy.
             self.stats.settle_failures += 1
             log.warning("status hub: could not settle delivery %d: %s", delivery.delivery_tag, exc)
+
+    def _settled(self, offset: int | None) -> None:
         if offset is not None:
             self._inflight.discard(offset)
             if self._next_offset is None or offset + 1 > self._next_offset:

@@ -309,3 +309,21 @@ async def test_lost_consumer_is_reopened_from_the_unsettled_offset(unique: str) 
             assert hub.stats.received >= 30
             history = await StatusStore(raw).history("t")
             assert [e["event_id"] for e in history] == [f"t-{n}" for n in range(30)][::-1][:50]
+
+
+@pytest.mark.parametrize("ack_delay", [0.0, 0.001, 0.05])
+async def test_acks_return_the_credit_whatever_the_ack_delay(unique: str, ack_delay: float) -> None:
+    # prefetch 4 and 40 events: the hub only gets past the 4th if acks come back.
+    with anyio.fail_after(10):
+        async with hub_env(unique, prefetch=4, ack_delay=ack_delay) as (broker, status, topo, hubs):
+            for n in range(40):
+                await broker.publish(topo.status_exchange, "t", body("t", n))
+            await wait_for(lambda: hubs[0].stats.stored == 40)
+            await wait_for(lambda: broker.unacked_count(topo.status_queue) == 0)  # type: ignore[attr-defined]
+            assert [e["event_id"] for e in await status.history("t")][:3] == ["t-39", "t-38", "t-37"]
+
+
+@pytest.mark.parametrize("bad", [-0.001, float("nan"), float("inf")])
+def test_ack_delay_must_be_a_finite_non_negative_number(bad: float) -> None:
+    with pytest.raises(ValueError, match="ack_delay"):
+        StatusHubConfig(queue="q", ack_delay=bad)
