@@ -202,6 +202,31 @@ def test_nested_arrays_with_nils_and_errors() -> None:
     assert _parse_one(data) == [[b"a", []], None, [[-5]], ErrorReply("ERR inner")]
 
 
+@pytest.mark.parametrize(
+    ("wire", "expected"),
+    [
+        # bulk strings, then something else in the same array: both paths agree
+        (b"*4\r\n$1\r\na\r\n$-1\r\n$0\r\n\r\n$1\r\nb\r\n", [b"a", None, b"", b"b"]),
+        (b"*3\r\n$1\r\na\r\n:7\r\n$1\r\nb\r\n", [b"a", 7, b"b"]),
+        (b"*3\r\n$1\r\na\r\n*1\r\n$1\r\nc\r\n$1\r\nb\r\n", [b"a", [b"c"], b"b"]),
+        (b"*2\r\n$2\r\n\r\n\r\n-ERR x\r\n", [b"\r\n", ErrorReply("ERR x")]),
+        # a header too long for the fast path (leading zeros) is still read
+        (b"*1\r\n$00000000000001\r\nz\r\n", [b"z"]),
+    ],
+)
+def test_arrays_mixing_bulk_strings_with_other_elements(wire: bytes, expected: list[Any]) -> None:
+    assert _parse_one(wire) == expected
+    assert _parse_chunks([wire[i : i + 1] for i in range(len(wire))]) == [expected]
+
+
+@pytest.mark.parametrize(
+    "bad_element",
+    [b"$1\r\nabX\r\n", b"$+1\r\na\r\n", b"$ 1\r\na\r\n", b"$999999999\r\n", b"$1_0\r\n"],
+)
+def test_a_bad_bulk_string_inside_an_array_is_refused(bad_element: bytes) -> None:
+    _parse_error(b"*2\r\n$1\r\na\r\n" + bad_element)
+
+
 def test_thirty_two_nested_arrays_are_accepted() -> None:
     data = b"*1\r\n" * 31 + b"*0\r\n"
     reply = _parse_one(data)

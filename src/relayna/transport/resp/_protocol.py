@@ -40,6 +40,7 @@ class _NeedData:
 
 
 NEED_DATA: Final = _NeedData()
+_NOTHING: Final = object()
 
 
 class RespProtocolError(StoreConnectionLost):
@@ -150,21 +151,32 @@ class ReplyParser:
         buf = self._buf
         stack = self._stack
         while True:
-            if len(buf) <= self._pos or len(buf) < self._need:
-                return NEED_DATA
-            try:
-                value, self._pos = self._value(self._pos)
-            except _Incomplete as exc:
-                self._need = exc.need
-                return NEED_DATA
-            self._need = 0
-            if isinstance(value, _ArrayHeader):
-                if len(stack) >= MAX_DEPTH:
-                    raise RespProtocolError(f"reply nested deeper than {MAX_DEPTH} arrays")
-                if value.count:
-                    stack.append(([], value.count))
-                    continue
-                value = []
+            value: Any = _NOTHING
+            if stack:  # an array being filled: take its bulk strings in one go
+                items, count = stack[-1]
+                pos = self._bulks(self._pos, items, count)
+                if pos != self._pos:
+                    self._pos = pos
+                    self._need = 0  # it was for an element now parsed
+                if len(items) == count:
+                    stack.pop()
+                    value = items
+            if value is _NOTHING:
+                if len(buf) <= self._pos or len(buf) < self._need:
+                    return NEED_DATA
+                try:
+                    value, self._pos = self._value(self._pos)
+                except _Incomplete as exc:
+                    self._need = exc.need
+                    return NEED_DATA
+                self._need = 0
+                if isinstance(value, _ArrayHeader):
+                    if len(stack) >= MAX_DEPTH:
+                        raise RespProtocolError(f"reply nested deeper than {MAX_DEPTH} arrays")
+                    if value.count:
+                        stack.append(([], value.count))
+                        continue
+                    value = []
             while stack:
                 items, count = stack[-1]
                 items.append(value)
@@ -177,6 +189,33 @@ class ReplyParser:
                     buf.clear()
                     self._pos = 0
                 return value
+
+    def _bulks(self, pos: int, items: list[Any], count: int) -> int:
+        """Fast path: append the complete, well-formed bulk strings at ``pos``
+        (up to ``count`` items in all); return where they end.
+
+        Anything else (a nil, another type, a partial or malformed element)
+        stops it; the general path then parses or refuses that element.
+        """
+        buf = self._buf
+        size = len(buf)
+        find = buf.find
+        while len(items) < count and pos < size and buf[pos] == 36:  # $
+            end = find(b"\r\n", pos + 1, pos + 14)  # "$" + at most 9 digits (MAX_BULK)
+            if end < 0:
+                break
+            digits = buf[pos + 1 : end]
+            if not digits.isdigit():
+                break
+            start = end + 2
+            stop = start + int(digits)
+            if stop + 2 > size or buf[stop] != 13 or buf[stop + 1] != 10:
+                break
+            if stop - start > MAX_BULK:
+                break
+            items.append(bytes(buf[start:stop]))
+            pos = stop + 2
+        return pos
 
     def _line(self, pos: int) -> int:
         end = self._buf.find(b"\r\n", pos, pos + MAX_LINE + 2)
