@@ -70,7 +70,7 @@ class RuntimeConfig:
         default=frozenset({"auth_token"}), converter=_frozen_strs
     )
     state_key: str = "relayna"
-    store_adapter: Literal["native", "coredis", "redis-py"] = "coredis"
+    store_adapter: Literal["native", "coredis", "redis-py"] = "native"
     broker_adapter: Literal["native", "aiormq"] = "native"
 
 

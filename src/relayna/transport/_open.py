@@ -2,8 +2,8 @@
 
 Broker: ``amqp://``, ``amqps://`` (native anyio client, or aiormq with
 ``adapter="aiormq"`` on asyncio), ``memory://``.
-Store: ``redis://``, ``rediss://``, ``unix://`` (coredis by default;
-relayna's own RESP client with ``adapter="native"``; redis-py with
+Store: ``redis://``, ``rediss://``, ``unix://`` (relayna's own RESP client,
+``adapter="native"``, by default; coredis with ``adapter="coredis"``; redis-py with
 ``adapter="redis-py"`` on asyncio), ``memory://``.
 
 Adapters are imported lazily so that an optional dependency is needed only
@@ -50,7 +50,7 @@ def open_broker(
 
 
 def open_store(
-    url: str, *, adapter: Literal["native", "coredis", "redis-py"] = "coredis"
+    url: str, *, adapter: Literal["native", "coredis", "redis-py"] = "native"
 ) -> AbstractAsyncContextManager[Store]:
     """Return an async context manager that opens the store at ``url``.
 

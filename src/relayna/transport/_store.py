@@ -1,6 +1,7 @@
 """The store transport contract (a Redis-shaped key-value store).
 
-Adapters: coredis (default, asyncio + trio), redis-py (asyncio only), memory.
+Adapters: relayna's own RESP client (default), coredis (both asyncio + trio),
+redis-py (asyncio only), memory.
 Values are ``bytes`` on the way out; ``str`` arguments are encoded as UTF-8.
 TTLs are in seconds (floats allowed; adapters round up to milliseconds).
 

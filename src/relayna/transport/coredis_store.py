@@ -1,4 +1,4 @@
-"""The default store adapter: Redis through coredis, on asyncio and trio.
+"""The coredis store adapter (``adapter="coredis"``): Redis through coredis, on asyncio and trio.
 
 ``async with open_coredis_store("redis://:pw@host:6379/0") as store:`` opens
 the coredis client (its connection pool and the pool's task group), pings

@@ -198,7 +198,7 @@ async def open_redispy_store(url_or_client: Any) -> AsyncIterator[Store]:
     if backend != "asyncio":
         raise UnsupportedBackendError(
             f"the redis-py store adapter runs on asyncio only, not {backend}; "
-            "use the default coredis adapter"
+            "use the default native adapter or coredis"
         )
     import redis.asyncio as aredis
     from redis.asyncio.retry import Retry

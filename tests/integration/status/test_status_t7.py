@@ -52,7 +52,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import attrs
@@ -256,9 +256,11 @@ def frozen_heap() -> Any:
 
 @pytest.mark.timeout(100)
 @pytest.mark.usefixtures("frozen_heap")
+@pytest.mark.parametrize("store_adapter", ["native", "coredis"])
 async def test_t7_redis_drops_under_200_sse_clients(
-    private_redis: PrivateRedis, unique: str, anyio_backend: str, tmp_path: Path
-) -> None:
+    private_redis: PrivateRedis, unique: str, anyio_backend: str, tmp_path: Path,
+    store_adapter: Literal["native", "coredis"],
+) -> None:  # fmt: skip
     tasks = task_ids(N_TASKS)
     spec = [{"task_id": t, "first_last_event_id": None} for t in tasks]
     for index in range(0, N_TASKS, UNKNOWN_EVERY):
@@ -272,7 +274,11 @@ async def test_t7_redis_drops_under_200_sse_clients(
             open_tcp_proxy(private_redis.port) as proxy,
             open_store(private_redis.url) as direct_store,
             open_relayna_runtime(
-                RuntimeConfig(store_url=f"redis://127.0.0.1:{proxy.port}/0", store=store_config)
+                RuntimeConfig(
+                    store_url=f"redis://127.0.0.1:{proxy.port}/0",
+                    store=store_config,
+                    store_adapter=store_adapter,
+                )
             ) as runtime,
             serve(runtime) as base,
         ):
@@ -332,7 +338,7 @@ async def test_t7_redis_drops_under_200_sse_clients(
             ends[key] = ends.get(key, 0) + 1
     close_delays = [c.closed_at - c.terminal_at for c in received if c.closed_at and c.terminal_at]
     print(
-        f"\n[T7 {anyio_backend}] {finished - started:.1f}s from the first event to the last close; "
+        f"\n[T7 {anyio_backend}, {store_adapter}] {finished - started:.1f}s from the first event to the last close; "
         f"CLIENT KILLs (s, killed) {[(round(t - started, 1), k) for t, k in faults.kills]}; "
         f"store down {[(round(a - started, 2), round(b - started, 2)) for a, b in faults.windows]}"
         f"; {proxy_stats}; writer retries {write_retries}\n"

@@ -1,4 +1,4 @@
-"""relayna's own Redis client (RESP2 on anyio): ``open_store(url, adapter="native")``.
+"""relayna's own Redis client (RESP2 on anyio): the default store adapter.
 
 Layers, as in :mod:`relayna.transport.amqp`: :mod:`._protocol` encodes
 commands and parses replies without I/O; :mod:`._connection` moves the bytes
@@ -11,8 +11,8 @@ trip is dominated by the client's own hand-overs (coredis runs a writer and
 a reader task per connection and wakes the caller through memory streams);
 here a caller alone on the connection writes its command and reads the
 reply itself. See
-docs/status.md for the measured difference, and docs/store.md for why
-coredis stays the default for now.
+docs/status.md for the measured difference. ``open_store(url,
+adapter="coredis")`` keeps the coredis adapter.
 """
 
 from relayna.transport.resp._store import NativeRespStore, open_native_store
