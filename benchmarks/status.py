@@ -29,7 +29,7 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, NamedTuple
@@ -174,11 +174,8 @@ async def bench_sse_latency(
     """p50/p99 for one SSE client at ``rate`` events/s, ``max(rate * seconds, min_events)`` events.
 
     With ``amqp_url``: worker publish to the RabbitMQ status stream -> hub ->
-    Redis -> SSE (the full path); without: store write -> Redis -> SSE. The
-    heap is collected once before the measured loop, so the garbage of
-    starting the runtime, hypercorn and httpx is not collected inside it.
+    Redis -> SSE (the full path); without: store write -> Redis -> SSE.
     """
-    import httpx
     from starlette.applications import Starlette
 
     from relayna.api import RuntimeConfig, open_relayna_runtime, status_routes
@@ -199,62 +196,91 @@ async def bench_sse_latency(
         store=StatusStoreConfig(prefix=f"bench-sse-{unique}"),
         store_adapter=store_adapter,  # type: ignore[arg-type]
     )
-    latencies: list[float] = []
-    sent_at: dict[str, float] = {}
-    writes: list[float] = []
     async with open_relayna_runtime(config) as runtime:
 
         @asynccontextmanager
         async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
             yield {"relayna": runtime}
 
+        async def write(event: dict[str, Any]) -> None:
+            if topology is not None and runtime.broker is not None:
+                await runtime.broker.publish(topology.status_exchange, "bench", orjson.dumps(event))
+            else:
+                await runtime.status.write(event)
+
         app = Starlette(routes=status_routes(), lifespan=lifespan)
-        async with _server(app) as base, httpx.AsyncClient(base_url=base, timeout=30) as client:
-            ready = anyio.Event()
-
-            async def follow() -> None:
-                async with client.stream("GET", "/events/bench") as response:
-                    buffer = ""
-                    async for chunk in response.aiter_text():
-                        now = time.perf_counter()
-                        buffer += chunk
-                        *frames, buffer = buffer.split("\n\n")
-                        for frame in frames:
-                            if frame.startswith("event: ready"):
-                                ready.set()
-                            elif frame.startswith("id: "):
-                                event_id = frame.split("\n", 1)[0][4:]
-                                latencies.append(now - sent_at[event_id])
-
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(follow)
-                await ready.wait()
-                gc.collect()
-                interval = 1.0 / rate
-                next_at = time.perf_counter()
-                for i in range(total):
-                    event = _event("bench", i)
-                    if i == total - 1:
-                        event["status"] = "completed"
-                    sent_at[str(event["event_id"])] = begun = time.perf_counter()
-                    if topology is not None and runtime.broker is not None:
-                        await runtime.broker.publish(
-                            topology.status_exchange, "bench", orjson.dumps(event)
-                        )
-                    else:
-                        await runtime.status.write(event)
-                    writes.append(time.perf_counter() - begun)
-                    next_at += interval
-                    delay = next_at - time.perf_counter()
-                    if delay > 0:
-                        await anyio.sleep(delay)
-            runtime.request_shutdown()
+        async with _server(app) as base:
+            latency = await _follow_while_writing(base, write, rate, total)
+        runtime.request_shutdown()
     if topology is not None and amqp_url is not None:  # leave no stream behind
         from relayna.transport import open_broker
 
         async with open_broker(amqp_url) as broker:
             await broker.delete_queue(topology.status_queue)
             await broker.delete_exchange(topology.status_exchange)
+    return latency
+
+
+async def bench_original_latency(
+    url: str, rate: float, seconds: float, amqp_url: str, min_events: int = 10
+) -> SseLatency:
+    """The same measurement on the original's design (:mod:`benchmarks._original_path`)."""
+    from benchmarks._original_path import original_path
+
+    async with original_path(amqp_url, url) as (base, publish):
+        return await _follow_while_writing(
+            base, publish, rate, max(int(rate * seconds), min_events, 10)
+        )
+
+
+async def _follow_while_writing(
+    base: str, write: Callable[[dict[str, Any]], Awaitable[None]], rate: float, total: int
+) -> SseLatency:
+    """One httpx client follows ``/events/bench`` while ``write`` sends ``total`` events at ``rate``/s.
+
+    Latency = write start -> frame parsed by the client (same process, same
+    clock). The heap is collected once before the measured loop, so the
+    garbage of starting the servers and the client is not collected inside it.
+    """
+    import httpx
+
+    latencies: list[float] = []
+    sent_at: dict[str, float] = {}
+    writes: list[float] = []
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        ready = anyio.Event()
+
+        async def follow() -> None:
+            async with client.stream("GET", "/events/bench") as response:
+                buffer = ""
+                async for chunk in response.aiter_text():
+                    now = time.perf_counter()
+                    buffer += chunk.replace("\r\n", "\n")
+                    *frames, buffer = buffer.split("\n\n")
+                    for frame in frames:
+                        if frame.startswith("event: ready"):
+                            ready.set()
+                        elif frame.startswith("id: "):
+                            event_id = frame.split("\n", 1)[0][4:]
+                            latencies.append(now - sent_at[event_id])
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(follow)
+            await ready.wait()
+            gc.collect()
+            interval = 1.0 / rate
+            next_at = time.perf_counter()
+            for i in range(total):
+                event = _event("bench", i)
+                if i == total - 1:
+                    event["status"] = "completed"
+                sent_at[str(event["event_id"])] = begun = time.perf_counter()
+                await write(event)
+                writes.append(time.perf_counter() - begun)
+                next_at += interval
+                delay = next_at - time.perf_counter()
+                if delay > 0:
+                    await anyio.sleep(delay)
     return SseLatency(
         _pct(latencies, 0.5), _pct(latencies, 0.99), len(latencies),
         _pct(writes, 0.5), _pct(writes, 0.99),
@@ -339,13 +365,23 @@ def main(argv: list[str]) -> int:
         if path != "store->SSE" and broker is None:
             continue
         cases = [(20.0, "native"), (20.0, "coredis"), (500.0, "native")]
+        if broker is not None and args.backend == "asyncio":  # the original: asyncio only
+            cases[2:2] = [(20.0, "original")]
+            cases.append((500.0, "original"))
         for rate, adapter in cases:
-            lat = anyio.run(
-                bench_sse_latency, url, rate, args.sse_seconds, broker, args.sse_min_events,
-                adapter, backend=args.backend,
-            )  # fmt: skip
-            print(f"SSE latency {path} @ {rate:5.0f} ev/s ({lat.events} events, {args.backend}, "
-                  f"store {adapter}): "
+            if adapter == "original":
+                lat = anyio.run(
+                    bench_original_latency, url, rate, args.sse_seconds, broker,
+                    args.sse_min_events, backend="asyncio",
+                )  # fmt: skip
+                label = "the original's design: aio-pika, redis-py, sse-starlette, uvicorn"
+            else:
+                lat = anyio.run(
+                    bench_sse_latency, url, rate, args.sse_seconds, broker,
+                    args.sse_min_events, adapter, backend=args.backend,
+                )  # fmt: skip
+                label = f"relayna, {args.backend}, store {adapter}"
+            print(f"SSE latency {path} @ {rate:5.0f} ev/s ({lat.events} events, {label}): "
                   f"p50 {lat.p50:6.2f} ms  p99 {lat.p99:6.2f} ms  (the "
                   f"{'write' if broker is None else 'publish + confirm'} alone: "
                   f"p50 {lat.write_p50:5.2f} ms  p99 {lat.write_p99:5.2f} ms)")  # fmt: skip
