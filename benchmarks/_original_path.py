@@ -29,7 +29,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-__all__ = ["original_path"]
+__all__ = ["original_path", "serve_uvicorn"]
 
 TTL = 86_400
 MAXLEN = 50
@@ -115,12 +115,13 @@ def _app(redis: Any, prefix: str) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def _uvicorn(app: Any) -> AsyncIterator[str]:
+async def serve_uvicorn(app: Any, *, lifespan: bool = False) -> AsyncIterator[str]:
+    """``app`` on uvicorn (h11, the running asyncio loop) on a free port; yields its base URL."""
     import uvicorn
 
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", lifespan="off",
-        timeout_graceful_shutdown=1,
+        app, host="127.0.0.1", port=0, log_level="warning",
+        lifespan="on" if lifespan else "off", timeout_graceful_shutdown=1,
     )  # fmt: skip
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
@@ -173,7 +174,7 @@ async def original_path(
         hub = asyncio.create_task(_hub(queue, redis, prefix))
         try:
             await asyncio.sleep(0.2)  # the stream consumer is attached
-            async with _uvicorn(_app(redis, prefix)) as base:
+            async with serve_uvicorn(_app(redis, prefix)) as base:
                 yield base, publish
         finally:
             hub.cancel()

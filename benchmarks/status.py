@@ -11,8 +11,12 @@
     events/s (at least ``--sse-min-events``, 400, per run); latency = write
     start to frame parsed by the client; p50/p99, and the same of the write
     alone. Twice: store write -> SSE, and (with RELAYNA_TEST_AMQP_URL) worker
-    publish -> RabbitMQ stream -> hub -> Redis -> SSE. ``python -m benchmarks
-    sse`` compares SSE delivery on asyncio and trio (bare sse-starlette vs relayna).
+    publish -> RabbitMQ stream -> hub -> Redis -> SSE. On asyncio the full
+    path is also measured with relayna's routes on uvicorn, and on the
+    original's design rebuilt with its libraries
+    (:mod:`benchmarks._original_path`), same client, same run. ``python -m
+    benchmarks sse`` compares SSE delivery on asyncio and trio (bare
+    sse-starlette vs relayna).
 (c) 2,000 idle SSE connections: server RSS per connection, relayna vs a bare
     hypercorn + sse-starlette endpoint, servers in subprocesses
     (:mod:`benchmarks._status_idle`); the relayna server's Redis connections.
@@ -170,11 +174,14 @@ async def bench_sse_latency(
     amqp_url: str | None = None,
     min_events: int = 10,
     store_adapter: str = "native",
+    server: str = "hypercorn",
 ) -> SseLatency:
     """p50/p99 for one SSE client at ``rate`` events/s, ``max(rate * seconds, min_events)`` events.
 
     With ``amqp_url``: worker publish to the RabbitMQ status stream -> hub ->
     Redis -> SSE (the full path); without: store write -> Redis -> SSE.
+    ``server``: relayna's own ``serving`` (hypercorn, both backends) or
+    ``"uvicorn"`` (asyncio only: the server most asyncio apps deploy on).
     """
     from starlette.applications import Starlette
 
@@ -209,7 +216,13 @@ async def bench_sse_latency(
                 await runtime.status.write(event)
 
         app = Starlette(routes=status_routes(), lifespan=lifespan)
-        async with _server(app) as base:
+        if server == "uvicorn":
+            from benchmarks._original_path import serve_uvicorn
+
+            serve = serve_uvicorn(app, lifespan=True)
+        else:
+            serve = _server(app)
+        async with serve as base:
             latency = await _follow_while_writing(base, write, rate, total)
         runtime.request_shutdown()
     if topology is not None and amqp_url is not None:  # leave no stream behind
@@ -365,8 +378,8 @@ def main(argv: list[str]) -> int:
         if path != "store->SSE" and broker is None:
             continue
         cases = [(20.0, "native"), (20.0, "coredis"), (500.0, "native")]
-        if broker is not None and args.backend == "asyncio":  # the original: asyncio only
-            cases[2:2] = [(20.0, "original")]
+        if broker is not None and args.backend == "asyncio":  # uvicorn, the original: asyncio
+            cases[2:2] = [(20.0, "uvicorn"), (20.0, "original")]
             cases.append((500.0, "original"))
         for rate, adapter in cases:
             if adapter == "original":
@@ -375,6 +388,12 @@ def main(argv: list[str]) -> int:
                     args.sse_min_events, backend="asyncio",
                 )  # fmt: skip
                 label = "the original's design: aio-pika, redis-py, sse-starlette, uvicorn"
+            elif adapter == "uvicorn":
+                lat = anyio.run(
+                    bench_sse_latency, url, rate, args.sse_seconds, broker,
+                    args.sse_min_events, "native", "uvicorn", backend="asyncio",
+                )  # fmt: skip
+                label = "relayna's routes on uvicorn, asyncio, store native"
             else:
                 lat = anyio.run(
                     bench_sse_latency, url, rate, args.sse_seconds, broker,
