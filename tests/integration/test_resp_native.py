@@ -809,6 +809,33 @@ GARBAGE = [
 ]
 
 
+@pytest.mark.parametrize(
+    ("reset", "says"),
+    [(False, "Redis closed the connection"), (True, "Redis connection lost while reading")],
+    ids=["fin", "rst"],
+)
+async def test_connection_lost_while_waiting_for_a_reply_says_so(reset: bool, says: str) -> None:
+    """The server goes away after reading a command: the caller gets a
+    StoreConnectionLost that names what happened, and the next command works."""
+    with anyio.fail_after(5):
+        async with fake_redis() as fake, open_store(f"redis://127.0.0.1:{fake.port}/0") as store:
+            fake.mode = "silent"
+            got_set = anyio.Event()
+            fake.on_command = lambda args: got_set.set() if args[0] == b"SET" else None
+            async with anyio.create_task_group() as tg:
+
+                async def close_when_asked() -> None:
+                    await got_set.wait()
+                    await fake.close_all(reset=reset)
+
+                tg.start_soon(close_when_asked)
+                with pytest.raises(StoreConnectionLost, match=says) as info:
+                    await store.set("k", "v")
+            assert str(fake.port) in str(info.value)  # the (redacted) URL is named
+            fake.mode = "normal"
+            assert await store.set("k", "v") is True
+
+
 @pytest.mark.parametrize("garbage", GARBAGE)
 async def test_garbage_reply_fails_fast(garbage: bytes) -> None:
     """No stream_timeout: a reply that is not RESP must fail at once, not hang,

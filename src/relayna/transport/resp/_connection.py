@@ -105,7 +105,11 @@ class RespConnection:
             try:
                 data = await self.stream.receive(READ_SIZE)
             except IO_ERRORS as exc:
-                what = "closed the connection" if isinstance(exc, anyio.EndOfStream) else repr(exc)
+                what = (
+                    "closed the connection"
+                    if isinstance(exc, anyio.EndOfStream)
+                    else f"connection lost while reading: {exc!r}"
+                )
                 self.fail(StoreConnectionLost(f"Redis {what}", url=self.params.url))
                 raise self.error from None  # type: ignore[misc]
             parser.feed(data)
