@@ -8,9 +8,10 @@
     alone, coredis, same 16 writers).
 (b) SSE latency: ``relayna.api.serve_asgi`` (hypercorn) + httpx on loopback,
     one client following a task while events are written at 20 and 500
-    events/s (at least ``--sse-min-events``, 400, per run); latency = write
-    start to frame parsed by the client; p50/p99, and the same of the write
-    alone. Twice: store write -> SSE, and (with RELAYNA_TEST_AMQP_URL) worker
+    events/s (at least ``--sse-min-events``, 400, per run; ``--sse-repeat``
+    runs per case, 3, interleaved across the cases and pooled); latency =
+    write start to frame parsed by the client; p50/p99 of the pooled events,
+    each run's own p99, and p50/p99 of the write alone. Twice: store write -> SSE, and (with RELAYNA_TEST_AMQP_URL) worker
     publish -> RabbitMQ stream -> hub -> Redis -> SSE. On asyncio the full
     path is also measured with relayna's routes on uvicorn, and on the
     original's design rebuilt with its libraries
@@ -21,7 +22,7 @@
     hypercorn + sse-starlette endpoint, servers in subprocesses
     (:mod:`benchmarks._status_idle`); the relayna server's Redis connections.
 
-``python -m benchmarks status [--events N] [--backend asyncio|trio]``
+``python -m benchmarks status [--events N] [--backend asyncio|trio] [--sse-repeat N]``
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any
 
 import anyio
 import orjson
@@ -159,12 +161,42 @@ async def _server(app: Any) -> AsyncIterator[str]:
         yield base
 
 
-class SseLatency(NamedTuple):
-    p50: float  # ms, write start -> frame parsed by the client
-    p99: float
-    events: int
-    write_p50: float  # ms, of which the write itself (store write or publish with confirm)
-    write_p99: float
+@dataclass
+class SseLatency:
+    """One run, or several pooled: seconds per event from write start to frame
+    parsed by the client, and of which the write itself (store write, or
+    publish with confirm); ``runs_p99``: each pooled run's own p99 (ms)."""
+
+    latencies: list[float]
+    writes: list[float]
+    runs_p99: list[float]
+
+    @classmethod
+    def pooled(cls, runs: list[SseLatency]) -> SseLatency:
+        return cls(
+            [x for r in runs for x in r.latencies], [x for r in runs for x in r.writes],
+            [p for r in runs for p in r.runs_p99],
+        )  # fmt: skip
+
+    @property
+    def events(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def p50(self) -> float:
+        return _pct(self.latencies, 0.5)
+
+    @property
+    def p99(self) -> float:
+        return _pct(self.latencies, 0.99)
+
+    @property
+    def write_p50(self) -> float:
+        return _pct(self.writes, 0.5)
+
+    @property
+    def write_p99(self) -> float:
+        return _pct(self.writes, 0.99)
 
 
 async def bench_sse_latency(
@@ -294,10 +326,7 @@ async def _follow_while_writing(
                 delay = next_at - time.perf_counter()
                 if delay > 0:
                     await anyio.sleep(delay)
-    return SseLatency(
-        _pct(latencies, 0.5), _pct(latencies, 0.99), len(latencies),
-        _pct(writes, 0.5), _pct(writes, 0.99),
-    )  # fmt: skip
+    return SseLatency(latencies, writes, [_pct(latencies, 0.99)])
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -332,6 +361,51 @@ def _proc_cmdlines(name: str) -> list[str]:
     return found
 
 
+def _sse_case(args: argparse.Namespace, url: str, broker: str | None, rate: float,
+              case: str) -> tuple[SseLatency, str]:  # fmt: skip
+    if case == "original":
+        assert broker is not None
+        lat = anyio.run(
+            bench_original_latency, url, rate, args.sse_seconds, broker,
+            args.sse_min_events, backend="asyncio",
+        )  # fmt: skip
+        return lat, "the original's design: aio-pika, redis-py, sse-starlette, uvicorn"
+    if case == "uvicorn":
+        lat = anyio.run(
+            bench_sse_latency, url, rate, args.sse_seconds, broker,
+            args.sse_min_events, "native", "uvicorn", backend="asyncio",
+        )  # fmt: skip
+        return lat, "relayna's routes on uvicorn, asyncio, store native"
+    lat = anyio.run(
+        bench_sse_latency, url, rate, args.sse_seconds, broker,
+        args.sse_min_events, case, backend=args.backend,
+    )  # fmt: skip
+    return lat, f"relayna, {args.backend}, store {case}"
+
+
+def _sse_rows(args: argparse.Namespace, url: str, path: str, broker: str | None) -> None:
+    """One row per case: ``--sse-repeat`` runs, interleaved (every case once,
+    then again), so each case sees the same phases of the machine; the row
+    pools their events and lists each run's own p99."""
+    for rate in (20.0, 500.0):
+        cases = ["native", "coredis"] if rate == 20.0 else ["native"]
+        if broker is not None and args.backend == "asyncio":  # uvicorn, the original: asyncio
+            cases += ["uvicorn", "original"] if rate == 20.0 else ["original"]
+        runs: dict[str, list[SseLatency]] = {case: [] for case in cases}
+        labels: dict[str, str] = {}
+        for _ in range(args.sse_repeat):
+            for case in cases:
+                lat, labels[case] = _sse_case(args, url, broker, rate, case)
+                runs[case].append(lat)
+        for case in cases:
+            lat = SseLatency.pooled(runs[case])
+            each = ", ".join(f"{p:.2f}" for p in lat.runs_p99)
+            print(f"SSE latency {path} @ {rate:5.0f} ev/s ({lat.events} events, {labels[case]}): "
+                  f"p50 {lat.p50:6.2f} ms  p99 {lat.p99:6.2f} ms  (p99 per run: {each}; the "
+                  f"{'write' if broker is None else 'publish + confirm'} alone: "
+                  f"p50 {lat.write_p50:5.2f} ms  p99 {lat.write_p99:5.2f} ms)")  # fmt: skip
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks status")
     parser.add_argument("--events", type=int, default=20_000)
@@ -340,6 +414,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--sse-min-events", type=int, default=400,
         help="at least this many events per SSE run (p99 of 80 events is their maximum)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--sse-repeat", type=int, default=3,
+        help="runs per SSE latency case, interleaved and pooled (the box drifts: one run "
+        "of 400 events gives a noisy p99)",
     )  # fmt: skip
     parser.add_argument("--idle", type=int, default=2000, help="idle SSE connections (0: skip)")
     args = parser.parse_args(argv)
@@ -375,35 +454,8 @@ def main(argv: list[str]) -> int:
                 print(f"broker floor publish->stream->consumer @ {rate:5.0f} ev/s ({count}, "
                       f"{adapter}, {args.backend}): p50 {p50:6.2f} ms  p99 {p99:6.2f} ms")  # fmt: skip
     for path, broker in (("store->SSE", None), ("publish->hub->SSE", amqp)):
-        if path != "store->SSE" and broker is None:
-            continue
-        cases = [(20.0, "native"), (20.0, "coredis"), (500.0, "native")]
-        if broker is not None and args.backend == "asyncio":  # uvicorn, the original: asyncio
-            cases[2:2] = [(20.0, "uvicorn"), (20.0, "original")]
-            cases.append((500.0, "original"))
-        for rate, adapter in cases:
-            if adapter == "original":
-                lat = anyio.run(
-                    bench_original_latency, url, rate, args.sse_seconds, broker,
-                    args.sse_min_events, backend="asyncio",
-                )  # fmt: skip
-                label = "the original's design: aio-pika, redis-py, sse-starlette, uvicorn"
-            elif adapter == "uvicorn":
-                lat = anyio.run(
-                    bench_sse_latency, url, rate, args.sse_seconds, broker,
-                    args.sse_min_events, "native", "uvicorn", backend="asyncio",
-                )  # fmt: skip
-                label = "relayna's routes on uvicorn, asyncio, store native"
-            else:
-                lat = anyio.run(
-                    bench_sse_latency, url, rate, args.sse_seconds, broker,
-                    args.sse_min_events, adapter, backend=args.backend,
-                )  # fmt: skip
-                label = f"relayna, {args.backend}, store {adapter}"
-            print(f"SSE latency {path} @ {rate:5.0f} ev/s ({lat.events} events, {label}): "
-                  f"p50 {lat.p50:6.2f} ms  p99 {lat.p99:6.2f} ms  (the "
-                  f"{'write' if broker is None else 'publish + confirm'} alone: "
-                  f"p50 {lat.write_p50:5.2f} ms  p99 {lat.write_p99:5.2f} ms)")  # fmt: skip
+        if path == "store->SSE" or broker is not None:
+            _sse_rows(args, url, path, broker)
     if args.idle:
         from benchmarks._status_idle import measure
 
