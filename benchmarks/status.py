@@ -182,21 +182,14 @@ class SseLatency:
     def events(self) -> int:
         return len(self.latencies)
 
-    @property
-    def p50(self) -> float:
-        return _pct(self.latencies, 0.5)
-
-    @property
-    def p99(self) -> float:
-        return _pct(self.latencies, 0.99)
-
-    @property
-    def write_p50(self) -> float:
-        return _pct(self.writes, 0.5)
-
-    @property
-    def write_p99(self) -> float:
-        return _pct(self.writes, 0.99)
+    def summary(self, write: str = "write") -> str:
+        """``p50 / p99`` of the events, each run's p99, ``p50 / p99`` of the writes (ms)."""
+        each = ", ".join(f"{p:.2f}" for p in self.runs_p99)
+        return (
+            f"p50 {_pct(self.latencies, 0.5):6.2f} ms  p99 {_pct(self.latencies, 0.99):6.2f} ms"
+            f"  (p99 per run: {each}; the {write} alone: p50 {_pct(self.writes, 0.5):5.2f} ms"
+            f"  p99 {_pct(self.writes, 0.99):5.2f} ms)"
+        )
 
 
 async def bench_sse_latency(
@@ -399,11 +392,8 @@ def _sse_rows(args: argparse.Namespace, url: str, path: str, broker: str | None)
                 runs[case].append(lat)
         for case in cases:
             lat = SseLatency.pooled(runs[case])
-            each = ", ".join(f"{p:.2f}" for p in lat.runs_p99)
             print(f"SSE latency {path} @ {rate:5.0f} ev/s ({lat.events} events, {labels[case]}): "
-                  f"p50 {lat.p50:6.2f} ms  p99 {lat.p99:6.2f} ms  (p99 per run: {each}; the "
-                  f"{'write' if broker is None else 'publish + confirm'} alone: "
-                  f"p50 {lat.write_p50:5.2f} ms  p99 {lat.write_p99:5.2f} ms)")  # fmt: skip
+                  f"{lat.summary('write' if broker is None else 'publish + confirm')}")  # fmt: skip
 
 
 def main(argv: list[str]) -> int:
