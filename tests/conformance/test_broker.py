@@ -54,3 +54,39 @@ async def test_broker_conformance(
     with anyio.fail_after(60):
         async with open_() as broker:
             await check.run(broker, f"relayna-conf.{unique}.{check.name}", CAPABILITIES)
+
+
+@pytest.mark.parametrize(("adapter", "anyio_backend"), _COMBOS)
+async def test_consumer_reports_its_buffered_deliveries(
+    adapter: str, unique: str, request: pytest.FixtureRequest
+) -> None:
+    # The status hub writes a lone event inline only when ``buffered`` is 0;
+    # a count that stayed 0 with deliveries waiting would break its batching.
+    from relayna.testing._broker_support import _eventually
+    from relayna.transport import QueueSpec
+
+    queue = f"relayna-conf.{unique}.buffered"
+    with anyio.fail_after(20):
+        async with _opener(adapter, request)() as broker:
+            await broker.declare_queue(QueueSpec(name=queue, durable=False))
+            try:
+                for i in range(5):
+                    await broker.publish("", queue, str(i).encode())
+                async with broker.consume(queue, prefetch=3) as consumer:
+
+                    async def buffered() -> int:
+                        return int(consumer.buffered)  # type: ignore[attr-defined]
+
+                    await _eventually(buffered, 3, "deliveries buffered")
+                    await anyio.sleep(0.1)
+                    assert consumer.buffered == 3  # type: ignore[attr-defined]  # prefetch bound
+                    it = aiter(consumer)
+                    first = await anext(it)
+                    assert consumer.buffered == 2  # type: ignore[attr-defined]
+                    await first.ack()
+                    await _eventually(buffered, 3, "buffered after the ack returned credit")
+                    for _ in range(4):
+                        await (await anext(it)).ack()
+                    assert consumer.buffered == 0  # type: ignore[attr-defined]
+            finally:
+                await broker.delete_queue(queue)

@@ -11,7 +11,11 @@ takes the next batch. All events of a task go to the same shard and a
 pipeline runs its commands in order, so each task's events are stored in
 arrival order while different shards proceed concurrently. Under load the
 batches fill up by themselves; at low rates every event goes out at once,
-alone. No task is started per event and no lock is taken per task.
+alone: with one shard, an event that arrives when the shard is idle and
+nothing else is delivered is written by the dispatch loop itself (no task
+switch on the live path; later deliveries wait in the consumer's prefetch
+buffer meanwhile). No task is started per event and no lock is taken per
+task.
 
 Settlement rules:
 
@@ -97,6 +101,7 @@ class StatusHub:
         self._parked: dict[str, deque[_Item]] = {}
         self._inflight: set[int] = set()
         self._next_offset: int | None = None
+        self._queued = 0  # handed to a shard and not written yet
         self._acks: MemoryObjectSendStream[Delivery]
 
     def statistics(self) -> HubStatistics:
@@ -164,6 +169,7 @@ class StatusHub:
 
     async def _consume(self, consumer: Consumer) -> None:
         self._parked = {}
+        self._queued = 0
         self._inflight = set()
         failure: BrokerError | None = None
         streams = [
@@ -183,7 +189,7 @@ class StatusHub:
                         with ExitStack() as closing:  # the shards finish what is queued
                             for send in sends:
                                 closing.enter_context(send)
-                            await self._dispatch(consumer, sends)
+                            await self._dispatch(consumer, sends, tg)
                     except BrokerError as exc:
                         failure = exc
                         outer.cancel_scope.cancel()
@@ -203,7 +209,10 @@ class StatusHub:
                     await self._send_settle(delivery, ack=True)
 
     async def _dispatch(
-        self, consumer: Consumer, shards: list[MemoryObjectSendStream[_Item]]
+        self,
+        consumer: Consumer,
+        shards: list[MemoryObjectSendStream[_Item]],
+        tg: anyio.abc.TaskGroup,
     ) -> None:
         count = len(shards)
         config = self.config
@@ -227,6 +236,13 @@ class StatusHub:
                 await self._settle(delivery, offset, ack=True)
                 continue
             item = _Item(delivery, event, offset)
+            if count == 1 and self._queued == 0 and getattr(consumer, "buffered", None) == 0:
+                # A lone event on a quiet hub: write it here, saving the hand-over
+                # to the shard task (one event-loop pass on the live path). Nothing
+                # is queued or being written, so the order holds.
+                await self._write_batch([item], tg)
+                continue
+            self._queued += 1
             shards[hash(item.task_id) % count if count > 1 else 0].send_nowait(item)
 
     async def _shard(
@@ -241,7 +257,10 @@ class StatusHub:
                         batch.append(receive.receive_nowait())
                     except (anyio.WouldBlock, anyio.EndOfStream):
                         break
-                await self._write_batch(batch, tg)
+                try:
+                    await self._write_batch(batch, tg)
+                finally:
+                    self._queued -= len(batch)
 
     async def _write_batch(self, batch: list[_Item], tg: anyio.abc.TaskGroup) -> None:
         ready: list[_Item] = []

@@ -183,6 +183,10 @@ class Consumer(Protocol):
 
     def __aiter__(self) -> AsyncIterator[Delivery]: ...
 
+    # Adapters may also offer ``buffered: int``: deliveries that the next
+    # iteration returns without waiting for the broker (the hub writes a lone
+    # event inline when it is 0). Absent means unknown.
+
 
 @runtime_checkable
 class Broker(Protocol):

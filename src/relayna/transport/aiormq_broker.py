@@ -163,6 +163,11 @@ class AiormqConsumer:
         self._receive = receive
         self.error: BrokerError | None = None
 
+    @property
+    def buffered(self) -> int:
+        """Deliveries received and not yet taken."""
+        return int(self._receive.statistics().current_buffer_used)
+
     def __aiter__(self) -> AiormqConsumer:
         return self
 

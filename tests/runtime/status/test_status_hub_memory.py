@@ -81,6 +81,50 @@ async def test_events_are_stored_in_order_per_task(unique: str, shards: int) -> 
                 assert [e["event_id"] for e in history] == expected
 
 
+class _SlowStore:
+    """Every round trip takes a random moment, so deliveries arrive while one is out."""
+
+    def __init__(self, store: Store, seed: int) -> None:
+        self._store = store
+        self._random = random.Random(seed)
+        self.round_trips = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def run_script_many(self, script: Script, calls: Sequence[Any]) -> list[Any]:
+        self.round_trips += 1
+        await anyio.sleep(self._random.choice([0, 0.001, 0.003]))
+        return [await self._store.run_script(script, keys, args) for keys, args in calls]
+
+
+async def test_order_holds_when_lone_events_and_bursts_mix(unique: str) -> None:
+    # A quiet hub writes a lone event from its dispatch loop, a busy one through
+    # its shard: bursts right after a quiet moment, and lone events while a
+    # burst is still being written, must keep each task's order.
+    with anyio.fail_after(20):
+        async with open_store("memory://") as raw:
+            slow = _SlowStore(raw, seed=3)
+            async with hub_env(unique, store=slow, prefetch=16) as (broker, status, topo, hubs):
+                rng = random.Random(11)
+                counters = {"a": 0, "b": 0}
+                published = 0
+                while published < 400:
+                    for _ in range(rng.choice([1, 1, 2, 3, 5])):
+                        task = rng.choice("ab")
+                        await broker.publish(topo.status_exchange, task, body(task, counters[task]))
+                        counters[task] += 1
+                        published += 1
+                    await anyio.sleep(rng.choice([0, 0, 0.001, 0.004]))
+                await wait_for(lambda: hubs[0].stats.stored == published)
+                for task, count in counters.items():
+                    history = await status.history(task)
+                    expected = [f"{task}-{n}" for n in range(count)][::-1][:50]
+                    assert [e["event_id"] for e in history] == expected
+                # Both paths ran: some round trips carried several events.
+                assert published > slow.round_trips > published // 10
+
+
 async def test_malformed_messages_are_acked_and_counted(unique: str) -> None:
     with anyio.fail_after(10):
         async with hub_env(unique) as (broker, _status, topo, hubs):
@@ -320,7 +364,11 @@ async def test_acks_return_the_credit_whatever_the_ack_delay(unique: str, ack_de
                 await broker.publish(topo.status_exchange, "t", body("t", n))
             await wait_for(lambda: hubs[0].stats.stored == 40)
             await wait_for(lambda: broker.unacked_count(topo.status_queue) == 0)  # type: ignore[attr-defined]
-            assert [e["event_id"] for e in await status.history("t")][:3] == ["t-39", "t-38", "t-37"]
+            assert [e["event_id"] for e in await status.history("t")][:3] == [
+                "t-39",
+                "t-38",
+                "t-37",
+            ]
 
 
 @pytest.mark.parametrize("bad", [-0.001, float("nan"), float("inf")])

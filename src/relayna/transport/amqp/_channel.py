@@ -108,6 +108,11 @@ class AMQPConsumer:
         self._fair = FairReceiver(receive)
         self.error: BrokerError | None = None
 
+    @property
+    def buffered(self) -> int:
+        """Deliveries received and not yet taken."""
+        return self._receive.statistics().current_buffer_used
+
     def __aiter__(self) -> AMQPConsumer:
         return self
 

@@ -223,6 +223,11 @@ class MemoryConsumer:
         # settle appends a frame to the write buffer), so a batch of acks
         # costs no task switch each.
 
+    @property
+    def buffered(self) -> int:
+        """Deliveries handed to this consumer and not yet taken."""
+        return self._receive.statistics().current_buffer_used
+
     def __aiter__(self) -> AsyncIterator[Delivery]:
         return self
 
