@@ -4,6 +4,7 @@ would otherwise leak to callers."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 
@@ -36,6 +37,11 @@ def ttl_ms(seconds: float) -> int:
 
 def script_sha(script: Script) -> str:
     """The SHA1 that Redis uses to identify the script's Lua source."""
-    return hashlib.sha1(script.lua.encode()).hexdigest()
+    return _sha_of(script.lua)
+
+
+@functools.lru_cache(maxsize=256)
+def _sha_of(lua: str) -> str:  # every script call asks: hash each source once
+    return hashlib.sha1(lua.encode()).hexdigest()
 
 

@@ -56,6 +56,12 @@ class RespConnection:
         self.stream = stream
         self.params = params
         self.parser = ReplyParser()
+        # The idle check runs before every command: its poll object is made once.
+        self._idle_poll: Any = None
+        raw = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+        if raw is not None and _poll is not None and raw.fileno() >= 0:
+            self._idle_poll = _poll()
+            self._idle_poll.register(raw.fileno(), select.POLLIN)
         self.error: StoreConnectionLost | None = None
         self._send_lock = anyio.Lock()
         self._queue: deque[_Pending] = deque()
@@ -198,15 +204,11 @@ class RespConnection:
         """True when the server closed (or wrote unasked to) this idle connection."""
         if self.parser.buffered:
             return True
-        raw = self.stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
-        if raw is None or _poll is None:
+        if self._idle_poll is None:
             return False
-        fd = raw.fileno()
-        if fd < 0:
-            return True
-        poller = _poll()
-        poller.register(fd, select.POLLIN)
-        return bool(poller.poll(0))  # readable while idle: EOF, reset or unasked bytes
+        # Readable while idle: EOF, reset or unasked bytes (a closed descriptor
+        # polls as POLLNVAL, which is true as well).
+        return bool(self._idle_poll.poll(0))
 
     async def aclose(self) -> None:
         self.fail(StoreConnectionLost("the connection was closed", url=self.params.url))
