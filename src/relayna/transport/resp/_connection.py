@@ -56,12 +56,13 @@ class RespConnection:
         self.stream = stream
         self.params = params
         self.parser = ReplyParser()
-        # The idle check runs before every command: its poll object is made once.
+        # The idle check runs before every command: its socket is looked up and
+        # its poll object made once.
+        self._raw: Any = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
         self._idle_poll: Any = None
-        raw = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
-        if raw is not None and _poll is not None and raw.fileno() >= 0:
+        if self._raw is not None and _poll is not None and self._raw.fileno() >= 0:
             self._idle_poll = _poll()
-            self._idle_poll.register(raw.fileno(), select.POLLIN)
+            self._idle_poll.register(self._raw.fileno(), select.POLLIN)
         self.error: StoreConnectionLost | None = None
         self._send_lock = anyio.Lock()
         self._queue: deque[_Pending] = deque()
@@ -206,9 +207,11 @@ class RespConnection:
             return True
         if self._idle_poll is None:
             return False
-        # Readable while idle: EOF, reset or unasked bytes (a closed descriptor
-        # polls as POLLNVAL, which is true as well).
-        return bool(self._idle_poll.poll(0))
+        if self._raw.fileno() < 0:
+            # Closed under us (asyncio closes the socket on EOF): its number may
+            # already belong to another descriptor, so it is not polled.
+            return True
+        return bool(self._idle_poll.poll(0))  # readable while idle: EOF, reset or unasked bytes
 
     async def aclose(self) -> None:
         self.fail(StoreConnectionLost("the connection was closed", url=self.params.url))
