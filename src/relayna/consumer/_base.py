@@ -139,9 +139,14 @@ class ConsumerBase:
         return self._session.inflight if self._session is not None else 0
 
     def end_drain(self) -> None:
-        """End a running drain now: unfinished work is cancelled and requeued."""
+        """End a running drain now: stop taking deliveries; unfinished work is
+        cancelled and requeued.
+
+        Safe to call before the cancellation that started the drain has reached
+        the consumer: a delivery requeued by this call is not taken again.
+        """
         if self._session is not None:
-            self._session.start_drain(0.0)
+            self._session.stop(0.0)
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Declare what the consumer needs, consume until cancelled, then drain.

@@ -26,6 +26,7 @@ Reconnect: a session that fails with a transport error is re-run by
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 
 import anyio
@@ -81,6 +82,7 @@ class Session:
         self._inflight: set[CancelScope] = set()
         self._taken: dict[int, Delivery] = {}
         self._draining = False
+        self._drain_deadline = math.inf
         self._reader_scope = CancelScope()
 
     @property
@@ -91,13 +93,16 @@ class Session:
         """Give in-flight work ``timeout`` (default ``drain_timeout``) more seconds."""
         self._draining = True
         deadline = anyio.current_time() + (self._drain_timeout if timeout is None else timeout)
+        # A drain only ever gets shorter: a later, longer call (the cancellation
+        # arriving after ``end_drain``) must not give work more time.
+        self._drain_deadline = min(self._drain_deadline, deadline)
         for scope in self._inflight:
-            scope.deadline = min(scope.deadline, deadline)
+            scope.deadline = min(scope.deadline, self._drain_deadline)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float | None = None) -> None:
         """Stop taking deliveries and start the drain (cancellation of ``run``'s caller)."""
         self._reader_scope.cancel()
-        self.start_drain()
+        self.start_drain(timeout)
 
     async def run(self, ready: Callable[[], None]) -> None:
         """Consume until cancelled (then drain) or until the consumer fails.
@@ -143,7 +148,7 @@ class Session:
             async for delivery in receive:
                 with CancelScope(shield=True) as scope:
                     if self._draining:
-                        scope.deadline = anyio.current_time() + self._drain_timeout
+                        scope.deadline = self._drain_deadline
                     self._inflight.add(scope)
                     try:
                         await self._process(delivery)

@@ -97,6 +97,29 @@ async def test_end_drain_requeues_at_once(broker: Broker, topology: Any) -> None
     assert (await broker.inspect_queue(topology.tasks_queue)).message_count == 1
 
 
+async def test_end_drain_stops_taking_deliveries(broker: Broker, topology: Any, until: Until) -> None:
+    # ``end_drain`` may run before the cancellation that started the drain has
+    # reached the consumer (the CLI's second signal): the delivery it requeues
+    # must not be taken again and run for another drain_timeout.
+    starts: list[str] = []
+
+    async def handler(task: TaskEnvelope, ctx: TaskContext) -> None:
+        starts.append(task.task_id)
+        await anyio.sleep(30)
+
+    consumer = TaskConsumer(topology=topology, broker=broker, handler=handler, drain_timeout=30)
+    with anyio.fail_after(10):
+        async with open_relayna_client(topology, broker) as client:
+            await client.publish_task({"task_id": "stuck"})
+            async with anyio.create_task_group() as tg:
+                await tg.start(consumer.run)
+                await until(lambda: starts == ["stuck"])
+                consumer.end_drain()  # no cancellation at all: the consumer ends by itself
+    assert starts == ["stuck"]
+    assert consumer.stats.drain_requeued == 1
+    assert (await broker.inspect_queue(topology.tasks_queue)).message_count == 1
+
+
 async def test_cancel_while_idle_returns_promptly(broker: Broker, topology: Any) -> None:
     consumer = TaskConsumer(topology=topology, broker=broker, handler=lambda t, c: None, prefetch=8)
     with anyio.fail_after(2):
