@@ -40,8 +40,10 @@ def tests(session: nox.Session, backend: str) -> None:
 @nox.session(python="3.11")
 def lint(session: nox.Session) -> None:
     """ruff (incl. ASYNC/B/BLE) and the no-asyncio/trio-imports rule for src/relayna."""
-    session.install("ruff")
-    session.run("ruff", "check", "src", "tests", "benchmarks", "scripts", "examples")
+    session.install("-e", ".[dev]")
+    paths = ("src", "tests", "benchmarks", "scripts", "examples")
+    session.run("ruff", "check", *paths)
+    session.run("ruff", "format", "--check", *paths)
     session.run(sys.executable, "scripts/check_imports.py", external=True)
 
 

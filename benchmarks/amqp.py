@@ -112,8 +112,12 @@ def main(argv: list[str]) -> int:
     for name, fn, backend in runs:
         results[name] = anyio.run(fn, backend=backend)
     ref = results["aiormq"]
-    print(f"{N} persistent 1 KB messages, confirms pipelined ({WINDOW} in flight), prefetch {PREFETCH}")
-    print(f"{'client':<16}{'publish msg/s':>15}{'x aiormq':>10}{'consume msg/s':>15}{'x aiormq':>10}")
+    print(
+        f"{N} persistent 1 KB messages, confirms pipelined ({WINDOW} in flight), prefetch {PREFETCH}"
+    )
+    print(
+        f"{'client':<16}{'publish msg/s':>15}{'x aiormq':>10}{'consume msg/s':>15}{'x aiormq':>10}"
+    )
     for name, (pub, con) in results.items():
         print(f"{name:<16}{pub:>15,.0f}{pub / ref[0]:>10.2f}{con:>15,.0f}{con / ref[1]:>10.2f}")
     na, nt = results["native/asyncio"], results["native/trio"]

@@ -46,8 +46,12 @@ def _topology(tag: str) -> Any:
     from relayna.topology import SharedTasksSharedStatusTopology
 
     return SharedTasksSharedStatusTopology(
-        tasks_exchange=f"bench-tasks-{tag}", tasks_queue=f"bench-tasks-{tag}", tasks_routing_key="task",
-        status_exchange=f"bench-status-{tag}", status_queue=f"bench-status-{tag}", status_use_streams=False,
+        tasks_exchange=f"bench-tasks-{tag}",
+        tasks_queue=f"bench-tasks-{tag}",
+        tasks_routing_key="task",
+        status_exchange=f"bench-status-{tag}",
+        status_queue=f"bench-status-{tag}",
+        status_use_streams=False,
     )
 
 
@@ -55,8 +59,9 @@ async def _fill(url: str, topology: Any, n: int) -> None:
     from relayna.rabbitmq import open_relayna_client
 
     async with open_relayna_client(topology, url) as client:
-        await client.publish_tasks(({"task_id": f"t{i}", "payload": {"i": i}} for i in range(n)),
-                                   concurrency=256)
+        await client.publish_tasks(
+            ({"task_id": f"t{i}", "payload": {"i": i}} for i in range(n)), concurrency=256
+        )
 
 
 async def _cleanup(url: str, topology: Any) -> None:
@@ -116,8 +121,13 @@ async def _aiormq_worker(url: str, n: int, prefetch: int) -> Result:
         async def on_message(message: aiormq.abc.DeliveredMessage) -> None:
             nonlocal count
             body = b'{"task_id":"x","status":"done"}'
-            await channel.basic_publish(body, exchange=topology.status_exchange, routing_key="x",
-                                        properties=props, mandatory=True)
+            await channel.basic_publish(
+                body,
+                exchange=topology.status_exchange,
+                routing_key="x",
+                properties=props,
+                mandatory=True,
+            )
             await channel.basic_ack(message.delivery.delivery_tag)
             count += 1
             if count == n:
@@ -149,15 +159,20 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks worker")
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--prefetch", default=",".join(map(str, PREFETCHES)))
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="interleaved rounds per prefetch; medians are printed")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="interleaved rounds per prefetch; medians are printed"
+    )
     args = parser.parse_args(argv)
     url = _url()
     prefetches = [int(p) for p in args.prefetch.split(",")]
     kinds = ("aiormq", "asyncio", "trio")
-    print(f"worker benchmark: {args.n} tasks, one confirmed status + ack each, "
-          f"median of {args.repeat} interleaved rounds (ratios taken within a round)")
-    print(f"{'prefetch':>8} {'implementation':<22} {'tasks/s':>10} {'ratio':>7} {'cpu µs':>8} {'+µs':>6}")
+    print(
+        f"worker benchmark: {args.n} tasks, one confirmed status + ack each, "
+        f"median of {args.repeat} interleaved rounds (ratios taken within a round)"
+    )
+    print(
+        f"{'prefetch':>8} {'implementation':<22} {'tasks/s':>10} {'ratio':>7} {'cpu µs':>8} {'+µs':>6}"
+    )
     for prefetch in prefetches:
         rounds: dict[str, list[Result]] = {kind: [] for kind in kinds}
         for r in range(args.repeat):
@@ -172,8 +187,13 @@ def main(argv: list[str]) -> int:
             cpu = _median([c for _, c in rounds[kind]])
             name = "aiormq raw (asyncio)" if kind == "aiormq" else "relayna " + kind
             extra = "" if kind == "aiormq" else f" {cpu - ref_cpu:>+6.0f}"
-            print(f"{prefetch:>8} {name:<22} {rate:>10.0f} {ratio:>7.2f} {cpu:>8.0f}{extra}", flush=True)
-        trio_vs = _median([t[0] / a[0] for t, a in zip(rounds["trio"], rounds["asyncio"], strict=True)])
+            print(
+                f"{prefetch:>8} {name:<22} {rate:>10.0f} {ratio:>7.2f} {cpu:>8.0f}{extra}",
+                flush=True,
+            )
+        trio_vs = _median(
+            [t[0] / a[0] for t, a in zip(rounds["trio"], rounds["asyncio"], strict=True)]
+        )
         print(f"{prefetch:>8} {'trio / asyncio':<22} {'':>10} {trio_vs:>7.2f}", flush=True)
     return 0
 

@@ -172,7 +172,7 @@ class Services:
             RABBITMQ_PID_FILE=str(r / "pid"),
             RABBITMQ_CONFIG_FILE=str(r / "rabbitmq"),
             RABBITMQ_SERVER_START_ARGS=(
-                f"-rabbitmq_management tcp_config [{{port,{self.mgmt_port}}},{{ip,\"127.0.0.1\"}}] "
+                f'-rabbitmq_management tcp_config [{{port,{self.mgmt_port}}},{{ip,"127.0.0.1"}}] '
                 f"-rabbitmq_stream tcp_listeners [{self.stream_port}]"
             ),
         )
@@ -247,10 +247,23 @@ class Services:
         d = Path(self.directory)
         subprocess.run(
             [
-                REDIS_SERVER, "--port", str(self.redis_port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--daemonize", "yes",
-                "--dir", str(d), "--pidfile", str(d / "redis.pid"),
-                "--logfile", str(d / "redis.log"),
+                REDIS_SERVER,
+                "--port",
+                str(self.redis_port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "yes",
+                "--dir",
+                str(d),
+                "--pidfile",
+                str(d / "redis.pid"),
+                "--logfile",
+                str(d / "redis.log"),
             ],
             check=True,
         )
@@ -292,7 +305,9 @@ def _wait_port(port: int, timeout: float, what: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
     p_start = sub.add_parser("start", help="start both services, print export lines")
     p_start.add_argument("--dir", default=None)
@@ -315,7 +330,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "stop":
             Services.load(args.dir).stop()
             return 0
-        command = [c for c in args.command if c != "--"] if args.command[:1] == ["--"] else args.command
+        command = (
+            [c for c in args.command if c != "--"] if args.command[:1] == ["--"] else args.command
+        )
         if not command:
             parser.error("run needs a command")
         svc = Services.start()

@@ -29,12 +29,26 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["serve"], ["worker"], ["declare"], ["topology", "show"], ["publish"], ["dev"], ["status"], ["history"], ["watch"]],
+    [
+        [],
+        ["serve"],
+        ["worker"],
+        ["declare"],
+        ["topology", "show"],
+        ["publish"],
+        ["dev"],
+        ["status"],
+        ["history"],
+        ["watch"],
+    ],
 )
 def test_every_command_has_help(command: list[str]) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "relayna.cli", *command, "--help"],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert "usage:" in proc.stdout.lower()
@@ -89,7 +103,13 @@ def test_bad_targets_are_usage_errors(
 
 def test_declare_applies_plan_to_memory_broker(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(
-        capsys, "declare", "_topo_fixture:topology", "--broker-url", "memory://", "--backend", "trio"
+        capsys,
+        "declare",
+        "_topo_fixture:topology",
+        "--broker-url",
+        "memory://",
+        "--backend",
+        "trio",
     )
     assert code == 0
     assert "declared 2 exchanges, 2 queues, 2 bindings on memory://" in out
@@ -105,12 +125,17 @@ def test_declare_needs_a_broker_url(
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
-def test_publish_prints_generated_task_id(
-    capsys: pytest.CaptureFixture[str], backend: str
-) -> None:
+def test_publish_prints_generated_task_id(capsys: pytest.CaptureFixture[str], backend: str) -> None:
     code, out, _ = run(
-        capsys, "publish", '{"payload": {"n": 1}}', "--topology", "_topo_fixture:topology",
-        "--broker-url", "memory://", "--backend", backend,
+        capsys,
+        "publish",
+        '{"payload": {"n": 1}}',
+        "--topology",
+        "_topo_fixture:topology",
+        "--broker-url",
+        "memory://",
+        "--backend",
+        backend,
     )
     assert code == 0
     assert len(out.strip()) == 32
@@ -135,7 +160,9 @@ def test_publish_bad_input(
     assert "Traceback" not in err
 
 
-def test_publish_task_on_workflow_topology_fails_cleanly(capsys: pytest.CaptureFixture[str]) -> None:
+def test_publish_task_on_workflow_topology_fails_cleanly(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     code, _, err = run(
         capsys, "publish", "{}", "--topology", "_topo_fixture:workflow", "--broker-url", "memory://"
     )
@@ -145,7 +172,11 @@ def test_publish_task_on_workflow_topology_fails_cleanly(capsys: pytest.CaptureF
 
 def test_redacts_passwords_in_errors(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(
-        capsys, "declare", "_topo_fixture:topology", "--broker-url", "amqp://u:hunter2@127.0.0.1:1/",
+        capsys,
+        "declare",
+        "_topo_fixture:topology",
+        "--broker-url",
+        "amqp://u:hunter2@127.0.0.1:1/",
     )
     assert code == 1
     assert "hunter2" not in err
@@ -155,8 +186,20 @@ def test_redacts_passwords_in_errors(capsys: pytest.CaptureFixture[str]) -> None
 def test_top_level_help_lists_every_command() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "relayna.cli", "--help"],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
-    for command in ("dev", "worker", "serve", "declare", "topology", "publish", "status",
-                    "history", "watch"):
+    for command in (
+        "dev",
+        "worker",
+        "serve",
+        "declare",
+        "topology",
+        "publish",
+        "status",
+        "history",
+        "watch",
+    ):
         assert f"\n    {command} " in proc.stdout, command

@@ -24,20 +24,27 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument(
-        "--backend", choices=["asyncio", "trio"],
+        "--backend",
+        choices=["asyncio", "trio"],
         default=env_default("RELAYNA_BACKEND", "asyncio"),
         help="async backend (default asyncio, env RELAYNA_BACKEND)",
     )
     p.add_argument(
-        "--broker-url", default=env_default("RELAYNA_BROKER_URL", "memory://"),
+        "--broker-url",
+        default=env_default("RELAYNA_BROKER_URL", "memory://"),
         help="amqp://, amqps:// or memory:// (default memory://, env RELAYNA_BROKER_URL)",
     )
     p.add_argument(
-        "--store-url", default=env_default("RELAYNA_STORE_URL", "memory://"),
+        "--store-url",
+        default=env_default("RELAYNA_STORE_URL", "memory://"),
         help="redis://, rediss:// or memory:// (default memory://, env RELAYNA_STORE_URL)",
     )
-    p.add_argument("--drain-timeout", type=float, default=10.0,
-                   help="seconds in-flight tasks get on Ctrl-C (default 10)")
+    p.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=10.0,
+        help="seconds in-flight tasks get on Ctrl-C (default 10)",
+    )
     p.set_defaults(handler=_run)
 
 
@@ -45,8 +52,11 @@ def _run(args: argparse.Namespace) -> int:
     from relayna.devserver import DevConfig, run_dev
 
     config = DevConfig(
-        host=args.host, port=args.port, broker_url=args.broker_url,
-        store_url=args.store_url, drain_timeout=args.drain_timeout,
+        host=args.host,
+        port=args.port,
+        broker_url=args.broker_url,
+        store_url=args.store_url,
+        drain_timeout=args.drain_timeout,
     )
     log = logging.getLogger("relayna.dev")
 
@@ -64,8 +74,10 @@ def _run(args: argparse.Namespace) -> int:
                 url = await tg.start(run_dev, config, shutdown)
             except OSError as exc:
                 raise ConfigurationError(f"cannot serve on {config.url}: {exc}") from None
-            print(f"relayna dev is running on {url} ({args.backend}); press Ctrl-C to stop",
-                  flush=True)
+            print(
+                f"relayna dev is running on {url} ({args.backend}); press Ctrl-C to stop",
+                flush=True,
+            )
             await shutdown.wait()
         log.info("bye")
 

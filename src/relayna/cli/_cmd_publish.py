@@ -24,13 +24,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("task", nargs="?", default="-", help="task JSON, or - to read stdin (default)")
     p.add_argument("--topology", required=True, metavar="MODULE:TOPOLOGY")
     p.add_argument(
-        "--broker-url", default=env_default("RELAYNA_BROKER_URL"),
+        "--broker-url",
+        default=env_default("RELAYNA_BROKER_URL"),
         help="amqp://, amqps:// or memory:// (env RELAYNA_BROKER_URL)",
     )
     p.add_argument("--task-type", default=None, help="set task_type (routed topologies)")
     p.add_argument(
-        "--backend", choices=["asyncio", "trio"],
-        default=env_default("RELAYNA_BACKEND", "asyncio"), help="async backend",
+        "--backend",
+        choices=["asyncio", "trio"],
+        default=env_default("RELAYNA_BACKEND", "asyncio"),
+        help="async backend",
     )
     p.set_defaults(handler=_run)
 
@@ -41,7 +44,7 @@ def read_task(text: str, task_type: str | None) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise UsageError(f"task is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise UsageError("task JSON must be an object like {\"payload\": {...}}")
+        raise UsageError('task JSON must be an object like {"payload": {...}}')
     data.setdefault("task_id", uuid.uuid4().hex)
     if task_type:
         data["task_type"] = task_type

@@ -14,36 +14,49 @@ from relayna.contracts import is_valid_identifier
 def _store_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("task_id", metavar="TASK_ID")
     p.add_argument(
-        "--store-url", default=env_default("RELAYNA_STORE_URL"),
+        "--store-url",
+        default=env_default("RELAYNA_STORE_URL"),
         help="redis://, rediss:// or unix:// store (env RELAYNA_STORE_URL)",
     )
     p.add_argument("--prefix", default="relayna", help="status key prefix (default relayna)")
     p.add_argument("--json", action="store_true", help="print raw JSON")
     p.add_argument(
-        "--backend", choices=["asyncio", "trio"],
-        default=env_default("RELAYNA_BACKEND", "asyncio"), help="async backend",
+        "--backend",
+        choices=["asyncio", "trio"],
+        default=env_default("RELAYNA_BACKEND", "asyncio"),
+        help="async backend",
     )
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    s = sub.add_parser("status", help="print a task's latest status",
-                       description="Print the latest stored status of TASK_ID.")
+    s = sub.add_parser(
+        "status",
+        help="print a task's latest status",
+        description="Print the latest stored status of TASK_ID.",
+    )
     _store_args(s)
     s.set_defaults(handler=_status)
 
-    h = sub.add_parser("history", help="print a task's stored status history",
-                       description="Print TASK_ID's stored status events, oldest first.")
+    h = sub.add_parser(
+        "history",
+        help="print a task's stored status history",
+        description="Print TASK_ID's stored status events, oldest first.",
+    )
     _store_args(h)
     h.add_argument("--limit", type=int, default=50, help="newest N events (default 50)")
     h.set_defaults(handler=_history)
 
     w = sub.add_parser(
-        "watch", help="follow a task live over SSE with a progress display",
+        "watch",
+        help="follow a task live over SSE with a progress display",
         description="Follow /events/TASK_ID of a running relayna service until the task ends.",
     )
     w.add_argument("task_id", metavar="TASK_ID")
-    w.add_argument("--url", default=env_default("RELAYNA_URL", "http://127.0.0.1:8000"),
-                   help="service base URL (default http://127.0.0.1:8000, env RELAYNA_URL)")
+    w.add_argument(
+        "--url",
+        default=env_default("RELAYNA_URL", "http://127.0.0.1:8000"),
+        help="service base URL (default http://127.0.0.1:8000, env RELAYNA_URL)",
+    )
     w.add_argument("--json", action="store_true", help="print each event as JSON")
     w.set_defaults(handler=_watch)
 
@@ -120,9 +133,10 @@ def _watch(args: argparse.Namespace) -> int:
     kind = None
     final = None
     try:
-        with httpx.Client(timeout=httpx.Timeout(10.0, read=60.0)) as client, client.stream(
-            "GET", url, headers={"accept": "text/event-stream"}
-        ) as resp:
+        with (
+            httpx.Client(timeout=httpx.Timeout(10.0, read=60.0)) as client,
+            client.stream("GET", url, headers={"accept": "text/event-stream"}) as resp,
+        ):
             if resp.status_code == 204:
                 print("task already finished (204)")
                 return 0

@@ -19,20 +19,24 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument("topology", metavar="MODULE:TOPOLOGY")
     p.add_argument(
-        "--broker-url", default=env_default("RELAYNA_BROKER_URL"),
+        "--broker-url",
+        default=env_default("RELAYNA_BROKER_URL"),
         help="amqp://, amqps:// or memory:// (env RELAYNA_BROKER_URL)",
     )
     p.add_argument("--dry-run", action="store_true", help="print the plan, declare nothing")
     p.add_argument(
-        "--backend", choices=["asyncio", "trio"],
-        default=env_default("RELAYNA_BACKEND", "asyncio"), help="async backend",
+        "--backend",
+        choices=["asyncio", "trio"],
+        default=env_default("RELAYNA_BACKEND", "asyncio"),
+        help="async backend",
     )
     p.set_defaults(handler=_declare)
 
     t = sub.add_parser("topology", help="inspect a topology", description="Inspect a topology.")
     tsub = t.add_subparsers(dest="topology_command", metavar="SUBCOMMAND", required=True)
     show = tsub.add_parser(
-        "show", help="print a topology as text (and Mermaid for workflows)",
+        "show",
+        help="print a topology as text (and Mermaid for workflows)",
         description="Print the topology's kind, RabbitMQ objects and, for workflows, a Mermaid graph.",
     )
     show.add_argument("topology", metavar="MODULE:TOPOLOGY")
@@ -76,8 +80,10 @@ def _declare(args: argparse.Namespace) -> int:
 
         async with open_broker(args.broker_url) as broker:
             await plan.apply(broker)
-        print(f"declared {len(plan.exchanges)} exchanges, {len(plan.queues)} queues, "
-              f"{len(plan.bindings)} bindings on {redact_url(args.broker_url)}")
+        print(
+            f"declared {len(plan.exchanges)} exchanges, {len(plan.queues)} queues, "
+            f"{len(plan.bindings)} bindings on {redact_url(args.broker_url)}"
+        )
 
     return run_async(main, args.backend)
 

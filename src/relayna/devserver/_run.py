@@ -92,8 +92,9 @@ async def run_dev(
 
             async def serve() -> None:
                 try:
-                    await serve_asgi(app, host=config.host, port=config.port,
-                                     shutdown_trigger=stop_http)
+                    await serve_asgi(
+                        app, host=config.host, port=config.port, shutdown_trigger=stop_http
+                    )
                 finally:
                     http_stopped.set()
 
@@ -104,7 +105,8 @@ async def run_dev(
                     with anyio.fail_after(15):
                         await _wait_listening(config.host, config.port)
                     logger.info(
-                        "broker %s, store %s", redact_url(config.broker_url),
+                        "broker %s, store %s",
+                        redact_url(config.broker_url),
                         redact_url(config.store_url),
                     )
                     task_status.started(config.url)
@@ -114,5 +116,8 @@ async def run_dev(
             stats = consumer.stats
             logger.info(
                 "worker drained: received=%d acked=%d retried=%d dead_lettered=%d",
-                stats.received, stats.acked, stats.retried, stats.dead_lettered,
+                stats.received,
+                stats.acked,
+                stats.retried,
+                stats.dead_lettered,
             )

@@ -142,7 +142,6 @@ class Take(_Counted[T]):
     Failures are forwarded and do not count.
     """
 
-
     async def _run(self, run: Run, stage: int, rx: Rx, tx: Tx) -> None:
         if self.ordered:
             await ordered_take(run, stage, rx, tx, self.n)
@@ -162,7 +161,6 @@ class Take(_Counted[T]):
 
 class Skip(_Counted[T]):
     """All but the first ``n`` items (first to arrive, or lowest indices if ``ordered``)."""
-
 
     async def _run(self, run: Run, stage: int, rx: Rx, tx: Tx) -> None:
         if self.ordered:

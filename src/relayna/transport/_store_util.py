@@ -43,5 +43,3 @@ def script_sha(script: Script) -> str:
 @functools.lru_cache(maxsize=256)
 def _sha_of(lua: str) -> str:  # every script call asks: hash each source once
     return hashlib.sha1(lua.encode()).hexdigest()
-
-

@@ -37,7 +37,9 @@ async def test_publish_confirms_and_bad_input(broker: Broker, topology: Any) -> 
     assert info.message_count == 50
 
 
-async def test_poison_and_always_failing_tasks_end_in_the_dlq(broker: Broker, topology: Any) -> None:
+async def test_poison_and_always_failing_tasks_end_in_the_dlq(
+    broker: Broker, topology: Any
+) -> None:
     attempts: dict[str, list[int]] = defaultdict(list)
 
     async def handler(task: TaskEnvelope, ctx: TaskContext) -> None:
@@ -45,14 +47,24 @@ async def test_poison_and_always_failing_tasks_end_in_the_dlq(broker: Broker, to
         raise RuntimeError("always")
 
     recorder = InMemoryDLQRecorder()
-    consumer = TaskConsumer(topology=topology, broker=broker, handler=handler, prefetch=16,
-                            retry_policy=RetryPolicy(max_retries=2, delay_ms=50), dlq_recorder=recorder)
+    consumer = TaskConsumer(
+        topology=topology,
+        broker=broker,
+        handler=handler,
+        prefetch=16,
+        retry_policy=RetryPolicy(max_retries=2, delay_ms=50),
+        dlq_recorder=recorder,
+    )
     malformed = [
         (b"\xff\xfe", Properties(), "decode_error"),
         (b'{"task_id":', Properties(), "invalid_json"),
         (b"[]", Properties(), "schema"),
         (b'{"task_id":"a b"}', Properties(), "schema"),
-        (b'{"task_id":"a"}', Properties(headers={"relayna-retry-attempt": "abc"}), "invalid_header"),
+        (
+            b'{"task_id":"a"}',
+            Properties(headers={"relayna-retry-attempt": "abc"}),
+            "invalid_header",
+        ),
     ]
     with anyio.fail_after(30):
         async with open_relayna_client(topology, broker) as client, anyio.create_task_group() as tg:
@@ -73,7 +85,9 @@ async def test_poison_and_always_failing_tasks_end_in_the_dlq(broker: Broker, to
         assert (await broker.inspect_queue(name)).message_count == 0
 
 
-async def test_drain_finishes_in_flight_and_starts_nothing_new(broker: Broker, topology: Any) -> None:
+async def test_drain_finishes_in_flight_and_starts_nothing_new(
+    broker: Broker, topology: Any
+) -> None:
     started: list[str] = []
     finished: list[str] = []
 
@@ -82,7 +96,9 @@ async def test_drain_finishes_in_flight_and_starts_nothing_new(broker: Broker, t
         await anyio.sleep(0.5)
         finished.append(task.task_id)
 
-    consumer = TaskConsumer(topology=topology, broker=broker, handler=handler, prefetch=8, drain_timeout=10)
+    consumer = TaskConsumer(
+        topology=topology, broker=broker, handler=handler, prefetch=8, drain_timeout=10
+    )
     with anyio.fail_after(30):
         async with open_relayna_client(topology, broker) as client:
             await client.publish_tasks([{"task_id": f"d{i}"} for i in range(16)])
@@ -114,8 +130,13 @@ async def test_retry_delay_accuracy(broker: Broker, topology: Any) -> None:
             raise RuntimeError("fail once")
         gaps.append(now - first[task.task_id])
 
-    consumer = TaskConsumer(topology=topology, broker=broker, handler=handler, prefetch=32,
-                            retry_policy=RetryPolicy(max_retries=1, delay_ms=int(delay * 1000)))
+    consumer = TaskConsumer(
+        topology=topology,
+        broker=broker,
+        handler=handler,
+        prefetch=32,
+        retry_policy=RetryPolicy(max_retries=1, delay_ms=int(delay * 1000)),
+    )
     with anyio.fail_after(30):
         async with open_relayna_client(topology, broker) as client, anyio.create_task_group() as tg:
             await tg.start(consumer.run)

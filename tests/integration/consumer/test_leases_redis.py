@@ -54,10 +54,15 @@ async def test_worker_lease_renewal_and_conflict_on_redis(
             owners.append(await leases.owner(task.task_id))
             await anyio.sleep(0.15)
 
-    consumer = TaskConsumer(topology=topology, broker=broker, handler=handler, leases=leases,
-                            lease_policy=LeasePolicy(ttl=0.25, heartbeat_interval=0.05,
-                                                     conflict_delay=0.1),
-                            lease_owner="w-a", prefetch=2)
+    consumer = TaskConsumer(
+        topology=topology,
+        broker=broker,
+        handler=handler,
+        leases=leases,
+        lease_policy=LeasePolicy(ttl=0.25, heartbeat_interval=0.05, conflict_delay=0.1),
+        lease_owner="w-a",
+        prefetch=2,
+    )
     assert await leases.acquire("held", "w-b", 30.0)
     with anyio.fail_after(20):
         async with open_relayna_client(topology, broker) as client:

@@ -25,20 +25,26 @@ async def store(redis_url: str) -> AsyncIterator[Store]:
 
 async def test_heartbeat_script_on_redis(store: Store, unique: str) -> None:
     prefix = f"it-hb-{unique}"
-    snap = HeartbeatSnapshot(consumer_name="c", queue_name="q", in_flight=2, processed=7,
-                             state="running")
+    snap = HeartbeatSnapshot(
+        consumer_name="c", queue_name="q", in_flight=2, processed=7, state="running"
+    )
     with anyio.fail_after(10):
-        await WorkerHeartbeats(store=store, prefix=prefix, interval=0.01, ttl=0.2,
-                               worker_id="old").write(snap, started_at=1.0)
-        await WorkerHeartbeats(store=store, prefix=prefix, interval=1, ttl=5,
-                               worker_id="new").write(snap, started_at=1.0)
+        await WorkerHeartbeats(
+            store=store, prefix=prefix, interval=0.01, ttl=0.2, worker_id="old"
+        ).write(snap, started_at=1.0)
+        await WorkerHeartbeats(
+            store=store, prefix=prefix, interval=1, ttl=5, worker_id="new"
+        ).write(snap, started_at=1.0)
         records = await list_worker_heartbeats(store, prefix)
         assert [(r.worker_id, r.in_flight, r.processed) for r in records] == [
-            ("new", 2, 7), ("old", 2, 7)]
+            ("new", 2, 7),
+            ("old", 2, 7),
+        ]
         await anyio.sleep(0.4)
         assert [r.worker_id for r in await list_worker_heartbeats(store, prefix)] == ["new"]
-        await WorkerHeartbeats(store=store, prefix=prefix, interval=1, ttl=5,
-                               worker_id="new").write(snap, started_at=1.0)
+        await WorkerHeartbeats(
+            store=store, prefix=prefix, interval=1, ttl=5, worker_id="new"
+        ).write(snap, started_at=1.0)
         assert await store.zrange(f"{prefix}:workers", 0, -1) == [b"new"]
         index_ttl = await store.ttl(f"{prefix}:workers")
         assert index_ttl is not None
@@ -54,9 +60,12 @@ async def test_worker_writes_heartbeats_to_redis(
     async def handler(task: TaskEnvelope, ctx: TaskContext) -> None:
         pass
 
-    consumer = TaskConsumer(topology=topology, broker=broker, handler=handler,
-                            heartbeats=WorkerHeartbeats(store=store, prefix=prefix,
-                                                        interval=0.05, ttl=2.0))
+    consumer = TaskConsumer(
+        topology=topology,
+        broker=broker,
+        handler=handler,
+        heartbeats=WorkerHeartbeats(store=store, prefix=prefix, interval=0.05, ttl=2.0),
+    )
     with anyio.fail_after(20):
         async with open_relayna_client(topology, broker) as client:
             async with anyio.create_task_group() as tg:

@@ -22,13 +22,32 @@ CODE = "import sys; from relayna.consumer import main_worker; sys.exit(main_work
 
 
 def _start(amqp_url: str, unique: str, backend: str, drain: float) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, RELAYNA_TEST_WORKER_UNIQUE=unique,
-               PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ,
+        RELAYNA_TEST_WORKER_UNIQUE=unique,
+        PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+    )
     return subprocess.Popen(
-        [sys.executable, "-c", CODE, "relayna_test_worker_app:handler",
-         "--topology", "relayna_test_worker_app:topology", "--broker-url", amqp_url,
-         "--prefetch", "4", "--backend", backend, "--drain-timeout", str(drain), "--log-level", "WARNING"],
-        env=env, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-c",
+            CODE,
+            "relayna_test_worker_app:handler",
+            "--topology",
+            "relayna_test_worker_app:topology",
+            "--broker-url",
+            amqp_url,
+            "--prefetch",
+            "4",
+            "--backend",
+            backend,
+            "--drain-timeout",
+            str(drain),
+            "--log-level",
+            "WARNING",
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
     )
 
 
@@ -54,14 +73,21 @@ async def _depth(broker: Broker, queue: str) -> int:
 
 @pytest.mark.parametrize("second_signal", [False, True], ids=["drain", "second-signal"])
 async def test_sigterm_drains_in_flight_tasks(
-    broker: Broker, topology: Any, amqp_url: str, unique: str, anyio_backend: str, second_signal: bool
+    broker: Broker,
+    topology: Any,
+    amqp_url: str,
+    unique: str,
+    anyio_backend: str,
+    second_signal: bool,
 ) -> None:
     proc = _start(amqp_url, unique, anyio_backend, drain=20)
     try:
         with anyio.fail_after(60):
             await _wait_ready(proc)
             async with open_relayna_client(topology, broker) as client:
-                await client.publish_tasks([{"task_id": f"w{i}", "payload": {"sleep": 1.5}} for i in range(8)])
+                await client.publish_tasks(
+                    [{"task_id": f"w{i}", "payload": {"sleep": 1.5}} for i in range(8)]
+                )
                 while await _depth(broker, topology.status_queue) < 4:  # noqa: ASYNC110
                     await anyio.sleep(0.02)
                 proc.send_signal(signal.SIGTERM)

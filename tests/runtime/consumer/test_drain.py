@@ -29,8 +29,14 @@ async def test_in_flight_tasks_finish_and_are_acked_on_cancel(
         await ctx.publish_status(status="late-but-delivered")
         finished.append(task.task_id)
 
-    consumer = TaskConsumer(topology=topology, broker=broker, handler=handler, prefetch=4,
-                            drain_timeout=5, statuses=LifecycleStatuses(enabled=True, processing=None))
+    consumer = TaskConsumer(
+        topology=topology,
+        broker=broker,
+        handler=handler,
+        prefetch=4,
+        drain_timeout=5,
+        statuses=LifecycleStatuses(enabled=True, processing=None),
+    )
     with anyio.fail_after(10):
         async with open_relayna_client(topology, broker) as client:
             await client.publish_tasks([{"task_id": f"d{i}"} for i in range(8)])
@@ -49,7 +55,9 @@ async def test_in_flight_tasks_finish_and_are_acked_on_cancel(
     assert (await broker.inspect_queue(topology.status_queue)).message_count == 8
 
 
-async def test_drain_timeout_requeues_unfinished_work(broker: Broker, topology: Any, until: Until) -> None:
+async def test_drain_timeout_requeues_unfinished_work(
+    broker: Broker, topology: Any, until: Until
+) -> None:
     started = anyio.Event()
     cancelled: list[bool] = []
 
@@ -97,7 +105,9 @@ async def test_end_drain_requeues_at_once(broker: Broker, topology: Any) -> None
     assert (await broker.inspect_queue(topology.tasks_queue)).message_count == 1
 
 
-async def test_end_drain_stops_taking_deliveries(broker: Broker, topology: Any, until: Until) -> None:
+async def test_end_drain_stops_taking_deliveries(
+    broker: Broker, topology: Any, until: Until
+) -> None:
     # ``end_drain`` may run before the cancellation that started the drain has
     # reached the consumer (the CLI's second signal): the delivery it requeues
     # must not be taken again and run for another drain_timeout.
@@ -129,7 +139,9 @@ async def test_cancel_while_idle_returns_promptly(broker: Broker, topology: Any)
     assert (await broker.inspect_queue(topology.tasks_queue)).consumer_count == 0
 
 
-async def test_consumer_cancelled_by_the_server_reconnects(broker: Broker, topology: Any, until: Until) -> None:
+async def test_consumer_cancelled_by_the_server_reconnects(
+    broker: Broker, topology: Any, until: Until
+) -> None:
     from relayna.observability import MemoryObservationCollector, TaskConsumerLoopError
 
     seen: list[str] = []
@@ -138,8 +150,9 @@ async def test_consumer_cancelled_by_the_server_reconnects(broker: Broker, topol
     async def handler(task: TaskEnvelope, ctx: TaskContext) -> None:
         seen.append(task.task_id)
 
-    consumer = TaskConsumer(topology=topology, broker=broker, handler=handler,
-                            observation_sink=collector)
+    consumer = TaskConsumer(
+        topology=topology, broker=broker, handler=handler, observation_sink=collector
+    )
     with anyio.fail_after(10):
         async with open_relayna_client(topology, broker) as client, anyio.create_task_group() as tg:
             await tg.start(consumer.run)

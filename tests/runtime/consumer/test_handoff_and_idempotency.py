@@ -39,19 +39,31 @@ async def test_manual_retry_hands_off_with_lineage(
     seen: list[tuple[str, str | None, int, str | None, dict[str, Any]]] = []
 
     async def handler(task: TaskEnvelope, ctx: TaskContext) -> None:
-        seen.append((task.task_id, task.task_type, ctx.manual_retry_count,
-                     ctx.manual_retry_previous_task_type, dict(task.payload)))
+        seen.append(
+            (
+                task.task_id,
+                task.task_type,
+                ctx.manual_retry_count,
+                ctx.manual_retry_previous_task_type,
+                dict(task.payload),
+            )
+        )
         if task.task_type == "resize":
             ctx.manual_retry(task_type="ocr", payload_merge={"lang": "de"}, reason="needs text")
         await ctx.publish_status(status="done")
 
-    consumer = TaskConsumer(topology=routed_topology, broker=broker, handler=handler,
-                            consumer_name="w1", prefetch=1)
+    consumer = TaskConsumer(
+        topology=routed_topology, broker=broker, handler=handler, consumer_name="w1", prefetch=1
+    )
     with anyio.fail_after(10):
         async with open_relayna_client(routed_topology, broker) as client, running(consumer):
-            await client.publish_task({"task_id": "h-1", "task_type": "resize", "payload": {"n": 1}})
+            await client.publish_task(
+                {"task_id": "h-1", "task_type": "resize", "payload": {"n": 1}}
+            )
             await until(lambda: consumer.stats.acked == 2)
-        statuses = [orjson.loads(b) for b, _ in await take_messages(broker, routed_topology.status_queue, 2)]
+        statuses = [
+            orjson.loads(b) for b, _ in await take_messages(broker, routed_topology.status_queue, 2)
+        ]
     assert seen == [
         ("h-1", "resize", 0, None, {"n": 1}),
         ("h-1", "ocr", 1, "resize", {"n": 1, "lang": "de"}),
@@ -59,8 +71,11 @@ async def test_manual_retry_hands_off_with_lineage(
     assert statuses[0]["status"] == "manual_retrying"
     assert statuses[0]["message"] == "needs text"
     assert statuses[0]["meta"]["manual_retry"] == {
-        "count": 1, "source_consumer": "w1", "previous_task_type": "resize",
-        "reason": "needs text", "target_task_type": "ocr",
+        "count": 1,
+        "source_consumer": "w1",
+        "previous_task_type": "resize",
+        "reason": "needs text",
+        "target_task_type": "ocr",
     }
     # downstream statuses carry the lineage automatically
     assert statuses[1]["status"] == "done"
@@ -95,9 +110,14 @@ async def test_completed_idempotency_key_skips_the_handler(
     collector = MemoryObservationCollector()
     with anyio.fail_after(10):
         async with open_store("memory://") as store:
-            consumer = TaskConsumer(topology=topology, broker=broker, handler=handler, prefetch=1,
-                                    idempotency=Idempotency(store=store, ttl_seconds=60),
-                                    observation_sink=collector)
+            consumer = TaskConsumer(
+                topology=topology,
+                broker=broker,
+                handler=handler,
+                prefetch=1,
+                idempotency=Idempotency(store=store, ttl_seconds=60),
+                observation_sink=collector,
+            )
             async with open_relayna_client(topology, broker) as client, running(consumer):
                 await client.publish_task({"task_id": "i-1"})
                 await client.publish_task({"task_id": "i-1"})  # a duplicate
@@ -124,15 +144,20 @@ async def test_aggregation_consumer_handles_retries_and_keeps_meta(
 
     collector = MemoryObservationCollector()
     consumer = AggregationConsumer(
-        topology=topology, broker=broker, handler=handler, shards=range(topology.shard_count),
-        retry_policy=RetryPolicy(max_retries=1, delay_ms=10), observation_sink=collector,
+        topology=topology,
+        broker=broker,
+        handler=handler,
+        shards=range(topology.shard_count),
+        retry_policy=RetryPolicy(max_retries=1, delay_ms=10),
+        observation_sink=collector,
         dlq_recorder=InMemoryDLQRecorder(),
     )
     assert consumer.queue_name == "aggregation.queue.shards.0-1-2-3"
     with anyio.fail_after(10):
         async with open_relayna_client(topology, broker) as client, running(consumer):
             await client.publish_aggregation_status(
-                {"task_id": "child-1", "status": "done", "meta": {"parent_task_id": "p-1"}})
+                {"task_id": "child-1", "status": "done", "meta": {"parent_task_id": "p-1"}}
+            )
             await until(lambda: consumer.stats.acked == 1)
     assert seen == [("child-1", 0), ("child-1", 1)]
     [acked] = collector.of_type(AggregationMessageAcked)
@@ -149,8 +174,14 @@ async def test_slow_sink_drops_are_counted_not_blocking(
     async def sink(event: Observation) -> None:
         await gate.wait()
 
-    consumer = TaskConsumer(topology=topology, broker=broker, handler=lambda t, c: None, prefetch=4,
-                            observation_sink=sink, observation_buffer=2)
+    consumer = TaskConsumer(
+        topology=topology,
+        broker=broker,
+        handler=lambda t, c: None,
+        prefetch=4,
+        observation_sink=sink,
+        observation_buffer=2,
+    )
     with anyio.fail_after(10):
         async with open_relayna_client(topology, broker) as client, running(consumer):
             await client.publish_tasks([{"task_id": f"o{i}"} for i in range(20)])

@@ -70,9 +70,14 @@ async def test_lease_held_and_renewed_during_a_long_handler_then_released(
             owners.append(await leases.owner(task.task_id))
             await anyio.sleep(0.15)
 
-    consumer = TaskConsumer(topology=topology, broker=broker, handler=handler, leases=leases,
-                            lease_policy=LeasePolicy(ttl=0.3, heartbeat_interval=0.05),
-                            lease_owner="worker-a")
+    consumer = TaskConsumer(
+        topology=topology,
+        broker=broker,
+        handler=handler,
+        leases=leases,
+        lease_policy=LeasePolicy(ttl=0.3, heartbeat_interval=0.05),
+        lease_owner="worker-a",
+    )
     with anyio.fail_after(10):
         async with open_relayna_client(topology, broker) as client, running(consumer):
             await client.publish_task({"task_id": "long-1"})
@@ -92,9 +97,15 @@ async def test_conflict_is_requeued_after_a_delay_not_hot_looped(
     async def handler(task: TaskEnvelope, ctx: TaskContext) -> None:
         calls.append(task.task_id)
 
-    consumer = TaskConsumer(topology=topology, broker=broker, handler=handler, leases=leases,
-                            lease_policy=LeasePolicy(conflict_delay=0.2), prefetch=1,
-                            observation_sink=collector)
+    consumer = TaskConsumer(
+        topology=topology,
+        broker=broker,
+        handler=handler,
+        leases=leases,
+        lease_policy=LeasePolicy(conflict_delay=0.2),
+        prefetch=1,
+        observation_sink=collector,
+    )
     assert await leases.acquire("busy-1", "other-worker", 30.0)
     with anyio.fail_after(10):
         async with open_relayna_client(topology, broker) as client, running(consumer):
@@ -124,10 +135,15 @@ async def test_lost_lease_cancels_the_handler_and_requeues(
         await anyio.sleep(5)
         finished.append(task.task_id)
 
-    consumer = TaskConsumer(topology=topology, broker=broker, handler=handler, leases=leases,
-                            lease_policy=LeasePolicy(ttl=1.0, heartbeat_interval=0.05,
-                                                     conflict_delay=0.2),
-                            lease_owner="worker-a", prefetch=1)
+    consumer = TaskConsumer(
+        topology=topology,
+        broker=broker,
+        handler=handler,
+        leases=leases,
+        lease_policy=LeasePolicy(ttl=1.0, heartbeat_interval=0.05, conflict_delay=0.2),
+        lease_owner="worker-a",
+        prefetch=1,
+    )
     with anyio.fail_after(10):
         async with open_relayna_client(topology, broker) as client, running(consumer):
             await client.publish_task({"task_id": "stolen-1"})
@@ -148,8 +164,14 @@ async def test_drain_cuts_the_conflict_delay_short(
     async def handler(task: TaskEnvelope, ctx: TaskContext) -> None:
         raise AssertionError("not called")
 
-    consumer = TaskConsumer(topology=topology, broker=broker, handler=handler, leases=leases,
-                            lease_policy=LeasePolicy(conflict_delay=60.0), drain_timeout=0.2)
+    consumer = TaskConsumer(
+        topology=topology,
+        broker=broker,
+        handler=handler,
+        leases=leases,
+        lease_policy=LeasePolicy(conflict_delay=60.0),
+        drain_timeout=0.2,
+    )
     assert await leases.acquire("busy-2", "other-worker", 30.0)
     with anyio.fail_after(5):
         async with open_relayna_client(topology, broker) as client:

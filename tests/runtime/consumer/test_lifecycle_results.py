@@ -33,7 +33,10 @@ async def test_handler_result_is_the_completed_status_result(
     def sync_handler(task: TaskEnvelope, ctx: TaskContext) -> list[int]:
         return [1, 2, 3]
 
-    for fn, expected in ((handler, {"upper": "HI", "n": 2**70}), (sync_handler, {"value": [1, 2, 3]})):
+    for fn, expected in (
+        (handler, {"upper": "HI", "n": 2**70}),
+        (sync_handler, {"value": [1, 2, 3]}),
+    ):
         consumer = TaskConsumer(topology=topology, broker=broker, handler=fn, statuses=ON)
         with anyio.fail_after(10):
             async with open_relayna_client(topology, broker) as client, running(consumer):
@@ -51,8 +54,13 @@ async def test_unserialisable_result_is_a_failure_with_a_reason(
     async def handler(task: TaskEnvelope, ctx: TaskContext) -> object:
         return object()
 
-    consumer = TaskConsumer(topology=topology, broker=broker, handler=handler, statuses=ON,
-                            retry_policy=RetryPolicy(max_retries=0, delay_ms=100))
+    consumer = TaskConsumer(
+        topology=topology,
+        broker=broker,
+        handler=handler,
+        statuses=ON,
+        retry_policy=RetryPolicy(max_retries=0, delay_ms=100),
+    )
     with anyio.fail_after(10):
         async with open_relayna_client(topology, broker) as client, running(consumer):
             await client.publish_task({"task_id": "r-2"})
@@ -77,7 +85,10 @@ async def test_failure_without_policy_reports_the_exception_text(
             raise ValueError("boom: disk full")
 
     consumer = TaskConsumer(
-        topology=topology, broker=broker, handler=handler, statuses=ON,
+        topology=topology,
+        broker=broker,
+        handler=handler,
+        statuses=ON,
         failure_action=FailureAction.REQUEUE if requeue else FailureAction.REJECT,
     )
     with anyio.fail_after(10):
@@ -99,15 +110,19 @@ async def test_lifecycle_statuses_after_a_hand_off_carry_the_lineage(
             ctx.manual_retry(task_type="ocr", reason="needs text")
         return "ok"
 
-    consumer = TaskConsumer(topology=routed_topology, broker=broker, handler=handler,
-                            consumer_name="w1", statuses=ON)
+    consumer = TaskConsumer(
+        topology=routed_topology, broker=broker, handler=handler, consumer_name="w1", statuses=ON
+    )
     with anyio.fail_after(10):
         async with open_relayna_client(routed_topology, broker) as client, running(consumer):
             await client.publish_task({"task_id": "h-2", "task_type": "resize"})
             await until(lambda: consumer.stats.acked == 2)
         events = await _statuses(broker, routed_topology.status_queue, 4, take_messages)
     assert [e["status"] for e in events] == [
-        "processing", "manual_retrying", "processing", "completed"
+        "processing",
+        "manual_retrying",
+        "processing",
+        "completed",
     ]
     handoff = events[1]["meta"]["manual_retry"]
     assert "manual_retry" not in events[0]["meta"]

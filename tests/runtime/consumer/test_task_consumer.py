@@ -55,8 +55,13 @@ async def test_success_publishes_lifecycle_statuses_and_acks(
         seen.append((task.task_id, ctx.attempt, ctx.redelivered))
         await ctx.publish_status(status="halfway", meta={"p": 50})
 
-    consumer = TaskConsumer(topology=topology, broker=broker, handler=handler,
-                            statuses=LifecycleStatuses(enabled=True), observation_sink=collector)
+    consumer = TaskConsumer(
+        topology=topology,
+        broker=broker,
+        handler=handler,
+        statuses=LifecycleStatuses(enabled=True),
+        observation_sink=collector,
+    )
     with anyio.fail_after(10):
         async with open_relayna_client(topology, broker) as client, running(consumer):
             assert (await broker.inspect_queue(topology.tasks_queue)).consumer_count == 1
@@ -84,10 +89,15 @@ async def test_retry_then_dead_letter_with_headers_record_and_statuses(
         assert ctx.max_retries == 2
         raise ValueError(f"bad input {ctx.attempt}")
 
-    consumer = TaskConsumer(topology=topology, broker=broker, handler=handler,
-                            retry_policy=RetryPolicy(max_retries=2, delay_ms=20),
-                            statuses=LifecycleStatuses(enabled=True, processing=None),
-                            dlq_recorder=recorder, observation_sink=collector)
+    consumer = TaskConsumer(
+        topology=topology,
+        broker=broker,
+        handler=handler,
+        retry_policy=RetryPolicy(max_retries=2, delay_ms=20),
+        statuses=LifecycleStatuses(enabled=True, processing=None),
+        dlq_recorder=recorder,
+        observation_sink=collector,
+    )
     dlq = topology.tasks_queue + ".dlq"
     with anyio.fail_after(10):
         async with open_relayna_client(topology, broker) as client, running(consumer):
@@ -131,8 +141,12 @@ async def test_legacy_attempt_header_is_honoured(
         attempts.append(ctx.attempt)
         raise RuntimeError("x")
 
-    consumer = TaskConsumer(topology=topology, broker=broker, handler=handler,
-                            retry_policy=RetryPolicy(max_retries=3, delay_ms=10))
+    consumer = TaskConsumer(
+        topology=topology,
+        broker=broker,
+        handler=handler,
+        retry_policy=RetryPolicy(max_retries=3, delay_ms=10),
+    )
     with anyio.fail_after(10):
         async with open_relayna_client(topology, broker) as client, running(consumer):
             await client.publish_task({"task_id": "old"}, headers={"x-relayna-retry-attempt": 3})
@@ -152,8 +166,13 @@ async def test_without_policy_failure_action_applies(
             raise RuntimeError("once")
 
     collector = MemoryObservationCollector()
-    consumer = TaskConsumer(topology=topology, broker=broker, handler=handler, failure_action=action,
-                            observation_sink=collector)
+    consumer = TaskConsumer(
+        topology=topology,
+        broker=broker,
+        handler=handler,
+        failure_action=action,
+        observation_sink=collector,
+    )
     with anyio.fail_after(10):
         async with open_relayna_client(topology, broker) as client, running(consumer):
             await client.publish_task({"task_id": "f"})
@@ -169,7 +188,9 @@ async def test_without_policy_failure_action_applies(
     assert rejected.requeue is (action is FailureAction.REQUEUE)  # type: ignore[attr-defined]
 
 
-async def test_prefetch_one_keeps_order(broker: Broker, topology: Any, running: Any, until: Until) -> None:
+async def test_prefetch_one_keeps_order(
+    broker: Broker, topology: Any, running: Any, until: Until
+) -> None:
     order: list[str] = []
 
     async def handler(task: TaskEnvelope, ctx: TaskContext) -> None:
@@ -184,7 +205,9 @@ async def test_prefetch_one_keeps_order(broker: Broker, topology: Any, running: 
     assert order == [f"t{i:03}" for i in range(50)]
 
 
-async def test_prefetch_bounds_concurrency(broker: Broker, topology: Any, running: Any, until: Until) -> None:
+async def test_prefetch_bounds_concurrency(
+    broker: Broker, topology: Any, running: Any, until: Until
+) -> None:
     active = peak = 0
 
     async def handler(task: TaskEnvelope, ctx: TaskContext) -> None:
@@ -202,7 +225,9 @@ async def test_prefetch_bounds_concurrency(broker: Broker, topology: Any, runnin
     assert peak == 5
 
 
-async def test_sync_handler_runs_in_a_thread(broker: Broker, topology: Any, running: Any, until: Until) -> None:
+async def test_sync_handler_runs_in_a_thread(
+    broker: Broker, topology: Any, running: Any, until: Until
+) -> None:
     import threading
 
     threads: list[int] = []
@@ -218,7 +243,9 @@ async def test_sync_handler_runs_in_a_thread(broker: Broker, topology: Any, runn
     assert threading.get_ident() not in threads
 
 
-async def test_middleware_wraps_the_handler_in_order(broker: Broker, topology: Any, running: Any, until: Until) -> None:
+async def test_middleware_wraps_the_handler_in_order(
+    broker: Broker, topology: Any, running: Any, until: Until
+) -> None:
     from contextlib import asynccontextmanager
 
     log: list[str] = []
@@ -234,14 +261,16 @@ async def test_middleware_wraps_the_handler_in_order(broker: Broker, topology: A
                 raise
             finally:
                 log.append(f"{name}:after")
+
         return mw
 
     async def handler(task: TaskEnvelope, ctx: TaskContext) -> None:
         log.append("handler")
         raise RuntimeError("x")
 
-    consumer = TaskConsumer(topology=topology, broker=broker, handler=handler,
-                            middleware=[make("a"), make("b")])
+    consumer = TaskConsumer(
+        topology=topology, broker=broker, handler=handler, middleware=[make("a"), make("b")]
+    )
     with anyio.fail_after(10):
         async with open_relayna_client(topology, broker) as client, running(consumer):
             await client.publish_task({"task_id": "m"})
@@ -262,7 +291,9 @@ async def test_startup_error_is_raised_not_retried(broker: Broker, topology: Any
     from relayna.errors import PreconditionFailed
     from relayna.transport import QueueSpec
 
-    await broker.declare_queue(QueueSpec(topology.tasks_queue + ".dlq", arguments={"x-max-length": 1}))
+    await broker.declare_queue(
+        QueueSpec(topology.tasks_queue + ".dlq", arguments={"x-max-length": 1})
+    )
     consumer = TaskConsumer(topology=topology, broker=broker, handler=lambda t, c: None)
     with anyio.fail_after(5), pytest.raises(PreconditionFailed):
         await consumer.run()

@@ -46,10 +46,17 @@ async def test_heartbeats_report_running_then_stopped(
     async def handler(task: TaskEnvelope, ctx: TaskContext) -> None:
         await gate.wait()
 
-    heartbeats = WorkerHeartbeats(store=store, prefix=prefix, interval=0.05, ttl=5.0,
-                                  worker_id="w-1")
-    consumer = TaskConsumer(topology=topology, broker=broker, handler=handler, prefetch=2,
-                            consumer_name="hb-consumer", heartbeats=heartbeats)
+    heartbeats = WorkerHeartbeats(
+        store=store, prefix=prefix, interval=0.05, ttl=5.0, worker_id="w-1"
+    )
+    consumer = TaskConsumer(
+        topology=topology,
+        broker=broker,
+        handler=handler,
+        prefetch=2,
+        consumer_name="hb-consumer",
+        heartbeats=heartbeats,
+    )
 
     async def busy_record() -> WorkerHeartbeat | None:
         records = await list_worker_heartbeats(store, prefix)
@@ -87,8 +94,9 @@ async def test_expired_worker_records_are_not_listed(store: Store, unique: str) 
     prefix = f"hb-{unique}"
     from relayna.consumer._heartbeat import HeartbeatSnapshot
 
-    snap = HeartbeatSnapshot(consumer_name="c", queue_name="q", in_flight=0, processed=0,
-                             state="running")
+    snap = HeartbeatSnapshot(
+        consumer_name="c", queue_name="q", in_flight=0, processed=0, state="running"
+    )
     short = WorkerHeartbeats(store=store, prefix=prefix, interval=0.01, ttl=0.1, worker_id="old")
     long = WorkerHeartbeats(store=store, prefix=prefix, interval=1, ttl=10, worker_id="new")
     with anyio.fail_after(5):
@@ -110,12 +118,14 @@ async def test_resource_samples_and_trace_context(
     async def handler(task: TaskEnvelope, ctx: TaskContext) -> None:
         seen.append(ctx.trace)
 
-    consumer = TaskConsumer(topology=topology, broker=broker, handler=handler, prefetch=1,
-                            observation_sink=collector)
+    consumer = TaskConsumer(
+        topology=topology, broker=broker, handler=handler, prefetch=1, observation_sink=collector
+    )
     with anyio.fail_after(10):
         async with open_relayna_client(topology, broker) as client, running(consumer):
-            await client.publish_task({"task_id": "tr-1"},
-                                      headers={"traceparent": TRACEPARENT, "tracestate": "a=1"})
+            await client.publish_task(
+                {"task_id": "tr-1"}, headers={"traceparent": TRACEPARENT, "tracestate": "a=1"}
+            )
             await client.publish_task({"task_id": "tr-2"}, headers={"traceparent": "00-zz-bad"})
             await until(lambda: consumer.stats.acked == 2)
             await until(lambda: len(collector.of_type(TaskResourceSampled)) == 4)

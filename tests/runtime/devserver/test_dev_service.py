@@ -15,7 +15,6 @@ from relayna.devserver import DevConfig, run_dev
 pytestmark = pytest.mark.anyio
 
 
-
 @pytest.fixture
 async def base_url() -> AsyncIterator[str]:
     config = DevConfig(port=free_port(), step_seconds=0.01, retry_delay_ms=100, drain_timeout=5)
@@ -56,7 +55,7 @@ async def test_page_is_served(base_url: str) -> None:
     async with httpx.AsyncClient(base_url=base_url) as client:
         resp = await client.get("/")
     assert resp.status_code == 200
-    assert "<form id=\"submit\">" in resp.text
+    assert '<form id="submit">' in resp.text
     assert "EventSource" in resp.text
 
 
@@ -100,7 +99,11 @@ async def test_modes_end_in_the_expected_status(
         ({"content-type": "application/json"}, b'{"task_id": "a b", "payload": {}}', 422),
         ({"content-type": "application/json"}, b'{"priority": 300, "payload": {}}', 422),
         ({"content-type": "application/json"}, b'{"task_type": "nope", "payload": {}}', 422),
-        ({"content-type": "application/json"}, b'{"payload": {"x": "' + b"a" * (1 << 20) + b'"}}', 413),
+        (
+            {"content-type": "application/json"},
+            b'{"payload": {"x": "' + b"a" * (1 << 20) + b'"}}',
+            413,
+        ),
     ],
 )
 async def test_bad_submissions_get_clear_errors(

@@ -30,10 +30,14 @@ pytestmark = pytest.mark.anyio
 Take = Callable[..., Awaitable[list[Any]]]
 
 
-async def test_publish_task_sets_properties_and_headers(broker: Broker, topology: Any, take_messages: Take) -> None:
+async def test_publish_task_sets_properties_and_headers(
+    broker: Broker, topology: Any, take_messages: Take
+) -> None:
     with anyio.fail_after(5):
         async with open_relayna_client(topology, broker) as client:
-            task = await client.publish_task({"task_id": "t-1", "payload": {"n": 1}}, headers={"k": "v"})
+            task = await client.publish_task(
+                {"task_id": "t-1", "payload": {"n": 1}}, headers={"k": "v"}
+            )
             assert isinstance(task, TaskEnvelope)
         [(body, props)] = await take_messages(broker, topology.tasks_queue, 1)
     assert orjson.loads(body)["task_id"] == "t-1"
@@ -52,10 +56,16 @@ async def test_documentid_alias_is_accepted(broker: Broker, topology: Any) -> No
     assert task.task_id == "doc-1"
 
 
-async def test_priority_is_kept_when_the_queue_allows_it(broker: Broker, unique: str, take_messages: Take) -> None:
+async def test_priority_is_kept_when_the_queue_allows_it(
+    broker: Broker, unique: str, take_messages: Take
+) -> None:
     topo = SharedTasksSharedStatusTopology(
-        tasks_exchange=f"pt-{unique}", tasks_queue=f"pq-{unique}", tasks_routing_key="t",
-        status_exchange=f"ps-{unique}", status_queue=f"psq-{unique}", status_use_streams=False,
+        tasks_exchange=f"pt-{unique}",
+        tasks_queue=f"pq-{unique}",
+        tasks_routing_key="t",
+        status_exchange=f"ps-{unique}",
+        status_queue=f"psq-{unique}",
+        status_use_streams=False,
         task_max_priority=10,
     )
     with anyio.fail_after(5):
@@ -73,9 +83,14 @@ async def test_priority_is_kept_when_the_queue_allows_it(broker: Broker, unique:
     [
         pytest.param({"task_id": "a\r\nb"}, ContractError, id="crlf-task-id"),
         pytest.param({"task_id": "a", "priority": 300}, ContractError, id="priority-300"),
-        pytest.param({"task_id": "a", "priority": 255}, ContractError, id="priority-on-plain-queue"),
-        pytest.param({"task_id": "a", "payload": {"x": "y" * (2 * 1024 * 1024)}}, EnvelopeTooLarge,
-                     id="body-over-limit"),
+        pytest.param(
+            {"task_id": "a", "priority": 255}, ContractError, id="priority-on-plain-queue"
+        ),
+        pytest.param(
+            {"task_id": "a", "payload": {"x": "y" * (2 * 1024 * 1024)}},
+            EnvelopeTooLarge,
+            id="body-over-limit",
+        ),
         pytest.param({"task_id": "a", "payload": []}, ContractError, id="payload-not-object"),
     ],
 )
@@ -89,25 +104,35 @@ async def test_bad_tasks_raise_before_anything_is_sent(
             with pytest.raises(error):
                 await client.publish_tasks([{"task_id": "ok-1"}, task, {"task_id": "ok-2"}])
             with pytest.raises(ContractError, match="header"):
-                await client.publish_task({"task_id": "h"}, headers={f"h{i}": i for i in range(500)})
+                await client.publish_task(
+                    {"task_id": "h"}, headers={f"h{i}": i for i in range(500)}
+                )
         assert (await broker.inspect_queue(topology.tasks_queue)).message_count == 0
 
 
 async def test_publish_tasks_is_bounded_and_ordered(broker: Broker, topology: Any) -> None:
     with anyio.fail_after(10):
         async with open_relayna_client(topology, broker) as client:
-            tasks = await client.publish_tasks(({"task_id": f"t{i}"} for i in range(100)), concurrency=8)
+            tasks = await client.publish_tasks(
+                ({"task_id": f"t{i}"} for i in range(100)), concurrency=8
+            )
             assert [t.task_id for t in tasks] == [f"t{i}" for i in range(100)]
         assert (await broker.inspect_queue(topology.tasks_queue)).message_count == 100
 
 
-async def test_publish_batch_is_one_message(broker: Broker, topology: Any, take_messages: Take) -> None:
+async def test_publish_batch_is_one_message(
+    broker: Broker, topology: Any, take_messages: Take
+) -> None:
     with anyio.fail_after(5):
         async with open_relayna_client(topology, broker) as client:
-            await client.publish_batch([{"task_id": "a"}, {"task_id": "b"}], batch_id="b-1", meta={"m": 1})
+            await client.publish_batch(
+                [{"task_id": "a"}, {"task_id": "b"}], batch_id="b-1", meta={"m": 1}
+            )
             with pytest.raises(ContractError, match="priorit"):
-                await client.publish_batch([TaskEnvelope(task_id="a", priority=1), TaskEnvelope(task_id="b")],
-                                           batch_id="b-2")
+                await client.publish_batch(
+                    [TaskEnvelope(task_id="a", priority=1), TaskEnvelope(task_id="b")],
+                    batch_id="b-2",
+                )
         [(body, props)] = await take_messages(broker, topology.tasks_queue, 1)
     data = orjson.loads(body)
     assert data["batch_id"] == "b-1"
@@ -117,7 +142,9 @@ async def test_publish_batch_is_one_message(broker: Broker, topology: Any, take_
     assert props.headers["batch_size"] == 2
 
 
-async def test_publish_status_fills_ids_and_routes_by_task_id(broker: Broker, topology: Any, take_messages: Take) -> None:
+async def test_publish_status_fills_ids_and_routes_by_task_id(
+    broker: Broker, topology: Any, take_messages: Take
+) -> None:
     with anyio.fail_after(5):
         async with open_relayna_client(topology, broker) as client:
             event = await client.publish_status({"task_id": "t-9", "status": "processing"})
@@ -130,7 +157,9 @@ async def test_publish_status_fills_ids_and_routes_by_task_id(broker: Broker, to
     assert props.correlation_id == "t-9"
 
 
-async def test_publish_aggregation_status(broker: Broker, topology: Any, take_messages: Take) -> None:
+async def test_publish_aggregation_status(
+    broker: Broker, topology: Any, take_messages: Take
+) -> None:
     shard = topology.shard_for("parent-1")
     with anyio.fail_after(5):
         async with open_relayna_client(topology, broker) as client:
@@ -159,19 +188,36 @@ async def test_unroutable_raw_publish_raises(broker: Broker, topology: Any) -> N
 
 def _workflow(unique: str) -> SharedStatusWorkflowTopology:
     stages = (
-        WorkflowStage(name="plan", queue=f"wf-{unique}.plan", binding_keys=("plan.in",),
-                      publish_routing_key="plan.in", allowed_next_stages=("write",)),
-        WorkflowStage(name="write", queue=f"wf-{unique}.write", binding_keys=("write.in",),
-                      publish_routing_key="write.in", terminal=True),
+        WorkflowStage(
+            name="plan",
+            queue=f"wf-{unique}.plan",
+            binding_keys=("plan.in",),
+            publish_routing_key="plan.in",
+            allowed_next_stages=("write",),
+        ),
+        WorkflowStage(
+            name="write",
+            queue=f"wf-{unique}.write",
+            binding_keys=("write.in",),
+            publish_routing_key="write.in",
+            terminal=True,
+        ),
     )
     return SharedStatusWorkflowTopology(
-        workflow_exchange=f"wf-{unique}", status_exchange=f"wfs-{unique}",
-        status_queue=f"wfsq-{unique}", stages=stages, status_use_streams=False,
-        entry_routes=(WorkflowEntryRoute(name="start", routing_key="plan.in", target_stage="plan"),),
+        workflow_exchange=f"wf-{unique}",
+        status_exchange=f"wfs-{unique}",
+        status_queue=f"wfsq-{unique}",
+        stages=stages,
+        status_use_streams=False,
+        entry_routes=(
+            WorkflowEntryRoute(name="start", routing_key="plan.in", target_stage="plan"),
+        ),
     )
 
 
-async def test_workflow_publishing_and_contract_errors(broker: Broker, unique: str, take_messages: Take) -> None:
+async def test_workflow_publishing_and_contract_errors(
+    broker: Broker, unique: str, take_messages: Take
+) -> None:
     topo = _workflow(unique)
     with anyio.fail_after(5):
         async with open_relayna_client(topo, broker) as client:

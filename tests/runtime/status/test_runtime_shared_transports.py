@@ -15,8 +15,12 @@ pytestmark = pytest.mark.anyio
 
 async def test_runtime_uses_the_given_broker_and_store_and_leaves_them_open(unique: str) -> None:
     topology = SharedTasksSharedStatusTopology(
-        tasks_exchange=f"t-{unique}", tasks_queue=f"t-{unique}.q", tasks_routing_key="t",
-        status_exchange=f"s-{unique}", status_queue=f"s-{unique}.q", status_use_streams=False,
+        tasks_exchange=f"t-{unique}",
+        tasks_queue=f"t-{unique}.q",
+        tasks_routing_key="t",
+        status_exchange=f"s-{unique}",
+        status_queue=f"s-{unique}.q",
+        status_use_streams=False,
     )
     config = RuntimeConfig(store_url="memory://", broker_url="memory://", topology=topology)
     with anyio.fail_after(10):

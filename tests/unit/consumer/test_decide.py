@@ -41,7 +41,9 @@ def _settlements(decision: object) -> list[str]:
 
 
 @given(policy=policies)
-def test_always_failing_task_runs_max_retries_plus_one_times_then_dead_letters(policy: RetryPolicy) -> None:
+def test_always_failing_task_runs_max_retries_plus_one_times_then_dead_letters(
+    policy: RetryPolicy,
+) -> None:
     attempt, attempts_seen = 0, []
     while True:
         attempts_seen.append(attempt)
@@ -56,8 +58,12 @@ def test_always_failing_task_runs_max_retries_plus_one_times_then_dead_letters(p
     assert attempts_seen == list(range(policy.max_retries + 1))
 
 
-@given(outcome=outcomes, policy=st.one_of(st.none(), policies), attempt=st.integers(0, 50),
-       action=st.sampled_from(FailureAction))
+@given(
+    outcome=outcomes,
+    policy=st.one_of(st.none(), policies),
+    attempt=st.integers(0, 50),
+    action=st.sampled_from(FailureAction),
+)
 def test_each_decision_settles_exactly_once(outcome, policy, attempt, action) -> None:  # type: ignore[no-untyped-def]
     decision = decide(outcome, policy, attempt, failure_action=action)
     assert len(_settlements(decision)) == 1
@@ -72,8 +78,13 @@ def test_dead_letter_iff_attempts_exhausted(policy: RetryPolicy, attempt: int) -
     assert isinstance(decision, Retry) == (attempt < policy.max_retries)
 
 
-@given(outcome=st.builds(Poison, reason=st.text(min_size=1, max_size=10)), policy=st.one_of(st.none(), policies))
-def test_poison_always_dead_letters_with_its_reason(outcome: Poison, policy: RetryPolicy | None) -> None:
+@given(
+    outcome=st.builds(Poison, reason=st.text(min_size=1, max_size=10)),
+    policy=st.one_of(st.none(), policies),
+)
+def test_poison_always_dead_letters_with_its_reason(
+    outcome: Poison, policy: RetryPolicy | None
+) -> None:
     decision = decide(outcome, policy, 0)
     assert isinstance(decision, DeadLetter)
     assert decision.reason == outcome.reason

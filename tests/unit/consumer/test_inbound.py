@@ -33,26 +33,66 @@ def classify(body: bytes, props: Properties = JSON, **kw: object) -> object:
         pytest.param(b'{"task_id":"' + b"a" * 10_000 + b'"}', JSON, "schema", id="5-10kb"),
         pytest.param(b'{"task_id":"a","task_id":"b"}', JSON, "schema", id="6-duplicate-keys"),
         pytest.param(b"[" * 100_000 + b"]" * 100_000, JSON, "too_deep", id="7-depth-100k"),
-        pytest.param(b'{"task_id":"a","payload":' + b"[" * 200 + b"]" * 200 + b"}", JSON, "too_deep",
-                     id="7-deep"),
-        pytest.param(b'{"task_id":"a","payload":{"x":"' + b"x" * (2 * 1024 * 1024) + b'"}}', JSON,
-                     "too_large", id="8-20mib"),
-        pytest.param(GOOD, Properties(content_type="application/json", content_encoding="gzip"),
-                     "unsupported_content_type", id="9-gzip"),
-        pytest.param(GOOD, Properties(content_type="application/x-python-pickle"),
-                     "unsupported_content_type", id="10-pickle"),
-        pytest.param(GOOD, Properties(headers={"relayna-retry-attempt": "abc"}), "invalid_header",
-                     id="11-attempt-abc"),
-        pytest.param(GOOD, Properties(headers={"relayna-retry-attempt": -1}), "invalid_header",
-                     id="11-attempt-negative"),
-        pytest.param(GOOD, Properties(headers={"relayna-retry-attempt": 2**70}), "invalid_header",
-                     id="11-attempt-huge"),
-        pytest.param(GOOD, Properties(headers={"relayna-retry-attempt": float("nan")}),
-                     "invalid_header", id="11-attempt-nan"),
-        pytest.param(GOOD, Properties(headers={"x-relayna-retry-attempt": "zz"}), "invalid_header",
-                     id="11-legacy-attempt"),
-        pytest.param(GOOD, Properties(headers={f"h{i}": i for i in range(10_000)}), "invalid_header",
-                     id="15-header-budget"),
+        pytest.param(
+            b'{"task_id":"a","payload":' + b"[" * 200 + b"]" * 200 + b"}",
+            JSON,
+            "too_deep",
+            id="7-deep",
+        ),
+        pytest.param(
+            b'{"task_id":"a","payload":{"x":"' + b"x" * (2 * 1024 * 1024) + b'"}}',
+            JSON,
+            "too_large",
+            id="8-20mib",
+        ),
+        pytest.param(
+            GOOD,
+            Properties(content_type="application/json", content_encoding="gzip"),
+            "unsupported_content_type",
+            id="9-gzip",
+        ),
+        pytest.param(
+            GOOD,
+            Properties(content_type="application/x-python-pickle"),
+            "unsupported_content_type",
+            id="10-pickle",
+        ),
+        pytest.param(
+            GOOD,
+            Properties(headers={"relayna-retry-attempt": "abc"}),
+            "invalid_header",
+            id="11-attempt-abc",
+        ),
+        pytest.param(
+            GOOD,
+            Properties(headers={"relayna-retry-attempt": -1}),
+            "invalid_header",
+            id="11-attempt-negative",
+        ),
+        pytest.param(
+            GOOD,
+            Properties(headers={"relayna-retry-attempt": 2**70}),
+            "invalid_header",
+            id="11-attempt-huge",
+        ),
+        pytest.param(
+            GOOD,
+            Properties(headers={"relayna-retry-attempt": float("nan")}),
+            "invalid_header",
+            id="11-attempt-nan",
+        ),
+        pytest.param(
+            GOOD,
+            Properties(headers={"x-relayna-retry-attempt": "zz"}),
+            "invalid_header",
+            id="11-legacy-attempt",
+        ),
+        pytest.param(
+            GOOD,
+            Properties(headers={f"h{i}": i for i in range(10_000)}),
+            "invalid_header",
+            id="15-header-budget",
+        ),
     ],
 )
 def test_poison_is_classified_with_a_reason(body: bytes, props: Properties, reason: str) -> None:
@@ -84,8 +124,12 @@ def test_unknown_task_type_is_no_handler() -> None:
 
 
 def test_batch_detection_and_mixed_types_on_routed_topology() -> None:
-    body = orjson.dumps({"batch_id": "b", "tasks": [{"task_id": "1", "task_type": "a"},
-                                                     {"task_id": "2", "task_type": "b"}]})
+    body = orjson.dumps(
+        {
+            "batch_id": "b",
+            "tasks": [{"task_id": "1", "task_type": "a"}, {"task_id": "2", "task_type": "b"}],
+        }
+    )
     assert isinstance(classify(body), InboundBatch)
     mixed = classify(body, routed_task_types=frozenset({"a", "b"}))
     assert isinstance(mixed, Poison)

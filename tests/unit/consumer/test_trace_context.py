@@ -13,8 +13,9 @@ VALID = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 def test_valid_traceparent() -> None:
     trace = parse_traceparent(VALID)
-    assert trace == TraceContext(trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
-                                 parent_id="00f067aa0ba902b7", flags=1)
+    assert trace == TraceContext(
+        trace_id="4bf92f3577b34da6a3ce929d0e0e4736", parent_id="00f067aa0ba902b7", flags=1
+    )
     assert trace.sampled
     assert trace.traceparent == VALID
     assert parse_traceparent(VALID.encode()) == trace  # AMQP long strings arrive as bytes

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AMQPConsumer", "AMQPDelivery", "Channel"]
 
+
 class AMQPDelivery:
     """A message delivered to a consumer; implements :class:`relayna.transport.Delivery`."""
 

@@ -68,5 +68,3 @@ def channel_error(
         reply_code=reply_code,
         reply_text=reply_text,
     )
-
-
