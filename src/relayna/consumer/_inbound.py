@@ -6,7 +6,9 @@ header, content type/encoding, body size and depth (in
 :func:`relayna.contracts.loads`), then the envelope schema. A poison message
 gets one machine-readable reason (bad-input list): ``invalid_header``,
 ``unsupported_content_type``, ``too_large``, ``too_deep``, ``decode_error``,
-``invalid_json``, ``schema``, ``mixed_task_type_batch``, ``no_handler``.
+``invalid_json``, ``schema``, ``mixed_task_type_batch``, ``no_handler``, or
+``decoder_error`` when classification itself failed unexpectedly (so that
+no delivery can raise out of it).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from relayna.contracts import (
     StatusEvent,
     TaskEnvelope,
     check_header_budget,
+    decoder_failure,
     get_header,
     is_batch_task_payload,
     is_valid_identifier,
@@ -150,6 +153,8 @@ def parse_task(
         manual_count = read_count_header(headers, h.MANUAL_RETRY_COUNT)
     except ContractError as exc:
         return _poison(exc)
+    except Exception as exc:  # noqa: BLE001 - the decode boundary: see decoder_failure
+        return _poison(decoder_failure(exc, "task message"))
     return InboundTask(
         attempt=attempt,
         headers=headers,
@@ -177,4 +182,6 @@ def parse_status(
         event = structure(loads(body, limits=limits), StatusEvent, aliases=aliases)
     except ContractError as exc:
         return _poison(exc)
+    except Exception as exc:  # noqa: BLE001 - the decode boundary: see decoder_failure
+        return _poison(decoder_failure(exc, "status message"))
     return InboundStatus(attempt=attempt, headers=headers, event=event)

@@ -54,10 +54,11 @@ from relayna.contracts._headers import (
     without_headers,
 )
 from relayna.contracts._ids import IDENTIFIER_MAX_LENGTH, is_valid_identifier, validate_identifier
-from relayna.contracts._json import dumps, loads
+from relayna.contracts._json import DECODER_ERROR, decoder_failure, dumps, loads
 from relayna.contracts._limits import DEFAULT_LIMITS, Limits, check_body_size, check_depth
 
 __all__ = [
+    "DECODER_ERROR",
     "DEFAULT_LIMITS",
     "DOCUMENT_COMPAT_ALIASES",
     "IDENTIFIER_MAX_LENGTH",
@@ -82,6 +83,7 @@ __all__ = [
     "decode_task",
     "decode_task_message",
     "decode_workflow",
+    "decoder_failure",
     "denormalize_aliases",
     "dumps",
     "encode",

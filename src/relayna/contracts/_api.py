@@ -161,7 +161,7 @@ def decode(
                     result: E | None = _GENERATED[cls](value)
                     if result is not None:
                         return result
-            except (ValueError, TypeError):  # bad JSON or value: the full path reports it
+            except Exception:  # noqa: BLE001 - bad JSON or value: the full path reports it
                 pass
     value = loads(data, limits=limits, allow_non_finite=allow_non_finite)
     return structure(value, cls, aliases=aliases)

@@ -29,6 +29,7 @@ from relayna.contracts._envelopes import (
     WorkflowEnvelope,
 )
 from relayna.contracts._fast import structure_fns, unstructure_fns
+from relayna.contracts._json import decoder_failure
 from relayna.errors import ContractError
 
 __all__ = [
@@ -79,6 +80,11 @@ def _structure_datetime(value: object, _: object) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise ValueError(f"invalid ISO-8601 date-time {value!r}") from None
+    if parsed.utcoffset():
+        try:
+            parsed.astimezone(UTC)
+        except OverflowError:
+            raise ValueError(f"date-time {value!r} is out of range in UTC") from None
     return parsed
 
 
@@ -274,8 +280,19 @@ def structure(data: object, cls: type[E], *, aliases: ContractAliasConfig | None
     Payload aliases are normalised first (``documentId`` -> ``task_id`` always).
 
     Raises:
-        ContractError: reason ``schema``, one error per bad field path.
+        ContractError: reason ``schema``, one error per bad field path (or
+            ``decoder_error`` when a converter failed unexpectedly; the
+            original exception is the cause).
     """
+    try:
+        return _structure(data, cls, aliases)
+    except ContractError:
+        raise
+    except Exception as exc:  # the codec boundary: see decoder_failure
+        raise decoder_failure(exc, cls.__name__) from exc
+
+
+def _structure(data: object, cls: type[E], aliases: ContractAliasConfig | None) -> E:
     if type(data) is not dict:
         raise ContractError(
             f"invalid {cls.__name__}",

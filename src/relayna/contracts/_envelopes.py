@@ -49,7 +49,14 @@ def _as_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     if value.utcoffset():
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00+05:00 is before datetime.min in UTC
+            raise ContractError(
+                "invalid date-time",
+                errors=[("", f"{value.isoformat()} is out of range in UTC")],
+                reason="schema",
+            ) from None
     return value
 
 

@@ -134,7 +134,10 @@ _DATETIME = """
         if _tz is None:
             {v} = {v}.replace(tzinfo=UTC)
         elif {v}.utcoffset():
-            {v} = {v}.astimezone(UTC)
+            try:
+                {v} = {v}.astimezone(UTC)
+            except OverflowError:  # out of range in UTC: the full path reports it
+                return None
 """
 _TASKS = """
     {v} = _get({n!r})

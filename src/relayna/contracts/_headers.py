@@ -129,7 +129,9 @@ def parse_count_header(value: Any, name: str = RETRY_ATTEMPT) -> int:
         number = int(text)
     elif type(value) is int:
         number = value
-    elif isinstance(value, float | Decimal) and not math.isfinite(value):
+    elif (isinstance(value, float) and not math.isfinite(value)) or (
+        isinstance(value, Decimal) and not value.is_finite()  # math.isfinite raises on sNaN
+    ):
         raise _invalid(name, "not a finite number")
     else:
         raise _invalid(name, f"expected an integer, got {type(value).__name__}")

@@ -42,7 +42,12 @@ from relayna.contracts._limits import (
 )
 from relayna.errors import ContractError
 
-__all__ = ["dumps", "loads"]
+__all__ = ["DECODER_ERROR", "decoder_failure", "dumps", "loads"]
+
+#: ``ContractError.reason`` of a body that made the decoder itself fail with
+#: something other than a contract violation (a bug of relayna or a library
+#: under it). The input is still refused like any other bad input.
+DECODER_ERROR = "decoder_error"
 
 _DUMPS_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
 
@@ -53,6 +58,20 @@ def _invalid_json(detail: str) -> NoReturn:
 
 def _decode_error(detail: str) -> NoReturn:
     raise ContractError("body is not valid UTF-8", errors=[("body", detail)], reason="decode_error")
+
+
+def decoder_failure(exc: Exception, what: str) -> ContractError:
+    """The :class:`ContractError` that stands for an unexpected exception raised
+    while decoding ``what`` (raise it ``from exc`` to keep the cause).
+
+    The codec boundary promises that a peer's bytes raise nothing but
+    ``ContractError``: whatever else escapes a parser or converter is wrapped
+    here, with reason :data:`DECODER_ERROR`.
+    """
+    detail = f"{type(exc).__name__}: {str(exc)[:200]}"
+    return ContractError(
+        f"could not decode {what}", errors=[("body", detail)], reason=DECODER_ERROR
+    )
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -94,7 +113,7 @@ def _loads_slow(data: bytes, allow_non_finite: bool) -> Any:
                 parse_constant=_reject_constant,
                 parse_float=_finite_float,
             )
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # JSONDecodeError, or an integer over sys.get_int_max_str_digits()
         _invalid_json(str(exc))
     except RecursionError:
         _invalid_json("nesting too deep for the parser")
@@ -124,8 +143,20 @@ def loads(
     Raises:
         EnvelopeTooLarge: over ``limits.max_body_bytes`` (reason ``too_large``).
         ContractError: reason ``too_deep``, ``decode_error``, ``invalid_json``,
-            or ``schema`` for duplicate keys.
+            ``schema`` for duplicate keys, or :data:`DECODER_ERROR` when the
+            parser itself failed (the original exception is the cause).
     """
+    try:
+        return _loads(data, limits, allow_non_finite)
+    except ContractError:
+        raise
+    except Exception as exc:  # the codec boundary: see decoder_failure
+        raise decoder_failure(exc, "JSON body") from exc
+
+
+def _loads(
+    data: bytes | bytearray | memoryview | str, limits: Limits, allow_non_finite: bool
+) -> Any:
     if type(data) is not bytes:
         if isinstance(data, str):
             try:

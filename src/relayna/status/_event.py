@@ -19,6 +19,7 @@ from relayna.contracts import (
     ContractAliasConfig,
     TerminalStatusSet,
     decode_status,
+    decoder_failure,
     ensure_event_id,
     is_valid_identifier,
     unstructure,
@@ -56,8 +57,22 @@ def decode_status_body(
 
     Raises:
         ContractError: with ``reason`` ``too_large``, ``too_deep``,
-            ``decode_error``, ``invalid_json`` or ``schema``.
+            ``decode_error``, ``invalid_json``, ``schema`` or
+            ``decoder_error`` (anything else that failed on this body; the
+            original exception is the cause). Nothing else: callers skip or
+            dead-letter on ``ContractError`` and go on.
     """
+    try:
+        return _decode_status_body(body, sanitize_meta_keys, aliases)
+    except ContractError:
+        raise
+    except Exception as exc:  # the decode boundary: see decoder_failure
+        raise decoder_failure(exc, "status event") from exc
+
+
+def _decode_status_body(
+    body: bytes, sanitize_meta_keys: AbstractSet[str], aliases: ContractAliasConfig | None
+) -> EventDict:
     wire = unstructure(ensure_event_id(decode_status(body, aliases=aliases)))
     meta = wire.get("meta")
     if meta and isinstance(meta, dict) and not sanitize_meta_keys.isdisjoint(meta):
