@@ -328,7 +328,14 @@ class ConsumerBase:
             )
 
     async def _guarded(self, client: RelaynaClient, settler: Settler, delivery: Delivery) -> None:
-        """Process one delivery; a failed effect requeues it (counted, logged)."""
+        """Process one delivery; a failed effect requeues it (counted, logged).
+
+        Nothing raised while processing one delivery may end the consumer: an
+        exception that is not a :class:`RelaynaError` is a bug in relayna (user
+        code is already guarded by :func:`call_handler`), so the delivery is
+        dead-lettered with reason ``internal_error`` and the traceback is
+        logged once.
+        """
         self.stats.received += 1
         try:
             await self._process(client, settler, delivery)
@@ -336,11 +343,20 @@ class ConsumerBase:
             await settle_failed_effect(
                 exc, settler, delivery, stats=self.stats, consumer_name=self.consumer_name
             )
+        except Exception as exc:  # one delivery must not end the consumer
+            logger.exception(
+                "%s: unexpected error while processing delivery %s",
+                self.consumer_name,
+                delivery.delivery_tag,
+            )
+            await settle_failed_effect(
+                exc, settler, delivery, stats=self.stats, consumer_name=self.consumer_name
+            )
 
     async def _poison(self, settler: Settler, delivery: Delivery, poison: Poison) -> None:
         """Dead-letter a message that cannot be handled (the handler is never called)."""
         self.stats.poison[poison.reason] += 1
-        info = poison_info(delivery)
+        info = poison_info(delivery, limits=self.limits)
         self._emit(
             TaskMessageRejected(
                 consumer_name=self.consumer_name,

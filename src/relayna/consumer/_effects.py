@@ -1,7 +1,8 @@
 """What happens to a delivery whose processing failed outside the user's handler
 (publishing a status or a retry, settling): a transport failure requeues it,
 a deterministic error (e.g. an invalid status the handler built) dead-letters
-it, since a requeue would loop. Each failure is counted and logged once.
+it, since a requeue would loop, and publishes its ``failed`` status when the
+message names a task. Each failure is counted and logged once.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from relayna.transport import Delivery
 
 from ._decide import DeadLetter
 from ._runtime import requeue_quietly
-from ._settle import ConsumerStats, MessageInfo, Settler
+from ._settle import ConsumerStats, Settler, poison_info
 
 __all__ = ["settle_failed_effect"]
 
@@ -21,7 +22,7 @@ logger = logging.getLogger("relayna.consumer")
 
 
 async def settle_failed_effect(
-    exc: RelaynaError,
+    exc: Exception,
     settler: Settler,
     delivery: Delivery,
     *,
@@ -51,12 +52,7 @@ async def settle_failed_effect(
     )
     if delivery.settled:
         return
-    info = MessageInfo(
-        task_id=None,
-        correlation_id=None,
-        attempt=0,
-        headers=dict(delivery.properties.headers),
-    )
+    info = poison_info(delivery, limits=settler.client.limits)
     decision = DeadLetter(
         reason="internal_error",
         attempt=0,

@@ -13,8 +13,16 @@ from typing import Any
 
 import attrs
 
-from relayna.contracts import StatusEvent, is_valid_identifier, without_headers
+from relayna.contracts import (
+    DEFAULT_LIMITS,
+    Limits,
+    StatusEvent,
+    is_valid_identifier,
+    loads,
+    without_headers,
+)
 from relayna.contracts import headers as h
+from relayna.errors import ContractError
 from relayna.observability import (
     AggregationDeadLetterPublished,
     AggregationRetryScheduled,
@@ -310,10 +318,18 @@ def _task_fields(common: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in common.items() if k != "parent_task_id"}
 
 
-def poison_info(delivery: Delivery) -> MessageInfo:
-    """What a poison message's headers can safely tell (invalid ids are dropped)."""
+def poison_info(delivery: Delivery, *, limits: Limits = DEFAULT_LIMITS) -> MessageInfo:
+    """What a poison message can safely tell (invalid ids are dropped).
+
+    The task id comes from the ``task_id`` header, else from the body's
+    ``task_id`` (or ``documentId``) when the body is a JSON object within
+    ``limits``: a task that names itself gets its ``failed`` status even when
+    the rest of it is refused, so nobody waits forever on it.
+    """
     headers = dict(delivery.properties.headers)
     task_id = headers.get(h.TASK_ID)
+    if not is_valid_identifier(task_id):
+        task_id = _body_task_id(delivery.body, limits)
     correlation = delivery.properties.correlation_id
     return MessageInfo(
         task_id=task_id if is_valid_identifier(task_id) else None,
@@ -321,3 +337,14 @@ def poison_info(delivery: Delivery) -> MessageInfo:
         attempt=0,
         headers=headers,
     )
+
+
+def _body_task_id(body: bytes, limits: Limits) -> str | None:
+    try:
+        data = loads(body, limits=limits)
+    except ContractError:
+        return None
+    if type(data) is not dict:
+        return None
+    task_id = data.get("task_id", data.get("documentId"))
+    return task_id if is_valid_identifier(task_id) else None
