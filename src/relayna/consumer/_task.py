@@ -11,6 +11,7 @@ hand-off copy, then acks.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
@@ -23,7 +24,13 @@ import attrs
 
 from relayna.contracts import TaskEnvelope, encode, without_headers
 from relayna.contracts import headers as h
-from relayna.errors import ConfigurationError, ContractError, TopologyError, UnroutableError
+from relayna.errors import (
+    ConfigurationError,
+    ContractError,
+    EnvelopeTooLarge,
+    TopologyError,
+    UnroutableError,
+)
 from relayna.observability import (
     DuplicateSuppressed,
     TaskHandlerFailed,
@@ -45,6 +52,8 @@ from ._lease import LeaseLost, LeasePolicy, LeaseStore, call_with_lease
 from ._settle import EXCEPTION_MESSAGE, MessageInfo, Settler
 
 __all__ = ["TaskConsumer"]
+
+logger = logging.getLogger("relayna.consumer")
 
 _HANDOFF_DROP = (
     *h.RETRY_HEADERS,
@@ -258,8 +267,8 @@ class TaskConsumer(ConsumerBase):
         if isinstance(outcome, ManualRetryRequest):
             outcome = await self._manual_retry(client, ctx, inbound, outcome)
         elif isinstance(outcome, Succeeded):
-            await settler.status(info, self.statuses.completed, result=outcome.result)
-            if key is not None and self.idempotency is not None:
+            outcome = await self._complete(settler, info, outcome)
+            if isinstance(outcome, Succeeded) and key is not None and self.idempotency is not None:
                 await self.idempotency.mark_completed(key)
         if isinstance(outcome, Failed) and observe:
             self._emit(
@@ -273,6 +282,37 @@ class TaskConsumer(ConsumerBase):
             outcome, self.retry_policy, inbound.attempt, failure_action=self.failure_action
         )
         await settler.settle(delivery, decision, info)
+
+    async def _complete(
+        self, settler: Settler, info: MessageInfo, outcome: Succeeded
+    ) -> Succeeded | Failed:
+        """Publish ``completed``; a status the contract refuses is a failed task.
+
+        The handler's result was checked alone, but the published event adds
+        its own fields (task id, timestamps, ids, meta): only the encoded
+        event tells whether it fits ``limits``. A refused event becomes a
+        :class:`Failed` outcome (reason ``result_too_large`` or
+        ``invalid_result``), which the retry policy then settles with its
+        own, small, ``retrying``/``failed`` status: the task still ends.
+        """
+        try:
+            await settler.status(info, self.statuses.completed, result=outcome.result)
+        except ContractError as exc:
+            reason = "result_too_large" if isinstance(exc, EnvelopeTooLarge) else "invalid_result"
+            self.stats.handler_failures += 1
+            logger.warning(
+                "%s: task %s: the completed status was refused (%s): %s",
+                self.consumer_name,
+                info.task_id,
+                reason,
+                exc,
+            )
+            return Failed(
+                exception_type=type(exc).__name__,
+                exception_message=str(exc)[:1024],
+                reason=reason,
+            )
+        return outcome
 
     def _emit_resources(self, kind: str, common: dict[str, Any]) -> None:
         cpu, rss = sample_process_resources()
