@@ -37,6 +37,7 @@ from relayna.testing._broker_checks_core import (
     check_topic_routing,
     check_unroutable,
 )
+from relayna.testing._broker_checks_offsets import check_stream_offset_edges
 from relayna.testing._broker_checks_queues import (
     check_dead_letter,
     check_delete_cancels_consumer,
@@ -79,6 +80,7 @@ BROKER_CHECKS: tuple[BrokerCheck, ...] = (
     ),
     BrokerCheck("stream_offsets", check_stream_offsets, frozenset({"streams"})),
     BrokerCheck("stream_timestamp", check_stream_timestamp, frozenset({"streams"})),
+    BrokerCheck("stream_offset_edges", check_stream_offset_edges, frozenset({"streams"})),
     BrokerCheck("topic_routing", check_topic_routing),
     BrokerCheck("fanout_direct_routing", check_fanout_direct_routing),
     BrokerCheck("headers_routing", check_headers_routing),

@@ -1,6 +1,7 @@
 """Transport contracts (broker, store) and their adapters, selected by URL."""
 
 from relayna.transport._broker import (
+    MAX_STREAM_OFFSET,
     BindingSpec,
     Broker,
     Consumer,
@@ -13,6 +14,7 @@ from relayna.transport._broker import (
     QueueInfo,
     QueueSpec,
     StreamOffset,
+    check_stream_offset,
 )
 from relayna.transport._open import BROKER_SCHEMES, STORE_SCHEMES, open_broker, open_store
 from relayna.transport._store import (
@@ -43,6 +45,8 @@ __all__ = [
     "QueueInfo",
     "QueueSpec",
     "StreamOffset",
+    "MAX_STREAM_OFFSET",
+    "check_stream_offset",
     "DirectDelivery",
     "PubSubEvent",
     "PubSubMessage",

@@ -26,11 +26,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
 
 import attrs
+
+from relayna.errors import ConfigurationError
 
 __all__ = [
     "BindingSpec",
@@ -45,6 +47,8 @@ __all__ = [
     "QueueInfo",
     "QueueSpec",
     "StreamOffset",
+    "MAX_STREAM_OFFSET",
+    "check_stream_offset",
 ]
 
 ExchangeType: TypeAlias = Literal["direct", "topic", "fanout", "headers"]
@@ -67,6 +71,52 @@ FieldTable: TypeAlias = dict[str, FieldValue]
 #: Where a stream consumer starts: ``"first"``, ``"last"``, ``"next"``, a
 #: numeric offset, or a timestamp (RabbitMQ has 1 s accuracy on 0-9-1).
 StreamOffset: TypeAlias = Literal["first", "last", "next"] | int | datetime
+
+#: Largest numeric stream offset (AMQP encodes it as a signed 64-bit integer).
+MAX_STREAM_OFFSET = 2**63 - 1
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def check_stream_offset(offset: object) -> StreamOffset:
+    """Validate a stream offset; return it normalised (timestamps in UTC).
+
+    The contract every broker adapter applies before it consumes:
+
+    * ``"first"``, ``"last"``, ``"next"``;
+    * an integer ``0 .. 2**63 - 1``; past the end of the stream the consumer
+      waits for that offset (RabbitMQ's behaviour, which the memory broker
+      follows);
+    * a datetime (naive = UTC) from 1970-01-01 UTC on; one after the newest
+      message starts at the next message published (as ``"next"``).
+
+    Raises:
+        ConfigurationError: anything else: another string, ``bool``, a
+            negative or too large integer, a timestamp before 1970 (AMQP
+            timestamps are unsigned) or one out of range in UTC.
+    """
+    if isinstance(offset, bool):
+        raise ConfigurationError(f"invalid stream offset {offset!r}")
+    if isinstance(offset, int):
+        if not 0 <= offset <= MAX_STREAM_OFFSET:
+            raise ConfigurationError(f"stream offset {offset} is outside 0..2**63-1")
+        return offset
+    if isinstance(offset, datetime):
+        if offset.tzinfo is None:
+            offset = offset.replace(tzinfo=UTC)
+        try:
+            moment = offset.astimezone(UTC)
+        except OverflowError:
+            raise ConfigurationError(
+                f"stream timestamp {offset.isoformat()} is out of range"
+            ) from None
+        if moment < _EPOCH:
+            raise ConfigurationError(
+                f"stream timestamp {moment.isoformat()} is before 1970-01-01T00:00:00Z"
+            )
+        return moment
+    if offset in ("first", "last", "next"):
+        return offset  # type: ignore[return-value]
+    raise ConfigurationError(f"invalid stream offset {str(offset)[:64]!r}")
 
 
 def _frozen_table(value: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from datetime import datetime
 from typing import Any
 
 import anyio
 from pamqp import commands
 from pamqp.base import Frame as MethodFrame
 
-from relayna.errors import BrokerError, ConfigurationError
+from relayna.errors import BrokerError
 from relayna.transport._broker import (
     BindingSpec,
     Consumer,
@@ -26,6 +25,7 @@ from relayna.transport._broker import (
     QueueInfo,
     QueueSpec,
     StreamOffset,
+    check_stream_offset,
 )
 from relayna.transport.amqp._channel import Channel
 from relayna.transport.amqp._codec import to_pamqp_properties, to_wire_table
@@ -37,14 +37,9 @@ _CLEANUP_TIMEOUT = 5.0
 
 
 def stream_offset_argument(offset: StreamOffset) -> Any:
-    """The ``x-stream-offset`` consume argument for an offset."""
-    if isinstance(offset, bool):
-        raise ConfigurationError(f"invalid stream offset {offset!r}")
-    if isinstance(offset, datetime | int):
-        return offset
-    if offset in ("first", "last", "next"):
-        return offset
-    raise ConfigurationError(f"invalid stream offset {offset!r}")
+    """The ``x-stream-offset`` consume argument for an offset (validated by
+    :func:`~relayna.transport.check_stream_offset`)."""
+    return check_stream_offset(offset)
 
 
 class AMQPBroker:

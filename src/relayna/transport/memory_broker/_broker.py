@@ -40,6 +40,7 @@ from relayna.transport._broker import (
     QueueInfo,
     QueueSpec,
     StreamOffset,
+    check_stream_offset,
 )
 from relayna.transport.memory_broker._consume import AnyQueue, ConsumeContext, attach_consumer
 from relayna.transport.memory_broker._consumer import MemoryConsumer
@@ -310,6 +311,8 @@ class MemoryBroker:
         """
         if offset is None and arguments and "x-stream-offset" in arguments:
             offset = arguments["x-stream-offset"]
+        if offset is not None:
+            offset = check_stream_offset(offset)  # the adapters' common contract
         return ConsumeContext(partial(self._start_consumer, queue, prefetch, offset, consumer_tag))
 
     def _start_consumer(

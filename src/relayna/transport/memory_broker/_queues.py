@@ -328,7 +328,8 @@ class StreamQueue(QueueBase):
             when = offset if offset.tzinfo is not None else offset.replace(tzinfo=UTC)
             return bisect.bisect_left(self._times, when)
         if isinstance(offset, int) and not isinstance(offset, bool):
-            return max(0, min(offset, end))
+            # Past the end: wait for that offset, as RabbitMQ does.
+            return max(0, offset)
         raise _precondition(f"invalid stream offset {offset!r}")
 
     def attach_at(self, consumer: MemoryConsumer, offset: StreamOffset | None) -> None:
