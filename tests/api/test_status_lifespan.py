@@ -50,5 +50,9 @@ async def test_lifespan_with_memory_broker_runs_the_hub(
         async with serve(app) as base, httpx.AsyncClient(base_url=base) as client:
             response = await client.get("/history", params={"max_scan": 10, "max_seconds": 0.3})
             assert response.status_code == 200
-            assert response.json() == {"count": 0, "events": []}
+            # An empty stream: nothing delivered, so the wait ends at max_seconds
+            # (never "idle": idleness only counts after a first delivery).
+            assert response.json() == {
+                "count": 0, "events": [], "stopped_by": "max_seconds", "scanned": 0, "skipped": 0
+            }  # fmt: skip
             shutdown.set()

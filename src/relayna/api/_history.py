@@ -1,7 +1,8 @@
 """``GET /history``: query parsing (422 on bad input, clamped limits) and the replay.
 
 Parameters: ``task_id`` (or its HTTP alias), ``start_offset`` (``first``,
-``last``, ``next``, a non-negative integer, or an ISO-8601 timestamp),
+``last``, ``next``, an integer 0..2**63-1, or an ISO-8601 timestamp from
+1970 on; naive = UTC),
 ``max_seconds`` (0 < x, clamped to 30), ``max_scan`` (>= 1, clamped to
 100,000), ``limit`` (>= 1, clamped to 1,000), ``stop_on_terminal``
 (``true``/``false``). At least one of task_id / max_seconds / max_scan is
@@ -12,15 +13,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 
 import attrs
 
 from relayna.api._lifespan import RelaynaRuntime
 from relayna.contracts import TerminalStatusSet, is_valid_identifier
-from relayna.errors import BrokerError
-from relayna.status import EventDict, StreamHistoryReader
-from relayna.transport import StreamOffset
+from relayna.errors import BrokerError, ConfigurationError
+from relayna.status import HistoryReplay, StreamHistoryReader
+from relayna.transport import StreamOffset, check_stream_offset
 
 __all__ = ["MAX_LIMIT", "MAX_SCAN", "MAX_SECONDS", "HistoryParams", "history_endpoint"]
 
@@ -62,7 +63,10 @@ class HistoryParams:
             return "limit must be an integer >= 1"
         offset = _offset(query.get("start_offset", "first"))
         if offset is None:
-            return "start_offset must be first, last, next, an integer >= 0 or an ISO-8601 time"
+            return (
+                "start_offset must be first, last, next, an integer 0..2**63-1"
+                " or an ISO-8601 time from 1970-01-01T00:00:00Z on"
+            )
         stop = query.get("stop_on_terminal", "true").lower()
         if stop not in {"true", "false", "1", "0"}:
             return "stop_on_terminal must be true or false"
@@ -88,19 +92,26 @@ def _int(raw: str | None, default: int) -> int | None:
 def _offset(raw: str) -> StreamOffset | None:
     if raw in ("first", "last", "next"):
         return raw  # type: ignore[return-value]
-    if raw.isascii() and raw.isdigit() and len(raw) <= 18:
-        return int(raw)
-    try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
+    value: int | datetime
+    if raw.isascii() and raw.isdigit():
+        if len(raw) > 19:
+            return None
+        value = int(raw)
+    else:
+        try:
+            value = datetime.fromisoformat(raw)
+        except ValueError:
+            return None
+    try:  # the broker contract: 0..2**63-1, or a time from 1970 on (naive = UTC)
+        return check_stream_offset(value)
+    except ConfigurationError:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 async def history_endpoint(
     runtime: RelaynaRuntime, params: HistoryParams, *, terminal: TerminalStatusSet
-) -> list[EventDict] | tuple[int, str]:
-    """The replayed events, or ``(status_code, detail)``."""
+) -> HistoryReplay | tuple[int, str]:
+    """The replay, or ``(status_code, detail)``."""
     if runtime.broker is None or runtime.status_queue is None:
         return 400, "no status stream is configured"
     if not runtime.status_is_stream:
@@ -118,4 +129,4 @@ async def history_endpoint(
         )
     except BrokerError as exc:
         return 503, f"status stream replay failed: {exc}"
-    return replay.events
+    return replay

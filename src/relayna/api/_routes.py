@@ -204,8 +204,14 @@ def status_routes(
         result = await history_endpoint(runtime, params, terminal=terminal)
         if isinstance(result, tuple):
             return error_response(*result)
-        events_out = [output(e) for e in result]
-        body: dict[str, Any] = {"count": len(events_out), "events": events_out}
+        events_out = [output(e) for e in result.events]
+        body: dict[str, Any] = {
+            "count": len(events_out),
+            "events": events_out,
+            "stopped_by": result.stopped_by,
+            "scanned": result.scanned,
+            "skipped": result.skipped,
+        }
         if params.task_id is not None:
             body[id_name] = params.task_id
         return JSONResponse(body)

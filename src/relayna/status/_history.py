@@ -4,9 +4,12 @@ A short-lived consumer reads the status stream from an offset (``first``,
 ``last``, ``next``, a number or a timestamp) and collects the events of one
 task (or of all tasks), stopping at the first of: ``max_scan`` messages
 scanned, ``limit`` events collected, ``max_seconds`` elapsed, ``idle``
-seconds without a message, or the task's terminal status (with
-``stop_on_terminal``). Every delivery is acked; bodies that do not decode are
-skipped and counted.
+seconds without a message *after the first one*, or the task's terminal
+status (with ``stop_on_terminal``). The result says which
+(:attr:`HistoryReplay.stopped_by`): an empty replay stopped by ``idle`` never
+happens, so "nothing found" is never "the broker was slow to start"; an empty
+one stopped by ``max_seconds`` means the stream delivered nothing in time.
+Every delivery is acked; bodies that do not decode are skipped and counted.
 
 The consumer is pumped by a task into a bounded memory stream so that the
 idle timeout cancels a memory-stream receive, never the consumer's iterator.
@@ -35,7 +38,12 @@ log = logging.getLogger("relayna.status.history")
 
 @attrs.frozen
 class HistoryReplay:
-    """The outcome of one replay: events oldest first, and why it stopped."""
+    """The outcome of one replay: events oldest first, and why it stopped.
+
+    ``stopped_by`` is one of ``terminal``, ``limit``, ``max_scan``, ``idle``
+    (the stream went quiet after delivering), ``max_seconds`` or
+    ``consumer_ended``.
+    """
 
     events: list[EventDict]
     scanned: int
@@ -97,7 +105,11 @@ class StreamHistoryReader:
                 with receive:
                     while True:
                         stopped_by = "idle"
-                        with anyio.move_on_after(idle):
+                        # Idle means "the stream has nothing more": it only
+                        # starts counting once the stream has delivered. The
+                        # wait for the first delivery (a slow or busy broker)
+                        # is bounded by max_seconds alone.
+                        with anyio.move_on_after(idle if scanned else math.inf):
                             try:
                                 delivery = await receive.receive()
                             except anyio.EndOfStream:
