@@ -3,6 +3,7 @@
 ``app = Starlette(routes=status_routes(), lifespan=relayna_lifespan(RuntimeConfig(...)))``
 """
 
+from relayna.api._body import BodyError, read_json_body
 from relayna.api._history import MAX_LIMIT, MAX_SCAN, MAX_SECONDS, HistoryParams
 from relayna.api._lifespan import (
     RelaynaRuntime,
@@ -10,11 +11,39 @@ from relayna.api._lifespan import (
     open_relayna_runtime,
     relayna_lifespan,
 )
+from relayna.api._openapi import (
+    ERROR_SCHEMA,
+    OPENAPI_VERSION,
+    Operation,
+    Parameter,
+    ResponseSpec,
+    document,
+    error_responses,
+    json_content,
+    openapi_document,
+    openapi_route,
+    operations_of,
+    undocumented_routes,
+)
 from relayna.api._routes import JSONResponse, error_response, status_routes
 from relayna.api._serve import serve_asgi, serving
 from relayna.api._sse import SSE_HEADERS, StatusEventStreamResponse, encode_item
 
 __all__ = [
+    "BodyError",
+    "read_json_body",
+    "ERROR_SCHEMA",
+    "OPENAPI_VERSION",
+    "Operation",
+    "Parameter",
+    "ResponseSpec",
+    "document",
+    "error_responses",
+    "json_content",
+    "openapi_document",
+    "openapi_route",
+    "operations_of",
+    "undocumented_routes",
     "MAX_LIMIT",
     "MAX_SCAN",
     "MAX_SECONDS",

@@ -43,8 +43,10 @@ class HistoryParams:
     @classmethod
     def parse(cls, query: Mapping[str, str], *, id_name: str = "task_id") -> HistoryParams | str:
         """The parameters, or a message for a 422."""
-        task_id = query.get(id_name) or (query.get("task_id") if id_name != "task_id" else None)
-        if task_id is not None and not is_valid_identifier(task_id):
+        task_id = query.get(id_name)
+        if task_id is None and id_name != "task_id":
+            task_id = query.get("task_id")
+        if task_id is not None and not is_valid_identifier(task_id):  # "" too: not "all tasks"
             return f"invalid {id_name}"
         raw_seconds, raw_scan = query.get("max_seconds"), query.get("max_scan")
         if task_id is None and raw_seconds is None and raw_scan is None:

@@ -21,6 +21,8 @@ from starlette.types import Receive, Scope, Send
 from relayna.api._history import HistoryParams, history_endpoint
 from relayna.api._lifespan import RelaynaRuntime
 from relayna.api._limits import StreamLimiter, client_ip
+from relayna.api._openapi import document
+from relayna.api._route_docs import history_operation, latest_operation, stream_operation
 from relayna.api._sse import StatusEventStreamResponse
 from relayna.contracts import (
     ContractAliasConfig,
@@ -217,9 +219,20 @@ def status_routes(
         return JSONResponse(body)
 
     routes: list[BaseRoute] = [
-        Route(f"{status_path}/{{{id_name}:relayna_id}}", _Endpoint(latest), methods=["GET"]),
-        Route(f"{events_path}/{{{id_name}:relayna_id}}", _Endpoint(events), methods=["GET"]),
+        document(
+            Route(f"{status_path}/{{{id_name}:relayna_id}}", _Endpoint(latest), methods=["GET"]),
+            get=latest_operation(id_name, aliases),
+        ),
+        document(
+            Route(f"{events_path}/{{{id_name}:relayna_id}}", _Endpoint(events), methods=["GET"]),
+            get=stream_operation(id_name, aliases),
+        ),
     ]
     if history_path is not None:
-        routes.append(Route(history_path, _Endpoint(history), methods=["GET"]))
+        routes.append(
+            document(
+                Route(history_path, _Endpoint(history), methods=["GET"]),
+                get=history_operation(id_name, aliases),
+            )
+        )
     return routes

@@ -56,12 +56,14 @@ from relayna.contracts._headers import (
 from relayna.contracts._ids import IDENTIFIER_MAX_LENGTH, is_valid_identifier, validate_identifier
 from relayna.contracts._json import DECODER_ERROR, decoder_failure, dumps, loads
 from relayna.contracts._limits import DEFAULT_LIMITS, Limits, check_body_size, check_depth
+from relayna.contracts._schema import IDENTIFIER_SCHEMA, json_schema
 
 __all__ = [
     "DECODER_ERROR",
     "DEFAULT_LIMITS",
     "DOCUMENT_COMPAT_ALIASES",
     "IDENTIFIER_MAX_LENGTH",
+    "IDENTIFIER_SCHEMA",
     "SPEC_VERSION",
     "AliasSource",
     "BatchTaskEnvelope",
@@ -97,6 +99,7 @@ __all__ = [
     "headers",
     "is_batch_task_payload",
     "is_valid_identifier",
+    "json_schema",
     "loads",
     "normalize_aliases",
     "parse_count_header",

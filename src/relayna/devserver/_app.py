@@ -8,13 +8,22 @@ from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
 
-import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from relayna.api import JSONResponse, RelaynaRuntime, error_response, status_routes
+from relayna.api import (
+    JSONResponse,
+    RelaynaRuntime,
+    document,
+    error_response,
+    openapi_route,
+    status_routes,
+)
+from relayna.api._body import BodyError, read_json_body
+from relayna.devserver._demo import DEMO_TASK_TYPES
+from relayna.devserver._docs import page_operation, submit_operation
 from relayna.errors import ContractError, RelaynaError, TopologyError
 from relayna.rabbitmq import RelaynaClient
 
@@ -29,20 +38,10 @@ def _page() -> str:
 
 
 async def _read_json(request: Request) -> Any:
-    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-        raise _HTTPError(415, "Content-Type must be application/json")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise _HTTPError(413, f"body larger than {MAX_BODY_BYTES} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise _HTTPError(413, f"body larger than {MAX_BODY_BYTES} bytes")
     try:
-        return orjson.loads(bytes(body))
-    except orjson.JSONDecodeError as exc:
-        raise _HTTPError(400, f"invalid JSON: {exc}") from None
+        return await read_json_body(request, max_bytes=MAX_BODY_BYTES, invalid_json_status=400)
+    except BodyError as exc:
+        raise _HTTPError(exc.status, exc.detail) from None
 
 
 class _HTTPError(Exception):
@@ -62,7 +61,7 @@ def task_from_body(data: Any, default_task_type: str) -> dict[str, Any]:
     unknown = sorted(set(data) - {"payload", *_ENVELOPE_FIELDS})
     if unknown:
         raise _HTTPError(422, [{"loc": ["body", k], "msg": "unknown field"} for k in unknown])
-    task = {k: data[k] for k in _ENVELOPE_FIELDS if k in data}
+    task = {k: data[k] for k in _ENVELOPE_FIELDS if data.get(k) is not None}  # null = absent
     task["payload"] = payload
     task.setdefault("task_id", uuid.uuid4().hex)
     task.setdefault("task_type", default_task_type)
@@ -105,5 +104,10 @@ def build_app(
     async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Any]]:
         yield {"relayna": runtime}
 
-    routes = [Route("/", index), Route("/tasks", submit, methods=["POST"]), *status_routes()]
+    routes = [
+        document(Route("/", index), get=page_operation()),
+        document(Route("/tasks", submit, methods=["POST"]), post=submit_operation(DEMO_TASK_TYPES)),
+        *status_routes(),
+        openapi_route(title="relayna dev"),
+    ]
     return Starlette(routes=routes, lifespan=lifespan)

@@ -1,0 +1,65 @@
+"""The OpenAPI declarations of the dev service's own routes (``/`` and ``POST /tasks``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from relayna.api import Operation, ResponseSpec, error_responses, json_content
+from relayna.contracts import IDENTIFIER_SCHEMA
+
+__all__ = ["page_operation", "submit_operation"]
+
+
+def _nullable(schema: Mapping[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [dict(schema), {"type": "null"}]}
+
+
+def submit_operation(task_types: Sequence[str]) -> Operation:
+    body = {
+        "type": "object",
+        "properties": {
+            "payload": {"type": "object"},
+            # null means "absent": a generated task id, the default task type.
+            "task_id": _nullable(IDENTIFIER_SCHEMA),
+            "task_type": _nullable({"enum": list(task_types)}),
+            "correlation_id": _nullable(IDENTIFIER_SCHEMA),
+            "priority": _nullable({"type": "integer", "minimum": 0, "maximum": 255}),
+            "service": _nullable({"type": "string"}),
+        },
+        "additionalProperties": False,
+    }
+    accepted = {
+        "type": "object",
+        "required": ["task_id", "task_type", "status_url", "events_url"],
+        "properties": {
+            "task_id": IDENTIFIER_SCHEMA,
+            "task_type": {"type": "string"},
+            "status_url": {"type": "string"},
+            "events_url": {"type": "string"},
+        },
+    }
+    return Operation(
+        summary="Submit a demo task",
+        description=(
+            "Publishes a task to the demo topology (task id generated unless given) and"
+            " answers where to follow it. The body is read with the contracts' codec:"
+            " duplicate keys, NaN and nesting deeper than 64 are refused; integers stay exact."
+        ),
+        request_body=json_content(body),
+        responses={
+            202: ResponseSpec("Published", json_content(accepted)),
+            **error_responses(400, 409, 413, 415, 422, 503),
+        },
+        tags=("dev",),
+        operation_id="submit_task",
+    )
+
+
+def page_operation() -> Operation:
+    return Operation(
+        summary="The dev page: submit tasks and watch them live",
+        responses={200: ResponseSpec("The page", {"text/html": {"type": "string"}})},
+        tags=("dev",),
+        operation_id="dev_page",
+    )
