@@ -51,7 +51,8 @@ class Toxics:
 @attrs.define
 class ProxyStatistics:
     accepted: int = 0
-    refused: int = 0
+    refused: int = 0  # closed at once: proxy down, or upstream unreachable
+    cut: int = 0  # live connections closed by down()
     resets: int = 0
     blackholed_bytes: int = 0
     forwarded_bytes: int = 0
@@ -88,6 +89,7 @@ class FaultProxy:
 
     def down(self) -> None:
         self.is_up = False
+        self.stats.cut += len(self._live)
         for scope in list(self._live):
             scope.cancel()
 

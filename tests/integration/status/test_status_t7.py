@@ -1,7 +1,7 @@
 """T7 at full scale (RELIABILITY.md): Redis drops under 200 SSE clients, over real sockets.
 
 Setup: a private redis-server (AOF on, fsync always); a TCP proxy in front of
-it (:mod:`_tcp_proxy`, toxiproxy's ``down``); the relayna runtime's store
+it (:mod:`_fault_proxy`, toxiproxy's ``down``); the relayna runtime's store
 talks to Redis through the proxy; hypercorn serves ``status_routes`` on a
 loopback socket. 200 httpx clients (:mod:`_sse_clients`, in a process of
 their own, as browsers would be) follow 200 tasks over SSE and reconnect with
@@ -61,11 +61,12 @@ import pytest
 from _private_redis import PrivateRedis
 from _sse_clients import Client, follow, http_client, load_clients
 from _status_writer import event, task_ids
-from _tcp_proxy import TcpProxy, open_tcp_proxy
 from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
 from starlette.applications import Starlette
 
+from _fault_proxy import FaultProxy as TcpProxy  # tests/ is on sys.path
+from _fault_proxy import open_fault_proxy as open_tcp_proxy
 from relayna.api import (
     RelaynaRuntime,
     RuntimeConfig,
