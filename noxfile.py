@@ -29,19 +29,21 @@ _pyenv_paths()
 @nox.parametrize("backend", BACKENDS)
 def tests(session: nox.Session, backend: str) -> None:
     """Whole suite on one Python and one backend, against real RabbitMQ and Redis."""
-    session.install("-e", ".[dev]")
+    session.install("-e", ".[dev]", "-e", "./studio")
     env = {"RELAYNA_TEST_BACKENDS": backend}
     if "RELAYNA_TEST_AMQP_URL" in os.environ:
         session.run("pytest", *session.posargs, env=env)
     else:
-        session.run("python", "scripts/services.py", "run", "--", "pytest", *session.posargs, env=env)
+        session.run(
+            "python", "scripts/services.py", "run", "--", "pytest", *session.posargs, env=env
+        )
 
 
 @nox.session(python="3.11")
 def lint(session: nox.Session) -> None:
     """ruff (incl. ASYNC/B/BLE) and the no-asyncio/trio-imports rule for src/relayna."""
-    session.install("-e", ".[dev]")
-    paths = ("src", "tests", "benchmarks", "scripts", "examples")
+    session.install("-e", ".[dev]", "-e", "./studio")
+    paths = ("src", "tests", "benchmarks", "scripts", "examples", "studio")
     session.run("ruff", "check", *paths)
     session.run("ruff", "format", "--check", *paths)
     session.run(sys.executable, "scripts/check_imports.py", external=True)
@@ -49,20 +51,22 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on src/."""
-    session.install("-e", ".[dev]")
+    """mypy --strict on src/relayna and studio/src/relayna_studio."""
+    session.install("-e", ".[dev]", "-e", "./studio")
     session.run("mypy")
 
 
 @nox.session(python="3.11")
 def bench(session: nox.Session) -> None:
     """Every benchmark (prints tables; never a pass/fail gate)."""
-    session.install("-e", ".[dev,bench]")
+    session.install("-e", ".[dev,bench]", "-e", "./studio")
     names = session.posargs or ["all"]
     if "RELAYNA_TEST_AMQP_URL" in os.environ:
         session.run("python", "-m", "benchmarks", *names)
     else:
-        session.run("python", "scripts/services.py", "run", "--", "python", "-m", "benchmarks", *names)
+        session.run(
+            "python", "scripts/services.py", "run", "--", "python", "-m", "benchmarks", *names
+        )
 
 
 @nox.session(python="3.11")
