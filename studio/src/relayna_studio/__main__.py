@@ -1,0 +1,5 @@
+import sys
+
+from relayna_studio._cli import main
+
+sys.exit(main())

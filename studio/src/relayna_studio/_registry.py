@@ -1,0 +1,299 @@
+"""The service registry on a relayna store (Redis or memory).
+
+Keys (``{p}`` = ``RELAYNA_STUDIO_REGISTRY_PREFIX``, default ``studio:services``)::
+
+    {p}:by-id:{service_id}                    string, the record JSON
+    {p}:all                                   set of service ids
+    {p}:by-env-url:{environment}:{base_url}   string, the owning service id
+
+Theory of operation: each mutation is **one script** (Lua on Redis, a Python
+twin on the memory store), so uniqueness needs no roll-back dance:
+
+* create checks both keys and writes all three, or writes nothing;
+* update and delete are compare-and-set on the record bytes read before:
+  the script answers ``changed`` when another writer got there first and
+  the caller re-reads and tries again (bounded), so two concurrent updates
+  never lose one another's fields and the env+url index always follows the
+  record it belongs to.
+
+An env+url key whose owner has no record any more (left behind by the
+original's non-atomic create) does not block a new owner.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from relayna.contracts import dumps, loads
+from relayna.errors import ContractError
+from relayna.transport import Script, ScriptOps, Store
+from relayna_studio._errors import RegistryConflict, ServiceNotFound
+
+__all__ = ["CREATE_SCRIPT", "DELETE_SCRIPT", "REPLACE_SCRIPT", "Registry"]
+
+log = logging.getLogger("relayna_studio.registry")
+
+_CREATE_LUA = """
+-- KEYS: by-id, by-env-url, all   ARGV: record, service_id, prefix
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'service_id' end
+local owner = redis.call('GET', KEYS[2])
+if owner and redis.call('EXISTS', ARGV[3] .. ':by-id:' .. owner) == 1 then
+  return 'base_url'
+end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[2])
+return 'ok'
+"""
+
+
+def _create_python(ops: ScriptOps, keys: list[str], args: list[bytes]) -> bytes:
+    record, service_id, prefix = args
+    if ops.exists(keys[0]):
+        return b"service_id"
+    owner = ops.get(keys[1])
+    if owner is not None and ops.exists(f"{prefix.decode()}:by-id:{owner.decode()}"):
+        return b"base_url"
+    ops.set(keys[0], record)
+    ops.set(keys[1], service_id)
+    ops.sadd(keys[2], service_id)
+    return b"ok"
+
+
+_REPLACE_LUA = """
+-- KEYS: by-id, old by-env-url, new by-env-url   ARGV: expected, record, service_id, prefix
+local current = redis.call('GET', KEYS[1])
+if not current then return 'missing' end
+if current ~= ARGV[1] then return 'changed' end
+if KEYS[2] ~= KEYS[3] then
+  local owner = redis.call('GET', KEYS[3])
+  if owner and owner ~= ARGV[3] and redis.call('EXISTS', ARGV[4] .. ':by-id:' .. owner) == 1 then
+    return 'base_url'
+  end
+  if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
+  redis.call('SET', KEYS[3], ARGV[3])
+end
+redis.call('SET', KEYS[1], ARGV[2])
+return 'ok'
+"""
+
+
+def _replace_python(ops: ScriptOps, keys: list[str], args: list[bytes]) -> bytes:
+    expected, record, service_id, prefix = args
+    current = ops.get(keys[0])
+    if current is None:
+        return b"missing"
+    if current != expected:
+        return b"changed"
+    if keys[1] != keys[2]:
+        owner = ops.get(keys[2])
+        if (
+            owner is not None
+            and owner != service_id
+            and ops.exists(f"{prefix.decode()}:by-id:{owner.decode()}")
+        ):
+            return b"base_url"
+        if ops.get(keys[1]) == service_id:
+            ops.delete(keys[1])
+        ops.set(keys[2], service_id)
+    ops.set(keys[0], record)
+    return b"ok"
+
+
+_DELETE_LUA = """
+-- KEYS: by-id, by-env-url, all   ARGV: expected, service_id
+local current = redis.call('GET', KEYS[1])
+if not current then return 'missing' end
+if current ~= ARGV[1] then return 'changed' end
+redis.call('DEL', KEYS[1])
+if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
+redis.call('SREM', KEYS[3], ARGV[2])
+return 'ok'
+"""
+
+
+def _delete_python(ops: ScriptOps, keys: list[str], args: list[bytes]) -> bytes:
+    expected, service_id = args
+    current = ops.get(keys[0])
+    if current is None:
+        return b"missing"
+    if current != expected:
+        return b"changed"
+    ops.delete(keys[0])
+    if ops.get(keys[1]) == service_id:
+        ops.delete(keys[1])
+    ops.srem(keys[2], service_id)
+    return b"ok"
+
+
+CREATE_SCRIPT = Script(
+    name="relayna_studio.registry.create", lua=_CREATE_LUA, python=_create_python
+)
+REPLACE_SCRIPT = Script(
+    name="relayna_studio.registry.replace", lua=_REPLACE_LUA, python=_replace_python
+)
+DELETE_SCRIPT = Script(
+    name="relayna_studio.registry.delete", lua=_DELETE_LUA, python=_delete_python
+)
+
+#: Compare-and-set retries before an update gives up (each retry means
+#: another writer changed the record in between).
+_CAS_ATTEMPTS = 32
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Registry:
+    """Create, read, update and delete service records (see the module docs)."""
+
+    def __init__(self, store: Store, prefix: str = "studio:services") -> None:
+        self.store = store
+        self.prefix = prefix
+        self.bad_records = 0
+
+    def id_key(self, service_id: str) -> str:
+        return f"{self.prefix}:by-id:{service_id}"
+
+    @property
+    def all_key(self) -> str:
+        return f"{self.prefix}:all"
+
+    def env_url_key(self, record: Mapping[str, Any]) -> str:
+        return f"{self.prefix}:by-env-url:{record['environment']}:{record['base_url']}"
+
+    def _decode(self, raw: bytes, service_id: str) -> dict[str, Any] | None:
+        try:
+            value = loads(raw)
+        except ContractError as exc:
+            value = exc
+        if not isinstance(value, dict) or value.get("service_id") != service_id:
+            self.bad_records += 1
+            log.warning("skipping an unreadable registry record for %r", service_id)
+            return None
+        return value
+
+    async def create(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """Store a new record.
+
+        Raises:
+            RegistryConflict: the id, or the (environment, base URL) pair, is taken.
+        """
+        service_id = record["service_id"]
+        result = await self.store.run_script(
+            CREATE_SCRIPT,
+            [self.id_key(service_id), self.env_url_key(record), self.all_key],
+            [dumps(dict(record)), service_id, self.prefix],
+        )
+        outcome = _text(result)
+        if outcome == "service_id":
+            raise RegistryConflict(f"service {service_id!r} already exists", field="service_id")
+        if outcome == "base_url":
+            raise RegistryConflict(
+                f"another service in environment {record['environment']!r} already uses "
+                f"{record['base_url']}",
+                field="base_url",
+            )
+        return dict(record)
+
+    async def _read(self, service_id: str) -> tuple[bytes, dict[str, Any]] | None:
+        raw = await self.store.get(self.id_key(service_id))
+        if raw is None:
+            return None
+        record = self._decode(raw, service_id)
+        return None if record is None else (raw, record)
+
+    async def get(self, service_id: str) -> dict[str, Any] | None:
+        found = await self._read(service_id)
+        return None if found is None else found[1]
+
+    async def require(self, service_id: str) -> dict[str, Any]:
+        record = await self.get(service_id)
+        if record is None:
+            raise ServiceNotFound(service_id)
+        return record
+
+    async def ids(self) -> list[str]:
+        return sorted(m.decode() for m in await self.store.smembers(self.all_key))
+
+    async def list(self) -> list[dict[str, Any]]:
+        """Every readable record (unreadable ones are skipped and counted)."""
+        ids = await self.ids()
+        if not ids:
+            return []
+        raws = await self.store.mget([self.id_key(i) for i in ids])
+        out = []
+        for service_id, raw in zip(ids, raws, strict=True):
+            if raw is not None:
+                record = self._decode(raw, service_id)
+                if record is not None:
+                    out.append(record)
+        return out
+
+    async def update(
+        self, service_id: str, change: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Apply ``change(record) -> new record`` atomically; returns (old, new).
+
+        ``change`` may raise (e.g. a validation error); it is re-run when
+        another writer changed the record in between.
+
+        Raises:
+            ServiceNotFound: no such service (or it was deleted meanwhile).
+            RegistryConflict: the new (environment, base URL) pair is taken.
+        """
+        for _ in range(_CAS_ATTEMPTS):
+            found = await self._read(service_id)
+            if found is None:
+                raise ServiceNotFound(service_id)
+            raw, record = found
+            new = change(dict(record))
+            result = await self.store.run_script(
+                REPLACE_SCRIPT,
+                [self.id_key(service_id), self.env_url_key(record), self.env_url_key(new)],
+                [raw, dumps(new), service_id, self.prefix],
+            )
+            outcome = _text(result)
+            if outcome == "ok":
+                return record, new
+            if outcome == "missing":
+                raise ServiceNotFound(service_id)
+            if outcome == "base_url":
+                raise RegistryConflict(
+                    f"another service in environment {new['environment']!r} already uses "
+                    f"{new['base_url']}",
+                    field="base_url",
+                )
+        raise RegistryConflict(
+            f"service {service_id!r} changed {_CAS_ATTEMPTS} times during the update; try again",
+            field="service_id",
+        )
+
+    async def delete(self, service_id: str) -> dict[str, Any]:
+        """Delete the record and its index entries; returns the deleted record.
+
+        Raises:
+            ServiceNotFound: no such service.
+        """
+        for _ in range(_CAS_ATTEMPTS):
+            found = await self._read(service_id)
+            if found is None:
+                raise ServiceNotFound(service_id)
+            raw, record = found
+            result = await self.store.run_script(
+                DELETE_SCRIPT,
+                [self.id_key(service_id), self.env_url_key(record), self.all_key],
+                [raw, service_id],
+            )
+            outcome = _text(result)
+            if outcome == "ok":
+                return record
+            if outcome == "missing":
+                raise ServiceNotFound(service_id)
+        raise RegistryConflict(
+            f"service {service_id!r} kept changing during the delete; try again",
+            field="service_id",
+        )

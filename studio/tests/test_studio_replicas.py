@@ -1,0 +1,74 @@
+"""Several Studio replicas on one store: a job runs once per service per interval."""
+
+from __future__ import annotations
+
+import itertools
+import time
+import uuid
+from functools import partial
+from typing import Any
+
+import anyio
+import pytest
+
+from conftest import TableResolver, settings_for
+from relayna.transport import open_store
+from relayna_studio import Leases, open_studio, parse_create
+from relayna_studio._jobs import run_periodic
+
+pytestmark = pytest.mark.anyio
+
+INTERVAL = 0.25
+
+
+async def test_two_replicas_share_one_job_per_service_per_interval(store_url: str) -> None:
+    prefix = f"replicas:{uuid.uuid4().hex[:8]}"
+    runs: dict[str, list[tuple[float, str]]] = {}
+    async with open_store(store_url) as store:
+        settings = settings_for(store_url, prefix)
+        async with (
+            open_studio(settings, store=store, resolver=TableResolver()) as a,
+            open_studio(settings, store=store, resolver=TableResolver()) as b,
+        ):
+            for i in range(5):
+                await a.registry.create(
+                    parse_create(
+                        {
+                            "service_id": f"s{i}",
+                            "name": "n",
+                            "base_url": f"http://s{i}.example.test",
+                            "environment": "prod",
+                            "auth_mode": "internal_network",
+                        }
+                    )
+                )
+
+            def job(replica: str) -> Any:
+                async def run(service_id: str) -> None:
+                    runs.setdefault(service_id, []).append((time.monotonic(), replica))
+
+                return run
+
+            started = time.monotonic()
+            with anyio.fail_after(20):
+                async with anyio.create_task_group() as tg:
+                    for name, runtime in (("a", a), ("b", b)):
+                        leases = Leases(store, settings.lease_prefix, owner=name)
+                        await tg.start(
+                            partial(run_periodic, runtime, leases, "sync", INTERVAL, job(name))
+                        )
+                        await anyio.sleep(INTERVAL / 2)  # replicas out of phase
+                    await anyio.sleep(INTERVAL * 6)
+                    tg.cancel_scope.cancel()
+            elapsed = time.monotonic() - started
+    windows = int(elapsed / INTERVAL) + 1
+    assert set(runs) == {f"s{i}" for i in range(5)}
+    for service_id, times in runs.items():
+        stamps = sorted(t for t, _ in times)
+        assert len(stamps) <= windows, (service_id, len(stamps), windows)
+        # the lease is the interval: never two runs of one service closer than it
+        # (the store's clock rounds TTLs to milliseconds)
+        gaps = [b - a for a, b in itertools.pairwise(stamps)]
+        assert all(g >= INTERVAL - 0.01 for g in gaps), (service_id, gaps)
+    # without leases each replica would run every service every interval: ~2x
+    assert sum(len(t) for t in runs.values()) <= 5 * windows
