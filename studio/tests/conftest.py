@@ -3,26 +3,22 @@
 The backend, services and CI fixtures are relayna's own (``tests/conftest.py``),
 loaded from that file rather than copied. Studio adds: a store on each
 adapter (memory and the real Redis), a table resolver for the egress policy,
-loopback canary listeners, and an opened Studio with an HTTP client.
+loopback canary listeners, and an opened Studio with an HTTP client. Helpers
+live in ``studio_support`` (a unique module name: every conftest is called
+``conftest``).
 """
 
 from __future__ import annotations
 
 import importlib.util
-import ipaddress
-import socket
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import anyio
-import httpx
 import pytest
 
-from relayna.transport import Store, open_store
-from relayna_studio import StudioRuntime, StudioSettings, open_studio, studio_app
+from studio_support import Canary, TableResolver, open_test_studio, settings_for
 
 _ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location(
@@ -41,14 +37,6 @@ redis_url = _root.redis_url
 pytest_runtest_makereport = _root.pytest_runtest_makereport
 
 
-@asynccontextmanager
-async def open_test_store(kind: str, redis: str | None) -> AsyncIterator[Store]:
-    url = "memory://" if kind == "memory" else redis
-    assert url is not None
-    async with open_store(url) as store:
-        yield store
-
-
 @pytest.fixture(params=["memory", "redis"])
 def store_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -61,54 +49,9 @@ def store_url(store_kind: str, request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue("redis_url"))
 
 
-class TableResolver:
-    """Answers from a table; a list of answers is served in turn (DNS rebinding)."""
-
-    def __init__(self, table: dict[str, Any] | None = None) -> None:
-        self.table: dict[str, Any] = dict(table or {})
-        self.calls: list[str] = []
-
-    async def resolve(self, host: str, port: int) -> list[Any]:
-        self.calls.append(host)
-        answer = self.table.get(host)
-        if answer is None:
-            raise OSError(f"{host}: name not known")
-        if callable(answer):
-            answer = answer()
-        return [ipaddress.ip_address(a) for a in answer]
-
-
 @pytest.fixture
 def resolver() -> TableResolver:
     return TableResolver()
-
-
-class Canary:
-    """A TCP listener that counts every connection it accepts (it answers nothing)."""
-
-    def __init__(self, host: str) -> None:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.sock = socket.socket(family, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, 0))
-        self.sock.listen(64)
-        self.sock.setblocking(False)
-        self.host = host
-        self.port = int(self.sock.getsockname()[1])
-        self.hits = 0
-
-    def drain(self) -> int:
-        """Accept (and close) whatever connected; returns the total hit count."""
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except (BlockingIOError, InterruptedError):
-                return self.hits
-            conn.close()
-            self.hits += 1
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture
@@ -119,49 +62,6 @@ def canaries() -> Iterator[dict[str, Canary]]:
     finally:
         for canary in made.values():
             canary.close()
-
-
-def settings_for(url: str, prefix: str, **overrides: Any) -> StudioSettings:
-    base: dict[str, Any] = {
-        "redis_url": url,
-        "registry_prefix": f"{prefix}:services",
-        "event_store_prefix": f"{prefix}:events",
-        "health_store_prefix": f"{prefix}:health",
-        "task_search_index_prefix": f"{prefix}:search",
-        "auth_prefix": f"{prefix}:auth",
-        "audit_prefix": f"{prefix}:audit",
-        "lease_prefix": f"{prefix}:leases",
-        "federation_timeout_seconds": 2.0,
-        "pull_sync_interval_seconds": None,
-        "health_refresh_interval_seconds": None,
-        "retention_prune_interval_seconds": None,
-        "auth_enabled": False,
-    }
-    base.update(overrides)
-    return StudioSettings(**base)
-
-
-class Studio:
-    """An open runtime plus an httpx client on its app (ASGI, no socket)."""
-
-    def __init__(self, runtime: StudioRuntime, client: httpx.AsyncClient) -> None:
-        self.runtime = runtime
-        self.client = client
-
-    def headers(self, token: str | None) -> dict[str, str]:
-        return {} if token is None else {"authorization": f"Bearer {token}"}
-
-
-@asynccontextmanager
-async def open_test_studio(
-    settings: StudioSettings, *, resolver: Any = None
-) -> AsyncIterator[Studio]:
-    async with open_studio(settings, resolver=resolver) as runtime:
-        app = studio_app(runtime)
-        app.state.studio_runtime = runtime
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://studio.test") as client:
-            yield Studio(runtime, client)
 
 
 @pytest.fixture
@@ -179,9 +79,3 @@ def studio_factory(store_url: str) -> Callable[..., Any]:
         )
 
     return make
-
-
-async def wait_until(predicate: Callable[[], bool], *, limit: float = 5.0) -> None:
-    with anyio.fail_after(limit):
-        while not predicate():  # noqa: ASYNC110 - polling a test condition
-            await anyio.sleep(0.005)

@@ -7,7 +7,7 @@ from typing import Any
 import anyio
 import pytest
 
-from conftest import Studio
+from studio_support import Studio
 
 pytestmark = pytest.mark.anyio
 

@@ -11,10 +11,10 @@ from typing import Any
 import anyio
 import pytest
 
-from conftest import TableResolver, settings_for
 from relayna.transport import open_store
 from relayna_studio import Leases, open_studio, parse_create
 from relayna_studio._jobs import run_periodic
+from studio_support import TableResolver, settings_for
 
 pytestmark = pytest.mark.anyio
 

@@ -21,9 +21,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from conftest import Canary, TableResolver, open_test_studio, settings_for
 from relayna.api import serving
 from relayna_studio import parse_create
+from studio_support import Canary, TableResolver, open_test_studio, settings_for
 
 pytestmark = pytest.mark.anyio
 
