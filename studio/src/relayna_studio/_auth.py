@@ -56,9 +56,9 @@ TICKET_TTL_SECONDS = 60.0
 
 
 def role_allows(role: str, needed: str) -> bool:
-    """True when ``role`` may do what ``needed`` may (``ingest`` allows only ingest)."""
+    """True when ``role`` may do what ``needed`` may (``ingest`` tokens may only ingest)."""
     if needed == "ingest":
-        return role == "ingest"
+        return role in ("ingest", "admin")
     return _RANK.get(role, 0) >= _RANK[needed]
 
 

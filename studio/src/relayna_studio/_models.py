@@ -27,6 +27,7 @@ from relayna_studio._urls import normalize_base_url
 
 __all__ = [
     "SERVICE_STATUSES",
+    "is_valid_service_id",
     "parse_create",
     "parse_update",
     "validate_service_id",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 import anyio
 import attrs
@@ -39,6 +40,10 @@ class StudioRuntime:
     shutdown_event: anyio.Event = attrs.field(factory=anyio.Event)
     #: Called with the id after a service was deleted (search index, event cleanup).
     on_service_deleted: list[Callable[[str], Awaitable[None]]] = attrs.field(factory=list)
+    #: Called with (service id, newly stored events) after every insert batch.
+    on_events_stored: list[Callable[[str, list[dict[str, Any]]], Awaitable[None]]] = attrs.field(
+        factory=list
+    )
 
     @property
     def policy(self) -> EgressPolicy:
@@ -90,6 +95,9 @@ async def open_studio(
             audit=AuditLog(store, settings.audit_prefix, settings.audit_maxlen),
             metrics=StudioMetrics(),
         )
+        from relayna_studio._search_hooks import install_search_hooks
+
+        install_search_hooks(runtime)
         try:
             yield runtime
         finally:

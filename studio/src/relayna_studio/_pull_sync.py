@@ -1,0 +1,87 @@
+"""Pull sync: ingest a service's ``GET /events/feed`` into the event store.
+
+Only services whose registry status is ``healthy`` and whose
+``capabilities_v1`` document lists ``events.feed`` are synced (as in the
+original). Per service and run:
+
+1. read the stored cursor ``{p}:pull-cursor:{sid}`` (none: start from the
+   oldest event the feed still retains);
+2. fetch pages of 200 **after** the cursor (oldest first, relayna's feed),
+   at most 25 pages per run; ingest each page (one round trip of insert
+   scripts) and store the page's ``next_cursor`` right after it, so a crash
+   loses no progress and a replay is deduplicated;
+3. a page with ``reset: true`` means the cursor fell off the feed's retained
+   window: events were trimmed before Studio could fetch them. The number
+   the feed reports as ``skipped`` (1 when it does not say) is added to
+   ``{p}:service:{sid}:events-skipped`` and shown in health as
+   ``events_skipped`` — never silent (the original skipped them unnoticed).
+
+A backlog larger than one run is not a gap: the next run continues from the
+stored cursor.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from relayna_studio._errors import UpstreamError
+from relayna_studio._federation import Federation, advertised
+from relayna_studio._routes_events import event_store, store_events
+from relayna_studio._runtime import StudioRuntime
+
+__all__ = ["MAX_PAGES", "PAGE_SIZE", "pull_sync"]
+
+PAGE_SIZE = 200
+MAX_PAGES = 25
+
+
+async def pull_sync(runtime: StudioRuntime, service_id: str) -> int:
+    """One sync run for one service; returns how many events were newly stored.
+
+    Raises:
+        UpstreamError: the feed could not be read (the run stops; progress
+            made so far is kept).
+    """
+    record = await runtime.registry.get(service_id)
+    if (
+        record is None
+        or record["status"] != "healthy"
+        or advertised(record.get("capabilities"), "events.feed") is not True
+    ):
+        return 0
+    keys = event_store(runtime).keys
+    fed = Federation(runtime)
+    raw = await runtime.store.get(keys.pull_cursor(service_id))
+    cursor = raw.decode() if raw else None
+    stored = 0
+    for _ in range(MAX_PAGES):
+        params: dict[str, Any] = {"limit": PAGE_SIZE}
+        if cursor is not None:
+            params["after"] = cursor
+        body = await fed.call(
+            service_id, "events.feed", "GET", "/events/feed", params=params, record=record
+        )
+        items = body.get("items")
+        if not isinstance(items, list):
+            raise UpstreamError(
+                "the event feed has no items list",
+                status=502,
+                code="invalid_response_shape",
+                service_id=service_id,
+            )
+        if body.get("reset") is True:
+            skipped = body.get("skipped")
+            count = skipped if type(skipped) is int and skipped > 0 else 1
+            await runtime.store.incr(keys.events_skipped(service_id), count)
+            runtime.metrics.events_skipped.inc(count)
+        result = await store_events(runtime, service_id, items, "pull")
+        stored += result.inserted
+        nxt = body.get("next_cursor")
+        if isinstance(nxt, str) and nxt and nxt != cursor:
+            await runtime.store.set(keys.pull_cursor(service_id), nxt)
+            cursor = nxt
+        else:
+            break
+        if len(items) < PAGE_SIZE:
+            break
+    return stored
