@@ -269,13 +269,20 @@ class EgressClient:
         headers: Mapping[str, str] | None = None,
         service_id: str | None = None,
         deadline: float | None = None,
+        http_timeout: httpx.Timeout | None = None,
     ) -> AsyncIterator[httpx.Response]:
         """A streaming response (for SSE relays): the deadline covers the
-        connect and the response head only; the caller bounds the body."""
+        connect and the response head only; ``timeout`` sets httpx's
+        ``http_timeout`` sets httpx's per-read timeout (the caller bounds the rest)."""
         deadline = self.deadline if deadline is None else deadline
         try:
             with anyio.fail_after(deadline):
-                request = self.http.build_request(method, url, headers=dict(headers or {}))
+                request = self.http.build_request(
+                    method,
+                    url,
+                    headers=dict(headers or {}),
+                    timeout=http_timeout if http_timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                )
                 response = await self.http.send(request, stream=True)
         except EgressDenied as exc:
             raise UpstreamError(
