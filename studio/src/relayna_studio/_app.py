@@ -15,6 +15,8 @@ runtime yourself and use :func:`studio_app` plus :func:`run_studio_jobs`::
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
@@ -28,18 +30,26 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from relayna.errors import RelaynaError
 from relayna.transport import Store
 from relayna_studio._egress_http import Resolver
 from relayna_studio._health_service import HealthService
 from relayna_studio._http import JSONResponse
 from relayna_studio._jobs import run_periodic
 from relayna_studio._leases import Leases
+from relayna_studio._pull_sync import pull_sync
 from relayna_studio._routes_auth import auth_routes
+from relayna_studio._routes_events import event_routes
+from relayna_studio._routes_federation import federation_routes
 from relayna_studio._routes_registry import registry_routes
+from relayna_studio._routes_search import search_routes, task_index
 from relayna_studio._runtime import StudioRuntime, open_studio
+from relayna_studio._search_hooks import backfill
 from relayna_studio._settings import StudioSettings
 
 __all__ = ["create_studio_app", "run_studio_jobs", "studio_app", "studio_routes"]
+
+log = logging.getLogger("relayna_studio.app")
 
 _METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -53,7 +63,10 @@ def studio_routes() -> list[BaseRoute]:
     """Every Studio route. Order matters: fixed paths before ``{service_id}`` ones."""
     return [
         *auth_routes(),
+        *search_routes(),  # before /studio/services/{service_id}: "search" is a valid id
         *registry_routes(),
+        *event_routes(),
+        *federation_routes(),
         Route("/metrics", _metrics, methods=["GET"]),
     ]
 
@@ -65,6 +78,9 @@ async def run_studio_jobs(
     settings = runtime.settings
     leases = Leases(runtime.store, settings.lease_prefix)
     health = HealthService(runtime)
+    index = task_index(runtime)
+    if await index.is_empty():
+        await backfill(runtime)
     async with anyio.create_task_group() as tg:
         if settings.health_refresh_interval_seconds is not None:
             await tg.start(
@@ -77,6 +93,19 @@ async def run_studio_jobs(
                     health.refresh,
                 )
             )
+        if settings.pull_sync_interval_seconds is not None:
+            await tg.start(
+                partial(
+                    run_periodic,
+                    runtime,
+                    leases,
+                    "pull_sync",
+                    settings.pull_sync_interval_seconds,
+                    partial(pull_sync, runtime),
+                )
+            )
+        if settings.retention_prune_interval_seconds is not None:
+            tg.start_soon(_retention, runtime, settings.retention_prune_interval_seconds)
         task_status.started()
 
 
@@ -84,6 +113,25 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     """Starlette's own 404 (no route) and 405 (wrong method), as JSON like every other answer."""
     assert isinstance(exc, HTTPException)
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _retention(runtime: StudioRuntime, interval: float) -> None:
+    """Delete expired task documents, once per interval across replicas."""
+    leases = Leases(runtime.store, runtime.settings.lease_prefix)
+    index = task_index(runtime)
+    while True:
+        if await leases.acquire("retention", "*", interval):
+            started = time.perf_counter()
+            try:
+                await index.prune()
+                outcome = "ok"
+            except RelaynaError as exc:
+                outcome = "error"
+                log.warning("retention failed: %s", exc)
+            runtime.metrics.job_duration.labels("retention", outcome).observe(
+                time.perf_counter() - started
+            )
+        await anyio.sleep(interval)
 
 
 def _app(lifespan: Callable[[Starlette], AbstractAsyncContextManager[Any]]) -> Starlette:
