@@ -34,9 +34,10 @@ from typing import Any
 
 import attrs
 
-from relayna.contracts import dumps, loads
+from relayna.contracts import dumps
 from relayna.errors import ContractError
 from relayna.transport import Script, ScriptOps, Store
+from relayna_studio._timefmt import load_object
 
 __all__ = [
     "ROLES",
@@ -215,14 +216,9 @@ class TokenStore:
         )
         return bool(int(removed))
 
-    def _decode(self, raw: bytes | None) -> dict[str, Any] | None:
-        if raw is None:
-            return None
-        try:
-            value = loads(raw)
-        except ContractError:
-            return None
-        return value if isinstance(value, dict) else None
+    @staticmethod
+    def _decode(raw: bytes | None) -> dict[str, Any] | None:
+        return load_object(raw)
 
     async def authenticate(self, token: str) -> Principal | None:
         """The principal of a token text, or ``None`` (unknown, revoked, malformed)."""

@@ -219,29 +219,8 @@ class EgressClient:
                     body = await self._read_bounded(response, service_id)
                 finally:
                     await response.aclose()
-        except EgressDenied as exc:
-            raise UpstreamError(
-                f"egress policy: {exc}",
-                status=502,
-                code="upstream_policy_violation",
-                service_id=service_id,
-            ) from exc
-        except (TimeoutError, httpx.TimeoutException):
-            raise UpstreamError(
-                f"no complete answer within {deadline:g}s",
-                status=504,
-                code="upstream_timeout",
-                service_id=service_id,
-                retryable=True,
-            ) from None
-        except httpx.HTTPError as exc:
-            raise UpstreamError(
-                f"transport error: {type(exc).__name__}: {exc}",
-                status=502,
-                code="upstream_transport_error",
-                service_id=service_id,
-                retryable=True,
-            ) from None
+        except (EgressDenied, TimeoutError, httpx.HTTPError) as exc:
+            raise upstream_error(exc, service_id, deadline) from exc
         return EgressResponse(
             status_code=response.status_code,
             headers=response.headers,
@@ -284,34 +263,41 @@ class EgressClient:
                     timeout=http_timeout if http_timeout is not None else httpx.USE_CLIENT_DEFAULT,
                 )
                 response = await self.http.send(request, stream=True)
-        except EgressDenied as exc:
-            raise UpstreamError(
-                f"egress policy: {exc}",
-                status=502,
-                code="upstream_policy_violation",
-                service_id=service_id,
-            ) from exc
-        except (TimeoutError, httpx.TimeoutException):
-            raise UpstreamError(
-                f"no answer within {deadline:g}s",
-                status=504,
-                code="upstream_timeout",
-                service_id=service_id,
-                retryable=True,
-            ) from None
-        except httpx.HTTPError as exc:
-            raise UpstreamError(
-                f"transport error: {type(exc).__name__}: {exc}",
-                status=502,
-                code="upstream_transport_error",
-                service_id=service_id,
-                retryable=True,
-            ) from None
+        except (EgressDenied, TimeoutError, httpx.HTTPError) as exc:
+            raise upstream_error(exc, service_id, deadline) from exc
         try:
             yield response
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
                 await response.aclose()
+
+
+def upstream_error(
+    exc: EgressDenied | TimeoutError | httpx.HTTPError, service_id: str | None, deadline: float
+) -> UpstreamError:
+    """The FederatedError for a failure of the egress path itself."""
+    if isinstance(exc, EgressDenied):
+        return UpstreamError(
+            f"egress policy: {exc}",
+            status=502,
+            code="upstream_policy_violation",
+            service_id=service_id,
+        )
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        return UpstreamError(
+            f"no complete answer within {deadline:g}s",
+            status=504,
+            code="upstream_timeout",
+            service_id=service_id,
+            retryable=True,
+        )
+    return UpstreamError(
+        f"transport error: {type(exc).__name__}: {exc}",
+        status=502,
+        code="upstream_transport_error",
+        service_id=service_id,
+        retryable=True,
+    )
 
 
 def _too_large(limit: int, service_id: str | None) -> UpstreamError:
@@ -341,7 +327,7 @@ async def open_egress_client(
     deadline: float,
     max_response_bytes: int,
     resolver: Resolver | None = None,
-    max_connections: int = 200,
+    max_connections: int = 1000,
 ) -> AsyncIterator[EgressClient]:
     """Open the one shared httpx client (anyio-native: asyncio and trio).
 

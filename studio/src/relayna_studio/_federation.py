@@ -69,24 +69,24 @@ def advertised(document: object, route: str) -> bool | None:
     return any(route_id in listed for route_id in ROUTE_IDS.get(route, (route,)))
 
 
-def http_aliases(document: object) -> dict[str, str]:
+def _aliases(document: object, kind: str) -> dict[str, str]:
     if not isinstance(document, Mapping):
         return {}
     summary = document.get("alias_config_summary")
-    aliases = summary.get("http_aliases") if isinstance(summary, Mapping) else None
+    aliases = summary.get(kind) if isinstance(summary, Mapping) else None
     if not isinstance(aliases, Mapping):
         return {}
     return {str(k): str(v) for k, v in aliases.items() if isinstance(v, str) and v}
+
+
+def http_aliases(document: object) -> dict[str, str]:
+    """Canonical query/path name → the name the service's HTTP routes use."""
+    return _aliases(document, "http_aliases")
 
 
 def payload_aliases(document: object) -> dict[str, str]:
-    if not isinstance(document, Mapping):
-        return {}
-    summary = document.get("alias_config_summary")
-    aliases = summary.get("payload_aliases") if isinstance(summary, Mapping) else None
-    if not isinstance(aliases, Mapping):
-        return {}
-    return {str(k): str(v) for k, v in aliases.items() if isinstance(v, str) and v}
+    """Canonical JSON field → the name the service's payloads use."""
+    return _aliases(document, "payload_aliases")
 
 
 def _detail(response: EgressResponse) -> str:

@@ -22,10 +22,9 @@ from typing import Any
 
 import attrs
 
-from relayna.contracts import dumps, loads
-from relayna.errors import ContractError
+from relayna.contracts import dumps
 from relayna.transport import Store
-from relayna_studio._timefmt import format_time, parse_time_or_none
+from relayna_studio._timefmt import format_time, load_object, parse_time_or_none
 
 __all__ = ["HealthStore", "IngestFacts", "Thresholds", "materialize", "overall_status"]
 
@@ -183,13 +182,7 @@ class HealthStore:
 
     @staticmethod
     def _decode(raw: bytes | None) -> dict[str, Any] | None:
-        if raw is None:
-            return None
-        try:
-            value = loads(raw)
-        except ContractError:
-            return None
-        return value if isinstance(value, dict) else None
+        return load_object(raw)
 
     async def get(self, service_id: str) -> dict[str, Any] | None:
         return self._decode(await self.store.get(self.key(service_id)))

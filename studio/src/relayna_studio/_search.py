@@ -30,13 +30,13 @@ from typing import Any
 
 import orjson
 
-from relayna.contracts import dumps, loads
+from relayna.contracts import dumps
 from relayna.errors import ContractError
 from relayna.transport import Store
 from relayna_studio._event_model import fixed_time
 from relayna_studio._search_keys import FILTER_FIELDS, SearchKeys, document_id
 from relayna_studio._search_scripts import DELETE_DOC_SCRIPT, PUT_DOC_SCRIPT, QUERY_SCRIPT
-from relayna_studio._timefmt import now_utc, parse_time, parse_time_or_none
+from relayna_studio._timefmt import load_object, now_utc, parse_time, parse_time_or_none
 
 __all__ = ["TaskIndex", "decode_search_cursor", "encode_search_cursor"]
 
@@ -155,13 +155,8 @@ class TaskIndex:
         self.intersect_budget = INTERSECT_BUDGET
 
     def _decode(self, raw: bytes | None) -> dict[str, Any] | None:
-        if raw is None:
-            return None
-        try:
-            value = loads(raw)
-        except ContractError:
-            return None
-        return value if isinstance(value, dict) and "service_id" in value else None
+        value = load_object(raw)
+        return value if value is not None and "service_id" in value else None
 
     async def upsert(self, record: Mapping[str, Any], events: Iterable[Mapping[str, Any]]) -> int:
         """Fold new events of one service into their task documents; returns documents written."""

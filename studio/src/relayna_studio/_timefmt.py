@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
+from relayna.contracts import loads
 from relayna.errors import ContractError
 
-__all__ = ["format_time", "now_utc", "parse_time", "parse_time_or_none"]
+__all__ = ["format_time", "load_object", "now_utc", "parse_time", "parse_time_or_none"]
+
+
+def load_object(raw: bytes | None) -> dict[str, Any] | None:
+    """A stored JSON object, or ``None`` when missing or unreadable (never raises)."""
+    if raw is None:
+        return None
+    try:
+        value = loads(raw)
+    except ContractError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def now_utc() -> datetime:
