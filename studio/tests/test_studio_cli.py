@@ -92,3 +92,49 @@ def test_unknown_role_is_a_usage_error(role: str) -> None:
         env={"RELAYNA_STUDIO_REDIS_URL": "memory://"},
     )
     assert out.returncode == 2
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_serve_answers_and_stops_on_sigterm(backend: str) -> None:
+    import signal
+
+    import httpx
+
+    env = {
+        **os.environ,
+        "RELAYNA_STUDIO_REDIS_URL": "memory://",
+        "RELAYNA_STUDIO_AUTH": "off",
+        "RELAYNA_STUDIO_HEALTH_REFRESH_INTERVAL_SECONDS": "off",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "relayna_studio",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--backend",
+            backend,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "serving on http://127.0.0.1:" in line, line
+        url = line.split("serving on ")[1].split()[0]
+        response = httpx.get(f"{url}/studio/services", timeout=10)
+        assert response.status_code == 200
+        assert response.json() == {"count": 0, "services": []}
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
