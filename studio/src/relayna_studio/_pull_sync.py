@@ -9,7 +9,10 @@ original). Per service and run:
 2. fetch pages of 200 **after** the cursor (oldest first, relayna's feed),
    at most 25 pages per run; ingest each page (one round trip of insert
    scripts) and store the page's ``next_cursor`` right after it, so a crash
-   loses no progress and a replay is deduplicated;
+   loses no progress and a replay is deduplicated. The next page is fetched
+   while the current one is stored (a bounded two-stage pipeline in the
+   run's own task group). New events reach the search index every 5 pages
+   and at the end of the run;
 3. a page with ``reset: true`` means the cursor fell off the feed's retained
    window: events were trimmed before Studio could fetch them. The number
    the feed reports as ``skipped`` (1 when it does not say) is added to
@@ -24,15 +27,20 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
+
 from relayna_studio._errors import UpstreamError
 from relayna_studio._federation import Federation, advertised
-from relayna_studio._routes_events import event_store, store_events
+from relayna_studio._routes_events import event_store, run_event_hooks, store_events
 from relayna_studio._runtime import StudioRuntime
 
 __all__ = ["MAX_PAGES", "PAGE_SIZE", "pull_sync"]
 
 PAGE_SIZE = 200
 MAX_PAGES = 25
+#: Pages whose new events are folded into the search index together (a task
+#: seen on several pages is rewritten once, not once per page).
+INDEX_EVERY = 5
 
 
 async def pull_sync(runtime: StudioRuntime, service_id: str) -> int:
@@ -52,36 +60,54 @@ async def pull_sync(runtime: StudioRuntime, service_id: str) -> int:
     keys = event_store(runtime).keys
     fed = Federation(runtime)
     raw = await runtime.store.get(keys.pull_cursor(service_id))
-    cursor = raw.decode() if raw else None
+    start = raw.decode() if raw else None
     stored = 0
-    for _ in range(MAX_PAGES):
-        params: dict[str, Any] = {"limit": PAGE_SIZE}
-        if cursor is not None:
-            params["after"] = cursor
-        body = await fed.call(
-            service_id, "events.feed", "GET", "/events/feed", params=params, record=record
-        )
-        items = body.get("items")
-        if not isinstance(items, list):
-            raise UpstreamError(
-                "the event feed has no items list",
-                status=502,
-                code="invalid_response_shape",
-                service_id=service_id,
-            )
-        if body.get("reset") is True:
-            skipped = body.get("skipped")
-            count = skipped if type(skipped) is int and skipped > 0 else 1
-            await runtime.store.incr(keys.events_skipped(service_id), count)
-            runtime.metrics.events_skipped.inc(count)
-        result = await store_events(runtime, service_id, items, "pull")
-        stored += result.inserted
-        nxt = body.get("next_cursor")
-        if isinstance(nxt, str) and nxt and nxt != cursor:
-            await runtime.store.set(keys.pull_cursor(service_id), nxt)
-            cursor = nxt
-        else:
-            break
-        if len(items) < PAGE_SIZE:
-            break
+    # two stages: the next page is fetched while the current one is stored
+    send, pages = anyio.create_memory_object_stream[tuple[list[Any], Any, Any]](1)
+
+    async def fetch() -> None:
+        cursor = start
+        async with send:
+            for _ in range(MAX_PAGES):
+                params: dict[str, Any] = {"limit": PAGE_SIZE}
+                if cursor is not None:
+                    params["after"] = cursor
+                body = await fed.call(
+                    service_id, "events.feed", "GET", "/events/feed", params=params, record=record
+                )
+                items = body.get("items")
+                if not isinstance(items, list):
+                    raise UpstreamError(
+                        "the event feed has no items list",
+                        status=502,
+                        code="invalid_response_shape",
+                        service_id=service_id,
+                    )
+                nxt = body.get("next_cursor")
+                await send.send((items, body, nxt))
+                if not (isinstance(nxt, str) and nxt and nxt != cursor) or len(items) < PAGE_SIZE:
+                    return
+                cursor = nxt
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(fetch)
+        cursor = start
+        unindexed: list[dict[str, Any]] = []
+        async with pages:
+            async for items, body, nxt in pages:
+                if body.get("reset") is True:
+                    skipped = body.get("skipped")
+                    count = skipped if type(skipped) is int and skipped > 0 else 1
+                    await runtime.store.incr(keys.events_skipped(service_id), count)
+                    runtime.metrics.events_skipped.inc(count)
+                result = await store_events(runtime, service_id, items, "pull", hooks=False)
+                stored += result.inserted
+                unindexed += result.stored
+                if len(unindexed) >= INDEX_EVERY * PAGE_SIZE:
+                    await run_event_hooks(runtime, service_id, unindexed)
+                    unindexed = []
+                if isinstance(nxt, str) and nxt and nxt != cursor:
+                    await runtime.store.set(keys.pull_cursor(service_id), nxt)
+                    cursor = nxt
+        await run_event_hooks(runtime, service_id, unindexed)
     return stored

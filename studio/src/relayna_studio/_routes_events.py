@@ -51,17 +51,26 @@ def event_store(runtime: StudioRuntime) -> EventStore:
 
 
 async def store_events(
-    runtime: StudioRuntime, service_id: str, raws: list[Any], method: str
+    runtime: StudioRuntime, service_id: str, raws: list[Any], method: str, *, hooks: bool = True
 ) -> IngestResult:
-    """Insert events and feed every hook (search index) with what was new."""
+    """Insert events; with ``hooks``, feed every hook (search index) with what was new
+    (pull sync batches several pages per hook call with :func:`run_event_hooks`)."""
     result = await event_store(runtime).insert_many(service_id, raws, method)
     metrics = runtime.metrics.ingested_events
     metrics.labels(method, "inserted").inc(result.inserted)
     metrics.labels(method, "duplicate").inc(result.duplicate)
     metrics.labels(method, "invalid").inc(result.invalid)
-    for hook in runtime.on_events_stored:
-        await hook(service_id, result.stored)
+    if hooks:
+        await run_event_hooks(runtime, service_id, result.stored)
     return result
+
+
+async def run_event_hooks(
+    runtime: StudioRuntime, service_id: str, events: list[dict[str, Any]]
+) -> None:
+    if events:
+        for hook in runtime.on_events_stored:
+            await hook(service_id, events)
 
 
 def _time_param(request: Request, name: str) -> str | None:
