@@ -90,18 +90,19 @@ class ChannelStream:
 
                     async def pump() -> None:
                         async with send_items:
-                            async for message in subscription:
-                                if not isinstance(message, PubSubMessage):
-                                    continue  # a reconnect: live-only stream, nothing to refill
-                                frame = _frame(message.data)
-                                if frame is None:
-                                    continue
-                                try:
+                            try:
+                                async for message in subscription:
+                                    if not isinstance(message, PubSubMessage):
+                                        continue  # a reconnect: live only, nothing to refill
+                                    frame = _frame(message.data)
+                                    if frame is None:
+                                        continue
                                     send_items.send_nowait(frame)
-                                except anyio.WouldBlock:
-                                    log.info("activity stream client too slow; dropped")
-                                    tg.cancel_scope.cancel()
-                                    return
+                            except anyio.WouldBlock:
+                                log.info("activity stream client too slow; dropped")
+                            except (SlowSubscriberError, StoreError) as exc:
+                                log.info("activity stream on %s ended: %s", self.channel, exc)
+                            tg.cancel_scope.cancel()
 
                     tg.start_soon(pump)
                     await send(
