@@ -167,7 +167,11 @@ async def _studio(redis_url: str, **overrides: Any) -> AsyncIterator[tuple[httpx
         app = studio_app(runtime)
         async with (
             serving(app, graceful_timeout=1) as base,
-            httpx.AsyncClient(base_url=base, limits=httpx.Limits(max_connections=2000)) as client,
+            httpx.AsyncClient(
+                base_url=base,
+                limits=httpx.Limits(max_connections=2000),
+                timeout=httpx.Timeout(30.0, read=120.0),
+            ) as client,
         ):
             try:
                 yield client, runtime
