@@ -143,3 +143,25 @@ async def test_audit_query_parameters_are_checked(studio_factory: Any) -> None:
             for query in ["limit=0", "limit=501", "limit=x", "before=-1", "before=abc", "bogus=1"]:
                 response = await studio.client.get(f"/studio/audit?{query}")
                 assert response.status_code == 422, query
+
+
+async def test_openapi_documents_every_route(studio_factory: Any) -> None:
+    from relayna.api import undocumented_routes
+    from relayna_studio import studio_routes
+
+    assert undocumented_routes(studio_routes()) == []
+    with anyio.fail_after(20):
+        async with studio_factory(auth_enabled=True) as studio:
+            response = await studio.client.get("/openapi.json")  # public, like /metrics
+            assert response.status_code == 200
+            doc = response.json()
+            assert doc["openapi"].startswith("3.1")
+            paths = doc["paths"]
+            assert "/studio/services/{service_id}" in paths
+            assert set(paths["/studio/services/{service_id}"]) == {"get", "patch", "delete"}
+            assert paths["/studio/services"]["post"]["responses"]["201"]
+            assert "/studio/tasks/{service_id}/{rest}" in paths
+            assert "Error" in doc["components"]["schemas"]
+            from openapi_spec_validator import validate
+
+            validate(doc)  # the OpenAPI 3.1 meta-schema

@@ -30,8 +30,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from relayna.api import Operation, ResponseSpec, document, openapi_route
 from relayna.errors import RelaynaError
 from relayna.transport import Store
+from relayna_studio import __version__
 from relayna_studio._egress_http import Resolver
 from relayna_studio._health_service import HealthService
 from relayna_studio._http import JSONResponse
@@ -67,7 +69,17 @@ def studio_routes() -> list[BaseRoute]:
         *registry_routes(),
         *event_routes(),
         *federation_routes(),
-        Route("/metrics", _metrics, methods=["GET"]),
+        document(
+            Route("/metrics", _metrics, methods=["GET"]),
+            get=Operation(
+                summary="Studio's own Prometheus metrics",
+                responses={
+                    200: ResponseSpec("Prometheus text", {"text/plain": {"type": "string"}})
+                },
+                tags=("meta",),
+            ),
+        ),
+        openapi_route(title="relayna-studio", version=__version__),
     ]
 
 

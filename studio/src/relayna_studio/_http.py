@@ -15,6 +15,7 @@ Every ``/studio`` route is built with :func:`studio_route`, which
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from relayna.api import (
+    Operation,
+    Parameter,
+    ResponseSpec,
+    document,
+    error_responses,
+    json_content,
+)
 from relayna.contracts import Limits, loads
 from relayna.errors import ContractError, EnvelopeTooLarge, StoreError
 from relayna_studio._auth import Principal
@@ -256,6 +265,48 @@ class _Endpoint:
         runtime.metrics.audit_entries.labels(outcome).inc()
 
 
+_PATH_PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
+_ERROR_CODES = (400, 401, 403, 404, 409, 413, 415, 422, 429, 501, 502, 503, 504)
+_SUCCESS = {"POST": 200, "PATCH": 200, "GET": 200, "DELETE": 204}
+
+
+def _operation(
+    path: str,
+    method: str,
+    handler: Handler,
+    *,
+    role: str | None,
+    query: tuple[str, ...],
+    status: int | None,
+    stream: bool,
+    body: bool,
+) -> Operation:
+    """The OpenAPI operation of a Studio route, from what the route declares."""
+    doc = (handler.__doc__ or "").strip().splitlines()
+    summary = doc[0] if doc else f"{method} {path}"
+    code = status or _SUCCESS[method]
+    if code == 204:
+        success = ResponseSpec("Done (no body)")
+    elif stream:
+        success = ResponseSpec("Server-Sent Events", {"text/event-stream": {"type": "string"}})
+    else:
+        success = ResponseSpec("OK", json_content({"type": "object"}))
+    parameters = [Parameter(name, "path", required=True) for name in _PATH_PARAM.findall(path)]
+    parameters += [Parameter(name, "query") for name in query]
+    if role is not None:
+        parameters.append(
+            Parameter("authorization", "header", description=f"Bearer token (role {role} or above)")
+        )
+    return Operation(
+        summary=summary,
+        responses={code: success, **error_responses(*_ERROR_CODES)},
+        parameters=parameters,
+        request_body=json_content({"type": "object"}) if body else None,
+        tags=("studio",),
+        description=f"Needs role: {role or 'any authenticated caller'}.",
+    )
+
+
 def studio_route(
     path: str,
     handler: Handler,
@@ -264,10 +315,29 @@ def studio_route(
     role: str | None,
     action: str | None = None,
     allow_ticket: bool = False,
+    query: tuple[str, ...] = (),
+    status: int | None = None,
+    stream: bool = False,
+    body: bool | None = None,
 ) -> Route:
-    """A Starlette route with Studio's auth, roles, audit and error mapping."""
-    return Route(
+    """A Starlette route with Studio's auth, roles, audit, error mapping and its
+    OpenAPI operation (relayna's :func:`relayna.api.document`)."""
+    route = Route(
         path,
         _Endpoint(handler, template=path, role=role, action=action, allow_ticket=allow_ticket),
         methods=methods,
     )
+    for method in methods:
+        has_body = body if body is not None else method in ("POST", "PATCH")
+        operation = _operation(
+            path,
+            method,
+            handler,
+            role=role,
+            query=query,
+            status=status,
+            stream=stream,
+            body=has_body,
+        )
+        document(route, **{method.lower(): operation})
+    return route

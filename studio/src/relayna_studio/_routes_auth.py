@@ -102,7 +102,14 @@ def auth_routes() -> list[BaseRoute]:
 
     return [
         studio_route("/studio/auth/whoami", whoami, methods=["GET"], role=None),
-        studio_route("/studio/auth/stream-ticket", ticket, methods=["POST"], role="reader"),
+        studio_route(
+            "/studio/auth/stream-ticket",
+            ticket,
+            methods=["POST"],
+            role="reader",
+            status=201,
+            body=False,
+        ),
         studio_route("/studio/auth/tokens", list_tokens, methods=["GET"], role="admin"),
         studio_route(
             "/studio/auth/tokens",
@@ -110,6 +117,7 @@ def auth_routes() -> list[BaseRoute]:
             methods=["POST"],
             role="admin",
             action="token.create",
+            status=201,
         ),
         studio_route(
             "/studio/auth/tokens/{token_id}",
@@ -118,5 +126,11 @@ def auth_routes() -> list[BaseRoute]:
             role="admin",
             action="token.revoke",
         ),
-        studio_route("/studio/audit", audit, methods=["GET"], role="admin"),
+        studio_route(
+            "/studio/audit",
+            audit,
+            methods=["GET"],
+            role="admin",
+            query=("limit", "before", *_AUDIT_FILTERS),
+        ),
     ]

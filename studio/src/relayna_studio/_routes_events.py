@@ -204,12 +204,20 @@ def event_routes() -> list[BaseRoute]:
         studio_route(
             "/studio/ingest/events", ingest, methods=["POST"], role="ingest", action="events.ingest"
         ),
-        studio_route(f"{one}/events", list_service, methods=["GET"], role="reader"),
+        studio_route(
+            f"{one}/events",
+            list_service,
+            methods=["GET"],
+            role="reader",
+            query=tuple(sorted(_LIST_PARAMS)),
+        ),
         studio_route(
             f"{one}/events/stream",
             stream_service,
             methods=["GET"],
             role="reader",
             allow_ticket=True,
+            stream=True,
+            query=("ticket",),
         ),
     ]

@@ -259,7 +259,13 @@ def federation_routes() -> list[BaseRoute]:
     ft = "/studio/failed-tasks/{service_id}/{failure_id}"
     return [
         studio_route(f"{one}/status/{{task_id:path}}", status, methods=["GET"], role="reader"),
-        studio_route(f"{one}/history", history, methods=["GET"], role="reader"),
+        studio_route(
+            f"{one}/history",
+            history,
+            methods=["GET"],
+            role="reader",
+            query=("task_id", "start_offset", "max_seconds", "max_scan"),
+        ),
         studio_route(
             f"{one}/workflow/topology",
             passthrough("workflow.topology", "/workflow/topology", (), None),
@@ -271,6 +277,7 @@ def federation_routes() -> list[BaseRoute]:
             passthrough("dlq.messages", "/dlq/messages", _DLQ_FILTERS, (50, 1, 200)),
             methods=["GET"],
             role="reader",
+            query=(*_DLQ_FILTERS, "limit"),
         ),
         studio_route(
             f"{one}/broker/dlq/messages",
@@ -297,14 +304,22 @@ def federation_routes() -> list[BaseRoute]:
             methods=["GET"],
             role="reader",
             allow_ticket=True,
+            query=("join", "ticket", "last_event_id", "before", "limit"),
         ),
-        studio_route("/studio/failed-tasks", failed_list, methods=["GET"], role="reader"),
+        studio_route(
+            "/studio/failed-tasks",
+            failed_list,
+            methods=["GET"],
+            role="reader",
+            query=("service_id", *_FAILED_FILTERS, "cursor", "limit"),
+        ),
         studio_route(
             ft, failed_one("GET", "failed_tasks.detail", "", False), methods=["GET"], role="reader"
         ),
         studio_route(
             ft,
             failed_one("DELETE", "failed_tasks.delete", "", False),
+            status=200,
             methods=["DELETE"],
             role="operator",
             action="failed_task.delete",
@@ -322,6 +337,7 @@ def federation_routes() -> list[BaseRoute]:
             methods=["POST"],
             role="operator",
             action="failed_task.uninvestigate",
+            body=False,
         ),
         studio_route(
             f"{ft}/retry",

@@ -138,7 +138,12 @@ def registry_routes() -> list[BaseRoute]:
     one = "/studio/services/{service_id}"
     return [
         studio_route(
-            "/studio/services", create, methods=["POST"], role="admin", action="service.create"
+            "/studio/services",
+            create,
+            methods=["POST"],
+            role="admin",
+            action="service.create",
+            status=201,
         ),
         studio_route("/studio/services", list_services, methods=["GET"], role="reader"),
         studio_route("/studio/gateway/services", gateway, methods=["GET"], role="reader"),
@@ -146,7 +151,12 @@ def registry_routes() -> list[BaseRoute]:
         studio_route(one, update, methods=["PATCH"], role="admin", action="service.update"),
         studio_route(one, delete, methods=["DELETE"], role="admin", action="service.delete"),
         studio_route(
-            f"{one}/refresh", refresh, methods=["POST"], role="operator", action="service.refresh"
+            f"{one}/refresh",
+            refresh,
+            methods=["POST"],
+            role="operator",
+            action="service.refresh",
+            body=False,
         ),
         studio_route(f"{one}/health", get_health, methods=["GET"], role="reader"),
         studio_route(
@@ -155,5 +165,6 @@ def registry_routes() -> list[BaseRoute]:
             methods=["POST"],
             role="operator",
             action="service.health_refresh",
+            body=False,
         ),
     ]

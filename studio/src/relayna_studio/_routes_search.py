@@ -180,6 +180,18 @@ def search_routes() -> list[BaseRoute]:
         return JSONResponse({"count": len(page), "items": page, "next_cursor": nxt})
 
     return [
-        studio_route("/studio/tasks/search", tasks, methods=["GET"], role="reader"),
-        studio_route("/studio/services/search", services, methods=["GET"], role="reader"),
+        studio_route(
+            "/studio/tasks/search",
+            tasks,
+            methods=["GET"],
+            role="reader",
+            query=(*FILTER_FIELDS, "from", "to", "limit", "cursor"),
+        ),
+        studio_route(
+            "/studio/services/search",
+            services,
+            methods=["GET"],
+            role="reader",
+            query=("query", "environment", "status", "health", "tag", "limit", "cursor"),
+        ),
     ]
