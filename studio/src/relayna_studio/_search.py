@@ -13,9 +13,9 @@ payload carries them — ``status_at``/``stage_at`` remember when), and
 written with a compare-and-set script that also moves the document between
 filter sets; a document changed meanwhile (another replica) is merged again.
 
-Queries: :data:`~relayna_studio._search_scripts.QUERY_SCRIPT` plans on the
-server — intersect the filter sets when the smallest is small, else walk the
-time index checking membership — and returns the newest ids; documents are
+Queries: :data:`~relayna_studio._search_scripts.QUERY_SCRIPT` walks the
+smallest per-filter time index newest first on the server, checking the
+other filters' sets, and returns the newest ids; documents are
 then loaded, expired ones dropped (and deleted), and the page cut after the
 cursor ``{last_seen_at, service_id, task_id}`` (URL-safe base64 JSON).
 """
@@ -42,9 +42,6 @@ __all__ = ["TaskIndex", "decode_search_cursor", "encode_search_cursor"]
 
 Arg = bytes | str | int | float
 Call = tuple[list[str], list[Arg]]
-
-#: Largest smallest-filter set that is intersected; above it the time index is walked.
-INTERSECT_BUDGET = 20_000
 
 
 def _ms(value: datetime) -> int:
@@ -147,12 +144,15 @@ def _filter_keys(keys: SearchKeys, doc: Mapping[str, Any]) -> list[str]:
     return [keys.filter(f, str(doc[f])) for f in FILTER_FIELDS if doc.get(f) is not None]
 
 
+def _time_keys(keys: SearchKeys, doc: Mapping[str, Any]) -> list[str]:
+    return [keys.filter_by_time(f, str(doc[f])) for f in FILTER_FIELDS if doc.get(f) is not None]
+
+
 class TaskIndex:
     def __init__(self, store: Store, prefix: str = "studio:search", ttl_seconds: float = 86400.0):
         self.store = store
         self.keys = SearchKeys(prefix)
         self.ttl_seconds = ttl_seconds
-        self.intersect_budget = INTERSECT_BUDGET
 
     def _decode(self, raw: bytes | None) -> dict[str, Any] | None:
         value = load_object(raw)
@@ -176,6 +176,7 @@ class TaskIndex:
                 old = self._decode(raw)
                 new = merge(old, pending[docid], record, now=now, ttl_seconds=self.ttl_seconds)
                 old_filters = _filter_keys(self.keys, old) if old else []
+                new_filters = _filter_keys(self.keys, new)
                 keys = [
                     self.keys.doc(docid),
                     self.keys.all,
@@ -183,7 +184,9 @@ class TaskIndex:
                     self.keys.by_last_seen,
                     self.keys.expiry,
                     *old_filters,
-                    *_filter_keys(self.keys, new),
+                    *new_filters,
+                    *(_time_keys(self.keys, old) if old else []),
+                    *_time_keys(self.keys, new),
                 ]
                 seen = parse_time(new["last_seen_at"])
                 expires = parse_time(new["expires_at"])
@@ -194,6 +197,7 @@ class TaskIndex:
                     _ms(seen),
                     _ms(expires),
                     len(old_filters),
+                    len(new_filters),
                 ]
                 calls.append((keys, args))
             results = await self.store.run_script_many(PUT_DOC_SCRIPT, calls)
@@ -218,15 +222,17 @@ class TaskIndex:
         for i, (docid, raw) in enumerate(zip(docids, raws, strict=True)):
             doc = self._decode(raw)
             service = self.keys.service(str(doc["service_id"])) if doc else self.keys.service("?")
+            sets = _filter_keys(self.keys, doc) if doc else []
             keys = [
                 self.keys.doc(docid),
                 self.keys.all,
                 service,
                 self.keys.by_last_seen,
                 self.keys.expiry,
-                *(_filter_keys(self.keys, doc) if doc else []),
+                *sets,
+                *(_time_keys(self.keys, doc) if doc else []),
             ]
-            calls.append((keys, [docid, expected[i] if expected else b""]))
+            calls.append((keys, [docid, expected[i] if expected else b"", len(sets)]))
         results = await self.store.run_script_many(DELETE_DOC_SCRIPT, calls)
         return sum(1 for r in results if not isinstance(r, Exception) and int(r) == 1)
 
@@ -269,10 +275,9 @@ class TaskIndex:
         if after is not None:
             hi = min(hi, after[0])
         lo: float = _ms(time_from) if time_from else float("-inf")
-        keys = [
-            self.keys.by_last_seen,
-            *[self.keys.filter(f, v) for f, v in sorted(filters.items())],
-        ]
+        keys = [self.keys.by_last_seen]
+        for field, value in sorted(filters.items()):
+            keys += [self.keys.filter(field, value), self.keys.filter_by_time(field, value)]
         need = limit + 1
         now = now_utc()
         for _ in range(6):
@@ -283,7 +288,6 @@ class TaskIndex:
                     "+inf" if hi == float("inf") else str(int(hi)),
                     "-inf" if lo == float("-inf") else str(int(lo)),
                     need,
-                    self.intersect_budget,
                 ],
             )
             ids = [reply[i].decode() for i in range(0, len(reply), 2)]

@@ -8,7 +8,9 @@
     {p}:task:service:{service_id}       set
 
 Added: ``{p}:task:by-last-seen`` (sorted set, score = last_seen_at in ms:
-the order of results and the time range, without loading documents) and
+the order of results and the time range, without loading documents),
+``{p}:task:filter-by-time:{field}:{value}`` (the same, per filter value: a
+filtered query walks the smallest of them newest first) and
 ``{p}:task:expiry`` (sorted set, score = expires_at in ms: retention finds
 expired documents without a scan).
 """
@@ -48,6 +50,9 @@ class SearchKeys:
 
     def service(self, service_id: str) -> str:
         return f"{self.prefix}:task:service:{service_id}"
+
+    def filter_by_time(self, field: str, value: str) -> str:
+        return f"{self.prefix}:task:filter-by-time:{field}:{value}"
 
     @property
     def by_last_seen(self) -> str:
