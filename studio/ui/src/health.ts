@@ -1,0 +1,39 @@
+// Health summaries over the registry (the Overview and Services cards).
+import type { ServiceRecord } from "./types";
+
+export const ATTENTION = new Set(["degraded", "stale", "unreachable"]);
+
+export function overallOf(service: ServiceRecord): string {
+  if (service.status === "disabled") return "disabled";
+  return service.health?.overall_status ?? "unknown";
+}
+
+export interface HealthCounts {
+  total: number;
+  attention: number;
+  healthy: number;
+  unknown: number;
+  unreachable: number;
+  disabled: number;
+}
+
+export function countHealth(services: ServiceRecord[]): HealthCounts {
+  const counts: HealthCounts = { total: services.length, attention: 0, healthy: 0, unknown: 0, unreachable: 0, disabled: 0 };
+  for (const s of services) {
+    const overall = overallOf(s);
+    if (ATTENTION.has(overall)) counts.attention += 1;
+    if (overall === "healthy") counts.healthy += 1;
+    if (overall === "unknown") counts.unknown += 1;
+    if (overall === "unreachable") counts.unreachable += 1;
+    if (overall === "disabled") counts.disabled += 1;
+  }
+  return counts;
+}
+
+/** Services that need a look, worst first (unreachable, degraded, stale). */
+export function incidents(services: ServiceRecord[]): ServiceRecord[] {
+  const order = ["unreachable", "degraded", "stale"];
+  return services
+    .filter((s) => ATTENTION.has(overallOf(s)))
+    .sort((a, b) => order.indexOf(overallOf(a)) - order.indexOf(overallOf(b)) || a.service_id.localeCompare(b.service_id));
+}

@@ -1,0 +1,99 @@
+import { screen, waitFor, within } from "@testing-library/react";
+import { describe, expect, it } from "vitest";
+import { asRole, FakeStudio, renderApp } from "../test/server";
+
+const T0 = "2026-06-01T12:00:00Z";
+
+function studioWithTask() {
+  const studio = asRole(new FakeStudio(), "reader", false);
+  let graphVersion = 0;
+  studio
+    .on("GET", "/studio/tasks/svc/t1", {
+      body: {
+        service_id: "svc",
+        task_id: "t1",
+        task_ref: "svc:t1",
+        latest_status: { event: { task_id: "t1", status: "queued", timestamp: T0, event_id: "e1" } },
+        history: { count: 1, events: [{ task_id: "t1", status: "queued", timestamp: T0, event_id: "e1" }] },
+        errors: [{ section: "dlq", detail: "DLQ index unavailable" }],
+      },
+    })
+    .on("GET", "/studio/services/svc/executions/t1/graph", () => {
+      graphVersion += 1;
+      const nodes = [
+        { id: "task:t1", kind: "task", label: "t1" },
+        { id: "att:1", kind: "task_attempt", label: "t1 attempt 1" },
+      ];
+      const edges = [{ source: "task:t1", target: "att:1", kind: "received_by" }];
+      if (graphVersion > 1) {
+        nodes.push({ id: "retry:1", kind: "retry", label: "retry 1" }, { id: "att:2", kind: "task_attempt", label: "t1 attempt 2" });
+        edges.push({ source: "att:1", target: "retry:1", kind: "retried_as" }, { source: "retry:1", target: "att:2", kind: "received_by" });
+      }
+      return { body: { task_id: "t1", summary: { status: "queued", graph_completeness: "full" }, nodes, edges } };
+    })
+    .on("GET", "/studio/tasks/svc/t1/logs", { status: 501, body: { detail: "no log_config for service svc", code: "not_configured" } })
+    .on("GET", "/studio/tasks/svc/t1/metrics", { status: 502, body: { detail: "Prometheus answered 500" } })
+    .on("GET", "/studio/tasks/svc/t1/traces", { body: { service_id: "svc", task_id: "t1", trace_ids: [], spans: [], warnings: [] } })
+    .stream("/studio/tasks/svc/t1/stream");
+  return studio;
+}
+
+const node = (id: string) => document.querySelector(`[data-node-id="${id}"]`);
+
+describe("Task detail", () => {
+  it("updates the timeline and the graph live, and shows each panel's error on its own", async () => {
+    const studio = studioWithTask();
+    renderApp(studio, "/tasks/svc/t1");
+    await waitFor(() => expect(node("task:t1")).toHaveAttribute("data-status", "queued"));
+    // The stream resumes after the last event the page already has.
+    await waitFor(() => expect(studio.streams).toHaveLength(1));
+    expect(studio.requests("GET", "/studio/tasks/svc/t1/stream")[0]?.headers["last-event-id"]).toBe("e1");
+    await screen.findByText("live");
+
+    const stream = studio.streams[0]!;
+    stream.status("e2", { task_id: "t1", status: "processing", timestamp: "2026-06-01T12:00:01Z" });
+    // The root node changes colour at once, before the graph is re-read.
+    await waitFor(() => expect(node("task:t1")).toHaveAttribute("data-status", "processing"));
+    stream.status("e3", { task_id: "t1", status: "retrying", timestamp: "2026-06-01T12:00:02Z" });
+    // New nodes arrive from the re-read graph; the old ones keep their place.
+    const before = node("att:1")?.closest(".react-flow__node")?.getAttribute("style");
+    await waitFor(() => expect(node("att:2")).not.toBeNull());
+    expect(node("retry:1")).toHaveAttribute("data-status", "retrying");
+    expect(node("att:1")).toHaveAttribute("data-status", "retrying");
+    expect(node("att:1")?.closest(".react-flow__node")?.getAttribute("style")).toBe(before);
+
+    const timeline = screen.getByTestId("timeline");
+    expect(within(timeline).getAllByRole("listitem").map((li) => li.getAttribute("data-status"))).toEqual(["queued", "processing", "retrying"]);
+    // Sections fail alone.
+    expect(await screen.findByText(/no log_config for service svc/)).toBeInTheDocument();
+    expect(await screen.findByText(/Prometheus answered 500/)).toBeInTheDocument();
+    expect(screen.getByText(/DLQ index unavailable/)).toBeInTheDocument();
+    expect(screen.getByText("No trace found for this task.")).toBeInTheDocument();
+  });
+
+  it("says reconnecting when the stream drops, resumes with Last-Event-ID and shows no row twice", async () => {
+    const studio = studioWithTask();
+    renderApp(studio, "/tasks/svc/t1");
+    await waitFor(() => expect(studio.streams).toHaveLength(1));
+    studio.streams[0]!.status("e2", { task_id: "t1", status: "processing", timestamp: "2026-06-01T12:00:01Z" });
+    await waitFor(() => expect(screen.getByTestId("timeline").querySelectorAll("li")).toHaveLength(2));
+    studio.streams[0]!.fail();
+    await screen.findByText("reconnecting…");
+    await waitFor(() => expect(studio.streams).toHaveLength(2), { timeout: 3000 });
+    expect(studio.requests("GET", "/studio/tasks/svc/t1/stream")[1]?.headers["last-event-id"]).toBe("e2");
+    // The server replays the last one again (an overlap): it is not shown twice.
+    studio.streams[1]!.status("e2", { task_id: "t1", status: "processing", timestamp: "2026-06-01T12:00:01Z" });
+    studio.streams[1]!.status("e4", { task_id: "t1", status: "completed", timestamp: "2026-06-01T12:00:03Z" });
+    await waitFor(() => expect(node("task:t1")).toHaveAttribute("data-status", "completed"));
+    expect(within(screen.getByTestId("timeline")).getAllByRole("listitem").map((li) => li.getAttribute("data-status"))).toEqual(["queued", "processing", "completed"]);
+    await screen.findByText("live");
+  });
+
+  it("exports the graph as Mermaid", async () => {
+    const studio = studioWithTask();
+    renderApp(studio, "/tasks/svc/t1");
+    const show = await screen.findByRole("button", { name: "Show" });
+    show.click();
+    expect(await screen.findByText(/flowchart LR/)).toHaveTextContent("n0 -->|received_by| n1");
+  });
+});

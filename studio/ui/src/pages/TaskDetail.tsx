@@ -1,0 +1,181 @@
+// One task on one page: metadata, the live timeline and execution graph side
+// by side, Mermaid export, resources, logs, metrics and traces. Each panel
+// loads and fails on its own.
+import { useQuery } from "@tanstack/react-query";
+import { lazy, Suspense, useMemo, useState } from "react";
+import { Link, useParams } from "react-router-dom";
+import { useApi } from "../auth";
+import { LogView } from "../components/LogView";
+import { MetricsPanel } from "../components/MetricsPanel";
+import { Timeline } from "../components/Timeline";
+import { TracePanel } from "../components/TracePanel";
+import { Async, Badge, CopyButton, ErrorNote, JsonBlock, KeyValues, Loading, Modal, RelTime, Section } from "../components/ui";
+import { formatDuration } from "../format";
+import { graphToMermaid } from "../graph/mermaid";
+import { resourceDeltas } from "../graph/resources";
+import { graphKey, historyOf, latestOf, taskKey, useTaskLive } from "../live";
+import type { ExecutionGraph, GraphNode } from "../types";
+
+const GraphView = lazy(() => import("../graph/GraphView"));
+
+export default function TaskDetail() {
+  const { serviceId = "", taskId = "" } = useParams();
+  const api = useApi();
+  const detail = useQuery({ queryKey: taskKey(serviceId, taskId), queryFn: () => api.taskDetail(serviceId, taskId), staleTime: Infinity });
+  const graph = useQuery({
+    queryKey: graphKey(serviceId, taskId),
+    queryFn: () => api.taskGraph(serviceId, taskId),
+    enabled: detail.isSuccess,
+    placeholderData: (prev) => prev ?? detail.data?.execution_graph ?? undefined,
+  });
+  const live = useTaskLive(serviceId, taskId, detail.isSuccess);
+  const latest = latestOf(detail.data);
+  const [selected, setSelected] = useState<GraphNode | null>(null);
+
+  return (
+    <>
+      <div className="page-head">
+        <div>
+          <p className="crumbs">
+            <Link to={`/services/${encodeURIComponent(serviceId)}`}>{serviceId}</Link> / task
+          </p>
+          <h1 className="mono">{taskId}</h1>
+        </div>
+        <div className="head-status">
+          <Badge status={latest?.status ?? "unknown"} />
+          <span className={`live-state live-${live.state}`} role="status" aria-live="polite">
+            {live.state === "open" ? "live" : live.state === "reconnecting" ? "reconnecting…" : live.state === "closed" ? "stream ended" : "connecting…"}
+          </span>
+        </div>
+      </div>
+      {live.error ? <ErrorNote error={new Error(live.error)} /> : null}
+      <Section title="Task">
+        <Async query={detail} what="the task">
+          {(d) => (
+            <>
+              <KeyValues
+                items={[
+                  ["Service", <Link key="s" to={`/services/${encodeURIComponent(d.service_id)}`}>{d.service?.name ?? d.service_id}</Link>],
+                  ["Task ref", <span key="r" className="mono">{d.task_ref ?? `${d.service_id}:${d.task_id}`}</span>],
+                  ["Latest status", latest ? <Badge status={latest.status} /> : null],
+                  ["Updated", <RelTime key="u" value={latest?.timestamp} />],
+                  ["Correlation id", latest?.correlation_id ?? null],
+                  ["Duration", formatDuration(graph.data?.summary?.duration_ms ?? null)],
+                  ["Graph", graph.data?.summary?.graph_completeness ?? null],
+                ]}
+              />
+              {d.joined_refs?.length ? (
+                <p>
+                  Related:{" "}
+                  {d.joined_refs.map((ref) => {
+                    const [sid, ...rest] = ref.split(":");
+                    return (
+                      <Link key={ref} className="tag" to={`/tasks/${encodeURIComponent(sid ?? "")}/${encodeURIComponent(rest.join(":"))}`}>
+                        {ref}
+                      </Link>
+                    );
+                  })}
+                </p>
+              ) : null}
+              {d.join_warnings?.map((w) => (
+                <p key={w} className="warnings">
+                  {w}
+                </p>
+              ))}
+              {d.errors?.map((e, i) => <ErrorNote key={i} error={new Error(e.detail)} title={e.section ?? e.code ?? "section"} />)}
+            </>
+          )}
+        </Async>
+      </Section>
+      <div className="split">
+        <Section title="Timeline">
+          <Async query={detail} what="the timeline" isEmpty={(d) => historyOf(d).length === 0} empty="No status yet; new events appear here live.">
+            {(d) => <Timeline events={historyOf(d)} />}
+          </Async>
+        </Section>
+        <Section title="Execution graph" actions={graph.isFetching ? <span className="muted">updating…</span> : null}>
+          {graph.isError && !graph.data ? (
+            <ErrorNote error={graph.error} title="Could not load the execution graph" />
+          ) : !graph.data ? (
+            detail.isPending ? <Loading what="the graph" /> : <p className="empty">No execution graph for this task (yet).</p>
+          ) : (
+            <Suspense fallback={<Loading what="the graph view" />}>
+              <GraphView graph={graph.data} rootStatus={latest?.status ?? graph.data.summary?.status ?? null} onSelect={setSelected} />
+            </Suspense>
+          )}
+        </Section>
+      </div>
+      {graph.data ? <GraphExtras graph={graph.data} taskId={taskId} /> : null}
+      <Section title="Logs">
+        <LogView queryKey={["task-logs", serviceId, taskId]} fetchPage={(q) => api.taskLogs(serviceId, taskId, q)} />
+      </Section>
+      <Section title="Kubernetes metrics (task window, pod level)">
+        <MetricsPanel queryKey={["task-metrics", serviceId, taskId]} fetchMetrics={(q) => api.taskMetrics(serviceId, taskId, q)} automaticWindow />
+      </Section>
+      <Section title="Trace">
+        <TracePanel serviceId={serviceId} taskId={taskId} />
+      </Section>
+      {selected ? (
+        <Modal title={`${selected.kind}: ${selected.label}`} onClose={() => setSelected(null)}>
+          <KeyValues
+            items={[
+              ["Node id", <span key="i" className="mono">{selected.id}</span>],
+              ["Task", selected.task_id ?? null],
+              ["Time", <RelTime key="t" value={selected.timestamp} />],
+            ]}
+          />
+          <JsonBlock value={selected.annotations ?? {}} />
+        </Modal>
+      ) : null}
+    </>
+  );
+}
+
+function GraphExtras({ graph, taskId }: { graph: ExecutionGraph; taskId: string }) {
+  const mermaid = useMemo(() => graphToMermaid(graph), [graph]);
+  const resources = useMemo(() => resourceDeltas(graph, taskId), [graph, taskId]);
+  const [showMermaid, setShowMermaid] = useState(false);
+  return (
+    <div className="split">
+      <Section
+        title="Mermaid export"
+        actions={
+          <>
+            <CopyButton text={mermaid} label="Copy Mermaid" />
+            <button type="button" onClick={() => setShowMermaid((s) => !s)} aria-expanded={showMermaid}>
+              {showMermaid ? "Hide" : "Show"}
+            </button>
+          </>
+        }
+      >
+        {showMermaid ? <pre className="json">{mermaid}</pre> : <p className="muted">{graph.nodes.length} nodes, {graph.edges.length} edges.</p>}
+      </Section>
+      <Section title="Exact task resources">
+        {resources.length === 0 ? (
+          <p className="empty">No resource samples for this task (workers record them when resource sampling is on).</p>
+        ) : (
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Measure</th>
+                <th scope="col">First</th>
+                <th scope="col">Last</th>
+                <th scope="col">Change</th>
+              </tr>
+            </thead>
+            <tbody>
+              {resources.map((r) => (
+                <tr key={r.name}>
+                  <td>{r.name}</td>
+                  <td>{r.first}</td>
+                  <td>{r.last}</td>
+                  <td>{r.delta}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </Section>
+    </div>
+  );
+}
