@@ -27,6 +27,8 @@ export default defineConfig({
     globals: true,
     setupFiles: ["./src/test/setup.ts"],
     include: ["src/**/*.test.{ts,tsx}"],
-    testTimeout: 10000,
+    testTimeout: 15000,
+    // One jsdom per worker, not per file: the files share nothing but the mocks in setup.ts.
+    isolate: false,
   },
 });
