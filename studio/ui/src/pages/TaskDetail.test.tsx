@@ -65,7 +65,7 @@ describe("Task detail", () => {
     const timeline = screen.getByTestId("timeline");
     expect(within(timeline).getAllByRole("listitem").map((li) => li.getAttribute("data-status"))).toEqual(["queued", "processing", "retrying"]);
     // Sections fail alone.
-    expect(await screen.findByText(/no log_config for service svc/)).toBeInTheDocument();
+    expect(await screen.findByText(/Not configured: no log_config for service svc/)).toBeInTheDocument();
     expect(await screen.findByText(/Prometheus answered 500/)).toBeInTheDocument();
     expect(screen.getByText(/DLQ index unavailable/)).toBeInTheDocument();
     expect(screen.getByText("No trace found for this task.")).toBeInTheDocument();
