@@ -1,6 +1,7 @@
 import { screen, waitFor, within } from "@testing-library/react";
 import { describe, expect, it } from "vitest";
 import { asRole, FakeStudio, renderApp } from "../test/server";
+import { lifecycleWindow } from "./TaskDetail";
 
 const T0 = "2026-06-01T12:00:00Z";
 
@@ -66,6 +67,8 @@ describe("Task detail", () => {
     expect(within(timeline).getAllByRole("listitem").map((li) => li.getAttribute("data-status"))).toEqual(["queued", "processing", "retrying"]);
     // Sections fail alone.
     expect(await screen.findByText(/Not configured: no log_config for service svc/)).toBeInTheDocument();
+    // Logs are asked for the task's lifecycle window.
+    expect(studio.requests("GET", "/studio/tasks/svc/t1/logs")[0]?.query.get("from")).toBe("2026-06-01T11:59:00.000Z");
     expect(await screen.findByText(/Prometheus answered 500/)).toBeInTheDocument();
     expect(screen.getByText(/DLQ index unavailable/)).toBeInTheDocument();
     expect(screen.getByText("No trace found for this task.")).toBeInTheDocument();
@@ -95,5 +98,20 @@ describe("Task detail", () => {
     const show = await screen.findByRole("button", { name: "Show" });
     show.click();
     expect(await screen.findByText(/flowchart LR/)).toHaveTextContent("n0 -->|received_by| n1");
+  });
+});
+
+describe("lifecycleWindow", () => {
+  it("spans the task's events, padded, and stays open until a terminal status", () => {
+    const running = [
+      { task_id: "t", status: "queued", timestamp: "2026-06-01T12:00:00Z" },
+      { task_id: "t", status: "processing", timestamp: "2026-06-01T12:00:30Z" },
+    ];
+    expect(lifecycleWindow(running)).toEqual({ from: "2026-06-01T11:59:00.000Z", to: undefined });
+    expect(lifecycleWindow([...running, { task_id: "t", status: "completed", timestamp: "2026-06-01T12:01:00Z" }])).toEqual({
+      from: "2026-06-01T11:59:00.000Z",
+      to: "2026-06-01T12:02:00.000Z",
+    });
+    expect(lifecycleWindow([])).toBeUndefined();
   });
 });

@@ -14,7 +14,9 @@ import { formatDuration } from "../format";
 import { graphToMermaid } from "../graph/mermaid";
 import { resourceDeltas } from "../graph/resources";
 import { graphKey, historyOf, latestOf, taskKey, useTaskLive } from "../live";
-import type { ExecutionGraph, GraphNode } from "../types";
+import type { Query } from "../api";
+import { TERMINAL_STATUSES } from "../sse";
+import type { ExecutionGraph, GraphNode, StatusEvent } from "../types";
 
 const GraphView = lazy(() => import("../graph/GraphView"));
 
@@ -107,7 +109,12 @@ export default function TaskDetail() {
       </div>
       {graph.data ? <GraphExtras graph={graph.data} taskId={taskId} /> : null}
       <Section title="Logs">
-        <LogView queryKey={["task-logs", serviceId, taskId]} fetchPage={(q) => api.taskLogs(serviceId, taskId, q)} />
+        {/* Logs wait for the task: their default window is its lifecycle. */}
+        {detail.isPending ? (
+          <Loading what="logs" />
+        ) : (
+          <LogView queryKey={["task-logs", serviceId, taskId]} fetchPage={(q) => api.taskLogs(serviceId, taskId, q)} baseQuery={lifecycleWindow(historyOf(detail.data))} />
+        )}
       </Section>
       <Section title="Kubernetes metrics (task window, pod level)">
         <MetricsPanel queryKey={["task-metrics", serviceId, taskId]} fetchMetrics={(q) => api.taskMetrics(serviceId, taskId, q)} automaticWindow />
@@ -129,6 +136,19 @@ export default function TaskDetail() {
       ) : null}
     </>
   );
+}
+
+/** The task's lifecycle, padded a minute each side: the default window of its logs. */
+export function lifecycleWindow(events: StatusEvent[]): Query | undefined {
+  const times = events.map((e) => Date.parse(e.timestamp ?? "")).filter(Number.isFinite);
+  if (times.length === 0) return undefined;
+  const pad = 60_000;
+  const last = events[events.length - 1];
+  const ended = last ? TERMINAL_STATUSES.has(last.status) : false;
+  return {
+    from: new Date(Math.min(...times) - pad).toISOString(),
+    to: ended ? new Date(Math.max(...times) + pad).toISOString() : undefined,
+  };
 }
 
 function GraphExtras({ graph, taskId }: { graph: ExecutionGraph; taskId: string }) {
