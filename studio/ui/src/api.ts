@@ -27,7 +27,10 @@ import type {
   ServiceRecord,
   ServiceSearchItem,
   ServiceUpdate,
+  StatusEvent,
   TaskDetail,
+  TaskDetailWire,
+  TaskRef,
   TaskSearchDocument,
   TracesResponse,
   WorkflowTopology,
@@ -89,6 +92,35 @@ export function queryString(query: Query | undefined): string {
 }
 
 const enc = encodeURIComponent;
+
+function toRef(ref: TaskRef | string, fallbackService: string): TaskRef {
+  if (typeof ref !== "string") return ref;
+  const colon = ref.indexOf(":");
+  return colon > 0 ? { service_id: ref.slice(0, colon), task_id: ref.slice(colon + 1) } : { service_id: fallbackService, task_id: ref };
+}
+
+/** One shape for the task detail, whichever of the accepted wire shapes came. */
+export function normalizeTaskDetail(wire: TaskDetailWire): TaskDetail {
+  const latest = wire.latest_status;
+  let latestEvent: StatusEvent | null = null;
+  if (latest && "status" in latest && typeof latest.status === "string") latestEvent = latest as StatusEvent;
+  else if (latest && "event" in latest && latest.event) latestEvent = latest.event as StatusEvent;
+  const history = Array.isArray(wire.history) ? wire.history : (wire.history?.events ?? []);
+  const dlq = Array.isArray(wire.dlq_messages) ? wire.dlq_messages : (wire.dlq_messages?.items ?? []);
+  return {
+    service: wire.service ?? null,
+    service_id: wire.service_id,
+    task_id: wire.task_id,
+    task_ref: wire.task_ref ? toRef(wire.task_ref, wire.service_id) : { service_id: wire.service_id, task_id: wire.task_id },
+    latest_status: latestEvent,
+    history,
+    dlq_messages: dlq,
+    execution_graph: wire.execution_graph ?? null,
+    joined_refs: (wire.joined_refs ?? []).map((r) => toRef(r, wire.service_id)),
+    join_warnings: (wire.join_warnings ?? []).map((w) => (typeof w === "string" ? w : (w.detail ?? w.message ?? JSON.stringify(w)))),
+    errors: wire.errors ?? [],
+  };
+}
 
 export interface ApiOptions {
   token: string | null;
@@ -157,7 +189,7 @@ export function createApi({ token, fetch: fetchImpl }: ApiOptions) {
     gatewayServices: () => get<{ count: number; services: GatewayServiceExport[] }>("/studio/gateway/services"),
     // tasks
     searchTasks: (q: Query) => get<Page<TaskSearchDocument>>("/studio/tasks/search", q),
-    taskDetail: (sid: string, tid: string) => get<TaskDetail>(`/studio/tasks/${enc(sid)}/${enc(tid)}`, { join: "all" }),
+    taskDetail: async (sid: string, tid: string) => normalizeTaskDetail(await get<TaskDetailWire>(`/studio/tasks/${enc(sid)}/${enc(tid)}`, { join: "all" })),
     taskGraph: (sid: string, tid: string) => get<ExecutionGraph>(`/studio/services/${enc(sid)}/executions/${enc(tid)}/graph`),
     taskEvents: (sid: string, tid: string, q?: Query) => get<Page<ControlPlaneEvent>>(`/studio/tasks/${enc(sid)}/${enc(tid)}/events`, q),
     taskLogs: (sid: string, tid: string, q: Query) => get<Page<LogEntry>>(`/studio/tasks/${enc(sid)}/${enc(tid)}/logs`, q),

@@ -16,26 +16,20 @@ export const taskKey = (sid: string, tid: string) => ["task", sid, tid] as const
 export const graphKey = (sid: string, tid: string) => ["task-graph", sid, tid] as const;
 
 export function historyOf(detail: TaskDetail | undefined): StatusEvent[] {
-  return detail?.history?.events ?? [];
+  return detail?.history ?? [];
 }
 
 export function latestOf(detail: TaskDetail | undefined): StatusEvent | null {
-  const latest = detail?.latest_status;
-  if (!latest) return null;
-  if ("event" in latest && latest.event && typeof latest.event === "object") return latest.event as StatusEvent;
-  if ("status" in latest && typeof latest.status === "string") return latest as StatusEvent;
-  return null;
+  return detail?.latest_status ?? null;
 }
 
 /** Write one live status event into the cached task detail. */
 export function applyStatusEvent(client: QueryClient, sid: string, tid: string, event: StatusEvent): void {
   client.setQueryData<TaskDetail>(taskKey(sid, tid), (old) => {
-    const base: TaskDetail = old ?? { service_id: sid, task_id: tid };
-    const events = historyOf(base);
-    const merged = mergeEvents(events, [event]);
-    if (merged === events && old) return old;
-    const last = merged[merged.length - 1] ?? event;
-    return { ...base, history: { count: merged.length, events: merged }, latest_status: { event: last } };
+    if (!old) return old;
+    const merged = mergeEvents(old.history, [event]);
+    if (merged === old.history) return old;
+    return { ...old, history: merged, latest_status: merged[merged.length - 1] ?? event };
   });
 }
 

@@ -232,18 +232,42 @@ export interface ReplayResult {
   forced: boolean;
 }
 
+export interface TaskRef {
+  service_id: string;
+  task_id: string;
+  correlation_id?: string | null;
+  parent_refs?: TaskRef[];
+  child_refs?: TaskRef[];
+}
+
+/** The task detail as Studio answers it (several shapes are accepted on the wire). */
+export interface TaskDetailWire {
+  service?: ServiceRecord | null;
+  service_id: string;
+  task_id: string;
+  task_ref?: TaskRef | string | null;
+  latest_status?: { event?: StatusEvent } | StatusEvent | null;
+  history?: StatusEvent[] | { count?: number; events: StatusEvent[] } | null;
+  dlq_messages?: DlqMessageSummary[] | { items: DlqMessageSummary[] } | null;
+  execution_graph?: ExecutionGraph | null;
+  joined_refs?: (TaskRef | string)[];
+  join_warnings?: (string | { detail?: string; message?: string })[];
+  errors?: SectionError[];
+}
+
+/** The task detail the pages use: one shape. */
 export interface TaskDetail {
   service?: ServiceRecord | null;
   service_id: string;
   task_id: string;
-  task_ref?: string;
-  latest_status?: { event?: StatusEvent } | StatusEvent | null;
-  history?: { count?: number; events: StatusEvent[] } | null;
-  dlq_messages?: DlqMessageSummary[] | { items: DlqMessageSummary[] } | null;
-  execution_graph?: ExecutionGraph | null;
-  joined_refs?: string[];
-  join_warnings?: string[];
-  errors?: SectionError[];
+  task_ref: TaskRef;
+  latest_status: StatusEvent | null;
+  history: StatusEvent[];
+  dlq_messages: DlqMessageSummary[];
+  execution_graph: ExecutionGraph | null;
+  joined_refs: TaskRef[];
+  join_warnings: string[];
+  errors: SectionError[];
 }
 
 export interface FailedTaskSummary {

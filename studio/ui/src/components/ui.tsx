@@ -94,9 +94,13 @@ interface AsyncProps<T> {
 /** Loading, error, empty or the data: one of the four, always. */
 export function Async<T>({ query, what, isEmpty, empty, children }: AsyncProps<T>) {
   if (query.isPending) return <Loading what={what} />;
-  // 501: the service has no log/metrics/trace configuration - a fact, not a failure.
+  // 501 (no log/metrics/trace configuration) or a route the service does not
+  // offer: a fact about the service, not a failure.
   if (query.isError && query.error instanceof ApiError && query.error.status === 501) {
     return <Empty>Not configured: {query.error.message}</Empty>;
+  }
+  if (query.isError && query.error instanceof ApiError && query.error.code === "unsupported_route") {
+    return <Empty>Not offered by this service.</Empty>;
   }
   if (query.isError) {
     return (

@@ -13,9 +13,9 @@ function studioWithTask() {
       body: {
         service_id: "svc",
         task_id: "t1",
-        task_ref: "svc:t1",
-        latest_status: { event: { task_id: "t1", status: "queued", timestamp: T0, event_id: "e1" } },
-        history: { count: 1, events: [{ task_id: "t1", status: "queued", timestamp: T0, event_id: "e1" }] },
+        task_ref: { service_id: "svc", task_id: "t1", parent_refs: [], child_refs: [{ service_id: "svc", task_id: "t1-child" }] },
+        latest_status: { task_id: "t1", status: "queued", timestamp: T0, event_id: "e1" },
+        history: [{ task_id: "t1", status: "queued", timestamp: T0, event_id: "e1" }],
         errors: [{ section: "dlq", detail: "DLQ index unavailable" }],
       },
     })
@@ -71,6 +71,7 @@ describe("Task detail", () => {
     expect(studio.requests("GET", "/studio/tasks/svc/t1/logs")[0]?.query.get("from")).toBe("2026-06-01T11:59:00.000Z");
     expect(await screen.findByText(/Prometheus answered 500/)).toBeInTheDocument();
     expect(screen.getByText(/DLQ index unavailable/)).toBeInTheDocument();
+    expect(screen.getByRole("link", { name: "svc:t1-child" })).toHaveAttribute("href", "/tasks/svc/t1-child");
     expect(screen.getByText("No trace found for this task.")).toBeInTheDocument();
   });
 

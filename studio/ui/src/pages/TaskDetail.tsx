@@ -14,9 +14,9 @@ import { formatDuration } from "../format";
 import { graphToMermaid } from "../graph/mermaid";
 import { resourceDeltas } from "../graph/resources";
 import { graphKey, historyOf, latestOf, taskKey, useTaskLive } from "../live";
-import type { Query } from "../api";
+import { ApiError, type Query } from "../api";
 import { TERMINAL_STATUSES } from "../sse";
-import type { ExecutionGraph, GraphNode, StatusEvent } from "../types";
+import type { ExecutionGraph, GraphNode, StatusEvent, TaskRef } from "../types";
 
 const GraphView = lazy(() => import("../graph/GraphView"));
 
@@ -29,6 +29,7 @@ export default function TaskDetail() {
     queryFn: () => api.taskGraph(serviceId, taskId),
     enabled: detail.isSuccess,
     placeholderData: (prev) => prev ?? detail.data?.execution_graph ?? undefined,
+    retry: false,
   });
   const live = useTaskLive(serviceId, taskId, detail.isSuccess);
   const latest = latestOf(detail.data);
@@ -58,7 +59,7 @@ export default function TaskDetail() {
               <KeyValues
                 items={[
                   ["Service", <Link key="s" to={`/services/${encodeURIComponent(d.service_id)}`}>{d.service?.name ?? d.service_id}</Link>],
-                  ["Task ref", <span key="r" className="mono">{d.task_ref ?? `${d.service_id}:${d.task_id}`}</span>],
+                  ["Task ref", <span key="r" className="mono">{`${d.task_ref.service_id}:${d.task_ref.task_id}`}</span>],
                   ["Latest status", latest ? <Badge status={latest.status} /> : null],
                   ["Updated", <RelTime key="u" value={latest?.timestamp} />],
                   ["Correlation id", latest?.correlation_id ?? null],
@@ -66,25 +67,21 @@ export default function TaskDetail() {
                   ["Graph", graph.data?.summary?.graph_completeness ?? null],
                 ]}
               />
-              {d.joined_refs?.length ? (
-                <p>
-                  Related:{" "}
-                  {d.joined_refs.map((ref) => {
-                    const [sid, ...rest] = ref.split(":");
-                    return (
-                      <Link key={ref} className="tag" to={`/tasks/${encodeURIComponent(sid ?? "")}/${encodeURIComponent(rest.join(":"))}`}>
-                        {ref}
-                      </Link>
-                    );
-                  })}
-                </p>
-              ) : null}
-              {d.join_warnings?.map((w) => (
+              <RelatedTasks refs={[...(d.task_ref.parent_refs ?? []), ...(d.task_ref.child_refs ?? []), ...d.joined_refs]} />
+              {d.join_warnings.map((w) => (
                 <p key={w} className="warnings">
                   {w}
                 </p>
               ))}
-              {d.errors?.map((e, i) => <ErrorNote key={i} error={new Error(e.detail)} title={e.section ?? e.code ?? "section"} />)}
+              {d.errors.map((e, i) =>
+                e.code === "unsupported_route" ? (
+                  <p key={i} className="muted">
+                    {e.section ?? "A section"}: not offered by this service.
+                  </p>
+                ) : (
+                  <ErrorNote key={i} error={new Error(e.detail)} title={e.section ?? e.code ?? "section"} />
+                ),
+              )}
             </>
           )}
         </Async>
@@ -96,7 +93,9 @@ export default function TaskDetail() {
           </Async>
         </Section>
         <Section title="Execution graph" actions={graph.isFetching ? <span className="muted">updating…</span> : null}>
-          {graph.isError && !graph.data ? (
+          {graph.isError && !graph.data && graph.error instanceof ApiError && graph.error.code === "unsupported_route" ? (
+            <p className="empty">This service does not offer execution graphs.</p>
+          ) : graph.isError && !graph.data ? (
             <ErrorNote error={graph.error} title="Could not load the execution graph" />
           ) : !graph.data ? (
             detail.isPending ? <Loading what="the graph" /> : <p className="empty">No execution graph for this task (yet).</p>
@@ -149,6 +148,25 @@ export function lifecycleWindow(events: StatusEvent[]): Query | undefined {
     from: new Date(Math.min(...times) - pad).toISOString(),
     to: ended ? new Date(Math.max(...times) + pad).toISOString() : undefined,
   };
+}
+
+function RelatedTasks({ refs }: { refs: TaskRef[] }) {
+  const seen = new Set<string>();
+  const unique = refs.filter((r) => {
+    const key = `${r.service_id}:${r.task_id}`;
+    return !seen.has(key) && (seen.add(key), true);
+  });
+  if (unique.length === 0) return null;
+  return (
+    <p>
+      Related:{" "}
+      {unique.map((r) => (
+        <Link key={`${r.service_id}:${r.task_id}`} className="tag" to={`/tasks/${encodeURIComponent(r.service_id)}/${encodeURIComponent(r.task_id)}`}>
+          {r.service_id}:{r.task_id}
+        </Link>
+      ))}
+    </p>
+  );
 }
 
 function GraphExtras({ graph, taskId }: { graph: ExecutionGraph; taskId: string }) {
