@@ -1,7 +1,7 @@
 // Small shared pieces: sections with loading/empty/error states, badges,
 // relative times, confirmation dialogs.
 import type { UseQueryResult } from "@tanstack/react-query";
-import { createContext, useContext, useEffect, useId, useRef, useState, type ReactNode } from "react";
+import { Component, createContext, useContext, useEffect, useId, useRef, useState, type ErrorInfo, type ReactNode } from "react";
 import { ApiError } from "../api";
 import { absoluteTime, relativeTime } from "../format";
 import { stateTone } from "../timeline";
@@ -62,6 +62,33 @@ export function Empty({ children }: { children: ReactNode }) {
   return <p className="empty">{children}</p>;
 }
 
+/** A render failure inside one panel stays in that panel (the page keeps working). */
+export class PanelBoundary extends Component<{ children: ReactNode; what: string }, { error: unknown }> {
+  override state: { error: unknown } = { error: null };
+
+  static getDerivedStateFromError(error: unknown): { error: unknown } {
+    return { error };
+  }
+
+  override componentDidCatch(error: unknown, info: ErrorInfo): void {
+    console.error(`panel "${this.props.what}" failed`, error, info.componentStack);
+  }
+
+  override render(): ReactNode {
+    if (this.state.error) {
+      return (
+        <div>
+          <ErrorNote error={this.state.error} title={`${this.props.what} could not be shown`} />
+          <button type="button" className="link" onClick={() => this.setState({ error: null })}>
+            Try again
+          </button>
+        </div>
+      );
+    }
+    return this.props.children;
+  }
+}
+
 interface SectionProps {
   title: string;
   actions?: ReactNode;
@@ -78,7 +105,9 @@ export function Section({ title, actions, children, id }: SectionProps) {
         <h2 id={headingId}>{title}</h2>
         {actions ? <div className="panel-actions">{actions}</div> : null}
       </header>
-      <div className="panel-body">{children}</div>
+      <div className="panel-body">
+        <PanelBoundary what={title}>{children}</PanelBoundary>
+      </div>
     </section>
   );
 }

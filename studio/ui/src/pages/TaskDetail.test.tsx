@@ -116,3 +116,13 @@ describe("lifecycleWindow", () => {
     expect(lifecycleWindow([])).toBeUndefined();
   });
 });
+
+describe("a panel that gets an answer of the wrong shape", () => {
+  it("shows its own error and leaves the rest of the page working", async () => {
+    const studio = studioWithTask().on("GET", "/studio/tasks/svc/t1/traces", { body: { unexpected: true } });
+    renderApp(studio, "/tasks/svc/t1");
+    expect(await screen.findByText(/Trace could not be shown/)).toBeInTheDocument();
+    await waitFor(() => expect(node("task:t1")).toHaveAttribute("data-status", "queued"));
+    expect(screen.getByTestId("timeline")).toBeInTheDocument();
+  });
+});
