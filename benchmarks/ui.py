@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import functools
 import http.server
-import shutil
 import statistics
 import sys
 import tempfile
@@ -28,17 +27,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
-import studio_ui  # noqa: E402
+import browser  # noqa: E402
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+import studio_ui  # noqa: E402
 
 
 def _bundle_table() -> None:
@@ -77,16 +68,13 @@ def _graph_table(sizes: list[int], reps: int, engines: bool) -> int:
                           env={"RELAYNA_UI_OUT": str(out)})  # fmt: skip
         server, base = _serve(out)
         results: dict[int, list[dict[str, float]]] = {n: [] for n in sizes}
-        chromium = shutil.which("chromium") or "/usr/bin/chromium"
         try:
             with sync_playwright() as pw:
-                browser = pw.chromium.launch(
-                    executable_path=chromium, args=CHROMIUM_ARGS, headless=True
-                )
+                chromium = browser.launch(pw)
                 try:
                     for _ in range(reps):
                         for n in sizes:  # interleaved: each rep visits every size
-                            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                            page = chromium.new_page(viewport={"width": 1400, "height": 1000})
                             query = f"n={n}" + (
                                 "&engines=dagre,elk" if engines and n <= 500 else ""
                             )
@@ -99,7 +87,7 @@ def _graph_table(sizes: list[int], reps: int, engines: bool) -> int:
                                 return 1
                             results[n].append(value)
                 finally:
-                    browser.close()
+                    chromium.close()
         finally:
             server.shutdown()
 

@@ -6,29 +6,19 @@ The screenshot lands in artifacts/ for people to look at.
 
 from __future__ import annotations
 
-import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser import launch  # scripts/ is on sys.path (tests/conftest.py)
 from playwright.sync_api import sync_playwright
-from services import free_port  # scripts/ is on sys.path (tests/conftest.py)
+from services import free_port
 
 from _dev_process import relayna_dev  # tests/ is on sys.path (rootdir conftest)
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -44,7 +34,7 @@ def test_submit_task_and_watch_it_complete_live(dev_server: tuple[str, str]) -> 
     url, backend = dev_server
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browser = launch(pw)
         try:
             page = browser.new_page(viewport={"width": 1100, "height": 700})
             page.goto(url)

@@ -1,6 +1,7 @@
 // The task's spans (Tempo, through Studio): one row per span, details on click.
 import { useQuery } from "@tanstack/react-query";
 import { useState } from "react";
+import { TableHead } from "./filters";
 import { useApi } from "../auth";
 import { formatDuration } from "../format";
 import type { TraceSpan } from "../types";
@@ -26,15 +27,7 @@ export function TracePanel({ serviceId, taskId }: { serviceId: string; taskId: s
           ) : null}
           {d.spans.length ? (
             <table>
-              <thead>
-                <tr>
-                  <th scope="col">Span</th>
-                  <th scope="col">Service</th>
-                  <th scope="col">Started</th>
-                  <th scope="col">Duration</th>
-                  <th scope="col">Status</th>
-                </tr>
-              </thead>
+              <TableHead columns={["Span", "Service", "Started", "Duration", "Status"]} />
               <tbody>
                 {d.spans.map((s) => (
                   <tr key={s.span_id}>

@@ -2,6 +2,7 @@
 import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useId, useState } from "react";
 import { Navigate } from "react-router-dom";
+import { LoadMore, TableHead } from "../components/filters";
 import { useApi, useCan } from "../auth";
 import { Async, Badge, ConfirmDialog, CopyButton, ErrorNote, RelTime, Section } from "../components/ui";
 import type { ApiToken, Role } from "../types";
@@ -42,15 +43,7 @@ function Audit() {
         {(d) => (
           <>
             <table>
-              <thead>
-                <tr>
-                  <th scope="col">When</th>
-                  <th scope="col">Actor</th>
-                  <th scope="col">Action</th>
-                  <th scope="col">Target</th>
-                  <th scope="col">Outcome</th>
-                </tr>
-              </thead>
+              <TableHead columns={["When", "Actor", "Action", "Target", "Outcome"]} />
               <tbody>
                 {d.pages.flatMap((p) => p.items).map((a) => (
                   <tr key={a.id}>
@@ -67,11 +60,7 @@ function Audit() {
                 ))}
               </tbody>
             </table>
-            {log.hasNextPage ? (
-              <button type="button" onClick={() => void log.fetchNextPage()}>
-                Older entries
-              </button>
-            ) : null}
+            <LoadMore query={log} label="Older entries" />
           </>
         )}
       </Async>
@@ -129,17 +118,7 @@ function Tokens() {
       <Async query={tokens} what="tokens" isEmpty={(d) => d.tokens.length === 0} empty="No tokens.">
         {(d) => (
           <table>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Role</th>
-                <th scope="col">Created</th>
-                <th scope="col">Last used</th>
-                <th scope="col">
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
+            <TableHead columns={["Name", "Role", "Created", "Last used", ""]} />
             <tbody>
               {d.tokens.map((t) => (
                 <tr key={t.token_id}>

@@ -1,12 +1,20 @@
 // A service's dead letters: the indexed records (replayable) and the broker's own queues.
 import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { useState, type FormEvent } from "react";
+import { useState } from "react";
 import { Link, useParams, useSearchParams } from "react-router-dom";
 import { useApi, useCan } from "../auth";
+import { FilterForm, LoadMore, TableHead, useUrlFilters, type FilterField } from "../components/filters";
 import { Async, Badge, ConfirmDialog, JsonBlock, RelTime, Section } from "../components/ui";
 import type { DlqMessageSummary } from "../types";
 
-const INDEXED = ["queue_name", "reason", "source_queue_name", "state", "task_id"] as const;
+const INDEXED: FilterField[] = [
+  { name: "queue_name" },
+  { name: "reason" },
+  { name: "source_queue_name" },
+  { name: "state", kind: "select", options: ["dead_lettered", "replayed"] },
+  { name: "task_id" },
+  { name: "limit", kind: "number", defaultValue: "50" },
+];
 
 export default function Dlq() {
   const { serviceId = "" } = useParams();
@@ -49,9 +57,8 @@ function Indexed({ serviceId }: { serviceId: string }) {
   const api = useApi();
   const canOperate = useCan("operator");
   const client = useQueryClient();
-  const [params, setParams] = useSearchParams();
-  const filters = Object.fromEntries(INDEXED.map((k) => [k, params.get(k) ?? ""]));
-  const limit = Number(params.get("limit") ?? "50") || 50;
+  const [filters, setFilters] = useUrlFilters(INDEXED);
+  const limit = Number(filters.limit) || 50;
   const [replaying, setReplaying] = useState<DlqMessageSummary | null>(null);
   const list = useInfiniteQuery({
     queryKey: ["dlq", serviceId, filters, limit],
@@ -66,61 +73,17 @@ function Indexed({ serviceId }: { serviceId: string }) {
       void client.invalidateQueries({ queryKey: ["dlq", serviceId] });
     },
   });
-  const apply = (e: FormEvent<HTMLFormElement>) => {
-    e.preventDefault();
-    const d = new FormData(e.currentTarget);
-    const next: Record<string, string> = {};
-    for (const k of [...INDEXED, "limit"]) {
-      const v = String(d.get(k) ?? "").trim();
-      if (v && !(k === "limit" && v === "50")) next[k] = v;
-    }
-    setParams(next);
-  };
   return (
     <>
       <Section title="Filters">
-        <form className="filters" onSubmit={apply} key={params.toString()} aria-label="Filter dead letters">
-          {INDEXED.map((k) =>
-            k === "state" ? (
-              <label key={k}>
-                state
-                <select name={k} defaultValue={filters[k]}>
-                  <option value="">any</option>
-                  <option value="dead_lettered">dead_lettered</option>
-                  <option value="replayed">replayed</option>
-                </select>
-              </label>
-            ) : (
-              <label key={k}>
-                {k.replace(/_/g, " ")}
-                <input name={k} defaultValue={filters[k]} />
-              </label>
-            ),
-          )}
-          <label>
-            limit
-            <input name="limit" type="number" min={1} max={200} defaultValue={limit} />
-          </label>
-          <button type="submit">Apply</button>
-        </form>
+        <FilterForm label="Filter dead letters" fields={INDEXED} values={filters} onApply={setFilters} />
       </Section>
       <Section title="Indexed dead letters">
         <Async query={list} what="dead letters" isEmpty={(d) => d.pages.every((p) => p.items.length === 0)} empty="No dead letters match.">
           {(d) => (
             <>
               <table>
-                <thead>
-                  <tr>
-                    <th scope="col">Dead-lettered</th>
-                    <th scope="col">Task</th>
-                    <th scope="col">Queue</th>
-                    <th scope="col">Reason</th>
-                    <th scope="col">State</th>
-                    <th scope="col">
-                      <span className="sr-only">Actions</span>
-                    </th>
-                  </tr>
-                </thead>
+                <TableHead columns={["Dead-lettered", "Task", "Queue", "Reason", "State", ""]} />
                 <tbody>
                   {d.pages.flatMap((p) => p.items).map((m) => (
                     <tr key={m.dlq_id}>
@@ -153,11 +116,7 @@ function Indexed({ serviceId }: { serviceId: string }) {
                   ))}
                 </tbody>
               </table>
-              {list.hasNextPage ? (
-                <button type="button" onClick={() => void list.fetchNextPage()} disabled={list.isFetchingNextPage}>
-                  {list.isFetchingNextPage ? "Loading…" : "Load next page"}
-                </button>
-              ) : null}
+              <LoadMore query={list} />
             </>
           )}
         </Async>

@@ -1,36 +1,29 @@
 // Failed tasks across services: filters in the URL, cursor paging, a detail
 // dialog (investigate, retry with a validated override, delete), notifications.
 import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { useState, type FormEvent } from "react";
-import { Link, useSearchParams } from "react-router-dom";
+import { useState } from "react";
+import { Link } from "react-router-dom";
 import { useApi, useCan } from "../auth";
 import { FailedTaskDialog } from "../components/FailedTaskDialog";
+import { FilterForm, LoadMore, TableHead, useUrlFilters, type FilterField } from "../components/filters";
 import { Async, Badge, ErrorNote, RelTime, Section } from "../components/ui";
 import type { FailedTaskSummary } from "../types";
 
-export const FAILED_FILTERS = ["service_id", "queue_name", "dlq_name", "error_type", "status", "task_id", "worker_id", "investigation_status"] as const;
+export const FAILED_FILTERS: FilterField[] = [
+  ...["service_id", "queue_name", "dlq_name", "error_type", "status", "task_id", "worker_id"].map((name) => ({ name })),
+  { name: "investigation_status", label: "Investigation", kind: "select", options: ["unreviewed", "investigated"] },
+];
 
 export default function FailedTasks() {
   const api = useApi();
-  const [params, setParams] = useSearchParams();
+  const [filters, setFilters] = useUrlFilters(FAILED_FILTERS);
   const [open, setOpen] = useState<FailedTaskSummary | null>(null);
-  const filters = Object.fromEntries(FAILED_FILTERS.map((k) => [k, params.get(k) ?? ""]));
   const list = useInfiniteQuery({
     queryKey: ["failed-tasks", filters],
     queryFn: ({ pageParam }) => api.failedTasks({ ...filters, cursor: pageParam ?? undefined, limit: 50 }),
     initialPageParam: null as string | null,
     getNextPageParam: (last) => last.next_cursor ?? null,
   });
-  const apply = (e: FormEvent<HTMLFormElement>) => {
-    e.preventDefault();
-    const d = new FormData(e.currentTarget);
-    const next: Record<string, string> = {};
-    for (const k of FAILED_FILTERS) {
-      const v = String(d.get(k) ?? "").trim();
-      if (v) next[k] = v;
-    }
-    setParams(next);
-  };
   return (
     <>
       <div className="page-head">
@@ -38,29 +31,7 @@ export default function FailedTasks() {
       </div>
       <EmailSettingsCard />
       <Section title="Filters">
-        <form className="filters" onSubmit={apply} key={params.toString()} aria-label="Filter failed tasks">
-          {FAILED_FILTERS.map((k) =>
-            k === "investigation_status" ? (
-              <label key={k}>
-                Investigation
-                <select name={k} defaultValue={filters[k]}>
-                  <option value="">any</option>
-                  <option value="unreviewed">unreviewed</option>
-                  <option value="investigated">investigated</option>
-                </select>
-              </label>
-            ) : (
-              <label key={k}>
-                {k.replace(/_/g, " ")}
-                <input name={k} defaultValue={filters[k]} />
-              </label>
-            ),
-          )}
-          <button type="submit">Apply</button>
-          <button type="button" className="link" onClick={() => setParams({})}>
-            Clear
-          </button>
-        </form>
+        <FilterForm label="Filter failed tasks" fields={FAILED_FILTERS} values={filters} onApply={setFilters} onClear={() => setFilters({})} />
       </Section>
       <Section title="Failures">
         <Async query={list} what="failed tasks" isEmpty={(d) => d.pages.every((p) => p.items.length === 0 && !p.errors?.length)} empty="No failed tasks match.">
@@ -70,19 +41,7 @@ export default function FailedTasks() {
                 <ErrorNote key={i} error={new Error(e.detail)} title={`Service ${e.service_id ?? "?"} could not be read`} />
               ))}
               <table>
-                <thead>
-                  <tr>
-                    <th scope="col">Failed</th>
-                    <th scope="col">Service</th>
-                    <th scope="col">Task</th>
-                    <th scope="col">Error</th>
-                    <th scope="col">Attempt</th>
-                    <th scope="col">Investigation</th>
-                    <th scope="col">
-                      <span className="sr-only">Open</span>
-                    </th>
-                  </tr>
-                </thead>
+                <TableHead columns={["Failed", "Service", "Task", "Error", "Attempt", "Investigation", ""]} />
                 <tbody>
                   {d.pages.flatMap((p) => p.items).map((f) => (
                     <tr key={`${f.service_id}/${f.failure_id}`}>
@@ -113,11 +72,7 @@ export default function FailedTasks() {
                   ))}
                 </tbody>
               </table>
-              {list.hasNextPage ? (
-                <button type="button" onClick={() => void list.fetchNextPage()} disabled={list.isFetchingNextPage}>
-                  {list.isFetchingNextPage ? "Loading…" : "Load next page"}
-                </button>
-              ) : null}
+              <LoadMore query={list} />
             </>
           )}
         </Async>

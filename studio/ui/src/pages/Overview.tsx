@@ -1,6 +1,7 @@
 // "What needs attention now": health across the registry, incidents first.
 import { useQuery } from "@tanstack/react-query";
 import { Link, useSearchParams } from "react-router-dom";
+import { TableHead } from "../components/filters";
 import { useApi } from "../auth";
 import { Async, Badge, RelTime, Section } from "../components/ui";
 import { countHealth, incidents, overallOf } from "../health";
@@ -48,15 +49,7 @@ export default function Overview() {
                   <p className="empty">Nothing needs attention: every service in scope is healthy or not yet checked.</p>
                 ) : (
                   <table>
-                    <thead>
-                      <tr>
-                        <th scope="col">Service</th>
-                        <th scope="col">Environment</th>
-                        <th scope="col">Health</th>
-                        <th scope="col">Why</th>
-                        <th scope="col">Last checked</th>
-                      </tr>
-                    </thead>
+                    <TableHead columns={["Service", "Environment", "Health", "Why", "Last checked"]} />
                     <tbody>
                       {list.map((s) => (
                         <tr key={s.service_id}>

@@ -1,25 +1,31 @@
 // The registry: overview cards, gateway import, search, the table, create/edit and delete.
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { useState, type FormEvent } from "react";
-import { Link, useNavigate, useSearchParams } from "react-router-dom";
+import { useState } from "react";
+import { Link, useNavigate } from "react-router-dom";
 import { useApi, useCan } from "../auth";
+import { FilterForm, TableHead, useUrlFilters, type FilterField } from "../components/filters";
 import { ServiceFormView } from "../components/ServiceFormView";
 import { Async, Badge, ConfirmDialog, CopyButton, Modal, RelTime, Section } from "../components/ui";
 import { countHealth, overallOf } from "../health";
 import type { ServiceRecord } from "../types";
 
-const FILTERS = ["query", "environment", "status", "health", "tag"] as const;
+const FILTERS: FilterField[] = [
+  { name: "query", label: "Keyword" },
+  { name: "environment", label: "Environment" },
+  { name: "status", label: "Registry status" },
+  { name: "health", label: "Runtime health" },
+  { name: "tag", label: "Tag" },
+];
 
 export default function Services() {
   const api = useApi();
   const canAdmin = useCan("admin");
   const navigate = useNavigate();
   const queryClient = useQueryClient();
-  const [params, setParams] = useSearchParams();
   const [editing, setEditing] = useState<ServiceRecord | "new" | null>(null);
   const [deleting, setDeleting] = useState<ServiceRecord | null>(null);
-  const filters = Object.fromEntries(FILTERS.map((k) => [k, params.get(k) ?? ""]));
-  const searching = FILTERS.some((k) => filters[k]);
+  const [filters, setFilters] = useUrlFilters(FILTERS);
+  const searching = FILTERS.some((f) => filters[f.name]);
   const services = useQuery({ queryKey: ["services"], queryFn: api.listServices, refetchInterval: 60_000 });
   const search = useQuery({
     queryKey: ["service-search", filters],
@@ -35,16 +41,6 @@ export default function Services() {
       void queryClient.invalidateQueries({ queryKey: ["service-search"] });
     },
   });
-  const applySearch = (e: FormEvent<HTMLFormElement>) => {
-    e.preventDefault();
-    const data = new FormData(e.currentTarget);
-    const next: Record<string, string> = {};
-    for (const k of FILTERS) {
-      const v = String(data.get(k) ?? "").trim();
-      if (v) next[k] = v;
-    }
-    setParams(next);
-  };
   const askDelete = (s: ServiceRecord) => {
     remove.reset();
     setDeleting(s);
@@ -86,20 +82,7 @@ export default function Services() {
       </Async>
       <GatewayPanel />
       <Section title="Search">
-        <form className="filters" onSubmit={applySearch} key={params.toString()} aria-label="Search services">
-          {FILTERS.map((k) => (
-            <label key={k}>
-              {k === "query" ? "Keyword" : k === "status" ? "Registry status" : k === "health" ? "Runtime health" : k[0]?.toUpperCase() + k.slice(1)}
-              <input name={k} defaultValue={filters[k]} />
-            </label>
-          ))}
-          <button type="submit">Search</button>
-          {searching ? (
-            <button type="button" className="link" onClick={() => setParams({})}>
-              Clear
-            </button>
-          ) : null}
-        </form>
+        <FilterForm label="Search services" fields={FILTERS} values={filters} onApply={setFilters} submitLabel="Search" onClear={searching ? () => setFilters({}) : undefined} />
       </Section>
       <Section title={searching ? "Matching services" : "Registered services"}>
         {searching ? (
@@ -145,19 +128,7 @@ export default function Services() {
 function ServiceTable({ services, canAdmin, onEdit, onDelete }: { services: ServiceRecord[]; canAdmin: boolean; onEdit: (s: ServiceRecord) => void; onDelete: (s: ServiceRecord) => void }) {
   return (
     <table>
-      <thead>
-        <tr>
-          <th scope="col">Service</th>
-          <th scope="col">Environment</th>
-          <th scope="col">Base URL</th>
-          <th scope="col">Registry</th>
-          <th scope="col">Health</th>
-          <th scope="col">Last seen</th>
-          <th scope="col">
-            <span className="sr-only">Actions</span>
-          </th>
-        </tr>
-      </thead>
+      <TableHead columns={["Service", "Environment", "Base URL", "Registry", "Health", "Last seen", ""]} />
       <tbody>
         {services.map((s) => (
           <tr key={s.service_id}>
@@ -221,14 +192,7 @@ function GatewayPanel() {
             <>
               <CopyButton text={JSON.stringify(d, null, 2)} label="Copy catalog JSON" />
               <table>
-                <thead>
-                  <tr>
-                    <th scope="col">Gateway name</th>
-                    <th scope="col">Studio id</th>
-                    <th scope="col">Route pattern</th>
-                    <th scope="col">Status</th>
-                  </tr>
-                </thead>
+                <TableHead columns={["Gateway name", "Studio id", "Route pattern", "Status"]} />
                 <tbody>
                   {d.services.map((g) => (
                     <tr key={g.studio_service_id}>

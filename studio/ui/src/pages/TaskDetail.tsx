@@ -4,6 +4,7 @@
 import { useQuery } from "@tanstack/react-query";
 import { lazy, Suspense, useMemo, useState } from "react";
 import { Link, useParams } from "react-router-dom";
+import { TableHead } from "../components/filters";
 import { useApi } from "../auth";
 import { LogView } from "../components/LogView";
 import { MetricsPanel } from "../components/MetricsPanel";
@@ -193,14 +194,7 @@ function GraphExtras({ graph, taskId }: { graph: ExecutionGraph; taskId: string 
           <p className="empty">No resource samples for this task (workers record them when resource sampling is on).</p>
         ) : (
           <table>
-            <thead>
-              <tr>
-                <th scope="col">Measure</th>
-                <th scope="col">First</th>
-                <th scope="col">Last</th>
-                <th scope="col">Change</th>
-              </tr>
-            </thead>
+            <TableHead columns={["Measure", "First", "Last", "Change"]} />
             <tbody>
               {resources.map((r) => (
                 <tr key={r.name}>

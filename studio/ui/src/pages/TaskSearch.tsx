@@ -1,31 +1,22 @@
 // Find tasks across services; every filter lives in the URL, so a search can be shared.
 import { useInfiniteQuery } from "@tanstack/react-query";
-import type { FormEvent } from "react";
-import { Link, useSearchParams } from "react-router-dom";
+import { Link } from "react-router-dom";
 import { useApi } from "../auth";
+import { FilterForm, LoadMore, TableHead, useUrlFilters, type FilterField } from "../components/filters";
 import { Async, Badge, RelTime, Section } from "../components/ui";
 
-export const TASK_FILTERS = ["task_id", "service_id", "correlation_id", "status", "stage", "from", "to"] as const;
-
-/** datetime-local text <-> ISO UTC for the URL and the API. */
-export function localToIso(value: string): string {
-  const d = new Date(value);
-  return Number.isNaN(d.getTime()) ? "" : d.toISOString();
-}
-
-export function isoToLocal(value: string): string {
-  const d = new Date(value);
-  if (Number.isNaN(d.getTime())) return "";
-  const pad = (n: number) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
-}
+export const TASK_FILTERS: FilterField[] = [
+  ...["task_id", "service_id", "correlation_id", "status", "stage"].map((name) => ({ name })),
+  { name: "from", kind: "datetime" },
+  { name: "to", kind: "datetime" },
+  { name: "limit", kind: "number", defaultValue: "50" },
+];
 
 export default function TaskSearch() {
   const api = useApi();
-  const [params, setParams] = useSearchParams();
-  const filters = Object.fromEntries(TASK_FILTERS.map((k) => [k, params.get(k) ?? ""]));
-  const limit = Number(params.get("limit") ?? "50") || 50;
-  const active = TASK_FILTERS.some((k) => filters[k]);
+  const [filters, setFilters] = useUrlFilters(TASK_FILTERS);
+  const limit = Number(filters.limit) || 50;
+  const active = TASK_FILTERS.some((f) => f.name !== "limit" && filters[f.name]);
   const results = useInfiniteQuery({
     queryKey: ["task-search", filters, limit],
     queryFn: ({ pageParam }) => api.searchTasks({ ...filters, limit, cursor: pageParam ?? undefined }),
@@ -33,42 +24,13 @@ export default function TaskSearch() {
     getNextPageParam: (last) => last.next_cursor ?? null,
     enabled: active,
   });
-  const apply = (e: FormEvent<HTMLFormElement>) => {
-    e.preventDefault();
-    const d = new FormData(e.currentTarget);
-    const next: Record<string, string> = {};
-    for (const k of TASK_FILTERS) {
-      let v = String(d.get(k) ?? "").trim();
-      if (v && (k === "from" || k === "to")) v = localToIso(v);
-      if (v) next[k] = v;
-    }
-    const l = String(d.get("limit") ?? "");
-    if (l && l !== "50") next.limit = l;
-    setParams(next);
-  };
   return (
     <>
       <div className="page-head">
         <h1>Task search</h1>
       </div>
       <Section title="Filters">
-        <form className="filters" onSubmit={apply} key={params.toString()} aria-label="Search tasks">
-          {TASK_FILTERS.map((k) => (
-            <label key={k}>
-              {k.replace(/_/g, " ")}
-              {k === "from" || k === "to" ? (
-                <input name={k} type="datetime-local" defaultValue={filters[k] ? isoToLocal(filters[k] ?? "") : ""} />
-              ) : (
-                <input name={k} defaultValue={filters[k]} />
-              )}
-            </label>
-          ))}
-          <label>
-            limit
-            <input name="limit" type="number" min={1} max={200} defaultValue={limit} />
-          </label>
-          <button type="submit">Search</button>
-        </form>
+        <FilterForm label="Search tasks" fields={TASK_FILTERS} values={filters} onApply={setFilters} submitLabel="Search" />
       </Section>
       <Section title="Tasks">
         {!active ? (
@@ -78,16 +40,7 @@ export default function TaskSearch() {
             {(d) => (
               <>
                 <table>
-                  <thead>
-                    <tr>
-                      <th scope="col">Task</th>
-                      <th scope="col">Service</th>
-                      <th scope="col">Status</th>
-                      <th scope="col">Stage</th>
-                      <th scope="col">Correlation</th>
-                      <th scope="col">Updated</th>
-                    </tr>
-                  </thead>
+                  <TableHead columns={["Task", "Service", "Status", "Stage", "Correlation", "Updated"]} />
                   <tbody>
                     {d.pages.flatMap((p) => p.items).map((t) => (
                       <tr key={`${t.service_id}/${t.task_id}`}>
@@ -109,11 +62,7 @@ export default function TaskSearch() {
                     ))}
                   </tbody>
                 </table>
-                {results.hasNextPage ? (
-                  <button type="button" onClick={() => void results.fetchNextPage()} disabled={results.isFetchingNextPage}>
-                    {results.isFetchingNextPage ? "Loading…" : "Load next page"}
-                  </button>
-                ) : null}
+                <LoadMore query={results} />
               </>
             )}
           </Async>

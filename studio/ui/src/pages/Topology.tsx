@@ -2,6 +2,7 @@
 import { useQuery } from "@tanstack/react-query";
 import { lazy, Suspense, useMemo } from "react";
 import { Link, useParams } from "react-router-dom";
+import { TableHead } from "../components/filters";
 import { useApi } from "../auth";
 import { Async, KeyValues, Loading, Section } from "../components/ui";
 import type { GraphEdge, GraphNode, WorkflowTopology } from "../types";
@@ -72,14 +73,7 @@ export default function Topology() {
                 ]}
               />
               <table>
-                <thead>
-                  <tr>
-                    <th scope="col">Stage</th>
-                    <th scope="col">Queue</th>
-                    <th scope="col">Publish key</th>
-                    <th scope="col">Next</th>
-                  </tr>
-                </thead>
+                <TableHead columns={["Stage", "Queue", "Publish key", "Next"]} />
                 <tbody>
                   {t.stages.map((s) => (
                     <tr key={s.name}>
