@@ -25,6 +25,16 @@ def relayna_dev(
     argv: Sequence[str], port: int, *, start_timeout: float = 30.0, stop_timeout: float = 30.0
 ) -> Iterator[str]:
     """Start ``argv`` (a ``relayna dev`` command line); yield its base URL."""
+    with running(argv, READY, start_timeout=start_timeout, stop_timeout=stop_timeout):
+        yield f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def running(
+    argv: Sequence[str], ready: str, *, start_timeout: float = 30.0, stop_timeout: float = 30.0
+) -> Iterator[str]:
+    """Start ``argv``; yield the first output line containing ``ready``."""
+    name = " ".join(argv[1:3])
     proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: queue.Queue[str | None] = queue.Queue()
     output: list[str] = []
@@ -42,14 +52,16 @@ def relayna_dev(
             try:
                 line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
-                pytest.fail(f"relayna dev not ready after {start_timeout} s:\n{''.join(output)}")
+                pytest.fail(
+                    f"{' '.join(argv[1:3])} not ready after {start_timeout} s:\n{''.join(output)}"
+                )
             if line is None:
-                pytest.fail(f"relayna dev exited ({proc.wait()}) before it was ready:\n"
+                pytest.fail(f"{name} exited ({proc.wait()}) before it was ready:\n"
                             + "".join(output))  # fmt: skip
             output.append(line)
-            if READY in line:
+            if ready in line:
                 break
-        yield f"http://127.0.0.1:{port}"
+        yield line
     finally:
         proc.send_signal(signal.SIGINT)  # the graceful drain
         try:
@@ -61,4 +73,4 @@ def relayna_dev(
     # Only reached when the test body passed: then the drain must succeed too.
     while not lines.empty():
         output.append(lines.get() or "")
-    assert code == 0, f"relayna dev exited with {code}:\n{''.join(output)}"
+    assert code == 0, f"{' '.join(argv[1:3])} exited with {code}:\n{''.join(output)}"

@@ -1,7 +1,7 @@
 """relayna-studio: the control plane that federates relayna services.
 
-``create_studio_app(settings)`` returns the Starlette app (``/studio/*`` and
-``/metrics``); ``StudioSettings.from_env()`` reads ``RELAYNA_STUDIO_*``.
+``create_studio_app(settings)`` returns the Starlette app (``/studio/*``,
+``/metrics`` and the web UI at every other path); ``StudioSettings.from_env()`` reads ``RELAYNA_STUDIO_*``.
 See ``docs/studio.md``.
 """
 
@@ -36,9 +36,11 @@ from relayna_studio._models import parse_create, parse_update, validate_service_
 from relayna_studio._registry import Registry
 from relayna_studio._runtime import StudioRuntime, open_studio
 from relayna_studio._settings import DEFAULT_ALLOWED_HOSTS, StudioBackendSettings, StudioSettings
+from relayna_studio._ui import UI_DIST, ui_routes
 from relayna_studio._urls import BaseUrl, normalize_base_url, parse_base_url
 
 __all__ = [
+    "UI_DIST",
     "DEFAULT_ALLOWED_HOSTS",
     "LEGACY_CAPABILITY_DOCUMENT",
     "ROLES",
@@ -84,5 +86,6 @@ __all__ = [
     "run_studio_jobs",
     "studio_app",
     "studio_routes",
+    "ui_routes",
     "validate_service_id",
 ]

@@ -48,6 +48,7 @@ from relayna_studio._routes_search import search_routes, task_index
 from relayna_studio._runtime import StudioRuntime, open_studio
 from relayna_studio._search_hooks import backfill
 from relayna_studio._settings import StudioSettings
+from relayna_studio._ui import ui_routes
 
 __all__ = ["create_studio_app", "run_studio_jobs", "studio_app", "studio_routes"]
 
@@ -148,7 +149,7 @@ async def _retention(runtime: StudioRuntime, interval: float) -> None:
 
 def _app(lifespan: Callable[[Starlette], AbstractAsyncContextManager[Any]]) -> Starlette:
     return Starlette(
-        routes=studio_routes(),
+        routes=[*studio_routes(), *ui_routes()],  # the UI's catch-all goes last
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_exception},
     )

@@ -79,12 +79,19 @@ function Header({ theme, setTheme }: { theme: Theme; setTheme: (t: Theme) => voi
 export function App() {
   const auth = useAuth();
   const [theme, setTheme] = useState<Theme>(initialTheme);
-  useEffect(() => applyTheme(theme), [theme]);
+  const [picked, setPicked] = useState(false);
+  useEffect(() => applyTheme(theme, picked), [theme, picked]);
   if (auth.loading) return <Loading what="Studio" />;
   if (auth.needsLogin) return <Login refused={auth.api.token !== null} />;
   return (
     <NowProvider>
-      <Header theme={theme} setTheme={setTheme} />
+      <Header
+        theme={theme}
+        setTheme={(t) => {
+          setPicked(true);
+          setTheme(t);
+        }}
+      />
       <main id="main" className="page">
         {auth.error ? <ErrorNote error={auth.error} title="Studio backend" /> : null}
         <Suspense fallback={<Loading what="page" />}>

@@ -93,6 +93,16 @@ export function queryString(query: Query | undefined): string {
 
 const enc = encodeURIComponent;
 
+/**
+ * Checks that an answer has the list a panel reads (an older or partial
+ * backend may answer another route's shape); a clear error otherwise.
+ */
+export function expectList<T>(value: T, key: string, what: string): T {
+  const list = isRecord(value) ? value[key] : undefined;
+  if (!Array.isArray(list)) throw new ApiError(0, `the backend did not answer ${what} (no "${key}" list): it may not offer this yet`, { retryable: false });
+  return value;
+}
+
 function toRef(ref: TaskRef | string, fallbackService: string): TaskRef {
   if (typeof ref !== "string") return ref;
   const colon = ref.indexOf(":");
@@ -192,16 +202,17 @@ export function createApi({ token, fetch: fetchImpl }: ApiOptions) {
     taskDetail: async (sid: string, tid: string) => normalizeTaskDetail(await get<TaskDetailWire>(`/studio/tasks/${enc(sid)}/${enc(tid)}`, { join: "all" })),
     taskGraph: (sid: string, tid: string) => get<ExecutionGraph>(`/studio/services/${enc(sid)}/executions/${enc(tid)}/graph`),
     taskEvents: (sid: string, tid: string, q?: Query) => get<Page<ControlPlaneEvent>>(`/studio/tasks/${enc(sid)}/${enc(tid)}/events`, q),
-    taskLogs: (sid: string, tid: string, q: Query) => get<Page<LogEntry>>(`/studio/tasks/${enc(sid)}/${enc(tid)}/logs`, q),
-    taskMetrics: (sid: string, tid: string, q: Query) => get<MetricsResponse>(`/studio/tasks/${enc(sid)}/${enc(tid)}/metrics`, q),
-    taskTraces: (sid: string, tid: string) => get<TracesResponse>(`/studio/tasks/${enc(sid)}/${enc(tid)}/traces`),
+    taskLogs: async (sid: string, tid: string, q: Query) => expectList(await get<Page<LogEntry>>(`/studio/tasks/${enc(sid)}/${enc(tid)}/logs`, q), "items", "log lines"),
+    taskMetrics: async (sid: string, tid: string, q: Query) =>
+      expectList(await get<MetricsResponse>(`/studio/tasks/${enc(sid)}/${enc(tid)}/metrics`, q), "series", "metrics"),
+    taskTraces: async (sid: string, tid: string) => expectList(await get<TracesResponse>(`/studio/tasks/${enc(sid)}/${enc(tid)}/traces`), "spans", "traces"),
     taskStreamUrl: (sid: string, tid: string) => `/studio/tasks/${enc(sid)}/${enc(tid)}/stream`,
     // service observability
     serviceEvents: (sid: string, q?: Query) => get<Page<ControlPlaneEvent>>(`/studio/services/${enc(sid)}/events`, q),
     serviceEventsStreamUrl: (sid: string) => `/studio/services/${enc(sid)}/events/stream`,
-    serviceLogs: (sid: string, q: Query) => get<Page<LogEntry>>(`/studio/services/${enc(sid)}/logs`, q),
-    serviceMetrics: (sid: string, q: Query) => get<MetricsResponse>(`/studio/services/${enc(sid)}/metrics`, q),
-    servicePods: (sid: string) => get<{ service_id: string; count: number; pods: Pod[] }>(`/studio/services/${enc(sid)}/pods`),
+    serviceLogs: async (sid: string, q: Query) => expectList(await get<Page<LogEntry>>(`/studio/services/${enc(sid)}/logs`, q), "items", "log lines"),
+    serviceMetrics: async (sid: string, q: Query) => expectList(await get<MetricsResponse>(`/studio/services/${enc(sid)}/metrics`, q), "series", "metrics"),
+    servicePods: async (sid: string) => expectList(await get<{ service_id: string; count: number; pods: Pod[] }>(`/studio/services/${enc(sid)}/pods`), "pods", "pods"),
     workflowTopology: (sid: string) => get<WorkflowTopology>(`/studio/services/${enc(sid)}/workflow/topology`),
     // DLQ
     dlqMessages: (sid: string, q: Query) => get<Page<DlqMessageSummary>>(`/studio/services/${enc(sid)}/dlq/messages`, q),

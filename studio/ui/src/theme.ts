@@ -12,8 +12,10 @@ export function initialTheme(): Theme {
   return typeof matchMedia === "function" && matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light";
 }
 
-export function applyTheme(theme: Theme): void {
+/** Show `theme`; remember it only when the user picked it (else the system decides next time). */
+export function applyTheme(theme: Theme, picked: boolean): void {
   document.documentElement.dataset.theme = theme;
+  if (!picked) return;
   try {
     localStorage.setItem(KEY, theme);
   } catch {

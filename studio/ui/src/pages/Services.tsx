@@ -148,7 +148,8 @@ function ServiceTable({ services, canAdmin, onEdit, onDelete }: { services: Serv
             <td>
               <RelTime value={s.last_seen_at} />
             </td>
-            <td className="row-actions">
+            <td>
+              <div className="row-actions">
               <Link to={`/services/${encodeURIComponent(s.service_id)}`}>View</Link>
               {canAdmin ? (
                 <>
@@ -160,6 +161,7 @@ function ServiceTable({ services, canAdmin, onEdit, onDelete }: { services: Serv
                   </button>
                 </>
               ) : null}
+              </div>
             </td>
           </tr>
         ))}

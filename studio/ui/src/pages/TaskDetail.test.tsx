@@ -119,8 +119,13 @@ describe("lifecycleWindow", () => {
 
 describe("a panel that gets an answer of the wrong shape", () => {
   it("shows its own error and leaves the rest of the page working", async () => {
-    const studio = studioWithTask().on("GET", "/studio/tasks/svc/t1/traces", { body: { unexpected: true } });
+    const studio = studioWithTask()
+      .on("GET", "/studio/tasks/svc/t1/metrics", { body: { unexpected: true } })
+      .on("GET", "/studio/tasks/svc/t1/traces", { body: { service_id: "svc", task_id: "t1", trace_ids: [], spans: [null], warnings: [] } });
     renderApp(studio, "/tasks/svc/t1");
+    // A shape check names what is missing...
+    expect(await screen.findByText(/did not answer metrics/)).toBeInTheDocument();
+    // ...and a render failure stays inside its panel.
     expect(await screen.findByText(/Trace could not be shown/)).toBeInTheDocument();
     await waitFor(() => expect(node("task:t1")).toHaveAttribute("data-status", "queued"));
     expect(screen.getByTestId("timeline")).toBeInTheDocument();
