@@ -12,8 +12,8 @@ const queryClient = new QueryClient({
     queries: {
       staleTime: 5_000,
       refetchOnWindowFocus: false,
-      // A 4xx will answer the same again; only transient failures are retried.
-      retry: (count, error) => count < 2 && !(error instanceof ApiError && error.status >= 400 && error.status < 500),
+      // A 4xx, or an answer of the wrong shape, will be the same again; only transient failures are retried.
+      retry: (count, error) => count < 2 && !(error instanceof ApiError && ((error.status >= 400 && error.status < 500) || !error.retryable)),
     },
   },
 });
