@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 import studio_ui  # scripts/ is on sys.path (tests/conftest.py)
+
+# npm ci, Vitest and a Vite build take minutes on a busy 2-core machine.
+pytestmark = pytest.mark.timeout(900)
 
 
 def test_component_tests_pass() -> None:
