@@ -27,6 +27,9 @@ from services import free_port
 
 from _dev_process import running  # tests/ is on sys.path (rootdir conftest)
 
+# A browser, a Studio and a service per test; each test's waits are bounded below.
+pytestmark = pytest.mark.timeout(300)
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "studio-ui"
 AXE = ROOT / "studio" / "ui" / "node_modules" / "axe-core" / "axe.min.js"
