@@ -1,5 +1,18 @@
-"""Observability: typed observations and their bounded delivery to sinks."""
+"""Observability: typed observations and their bounded delivery to sinks, and
+the pure execution-graph builder with its Mermaid rendering."""
 
+from relayna.observability._graph_build import TaskRecords, build_execution_graph
+from relayna.observability._graph_model import (
+    EDGE_KINDS,
+    NODE_KINDS,
+    ExecutionGraph,
+    ExecutionGraphEdge,
+    ExecutionGraphNode,
+    ExecutionGraphSummary,
+    format_timestamp,
+    parse_timestamp,
+)
+from relayna.observability._mermaid import execution_graph_mermaid
 from relayna.observability._observations import (
     AggregationDeadLetterPublished,
     AggregationHandlerFailed,
@@ -23,11 +36,18 @@ from relayna.observability._observations import (
     TaskMessageReceived,
     TaskMessageRejected,
     TaskResourceSampled,
+    WorkflowMessagePublished,
+    WorkflowMessageReceived,
+    WorkflowStageAcked,
+    WorkflowStageFailed,
+    WorkflowStageStarted,
     observation_to_dict,
 )
 from relayna.observability._resources import sample_process_resources
 
 __all__ = [
+    "EDGE_KINDS",
+    "NODE_KINDS",
     "AggregationDeadLetterPublished",
     "AggregationHandlerFailed",
     "AggregationMessageAcked",
@@ -37,6 +57,10 @@ __all__ = [
     "ConsumerDeadLetterPublished",
     "ConsumerRetryScheduled",
     "DuplicateSuppressed",
+    "ExecutionGraph",
+    "ExecutionGraphEdge",
+    "ExecutionGraphNode",
+    "ExecutionGraphSummary",
     "MemoryObservationCollector",
     "Observation",
     "ObservationPump",
@@ -49,7 +73,17 @@ __all__ = [
     "TaskMessageAcked",
     "TaskMessageReceived",
     "TaskMessageRejected",
+    "TaskRecords",
     "TaskResourceSampled",
+    "WorkflowMessagePublished",
+    "WorkflowMessageReceived",
+    "WorkflowStageAcked",
+    "WorkflowStageFailed",
+    "WorkflowStageStarted",
+    "build_execution_graph",
+    "execution_graph_mermaid",
+    "format_timestamp",
     "observation_to_dict",
+    "parse_timestamp",
     "sample_process_resources",
 ]

@@ -47,6 +47,11 @@ __all__ = [
     "TaskMessageReceived",
     "TaskMessageRejected",
     "TaskResourceSampled",
+    "WorkflowMessagePublished",
+    "WorkflowMessageReceived",
+    "WorkflowStageAcked",
+    "WorkflowStageFailed",
+    "WorkflowStageStarted",
     "observation_to_dict",
 ]
 
@@ -195,6 +200,49 @@ class AggregationRetryScheduled(ConsumerRetryScheduled):
 class AggregationDeadLetterPublished(ConsumerDeadLetterPublished):
     component: str = "aggregation_consumer"
     parent_task_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class _WorkflowObservation(_MessageObservation):
+    component: str = "workflow_consumer"
+    stage: str
+    message_id: str | None = None
+    origin_stage: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class WorkflowStageStarted(Observation):
+    component: str = "workflow_consumer"
+    consumer_name: str
+    queue_name: str
+    stage: str
+
+
+@attrs.frozen(kw_only=True)
+class WorkflowMessageReceived(_WorkflowObservation):
+    """A stage worker took a workflow message (one stage attempt)."""
+
+    action: str | None = None
+    redelivered: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class WorkflowMessagePublished(_WorkflowObservation):
+    """A workflow message was published to ``stage`` (from ``origin_stage``)."""
+
+    action: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class WorkflowStageAcked(_WorkflowObservation):
+    pass
+
+
+@attrs.frozen(kw_only=True)
+class WorkflowStageFailed(_WorkflowObservation):
+    exception_type: str
+    exception_message: str
+    reason: str = "handler_error"
 
 
 #: A sink receives observations one at a time.
