@@ -1,6 +1,17 @@
 """Observability: typed observations and their bounded delivery to sinks, and
 the pure execution-graph builder with its Mermaid rendering."""
 
+from relayna.observability._feed import (
+    APPEND_FEED_SCRIPT,
+    FEED_MAX_LIMIT,
+    READ_FEED_SCRIPT,
+    FeedPage,
+    ServiceEventFeed,
+    ServiceEventFeedConfig,
+    observation_feed_item,
+    parse_feed_cursor,
+    status_feed_item,
+)
 from relayna.observability._graph_build import TaskRecords, build_execution_graph
 from relayna.observability._graph_model import (
     EDGE_KINDS,
@@ -13,12 +24,19 @@ from relayna.observability._graph_model import (
     parse_timestamp,
 )
 from relayna.observability._mermaid import execution_graph_mermaid
+from relayna.observability._observation_store import (
+    WRITE_OBSERVATION_SCRIPT,
+    ObservationStore,
+    ObservationStoreConfig,
+    observation_record,
+)
 from relayna.observability._observations import (
     AggregationDeadLetterPublished,
     AggregationHandlerFailed,
     AggregationMessageAcked,
     AggregationMessageReceived,
     AggregationRetryScheduled,
+    BatchObservationSink,
     ConsumerDeadLetterPublished,
     ConsumerDLQRecordPersistFailed,
     ConsumerRetryScheduled,
@@ -44,8 +62,25 @@ from relayna.observability._observations import (
     observation_to_dict,
 )
 from relayna.observability._resources import sample_process_resources
+from relayna.observability._sink import ObservationStoreSink, make_observation_sink
 
 __all__ = [
+    "APPEND_FEED_SCRIPT",
+    "FEED_MAX_LIMIT",
+    "READ_FEED_SCRIPT",
+    "WRITE_OBSERVATION_SCRIPT",
+    "BatchObservationSink",
+    "FeedPage",
+    "ObservationStore",
+    "ObservationStoreConfig",
+    "ObservationStoreSink",
+    "ServiceEventFeed",
+    "ServiceEventFeedConfig",
+    "make_observation_sink",
+    "observation_feed_item",
+    "observation_record",
+    "parse_feed_cursor",
+    "status_feed_item",
     "EDGE_KINDS",
     "NODE_KINDS",
     "AggregationDeadLetterPublished",

@@ -16,9 +16,9 @@ one; a sink that raises is counted and logged, never fatal.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 import anyio
 import attrs
@@ -30,6 +30,7 @@ __all__ = [
     "AggregationMessageAcked",
     "AggregationMessageReceived",
     "AggregationRetryScheduled",
+    "BatchObservationSink",
     "ConsumerDLQRecordPersistFailed",
     "ConsumerDeadLetterPublished",
     "ConsumerRetryScheduled",
@@ -249,6 +250,18 @@ class WorkflowStageFailed(_WorkflowObservation):
 ObservationSink: TypeAlias = Callable[[Observation], Awaitable[None]]
 
 
+@runtime_checkable
+class BatchObservationSink(Protocol):
+    """A sink that also takes several observations at once (one round trip).
+
+    The pump hands it everything queued (up to its batch size) per call.
+    """
+
+    async def __call__(self, event: Observation) -> None: ...
+
+    async def send_batch(self, events: Sequence[Observation]) -> None: ...
+
+
 def observation_to_dict(event: Observation) -> dict[str, Any]:
     """A JSON-ready dict: the attrs fields plus ``event_type``; timestamps ISO."""
     data = attrs.asdict(event, recurse=False)
@@ -278,8 +291,12 @@ class ObservationPump:
     events are dropped and counted) or after :meth:`close`.
     """
 
-    def __init__(self, sink: ObservationSink | None, *, buffer: int = 1024) -> None:
+    def __init__(
+        self, sink: ObservationSink | None, *, buffer: int = 1024, max_batch: int = 256
+    ) -> None:
         self._sink = sink
+        self._batch = sink.send_batch if isinstance(sink, BatchObservationSink) else None
+        self._max_batch = max(1, max_batch)
         self._send, self._receive = anyio.create_memory_object_stream[Observation](
             max_buffer_size=buffer if sink is not None else 0
         )
@@ -313,6 +330,9 @@ class ObservationPump:
         try:
             async with self._receive:
                 async for event in self._receive:
+                    if self._batch is not None:
+                        await self._send_batch(self._batch, event)
+                        continue
                     try:
                         await self._sink(event)
                     except Exception:  # the sink is user code
@@ -320,3 +340,18 @@ class ObservationPump:
                         logger.exception("observation sink failed for %s", event.event_type)
         finally:
             self.dropped += self._receive.statistics().current_buffer_used
+
+    async def _send_batch(
+        self, send: Callable[[Sequence[Observation]], Awaitable[None]], first: Observation
+    ) -> None:
+        batch = [first]
+        while len(batch) < self._max_batch:
+            try:
+                batch.append(self._receive.receive_nowait())
+            except (anyio.WouldBlock, anyio.EndOfStream):
+                break
+        try:
+            await send(batch)
+        except Exception:  # the sink is user code
+            self.sink_errors += 1
+            logger.exception("observation sink failed for a batch of %d", len(batch))

@@ -1,0 +1,318 @@
+"""The service event feed: one bounded, ordered feed of a service's status and
+observation events, paged by a control plane (relayna-studio) with cursors.
+
+Keys (``prefix`` defaults to ``relayna-service-events``)::
+
+    {prefix}:feed                 list, oldest first, trimmed to feed_maxlen, TTL
+    {prefix}:feed:seq             sequence of the newest entry, TTL
+    {prefix}:feed:epoch           random id of this feed's life, TTL
+    {prefix}:event:{event_key}    dedupe marker, TTL (``status:{task}:{event_id}``
+                                  or ``observation:{sha256}``)
+
+Theory of operation. An append is one script: dedupe check, ``INCR`` of the
+sequence, ``RPUSH``, ``LTRIM`` to the newest ``feed_maxlen``, TTLs, marker
+last. Entries are therefore contiguous: the list holds sequences
+``seq - len + 1 .. seq``, so the entry after cursor ``n`` is found by index
+arithmetic, and a page is one ``LRANGE`` (O(page), never O(feed)). A cursor is
+``{epoch}-{seq}``: monotonic within a feed's life and opaque to clients. A
+feed that expired or was deleted starts a new epoch, so old cursors are
+recognised. Reading after a cursor that fell off the retained window (or is
+from another epoch) answers from the oldest retained entry with
+``reset=True``: the reader learns that it missed events, never silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+import orjson
+
+from relayna.contracts import is_valid_identifier
+from relayna.errors import ContractError, StoreError
+from relayna.observability._observation_store import observation_record
+from relayna.observability._observations import Observation
+from relayna.transport import Script, ScriptOps, Store
+from relayna.transport._store import Value
+
+__all__ = [
+    "APPEND_FEED_SCRIPT",
+    "FEED_MAX_LIMIT",
+    "READ_FEED_SCRIPT",
+    "FeedPage",
+    "ServiceEventFeed",
+    "ServiceEventFeedConfig",
+    "parse_feed_cursor",
+]
+
+#: Largest page a reader may ask for.
+FEED_MAX_LIMIT = 500
+
+_APPEND_LUA = """
+-- KEYS: marker, feed, seq, epoch   ARGV: item, ttl_ms, maxlen, epoch_candidate
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local t = redis.call('TYPE', KEYS[2])['ok']
+if t ~= 'none' and t ~= 'list' then return redis.error_reply('WRONGTYPE feed key') end
+if t == 'none' or redis.call('EXISTS', KEYS[4]) == 0 then
+  redis.call('SET', KEYS[4], ARGV[4])
+  redis.call('SET', KEYS[3], redis.call('LLEN', KEYS[2]))
+end
+local seq = redis.call('INCR', KEYS[3])
+redis.call('RPUSH', KEYS[2], ARGV[1])
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+redis.call('PEXPIRE', KEYS[3], ARGV[2])
+redis.call('PEXPIRE', KEYS[4], ARGV[2])
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])
+return seq
+"""
+
+
+def _append_python(ops: ScriptOps, keys: list[str], args: list[bytes]) -> int:
+    marker, feed, seq_key, epoch_key = keys
+    item, ttl_ms, maxlen, epoch = args
+    if ops.exists(marker):
+        return 0
+    if not ops.exists(feed) or not ops.exists(epoch_key):
+        ops.set(epoch_key, epoch)
+        ops.set(seq_key, ops.llen(feed))
+    seq = ops.incr(seq_key)
+    ops.rpush(feed, item)
+    ops.ltrim(feed, -int(maxlen), -1)
+    ttl = int(ttl_ms) / 1000.0
+    for key in (feed, seq_key, epoch_key):
+        ops.expire(key, ttl)
+    ops.set(marker, b"1", ttl=ttl)
+    return seq
+
+
+APPEND_FEED_SCRIPT = Script(name="relayna.feed.append", lua=_APPEND_LUA, python=_append_python)
+
+_READ_LUA = """
+-- KEYS: feed, seq, epoch   ARGV: after_epoch, after_seq, limit
+local epoch = redis.call('GET', KEYS[3]) or ''
+local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
+local len = redis.call('LLEN', KEYS[1])
+local head = seq - len + 1
+local start = head
+if ARGV[1] ~= '' and ARGV[1] == epoch then
+  local after = tonumber(ARGV[2])
+  if after >= head - 1 and after <= seq then start = after + 1 end
+end
+local first = start - head
+local items = redis.call('LRANGE', KEYS[1], first, first + tonumber(ARGV[3]) - 1)
+return {epoch, seq, head, start, items}
+"""
+
+
+def _read_python(ops: ScriptOps, keys: list[str], args: list[bytes]) -> list[Any]:
+    feed, seq_key, epoch_key = keys
+    after_epoch, after_seq, limit = args
+    epoch = ops.get(epoch_key) or b""
+    seq = int(ops.get(seq_key) or b"0")
+    head = seq - ops.llen(feed) + 1
+    start = head
+    if after_epoch and after_epoch == epoch:
+        after = int(after_seq)
+        if head - 1 <= after <= seq:
+            start = after + 1
+    first = start - head
+    return [epoch, seq, head, start, ops.lrange(feed, first, first + int(limit) - 1)]
+
+
+READ_FEED_SCRIPT = Script(name="relayna.feed.read", lua=_READ_LUA, python=_read_python)
+
+_CURSOR = re.compile(r"([0-9a-f]{16})-([0-9]{1,18})")
+
+
+def parse_feed_cursor(cursor: str) -> tuple[str, int]:
+    """``(epoch, seq)`` of a cursor. Raises ContractError (reason ``invalid_cursor``)."""
+    match = _CURSOR.fullmatch(cursor) if isinstance(cursor, str) else None
+    if match is None:
+        raise ContractError(
+            "invalid feed cursor", errors=[("after", "not a feed cursor")], reason="invalid_cursor"
+        )
+    return match.group(1), int(match.group(2))
+
+
+def _positive(_inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
+
+
+@attrs.frozen
+class ServiceEventFeedConfig:
+    """Feed location, retention and length (the original's defaults)."""
+
+    prefix: str = "relayna-service-events"
+    ttl_seconds: float = attrs.field(default=86400.0, validator=_positive)
+    feed_maxlen: int = attrs.field(default=5000, validator=_positive)
+
+
+@attrs.frozen
+class FeedPage:
+    """One page: ``items`` oldest first, each with its ``cursor``."""
+
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+    reset: bool
+    has_more: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "count": len(self.items),
+            "items": self.items,
+            "next_cursor": self.next_cursor,
+            "reset": self.reset,
+            "has_more": self.has_more,
+        }
+
+
+def status_feed_item(event: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """``(event_key, item)`` for a stored status event, None when it lacks ids."""
+    task_id, event_id = event.get("task_id"), event.get("event_id")
+    if not is_valid_identifier(task_id) or not is_valid_identifier(event_id):
+        return None
+    status = event.get("status")
+    meta = event.get("meta")
+    parent = meta.get("parent_task_id") if isinstance(meta, dict) else None
+    item = {
+        "task_id": task_id,
+        "event_type": f"status.{str(status).lower()}",
+        "source_kind": "status",
+        "component": "status",
+        "timestamp": event.get("timestamp"),
+        "event_id": event_id,
+        "correlation_id": event.get("correlation_id"),
+        "parent_task_id": parent if isinstance(parent, str) else None,
+        "payload": dict(event),
+    }
+    return f"status:{task_id}:{event_id}", item
+
+
+def observation_feed_item(
+    event: Observation | Mapping[str, Any],
+) -> tuple[str, dict[str, Any]] | None:
+    """``(event_key, item)`` for an observation, None when it has no valid task id."""
+    record = observation_record(event)
+    task_id = record.get("task_id")
+    if not is_valid_identifier(task_id):
+        return None
+    token = hashlib.sha256(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    item = {
+        "task_id": task_id,
+        "event_type": record.get("event_type"),
+        "source_kind": "observation",
+        "component": record.get("component"),
+        "timestamp": record.get("timestamp"),
+        "event_id": token,
+        "correlation_id": record.get("correlation_id"),
+        "parent_task_id": record.get("parent_task_id"),
+        "payload": record,
+    }
+    return f"observation:{token}", item
+
+
+class ServiceEventFeed:
+    """Append status/observation events; read pages after a cursor (see the module doc)."""
+
+    def __init__(self, store: Store, config: ServiceEventFeedConfig | None = None) -> None:
+        self.store = store
+        self.config = config or ServiceEventFeedConfig()
+        self._ttl_ms = max(1, round(self.config.ttl_seconds * 1000))
+        p = self.config.prefix
+        self._feed, self._seq, self._epoch = f"{p}:feed", f"{p}:feed:seq", f"{p}:feed:epoch"
+        self.bad_entries = 0
+
+    def _call(self, event_key: str, item: Mapping[str, Any]) -> tuple[list[str], list[Value]]:
+        keys = [f"{self.config.prefix}:event:{event_key}", self._feed, self._seq, self._epoch]
+        args: list[Value] = [
+            orjson.dumps(item),
+            self._ttl_ms,
+            self.config.feed_maxlen,
+            secrets.token_hex(8),
+        ]
+        return keys, args
+
+    async def append_many(
+        self, entries: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> list[int | StoreError]:
+        """Append ``(event_key, item)`` entries in one round trip.
+
+        Each result is the entry's sequence, 0 for a duplicate, or the
+        StoreError of that call. Raises StoreError when the round trip failed.
+        """
+        calls = [self._call(key, item) for key, item in entries]
+        if not calls:
+            return []
+        many = getattr(self.store, "run_script_many", None)
+        if many is not None:
+            results = await many(APPEND_FEED_SCRIPT, calls)
+        else:
+            results = []
+            for keys, args in calls:
+                try:
+                    results.append(await self.store.run_script(APPEND_FEED_SCRIPT, keys, args))
+                except StoreError as exc:
+                    results.append(exc)
+        return [r if isinstance(r, StoreError) else int(r) for r in results]
+
+    async def append_statuses(self, events: Sequence[Mapping[str, Any]]) -> list[int | StoreError]:
+        return await self.append_many([e for e in map(status_feed_item, events) if e is not None])
+
+    async def append_observations(
+        self, events: Sequence[Observation | Mapping[str, Any]]
+    ) -> list[int | StoreError]:
+        items = [e for e in map(observation_feed_item, events) if e is not None]
+        return await self.append_many(items)
+
+    async def read(self, after: str | None = None, limit: int = 100) -> FeedPage:
+        """Events after ``after`` (None: from the oldest retained), oldest first.
+
+        Raises:
+            ContractError: a malformed cursor, a cursor ahead of the feed, or
+                ``limit`` outside 1..FEED_MAX_LIMIT (reason ``invalid_cursor``
+                / ``schema``).
+            StoreError: the store failed.
+        """
+        if type(limit) is not int or not 1 <= limit <= FEED_MAX_LIMIT:
+            raise ContractError(
+                "invalid limit", errors=[("limit", f"must be 1..{FEED_MAX_LIMIT}")], reason="schema"
+            )
+        after_epoch, after_seq = ("", 0) if after is None else parse_feed_cursor(after)
+        epoch_raw, seq, head, start, raw = await self.store.run_script(
+            READ_FEED_SCRIPT,
+            [self._feed, self._seq, self._epoch],
+            [after_epoch, after_seq, limit],
+        )
+        epoch = epoch_raw.decode() if isinstance(epoch_raw, bytes) else str(epoch_raw or "")
+        seq, head, start = int(seq), int(head), int(start)
+        reset = False
+        if after is not None:
+            if after_epoch == epoch and after_seq > seq:
+                raise ContractError(
+                    "feed cursor is ahead of the feed",
+                    errors=[("after", "cursor from the future")],
+                    reason="invalid_cursor",
+                )
+            reset = after_epoch != epoch or after_seq < head - 1
+        items: list[dict[str, Any]] = []
+        position = start
+        for entry in raw:
+            try:
+                item = orjson.loads(entry)
+            except orjson.JSONDecodeError:
+                item = None
+            if isinstance(item, dict):
+                item["cursor"] = f"{epoch}-{position}"
+                items.append(item)
+            else:
+                self.bad_entries += 1
+            position += 1
+        last = start + len(raw) - 1
+        next_cursor = f"{epoch}-{last}" if epoch else None  # empty feed: start over
+        return FeedPage(items=items, next_cursor=next_cursor, reset=reset, has_more=last < seq)

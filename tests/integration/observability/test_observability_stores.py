@@ -1,0 +1,195 @@
+"""Observation store, service event feed and the batching sink, on the memory
+store and on the real Redis, both backends."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import pytest
+
+from relayna.errors import ContractError
+from relayna.observability import (
+    ObservationPump,
+    ObservationStore,
+    ObservationStoreConfig,
+    ObservationStoreSink,
+    ServiceEventFeed,
+    ServiceEventFeedConfig,
+    TaskMessageReceived,
+    parse_feed_cursor,
+)
+from relayna.transport import Store, open_store
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "memory":
+        return "memory://"
+    return str(request.getfixturevalue("redis_url"))
+
+
+@asynccontextmanager
+async def opened(url: str) -> AsyncIterator[Store]:
+    async with open_store(url) as store:
+        yield store
+
+
+def received(task: str, attempt: int = 0, **extra: Any) -> TaskMessageReceived:
+    return TaskMessageReceived(
+        consumer_name="w", queue_name="q", task_id=task, retry_attempt=attempt, **extra
+    )
+
+
+async def test_observation_store_dedupes_trims_and_expires(store_url: str, unique: str) -> None:
+    with anyio.fail_after(10):
+        async with opened(store_url) as store:
+            obs = ObservationStore(
+                store,
+                ObservationStoreConfig(prefix=f"o-{unique}", ttl_seconds=100, history_maxlen=3),
+            )
+            events = [received("t1", n) for n in range(5)]
+            assert await obs.write(events[0]) is True
+            assert await obs.write(events[0]) is False  # the same event again
+            results = await obs.write_many([*events[1:], received("t2"), events[1]])
+            assert results == [True, True, True, True, True, False]
+            history = await obs.history("t1")
+            assert [h["retry_attempt"] for h in history] == [4, 3, 2]  # newest first, trimmed
+            assert history[0]["event_type"] == "TaskMessageReceived"
+            assert history[0]["timestamp"].endswith("+00:00")
+            assert [h["retry_attempt"] for h in await obs.history("t1", limit=1)] == [4]
+            ttl = await store.ttl(obs.history_key("t1"))
+            assert ttl is not None
+            assert 90 < ttl <= 100
+            # no task id: not stored, counted
+            assert await obs.write(TaskMessageReceived(consumer_name="w", queue_name="q")) is False
+            assert obs.skipped_without_task == 1
+
+
+async def test_undecodable_observations_are_skipped_and_counted(
+    store_url: str, unique: str
+) -> None:
+    with anyio.fail_after(10):
+        async with opened(store_url) as store:
+            obs = ObservationStore(store, ObservationStoreConfig(prefix=f"o-{unique}"))
+            await obs.write(received("t1"))
+            await store.lpush(obs.history_key("t1"), b"\xff\xfe", b"[1,2]", b'{"no":"type"}')
+            history = await obs.history("t1")
+            assert [h["event_type"] for h in history] == ["TaskMessageReceived"]
+            assert obs.bad_entries == 3
+
+
+def status(task: str, n: int) -> dict[str, Any]:
+    return {
+        "task_id": task,
+        "event_id": f"e{n}",
+        "status": "Running",
+        "timestamp": "2026-01-01T00:00:00+00:00",
+        "meta": {"parent_task_id": "p"},
+    }
+
+
+async def test_feed_pages_oldest_first_across_trims(store_url: str, unique: str) -> None:
+    with anyio.fail_after(10):
+        async with opened(store_url) as store:
+            feed = ServiceEventFeed(
+                store, ServiceEventFeedConfig(prefix=f"f-{unique}", feed_maxlen=5)
+            )
+            empty = await feed.read()
+            assert (empty.items, empty.next_cursor, empty.reset) == ([], None, False)
+            assert await feed.append_statuses([status("a", 1), status("a", 2)]) == [1, 2]
+            assert await feed.append_statuses([status("a", 2)]) == [0]  # duplicate
+            page = await feed.read(limit=1)
+            assert [i["event_id"] for i in page.items] == ["e1"]
+            assert page.items[0]["event_type"] == "status.running"
+            assert page.items[0]["parent_task_id"] == "p"
+            assert page.has_more is True
+            first_cursor = page.next_cursor
+            assert first_cursor is not None
+            page = await feed.read(first_cursor)
+            assert [i["event_id"] for i in page.items] == ["e2"]
+            assert (page.reset, page.has_more) == (False, False)
+            tail = page.next_cursor
+            assert tail is not None
+            # nothing new: the same cursor comes back
+            again = await feed.read(tail)
+            assert (again.items, again.next_cursor, again.reset) == ([], tail, False)
+            # 10 more: the feed keeps the newest 5 (seq 8..12); e1's cursor fell off
+            await feed.append_statuses([status("b", n) for n in range(10)])
+            page = await feed.read(first_cursor, limit=3)
+            assert page.reset is True
+            assert [i["event_id"] for i in page.items] == ["e5", "e6", "e7"]
+            page = await feed.read(page.next_cursor, limit=3)
+            assert page.reset is False
+            assert [i["event_id"] for i in page.items] == ["e8", "e9"]
+            assert page.has_more is False
+            # cursors are monotonic
+            seqs = [parse_feed_cursor(i["cursor"])[1] for i in (await feed.read(limit=5)).items]
+            assert seqs == sorted(seqs) == list(range(8, 13))
+            # the feed expired / was deleted: a new epoch; an old cursor resets
+            await store.delete(f"f-{unique}:feed", f"f-{unique}:feed:seq", f"f-{unique}:feed:epoch")
+            await feed.append_statuses([status("c", 1)])
+            page = await feed.read(tail)
+            assert page.reset is True
+            assert [i["task_id"] for i in page.items] == ["c"]
+
+
+@pytest.mark.parametrize(
+    ("after", "limit"),
+    [("garbage", 10), ("-5", 10), ("0123456789abcdef--1", 10), (None, 0), (None, 501), (None, -1)],
+)
+async def test_feed_rejects_bad_cursors_and_limits(
+    store_url: str, unique: str, after: str | None, limit: int
+) -> None:
+    with anyio.fail_after(10):
+        async with opened(store_url) as store:
+            feed = ServiceEventFeed(store, ServiceEventFeedConfig(prefix=f"f-{unique}"))
+            with pytest.raises(ContractError):
+                await feed.read(after, limit)
+
+
+async def test_feed_cursor_from_the_future_is_refused(store_url: str, unique: str) -> None:
+    with anyio.fail_after(10):
+        async with opened(store_url) as store:
+            feed = ServiceEventFeed(store, ServiceEventFeedConfig(prefix=f"f-{unique}"))
+            await feed.append_statuses([status("a", 1)])
+            cursor = (await feed.read()).next_cursor
+            assert cursor is not None
+            epoch, seq = parse_feed_cursor(cursor)
+            with pytest.raises(ContractError, match="ahead"):
+                await feed.read(f"{epoch}-{seq + 5}")
+
+
+async def test_pumped_observations_reach_store_and_feed_in_batches(
+    store_url: str, unique: str
+) -> None:
+    with anyio.fail_after(10):
+        async with opened(store_url) as store:
+            obs = ObservationStore(store, ObservationStoreConfig(prefix=f"o-{unique}"))
+            feed = ServiceEventFeed(store, ServiceEventFeedConfig(prefix=f"f-{unique}"))
+            sink = ObservationStoreSink(obs, feed)
+            calls: list[int] = []
+            original = sink.send_batch
+
+            async def counting(events: Any) -> None:
+                calls.append(len(events))
+                await original(events)
+
+            sink.send_batch = counting  # type: ignore[method-assign]
+            pump = ObservationPump(sink, buffer=1000, max_batch=64)
+            for n in range(200):
+                pump.emit(received(f"t{n % 4}", n))
+            pump.close()
+            await pump.run()
+            assert sum(calls) == 200
+            assert len(calls) < 200 / 32  # batched, not one round trip per event
+            assert sink.written == 200
+            assert sum([len(await obs.history(f"t{i}")) for i in range(4)]) == 200
+            page = await feed.read(limit=500)
+            assert len(page.items) == 200
+            assert page.items[0]["source_kind"] == "observation"
+            assert page.items[0]["event_type"] == "TaskMessageReceived"
