@@ -25,6 +25,24 @@ from relayna.api._openapi import (
     operations_of,
     undocumented_routes,
 )
+from relayna.api._observe_routes import (
+    CAPABILITY_PATH,
+    capabilities_routes,
+    execution_routes,
+    feed_routes,
+    mounted_route_ids,
+    worker_health_routes,
+)
+from relayna.api._route_ids import (
+    EVENTS_FEED,
+    EXECUTION_GRAPH,
+    HEALTH_WORKERS,
+    KNOWN_ROUTE_IDS,
+    METRICS,
+    STATUS_EVENTS,
+    STATUS_HISTORY,
+    STATUS_LATEST,
+)
 from relayna.api._routes import JSONResponse, error_response, status_routes
 from relayna.api._serve import serve_asgi, serving
 from relayna.api._sse import SSE_HEADERS, StatusEventStreamResponse, encode_item
@@ -44,6 +62,20 @@ __all__ = [
     "openapi_route",
     "operations_of",
     "undocumented_routes",
+    "CAPABILITY_PATH",
+    "EVENTS_FEED",
+    "EXECUTION_GRAPH",
+    "HEALTH_WORKERS",
+    "KNOWN_ROUTE_IDS",
+    "METRICS",
+    "STATUS_EVENTS",
+    "STATUS_HISTORY",
+    "STATUS_LATEST",
+    "capabilities_routes",
+    "execution_routes",
+    "feed_routes",
+    "mounted_route_ids",
+    "worker_health_routes",
     "MAX_LIMIT",
     "MAX_SCAN",
     "MAX_SECONDS",

@@ -23,6 +23,13 @@ from typing import Any, Literal
 import anyio
 import attrs
 
+from relayna.observability import (
+    ExecutionGraphService,
+    ObservationStore,
+    ObservationStoreConfig,
+    ServiceEventFeed,
+    ServiceEventFeedConfig,
+)
 from relayna.status import (
     StatusHub,
     StatusHubConfig,
@@ -30,7 +37,7 @@ from relayna.status import (
     StatusStoreConfig,
     StatusStreamStats,
 )
-from relayna.topology import StatusTopologyBase
+from relayna.topology import StatusTopologyBase, topology_kind
 from relayna.transport import Broker, Store, open_broker, open_store
 
 __all__ = ["RelaynaRuntime", "RuntimeConfig", "open_relayna_runtime", "relayna_lifespan"]
@@ -56,6 +63,14 @@ class RuntimeConfig:
         store_adapter: the Redis client (``"native"``, ``"coredis"``, or
             ``"redis-py"`` on asyncio); see :func:`relayna.transport.open_store`.
         broker_adapter: the AMQP client (``"native"``, or ``"aiormq"`` on asyncio).
+        observations: the observation store the graph route reads (and
+            workers write with the same prefix); ``None`` disables it.
+        feed: the service event feed the hub appends status events to and
+            ``GET /events/feed`` reads; ``None`` disables it.
+        graph_max_children: children per execution graph (the rest is cut
+            and reported in the graph's annotations).
+        heartbeat_prefix: where workers write heartbeats (``/relayna/health/workers``).
+        service_title: the service's name in the capability document.
     """
 
     store_url: str
@@ -72,6 +87,11 @@ class RuntimeConfig:
     state_key: str = "relayna"
     store_adapter: Literal["native", "coredis", "redis-py"] = "native"
     broker_adapter: Literal["native", "aiormq"] = "native"
+    observations: ObservationStoreConfig | None = attrs.field(factory=ObservationStoreConfig)
+    feed: ServiceEventFeedConfig | None = attrs.field(factory=ServiceEventFeedConfig)
+    graph_max_children: int = 200
+    heartbeat_prefix: str = "relayna"
+    service_title: str = "relayna"
 
 
 @attrs.define
@@ -85,6 +105,14 @@ class RelaynaRuntime:
     hub: StatusHub | None = None
     shutdown_event: anyio.Event = attrs.field(factory=anyio.Event)
     stream_stats: StatusStreamStats = attrs.field(factory=StatusStreamStats)
+    observations: ObservationStore | None = None
+    feed: ServiceEventFeed | None = None
+    graphs: ExecutionGraphService | None = None
+
+    @property
+    def topology_kind(self) -> str:
+        topology = self.config.topology
+        return "unknown" if topology is None else topology_kind(topology)
 
     @property
     def status_queue(self) -> str | None:
@@ -136,6 +164,16 @@ async def open_relayna_runtime(
             broker=broker,
             shutdown_event=shutdown_event or anyio.Event(),
         )
+        if config.observations is not None:
+            runtime.observations = ObservationStore(store, config.observations)
+        if config.feed is not None:
+            runtime.feed = ServiceEventFeed(store, config.feed)
+        runtime.graphs = ExecutionGraphService(
+            topology_kind=runtime.topology_kind,
+            status=runtime.status,
+            observations=runtime.observations,
+            max_children=config.graph_max_children,
+        )
         topology = config.topology
         if broker is not None and topology is not None and config.declare:
             await topology.plan().apply(broker)
@@ -151,6 +189,7 @@ async def open_relayna_runtime(
                     prefetch=config.hub_prefetch,
                     sanitize_meta_keys=config.sanitize_meta_keys,
                 ),
+                feed=runtime.feed,
             )
             await tg.start(runtime.hub.run)
         try:

@@ -23,6 +23,7 @@ from relayna.api._lifespan import RelaynaRuntime
 from relayna.api._limits import StreamLimiter, client_ip
 from relayna.api._openapi import document
 from relayna.api._route_docs import history_operation, latest_operation, stream_operation
+from relayna.api._route_ids import STATUS_EVENTS, STATUS_HISTORY, STATUS_LATEST
 from relayna.api._sse import StatusEventStreamResponse
 from relayna.contracts import (
     ContractAliasConfig,
@@ -32,7 +33,7 @@ from relayna.contracts import (
 )
 from relayna.status import EventDict
 
-__all__ = ["JSONResponse", "error_response", "status_routes"]
+__all__ = ["JSONResponse", "error_response", "invalid_identifier", "status_routes"]
 
 
 class _AnyConvertor(Convertor[str]):
@@ -63,6 +64,13 @@ class JSONResponse(Response):
 
 def error_response(status_code: int, detail: Any) -> Response:
     return JSONResponse({"detail": detail}, status_code=status_code)
+
+
+def invalid_identifier(name: str, where: str = "path") -> Response:
+    """The 422 answer for an id that fails the identifier rule."""
+    return error_response(
+        422, [{"loc": [where, name], "msg": "invalid identifier", "type": "value_error"}]
+    )
 
 
 class _Endpoint:
@@ -130,10 +138,7 @@ def status_routes(
     def task_id_of(request: Request) -> str | Response:
         task_id = request.path_params.get(id_name)
         if not is_valid_identifier(task_id):
-            return error_response(
-                422,
-                [{"loc": ["path", id_name], "msg": "invalid identifier", "type": "value_error"}],
-            )
+            return invalid_identifier(id_name)
         return str(task_id)
 
     async def latest(request: Request) -> Response:
@@ -220,18 +225,28 @@ def status_routes(
 
     routes: list[BaseRoute] = [
         document(
-            Route(f"{status_path}/{{{id_name}:relayna_id}}", _Endpoint(latest), methods=["GET"]),
+            Route(
+                f"{status_path}/{{{id_name}:relayna_id}}",
+                _Endpoint(latest),
+                methods=["GET"],
+                name=STATUS_LATEST,
+            ),
             get=latest_operation(id_name, aliases),
         ),
         document(
-            Route(f"{events_path}/{{{id_name}:relayna_id}}", _Endpoint(events), methods=["GET"]),
+            Route(
+                f"{events_path}/{{{id_name}:relayna_id}}",
+                _Endpoint(events),
+                methods=["GET"],
+                name=STATUS_EVENTS,
+            ),
             get=stream_operation(id_name, aliases),
         ),
     ]
     if history_path is not None:
         routes.append(
             document(
-                Route(history_path, _Endpoint(history), methods=["GET"]),
+                Route(history_path, _Endpoint(history), methods=["GET"], name=STATUS_HISTORY),
                 get=history_operation(id_name, aliases),
             )
         )

@@ -16,10 +16,14 @@ from starlette.routing import Route
 from relayna.api import (
     JSONResponse,
     RelaynaRuntime,
+    capabilities_routes,
     document,
     error_response,
+    execution_routes,
+    feed_routes,
     openapi_route,
     status_routes,
+    worker_health_routes,
 )
 from relayna.api._body import BodyError, read_json_body
 from relayna.devserver._demo import DEMO_TASK_TYPES
@@ -93,6 +97,7 @@ def build_app(
                 "task_type": published.task_type,
                 "status_url": f"/status/{task_id}",
                 "events_url": f"/events/{task_id}",
+                "graph_url": f"/executions/{task_id}/graph",
             },
             status_code=202,
         )
@@ -107,6 +112,10 @@ def build_app(
     routes = [
         document(Route("/", index), get=page_operation()),
         document(Route("/tasks", submit, methods=["POST"]), post=submit_operation(DEMO_TASK_TYPES)),
+        *feed_routes(),  # before the status routes: /events/feed is not a task id
+        *execution_routes(),
+        *worker_health_routes(),
+        *capabilities_routes(service_title="relayna dev"),
         *status_routes(),
         openapi_route(title="relayna dev"),
     ]

@@ -10,9 +10,10 @@ from anyio.abc import TaskStatus
 
 from relayna._urls import redact_url
 from relayna.api import RuntimeConfig, open_relayna_runtime, serve_asgi
-from relayna.consumer import LifecycleStatuses, RetryPolicy, TaskConsumer
+from relayna.consumer import LifecycleStatuses, RetryPolicy, TaskConsumer, WorkerHeartbeats
 from relayna.devserver._app import build_app
 from relayna.devserver._demo import demo_handler, demo_topology
+from relayna.observability import make_observation_sink
 from relayna.rabbitmq import open_relayna_client
 
 __all__ = ["DevConfig", "run_dev"]
@@ -82,6 +83,12 @@ async def run_dev(
                 ),
                 statuses=LifecycleStatuses(enabled=True),
                 drain_timeout=config.drain_timeout,
+                observation_sink=(
+                    make_observation_sink(runtime.observations, runtime.feed)
+                    if runtime.observations is not None
+                    else None
+                ),
+                heartbeats=WorkerHeartbeats(store=runtime.store, interval=5.0, ttl=15.0),
             )
             app = build_app(runtime, client)
             http_stopped = anyio.Event()

@@ -23,6 +23,12 @@ from relayna.observability._graph_model import (
     format_timestamp,
     parse_timestamp,
 )
+from relayna.observability._graph_service import (
+    DLQRecordReader,
+    ExecutionGraphService,
+    ObservationReader,
+    StatusHistoryReader,
+)
 from relayna.observability._mermaid import execution_graph_mermaid
 from relayna.observability._observation_store import (
     WRITE_OBSERVATION_SCRIPT,
@@ -70,6 +76,10 @@ __all__ = [
     "READ_FEED_SCRIPT",
     "WRITE_OBSERVATION_SCRIPT",
     "BatchObservationSink",
+    "DLQRecordReader",
+    "ExecutionGraphService",
+    "ObservationReader",
+    "StatusHistoryReader",
     "FeedPage",
     "ObservationStore",
     "ObservationStoreConfig",

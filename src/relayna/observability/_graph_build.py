@@ -69,7 +69,11 @@ _ROUTED_PREFIX = "routed_"
 
 @attrs.frozen
 class TaskRecords:
-    """What the stores hold about one task (any order; the builder sorts)."""
+    """What the stores hold about one task.
+
+    Any order works (the builder sorts by timestamp); entries with equal
+    timestamps keep their input order, so pass histories oldest first.
+    """
 
     task_id: str
     statuses: Sequence[Mapping[str, Any]] = ()
@@ -474,7 +478,9 @@ def build_execution_graph(
         graph.related.add(child.task_id)
     graph.related.discard(task.task_id)
 
-    nodes = sorted(graph.nodes.values(), key=lambda n: (*_order_key(n.timestamp), n.id))
+    nodes = sorted(  # the requested task first, then by time
+        graph.nodes.values(), key=lambda n: (n.id != root, *_order_key(n.timestamp), n.id)
+    )
     edges = sorted(
         graph.edges, key=lambda e: (*_order_key(e.timestamp), e.source, e.target, e.kind)
     )

@@ -62,7 +62,7 @@ def format_timestamp(value: datetime | None) -> str | None:
     """UTC ISO-8601 with milliseconds (whole seconds print without a fraction)."""
     if value is None:
         return None
-    if value.microsecond:
+    if value.microsecond // 1000:
         return value.isoformat(timespec="milliseconds")
     return value.isoformat()
 
@@ -76,7 +76,7 @@ def parse_timestamp(value: Any) -> datetime | None:
             dt = datetime.fromisoformat(value)
         except ValueError:
             return None
-        if dt.tzinfo is UTC and not dt.microsecond % 1000:  # the common case
+        if dt.tzinfo is UTC:  # the common case
             return dt
     elif isinstance(value, int | float) and not isinstance(value, bool):
         try:
@@ -89,8 +89,7 @@ def parse_timestamp(value: Any) -> datetime | None:
         return dt.replace(tzinfo=UTC)
     if dt.tzinfo is not UTC:
         dt = dt.astimezone(UTC)
-    # millisecond precision, like the wire format
-    return dt.replace(microsecond=dt.microsecond // 1000 * 1000)
+    return dt  # full precision for ordering; printed with milliseconds
 
 
 @attrs.frozen(kw_only=True)

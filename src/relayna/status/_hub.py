@@ -65,6 +65,7 @@ from relayna.errors import (
     ContractError,
     StoreError,
 )
+from relayna.observability import ServiceEventFeed
 from relayna.status._event import EventDict, decode_status_body
 from relayna.status._hub_config import HubStatistics, StatusHubConfig
 from relayna.status._store import StatusStore
@@ -93,9 +94,17 @@ class StatusHub:
     Start it with ``await tg.start(hub.run)``; cancel the task group to stop.
     """
 
-    def __init__(self, broker: Broker, store: StatusStore, config: StatusHubConfig) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        store: StatusStore,
+        config: StatusHubConfig,
+        *,
+        feed: ServiceEventFeed | None = None,
+    ) -> None:
         self._broker = broker
         self._store = store
+        self._feed = feed
         self.config = config
         self.stats = HubStatistics()
         self._parked: dict[str, deque[_Item]] = {}
@@ -287,6 +296,14 @@ class StatusHub:
                 failures += 1
         if failures:
             log.info("status hub: store write succeeded after %d retries", failures)
+        if self._feed is not None:
+            await self._append_feed(
+                [
+                    i.event
+                    for i, r in zip(ready, results, strict=True)
+                    if not isinstance(r, StoreError)
+                ]
+            )
         for item, result in zip(ready, results, strict=True):
             if isinstance(result, StoreError):
                 self._store_failed(item, result, 0)
@@ -300,6 +317,33 @@ class StatusHub:
                 parked.append(item)
                 continue
             await self._stored(item, result)
+
+    async def _append_feed(self, events: list[EventDict]) -> None:
+        """Append stored (or duplicate) events to the service event feed, before the ack.
+
+        The feed dedupes by event id, so a redelivered duplicate is appended
+        at most once. A feed that keeps failing is given up on after a few
+        tries (counted in ``feed_failures``): the feed is a derived view and
+        must not stall the status path.
+        """
+        assert self._feed is not None
+        for attempt in range(3):
+            try:
+                results = await self._feed.append_statuses(events)
+            except StoreError as exc:
+                if attempt == 2:
+                    self.stats.feed_failures += len(events)
+                    log.warning(
+                        "status hub: feed append failed for %d events: %s", len(events), exc
+                    )
+                    return
+                await anyio.sleep(self._backoff(attempt))
+                continue
+            failed = sum(isinstance(r, StoreError) for r in results)
+            if failed:
+                self.stats.feed_failures += failed
+                log.warning("status hub: feed append failed for %d events", failed)
+            return
 
     async def _retry_parked(self, task_id: str, parked: deque[_Item]) -> None:
         """Write a parked task's events one by one, in order, with backoff."""
@@ -316,6 +360,8 @@ class StatusHub:
                         failures += 1
                         self._store_failed(item, exc, failures)
                 log.info("status hub: store write for task %s succeeded after retry", task_id)
+                if self._feed is not None:
+                    await self._append_feed([item.event])
                 await self._stored(item, stored)
                 parked.popleft()
         finally:

@@ -85,3 +85,4 @@ class HubStatistics:
     store_failures: int = 0
     settle_failures: int = 0
     consumer_restarts: int = 0
+    feed_failures: int = 0

@@ -120,3 +120,33 @@ async def test_bad_task_id_in_routes_is_422(base_url: str) -> None:
         assert (await client.get("/status/a%0Db")).status_code == 422
         assert (await client.get("/status/" + "x" * 5000)).status_code == 422
         assert (await client.get("/status/unknown-task")).status_code == 404
+
+
+async def test_dev_shows_the_execution_graph_of_a_handed_off_task(base_url: str) -> None:
+    """The routed demo: a hand-off is a manual_retry_to edge between two attempts."""
+    with anyio.fail_after(30):
+        async with httpx.AsyncClient(base_url=base_url, timeout=20) as client:
+            task_id = await _submit(client, {"text": "abc", "steps": 2, "mode": "handoff"})
+            await _events(client, task_id)
+            graph: dict[str, object] = {}
+            while True:  # the observation sink writes off the hot path: poll for it
+                resp = await client.get(f"/executions/{task_id}/graph")
+                assert resp.status_code == 200
+                graph = resp.json()
+                kinds = [e["kind"] for e in graph["edges"]]  # type: ignore[index]
+                if "manual_retry_to" in kinds and graph["summary"]["status"] == "completed":  # type: ignore[index]
+                    break
+                await anyio.sleep(0.05)
+            assert graph["topology_kind"] == "routed_tasks_shared_status"
+            assert graph["summary"]["graph_completeness"] == "full"  # type: ignore[index]
+            attempts = [n for n in graph["nodes"] if n["kind"] == "task_attempt"]  # type: ignore[union-attr,index]
+            assert [a["annotations"]["task_type"] for a in attempts] == [
+                "demo.process",
+                "demo.review",
+            ]
+            mermaid = await client.get(f"/executions/{task_id}/graph?format=mermaid")
+            assert "-->|manual_retry_to|" in mermaid.text
+            doc = (await client.get("/relayna/capabilities")).json()
+            assert "execution.graph" in doc["supported_routes"]
+            feed = (await client.get("/events/feed", params={"limit": 500})).json()
+            assert task_id in {item["task_id"] for item in feed["items"]}
