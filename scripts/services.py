@@ -60,6 +60,8 @@ def ensure_installed() -> None:
         missing.append("redis-server")
     if shutil.which("chromium") is None:
         missing.append("chromium")  # the browser test of `relayna dev`
+    if shutil.which("prometheus") is None:
+        missing.append("prometheus")  # the metrics scrape test (started per test)
     if not missing:
         return
     if os.geteuid() != 0:
@@ -291,6 +293,54 @@ class Services:
             self.stop_rabbitmq()
         finally:
             self.stop_redis()
+
+
+def start_prometheus(
+    directory: Path, targets: list[str], port: int | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start Debian's ``prometheus`` scraping ``targets`` (``host:port``) every second.
+
+    Returns the process and its base URL (ready: ``/-/ready`` answered). The
+    package's system service is never used; stop it with ``proc.terminate()``.
+    """
+    import urllib.request
+
+    directory.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    config = directory / "prometheus.yml"
+    quoted = ", ".join(f"'{t}'" for t in targets)
+    config.write_text(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        f"scrape_configs:\n  - job_name: relayna\n    static_configs:\n      - targets: [{quoted}]\n"
+    )
+    proc = subprocess.Popen(
+        [
+            "prometheus",
+            f"--config.file={config}",
+            f"--storage.tsdb.path={directory / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=open(directory / "prometheus.log", "ab"),
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ServiceError(
+                f"prometheus exited: {(directory / 'prometheus.log').read_text()[-2000:]}"
+            )
+        try:
+            with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as response:
+                if response.status == 200:
+                    _log(f"Prometheus ready on {port}")
+                    return proc, url
+        except OSError:
+            time.sleep(0.1)
+    proc.terminate()
+    raise ServiceError("prometheus did not become ready within 60s")
 
 
 def _wait_port(port: int, timeout: float, what: str) -> None:

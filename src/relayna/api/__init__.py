@@ -30,7 +30,9 @@ from relayna.api._observe_routes import (
     capabilities_routes,
     execution_routes,
     feed_routes,
+    metrics_routes,
     mounted_route_ids,
+    serve_metrics,
     worker_health_routes,
 )
 from relayna.api._route_ids import (
@@ -74,7 +76,9 @@ __all__ = [
     "capabilities_routes",
     "execution_routes",
     "feed_routes",
+    "metrics_routes",
     "mounted_route_ids",
+    "serve_metrics",
     "worker_health_routes",
     "MAX_LIMIT",
     "MAX_SCAN",

@@ -27,6 +27,7 @@ from relayna.observability import (
     ExecutionGraphService,
     ObservationStore,
     ObservationStoreConfig,
+    RelaynaMetrics,
     ServiceEventFeed,
     ServiceEventFeedConfig,
 )
@@ -108,6 +109,7 @@ class RelaynaRuntime:
     observations: ObservationStore | None = None
     feed: ServiceEventFeed | None = None
     graphs: ExecutionGraphService | None = None
+    metrics: RelaynaMetrics = attrs.field(factory=RelaynaMetrics)
 
     @property
     def topology_kind(self) -> str:
@@ -164,6 +166,8 @@ async def open_relayna_runtime(
             broker=broker,
             shutdown_event=shutdown_event or anyio.Event(),
         )
+        runtime.metrics = RelaynaMetrics(service=config.service_title)
+        runtime.metrics.track_streams(runtime.stream_stats)
         if config.observations is not None:
             runtime.observations = ObservationStore(store, config.observations)
         if config.feed is not None:
@@ -190,6 +194,7 @@ async def open_relayna_runtime(
                     sanitize_meta_keys=config.sanitize_meta_keys,
                 ),
                 feed=runtime.feed,
+                metrics=runtime.metrics,
             )
             await tg.start(runtime.hub.run)
         try:

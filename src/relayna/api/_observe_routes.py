@@ -11,22 +11,37 @@ names of the routes actually mounted. Mount :func:`feed_routes` *before*
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio
+from anyio.abc import TaskStatus
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from relayna import __version__
 from relayna.api._lifespan import RelaynaRuntime
-from relayna.api._route_ids import EVENTS_FEED, EXECUTION_GRAPH, HEALTH_WORKERS, KNOWN_ROUTE_IDS
+from relayna.api._route_ids import (
+    EVENTS_FEED,
+    EXECUTION_GRAPH,
+    HEALTH_WORKERS,
+    KNOWN_ROUTE_IDS,
+    METRICS,
+)
 from relayna.api._routes import JSONResponse, error_response, invalid_identifier
+from relayna.api._serve import serve_asgi
 from relayna.consumer import list_worker_heartbeats
 from relayna.contracts import ContractAliasConfig, alias_map, is_valid_identifier
 from relayna.errors import ContractError
-from relayna.observability import FEED_MAX_LIMIT, execution_graph_mermaid
+from relayna.observability import (
+    CONTENT_TYPE_LATEST,
+    FEED_MAX_LIMIT,
+    RelaynaMetrics,
+    execution_graph_mermaid,
+)
 from relayna.topology import summarize_topology
 
 __all__ = [
@@ -34,7 +49,9 @@ __all__ = [
     "capabilities_routes",
     "execution_routes",
     "feed_routes",
+    "metrics_routes",
     "mounted_route_ids",
+    "serve_metrics",
     "worker_health_routes",
 ]
 
@@ -173,6 +190,47 @@ def worker_health_routes(
         )
 
     return [Route(f"{prefix}/workers", workers, methods=["GET"], name=HEALTH_WORKERS)]
+
+
+def metrics_routes(
+    metrics: RelaynaMetrics | None = None, *, path: str = "/metrics", state_key: str = "relayna"
+) -> list[BaseRoute]:
+    """``GET {path}``: Prometheus text exposition of ``metrics`` (default: the runtime's)."""
+
+    async def scrape(request: Request) -> Response:
+        source = metrics
+        if source is None:
+            runtime = _runtime(request, state_key)
+            if runtime is None:
+                return _not_running()
+            source = runtime.metrics
+        return Response(source.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    return [Route(path, scrape, methods=["GET"], name=METRICS)]
+
+
+async def serve_metrics(
+    metrics: RelaynaMetrics,
+    *,
+    host: str,
+    port: int,
+    shutdown_trigger: Callable[[], Awaitable[None]],
+    task_status: TaskStatus[str] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``GET /metrics`` of ``metrics`` until ``shutdown_trigger`` returns.
+
+    For worker processes (``relayna worker --metrics-port``): an ASGI server
+    in the caller's task group, reporting its URL through ``task_status``.
+    """
+    app = Starlette(routes=metrics_routes(metrics))
+    await serve_asgi(
+        app,
+        host=host,
+        port=port,
+        shutdown_trigger=shutdown_trigger,
+        graceful_timeout=1.0,
+        task_status=task_status,
+    )
 
 
 def mounted_route_ids(routes: Iterable[BaseRoute], known: Iterable[str] = ()) -> list[str]:

@@ -17,6 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _run(args: argparse.Namespace) -> int:
+    from relayna.api import serve_metrics
     from relayna.consumer import main_worker
 
-    return main_worker(args.rest)
+    return main_worker(args.rest, metrics_server=serve_metrics)

@@ -65,9 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["worker"]:
         # `relayna worker` owns its whole argument list (incl. --help).
+        from relayna.api import serve_metrics
         from relayna.consumer import main_worker
 
-        return main_worker(argv[1:])
+        return main_worker(argv[1:], metrics_server=serve_metrics)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):

@@ -30,6 +30,7 @@ from relayna.observability import (
     Observation,
     ObservationPump,
     ObservationSink,
+    RelaynaMetrics,
     TaskConsumerLoopError,
     TaskConsumerStarted,
     TaskMessageRejected,
@@ -95,6 +96,7 @@ class ConsumerBase:
     aliases: ContractAliasConfig | None = None
     backoff: Backoff = _BACKOFF
     heartbeats: WorkerHeartbeats | None = None
+    metrics: RelaynaMetrics | None = None
 
     stats: ConsumerStats = attrs.field(init=False, factory=ConsumerStats)
     _pump: ObservationPump = attrs.field(init=False, default=None)
@@ -161,6 +163,8 @@ class ConsumerBase:
         """
         if self._thread_limiter_missing():
             self.thread_limiter = anyio.CapacityLimiter(self.effective_prefetch)
+        if self.metrics is not None:
+            self.metrics.track_consumer(self)
 
         def ready() -> None:
             self._state = "running"

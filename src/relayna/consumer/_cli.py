@@ -13,8 +13,9 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack
+from functools import partial
 from typing import Any
 
 import anyio
@@ -23,6 +24,7 @@ from anyio.abc import TaskStatus
 
 from relayna._imports import load_target
 from relayna.errors import ConfigurationError, RelaynaError
+from relayna.observability import RelaynaMetrics
 from relayna.rabbitmq import StatusTopology
 from relayna.transport import open_store
 
@@ -63,16 +65,37 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--retry-delay-ms", type=int, default=30_000)
     p.add_argument("--log-level", default=os.environ.get("RELAYNA_LOG_LEVEL", "INFO"))
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (0 picks a free port)",
+    )
+    p.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="address the metrics server listens on (default 127.0.0.1; 0.0.0.0 for all)",
+    )
     return p
 
 
-async def _serve(args: argparse.Namespace, handler: Any, topology: StatusTopology) -> int:
+#: Serves a RelaynaMetrics until shutdown (``relayna.api.serve_metrics``); the CLI passes it.
+MetricsServer = Callable[..., Coroutine[Any, Any, None]]
+
+
+async def _serve(
+    args: argparse.Namespace,
+    handler: Any,
+    topology: StatusTopology,
+    metrics_server: MetricsServer | None = None,
+) -> int:
     exit_code = EXIT_OK
     policy = (
         RetryPolicy(max_retries=args.max_retries, delay_ms=args.retry_delay_ms)
         if args.max_retries is not None
         else None
     )
+    metrics = RelaynaMetrics(service=args.consumer_name) if args.metrics_port is not None else None
     async with AsyncExitStack() as stack:
         idempotency = None
         if args.store_url:
@@ -88,6 +111,7 @@ async def _serve(args: argparse.Namespace, handler: Any, topology: StatusTopolog
             retry_policy=policy,
             drain_timeout=args.drain_timeout,
             idempotency=idempotency,
+            metrics=metrics,
         )
         consumer_scope = CancelScope()
         done = anyio.Event()
@@ -123,6 +147,18 @@ async def _serve(args: argparse.Namespace, handler: Any, topology: StatusTopolog
 
                 tg.start_soon(watch)
                 await tg.start(run_consumer)
+                if metrics is not None and metrics_server is not None:
+                    url = await tg.start(
+                        partial(
+                            metrics_server,
+                            metrics,
+                            host=args.metrics_host,
+                            port=args.metrics_port,
+                            shutdown_trigger=done.wait,
+                        )
+                    )
+                    logger.info("metrics on %s/metrics", url)
+                    print(f"relayna worker metrics: {url}/metrics", file=sys.stderr, flush=True)
                 logger.info("relayna worker ready: consuming %r", consumer.queue_name)
                 print(f"relayna worker ready: {consumer.queue_name}", file=sys.stderr, flush=True)
                 await done.wait()
@@ -138,9 +174,18 @@ async def _serve(args: argparse.Namespace, handler: Any, topology: StatusTopolog
     return exit_code
 
 
-def main_worker(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``relayna worker``; returns the process exit code."""
+def main_worker(
+    argv: Sequence[str] | None = None, *, metrics_server: MetricsServer | None = None
+) -> int:
+    """Entry point of ``relayna worker``; returns the process exit code.
+
+    ``metrics_server`` serves ``--metrics-port`` (the CLI passes
+    :func:`relayna.api.serve_metrics`; the consumer package cannot import the API).
+    """
     args = _parser().parse_args(argv)
+    if args.metrics_port is not None and metrics_server is None:
+        print("relayna worker: --metrics-port needs `relayna worker`", file=sys.stderr)
+        return EXIT_USAGE
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
@@ -156,7 +201,7 @@ def main_worker(argv: Sequence[str] | None = None) -> int:
     if not isinstance(topology, StatusTopology) and callable(topology):
         topology = topology()
     try:
-        return anyio.run(_serve, args, handler, topology, backend=args.backend)
+        return anyio.run(_serve, args, handler, topology, metrics_server, backend=args.backend)
     except (RelaynaError, ExceptionGroup) as exc:
         logger.error("relayna worker failed: %s", exc, exc_info=exc)
         return EXIT_ABNORMAL

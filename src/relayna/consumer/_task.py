@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Mapping
 from functools import partial
@@ -252,6 +253,7 @@ class TaskConsumer(ConsumerBase):
         call = partial(self._call_handler, self._handler_for(task), task, ctx)
         if observe:
             self._emit_resources("start", common)
+        started = time.perf_counter()
         if self.leases is None:
             outcome = await call()
         else:
@@ -262,6 +264,15 @@ class TaskConsumer(ConsumerBase):
                 await self._requeue_for_lease(delivery, "lease_lost", common)
                 return
             outcome = result
+        if self.metrics is not None:
+            kind = (
+                "failed"
+                if isinstance(outcome, Failed)
+                else ("manual_retry" if isinstance(outcome, ManualRetryRequest) else "succeeded")
+            )
+            self.metrics.observe_handler(
+                self.queue_name, self.consumer_name, kind, time.perf_counter() - started
+            )
         if observe:
             self._emit_resources("end", common)
         if isinstance(outcome, ManualRetryRequest):

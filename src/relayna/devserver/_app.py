@@ -21,6 +21,7 @@ from relayna.api import (
     error_response,
     execution_routes,
     feed_routes,
+    metrics_routes,
     openapi_route,
     status_routes,
     worker_health_routes,
@@ -116,6 +117,7 @@ def build_app(
         *execution_routes(),
         *worker_health_routes(),
         *capabilities_routes(service_title="relayna dev"),
+        *metrics_routes(),
         *status_routes(),
         openapi_route(title="relayna dev"),
     ]

@@ -89,6 +89,7 @@ async def run_dev(
                     else None
                 ),
                 heartbeats=WorkerHeartbeats(store=runtime.store, interval=5.0, ttl=15.0),
+                metrics=runtime.metrics,
             )
             app = build_app(runtime, client)
             http_stopped = anyio.Event()

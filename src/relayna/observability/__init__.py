@@ -30,6 +30,13 @@ from relayna.observability._graph_service import (
     StatusHistoryReader,
 )
 from relayna.observability._mermaid import execution_graph_mermaid
+from relayna.observability._metrics import (
+    ALLOWED_LABELS,
+    CONTENT_TYPE_LATEST,
+    FORBIDDEN_LABELS,
+    RelaynaMetrics,
+    check_label_names,
+)
 from relayna.observability._observation_store import (
     WRITE_OBSERVATION_SCRIPT,
     ObservationStore,
@@ -71,6 +78,11 @@ from relayna.observability._resources import sample_process_resources
 from relayna.observability._sink import ObservationStoreSink, make_observation_sink
 
 __all__ = [
+    "ALLOWED_LABELS",
+    "CONTENT_TYPE_LATEST",
+    "FORBIDDEN_LABELS",
+    "RelaynaMetrics",
+    "check_label_names",
     "APPEND_FEED_SCRIPT",
     "FEED_MAX_LIMIT",
     "READ_FEED_SCRIPT",

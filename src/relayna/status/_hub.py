@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections import deque
 from contextlib import ExitStack
 
@@ -65,7 +66,7 @@ from relayna.errors import (
     ContractError,
     StoreError,
 )
-from relayna.observability import ServiceEventFeed
+from relayna.observability import RelaynaMetrics, ServiceEventFeed, parse_timestamp
 from relayna.status._event import EventDict, decode_status_body
 from relayna.status._hub_config import HubStatistics, StatusHubConfig
 from relayna.status._store import StatusStore
@@ -101,10 +102,14 @@ class StatusHub:
         config: StatusHubConfig,
         *,
         feed: ServiceEventFeed | None = None,
+        metrics: RelaynaMetrics | None = None,
     ) -> None:
         self._broker = broker
         self._store = store
         self._feed = feed
+        self._metrics = metrics
+        if metrics is not None:
+            metrics.track_hub(self)
         self.config = config
         self.stats = HubStatistics()
         self._parked: dict[str, deque[_Item]] = {}
@@ -282,6 +287,7 @@ class StatusHub:
         if not ready:
             return
         failures = 0
+        started = time.perf_counter()
         while True:
             try:
                 results = await self._store.write_many([item.event for item in ready])
@@ -296,6 +302,13 @@ class StatusHub:
                 failures += 1
         if failures:
             log.info("status hub: store write succeeded after %d retries", failures)
+        if self._metrics is not None:
+            newest = parse_timestamp(ready[-1].event.get("timestamp"))
+            self._metrics.observe_hub_write(
+                self.config.queue,
+                time.perf_counter() - started,
+                None if newest is None else newest.timestamp(),
+            )
         if self._feed is not None:
             await self._append_feed(
                 [

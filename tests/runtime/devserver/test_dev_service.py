@@ -150,3 +150,9 @@ async def test_dev_shows_the_execution_graph_of_a_handed_off_task(base_url: str)
             assert "execution.graph" in doc["supported_routes"]
             feed = (await client.get("/events/feed", params={"limit": 500})).json()
             assert task_id in {item["task_id"] for item in feed["items"]}
+            metrics = await client.get("/metrics")
+            assert metrics.status_code == 200
+            assert "relayna_tasks_acked_total{" in metrics.text
+            assert "relayna_hub_events_written_total{" in metrics.text
+            assert "relayna_sse_events_sent_total{" in metrics.text
+            assert task_id not in metrics.text
