@@ -19,6 +19,7 @@ from relayna.observability import (
     AggregationHandlerFailed,
     AggregationMessageAcked,
     AggregationMessageReceived,
+    consumer_span,
 )
 from relayna.rabbitmq import AggregationTopology, RelaynaClient
 from relayna.transport import Delivery
@@ -77,6 +78,22 @@ class AggregationConsumer(ConsumerBase):
         if isinstance(parsed, Poison):
             await self._poison(settler, delivery, parsed)
             return
+        event = parsed.event
+        with consumer_span(
+            "relayna.consumer.aggregation_message",
+            headers=parsed.headers,
+            queue=self.queue_name,
+            consumer=self.consumer_name,
+            task_id=event.task_id,
+            correlation_id=event.correlation_id or event.task_id,
+            message_id=delivery.properties.message_id,
+            retry_attempt=parsed.attempt,
+        ):
+            await self._process_event(client, settler, delivery, parsed)
+
+    async def _process_event(
+        self, client: RelaynaClient, settler: Settler, delivery: Delivery, parsed: Any
+    ) -> None:
         event = parsed.event
         parent = event.meta.get("parent_task_id")
         parent_id = parent if isinstance(parent, str) else None

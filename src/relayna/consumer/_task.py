@@ -39,6 +39,7 @@ from relayna.observability import (
     TaskMessageReceived,
     TaskMessageRejected,
     TaskResourceSampled,
+    consumer_span,
     sample_process_resources,
 )
 from relayna.rabbitmq import RelaynaClient, TaskTopology, extract_trace, extract_trace_context
@@ -182,6 +183,22 @@ class TaskConsumer(ConsumerBase):
         await settler.ack(delivery, info)
 
     async def _handle(
+        self, client: RelaynaClient, settler: Settler, delivery: Delivery, inbound: InboundTask
+    ) -> None:
+        task = inbound.task
+        with consumer_span(
+            "relayna.consumer.task_message",
+            headers=inbound.headers,
+            queue=self.queue_name,
+            consumer=self.consumer_name,
+            task_id=task.task_id,
+            correlation_id=task.correlation_id or task.task_id,
+            message_id=delivery.properties.message_id,
+            retry_attempt=inbound.attempt,
+        ):
+            await self._handle_in_span(client, settler, delivery, inbound)
+
+    async def _handle_in_span(
         self, client: RelaynaClient, settler: Settler, delivery: Delivery, inbound: InboundTask
     ) -> None:
         task = inbound.task

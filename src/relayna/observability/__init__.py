@@ -76,8 +76,36 @@ from relayna.observability._observations import (
 )
 from relayna.observability._resources import sample_process_resources
 from relayna.observability._sink import ObservationStoreSink, make_observation_sink
+from relayna.observability._trace_context import (
+    TraceContext,
+    extract_trace,
+    extract_trace_context,
+    inject_trace_headers,
+    parse_traceparent,
+    parse_tracestate,
+)
+from relayna.observability._tracing import (
+    active_trace_ids,
+    consumer_span,
+    hub_write_span,
+    inject_span_headers,
+    producer_span,
+    tracing_enabled,
+)
 
 __all__ = [
+    "TraceContext",
+    "active_trace_ids",
+    "consumer_span",
+    "extract_trace",
+    "extract_trace_context",
+    "hub_write_span",
+    "inject_span_headers",
+    "inject_trace_headers",
+    "parse_traceparent",
+    "parse_tracestate",
+    "producer_span",
+    "tracing_enabled",
     "ALLOWED_LABELS",
     "CONTENT_TYPE_LATEST",
     "FORBIDDEN_LABELS",

@@ -24,6 +24,8 @@ import anyio
 import attrs
 from anyio.abc import TaskStatus
 
+from relayna.observability._tracing import active_trace_ids, tracing_enabled
+
 __all__ = [
     "AggregationDeadLetterPublished",
     "AggregationHandlerFailed",
@@ -91,6 +93,14 @@ class TaskConsumerLoopError(Observation):
     reconnect_in_seconds: float
 
 
+def _trace_id() -> str | None:
+    return active_trace_ids()[0] if tracing_enabled() else None
+
+
+def _span_id() -> str | None:
+    return active_trace_ids()[1] if tracing_enabled() else None
+
+
 @attrs.frozen(kw_only=True)
 class _MessageObservation(Observation):
     consumer_name: str
@@ -98,6 +108,9 @@ class _MessageObservation(Observation):
     task_id: str | None = None
     correlation_id: str | None = None
     retry_attempt: int = 0
+    #: The active span when the observation was made (hex), when tracing is on.
+    trace_id: str | None = attrs.field(factory=_trace_id)
+    span_id: str | None = attrs.field(factory=_span_id)
 
 
 @attrs.frozen(kw_only=True)

@@ -25,7 +25,9 @@ from relayna.contracts import (
     TaskEnvelope,
     WorkflowEnvelope,
 )
+from relayna.contracts import headers as h
 from relayna.errors import EnvelopeTooLarge, RelaynaError, TopologyError
+from relayna.observability import inject_span_headers, producer_span
 from relayna.pipeline import Map, PipelineError
 from relayna.rabbitmq import _messages as m
 from relayna.rabbitmq._prepare import (
@@ -119,7 +121,7 @@ class RelaynaClient:
             UnroutableError, BrokerError: from the broker.
         """
         envelope, exchange, routing_key, body, props = self.prepare_task(task, headers)
-        await self._publish(exchange, routing_key, body, props)
+        await self._publish(exchange, routing_key, body, props, "publish_task")
         return envelope
 
     async def publish_tasks(
@@ -139,7 +141,7 @@ class RelaynaClient:
 
         async def one(item: tuple[TaskEnvelope, str, str, bytes, Properties]) -> TaskEnvelope:
             envelope, exchange, routing_key, body, props = item
-            await self._publish(exchange, routing_key, body, props)
+            await self._publish(exchange, routing_key, body, props, "publish_task")
             return envelope
 
         return await map_bounded(prepared, one, concurrency)
@@ -168,7 +170,7 @@ class RelaynaClient:
             limits=self.limits,
             aliases=self.aliases,
         )
-        await self._publish(topology.tasks_exchange, routing_key, body, props)
+        await self._publish(topology.tasks_exchange, routing_key, body, props, "publish_batch")
         return batch
 
     # -- statuses -------------------------------------------------------------
@@ -189,7 +191,9 @@ class RelaynaClient:
             limits=self.limits,
         )
         routing_key = self.topology.status_routing_key(envelope.task_id)
-        await self._publish(self.topology.status_exchange, routing_key, body, props)
+        await self._publish(
+            self.topology.status_exchange, routing_key, body, props, "publish_status"
+        )
         return envelope
 
     async def publish_aggregation_status(
@@ -211,7 +215,7 @@ class RelaynaClient:
             limits=self.limits,
         )
         routing_key = topology.aggregation_routing_key(parent)
-        await self._publish(topology.status_exchange, routing_key, body, props)
+        await self._publish(topology.status_exchange, routing_key, body, props, "publish_status")
         return envelope
 
     # -- workflow ---------------------------------------------------------------
@@ -267,7 +271,7 @@ class RelaynaClient:
         key, body, props = prepare_workflow(
             topology, message, target, headers, routing_key=routing_key, limits=self.limits
         )
-        await self._publish(topology.workflow_exchange, key, body, props)
+        await self._publish(topology.workflow_exchange, key, body, props, "publish_workflow")
         return message
 
     # -- raw ----------------------------------------------------------------------
@@ -310,10 +314,34 @@ class RelaynaClient:
         await map_bounded(items, one, concurrency)
 
     async def _publish(
-        self, exchange: str, routing_key: str, body: bytes, props: Properties
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        props: Properties,
+        operation: str = "publish_raw",
     ) -> None:
-        await self.broker.publish(exchange, routing_key, body, props, mandatory=True)
+        """Publish (mandatory, confirmed) inside a producer span when tracing is on."""
+        with producer_span(
+            f"relayna.rabbitmq.{operation}",
+            exchange=exchange,
+            routing_key=routing_key,
+            message_id=props.message_id,
+            correlation_id=props.correlation_id,
+            task_id=_task_id(props),
+            headers=props.headers,
+        ) as traced:
+            if traced:  # the span's context replaces any older trace headers
+                headers = dict(props.headers)
+                inject_span_headers(headers)
+                props = attrs.evolve(props, headers=headers)
+            await self.broker.publish(exchange, routing_key, body, props, mandatory=True)
         self.published += 1
+
+
+def _task_id(props: Properties) -> str | None:
+    value = props.headers.get(h.TASK_ID)
+    return value if isinstance(value, str) else None
 
 
 @asynccontextmanager

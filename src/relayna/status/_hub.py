@@ -66,7 +66,13 @@ from relayna.errors import (
     ContractError,
     StoreError,
 )
-from relayna.observability import RelaynaMetrics, ServiceEventFeed, parse_timestamp
+from relayna.observability import (
+    RelaynaMetrics,
+    ServiceEventFeed,
+    hub_write_span,
+    parse_timestamp,
+    tracing_enabled,
+)
 from relayna.status._event import EventDict, decode_status_body
 from relayna.status._hub_config import HubStatistics, StatusHubConfig
 from relayna.status._store import StatusStore
@@ -288,6 +294,7 @@ class StatusHub:
             return
         failures = 0
         started = time.perf_counter()
+        started_ns = time.time_ns()
         while True:
             try:
                 results = await self._store.write_many([item.event for item in ready])
@@ -309,6 +316,8 @@ class StatusHub:
                 time.perf_counter() - started,
                 None if newest is None else newest.timestamp(),
             )
+        if tracing_enabled():
+            self._trace_writes(ready, results, started_ns)
         if self._feed is not None:
             await self._append_feed(
                 [
@@ -330,6 +339,21 @@ class StatusHub:
                 parked.append(item)
                 continue
             await self._stored(item, result)
+
+    def _trace_writes(
+        self, ready: list[_Item], results: list[bool | StoreError], started_ns: int
+    ) -> None:
+        """One hub span per written event, child of the status message's producer."""
+        for item, result in zip(ready, results, strict=True):
+            if not isinstance(result, StoreError):
+                hub_write_span(
+                    item.delivery.properties.headers,
+                    queue=self.config.queue,
+                    task_id=item.task_id,
+                    event_id=item.event.get("event_id"),
+                    stored=result,
+                    start_time_ns=started_ns,
+                )
 
     async def _append_feed(self, events: list[EventDict]) -> None:
         """Append stored (or duplicate) events to the service event feed, before the ack.

@@ -1,0 +1,214 @@
+"""OpenTelemetry spans (``relayna[otel]``: the API only; the app installs an SDK).
+
+* **Producer** span per publish (``relayna.rabbitmq.publish_*``, kind
+  PRODUCER); its context replaces any ``traceparent``/``tracestate`` in the
+  outgoing headers, so a retry copy carries the retry publish, not the
+  original one.
+* **Consumer** span per delivery (``relayna.consumer.task_message``, kind
+  CONSUMER): child of the producer context found in the (validated) headers
+  and linked to it, so a task's producer → worker → retry → worker → status
+  hops are one trace.
+* **Hub** span per stored status event (``relayna.status_hub.write``, kind
+  CONSUMER), child of the status message's producer context.
+
+Attributes follow the messaging semantic conventions (``messaging.system``,
+``messaging.operation.type``, ``messaging.destination.name``,
+``messaging.message.id``, ``messaging.message.conversation_id`` = the
+correlation id, ``messaging.rabbitmq.destination.routing_key``) plus
+``relayna.task_id`` and ``relayna.retry_attempt``. No URL or credential is
+ever an attribute.
+
+Cost: until an SDK tracer provider is installed (the API's default proxy
+provider is in place) every helper returns at once, so an untraced worker
+pays one ``isinstance`` per message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from relayna.observability._trace_context import extract_trace
+
+__all__ = [
+    "active_trace_ids",
+    "consumer_span",
+    "hub_write_span",
+    "inject_span_headers",
+    "producer_span",
+    "tracing_enabled",
+]
+
+try:  # optional dependency
+    from opentelemetry import propagate as _propagate  # type: ignore[import-not-found,unused-ignore]
+    from opentelemetry import trace as _trace  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # pragma: no cover - depends on the environment
+    _trace = None  # type: ignore[assignment,unused-ignore]
+    _propagate = None  # type: ignore[assignment,unused-ignore]
+
+_TRACER_NAME = "relayna"
+
+
+def tracing_enabled() -> bool:
+    """True when ``opentelemetry-api`` is installed and an SDK provider is set."""
+    return _trace is not None and not isinstance(
+        _trace.get_tracer_provider(), _trace.ProxyTracerProvider
+    )
+
+
+def _tracer() -> Any:
+    assert _trace is not None
+    return _trace.get_tracer(_TRACER_NAME)
+
+
+def _clean(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in attributes.items() if v is not None}
+
+
+def active_trace_ids() -> tuple[str | None, str | None]:
+    """``(trace_id, span_id)`` of the active span as hex, or ``(None, None)``."""
+    if _trace is None:
+        return None, None
+    context = _trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return None, None
+    return format(context.trace_id, "032x"), format(context.span_id, "016x")
+
+
+def inject_span_headers(headers: dict[str, Any]) -> None:
+    """Write the active context into ``headers``, replacing older trace headers."""
+    if _propagate is None:
+        return
+    carrier: dict[str, str] = {}
+    _propagate.inject(carrier)
+    if carrier:
+        headers.pop("traceparent", None)
+        headers.pop("tracestate", None)
+        headers.update(carrier)
+
+
+@contextmanager
+def producer_span(
+    name: str,
+    *,
+    exchange: str,
+    routing_key: str,
+    message_id: str | None = None,
+    correlation_id: str | None = None,
+    task_id: str | None = None,
+    headers: Mapping[str, Any] | None = None,
+) -> Iterator[bool]:
+    """A PRODUCER span around one publish; yields whether a span is recording.
+
+    The parent is the active span; without one, a valid ``traceparent`` the
+    caller put in ``headers`` (the trace the message belongs to). Inject the
+    headers (:func:`inject_span_headers`) inside the block.
+    """
+    if not tracing_enabled():
+        yield False
+        return
+    parent = None
+    if headers and not _trace.get_current_span().get_span_context().is_valid:  # type: ignore[union-attr]
+        parent, _ = _remote_parent(headers)
+    attributes = _clean(
+        {
+            "messaging.system": "rabbitmq",
+            "messaging.operation.type": "send",
+            "messaging.operation.name": "publish",
+            "messaging.destination.name": exchange or routing_key,
+            "messaging.rabbitmq.destination.routing_key": routing_key,
+            "messaging.message.id": message_id,
+            "messaging.message.conversation_id": correlation_id,
+            "relayna.task_id": task_id,
+        }
+    )
+    kind = _trace.SpanKind.PRODUCER  # type: ignore[union-attr]
+    with _tracer().start_as_current_span(name, context=parent, kind=kind, attributes=attributes):
+        yield True
+
+
+def _remote_parent(headers: Mapping[str, Any] | None) -> tuple[Any, list[Any]]:
+    """The validated producer context of a message and a link to it (or a new root)."""
+    if _propagate is None or _trace is None:
+        return None, []
+    trace = extract_trace(headers)
+    if trace is None:
+        return None, []
+    carrier = {"traceparent": trace.traceparent}
+    if trace.tracestate is not None:
+        carrier["tracestate"] = trace.tracestate
+    context = _propagate.extract(carrier)
+    span_context = _trace.get_current_span(context).get_span_context()
+    return context, [_trace.Link(span_context)] if span_context.is_valid else []
+
+
+@contextmanager
+def consumer_span(
+    name: str,
+    *,
+    headers: Mapping[str, Any] | None,
+    queue: str,
+    consumer: str,
+    task_id: str | None = None,
+    correlation_id: str | None = None,
+    message_id: str | None = None,
+    retry_attempt: int | None = None,
+) -> Iterator[None]:
+    """A CONSUMER span around processing one delivery (a no-op when untraced)."""
+    if not tracing_enabled():
+        yield
+        return
+    parent, links = _remote_parent(headers)
+    attributes = _clean(
+        {
+            "messaging.system": "rabbitmq",
+            "messaging.operation.type": "process",
+            "messaging.operation.name": "consume",
+            "messaging.destination.name": queue,
+            "messaging.consumer.group.name": consumer,
+            "messaging.message.id": message_id,
+            "messaging.message.conversation_id": correlation_id,
+            "relayna.task_id": task_id,
+            "relayna.retry_attempt": retry_attempt,
+        }
+    )
+    kind = _trace.SpanKind.CONSUMER  # type: ignore[union-attr]
+    with _tracer().start_as_current_span(
+        name, context=parent, kind=kind, links=links, attributes=attributes
+    ):
+        yield
+
+
+def hub_write_span(
+    headers: Mapping[str, Any] | None,
+    *,
+    queue: str,
+    task_id: str,
+    event_id: str | None,
+    stored: bool,
+    start_time_ns: int,
+) -> None:
+    """Record one status event's store write (already done) as a CONSUMER span."""
+    if not tracing_enabled():
+        return
+    parent, links = _remote_parent(headers)
+    attributes = _clean(
+        {
+            "messaging.system": "rabbitmq",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": queue,
+            "messaging.message.id": event_id,
+            "relayna.task_id": task_id,
+            "relayna.duplicate": not stored,
+        }
+    )
+    span = _tracer().start_span(
+        "relayna.status_hub.write",
+        context=parent,
+        kind=_trace.SpanKind.CONSUMER,  # type: ignore[union-attr]
+        links=links,
+        attributes=attributes,
+        start_time=start_time_ns,
+    )
+    span.end()
