@@ -40,6 +40,7 @@ from relayna.observability import (
     TaskMessageRejected,
     TaskResourceSampled,
     consumer_span,
+    log_context,
     sample_process_resources,
 )
 from relayna.rabbitmq import RelaynaClient, TaskTopology, extract_trace, extract_trace_context
@@ -186,15 +187,18 @@ class TaskConsumer(ConsumerBase):
         self, client: RelaynaClient, settler: Settler, delivery: Delivery, inbound: InboundTask
     ) -> None:
         task = inbound.task
-        with consumer_span(
-            "relayna.consumer.task_message",
-            headers=inbound.headers,
-            queue=self.queue_name,
-            consumer=self.consumer_name,
-            task_id=task.task_id,
-            correlation_id=task.correlation_id or task.task_id,
-            message_id=delivery.properties.message_id,
-            retry_attempt=inbound.attempt,
+        with (
+            consumer_span(
+                "relayna.consumer.task_message",
+                headers=inbound.headers,
+                queue=self.queue_name,
+                consumer=self.consumer_name,
+                task_id=task.task_id,
+                correlation_id=task.correlation_id or task.task_id,
+                message_id=delivery.properties.message_id,
+                retry_attempt=inbound.attempt,
+            ),
+            log_context(task_id=task.task_id, correlation_id=task.correlation_id or task.task_id),
         ):
             await self._handle_in_span(client, settler, delivery, inbound)
 

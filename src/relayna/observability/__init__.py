@@ -29,6 +29,12 @@ from relayna.observability._graph_service import (
     ObservationReader,
     StatusHistoryReader,
 )
+from relayna.observability._log_context import (
+    LOG_CONTEXT_FIELDS,
+    LogContextFilter,
+    current_log_context,
+    log_context,
+)
 from relayna.observability._mermaid import execution_graph_mermaid
 from relayna.observability._metrics import (
     ALLOWED_LABELS,
@@ -94,6 +100,10 @@ from relayna.observability._tracing import (
 )
 
 __all__ = [
+    "LOG_CONTEXT_FIELDS",
+    "LogContextFilter",
+    "current_log_context",
+    "log_context",
     "TraceContext",
     "active_trace_ids",
     "consumer_span",
