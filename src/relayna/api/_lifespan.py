@@ -66,8 +66,9 @@ class RuntimeConfig:
         broker_adapter: the AMQP client (``"native"``, or ``"aiormq"`` on asyncio).
         observations: the observation store the graph route reads (and
             workers write with the same prefix); ``None`` disables it.
-        feed: the service event feed the hub appends status events to and
-            ``GET /events/feed`` reads; ``None`` disables it.
+        feed: the service event feed that every status write appends to (in
+            the same atomic script) and ``GET /events/feed`` reads; ``None``
+            disables it.
         graph_max_children: children per execution graph (the rest is cut
             and reported in the graph's annotations).
         heartbeat_prefix: where workers write heartbeats (``/relayna/health/workers``).
@@ -159,10 +160,12 @@ async def open_relayna_runtime(
             broker = await stack.enter_async_context(
                 open_broker(config.broker_url, adapter=config.broker_adapter)
             )
+        feed = ServiceEventFeed(store, config.feed) if config.feed is not None else None
         runtime = RelaynaRuntime(
             config=config,
             store=store,
-            status=StatusStore(store, config.store),
+            status=StatusStore(store, config.store, feed=feed),
+            feed=feed,
             broker=broker,
             shutdown_event=shutdown_event or anyio.Event(),
         )
@@ -170,8 +173,6 @@ async def open_relayna_runtime(
         runtime.metrics.track_streams(runtime.stream_stats)
         if config.observations is not None:
             runtime.observations = ObservationStore(store, config.observations)
-        if config.feed is not None:
-            runtime.feed = ServiceEventFeed(store, config.feed)
         runtime.graphs = ExecutionGraphService(
             topology_kind=runtime.topology_kind,
             status=runtime.status,
@@ -193,7 +194,6 @@ async def open_relayna_runtime(
                     prefetch=config.hub_prefetch,
                     sanitize_meta_keys=config.sanitize_meta_keys,
                 ),
-                feed=runtime.feed,
                 metrics=runtime.metrics,
             )
             await tg.start(runtime.hub.run)

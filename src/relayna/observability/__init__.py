@@ -3,11 +3,14 @@ the pure execution-graph builder with its Mermaid rendering."""
 
 from relayna.observability._feed import (
     APPEND_FEED_SCRIPT,
+    FEED_APPEND_LUA_FUNCTION,
     FEED_MAX_LIMIT,
+    FEED_TYPE_CHECK_LUA,
     READ_FEED_SCRIPT,
     FeedPage,
     ServiceEventFeed,
     ServiceEventFeedConfig,
+    feed_append_ops,
     observation_feed_item,
     parse_feed_cursor,
     status_feed_item,
@@ -100,6 +103,9 @@ from relayna.observability._tracing import (
 )
 
 __all__ = [
+    "FEED_APPEND_LUA_FUNCTION",
+    "FEED_TYPE_CHECK_LUA",
+    "feed_append_ops",
     "LOG_CONTEXT_FIELDS",
     "LogContextFilter",
     "current_log_context",

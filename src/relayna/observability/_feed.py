@@ -41,42 +41,71 @@ from relayna.transport._store import Value
 
 __all__ = [
     "APPEND_FEED_SCRIPT",
+    "FEED_APPEND_LUA_FUNCTION",
+    "FEED_TYPE_CHECK_LUA",
     "FEED_MAX_LIMIT",
     "READ_FEED_SCRIPT",
     "FeedPage",
     "ServiceEventFeed",
     "ServiceEventFeedConfig",
+    "feed_append_ops",
     "parse_feed_cursor",
+    "status_feed_item",
 ]
 
 #: Largest page a reader may ask for.
 FEED_MAX_LIMIT = 500
 
-_APPEND_LUA = """
--- KEYS: marker, feed, seq, epoch   ARGV: item, ttl_ms, maxlen, epoch_candidate
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local t = redis.call('TYPE', KEYS[2])['ok']
-if t ~= 'none' and t ~= 'list' then return redis.error_reply('WRONGTYPE feed key') end
-if t == 'none' or redis.call('EXISTS', KEYS[4]) == 0 then
-  redis.call('SET', KEYS[4], ARGV[4])
-  redis.call('SET', KEYS[3], redis.call('LLEN', KEYS[2]))
+#: A Lua function appending one entry (used by the append script and by the
+#: status store's write-with-feed script). K: marker, feed, seq, epoch;
+#: A: item, ttl_ms, maxlen, epoch_candidate. Returns the entry's sequence, 0
+#: for a duplicate. The caller checks the feed key's type first.
+FEED_APPEND_LUA_FUNCTION = """
+local function relayna_feed_append(K, A)
+  if redis.call('EXISTS', K[1]) == 1 then return 0 end
+  if redis.call('EXISTS', K[2]) == 0 or redis.call('EXISTS', K[4]) == 0 then
+    redis.call('SET', K[4], A[4])
+    redis.call('SET', K[3], redis.call('LLEN', K[2]))
+  end
+  local seq = redis.call('INCR', K[3])
+  redis.call('RPUSH', K[2], A[1])
+  redis.call('LTRIM', K[2], -tonumber(A[3]), -1)
+  redis.call('PEXPIRE', K[2], A[2])
+  redis.call('PEXPIRE', K[3], A[2])
+  redis.call('PEXPIRE', K[4], A[2])
+  redis.call('SET', K[1], '1', 'PX', A[2])
+  return seq
 end
-local seq = redis.call('INCR', KEYS[3])
-redis.call('RPUSH', KEYS[2], ARGV[1])
-redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
-redis.call('PEXPIRE', KEYS[2], ARGV[2])
-redis.call('PEXPIRE', KEYS[3], ARGV[2])
-redis.call('PEXPIRE', KEYS[4], ARGV[2])
-redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])
-return seq
 """
 
+#: Lua: fail (before any write) when the feed key is not a list.
+FEED_TYPE_CHECK_LUA = """
+local function relayna_feed_check(feed_key)
+  local t = redis.call('TYPE', feed_key)['ok']
+  if t ~= 'none' and t ~= 'list' then return redis.error_reply('WRONGTYPE feed key') end
+  return nil
+end
+"""
 
-def _append_python(ops: ScriptOps, keys: list[str], args: list[bytes]) -> int:
+_APPEND_LUA = (
+    FEED_TYPE_CHECK_LUA
+    + FEED_APPEND_LUA_FUNCTION
+    + """
+-- KEYS: marker, feed, seq, epoch   ARGV: item, ttl_ms, maxlen, epoch_candidate
+local bad = relayna_feed_check(KEYS[2])
+if bad then return bad end
+return relayna_feed_append(KEYS, ARGV)
+"""
+)
+
+
+def feed_append_ops(ops: ScriptOps, keys: list[str], args: list[bytes]) -> int:
+    """The Python twin of ``relayna_feed_append`` (same keys and arguments)."""
     marker, feed, seq_key, epoch_key = keys
     item, ttl_ms, maxlen, epoch = args
     if ops.exists(marker):
         return 0
+    ops.llen(feed)  # WRONGTYPE before any write, as the Lua
     if not ops.exists(feed) or not ops.exists(epoch_key):
         ops.set(epoch_key, epoch)
         ops.set(seq_key, ops.llen(feed))
@@ -90,7 +119,7 @@ def _append_python(ops: ScriptOps, keys: list[str], args: list[bytes]) -> int:
     return seq
 
 
-APPEND_FEED_SCRIPT = Script(name="relayna.feed.append", lua=_APPEND_LUA, python=_append_python)
+APPEND_FEED_SCRIPT = Script(name="relayna.feed.append", lua=_APPEND_LUA, python=feed_append_ops)
 
 _READ_LUA = """
 -- KEYS: feed, seq, epoch   ARGV: after_epoch, after_seq, limit
@@ -229,14 +258,12 @@ class ServiceEventFeed:
         self.bad_entries = 0
 
     def _call(self, event_key: str, item: Mapping[str, Any]) -> tuple[list[str], list[Value]]:
+        return self.append_call(event_key, orjson.dumps(item))
+
+    def append_call(self, event_key: str, item: bytes) -> tuple[list[str], list[Value]]:
+        """Keys and arguments of ``relayna_feed_append`` for one encoded entry."""
         keys = [f"{self.config.prefix}:event:{event_key}", self._feed, self._seq, self._epoch]
-        args: list[Value] = [
-            orjson.dumps(item),
-            self._ttl_ms,
-            self.config.feed_maxlen,
-            secrets.token_hex(8),
-        ]
-        return keys, args
+        return keys, [item, self._ttl_ms, self.config.feed_maxlen, secrets.token_hex(8)]
 
     async def append_many(
         self, entries: Sequence[tuple[str, Mapping[str, Any]]]

@@ -161,7 +161,6 @@ class _Collector(Collector):
             "stored": CounterMetricFamily("relayna_hub_events_written", "Status events written to the store", labels=labels),
             "duplicates": CounterMetricFamily("relayna_hub_events_duplicate", "Status events dropped as duplicates", labels=labels),
             "store_failures": CounterMetricFamily("relayna_store_errors", "Store writes that failed", labels=[*labels, "kind"]),
-            "feed_failures": CounterMetricFamily("relayna_feed_errors", "Feed appends given up on", labels=labels),
             "consumer_restarts": CounterMetricFamily("relayna_hub_reconnects", "Status consumer re-opens", labels=labels),
         }  # fmt: skip
         malformed = CounterMetricFamily(

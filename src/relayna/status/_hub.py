@@ -68,7 +68,6 @@ from relayna.errors import (
 )
 from relayna.observability import (
     RelaynaMetrics,
-    ServiceEventFeed,
     hub_write_span,
     parse_timestamp,
     tracing_enabled,
@@ -107,12 +106,10 @@ class StatusHub:
         store: StatusStore,
         config: StatusHubConfig,
         *,
-        feed: ServiceEventFeed | None = None,
         metrics: RelaynaMetrics | None = None,
     ) -> None:
         self._broker = broker
         self._store = store
-        self._feed = feed
         self._metrics = metrics
         if metrics is not None:
             metrics.track_hub(self)
@@ -318,14 +315,6 @@ class StatusHub:
             )
         if tracing_enabled():
             self._trace_writes(ready, results, started_ns)
-        if self._feed is not None:
-            await self._append_feed(
-                [
-                    i.event
-                    for i, r in zip(ready, results, strict=True)
-                    if not isinstance(r, StoreError)
-                ]
-            )
         for item, result in zip(ready, results, strict=True):
             if isinstance(result, StoreError):
                 self._store_failed(item, result, 0)
@@ -355,33 +344,6 @@ class StatusHub:
                     start_time_ns=started_ns,
                 )
 
-    async def _append_feed(self, events: list[EventDict]) -> None:
-        """Append stored (or duplicate) events to the service event feed, before the ack.
-
-        The feed dedupes by event id, so a redelivered duplicate is appended
-        at most once. A feed that keeps failing is given up on after a few
-        tries (counted in ``feed_failures``): the feed is a derived view and
-        must not stall the status path.
-        """
-        assert self._feed is not None
-        for attempt in range(3):
-            try:
-                results = await self._feed.append_statuses(events)
-            except StoreError as exc:
-                if attempt == 2:
-                    self.stats.feed_failures += len(events)
-                    log.warning(
-                        "status hub: feed append failed for %d events: %s", len(events), exc
-                    )
-                    return
-                await anyio.sleep(self._backoff(attempt))
-                continue
-            failed = sum(isinstance(r, StoreError) for r in results)
-            if failed:
-                self.stats.feed_failures += failed
-                log.warning("status hub: feed append failed for %d events", failed)
-            return
-
     async def _retry_parked(self, task_id: str, parked: deque[_Item]) -> None:
         """Write a parked task's events one by one, in order, with backoff."""
         try:
@@ -397,8 +359,6 @@ class StatusHub:
                         failures += 1
                         self._store_failed(item, exc, failures)
                 log.info("status hub: store write for task %s succeeded after retry", task_id)
-                if self._feed is not None:
-                    await self._append_feed([item.event])
                 await self._stored(item, stored)
                 parked.popleft()
         finally:

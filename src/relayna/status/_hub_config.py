@@ -85,4 +85,3 @@ class HubStatistics:
     store_failures: int = 0
     settle_failures: int = 0
     consumer_restarts: int = 0
-    feed_failures: int = 0

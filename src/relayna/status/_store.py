@@ -23,13 +23,26 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
+import orjson
 
 from relayna.errors import ContractError, StoreError
+from relayna.observability import (
+    FEED_APPEND_LUA_FUNCTION,
+    FEED_TYPE_CHECK_LUA,
+    ServiceEventFeed,
+    feed_append_ops,
+    status_feed_item,
+)
 from relayna.status._event import EventDict, dumps_event, loads_stored, validate_identifier
 from relayna.transport import Script, ScriptOps, Store
 from relayna.transport._store import Value
 
-__all__ = ["WRITE_STATUS_SCRIPT", "StatusStore", "StatusStoreConfig"]
+__all__ = [
+    "WRITE_STATUS_AND_FEED_SCRIPT",
+    "WRITE_STATUS_SCRIPT",
+    "StatusStore",
+    "StatusStoreConfig",
+]
 
 log = logging.getLogger("relayna.status")
 
@@ -75,6 +88,68 @@ def _write_python(ops: ScriptOps, keys: list[str], args: list[bytes]) -> int:
 WRITE_STATUS_SCRIPT = Script(name="relayna.status.write", lua=_WRITE_LUA, python=_write_python)
 
 
+_WRITE_WITH_FEED_LUA = (
+    FEED_TYPE_CHECK_LUA
+    + FEED_APPEND_LUA_FUNCTION
+    + """
+-- KEYS: marker, history, children (the history key again when ARGV[6] ~= '1'),
+--       feed marker, feed, feed seq, feed epoch
+-- ARGV: payload, ttl_ms, max_history, channel, task_id, has_children,
+--       feed item, feed ttl_ms, feed maxlen, feed epoch candidate
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local t = redis.call('TYPE', KEYS[2])['ok']
+if t ~= 'none' and t ~= 'list' then return redis.error_reply('WRONGTYPE history key') end
+local kids = ARGV[6] == '1'
+if kids then
+  local c = redis.call('TYPE', KEYS[3])['ok']
+  if c ~= 'none' and c ~= 'set' then return redis.error_reply('WRONGTYPE children key') end
+end
+local bad = relayna_feed_check(KEYS[5])
+if bad then return bad end
+redis.call('LPUSH', KEYS[2], ARGV[1])
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+if kids then
+  redis.call('SADD', KEYS[3], ARGV[5])
+  redis.call('PEXPIRE', KEYS[3], ARGV[2])
+end
+redis.call('PUBLISH', ARGV[4], ARGV[1])
+relayna_feed_append({KEYS[4], KEYS[5], KEYS[6], KEYS[7]}, {ARGV[7], ARGV[8], ARGV[9], ARGV[10]})
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])
+return 1
+"""
+)
+
+
+def _write_with_feed_python(ops: ScriptOps, keys: list[str], args: list[bytes]) -> int:
+    if ops.exists(keys[0]):
+        return 0
+    has_children = args[5] == b"1"
+    payload, ttl_ms, max_history, channel, task_id = args[:5]
+    ttl = int(ttl_ms) / 1000.0
+    # type checks before any write, as the Lua (llen raises WRONGTYPE); the
+    # children SADD is the first write, so its own check also comes first
+    ops.llen(keys[1])
+    ops.llen(keys[4])
+    if has_children:
+        ops.sadd(keys[2], task_id)
+        ops.expire(keys[2], ttl)
+    ops.lpush(keys[1], payload)
+    ops.ltrim(keys[1], 0, int(max_history) - 1)
+    ops.expire(keys[1], ttl)
+    ops.publish(channel.decode(), payload)
+    feed_append_ops(ops, keys[3:7], args[6:10])
+    ops.set(keys[0], b"1", ttl=ttl)
+    return 1
+
+
+#: The status write that also appends the event to the service event feed, in
+#: the same atomic round trip (used when the store has a feed).
+WRITE_STATUS_AND_FEED_SCRIPT = Script(
+    name="relayna.status.write_with_feed", lua=_WRITE_WITH_FEED_LUA, python=_write_with_feed_python
+)
+
+
 def _positive(_inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if value <= 0:
         raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
@@ -107,9 +182,17 @@ class StatusStore:
     ``task_id`` is validated before it is used in a key.
     """
 
-    def __init__(self, store: Store, config: StatusStoreConfig | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config: StatusStoreConfig | None = None,
+        *,
+        feed: ServiceEventFeed | None = None,
+    ) -> None:
         self.store = store
         self.config = config or StatusStoreConfig()
+        self.feed = feed
+        self._script = WRITE_STATUS_SCRIPT if feed is None else WRITE_STATUS_AND_FEED_SCRIPT
         self._bad_entries = 0
         self._ttl_ms = max(1, round(self.config.ttl_seconds * 1000))
 
@@ -158,7 +241,7 @@ class StatusStore:
         """
         load = getattr(self.store, "load_script", None)
         if load is not None:
-            await load(WRITE_STATUS_SCRIPT)
+            await load(self._script)
 
     async def write(self, event: Mapping[str, Any]) -> bool:
         """Store one event atomically; ``True`` if stored, ``False`` if a duplicate.
@@ -173,7 +256,7 @@ class StatusStore:
                 marker) was written, so retrying is safe.
         """
         keys, args = self._script_call(event)
-        result = await self.store.run_script(WRITE_STATUS_SCRIPT, keys, args)
+        result = await self.store.run_script(self._script, keys, args)
         return bool(int(result))
 
     async def write_many(self, events: Sequence[Mapping[str, Any]]) -> list[bool | StoreError]:
@@ -193,13 +276,11 @@ class StatusStore:
             out: list[bool | StoreError] = []
             for keys, args in calls:
                 try:
-                    out.append(
-                        bool(int(await self.store.run_script(WRITE_STATUS_SCRIPT, keys, args)))
-                    )
+                    out.append(bool(int(await self.store.run_script(self._script, keys, args))))
                 except StoreError as exc:
                     out.append(exc)
             return out
-        results = await many(WRITE_STATUS_SCRIPT, calls)
+        results = await many(self._script, calls)
         return [r if isinstance(r, StoreError) else bool(int(r)) for r in results]
 
     def _script_call(self, event: Mapping[str, Any]) -> tuple[list[str], list[Value]]:
@@ -218,6 +299,15 @@ class StatusStore:
             self._channel(task_id),
             task_id,
         ]
+        if self.feed is not None:
+            item = status_feed_item(event)
+            assert item is not None  # task_id and event_id were validated above
+            feed_keys, feed_args = self.feed.append_call(item[0], orjson.dumps(item[1]))
+            args.append(b"1" if len(keys) == 3 else b"0")
+            if len(keys) == 2:
+                keys.append(keys[1])  # placeholder: no children key
+            keys.extend(feed_keys)
+            args.extend(feed_args)
         return keys, args
 
     # -- reads -----------------------------------------------------------------

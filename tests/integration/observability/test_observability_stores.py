@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import pytest
 
-from relayna.errors import ContractError
+from relayna.errors import ContractError, StoreError
 from relayna.observability import (
     ObservationPump,
     ObservationStore,
@@ -21,6 +21,7 @@ from relayna.observability import (
     TaskMessageReceived,
     parse_feed_cursor,
 )
+from relayna.status import StatusStore, StatusStoreConfig
 from relayna.transport import Store, open_store
 
 pytestmark = pytest.mark.anyio
@@ -193,3 +194,34 @@ async def test_pumped_observations_reach_store_and_feed_in_batches(
             assert len(page.items) == 200
             assert page.items[0]["source_kind"] == "observation"
             assert page.items[0]["event_type"] == "TaskMessageReceived"
+
+
+async def test_status_writes_append_to_the_feed_atomically(store_url: str, unique: str) -> None:
+    with anyio.fail_after(10):
+        async with opened(store_url) as store:
+            feed = ServiceEventFeed(store, ServiceEventFeedConfig(prefix=f"f-{unique}"))
+            status = StatusStore(store, StatusStoreConfig(prefix=f"s-{unique}"), feed=feed)
+            child = {**status_event("c1", 1), "meta": {"parent_task_id": "p1"}}
+            assert await status.write_many([status_event("t1", 1), child]) == [True, True]
+            assert await status.write(status_event("t1", 1)) is False  # duplicate: no entry
+            page = await feed.read()
+            assert [(i["task_id"], i["event_type"]) for i in page.items] == [
+                ("t1", "status.running"),
+                ("c1", "status.running"),
+            ]
+            assert page.items[1]["parent_task_id"] == "p1"
+            assert await status.children("p1") == ["c1"]
+            # a broken feed key fails the whole write: no history, no marker; a retry works
+            await store.delete(f"f-{unique}:feed")
+            await store.set(f"f-{unique}:feed", b"not a list")
+            with pytest.raises(StoreError):
+                await status.write(status_event("t2", 1))
+            assert await status.history("t2") == []
+            await store.delete(f"f-{unique}:feed")
+            assert await status.write(status_event("t2", 1)) is True
+            assert [e["event_id"] for e in await status.history("t2")] == ["e1"]
+            assert [i["task_id"] for i in (await feed.read()).items] == ["t2"]
+
+
+def status_event(task: str, n: int) -> dict[str, Any]:
+    return {"task_id": task, "event_id": f"e{n}", "status": "running"}
