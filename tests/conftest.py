@@ -63,6 +63,14 @@ def redis_url(services: Services) -> str:
     return services.redis_url
 
 
+@pytest.fixture(params=["memory", "redis"])
+def store_url(request: pytest.FixtureRequest) -> str:
+    """Each store test runs on the memory store and on the real Redis."""
+    if request.param == "memory":
+        return "memory://"
+    return str(request.getfixturevalue("redis_url"))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
     """In CI (CI=true) a skipped test is a failure: nothing is silently left out."""

@@ -19,7 +19,6 @@ from relayna.observability import (
     AggregationHandlerFailed,
     AggregationMessageAcked,
     AggregationMessageReceived,
-    consumer_span,
 )
 from relayna.rabbitmq import AggregationTopology, RelaynaClient
 from relayna.transport import Delivery
@@ -79,15 +78,13 @@ class AggregationConsumer(ConsumerBase):
             await self._poison(settler, delivery, parsed)
             return
         event = parsed.event
-        with consumer_span(
+        with self._delivery_span(
             "relayna.consumer.aggregation_message",
-            headers=parsed.headers,
-            queue=self.queue_name,
-            consumer=self.consumer_name,
-            task_id=event.task_id,
-            correlation_id=event.correlation_id or event.task_id,
-            message_id=delivery.properties.message_id,
-            retry_attempt=parsed.attempt,
+            delivery,
+            parsed.headers,
+            event.task_id,
+            event.correlation_id or event.task_id,
+            parsed.attempt,
         ):
             await self._process_event(client, settler, delivery, parsed)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager
 from functools import partial
 from typing import Any
 
@@ -34,6 +35,7 @@ from relayna.observability import (
     TaskConsumerLoopError,
     TaskConsumerStarted,
     TaskMessageRejected,
+    consumer_span,
 )
 from relayna.rabbitmq import RelaynaClient, StatusTopology, open_relayna_client
 from relayna.transport import Broker, Delivery, QueueSpec
@@ -218,6 +220,27 @@ class ConsumerBase:
 
     def _emit(self, event: Observation) -> None:
         self._pump.emit(event)
+
+    def _delivery_span(
+        self,
+        name: str,
+        delivery: Delivery,
+        headers: dict[str, Any],
+        task_id: str,
+        correlation_id: str,
+        attempt: int,
+    ) -> AbstractContextManager[None]:
+        """The CONSUMER span (when tracing is on) around processing one delivery."""
+        return consumer_span(
+            name,
+            headers=headers,
+            queue=self.queue_name,
+            consumer=self.consumer_name,
+            task_id=task_id,
+            correlation_id=correlation_id,
+            message_id=delivery.properties.message_id,
+            retry_attempt=attempt,
+        )
 
     def _heartbeat_snapshot(self) -> HeartbeatSnapshot:
         s = self.stats

@@ -39,7 +39,6 @@ from relayna.observability import (
     TaskMessageReceived,
     TaskMessageRejected,
     TaskResourceSampled,
-    consumer_span,
     log_context,
     sample_process_resources,
 )
@@ -187,18 +186,17 @@ class TaskConsumer(ConsumerBase):
         self, client: RelaynaClient, settler: Settler, delivery: Delivery, inbound: InboundTask
     ) -> None:
         task = inbound.task
+        correlation_id = task.correlation_id or task.task_id
         with (
-            consumer_span(
+            self._delivery_span(
                 "relayna.consumer.task_message",
-                headers=inbound.headers,
-                queue=self.queue_name,
-                consumer=self.consumer_name,
-                task_id=task.task_id,
-                correlation_id=task.correlation_id or task.task_id,
-                message_id=delivery.properties.message_id,
-                retry_attempt=inbound.attempt,
+                delivery,
+                inbound.headers,
+                task.task_id,
+                correlation_id,
+                inbound.attempt,
             ),
-            log_context(task_id=task.task_id, correlation_id=task.correlation_id or task.task_id),
+            log_context(task_id=task.task_id, correlation_id=correlation_id),
         ):
             await self._handle_in_span(client, settler, delivery, inbound)
 

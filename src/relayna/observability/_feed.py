@@ -32,6 +32,7 @@ from typing import Any
 import attrs
 import orjson
 
+from relayna._validators import key_prefix, positive
 from relayna.contracts import is_valid_identifier
 from relayna.errors import ContractError, StoreError
 from relayna.observability._observation_store import observation_record
@@ -168,18 +169,13 @@ def parse_feed_cursor(cursor: str) -> tuple[str, int]:
     return match.group(1), int(match.group(2))
 
 
-def _positive(_inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
-
-
 @attrs.frozen
 class ServiceEventFeedConfig:
     """Feed location, retention and length (the original's defaults)."""
 
-    prefix: str = "relayna-service-events"
-    ttl_seconds: float = attrs.field(default=86400.0, validator=_positive)
-    feed_maxlen: int = attrs.field(default=5000, validator=_positive)
+    prefix: str = attrs.field(default="relayna-service-events", validator=key_prefix)
+    ttl_seconds: float = attrs.field(default=86400.0, validator=positive)
+    feed_maxlen: int = attrs.field(default=5000, validator=positive)
 
 
 @attrs.frozen

@@ -23,6 +23,7 @@ from typing import Any
 import attrs
 import orjson
 
+from relayna._validators import key_prefix, positive
 from relayna.contracts import is_valid_identifier, validate_identifier
 from relayna.errors import StoreError
 from relayna.observability._graph_model import format_timestamp
@@ -70,23 +71,13 @@ WRITE_OBSERVATION_SCRIPT = Script(
 )
 
 
-def _positive(_inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
-
-
-def _prefix(_inst: object, attribute: attrs.Attribute[Any], value: str) -> None:
-    if not value or any(ch in value for ch in " \r\n\t*?[]"):
-        raise ValueError(f"{attribute.name} must be a non-empty key prefix, got {value!r}")
-
-
 @attrs.frozen
 class ObservationStoreConfig:
     """Where observations live and for how long (the original's defaults)."""
 
-    prefix: str = attrs.field(default="relayna-observations", validator=_prefix)
-    ttl_seconds: float = attrs.field(default=86400.0, validator=_positive)
-    history_maxlen: int = attrs.field(default=500, validator=_positive)
+    prefix: str = attrs.field(default="relayna-observations", validator=key_prefix)
+    ttl_seconds: float = attrs.field(default=86400.0, validator=positive)
+    history_maxlen: int = attrs.field(default=500, validator=positive)
 
 
 def observation_record(event: Observation | Mapping[str, Any]) -> dict[str, Any]:

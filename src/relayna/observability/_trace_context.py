@@ -27,14 +27,19 @@ __all__ = [
     "extract_trace",
     "extract_trace_context",
     "inject_trace_headers",
+    "otel_propagate",
+    "otel_trace",
     "parse_traceparent",
     "parse_tracestate",
 ]
 
-try:  # optional dependency
-    from opentelemetry import propagate as _propagate  # type: ignore[import-not-found,unused-ignore]
+try:  # optional dependency (the one place relayna imports it)
+    from opentelemetry import propagate as otel_propagate  # type: ignore[import-not-found,unused-ignore]
+    from opentelemetry import trace as otel_trace  # type: ignore[import-not-found,unused-ignore]
 except ImportError:  # pragma: no cover - depends on the environment
-    _propagate = None  # type: ignore[assignment,unused-ignore]
+    otel_propagate = None  # type: ignore[assignment,unused-ignore]
+    otel_trace = None  # type: ignore[assignment,unused-ignore]
+_propagate = otel_propagate
 
 _HEX = frozenset("0123456789abcdef")
 _MAX_TRACESTATE_CHARS = 512

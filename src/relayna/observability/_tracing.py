@@ -29,6 +29,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from relayna.observability import _trace_context
 from relayna.observability._trace_context import extract_trace
 
 __all__ = [
@@ -40,12 +41,8 @@ __all__ = [
     "tracing_enabled",
 ]
 
-try:  # optional dependency
-    from opentelemetry import propagate as _propagate  # type: ignore[import-not-found,unused-ignore]
-    from opentelemetry import trace as _trace  # type: ignore[import-not-found,unused-ignore]
-except ImportError:  # pragma: no cover - depends on the environment
-    _trace = None  # type: ignore[assignment,unused-ignore]
-    _propagate = None  # type: ignore[assignment,unused-ignore]
+_propagate = _trace_context.otel_propagate
+_trace = _trace_context.otel_trace
 
 _TRACER_NAME = "relayna"
 

@@ -25,6 +25,7 @@ from typing import Any
 import attrs
 import orjson
 
+from relayna._validators import key_prefix, positive
 from relayna.errors import ContractError, StoreError
 from relayna.observability import (
     FEED_APPEND_LUA_FUNCTION,
@@ -150,16 +151,6 @@ WRITE_STATUS_AND_FEED_SCRIPT = Script(
 )
 
 
-def _positive(_inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if value <= 0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
-
-
-def _prefix(_inst: object, attribute: attrs.Attribute[Any], value: str) -> None:
-    if not value or any(ch in value for ch in " \r\n\t*?[]"):
-        raise ValueError(f"{attribute.name} must be a non-empty key prefix, got {value!r}")
-
-
 @attrs.frozen
 class StatusStoreConfig:
     """Where and how long status data lives.
@@ -170,9 +161,9 @@ class StatusStoreConfig:
         max_history: history length kept per task (older entries are trimmed).
     """
 
-    prefix: str = attrs.field(default="relayna", validator=_prefix)
-    ttl_seconds: float = attrs.field(default=86400.0, validator=_positive)
-    max_history: int = attrs.field(default=50, validator=_positive)
+    prefix: str = attrs.field(default="relayna", validator=key_prefix)
+    ttl_seconds: float = attrs.field(default=86400.0, validator=positive)
+    max_history: int = attrs.field(default=50, validator=positive)
 
 
 class StatusStore:

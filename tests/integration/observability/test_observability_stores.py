@@ -27,13 +27,6 @@ from relayna.transport import Store, open_store
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(params=["memory", "redis"])
-def store_url(request: pytest.FixtureRequest) -> str:
-    if request.param == "memory":
-        return "memory://"
-    return str(request.getfixturevalue("redis_url"))
-
-
 @asynccontextmanager
 async def opened(url: str) -> AsyncIterator[Store]:
     async with open_store(url) as store:

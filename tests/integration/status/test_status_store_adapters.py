@@ -16,13 +16,6 @@ from relayna.transport import open_store
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(params=["memory", "redis"])
-def store_url(request: pytest.FixtureRequest) -> str:
-    if request.param == "memory":
-        return "memory://"
-    return str(request.getfixturevalue("redis_url"))
-
-
 @asynccontextmanager
 async def status_store(url: str, unique: str, **config: Any) -> AsyncIterator[StatusStore]:
     async with open_store(url) as store:
