@@ -1,0 +1,414 @@
+"""Observability benchmark: what the observability plane costs, measured in one run.
+
+(a) Worker throughput on the real RabbitMQ + Redis with the Redis observation
+    sink + feed, Prometheus metrics and OpenTelemetry tracing (SDK provider,
+    spans dropped by a no-op exporter) **on**, against the same worker with
+    all of it **off** (the reference). Each round is a fresh process (a tracer
+    provider cannot be unset), rounds interleave off/on; medians and the ratio
+    per round. Target: on >= 0.9 x off.
+(b) ``build_execution_graph`` for 1k / 10k / 100k events: ms and µs per event
+    (linear growth = flat µs/event). Target: 10k events < 50 ms.
+(c) ``GET /events/feed`` (page of 100, random cursors) from a 50k-entry feed on
+    Redis, over HTTP (hypercorn + httpx on loopback): p50 / p99, next to a raw
+    ``LRANGE`` of 100 on the same Redis (the floor). Target: p99 < 5 ms.
+(d) ``GET /metrics`` after 1,000 tasks: p50 / p99 over HTTP, next to the
+    scrape of a registry holding one counter (the floor). Target: < 10 ms.
+
+Uses RELAYNA_TEST_AMQP_URL / RELAYNA_TEST_REDIS_URL if set, else starts both
+with scripts/services.py. Usage: ``python -m benchmarks observability
+[--tasks 3000] [--rounds 3] [--skip a,b,c,d]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _urls() -> tuple[str, str]:
+    amqp, redis = os.environ.get("RELAYNA_TEST_AMQP_URL"), os.environ.get("RELAYNA_TEST_REDIS_URL")
+    if amqp and redis:
+        return amqp, redis
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from services import Services
+
+    svc = Services.start()
+    os.environ.update(svc.env())
+    return svc.amqp_url, svc.redis_url
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+# -- (a) worker throughput ----------------------------------------------------------
+
+
+async def _worker_round(amqp: str, redis: str, tasks: int, on: bool) -> float:
+    """One worker run in this process: tasks/s (the child side of (a))."""
+    from relayna.consumer import TaskConsumer, TaskContext
+    from relayna.contracts import TaskEnvelope
+    from relayna.observability import (
+        ObservationStore,
+        ObservationStoreConfig,
+        RelaynaMetrics,
+        ServiceEventFeed,
+        ServiceEventFeedConfig,
+        make_observation_sink,
+    )
+    from relayna.rabbitmq import open_relayna_client
+    from relayna.topology import SharedTasksSharedStatusTopology
+    from relayna.transport import open_broker, open_store
+
+    if on:
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
+
+        class _Drop(SpanExporter):
+            def export(self, spans: Any) -> Any:
+                from opentelemetry.sdk.trace.export import SpanExportResult
+
+                return SpanExportResult.SUCCESS
+
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(_Drop()))
+        trace.set_tracer_provider(provider)
+    tag = uuid.uuid4().hex[:8]
+    topology = SharedTasksSharedStatusTopology(
+        tasks_exchange=f"bo-{tag}",
+        tasks_queue=f"bo-{tag}",
+        tasks_routing_key="task",
+        status_exchange=f"bos-{tag}",
+        status_queue=f"bos-{tag}",
+        status_use_streams=False,
+    )
+    done = anyio.Event()
+    count = 0
+
+    async def handler(task: TaskEnvelope, ctx: TaskContext) -> None:
+        nonlocal count
+        await ctx.publish_status(status="done")
+        count += 1
+        if count == tasks:
+            done.set()
+
+    async with open_broker(amqp) as broker, open_store(redis) as store:
+        async with open_relayna_client(topology, broker) as client:
+            await client.publish_tasks(
+                ({"task_id": f"t{i}"} for i in range(tasks)), concurrency=256
+            )
+        options: dict[str, Any] = {}
+        if on:
+            options["observation_sink"] = make_observation_sink(
+                ObservationStore(store, ObservationStoreConfig(prefix=f"bo-{tag}")),
+                ServiceEventFeed(store, ServiceEventFeedConfig(prefix=f"bf-{tag}")),
+            )
+            options["metrics"] = RelaynaMetrics(service="bench")
+        consumer = TaskConsumer(
+            topology=topology, broker=amqp, handler=handler, prefetch=32, **options
+        )
+        async with anyio.create_task_group() as tg:
+            started = time.perf_counter()
+            await tg.start(consumer.run)
+            await done.wait()
+            elapsed = time.perf_counter() - started
+            tg.cancel_scope.cancel()
+        for queue in (topology.tasks_queue, topology.tasks_queue + ".dlq", topology.status_queue):
+            await broker.delete_queue(queue)
+    return tasks / elapsed
+
+
+def _child(argv: list[str]) -> int:
+    amqp, redis, tasks, mode = argv
+    rate = anyio.run(_worker_round, amqp, redis, int(tasks), mode == "on")
+    print(json.dumps({"rate": rate}))
+    return 0
+
+
+def bench_worker(amqp: str, redis: str, tasks: int, rounds: int) -> None:
+    print(f"\n(a) worker throughput, {tasks} tasks (status publish + ack each), prefetch 32")
+    print(f"    {'round':<6} {'off (tasks/s)':>14} {'on (tasks/s)':>14} {'on/off':>8}")
+    ratios, offs, ons = [], [], []
+    for r in range(rounds):
+        order = ("off", "on") if r % 2 == 0 else ("on", "off")
+        rate: dict[str, float] = {}
+        for mode in order:
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "benchmarks.observability",
+                    "--child",
+                    amqp,
+                    redis,
+                    str(tasks),
+                    mode,
+                ],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            rate[mode] = json.loads(out.stdout.strip().splitlines()[-1])["rate"]
+        offs.append(rate["off"])
+        ons.append(rate["on"])
+        ratios.append(rate["on"] / rate["off"])
+        print(f"    {r + 1:<6} {rate['off']:>14,.0f} {rate['on']:>14,.0f} {ratios[-1]:>8.2f}")
+    print(
+        f"    {'median':<6} {statistics.median(offs):>14,.0f} {statistics.median(ons):>14,.0f}"
+        f" {statistics.median(ratios):>8.2f}   (target on/off >= 0.90)"
+    )
+
+
+# -- (b) graph build ----------------------------------------------------------------
+
+
+def _records(n: int) -> Any:
+    from relayna.observability import TaskRecords
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    observations: list[dict[str, Any]] = []
+    statuses: list[dict[str, Any]] = []
+    kinds = ("TaskMessageReceived", "ConsumerRetryScheduled")
+    for i in range(n):
+        at = (t0 + timedelta(milliseconds=i)).isoformat()
+        if i % 2:
+            statuses.append(
+                {
+                    "task_id": "t",
+                    "status": "running",
+                    "timestamp": at,
+                    "event_id": f"e{i}",
+                    "message": "step",
+                }
+            )
+        else:
+            observations.append(
+                {
+                    "event_type": kinds[i // 2 % 2],
+                    "timestamp": at,
+                    "queue_name": "q",
+                    "consumer_name": "w",
+                    "task_id": "t",
+                    "retry_attempt": i // 4,
+                }
+            )
+    return TaskRecords("t", statuses, observations)
+
+
+def bench_graph() -> None:
+    from relayna.observability import build_execution_graph
+
+    print("\n(b) build_execution_graph (pure), half statuses, half observations")
+    print(f"    {'events':>8} {'build ms':>10} {'µs/event':>9} {'+to_dict ms':>12}")
+    for n in (1_000, 10_000, 100_000):
+        records = _records(n)
+        builds, dicts = [], []
+        for _ in range(5 if n < 100_000 else 2):
+            start = time.perf_counter()
+            graph = build_execution_graph(records, topology_kind="shared_tasks_shared_status")
+            middle = time.perf_counter()
+            graph.to_dict()
+            builds.append(middle - start)
+            dicts.append(time.perf_counter() - middle)
+        best = min(builds)
+        print(f"    {n:>8,} {best * 1000:>10.1f} {best / n * 1e6:>9.2f} {min(dicts) * 1000:>12.1f}")
+    print("    (target: 10k events < 50 ms; flat µs/event = linear)")
+
+
+# -- (c) feed page ---------------------------------------------------------------------
+
+
+async def _feed(redis: str, requests: int) -> None:
+    import httpx
+    from starlette.applications import Starlette
+
+    from relayna.api import RuntimeConfig, feed_routes, open_relayna_runtime, serving
+    from relayna.observability import ServiceEventFeedConfig
+
+    tag = uuid.uuid4().hex[:8]
+    config = RuntimeConfig(
+        store_url=redis, feed=ServiceEventFeedConfig(prefix=f"bf-{tag}", feed_maxlen=50_000)
+    )
+    async with open_relayna_runtime(config) as runtime:
+        feed = runtime.feed
+        assert feed is not None
+        for chunk in range(0, 50_000, 1_000):
+            await feed.append_statuses(
+                [
+                    {
+                        "task_id": f"t{i % 500}",
+                        "event_id": f"e{i}",
+                        "status": "running",
+                        "timestamp": "2026-01-01T00:00:00+00:00",
+                    }
+                    for i in range(chunk, chunk + 1_000)
+                ]
+            )
+        epoch = (await feed.read(limit=1)).next_cursor.split("-")[0]  # type: ignore[union-attr]
+        app = Starlette(routes=feed_routes())
+
+        async def lifespan_app(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http":
+                scope.setdefault("state", {})["relayna"] = runtime
+            await app(scope, receive, send)
+
+        route_ms: list[float] = []
+        async with serving(lifespan_app) as base, httpx.AsyncClient(base_url=base) as client:
+            for _ in range(requests):
+                after = f"{epoch}-{random.randint(1, 49_800)}"
+                start = time.perf_counter()
+                response = await client.get("/events/feed", params={"after": after, "limit": 100})
+                route_ms.append((time.perf_counter() - start) * 1000)
+                assert response.status_code == 200
+                assert response.json()["count"] == 100
+        raw_ms: list[float] = []
+        for _ in range(requests):
+            first = random.randint(0, 49_800)
+            start = time.perf_counter()
+            await runtime.store.lrange(f"bf-{tag}:feed", first, first + 99)
+            raw_ms.append((time.perf_counter() - start) * 1000)
+        await runtime.store.delete(f"bf-{tag}:feed", f"bf-{tag}:feed:seq", f"bf-{tag}:feed:epoch")
+    print(f"\n(c) page of 100 from a 50,000-event feed, {requests} requests, random cursors")
+    print(f"    {'':<28} {'p50 ms':>8} {'p99 ms':>8}")
+    print(
+        f"    {'GET /events/feed (HTTP)':<28} {_pct(route_ms, 0.5):>8.2f} {_pct(route_ms, 0.99):>8.2f}"
+        "   (target p99 < 5 ms)"
+    )
+    print(
+        f"    {'raw LRANGE 100 (reference)':<28} {_pct(raw_ms, 0.5):>8.2f} {_pct(raw_ms, 0.99):>8.2f}"
+    )
+
+
+# -- (d) /metrics scrape ------------------------------------------------------------------
+
+
+async def _metrics(requests: int) -> None:
+    import httpx
+    from prometheus_client import CollectorRegistry, Counter, generate_latest
+    from starlette.applications import Starlette
+
+    from relayna.api import metrics_routes, serving
+    from relayna.consumer import RetryPolicy, TaskConsumer, TaskContext
+    from relayna.contracts import TaskEnvelope
+    from relayna.observability import RelaynaMetrics
+    from relayna.rabbitmq import open_relayna_client
+    from relayna.topology import SharedTasksSharedStatusTopology
+    from relayna.transport import open_broker
+
+    metrics = RelaynaMetrics(service="bench")
+    topology = SharedTasksSharedStatusTopology(
+        tasks_exchange="bm",
+        tasks_queue="bm",
+        tasks_routing_key="task",
+        status_exchange="bms",
+        status_queue="bms",
+        status_use_streams=False,
+    )
+
+    async def handler(task: TaskEnvelope, ctx: TaskContext) -> None:
+        if task.task_id.endswith("7") and ctx.attempt == 0:
+            raise RuntimeError("retry me")
+
+    async with open_broker("memory://") as broker:
+        consumer = TaskConsumer(
+            topology=topology,
+            broker=broker,
+            handler=handler,
+            prefetch=32,
+            metrics=metrics,
+            retry_policy=RetryPolicy(max_retries=1, delay_ms=1),
+        )
+        async with anyio.create_task_group() as tg:
+            await tg.start(consumer.run)
+            async with open_relayna_client(topology, broker) as client:
+                await client.publish_tasks([{"task_id": f"t{i}"} for i in range(1_000)])
+            while consumer.stats.acked < 1_000:  # noqa: ASYNC110 - benchmark setup
+                await anyio.sleep(0.01)
+            app = Starlette(routes=metrics_routes(metrics))
+            scrape_ms: list[float] = []
+            async with serving(app) as base, httpx.AsyncClient(base_url=base) as http:
+                for _ in range(requests):
+                    start = time.perf_counter()
+                    response = await http.get("/metrics")
+                    scrape_ms.append((time.perf_counter() - start) * 1000)
+                    assert response.status_code == 200
+                floor = CollectorRegistry()
+                Counter("bench_floor_total", "one counter", registry=floor).inc()
+
+                async def tiny(scope: Any, receive: Any, send: Any) -> None:
+                    body = generate_latest(floor)
+                    await send(
+                        {
+                            "type": "http.response.start",
+                            "status": 200,
+                            "headers": [(b"content-type", b"text/plain")],
+                        }
+                    )
+                    await send({"type": "http.response.body", "body": body})
+
+                floor_ms: list[float] = []
+                async with serving(tiny) as base2, httpx.AsyncClient(base_url=base2) as http2:
+                    for _ in range(requests):
+                        start = time.perf_counter()
+                        await http2.get("/metrics")
+                        floor_ms.append((time.perf_counter() - start) * 1000)
+            size = len(response.content)
+            tg.cancel_scope.cancel()
+    print(f"\n(d) GET /metrics after 1,000 tasks ({size:,} bytes), {requests} scrapes over HTTP")
+    print(f"    {'':<34} {'p50 ms':>8} {'p99 ms':>8}")
+    print(
+        f"    {'relayna /metrics':<34} {_pct(scrape_ms, 0.5):>8.2f} {_pct(scrape_ms, 0.99):>8.2f}"
+        "   (target < 10 ms)"
+    )
+    print(
+        f"    {'one-counter registry (reference)':<34} {_pct(floor_ms, 0.5):>8.2f} "
+        f"{_pct(floor_ms, 0.99):>8.2f}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--child"]:
+        return _child(argv[1:])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks observability")
+    parser.add_argument("--tasks", type=int, default=3000, help="tasks per worker round (a)")
+    parser.add_argument("--rounds", type=int, default=3, help="off/on rounds for (a)")
+    parser.add_argument("--requests", type=int, default=500, help="requests for (c) and (d)")
+    parser.add_argument("--skip", default="", help="comma-separated parts to skip (a,b,c,d)")
+    args = parser.parse_args(argv)
+    logging.getLogger("relayna").setLevel(logging.ERROR)  # (d) retries some tasks on purpose
+    skip = set(args.skip.split(",")) - {""}
+    print(f"observability benchmark ({os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f})")
+    needs_servers = bool({"a", "c"} - skip)
+    amqp, redis = _urls() if needs_servers else ("", "")
+    if "a" not in skip:
+        bench_worker(amqp, redis, args.tasks, args.rounds)
+    if "b" not in skip:
+        bench_graph()
+    if "c" not in skip:
+        anyio.run(_feed, redis, args.requests)
+    if "d" not in skip:
+        anyio.run(_metrics, args.requests)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
