@@ -309,6 +309,7 @@ class ConsumerBase:
             async with open_relayna_client(
                 self.topology, self.broker, limits=self.limits, aliases=self.aliases
             ) as client:
+                client.metrics = self.metrics
                 await self._declare(client)
                 settler = Settler(
                     client=client,

@@ -9,7 +9,8 @@ Two kinds of metric, so that the hot path pays almost nothing:
   register them; a collector turns their numbers into ``relayna_*_total``
   counters and gauges when Prometheus scrapes. Nothing happens per message.
 * **Histograms observed at event time**: handler duration (per delivery),
-  status-hub write latency and lag (per written batch).
+  publish-to-confirm latency (per publish of a consumer's client), status-hub
+  write latency and lag (per written batch).
 
 Labels: every label name must be in :data:`ALLOWED_LABELS` (checked in code
 when a metric is defined, :func:`check_label_names`); names that carry
@@ -225,8 +226,15 @@ class RelaynaMetrics:
             "relayna_hub_lag_seconds", "Status event age when the hub stored it",
             ("service", "queue"), _HANDLER_BUCKETS,
         )  # fmt: skip
+        self.publish_seconds = self.histogram(
+            "relayna_publish_confirm_duration_seconds",
+            "Publish until the broker confirm, by kind (publish_task, publish_status, publish_raw, ...)",
+            ("service", "kind"),
+            _STORE_BUCKETS,
+        )
         self.registry.register(_Collector(self))
         self._handler_children: dict[tuple[str, str, str], Any] = {}
+        self._publish_children: dict[str, Any] = {}
 
     def histogram(
         self, name: str, documentation: str, labels: Sequence[str], buckets: Sequence[float]
@@ -261,6 +269,13 @@ class RelaynaMetrics:
             child = self._handler_children[key] = self.handler_seconds.labels(
                 self.service, queue, consumer, outcome
             )
+        child.observe(seconds)
+
+    def observe_publish(self, kind: str, seconds: float) -> None:
+        """One confirmed publish (``kind`` is the client operation, a fixed vocabulary)."""
+        child = self._publish_children.get(kind)
+        if child is None:
+            child = self._publish_children[kind] = self.publish_seconds.labels(self.service, kind)
         child.observe(seconds)
 
     def observe_hub_write(self, queue: str, seconds: float, newest_event_at: float | None) -> None:

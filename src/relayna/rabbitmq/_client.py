@@ -10,6 +10,7 @@ JSON and returns only after the broker confirm; an unroutable publish raises
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar, cast
@@ -27,7 +28,7 @@ from relayna.contracts import (
 )
 from relayna.contracts import headers as h
 from relayna.errors import EnvelopeTooLarge, RelaynaError, TopologyError
-from relayna.observability import inject_span_headers, producer_span
+from relayna.observability import RelaynaMetrics, inject_span_headers, producer_span
 from relayna.pipeline import Map, PipelineError
 from relayna.rabbitmq import _messages as m
 from relayna.rabbitmq._prepare import (
@@ -83,6 +84,8 @@ class RelaynaClient:
     limits: Limits = DEFAULT_LIMITS
     aliases: ContractAliasConfig | None = None
     published: int = 0
+    #: Observes publish-to-confirm latency when set (the consumers set theirs).
+    metrics: RelaynaMetrics | None = None
     # isinstance on a runtime Protocol costs tens of µs: classify the topology once.
     _is_task: bool = attrs.field(init=False, default=False)
     _is_workflow: bool = attrs.field(init=False, default=False)
@@ -335,7 +338,10 @@ class RelaynaClient:
                 headers = dict(props.headers)
                 inject_span_headers(headers)
                 props = attrs.evolve(props, headers=headers)
+            started = time.perf_counter()
             await self.broker.publish(exchange, routing_key, body, props, mandatory=True)
+            if self.metrics is not None:
+                self.metrics.observe_publish(operation, time.perf_counter() - started)
         self.published += 1
 
 

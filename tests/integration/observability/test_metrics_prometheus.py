@@ -84,6 +84,9 @@ async def test_worker_metrics_never_carry_a_task_id(unique: str) -> None:
     assert _value(text, "relayna_tasks_retried_total") == 2
     assert _value(text, "relayna_handler_duration_seconds_count") in (6, 2)  # per outcome
     assert 'outcome="failed"' in text
+    # the two retry copies were published with confirms, and timed
+    assert 'relayna_publish_confirm_duration_seconds_count{kind="publish_raw"' in text
+    assert _value(text, "relayna_publish_confirm_duration_seconds_count") == 2
     assert 'queue="mq.' in text
     assert 'service="billing"' in text
     for task_id in SECRET_IDS:
