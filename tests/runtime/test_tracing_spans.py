@@ -4,13 +4,10 @@ in-memory exporter; memory transports; both backends)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import anyio
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from relayna.api import RuntimeConfig, open_relayna_runtime
@@ -23,22 +20,12 @@ from relayna.topology import SharedTasksSharedStatusTopology
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(scope="module")
-def exporter() -> Iterator[InMemorySpanExporter]:
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):  # the first test module to need one sets it
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
-    memory = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    return memory
-
-
 def _hex(value: int) -> str:
     return format(value, "032x")
 
 
-async def test_one_task_is_one_trace(exporter: InMemorySpanExporter, unique: str) -> None:
+async def test_one_task_is_one_trace(span_exporter: InMemorySpanExporter, unique: str) -> None:
+    exporter = span_exporter
     topology = SharedTasksSharedStatusTopology(
         tasks_exchange=f"tx.{unique}",
         tasks_queue=f"tq.{unique}",

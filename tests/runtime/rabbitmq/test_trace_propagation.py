@@ -8,7 +8,6 @@ from typing import Any
 import anyio
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
 
 from relayna.consumer import TaskConsumer, TaskContext
 from relayna.contracts import TaskEnvelope
@@ -18,14 +17,11 @@ from relayna.transport import Broker
 pytestmark = pytest.mark.anyio
 Until = Callable[..., Awaitable[None]]
 
-_PROVIDER = TracerProvider()
-trace.set_tracer_provider(_PROVIDER)
-TRACER = trace.get_tracer("relayna-tests")
-
 
 async def test_publisher_injects_and_consumer_extracts_the_active_trace(
-    broker: Broker, topology: Any, running: Any, until: Until
+    broker: Broker, topology: Any, running: Any, until: Until, span_exporter: Any
 ) -> None:
+    tracer = trace.get_tracer("relayna-tests")
     seen: list[tuple[str | None, Any]] = []
 
     async def handler(task: TaskEnvelope, ctx: TaskContext) -> None:
@@ -34,7 +30,7 @@ async def test_publisher_injects_and_consumer_extracts_the_active_trace(
     consumer = TaskConsumer(topology=topology, broker=broker, handler=handler)
     with anyio.fail_after(10):
         async with open_relayna_client(topology, broker) as client, running(consumer):
-            with TRACER.start_as_current_span("produce") as span:
+            with tracer.start_as_current_span("produce") as span:
                 expected = format(span.get_span_context().trace_id, "032x")
                 await client.publish_task({"task_id": "traced-1"})
             await client.publish_task({"task_id": "untraced-1"})
