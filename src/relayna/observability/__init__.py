@@ -10,6 +10,7 @@ from relayna.observability._feed import (
     FeedPage,
     ServiceEventFeed,
     ServiceEventFeedConfig,
+    encode_status_feed_item,
     feed_append_ops,
     observation_feed_item,
     parse_feed_cursor,
@@ -105,6 +106,7 @@ from relayna.observability._tracing import (
 __all__ = [
     "FEED_APPEND_LUA_FUNCTION",
     "FEED_TYPE_CHECK_LUA",
+    "encode_status_feed_item",
     "feed_append_ops",
     "LOG_CONTEXT_FIELDS",
     "LogContextFilter",

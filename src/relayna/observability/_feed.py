@@ -49,6 +49,7 @@ __all__ = [
     "FeedPage",
     "ServiceEventFeed",
     "ServiceEventFeedConfig",
+    "encode_status_feed_item",
     "feed_append_ops",
     "parse_feed_cursor",
     "status_feed_item",
@@ -199,24 +200,44 @@ class FeedPage:
 
 def status_feed_item(event: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
     """``(event_key, item)`` for a stored status event, None when it lacks ids."""
+    key_and_head = _status_head(event)
+    if key_and_head is None:
+        return None
+    key, head = key_and_head
+    head["payload"] = dict(event)
+    return key, head
+
+
+def _status_head(event: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
     task_id, event_id = event.get("task_id"), event.get("event_id")
     if not is_valid_identifier(task_id) or not is_valid_identifier(event_id):
         return None
-    status = event.get("status")
     meta = event.get("meta")
     parent = meta.get("parent_task_id") if isinstance(meta, dict) else None
-    item = {
+    head = {
         "task_id": task_id,
-        "event_type": f"status.{str(status).lower()}",
+        "event_type": f"status.{str(event.get('status')).lower()}",
         "source_kind": "status",
         "component": "status",
         "timestamp": event.get("timestamp"),
         "event_id": event_id,
         "correlation_id": event.get("correlation_id"),
         "parent_task_id": parent if isinstance(parent, str) else None,
-        "payload": dict(event),
     }
-    return f"status:{task_id}:{event_id}", item
+    return f"status:{task_id}:{event_id}", head
+
+
+def encode_status_feed_item(event: Mapping[str, Any], payload: bytes) -> tuple[str, bytes] | None:
+    """``(event_key, item JSON)`` reusing the event's already encoded JSON as the payload.
+
+    The status write encodes the event once; the feed item embeds those bytes
+    instead of encoding the event a second time.
+    """
+    key_and_head = _status_head(event)
+    if key_and_head is None:
+        return None
+    key, head = key_and_head
+    return key, orjson.dumps(head)[:-1] + b',"payload":' + payload + b"}"
 
 
 def observation_feed_item(
@@ -252,6 +273,8 @@ class ServiceEventFeed:
         p = self.config.prefix
         self._feed, self._seq, self._epoch = f"{p}:feed", f"{p}:feed:seq", f"{p}:feed:epoch"
         self.bad_entries = 0
+        self._epoch_base = secrets.token_hex(6)
+        self._epochs = 0
 
     def _call(self, event_key: str, item: Mapping[str, Any]) -> tuple[list[str], list[Value]]:
         return self.append_call(event_key, orjson.dumps(item))
@@ -259,7 +282,13 @@ class ServiceEventFeed:
     def append_call(self, event_key: str, item: bytes) -> tuple[list[str], list[Value]]:
         """Keys and arguments of ``relayna_feed_append`` for one encoded entry."""
         keys = [f"{self.config.prefix}:event:{event_key}", self._feed, self._seq, self._epoch]
-        return keys, [item, self._ttl_ms, self.config.feed_maxlen, secrets.token_hex(8)]
+        return keys, [item, self._ttl_ms, self.config.feed_maxlen, self._epoch_candidate()]
+
+    def _epoch_candidate(self) -> str:
+        """A fresh epoch id per call (used only when the feed is created): a random
+        per-instance prefix and a counter, so no random bytes are drawn per append."""
+        self._epochs += 1
+        return f"{self._epoch_base}{self._epochs & 0xFFFF:04x}"
 
     async def append_many(
         self, entries: Sequence[tuple[str, Mapping[str, Any]]]

@@ -23,7 +23,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
-import orjson
 
 from relayna._validators import key_prefix, positive
 from relayna.errors import ContractError, StoreError
@@ -31,8 +30,8 @@ from relayna.observability import (
     FEED_APPEND_LUA_FUNCTION,
     FEED_TYPE_CHECK_LUA,
     ServiceEventFeed,
+    encode_status_feed_item,
     feed_append_ops,
-    status_feed_item,
 )
 from relayna.status._event import EventDict, dumps_event, loads_stored, validate_identifier
 from relayna.transport import Script, ScriptOps, Store
@@ -283,17 +282,18 @@ class StatusStore:
             parent = meta.get("parent_task_id") if isinstance(meta, Mapping) else None
             if isinstance(parent, str) and parent != task_id:
                 keys.append(self.children_key(parent))
+        payload = dumps_event(event)
         args: list[Value] = [
-            dumps_event(event),
+            payload,
             self._ttl_ms,
             self.config.max_history,
             self._channel(task_id),
             task_id,
         ]
         if self.feed is not None:
-            item = status_feed_item(event)
+            item = encode_status_feed_item(event, payload)
             assert item is not None  # task_id and event_id were validated above
-            feed_keys, feed_args = self.feed.append_call(item[0], orjson.dumps(item[1]))
+            feed_keys, feed_args = self.feed.append_call(*item)
             args.append(b"1" if len(keys) == 3 else b"0")
             if len(keys) == 2:
                 keys.append(keys[1])  # placeholder: no children key
