@@ -10,6 +10,7 @@ from typing import Any
 
 import anyio
 import pytest
+from _topologies import shared_topology
 
 from relayna.api import RelaynaRuntime, RuntimeConfig, open_relayna_runtime
 from relayna.consumer import (
@@ -31,7 +32,6 @@ from relayna.status import StatusStoreConfig
 from relayna.topology import (
     RoutedTasksSharedStatusTopology,
     SharedTasksSharedStatusShardedAggregationTopology,
-    SharedTasksSharedStatusTopology,
     StatusTopologyBase,
 )
 
@@ -110,14 +110,7 @@ async def run(
 
 
 async def test_shared_retry_then_success(amqp_url: str, redis_url: str, unique: str) -> None:
-    topology = SharedTasksSharedStatusTopology(
-        tasks_exchange=f"gt.{unique}",
-        tasks_queue=f"gt.{unique}",
-        tasks_routing_key="task",
-        status_exchange=f"gsx.{unique}",
-        status_queue=f"gsq.{unique}",
-        status_use_streams=False,
-    )
+    topology = shared_topology(f"gt.{unique}")
 
     async def handler(task: TaskEnvelope, ctx: TaskContext) -> None:
         if ctx.attempt == 0:
@@ -153,14 +146,7 @@ async def test_shared_retry_then_success(amqp_url: str, redis_url: str, unique: 
 
 
 async def test_retry_then_dead_letter(amqp_url: str, redis_url: str, unique: str) -> None:
-    topology = SharedTasksSharedStatusTopology(
-        tasks_exchange=f"gd.{unique}",
-        tasks_queue=f"gd.{unique}",
-        tasks_routing_key="task",
-        status_exchange=f"gdx.{unique}",
-        status_queue=f"gdq.{unique}",
-        status_use_streams=False,
-    )
+    topology = shared_topology(f"gd.{unique}")
 
     async def handler(task: TaskEnvelope, ctx: TaskContext) -> None:
         raise RuntimeError("always fails")
@@ -179,7 +165,7 @@ async def test_retry_then_dead_letter(amqp_url: str, redis_url: str, unique: str
             )
     [dlq] = graph.of_kind("dlq_record")
     assert dlq.label == "handler_error"
-    assert dlq.annotations["queue_name"] == f"gd.{unique}.dlq"
+    assert dlq.annotations["queue_name"] == f"gd.{unique}.tasks.dlq"
     assert ("task-attempt:d-1:2", dlq.id, "dead_lettered_to") in edge_kinds(graph)
 
 

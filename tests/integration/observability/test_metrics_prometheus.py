@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from _topologies import shared_topology
 from services import start_prometheus  # scripts/ is on sys.path (tests/conftest.py)
 
 from relayna.api import serve_metrics
@@ -18,7 +19,6 @@ from relayna.contracts import TaskEnvelope
 from relayna.errors import ConfigurationError
 from relayna.observability import RelaynaMetrics
 from relayna.rabbitmq import open_relayna_client
-from relayna.topology import SharedTasksSharedStatusTopology
 from relayna.transport import open_broker
 
 SECRET_IDS = [f"customer-4711-invoice-{i}" for i in range(6)]
@@ -31,14 +31,7 @@ def test_label_names_outside_the_allowlist_are_refused(name: str) -> None:
 
 
 async def _work(broker_url: str, unique: str, metrics: RelaynaMetrics) -> TaskConsumer:
-    topology = SharedTasksSharedStatusTopology(
-        tasks_exchange=f"mx.{unique}",
-        tasks_queue=f"mq.{unique}",
-        tasks_routing_key="task",
-        status_exchange=f"msx.{unique}",
-        status_queue=f"msq.{unique}",
-        status_use_streams=False,
-    )
+    topology = shared_topology(f"mx.{unique}")
 
     async def handler(task: TaskEnvelope, ctx: TaskContext) -> None:
         if ctx.attempt == 0 and task.task_id.endswith(("0", "1")):
@@ -87,7 +80,7 @@ async def test_worker_metrics_never_carry_a_task_id(unique: str) -> None:
     # the two retry copies were published with confirms, and timed
     assert 'relayna_publish_confirm_duration_seconds_count{kind="publish_raw"' in text
     assert _value(text, "relayna_publish_confirm_duration_seconds_count") == 2
-    assert 'queue="mq.' in text
+    assert 'queue="mx.' in text
     assert 'service="billing"' in text
     for task_id in SECRET_IDS:
         assert task_id not in text
