@@ -11,6 +11,16 @@ from relayna.api._lifespan import (
     open_relayna_runtime,
     relayna_lifespan,
 )
+from relayna.api._observe_routes import (
+    CAPABILITY_PATH,
+    capabilities_routes,
+    execution_routes,
+    feed_routes,
+    metrics_routes,
+    mounted_route_ids,
+    serve_metrics,
+    worker_health_routes,
+)
 from relayna.api._openapi import (
     ERROR_SCHEMA,
     OPENAPI_VERSION,
@@ -24,16 +34,6 @@ from relayna.api._openapi import (
     openapi_route,
     operations_of,
     undocumented_routes,
-)
-from relayna.api._observe_routes import (
-    CAPABILITY_PATH,
-    capabilities_routes,
-    execution_routes,
-    feed_routes,
-    metrics_routes,
-    mounted_route_ids,
-    serve_metrics,
-    worker_health_routes,
 )
 from relayna.api._route_ids import (
     EVENTS_FEED,

@@ -24,6 +24,14 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from relayna import __version__
 from relayna.api._lifespan import RelaynaRuntime
+from relayna.api._observe_docs import (
+    capabilities_operation,
+    feed_operation,
+    graph_operation,
+    health_operation,
+    metrics_operation,
+)
+from relayna.api._openapi import document
 from relayna.api._route_ids import (
     EVENTS_FEED,
     EXECUTION_GRAPH,
@@ -103,7 +111,8 @@ def execution_routes(
         return JSONResponse(result.to_dict(task_id_field=field))
 
     path = f"{base_path}/{{{id_name}:relayna_id}}/graph"
-    return [Route(path, graph, methods=["GET"], name=EXECUTION_GRAPH)]
+    route = Route(path, graph, methods=["GET"], name=EXECUTION_GRAPH)
+    return [document(route, get=graph_operation(id_name, field))]
 
 
 def feed_routes(*, path: str = "/events/feed", state_key: str = "relayna") -> list[BaseRoute]:
@@ -136,7 +145,7 @@ def feed_routes(*, path: str = "/events/feed", state_key: str = "relayna") -> li
             return error_response(422, [{"loc": ["query", "after"], "msg": str(exc)}])
         return JSONResponse(page.to_dict())
 
-    return [Route(path, feed, methods=["GET"], name=EVENTS_FEED)]
+    return [document(Route(path, feed, methods=["GET"], name=EVENTS_FEED), get=feed_operation())]
 
 
 def worker_health_routes(
@@ -189,7 +198,8 @@ def worker_health_routes(
             }
         )
 
-    return [Route(f"{prefix}/workers", workers, methods=["GET"], name=HEALTH_WORKERS)]
+    route = Route(f"{prefix}/workers", workers, methods=["GET"], name=HEALTH_WORKERS)
+    return [document(route, get=health_operation())]
 
 
 def metrics_routes(
@@ -206,7 +216,7 @@ def metrics_routes(
             source = runtime.metrics
         return Response(source.exposition(), media_type=CONTENT_TYPE_LATEST)
 
-    return [Route(path, scrape, methods=["GET"], name=METRICS)]
+    return [document(Route(path, scrape, methods=["GET"], name=METRICS), get=metrics_operation())]
 
 
 async def serve_metrics(
@@ -265,7 +275,7 @@ def capabilities_routes(
     """
     extra = tuple(extra_route_ids)
 
-    async def document(request: Request) -> Response:
+    async def capability_document(request: Request) -> Response:
         runtime = _runtime(request, state_key)
         app = request.scope.get("app")
         routes = getattr(app, "routes", ())
@@ -301,4 +311,6 @@ def capabilities_routes(
             }
         )
 
-    return [Route(path, document, methods=["GET"])]
+    return [
+        document(Route(path, capability_document, methods=["GET"]), get=capabilities_operation())
+    ]

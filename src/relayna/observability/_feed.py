@@ -187,6 +187,8 @@ class FeedPage:
     next_cursor: str | None
     reset: bool
     has_more: bool
+    #: With ``reset``: how many events were missed, when known (same epoch).
+    skipped: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -195,6 +197,7 @@ class FeedPage:
             "next_cursor": self.next_cursor,
             "reset": self.reset,
             "has_more": self.has_more,
+            "skipped": self.skipped,
         }
 
 
@@ -344,6 +347,7 @@ class ServiceEventFeed:
         epoch = epoch_raw.decode() if isinstance(epoch_raw, bytes) else str(epoch_raw or "")
         seq, head, start = int(seq), int(head), int(start)
         reset = False
+        skipped: int | None = None
         if after is not None:
             if after_epoch == epoch and after_seq > seq:
                 raise ContractError(
@@ -352,6 +356,8 @@ class ServiceEventFeed:
                     reason="invalid_cursor",
                 )
             reset = after_epoch != epoch or after_seq < head - 1
+            if reset and after_epoch == epoch:
+                skipped = head - 1 - after_seq
         items: list[dict[str, Any]] = []
         position = start
         for entry in raw:
@@ -367,4 +373,6 @@ class ServiceEventFeed:
             position += 1
         last = start + len(raw) - 1
         next_cursor = f"{epoch}-{last}" if epoch else None  # empty feed: start over
-        return FeedPage(items=items, next_cursor=next_cursor, reset=reset, has_more=last < seq)
+        return FeedPage(
+            items=items, next_cursor=next_cursor, reset=reset, has_more=last < seq, skipped=skipped
+        )

@@ -116,6 +116,7 @@ async def test_feed_pages_oldest_first_across_trims(store_url: str, unique: str)
             await feed.append_statuses([status("b", n) for n in range(10)])
             page = await feed.read(first_cursor, limit=3)
             assert page.reset is True
+            assert page.skipped == 6  # seq 2..7 were trimmed before they were read
             assert [i["event_id"] for i in page.items] == ["e5", "e6", "e7"]
             page = await feed.read(page.next_cursor, limit=3)
             assert page.reset is False
@@ -129,6 +130,7 @@ async def test_feed_pages_oldest_first_across_trims(store_url: str, unique: str)
             await feed.append_statuses([status("c", 1)])
             page = await feed.read(tail)
             assert page.reset is True
+            assert page.skipped is None  # another epoch: how many is unknown
             assert [i["task_id"] for i in page.items] == ["c"]
 
 
