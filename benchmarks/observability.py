@@ -396,12 +396,21 @@ async def _metrics(requests: int) -> None:
                         await http2.get("/metrics")
                         floor_ms.append((time.perf_counter() - start) * 1000)
             size = len(response.content)
+            direct_ms: list[float] = []
+            for _ in range(requests):
+                start = time.perf_counter()
+                metrics.exposition()
+                direct_ms.append((time.perf_counter() - start) * 1000)
             tg.cancel_scope.cancel()
     print(f"\n(d) GET /metrics after 1,000 tasks ({size:,} bytes), {requests} scrapes over HTTP")
     print(f"    {'':<34} {'p50 ms':>8} {'p99 ms':>8}")
     print(
         f"    {'relayna /metrics':<34} {_pct(scrape_ms, 0.5):>8.2f} {_pct(scrape_ms, 0.99):>8.2f}"
         "   (target < 10 ms)"
+    )
+    print(
+        f"    {'relayna exposition() in-process':<34} {_pct(direct_ms, 0.5):>8.2f} "
+        f"{_pct(direct_ms, 0.99):>8.2f}"
     )
     print(
         f"    {'one-counter registry (reference)':<34} {_pct(floor_ms, 0.5):>8.2f} "
