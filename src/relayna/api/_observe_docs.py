@@ -134,8 +134,8 @@ def feed_operation() -> Operation:
             Parameter(
                 "after",
                 "query",
-                {"type": "string", "pattern": r"^[0-9a-f]{16}-[0-9]{1,18}$"},
-                description="the next_cursor of the previous page",
+                {"type": "string", "pattern": r"^([0-9a-f]{16}-[0-9]{1,18})?$"},
+                description="the next_cursor of the previous page (empty or absent: the oldest)",
             ),
             Parameter(
                 "limit",
