@@ -205,7 +205,8 @@ async def test_federation_against_real_services(store_url: str) -> None:
         f"fed:{uuid.uuid4().hex[:8]}",
         allowed_hosts=(".test",),
         allowed_networks=(f"{HOST}/32",),
-        federation_timeout_seconds=1.0,
+        # the 'slow' upstream must time out; 3 s keeps every healthy call on a busy box
+        federation_timeout_seconds=3.0,
     )
     bad = bind()
     bad_port = int(bad.getsockname()[1])
@@ -336,6 +337,8 @@ async def test_federation_against_real_services(store_url: str) -> None:
                         f"&cursor={cursor}" if cursor else ""
                     )
                     page = (await client.get(query)).json()
+                    # 'reset' (auth_mode static_token) is refused before any call
+                    assert [e["code"] for e in page["errors"]] == ["unsupported_auth_mode"]
                     seen += [i["failure_id"] for i in page["items"]]
                     cursor = page["next_cursor"]
                     if cursor is None:

@@ -99,6 +99,25 @@ def _detail(response: EgressResponse) -> str:
     return ""
 
 
+def check_callable(record: Mapping[str, Any]) -> None:
+    """Raises UpstreamError 503 ``service_disabled`` / 501 ``unsupported_auth_mode``."""
+    service_id = str(record["service_id"])
+    if record["status"] == "disabled":
+        raise UpstreamError(
+            f"service {service_id!r} is disabled",
+            status=503,
+            code="service_disabled",
+            service_id=service_id,
+        )
+    if record["auth_mode"] != "internal_network":
+        raise UpstreamError(
+            f"auth_mode {record['auth_mode']!r} is not supported for federation",
+            status=501,
+            code="unsupported_auth_mode",
+            service_id=service_id,
+        )
+
+
 class Federation:
     def __init__(self, runtime: StudioRuntime) -> None:
         self.runtime = runtime
@@ -117,20 +136,7 @@ class Federation:
                 code="service_not_found",
                 service_id=service_id,
             )
-        if record["status"] == "disabled":
-            raise UpstreamError(
-                f"service {service_id!r} is disabled",
-                status=503,
-                code="service_disabled",
-                service_id=service_id,
-            )
-        if record["auth_mode"] != "internal_network":
-            raise UpstreamError(
-                f"auth_mode {record['auth_mode']!r} is not supported for federation",
-                status=501,
-                code="unsupported_auth_mode",
-                service_id=service_id,
-            )
+        check_callable(record)
         return record
 
     async def call(
@@ -151,6 +157,8 @@ class Federation:
         """
         if record is None:
             record = await self.service(service_id)
+        else:
+            check_callable(record)
         document = record.get("capabilities")
         if advertised(document, route) is False:
             raise UpstreamError(
