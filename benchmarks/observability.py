@@ -14,6 +14,10 @@
 (d) ``GET /metrics`` after 1,000 tasks: p50 / p99 over HTTP, next to the
     scrape of a registry holding one counter (the floor). Target: < 10 ms.
 
+One worker round alone, with a subset of the features (to see what costs
+what): ``python -m benchmarks.observability --child AMQP_URL REDIS_URL TASKS
+off|on|sink|metrics|tracing|sink+metrics...``.
+
 Uses RELAYNA_TEST_AMQP_URL / RELAYNA_TEST_REDIS_URL if set, else starts both
 with scripts/services.py. Usage: ``python -m benchmarks observability
 [--tasks 3000] [--rounds 3] [--skip a,b,c,d]``.
@@ -61,7 +65,7 @@ def _pct(values: list[float], q: float) -> float:
 # -- (a) worker throughput ----------------------------------------------------------
 
 
-async def _worker_round(amqp: str, redis: str, tasks: int, on: bool) -> float:
+async def _worker_round(amqp: str, redis: str, tasks: int, mode: str) -> float:
     """One worker run in this process: tasks/s (the child side of (a))."""
     from relayna.consumer import TaskConsumer, TaskContext
     from relayna.contracts import TaskEnvelope
@@ -77,7 +81,8 @@ async def _worker_round(amqp: str, redis: str, tasks: int, on: bool) -> float:
     from relayna.topology import SharedTasksSharedStatusTopology
     from relayna.transport import open_broker, open_store
 
-    if on:
+    features = {"sink", "metrics", "tracing"} if mode == "on" else set(mode.split("+")) - {"off"}
+    if "tracing" in features:
         from opentelemetry import trace
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
@@ -116,11 +121,12 @@ async def _worker_round(amqp: str, redis: str, tasks: int, on: bool) -> float:
                 ({"task_id": f"t{i}"} for i in range(tasks)), concurrency=256
             )
         options: dict[str, Any] = {}
-        if on:
+        if "sink" in features:
             options["observation_sink"] = make_observation_sink(
                 ObservationStore(store, ObservationStoreConfig(prefix=f"bo-{tag}")),
                 ServiceEventFeed(store, ServiceEventFeedConfig(prefix=f"bf-{tag}")),
             )
+        if "metrics" in features:
             options["metrics"] = RelaynaMetrics(service="bench")
         consumer = TaskConsumer(
             topology=topology, broker=amqp, handler=handler, prefetch=32, **options
@@ -138,7 +144,7 @@ async def _worker_round(amqp: str, redis: str, tasks: int, on: bool) -> float:
 
 def _child(argv: list[str]) -> int:
     amqp, redis, tasks, mode = argv
-    rate = anyio.run(_worker_round, amqp, redis, int(tasks), mode == "on")
+    rate = anyio.run(_worker_round, amqp, redis, int(tasks), mode)
     print(json.dumps({"rate": rate}))
     return 0
 
