@@ -1110,12 +1110,6 @@ async def test_error_reply_on_pubsub_connection_does_not_crash_the_store(
 # -- 8. concurrent callers under pipelining ---------------------------------------------
 
 
-def _incr_echo_python(ops: Any, keys: list[str], args: list[bytes]) -> Any:
-    if args[0] == b"fail":
-        raise ValueError(b"boom " + args[1])
-    return [ops.incr(keys[0], int(args[0])), args[1]]
-
-
 async def test_pipelined_callers_get_exact_results(
     redis_url: str, unique: str, opened: Opened
 ) -> None:
@@ -1134,7 +1128,6 @@ async def test_pipelined_callers_get_exact_results(
             "if ARGV[1] == 'fail' then return redis.error_reply('boom ' .. ARGV[2]) end\n"
             "return {redis.call('INCRBY', KEYS[1], ARGV[1]), ARGV[2]}\n"
         ),
-        python=_incr_echo_python,
     )
     config = StatusStoreConfig(prefix=prefix, ttl_seconds=60)
     script_totals: dict[int, int] = {}

@@ -15,7 +15,6 @@ A failed write is counted and logged; it never stops the consumer.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import socket
 import time
@@ -28,7 +27,7 @@ import orjson
 from anyio import CancelScope
 
 from relayna.errors import ConfigurationError, StoreError
-from relayna.transport import Script, ScriptOps, Store
+from relayna.transport import Script, Store
 
 __all__ = [
     "WORKER_HEARTBEAT_SCRIPT",
@@ -54,21 +53,7 @@ return 1
 """
 
 
-def _python(ops: ScriptOps, keys: list[str], args: list[bytes]) -> int:
-    ops.set(keys[0], args[1], ttl=int(args[2]) / 1000.0)
-    ops.zadd(keys[1], {args[0]: float(args[3])})
-    now = float(args[4])
-    stale = [m for m in ops.zrangebyscore(keys[1], float("-inf"), now)
-             if (ops.zscore(keys[1], m) or 0.0) < now]  # fmt: skip
-    if stale:
-        ops.zrem(keys[1], *stale)
-    [last] = ops.zrange(keys[1], 0, 0, desc=True)
-    ms = math.ceil(((ops.zscore(keys[1], last) or now) - now) * 1000)
-    ops.expire(keys[1], max(ms, 1) / 1000.0)
-    return 1
-
-
-WORKER_HEARTBEAT_SCRIPT = Script(name="relayna_worker_heartbeat", lua=_LUA, python=_python)
+WORKER_HEARTBEAT_SCRIPT = Script(name="relayna_worker_heartbeat", lua=_LUA)
 
 
 @attrs.frozen(kw_only=True)

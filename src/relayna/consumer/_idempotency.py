@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 
 from relayna.contracts import TaskEnvelope, is_valid_identifier
-from relayna.transport import Script, ScriptOps, Store
+from relayna.transport import Script, Store
 
 __all__ = ["IDEMPOTENCY_SCRIPT", "Idempotency", "default_idempotency_key"]
 
@@ -33,14 +33,7 @@ return 0
 """
 
 
-def _python(ops: ScriptOps, keys: list[str], args: list[bytes]) -> int:
-    if args[0] == b"complete":
-        ops.set(keys[0], b"done", ttl=int(args[1]) / 1000.0)
-        return 1
-    return 1 if ops.get(keys[0]) == b"done" else 0
-
-
-IDEMPOTENCY_SCRIPT = Script(name="relayna_idempotency", lua=_LUA, python=_python)
+IDEMPOTENCY_SCRIPT = Script(name="relayna_idempotency", lua=_LUA)
 
 
 def default_idempotency_key(task: TaskEnvelope) -> str:

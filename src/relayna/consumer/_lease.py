@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 A lease is a store key ``{prefix}:{lease_id}`` whose value is the owner id
 and which expires after ``ttl``. Three scripts, each one atomic round trip
-(Lua for Redis, a Python twin for the memory store):
+(the same Lua on Redis and on the memory store):
 
 * acquire: ``SET key owner NX PX ttl``; if the key exists but already holds
   ``owner`` (a redelivery to the same worker) the TTL is refreshed. Returns
@@ -37,7 +37,7 @@ import attrs
 from anyio import CancelScope
 
 from relayna.errors import ConfigurationError, StoreError
-from relayna.transport import Script, ScriptOps, Store
+from relayna.transport import Script, Store
 
 __all__ = [
     "LEASE_ACQUIRE_SCRIPT",
@@ -84,33 +84,9 @@ return 0
 """
 
 
-def _acquire(ops: ScriptOps, keys: list[str], args: list[bytes]) -> int:
-    ttl = int(args[1]) / 1000.0
-    if ops.set(keys[0], args[0], ttl=ttl, nx=True):
-        return 1
-    if ops.get(keys[0]) == args[0]:
-        ops.expire(keys[0], ttl)
-        return 1
-    return 0
-
-
-def _renew(ops: ScriptOps, keys: list[str], args: list[bytes]) -> int:
-    if ops.get(keys[0]) == args[0]:
-        ops.expire(keys[0], int(args[1]) / 1000.0)
-        return 1
-    return 0
-
-
-def _release(ops: ScriptOps, keys: list[str], args: list[bytes]) -> int:
-    if ops.get(keys[0]) == args[0]:
-        ops.delete(keys[0])
-        return 1
-    return 0
-
-
-LEASE_ACQUIRE_SCRIPT = Script(name="relayna_lease_acquire", lua=_ACQUIRE_LUA, python=_acquire)
-LEASE_RENEW_SCRIPT = Script(name="relayna_lease_renew", lua=_RENEW_LUA, python=_renew)
-LEASE_RELEASE_SCRIPT = Script(name="relayna_lease_release", lua=_RELEASE_LUA, python=_release)
+LEASE_ACQUIRE_SCRIPT = Script(name="relayna_lease_acquire", lua=_ACQUIRE_LUA)
+LEASE_RENEW_SCRIPT = Script(name="relayna_lease_renew", lua=_RENEW_LUA)
+LEASE_RELEASE_SCRIPT = Script(name="relayna_lease_release", lua=_RELEASE_LUA)
 
 
 def _positive(_inst: object, attribute: attrs.Attribute[float], value: float) -> None:

@@ -8,7 +8,7 @@ Key families (``prefix`` defaults to ``relayna``)::
     {prefix}:children:{parent_task_id}  set of child task ids, TTL
 
 Theory of operation: one write is one :class:`~relayna.transport.Script`
-(Lua on Redis, a Python twin on the memory store), so it is one atomic round
+(the same Lua on Redis and on the memory store), so it is one atomic round
 trip. The script checks the marker first and writes it *last*: a write that
 fails part-way (a key of the wrong type, a server error) never leaves a
 marker behind, so the hub's retry writes the event again instead of dropping
@@ -34,7 +34,7 @@ from relayna.observability import (
     feed_append_ops,
 )
 from relayna.status._event import EventDict, dumps_event, loads_stored, validate_identifier
-from relayna.transport import Script, ScriptOps, Store
+from relayna.transport import Script, Store
 from relayna.transport._store import Value
 
 __all__ = [
@@ -68,24 +68,8 @@ return 1
 """
 
 
-def _write_python(ops: ScriptOps, keys: list[str], args: list[bytes]) -> int:
-    payload, ttl_ms, max_history, channel, task_id = args
-    if ops.exists(keys[0]):
-        return 0
-    ttl = int(ttl_ms) / 1000.0
-    ops.lpush(keys[1], payload)
-    ops.ltrim(keys[1], 0, int(max_history) - 1)
-    ops.expire(keys[1], ttl)
-    if len(keys) >= 3:
-        ops.sadd(keys[2], task_id)
-        ops.expire(keys[2], ttl)
-    ops.publish(channel.decode(), payload)
-    ops.set(keys[0], b"1", ttl=ttl)
-    return 1
-
-
 #: The atomic status write (see the module docstring).
-WRITE_STATUS_SCRIPT = Script(name="relayna.status.write", lua=_WRITE_LUA, python=_write_python)
+WRITE_STATUS_SCRIPT = Script(name="relayna.status.write", lua=_WRITE_LUA)
 
 
 _WRITE_WITH_FEED_LUA = (

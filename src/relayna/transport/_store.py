@@ -6,10 +6,12 @@ Values are ``bytes`` on the way out; ``str`` arguments are encoded as UTF-8.
 TTLs are in seconds (floats allowed; adapters round up to milliseconds).
 
 Scripts: each relayna write is one atomic round trip. A :class:`Script`
-carries its Lua source (run by Redis with EVALSHA, re-loaded after NOSCRIPT)
-and an equivalent Python function that the memory store runs atomically (no
-``await`` inside, so nothing interleaves). The conformance suite checks that
-both give the same answers.
+carries its Lua source: Redis runs it with EVALSHA (re-loaded after
+NOSCRIPT), and the memory store runs the same Lua in an embedded Lua 5.1
+runtime over its synchronous core (no ``await`` inside, so nothing
+interleaves). One source, so the two cannot drift; a differential test runs
+every production script on Redis and on the memory store and compares every
+key afterwards (``docs/store.md``, "Writing a store script").
 
 Pubsub: :meth:`Store.subscribe` opens a subscription as an async context
 manager yielding a :class:`Subscription` (an async iterator of
@@ -25,6 +27,7 @@ once), so readers re-read their durable history.
 from __future__ import annotations
 
 import builtins
+import warnings
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol, TypeAlias, runtime_checkable
@@ -48,10 +51,11 @@ Value: TypeAlias = bytes | str | int | float
 
 @runtime_checkable
 class ScriptOps(Protocol):
-    """Synchronous store operations the Python twin of a script may use.
+    """Synchronous store operations of the memory store's core.
 
-    The memory store passes itself (its synchronous core) here. Semantics are
-    those of the Redis command of the same name.
+    Deprecated as a script interface: scripts no longer need a Python twin
+    (the memory store runs their Lua). Kept so existing imports work.
+    Semantics are those of the Redis command of the same name.
     """
 
     def get(self, key: str) -> bytes | None: ...
@@ -92,18 +96,34 @@ class ScriptOps(Protocol):
     def publish(self, channel: str, message: Value) -> int: ...
 
 
+def _no_twin(_inst: object, _attr: attrs.Attribute[Any], value: Callable[..., Any] | None) -> None:
+    if value is not None:
+        warnings.warn(
+            "Script(python=...) is deprecated and ignored: the memory store runs the Lua",
+            DeprecationWarning,
+            stacklevel=4,
+        )
+
+
 @attrs.frozen
 class Script:
-    """A server-side script: Lua for Redis, a Python twin for the memory store.
+    """A server-side script, in Lua: Redis and the memory store both run ``lua``.
 
-    ``python(ops, keys, args)`` must do exactly what the Lua does, using only
-    ``ops``; its return value must match what the adapter returns for the Lua
-    (ints for integers, bytes for bulk strings, lists, ``None`` for nil).
+    Attributes:
+        name: a short name for errors and logs (``relayna.<area>.<verb>``).
+        lua: the script body, as for ``EVAL``: ``KEYS`` and ``ARGV`` hold the
+            keys and arguments (byte strings). Its reply reaches the caller as
+            the RESP adapters return it: ``int`` for integers, ``bytes`` for
+            bulk and status strings, ``list`` for arrays, ``None`` for nil.
+        python: deprecated and ignored (the Python twin scripts once needed
+            for the memory store).
     """
 
     name: str
     lua: str
-    python: Callable[[ScriptOps, list[str], list[bytes]], Any]
+    python: Callable[..., Any] | None = attrs.field(
+        default=None, kw_only=True, validator=_no_twin, eq=False, repr=False
+    )
 
 
 @attrs.frozen

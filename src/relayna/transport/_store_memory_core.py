@@ -17,7 +17,7 @@ from relayna.transport._pubsub_fanout import Fanout
 from relayna.transport._store import Value
 from relayna.transport._store_util import encode_value, ttl_ms
 
-__all__ = ["MemoryCore"]
+__all__ = ["MemoryCore", "ZsetBox"]
 
 T = TypeVar("T")
 _Zset = dict[bytes, float]
@@ -42,11 +42,12 @@ class MemoryCore:
         self._url = url
         self._data: dict[str, Any] = {}
         self._expires: dict[str, float] = {}
+        self._frozen: float | None = None
 
     # -- internals -------------------------------------------------------------
     def _live(self, key: str) -> Any:
         deadline = self._expires.get(key)
-        if deadline is not None and self._clock() >= deadline:
+        if deadline is not None and self.now() >= deadline:
             del self._expires[key]
             self._data.pop(key, None)
         return self._data.get(key)
@@ -70,9 +71,59 @@ class MemoryCore:
             self._data.pop(key, None)
             self._expires.pop(key, None)
 
+    # -- primitives for the command interpreter (``_store_commands``) ---------
+    def now(self) -> float:
+        """The store clock, in seconds (frozen while a script runs, as in Redis)."""
+        frozen = self._frozen
+        return self._clock() if frozen is None else frozen
+
+    def freeze(self) -> None:
+        """Stop the clock at its current time until :meth:`thaw` (one script's run)."""
+        self._frozen = self._clock()
+
+    def thaw(self) -> None:
+        self._frozen = None
+
+    def live(self, key: str) -> Any:
+        """The value held at ``key`` (None when missing or expired)."""
+        return self._live(key)
+
+    def typed(self, key: str, kind: type[T]) -> T | None:
+        """The value at ``key`` if it is a ``kind`` (None when missing); WRONGTYPE otherwise."""
+        return self._typed(key, kind)
+
+    def create(self, key: str, kind: type[T]) -> T:
+        """The ``kind`` at ``key``, created empty when missing; WRONGTYPE otherwise."""
+        return self._create(key, kind)
+
+    def put(self, key: str, value: Any, *, keep_ttl: bool = False) -> None:
+        """Store ``value`` at ``key``, dropping its TTL unless ``keep_ttl``."""
+        self._data[key] = value
+        if not keep_ttl:
+            self._expires.pop(key, None)
+
+    def drop_if_empty(self, key: str) -> None:
+        """Remove ``key`` when its collection became empty (as Redis does)."""
+        self._drop_if_empty(key)
+
+    def deadline(self, key: str) -> float | None:
+        """When ``key`` expires on the store clock (None: no TTL or missing)."""
+        return self._expires.get(key) if self._live(key) is not None else None
+
+    def set_deadline(self, key: str, at: float | None) -> None:
+        """Expire ``key`` at ``at`` (None removes its TTL); ``key`` must exist."""
+        if at is None:
+            self._expires.pop(key, None)
+        else:
+            self._expires[key] = at
+
+    def keys(self) -> list[str]:
+        """Every live key."""
+        return [k for k in list(self._data) if self._live(k) is not None]
+
     def sweep(self) -> None:
         """Remove every expired key (the store calls this now and then)."""
-        for key in [k for k, d in self._expires.items() if self._clock() >= d]:
+        for key in [k for k, d in self._expires.items() if self.now() >= d]:
             self._live(key)
 
     # -- strings & keys --------------------------------------------------------
@@ -85,7 +136,7 @@ class MemoryCore:
         self._data[key] = encode_value(value)
         self._expires.pop(key, None)
         if ttl is not None:
-            self._expires[key] = self._clock() + ttl_ms(ttl) / 1000
+            self._expires[key] = self.now() + ttl_ms(ttl) / 1000
         return True
 
     def delete(self, *keys: str) -> int:
@@ -103,13 +154,13 @@ class MemoryCore:
     def expire(self, key: str, seconds: float) -> bool:
         if self._live(key) is None:
             return False
-        self._expires[key] = self._clock() + ttl_ms(seconds) / 1000
+        self._expires[key] = self.now() + ttl_ms(seconds) / 1000
         return True
 
     def ttl(self, key: str) -> float | None:
         if self._live(key) is None or key not in self._expires:
             return None
-        return max(self._expires[key] - self._clock(), 0.0)
+        return max(self._expires[key] - self.now(), 0.0)
 
     def incr(self, key: str, amount: int = 1) -> int:
         raw = self._typed(key, bytes)
@@ -176,7 +227,7 @@ class MemoryCore:
     # -- sorted sets -----------------------------------------------------------
     def _zset(self, key: str) -> _Zset:
         value = self._live(key)
-        if value is not None and not isinstance(value, _ZsetBox):
+        if value is not None and not isinstance(value, ZsetBox):
             raise StoreError(
                 "WRONGTYPE Operation against a key holding the wrong kind of value", url=self._url
             )
@@ -187,7 +238,7 @@ class MemoryCore:
 
     def zadd(self, key: str, mapping: Mapping[Value, float]) -> int:
         self._zset(key)  # type check
-        box = self._data.setdefault(key, _ZsetBox())
+        box = self._data.setdefault(key, ZsetBox())
         added = 0
         for member, score in mapping.items():
             raw = encode_value(member)
@@ -262,7 +313,7 @@ class MemoryCore:
         return self._fanout.dispatch(channel, encode_value(message))
 
 
-class _ZsetBox:
+class ZsetBox:
     """A sorted set's storage (a distinct type, so WRONGTYPE checks see it)."""
 
     __slots__ = ("scores",)

@@ -30,6 +30,7 @@ from urllib.parse import parse_qs
 import anyio
 import coredis
 import coredis.exceptions as cx
+from coredis.parser import Parser
 from coredis.retry import NoRetryPolicy
 
 from relayna._groups import sole_exception, unwrap_groups
@@ -62,6 +63,27 @@ def _raw(reply: Any, **_: Any) -> Any:
     return reply
 
 
+def _error_codes() -> dict[type[BaseException], str]:
+    codes: dict[type[BaseException], str] = {}
+    for code, target in Parser.EXCEPTION_CLASSES.items():
+        for cls in target.values() if isinstance(target, dict) else (target,):
+            codes.setdefault(cls, code)
+    return codes
+
+
+_ERROR_CODES = _error_codes()
+
+
+def _reply_text(exc: BaseException) -> str:
+    """The server's error text: coredis strips the code (``WRONGTYPE``, ``ERR``); put it back."""
+    text = str(exc)
+    code = _ERROR_CODES.get(type(exc))
+    if code is None and type(exc) is cx.ResponseError:
+        first = text.split(" ", 1)[0]
+        code = None if first.isupper() else "ERR"  # an unmapped code was left in place
+    return f"{code} {text}" if code else text
+
+
 def map_coredis_error(exc: BaseException, url: str, kind: CallKind = "write") -> StoreError:
     """Translate a coredis (or socket) exception into the relayna hierarchy."""
     if isinstance(exc, StoreError):
@@ -86,9 +108,9 @@ def map_coredis_error(exc: BaseException, url: str, kind: CallKind = "write") ->
     if isinstance(exc, OSError):
         return StoreConnectionError(f"cannot connect to Redis: {exc}", url=url)
     if kind == "script" and isinstance(exc, cx.RedisError):
-        return ScriptError(f"script failed: {exc}", url=url)
+        return ScriptError(f"script failed: {_reply_text(exc)}", url=url)
     if isinstance(exc, cx.RedisError):
-        return StoreError(f"Redis error: {exc}", url=url)
+        return StoreError(f"Redis error: {_reply_text(exc)}", url=url)
     return StoreError(f"unexpected error from coredis: {exc!r}", url=url)
 
 

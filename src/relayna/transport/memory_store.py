@@ -8,15 +8,18 @@ by design:
   between blocks or processes) and it is gone when the block exits.
 * TTLs run on ``anyio.current_time()`` (so a test clock applies); expired
   keys are removed lazily when touched.
-* Scripts run their Python twin (:attr:`Script.python`) against the
-  synchronous core; nothing awaits inside, so a script is atomic.
+* Scripts run their own Lua, in a Lua 5.1 runtime as in Redis, against the
+  synchronous core (:mod:`relayna.transport._store_lua`); nothing awaits
+  inside, so a script is atomic. Commands that need an absolute wall-clock
+  time (``EXPIREAT``, ``SET ... PXAT``) are not offered to scripts, and a
+  script is stopped after ``SCRIPT_TIME_LIMIT`` CPU seconds.
 * Pubsub never disconnects, so :class:`PubSubReconnected` is never sent.
 """
 
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -27,6 +30,7 @@ from relayna._urls import redact_url, split_url
 from relayna.errors import ScriptError, StoreError
 from relayna.transport._pubsub_fanout import DEFAULT_SUBSCRIBER_BUFFER, Fanout
 from relayna.transport._store import Script, Store, Subscription, Value
+from relayna.transport._store_lua import LuaScripts, ScriptFailure
 from relayna.transport._store_memory_core import MemoryCore
 from relayna.transport._store_util import encode_value
 
@@ -36,10 +40,17 @@ __all__ = ["MemoryStore", "open_memory_store"]
 class MemoryStore:
     """A :class:`~relayna.transport.Store` in process memory (see module docs)."""
 
-    def __init__(self, url: str, *, buffer_size: int = DEFAULT_SUBSCRIBER_BUFFER) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        buffer_size: int = DEFAULT_SUBSCRIBER_BUFFER,
+        clock: Callable[[], float] = anyio.current_time,
+    ) -> None:
         self._url = url
         self._fanout = Fanout(buffer_size=buffer_size, url=url)
-        self.core = MemoryCore(anyio.current_time, self._fanout, url)
+        self.core = MemoryCore(clock, self._fanout, url)
+        self._scripts = LuaScripts(self.core)
         self._closed = False
 
     @property
@@ -153,14 +164,12 @@ class MemoryStore:
         return (await self._enter()).publish(channel, message)
 
     async def run_script(self, script: Script, keys: Sequence[str], args: Sequence[Value]) -> Any:
-        """Run the script's Python twin atomically against the core."""
-        core = await self._enter()
+        """Run the script's Lua atomically against the core (as Redis would)."""
+        await self._enter()
         try:
-            return script.python(core, list(keys), [encode_value(a) for a in args])
-        except StoreError as exc:
-            raise ScriptError(f"script {script.name!r} failed: {exc}", url=self._url) from exc
-        except Exception as exc:
-            raise ScriptError(f"script {script.name!r} failed: {exc!r}", url=self._url) from exc
+            return self._scripts.run(script.lua, keys, [encode_value(a) for a in args])
+        except ScriptFailure as exc:
+            raise ScriptError(f"script {script.name!r} failed: {exc}", url=self._url) from None
 
     async def run_script_many(
         self, script: Script, calls: Sequence[tuple[Sequence[str], Sequence[Value]]]

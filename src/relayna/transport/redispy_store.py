@@ -48,6 +48,13 @@ __all__ = ["RedisPyStore", "open_redispy_store"]
 DEFAULT_CONNECT_TIMEOUT = 5.0
 
 
+def _reply_text(exc: BaseException) -> str:
+    """The server's error text: redis-py strips some codes (``ERR``); put them back."""
+    text = str(exc)
+    code = getattr(exc, "status_code", None)
+    return f"{code} {text}" if isinstance(code, str) and not text.startswith(code) else text
+
+
 def map_redispy_error(exc: BaseException, url: str, kind: CallKind = "write") -> StoreError:
     """Translate a redis-py exception into the relayna hierarchy."""
     import redis.exceptions as rx
@@ -66,9 +73,9 @@ def map_redispy_error(exc: BaseException, url: str, kind: CallKind = "write") ->
             return StoreConnectionError(f"cannot connect to Redis: {text}", url=url)
         return StoreConnectionLost(f"Redis connection lost: {text or type(exc).__name__}", url=url)
     if kind == "script" and isinstance(exc, rx.RedisError):
-        return ScriptError(f"script failed: {exc}", url=url)
+        return ScriptError(f"script failed: {_reply_text(exc)}", url=url)
     if isinstance(exc, rx.RedisError):
-        return StoreError(f"Redis error: {exc}", url=url)
+        return StoreError(f"Redis error: {_reply_text(exc)}", url=url)
     return StoreError(f"unexpected error from redis-py: {exc!r}", url=url)
 
 

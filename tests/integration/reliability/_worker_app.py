@@ -39,7 +39,7 @@ from relayna._supervise import Backoff
 from relayna.consumer import Idempotency, LifecycleStatuses, RetryPolicy, TaskConsumer, TaskContext
 from relayna.contracts import TaskEnvelope
 from relayna.topology import SharedTasksSharedStatusTopology
-from relayna.transport import Script, ScriptOps, Store, open_store
+from relayna.transport import Script, Store, open_store
 
 # Effect through the idempotency key: applied once per key, duplicates counted.
 _EFFECT_LUA = """
@@ -52,11 +52,7 @@ return 0
 """
 
 
-def _effect_python(ops: ScriptOps, keys: list[str], args: list[bytes]) -> int:  # pragma: no cover
-    raise NotImplementedError("the reliability ledger runs on Redis only")
-
-
-EFFECT_SCRIPT = Script(name="relayna_rel_effect", lua=_EFFECT_LUA, python=_effect_python)
+EFFECT_SCRIPT = Script(name="tests.reliability.effect", lua=_EFFECT_LUA)
 
 
 def make_topology(
