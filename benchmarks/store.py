@@ -1,7 +1,7 @@
 """Store benchmark: the atomic status-write script through the store adapters.
 
-Each event is one EVALSHA of STATUS_WRITE_SCRIPT (dedupe SET NX + LPUSH +
-LTRIM + PEXPIRE + SADD + PUBLISH). Measured in the same run, with 1 and 16
+Each event is one EVALSHA of the production status write (WRITE_STATUS_SCRIPT:
+dedupe check + LPUSH + LTRIM + PEXPIRE + SADD + PUBLISH + marker SET). Measured in the same run, with 1 and 16
 concurrent writers:
 
 * relayna's native client and its coredis adapter, on asyncio and on trio,
@@ -19,17 +19,16 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import anyio
 
-from relayna.testing._store_conformance import STATUS_WRITE_SCRIPT
+from benchmarks._redis import redis_url
+from relayna.status import WRITE_STATUS_SCRIPT as STATUS_WRITE_SCRIPT
 from relayna.transport import open_store
 
 Write = Callable[[int], Awaitable[Any]]
@@ -37,7 +36,7 @@ Write = Callable[[int], Awaitable[Any]]
 
 def _args(prefix: str, i: int) -> tuple[list[str], list[Any]]:
     keys = [f"{prefix}d:{i}", f"{prefix}h:{i % 64}", f"{prefix}c:{i % 64}"]
-    return keys, [60000, f"event-{i}", 100, f"child-{i % 10}", f"{prefix}ch"]
+    return keys, [f"event-{i}", 60000, 100, f"{prefix}ch", f"child-{i % 10}"]
 
 
 async def _drive(write: Write, events: int, writers: int) -> float:
@@ -218,27 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=4000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
-    url = os.environ.get("RELAYNA_TEST_REDIS_URL")
-    if url:
+    with redis_url() as url:
         run(url, args.events, args.repeat)
-        return 0
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-    from services import Services
-
-    svc = Services(
-        directory="", amqp_port=0, mgmt_port=0, stream_port=0, dist_port=0, redis_port=0, node=""
-    )
-    import tempfile
-
-    from services import free_port
-
-    svc.directory = tempfile.mkdtemp(prefix="relayna-bench-")
-    svc.redis_port = free_port()
-    svc.start_redis()
-    try:
-        run(svc.redis_url, args.events, args.repeat)
-    finally:
-        svc.stop_redis()
     return 0
 
 

@@ -20,7 +20,7 @@ from relayna.errors import (
     StoreAuthenticationError,
     StoreConnectionError,
 )
-from relayna.testing._store_conformance import STATUS_WRITE_SCRIPT
+from relayna.status import WRITE_STATUS_SCRIPT
 from relayna.transport import PubSubMessage, PubSubReconnected, Store, open_store
 
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
@@ -93,12 +93,12 @@ async def test_pubsub_reconnects_after_kill(store: Store, private_url: str, uniq
 
 async def test_noscript_recovery(store: Store, private_url: str, unique: str) -> None:
     keys = [f"relayna-test:{unique}:{n}" for n in ("d1", "h", "c")]
-    args = [5000, "e1", 10, "c1", f"relayna-test:{unique}:ch"]
+    args = ["e1", 5000, 10, f"relayna-test:{unique}:ch", "c1"]
     with anyio.fail_after(10):
-        assert (await store.run_script(STATUS_WRITE_SCRIPT, keys, args))[0] == 1
+        assert await store.run_script(WRITE_STATUS_SCRIPT, keys, args) == 1
         await admin(private_url, "SCRIPT", "FLUSH")
         keys[0] = f"relayna-test:{unique}:d2"
-        assert (await store.run_script(STATUS_WRITE_SCRIPT, keys, args))[0] == 1
+        assert await store.run_script(WRITE_STATUS_SCRIPT, keys, args) == 1
         assert await store.llen(keys[1]) == 2
         await store.delete(*keys, f"relayna-test:{unique}:d1")
 

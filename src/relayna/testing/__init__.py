@@ -15,16 +15,10 @@ from relayna.testing._broker_conformance import (
     BrokerCheck,
     check_broker,
 )
-from relayna.testing._store_conformance import (
-    STATUS_WRITE_SCRIPT,
-    STORE_CHECKS,
-    StoreCheck,
-    check_store,
-)
+from relayna.testing._store_conformance import STORE_CHECKS, StoreCheck, check_store
 
 __all__ = [
     "BROKER_CHECKS",
-    "STATUS_WRITE_SCRIPT",
     "STORE_CHECKS",
     "BrokerCapabilities",
     "BrokerCheck",
@@ -32,3 +26,11 @@ __all__ = [
     "check_broker",
     "check_store",
 ]
+
+
+def __getattr__(name: str) -> object:
+    if name == "STATUS_WRITE_SCRIPT":  # deprecated; see _store_conformance
+        from relayna.testing import _store_conformance
+
+        return _store_conformance.__getattr__(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
