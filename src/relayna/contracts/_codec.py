@@ -315,7 +315,7 @@ def _structure(data: object, cls: type[E], aliases: ContractAliasConfig | None) 
         return result
     try:
         result = _FAST_HOOKS[cls](value, cls)
-        return result  # type: ignore[return-value]
+        return result
     except _STRUCTURE_ERRORS as fast_exc:
         try:
             converter.structure(value, cls)

@@ -224,7 +224,7 @@ def make_structure_fn(
         namespace["_set_" + field.name] = cls.__dict__[field.name].__set__
         default = field.default
         if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-            namespace["_default_" + field.name] = default.factory  # type: ignore[attr-defined]
+            namespace["_default_" + field.name] = default.factory
         elif default is not attrs.NOTHING:
             namespace["_default_" + field.name] = default
     lines += [

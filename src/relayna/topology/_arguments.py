@@ -85,7 +85,7 @@ def validate_max_priority(value: object, *, label: str) -> int:
 def validate_stream_offset(value: object, *, label: str) -> StreamOffset:
     """Check a stream offset: ``first``/``last``/``next``, an int >= 0 or a datetime."""
     if value in ("first", "last", "next"):
-        return value  # type: ignore[return-value]
+        return value
     if isinstance(value, datetime):
         return value
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:

@@ -344,7 +344,7 @@ class AiormqBroker:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(watch_channel)
                 try:
-                    channel.on_consumer_cancel_callbacks.add(on_cancel)  # type: ignore[attr-defined]
+                    channel.on_consumer_cancel_callbacks.add(on_cancel)
                     await channel.basic_qos(prefetch_count=prefetch)
                     ok = await channel.basic_consume(
                         queue, on_message, arguments=to_wire_table(args), consumer_tag=consumer_tag
