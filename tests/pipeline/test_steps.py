@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 import anyio
 import pytest
 from anyio.lowlevel import checkpoint
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from relayna.pipeline import (
     AsyncIteratorStep,
@@ -194,6 +196,55 @@ async def test_batch_sizes_and_streaming_timeout() -> None:
                 seen.append((batch, anyio.current_time() - start))
     assert [b for b, _ in seen] == [[1, 2], [3]]
     assert seen[0][1] < 0.25  # emitted by the timeout, before the source resumed
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    order=st.lists(st.integers(0, 19), min_size=1, max_size=20, unique=True).flatmap(
+        lambda items: st.permutations(items)
+    ),
+    size=st.integers(1, 6),
+)
+async def test_batches_come_in_emission_order_whatever_order_items_complete(
+    order: list[int], size: int
+) -> None:
+    """A concurrent Map finishes items in any order; Batch still gives full
+    batches first and the partial one last, each batch sorted, nothing lost.
+    The completion order is the drawn permutation: each item waits for its
+    turn, released one at a time (no timing involved)."""
+    items = sorted(order)
+    turn = {item: anyio.Event() for item in items}
+    started = {item: anyio.Event() for item in items}
+
+    async def finish_in_order() -> None:
+        for item in order:
+            await started[item].wait()
+            turn[item].set()
+            for _ in range(3):  # let it reach the batcher before the next one
+                await checkpoint()
+
+    async def slow(x: int) -> int:
+        started[x].set()
+        await turn[x].wait()
+        return x
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(finish_in_order)
+            batches = await (items | Map(slow, concurrency=len(items)) | Batch(size)).collect()
+    full, rest = divmod(len(items), size)
+    assert [len(b) for b in batches] == [size] * full + ([rest] if rest else [])
+    assert all(b == sorted(b) for b in batches)
+    assert sorted(x for b in batches for x in b) == items
+
+
+async def test_a_batch_is_indexed_by_its_emission() -> None:
+    with anyio.fail_after(5):
+        async with (range(5) | Batch(2)).stream() as session:
+            pairs = [pair async for pair in session.indexed()]
+    assert sorted(pairs, key=lambda p: p[0]) == [
+        (Index(0), [0, 1]), (Index(1), [2, 3]), (Index(2), [4]),
+    ]  # fmt: skip
 
 
 async def test_reduce_and_group_by() -> None:

@@ -18,6 +18,7 @@ from anyio.lowlevel import checkpoint
 
 from ._base import DEFAULT_BUFFER_SIZE, DEFAULT_CONCURRENCY, Step, _check_positive
 from ._errors import Failure
+from ._index import Key
 from ._run import ACLOSE_TIMEOUT, CHECKPOINT_EVERY, Msg, call_maybe_async, receive, send
 from ._stateful import ordered_skip, ordered_take
 
@@ -180,8 +181,16 @@ class Batch(Step[T, list[T]]):
     """Lists of up to ``size`` items, emitted as they fill (the last may be short).
 
     With ``timeout`` (seconds), a non-empty batch is also emitted when that
-    long has passed since its first item arrived: a streaming batcher. A batch
-    holds items in index order and takes the index of its first item.
+    long has passed since its first item arrived: a streaming batcher.
+
+    Order: a batch holds its items in index order. A batch is a new item made
+    by this step, so its position is its emission order: the n-th batch
+    emitted has ``Index(n)`` and is the n-th that ``collect()`` returns, and
+    the final partial batch always comes last. Items reach the batcher in
+    completion order, so after a concurrent ``Map`` the items of a batch are
+    the first ``size`` to complete, not ``size`` neighbours of the input.
+    Failed items passing through (ErrorPolicy IGNORE / COLLECT) are numbered
+    in the same sequence, at the point where they pass.
     """
 
     def __init__(
@@ -213,6 +222,7 @@ class Batch(Step[T, list[T]]):
         batch: list[Msg] = []
         deadline = inf
         budget = CHECKPOINT_EVERY
+        emitted = 0  # what this step sent so far: the position of the next output
         while True:
             msg: Msg | None
             try:
@@ -224,9 +234,9 @@ class Batch(Step[T, list[T]]):
                         with CancelScope(deadline=deadline) as waited:
                             msg = await rx.receive()
                         if waited.cancelled_caught:
-                            if not await self._emit(batch, tx):
+                            if not await self._emit(batch, tx, (emitted,)):
                                 break
-                            batch = []
+                            batch, emitted = [], emitted + 1
                             continue
                     else:
                         msg = await rx.receive()
@@ -240,31 +250,32 @@ class Batch(Step[T, list[T]]):
                 if not budget:
                     budget = CHECKPOINT_EVERY
                     if batch and timeout is not None and anyio.current_time() >= deadline:
-                        if not await self._emit(batch, tx):
+                        if not await self._emit(batch, tx, (emitted,)):
                             break
-                        batch = []
+                        batch, emitted = [], emitted + 1
                     await checkpoint()
             if msg is None:
                 if batch:
-                    await self._emit(batch, tx)
+                    await self._emit(batch, tx, (emitted,))
                 return
             if msg[1].__class__ is Failure:
-                if not await send(tx, msg):
+                if not await send(tx, ((emitted,), msg[1])):
                     break
+                emitted += 1
                 continue
             if not batch and timeout is not None:
                 deadline = anyio.current_time() + timeout
             batch.append(msg)
             if len(batch) >= size:
-                if not await self._emit(batch, tx):
+                if not await self._emit(batch, tx, (emitted,)):
                     break
-                batch = []
+                batch, emitted = [], emitted + 1
         run.stop_upstream(stage, inclusive=True)
 
     @staticmethod
-    async def _emit(batch: list[Msg], tx: Tx) -> bool:
+    async def _emit(batch: list[Msg], tx: Tx, position: Key) -> bool:
         batch.sort(key=_by_key)
-        return await send(tx, (batch[0][0], [value for _, value in batch]))
+        return await send(tx, (position, [value for _, value in batch]))
 
     def __repr__(self) -> str:
         return f"Batch({self.size}, timeout={self.timeout})"
