@@ -131,23 +131,33 @@ async def test_cancelling_the_callers_scope_cancels_everything_and_runs_finally(
     started = 0
     finished = 0
     counter = Counter()
+    all_busy = anyio.Event()
 
     async def slow(x: int) -> int:
         nonlocal started, finished
         started += 1
+        if started == 10:
+            all_busy.set()
         try:
-            await anyio.sleep(10)
+            await anyio.sleep_forever()
         finally:
             finished += 1
         return x  # pragma: no cover
 
     async def expand(x: int) -> AsyncIterator[int]:
         yield x
-        await anyio.sleep(10)
+        await anyio.sleep_forever()
 
     with anyio.fail_after(5):
-        with anyio.move_on_after(0.1) as scope:
-            await (counter.async_() | FlatMap(expand) | Map(slow, concurrency=10)).collect()
+        with anyio.CancelScope() as scope:
+
+            async def cancel_when_all_busy() -> None:
+                await all_busy.wait()
+                scope.cancel()
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(cancel_when_all_busy)
+                await (counter.async_() | FlatMap(expand) | Map(slow, concurrency=10)).collect()
     assert scope.cancelled_caught
     assert started == finished == 10
     assert counter.closed
