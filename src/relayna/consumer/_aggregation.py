@@ -26,6 +26,7 @@ from relayna.transport import Delivery
 from ._base import ConsumerBase, HandlerT
 from ._context import ManualRetryRequest, TaskContext
 from ._decide import Ack, Failed, FailureAction, Poison, Succeeded, decide
+from ._handler import log_failure
 from ._inbound import parse_status
 from ._settle import MessageInfo, Settler
 
@@ -139,6 +140,9 @@ class AggregationConsumer(ConsumerBase):
         decision = decide(
             outcome, self.retry_policy, parsed.attempt, failure_action=self.failure_action
         )
+        if isinstance(outcome, Failed):
+            log_failure(outcome, decision, consumer_name=self.consumer_name,
+                        queue=self.queue_name, task_id=event.task_id, attempt=parsed.attempt)  # fmt: skip
         if isinstance(decision, Ack):
             await delivery.ack()
             self.stats.acked += 1

@@ -409,7 +409,6 @@ class ConsumerBase:
             limiter=self.thread_limiter,
             cache=self._async_cache,
             stats=self.stats,
-            consumer_name=self.consumer_name,
         )
 
 

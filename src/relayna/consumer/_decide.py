@@ -121,11 +121,12 @@ class Succeeded:
 
 @attrs.frozen
 class Failed:
-    """The handler raised."""
+    """The handler raised (``exception``: what it raised, for the log's traceback)."""
 
     exception_type: str
     exception_message: str
     reason: str = "handler_error"
+    exception: BaseException | None = attrs.field(default=None, eq=False, repr=False)
 
 
 @attrs.frozen

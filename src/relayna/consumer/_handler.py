@@ -21,7 +21,7 @@ from ._context import ManualRetryRequest, ManualRetryRequested, TaskContext
 from ._decide import Failed, Succeeded
 from ._settle import ConsumerStats
 
-__all__ = ["AsyncCache", "Middleware", "call_handler"]
+__all__ = ["AsyncCache", "Middleware", "call_handler", "log_failure"]
 
 logger = logging.getLogger("relayna.consumer")
 
@@ -59,12 +59,13 @@ async def call_handler(
     limiter: anyio.CapacityLimiter | None,
     cache: AsyncCache,
     stats: ConsumerStats,
-    consumer_name: str,
 ) -> Succeeded | Failed | ManualRetryRequest:
     """Run ``middleware`` + ``handler``; turn what happened into an outcome.
 
     A sync handler runs in a worker thread bounded by ``limiter``. Failures
-    are counted in ``stats.handler_failures`` and logged once.
+    are counted in ``stats.handler_failures``; the exception travels in the
+    :class:`Failed` outcome and is logged where it becomes a decision
+    (:func:`log_failure`), not here.
     """
     try:
         async with AsyncExitStack() as stack:
@@ -80,24 +81,54 @@ async def call_handler(
         return signal.request
     except Exception as exc:  # noqa: BLE001 - user handler: a failure becomes a decision
         stats.handler_failures += 1
-        logger.warning(
-            "%s: handler failed for task %s: %s: %s",
-            consumer_name,
-            ctx.task_id,
-            type(exc).__name__,
-            str(exc)[:200],
+        return Failed(
+            exception_type=type(exc).__name__, exception_message=str(exc)[:1024], exception=exc
         )
-        return Failed(exception_type=type(exc).__name__, exception_message=str(exc)[:1024])
     if result is not None and not isinstance(result, dict):
         result = {"value": result}  # a status result is a JSON object on the wire
     if result is not None and not _json_safe(result):
         stats.handler_failures += 1
         message_text = f"handler result of type {type(result).__name__} is not JSON-serialisable"
-        logger.warning("%s: task %s: %s", consumer_name, ctx.task_id, message_text)
         return Failed(
             exception_type="TypeError", exception_message=message_text, reason="invalid_result"
         )
     return Succeeded(result=result)
+
+
+def log_failure(
+    outcome: Failed,
+    decision: object,
+    *,
+    consumer_name: str,
+    queue: str,
+    task_id: str,
+    attempt: int,
+) -> None:
+    """Log a handler failure once, where it became ``decision``, with its traceback.
+
+    Structured fields (``extra``): ``consumer``, ``queue``, ``task_id``,
+    ``attempt``, ``decision`` (``Retry``, ``DeadLetter``, ...), ``reason``.
+    """
+    decided = type(decision).__name__
+    logger.warning(
+        "%s: handler failed for task %s (attempt %d, queue %s): %s: %s -> %s",
+        consumer_name,
+        task_id,
+        attempt,
+        queue,
+        outcome.exception_type,
+        outcome.exception_message,
+        decided,
+        exc_info=outcome.exception,
+        extra={
+            "consumer": consumer_name,
+            "queue": queue,
+            "task_id": task_id,
+            "attempt": attempt,
+            "decision": decided,
+            "reason": outcome.reason,
+        },
+    )
 
 
 def _json_safe(value: Any) -> bool:

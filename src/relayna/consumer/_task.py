@@ -48,6 +48,7 @@ from relayna.transport import Delivery, Properties
 from ._base import ConsumerBase, HandlerT
 from ._context import ManualRetryRequest, TaskContext
 from ._decide import Failed, FailureAction, Poison, Succeeded, decide
+from ._handler import log_failure
 from ._idempotency import Idempotency
 from ._inbound import InboundBatch, InboundTask, parse_task
 from ._lease import LeaseLost, LeasePolicy, LeaseStore, call_with_lease
@@ -311,6 +312,9 @@ class TaskConsumer(ConsumerBase):
         decision = decide(
             outcome, self.retry_policy, inbound.attempt, failure_action=self.failure_action
         )
+        if isinstance(outcome, Failed):
+            log_failure(outcome, decision, consumer_name=self.consumer_name,
+                        queue=self.queue_name, task_id=task.task_id, attempt=inbound.attempt)  # fmt: skip
         await settler.settle(delivery, decision, info)
 
     async def _complete(
@@ -401,6 +405,7 @@ class TaskConsumer(ConsumerBase):
                 exception_type=type(exc).__name__,
                 exception_message=str(exc)[:1024],
                 reason="manual_retry_invalid",
+                exception=exc,
             )
         lineage = {
             "count": count,
@@ -424,6 +429,7 @@ class TaskConsumer(ConsumerBase):
                 exception_type=type(exc).__name__,
                 exception_message=str(exc)[:1024],
                 reason="manual_retry_unroutable",
+                exception=exc,
             )
         self.stats.manual_retries += 1
         self._emit(

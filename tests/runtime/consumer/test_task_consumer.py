@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -130,6 +131,38 @@ async def test_retry_then_dead_letter_with_headers_record_and_statuses(
     assert len(collector.of_type(TaskHandlerFailed)) == 3
     for name in (topology.tasks_queue, topology.tasks_queue + ".retry"):
         assert (await broker.inspect_queue(name)).message_count == 0
+
+
+def parse_the_payload(task: TaskEnvelope) -> None:
+    raise ValueError(f"cannot parse {task.task_id}")
+
+
+async def test_a_handler_failure_is_logged_once_where_it_is_decided_with_its_traceback(
+    broker: Broker, topology: Any, running: Any, until: Until, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def handler(task: TaskEnvelope, ctx: TaskContext) -> None:
+        parse_the_payload(task)
+
+    consumer = TaskConsumer(
+        topology=topology,
+        broker=broker,
+        handler=handler,
+        retry_policy=RetryPolicy(max_retries=1, delay_ms=20),
+    )
+    caplog.set_level(logging.WARNING, logger="relayna.consumer")
+    with anyio.fail_after(10):
+        async with open_relayna_client(topology, broker) as client, running(consumer):
+            await client.publish_task({"task_id": "bad-log"})
+            await until(lambda: consumer.stats.dead_lettered == 1)
+    failures = [r for r in caplog.records if "handler failed" in r.getMessage()]
+    assert [(r.attempt, r.decision) for r in failures] == [(0, "Retry"), (1, "DeadLetter")]
+    for record in failures:
+        assert (record.task_id, record.queue) == ("bad-log", topology.tasks_queue)
+        assert record.consumer == consumer.consumer_name
+        assert record.exc_info is not None
+        assert isinstance(record.exc_info[1], ValueError)
+        assert "cannot parse bad-log" in record.getMessage()
+    assert caplog.text.count("in parse_the_payload") == 2  # each log carries the traceback
 
 
 async def test_legacy_attempt_header_is_honoured(
@@ -278,13 +311,18 @@ async def test_middleware_wraps_the_handler_in_order(
     assert log == ["a:before", "b:before", "handler", "b:error", "b:after", "a:error", "a:after"]
 
 
-async def test_consumer_on_a_url_declares_and_consumes(topology: Any) -> None:
-    # memory:// opens a private broker per URL: just check run() gets ready and drains.
+async def test_consumer_on_a_url_opens_its_broker_gets_ready_and_stops_on_cancel(
+    topology: Any,
+) -> None:
+    # memory:// opens a private broker per URL: run() reports ready once it
+    # consumes, and a cancel is a clean stop (no error, nothing settled).
     consumer = TaskConsumer(topology=topology, broker="memory://", handler=lambda t, c: None)
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
             await tg.start(consumer.run)
             tg.cancel_scope.cancel()
+    assert tg.cancel_scope.cancelled_caught
+    assert (consumer.stats.acked, consumer.stats.handler_failures) == (0, 0)
 
 
 async def test_startup_error_is_raised_not_retried(broker: Broker, topology: Any) -> None:
