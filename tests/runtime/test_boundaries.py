@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from relayna._groups import sole_exception, unwrap_groups
+from relayna.errors import sole_exception, unwrap_groups
 from relayna.transport import open_broker, open_store
 
 pytestmark = pytest.mark.anyio

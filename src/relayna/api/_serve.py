@@ -27,7 +27,7 @@ import anyio
 import sniffio
 from anyio.abc import TaskStatus
 
-from relayna._groups import unwrap_groups
+from relayna.errors import unwrap_groups
 
 __all__ = ["serve_asgi", "serving"]
 

@@ -13,7 +13,7 @@ from anyio import EndOfStream, WouldBlock
 from anyio.abc import TaskGroup
 from anyio.lowlevel import checkpoint
 
-from relayna._groups import sole_exception
+from relayna.errors import sole_exception
 
 from ._errors import ErrorPolicy, Failure, PipelineError
 from ._index import Index

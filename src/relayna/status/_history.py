@@ -25,9 +25,8 @@ import anyio
 import attrs
 from anyio.streams.memory import MemoryObjectSendStream
 
-from relayna._groups import unwrap_groups
 from relayna.contracts import ContractAliasConfig, TerminalStatusSet
-from relayna.errors import ContractError
+from relayna.errors import ContractError, unwrap_groups
 from relayna.status._event import EventDict, decode_status_body
 from relayna.transport import Broker, Consumer, Delivery, StreamOffset
 

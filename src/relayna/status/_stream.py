@@ -23,8 +23,7 @@ import anyio
 import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from relayna._groups import unwrap_groups
-from relayna.errors import ContractError, RelaynaError, SlowSubscriberError
+from relayna.errors import ContractError, RelaynaError, SlowSubscriberError, unwrap_groups
 from relayna.status._cursor import CursorAction, Emit, ResumeCursor, Resync
 from relayna.status._event import TerminalStatusSet, loads_stored
 from relayna.status._store import StatusStore

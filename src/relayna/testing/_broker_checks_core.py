@@ -27,7 +27,7 @@ from relayna.testing._broker_support import (
     _raises,
     _resources,
 )
-from relayna.transport._broker import BindingSpec, Broker, ExchangeSpec, Properties, QueueSpec
+from relayna.transport import BindingSpec, Broker, ExchangeSpec, Properties, QueueSpec
 
 # -- declarations, errors -------------------------------------------------------
 

@@ -18,7 +18,7 @@ from relayna.testing._broker_support import (
     _resources,
     _within,
 )
-from relayna.transport._broker import Broker, Delivery, Properties, StreamOffset
+from relayna.transport import Broker, Delivery, Properties, StreamOffset
 
 
 async def check_dead_letter(broker: Broker, prefix: str, caps: BrokerCapabilities) -> None:

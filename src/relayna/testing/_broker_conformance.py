@@ -53,7 +53,7 @@ from relayna.testing._broker_checks_queues import (
 )
 from relayna.testing._broker_support import BrokerCapabilities, BrokerCheck
 from relayna.testing._broker_support import CheckFunction as CheckFunction
-from relayna.transport._broker import Broker
+from relayna.transport import Broker
 
 __all__ = ["BROKER_CHECKS", "BrokerCapabilities", "BrokerCheck", "check_broker"]
 

@@ -16,7 +16,7 @@ import anyio
 import attrs
 
 from relayna.errors import BrokerError
-from relayna.transport._broker import (
+from relayna.transport import (
     BindingSpec,
     Broker,
     Delivery,

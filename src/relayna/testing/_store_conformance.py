@@ -29,7 +29,7 @@ from relayna.testing._store_script_checks import (
     check_script_replies,
     check_script_status_write,
 )
-from relayna.transport._store import PubSubMessage, Store
+from relayna.transport import PubSubMessage, Store
 
 __all__ = ["STORE_CHECKS", "StoreCheck", "check_store"]  # + deprecated STATUS_WRITE_SCRIPT
 

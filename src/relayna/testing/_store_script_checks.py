@@ -18,7 +18,7 @@ from relayna.consumer import (
 )
 from relayna.errors import ScriptError
 from relayna.status import WRITE_STATUS_SCRIPT
-from relayna.transport._store import PubSubMessage, Script, Store, Value
+from relayna.transport import PubSubMessage, Script, Store, Value
 
 __all__ = [
     "check_script_atomicity",

@@ -26,6 +26,7 @@ from relayna.transport._store import (
     ScriptOps,
     Store,
     Subscription,
+    Value,
 )
 
 __all__ = [
@@ -55,4 +56,5 @@ __all__ = [
     "ScriptOps",
     "Store",
     "Subscription",
+    "Value",
 ]

@@ -21,8 +21,7 @@ from typing import Any, Literal, TypeVar
 
 import anyio
 
-from relayna._groups import sole_exception
-from relayna.errors import StoreConnectionError, StoreError
+from relayna.errors import StoreConnectionError, StoreError, sole_exception
 from relayna.transport._store import Script, Subscription, Value
 from relayna.transport._store_util import encode_value, script_sha, ttl_ms
 from relayna.transport.pubsub import PubSubMultiplexer, RawPubSubConnector

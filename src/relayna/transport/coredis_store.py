@@ -33,7 +33,6 @@ import coredis.exceptions as cx
 from coredis.parser import Parser
 from coredis.retry import NoRetryPolicy
 
-from relayna._groups import sole_exception, unwrap_groups
 from relayna._urls import redact_url, split_url
 from relayna.errors import (
     ConfigurationError,
@@ -42,6 +41,8 @@ from relayna.errors import (
     StoreConnectionError,
     StoreConnectionLost,
     StoreError,
+    sole_exception,
+    unwrap_groups,
 )
 from relayna.transport._store import Store, Value
 from relayna.transport._store_resp import CallKind, NoScript, RespStore, run_resp_store

@@ -21,13 +21,13 @@ import anyio
 import anyio.abc
 from pamqp import commands
 
-from relayna._groups import unwrap_groups
 from relayna.errors import (
     BrokerConnectionError,
     BrokerError,
     ConnectionLost,
     ProtocolError,
     PublishBlocked,
+    unwrap_groups,
 )
 from relayna.transport.amqp import _events as ev
 from relayna.transport.amqp._channel import Channel

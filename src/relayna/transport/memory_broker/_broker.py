@@ -23,7 +23,6 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 
-from relayna._groups import unwrap_groups
 from relayna._urls import redact_url
 from relayna.errors import (
     AccessRefused,
@@ -31,6 +30,7 @@ from relayna.errors import (
     NotFound,
     PublishNacked,
     UnroutableError,
+    unwrap_groups,
 )
 from relayna.transport._broker import (
     BindingSpec,
