@@ -14,6 +14,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from relayna.api import (
+    BodyError,
     JSONResponse,
     RelaynaRuntime,
     capabilities_routes,
@@ -23,10 +24,10 @@ from relayna.api import (
     feed_routes,
     metrics_routes,
     openapi_route,
+    read_json_body,
     status_routes,
     worker_health_routes,
 )
-from relayna.api._body import BodyError, read_json_body
 from relayna.devserver._demo import DEMO_TASK_TYPES
 from relayna.devserver._docs import page_operation, submit_operation
 from relayna.errors import ContractError, RelaynaError, TopologyError

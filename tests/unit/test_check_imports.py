@@ -1,0 +1,53 @@
+"""scripts/check_imports.py finds each kind of layer violation (and the tree has none)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import check_imports  # scripts/ is on sys.path (tests/conftest.py)
+
+
+def _tree(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / "relayna" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root / "relayna"
+
+
+def test_each_rule_is_reported(tmp_path: Path) -> None:
+    root = _tree(
+        tmp_path,
+        {
+            "errors.py": "",
+            "transport/__init__.py": "",
+            "transport/_store.py": "",
+            "transport/redispy_store.py": "import asyncio\n",  # an allowed adapter
+            "contracts/_x.py": "from relayna.status import StatusStore\n",  # upward
+            "pipeline/_y.py": "from relayna.contracts import dumps\nfrom relayna.errors import E\n",
+            "topology/_z.py": "from relayna.transport import QueueSpec, open_broker\n",
+            "status/_s.py": (
+                "import trio\n"
+                "def f():\n    from relayna.transport._store import Value\n"  # private, lazy
+            ),
+            "newpkg/_n.py": "from relayna.errors import E\nfrom relayna.transport import Store\n",
+        },
+    )
+    found = "\n".join(check_imports.offenders(root))
+    assert "contracts/_x.py:1: imports relayna.status: relayna.contracts may not import" in found
+    assert (
+        "pipeline/_y.py:1: imports relayna.contracts: the pipeline imports only relayna.errors"
+        in found
+    )
+    assert "pipeline/_y.py:2" not in found
+    assert "topology/_z.py:1" in found
+    assert "not open_broker" in found
+    assert "status/_s.py:1: imports trio" in found
+    assert "status/_s.py:3: imports relayna.transport._store: another package's private" in found
+    assert "newpkg/_n.py:2: imports relayna.transport: package relayna.newpkg has no layer" in found
+    assert "redispy_store" not in found
+    assert len(check_imports.offenders(root)) == 6
+
+
+def test_the_tree_follows_the_rules() -> None:
+    assert check_imports.offenders() == []
