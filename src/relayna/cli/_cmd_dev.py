@@ -7,11 +7,11 @@ import logging
 
 import anyio
 
-from relayna.cli._common import env_default, run_async, wait_for_shutdown_signal
+from relayna.cli._common import Subcommands, env_default, run_async, wait_for_shutdown_signal
 from relayna.errors import ConfigurationError
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subcommands) -> None:
     p = sub.add_parser(
         "dev",
         help="run broker, store, demo worker, status hub and web page in one process",

@@ -9,10 +9,10 @@ import uuid
 from typing import Any
 
 from relayna.cli._cmd_topology import load_topology
-from relayna.cli._common import UsageError, env_default, run_async
+from relayna.cli._common import Subcommands, UsageError, env_default, run_async
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subcommands) -> None:
     p = sub.add_parser(
         "publish",
         help="publish a task from JSON (argument or stdin)",

@@ -7,10 +7,16 @@ import argparse
 import anyio
 
 from relayna.api import serve_asgi
-from relayna.cli._common import env_default, load_target, run_async, wait_for_shutdown_signal
+from relayna.cli._common import (
+    Subcommands,
+    env_default,
+    load_target,
+    run_async,
+    wait_for_shutdown_signal,
+)
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subcommands) -> None:
     p = sub.add_parser(
         "serve",
         help="serve an ASGI app (e.g. one using relayna's status routes) with hypercorn",

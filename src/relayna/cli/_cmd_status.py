@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from relayna.cli._common import UsageError, env_default, run_async
+from relayna.cli._common import Subcommands, UsageError, env_default, run_async
 from relayna.contracts import is_valid_identifier
 
 
@@ -28,7 +28,7 @@ def _store_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subcommands) -> None:
     s = sub.add_parser(
         "status",
         help="print a task's latest status",

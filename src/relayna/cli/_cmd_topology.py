@@ -7,11 +7,11 @@ import json
 from typing import Any
 
 from relayna._urls import redact_url
-from relayna.cli._common import UsageError, env_default, load_target, run_async
+from relayna.cli._common import Subcommands, UsageError, env_default, load_target, run_async
 from relayna.topology import DeclarationPlan, summarize_topology, topology_kind
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subcommands) -> None:
     p = sub.add_parser(
         "declare",
         help="apply a topology's declaration plan to the broker (or print it with --dry-run)",

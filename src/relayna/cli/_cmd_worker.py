@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from relayna.cli._common import Subcommands
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+
+def register(sub: Subcommands) -> None:
     p = sub.add_parser(
         "worker",
         help="run a task worker (MODULE:HANDLER) until SIGTERM, then drain",

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeAlias
 
 import anyio
 
@@ -14,6 +15,8 @@ from relayna._imports import load_target as _load_target
 from relayna.errors import ConfigurationError, RelaynaError
 
 __all__ = [
+    "Parser",
+    "Subcommands",
     "EXIT_RUNTIME",
     "EXIT_USAGE",
     "UsageError",
@@ -42,6 +45,18 @@ def env_default(name: str, default: str | None = None) -> str | None:
 def fail(message: str, code: int) -> NoReturn:
     print(f"relayna: error: {message}", file=sys.stderr)
     raise SystemExit(code)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with usage errors reported as relayna's (exit code EXIT_USAGE)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        fail(message, EXIT_USAGE)
+
+
+#: What each command's ``register`` adds its parser to.
+Subcommands: TypeAlias = "argparse._SubParsersAction[Parser]"
 
 
 def load_target(spec: str, *, what: str = "object") -> Any:

@@ -20,11 +20,11 @@ from relayna.cli import (
     _cmd_topology,
     _cmd_worker,
 )
-from relayna.cli._common import EXIT_USAGE, UsageError, fail
+from relayna.cli._common import EXIT_USAGE, Parser, Subcommands, UsageError, fail
 
 __all__ = ["build_parser", "main"]
 
-Registrar = Callable[[argparse._SubParsersAction], None]  # type: ignore[type-arg]
+Registrar = Callable[[Subcommands], None]
 
 
 _REGISTRARS: tuple[Registrar, ...] = (
@@ -37,14 +37,8 @@ _REGISTRARS: tuple[Registrar, ...] = (
 )
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        fail(message, EXIT_USAGE)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="relayna",
         description="relayna: structured-concurrency task runtime for RabbitMQ + Redis + SSE.",
     )
@@ -55,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="logging level (default INFO)",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for register in _REGISTRARS:
         register(sub)
     return parser

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol, runtime_checkable
 
+from relayna.topology import WorkflowEntryRoute, WorkflowStage
 from relayna.transport import Broker
 
 __all__ = [
@@ -77,3 +78,11 @@ class WorkflowTopology(StatusTopology, Protocol):
     def stages(self) -> tuple[Any, ...]: ...
     @property
     def entry_routes(self) -> tuple[Any, ...]: ...
+
+    def stage(self, name: str) -> WorkflowStage:
+        """The stage called ``name``; raises TopologyError for an unknown stage."""
+        ...
+
+    def entry_route(self, name: str) -> WorkflowEntryRoute:
+        """The entry route called ``name``; raises TopologyError for an unknown route."""
+        ...

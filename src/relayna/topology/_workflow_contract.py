@@ -7,7 +7,7 @@ Reasons (``WorkflowContractError.reason``): ``terminal_stage_handoff``,
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from relayna.errors import TopologyError, WorkflowContractError
 from relayna.topology._routing import topic_matches
@@ -22,8 +22,14 @@ __all__ = [
 ]
 
 
+class HasStages(Protocol):
+    """What the contract check needs of a workflow topology: its stages by name."""
+
+    def stage(self, name: str) -> WorkflowStage: ...
+
+
 def validate_workflow_publish(
-    topology: SharedStatusWorkflowTopology,
+    topology: HasStages,
     *,
     target_stage: str,
     origin_stage: str | None = None,
