@@ -91,9 +91,13 @@ def _int(raw: str | None, default: int) -> int | None:
     return value if value >= 1 else None
 
 
+_NAMED_OFFSETS: dict[str, StreamOffset] = {"first": "first", "last": "last", "next": "next"}
+
+
 def _offset(raw: str) -> StreamOffset | None:
-    if raw in ("first", "last", "next"):
-        return raw  # type: ignore[return-value]
+    named = _NAMED_OFFSETS.get(raw)
+    if named is not None:
+        return named
     value: int | datetime
     if raw.isascii() and raw.isdigit():
         if len(raw) > 19:

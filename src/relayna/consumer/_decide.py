@@ -53,7 +53,7 @@ class FailureAction(enum.Enum):
     REQUEUE = "requeue"
 
 
-def _non_negative(_inst: object, attribute: attrs.Attribute[int], value: int) -> None:
+def _non_negative(_inst: object, attribute: attrs.Attribute[Any], value: int) -> None:
     if type(value) is not int or value < 0:
         raise ValueError(f"{attribute.name} must be an integer >= 0, got {value!r}")
 
@@ -67,7 +67,7 @@ def _optional_non_negative(
     _inst: object, attribute: attrs.Attribute[int | None], value: int | None
 ) -> None:
     if value is not None:
-        _non_negative(_inst, attribute, value)  # type: ignore[arg-type]
+        _non_negative(_inst, attribute, value)
 
 
 def _suffix(_inst: object, attribute: attrs.Attribute[str], value: str) -> None:

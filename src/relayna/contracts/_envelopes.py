@@ -222,4 +222,4 @@ class TerminalStatusSet:
     )
 
     def is_terminal(self, status: str | None) -> bool:
-        return bool(status) and status.strip().lower() in self.statuses  # type: ignore[union-attr]
+        return status is not None and status.strip().lower() in self.statuses

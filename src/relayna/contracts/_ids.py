@@ -10,6 +10,7 @@ dot and no ``..``. That excludes whitespace, CR/LF, glob characters (``*``,
 from __future__ import annotations
 
 import re
+from typing import TypeGuard
 
 from relayna.errors import ContractError
 
@@ -26,7 +27,7 @@ RECENT_IDENTIFIERS: set[str] = set()
 _RECENT_LIMIT = 4096
 
 
-def is_valid_identifier(value: object) -> bool:
+def is_valid_identifier(value: object) -> TypeGuard[str]:
     """True when ``value`` is a string that satisfies the identifier rule."""
     if type(value) is not str:
         return False
@@ -64,7 +65,7 @@ def validate_identifier(value: object, field: str = "task_id") -> str:
         ContractError: reason ``schema``, with ``field`` as the error path.
     """
     if is_valid_identifier(value):
-        return value  # type: ignore[return-value]
+        return value
     if not isinstance(value, str):
         msg = f"must be a string, got {type(value).__name__}"
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import anyio
 import attrs
@@ -10,7 +11,14 @@ from anyio.abc import TaskStatus
 
 from relayna._urls import redact_url
 from relayna.api import RuntimeConfig, open_relayna_runtime, serve_asgi
-from relayna.consumer import LifecycleStatuses, RetryPolicy, TaskConsumer, WorkerHeartbeats
+from relayna.consumer import (
+    LifecycleStatuses,
+    RetryPolicy,
+    TaskConsumer,
+    TaskContext,
+    WorkerHeartbeats,
+)
+from relayna.contracts import TaskEnvelope
 from relayna.devserver._app import build_app
 from relayna.devserver._demo import demo_handler, demo_topology
 from relayna.observability import make_observation_sink
@@ -70,7 +78,7 @@ async def run_dev(
         assert runtime.broker is not None
         async with open_relayna_client(topology, runtime.broker, declare=False) as client:
 
-            async def handler(task, ctx):  # type: ignore[no-untyped-def]
+            async def handler(task: TaskEnvelope, ctx: TaskContext) -> dict[str, Any]:
                 return await demo_handler(task, ctx, step_seconds=config.step_seconds)
 
             consumer = TaskConsumer(

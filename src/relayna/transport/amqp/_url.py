@@ -8,6 +8,7 @@ percent-decoded (``%2F`` is ``/``). Unknown query parameters are rejected.
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 import attrs
@@ -70,7 +71,7 @@ def parse_amqp_url(url: str) -> AMQPParams:
                 f"vhost {raw!r} contains '/'; percent-encode it as %2F in {redacted}"
             )
         vhost = unquote(raw)
-    kwargs: dict[str, object] = {}
+    kwargs: dict[str, Any] = {}
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         if key == "heartbeat":
             kwargs["heartbeat"] = _int(key, value, redacted, 0, 65535)
@@ -107,5 +108,5 @@ def parse_amqp_url(url: str) -> AMQPParams:
         vhost=vhost,
         tls=tls,
         url=redacted,
-        **kwargs,  # type: ignore[arg-type]
+        **kwargs,
     )

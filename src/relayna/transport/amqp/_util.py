@@ -29,7 +29,7 @@ class Waiter(Generic[T]):
 
     def __init__(self) -> None:
         self._event = anyio.Event()
-        self._value: T | None = None
+        self._value: tuple[T] | None = None
         self._error: BaseException | None = None
 
     @property
@@ -38,7 +38,7 @@ class Waiter(Generic[T]):
 
     def set(self, value: T) -> None:
         if not self._event.is_set():
-            self._value = value
+            self._value = (value,)
             self._event.set()
 
     def fail(self, error: BaseException) -> None:
@@ -50,7 +50,8 @@ class Waiter(Generic[T]):
         await self._event.wait()
         if self._error is not None:
             raise self._error
-        return self._value  # type: ignore[return-value]
+        assert self._value is not None  # set() or fail() ran before the event
+        return self._value[0]
 
 
 def channel_error(

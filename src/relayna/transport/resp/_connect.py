@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 import anyio
 import anyio.abc
@@ -123,17 +123,17 @@ class SharedConnection:
         self._opening = anyio.Lock()
         self._closed = False
 
-    def _usable(self, conn: RespConnection | None) -> bool:
+    def _usable(self, conn: RespConnection | None) -> TypeGuard[RespConnection]:
         return conn is not None and not conn.broken and not (conn.idle and conn.closed_by_peer())
 
     async def get(self) -> RespConnection:
         conn = self.current
         if self._usable(conn):
-            return conn  # type: ignore[return-value]
+            return conn
         async with self._opening:  # one connect at a time; the others use its result
             conn = self.current
             if self._usable(conn):
-                return conn  # type: ignore[return-value]
+                return conn
             if self._closed:
                 raise StoreConnectionError("the store was closed", url=self.params.url)
             if conn is not None:

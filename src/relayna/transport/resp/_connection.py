@@ -77,22 +77,27 @@ class RespConnection:
         """Nothing in flight: no caller waits for a reply."""
         return not self._queue
 
-    def fail(self, error: StoreConnectionLost) -> None:
-        """Break the connection: every queued caller raises ``error``."""
+    def fail(self, error: StoreConnectionLost) -> StoreConnectionLost:
+        """Break the connection: every queued caller raises ``error``.
+
+        Returns the error the connection failed with (the first one, when it
+        had failed already), for the caller to raise.
+        """
         if self.error is None:
             self.error = error
         for pending in self._queue:
             if pending.turn is not None:
                 pending.turn.set()
         self._queue.clear()
+        return self.error
 
     async def send(self, data: bytes) -> None:
         """Write ``data`` as is (pubsub, handshake); a failure breaks the connection."""
         try:
             await self.stream.send(data)
         except IO_ERRORS as exc:
-            self.fail(StoreConnectionLost(f"Redis connection lost: {exc!r}", url=self.params.url))
-            raise self.error from None  # type: ignore[misc]
+            lost = StoreConnectionLost(f"Redis connection lost: {exc!r}", url=self.params.url)
+            raise self.fail(lost) from None
 
     async def read_reply(self) -> Any:
         """The next reply (an :class:`ErrorReply` is returned, not raised).
@@ -117,8 +122,7 @@ class RespConnection:
                     if isinstance(exc, anyio.EndOfStream)
                     else f"connection lost while reading: {exc!r}"
                 )
-                self.fail(StoreConnectionLost(f"Redis {what}", url=self.params.url))
-                raise self.error from None  # type: ignore[misc]
+                raise self.fail(StoreConnectionLost(f"Redis {what}", url=self.params.url)) from None
             parser.feed(data)
 
     async def roundtrip(self, commands: Sequence[Sequence[Any]]) -> list[Any]:

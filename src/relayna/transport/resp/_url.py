@@ -12,6 +12,7 @@ is a :class:`~relayna.errors.ConfigurationError` naming the accepted ones.
 from __future__ import annotations
 
 import math
+from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import attrs
@@ -87,7 +88,7 @@ def parse_resp_url(url: str) -> RespParams:
                 f"unknown Redis URL option {name!r} in {safe}; accepted: {', '.join(_OPTIONS)}"
             )
         query[name] = values[-1]
-    kwargs: dict[str, object] = {
+    kwargs: dict[str, Any] = {
         "url": safe,
         "username": unquote(parts.username) if parts.username else None,
         "password": unquote(parts.password) if parts.password else None,
@@ -120,4 +121,4 @@ def parse_resp_url(url: str) -> RespParams:
         raise ConfigurationError(f"ssl_cert_reqs must be 'none' or 'required' in {safe}")
     kwargs["verify"] = reqs == "required"
     kwargs["cafile"] = query.get("ssl_ca_certs") or None
-    return RespParams(**kwargs)  # type: ignore[arg-type]
+    return RespParams(**kwargs)
