@@ -59,8 +59,13 @@ async def sse_events(
     *,
     headers: dict[str, str] | None = None,
     until: Callable[[list[dict[str, str]]], bool] | None = None,
+    progress: Callable[[list[dict[str, str]]], None] | None = None,
 ) -> tuple[int, list[dict[str, str]], httpx.Headers]:
-    """Read an SSE response until it ends (or ``until`` holds)."""
+    """Read an SSE response until it ends (or ``until`` holds).
+
+    ``progress(events)`` is called with the events so far after each chunk,
+    so a test can act once the stream reached a point (no sleeping).
+    """
     events: list[dict[str, str]] = []
     async with client.stream("GET", path, headers=headers) as response:
         buffer = ""
@@ -69,6 +74,8 @@ async def sse_events(
             *complete, buffer = buffer.split("\n\n")
             for block in complete:
                 events.extend(parse_sse(block + "\n\n"))
+            if progress is not None:
+                progress(events)
             if until is not None and until(events):
                 break
         return response.status_code, events, response.headers
@@ -146,14 +153,20 @@ async def test_sse_replays_history_goes_live_and_closes_on_terminal(
         async with app_server(serve, unique, retry_ms=1500) as (runtime, client):
             await runtime.status.write(ev(1))
             await runtime.status.write(ev(2, message='evil\n\ndata: {"status":"completed"}'))
+            replayed = anyio.Event()
+
+            def watch(events: list[dict[str, str]]) -> None:
+                if "t1-2" in status_ids(events):
+                    replayed.set()
+
             async with anyio.create_task_group() as tg:
                 result: dict[str, Any] = {}
 
                 async def read() -> None:
-                    result["r"] = await sse_events(client, "/events/t1")
+                    result["r"] = await sse_events(client, "/events/t1", progress=watch)
 
                 tg.start_soon(read)
-                await anyio.sleep(0.2)
+                await replayed.wait()  # history is through: 3 and 4 can only arrive live
                 await runtime.status.write(ev(3))
                 await runtime.status.write(ev(4, status="completed"))
             code, events, headers = result["r"]
@@ -210,14 +223,20 @@ async def test_accept_json_gives_a_snapshot(serve: Serve, unique: str) -> None:
 async def test_keepalive_and_shutdown_end_the_stream(serve: Serve, unique: str) -> None:
     with anyio.fail_after(10):
         async with app_server(serve, unique, keepalive=0.1) as (runtime, client):
+            kept_alive = anyio.Event()
+
+            def watch(events: list[dict[str, str]]) -> None:
+                if {":": "keepalive"} in events:
+                    kept_alive.set()
+
             async with anyio.create_task_group() as tg:
                 result: dict[str, Any] = {}
 
                 async def read() -> None:
-                    result["r"] = await sse_events(client, "/events/t1")
+                    result["r"] = await sse_events(client, "/events/t1", progress=watch)
 
                 tg.start_soon(read)
-                await anyio.sleep(0.35)
+                await kept_alive.wait()
                 runtime.request_shutdown()
             _, events, _ = result["r"]
             assert events[0]["event"] == "ready"

@@ -14,6 +14,7 @@ from relayna.errors import ConfigurationError
 from relayna.observability import MemoryObservationCollector, TaskMessageRejected
 from relayna.rabbitmq import open_relayna_client
 from relayna.transport import Broker, Store, open_store
+from relayna.transport.memory_store import MemoryStore
 
 pytestmark = pytest.mark.anyio
 Until = Callable[..., Awaitable[None]]
@@ -41,13 +42,18 @@ async def test_lease_store_owner_semantics(store: Store) -> None:
     assert await store.get("t:lease:task-1") is None
 
 
-async def test_lease_expires_after_ttl(store: Store) -> None:
+async def test_lease_expires_after_ttl() -> None:
+    now = [1000.0]  # the memory store on a clock this test moves
+    store = MemoryStore("memory://", clock=lambda: now[0])
     leases = LeaseStore(store)
     with anyio.fail_after(5):
         assert await leases.acquire("task-2", "a", 0.1)
-        await anyio.sleep(0.25)
+        now[0] += 0.099
+        assert not await leases.acquire("task-2", "b", 5.0)  # not yet
+        now[0] += 0.002
         assert await leases.acquire("task-2", "b", 5.0)
     assert await leases.owner("task-2") == "b"
+    store.close()
 
 
 def test_lease_policy_validation() -> None:
@@ -109,10 +115,13 @@ async def test_conflict_is_requeued_after_a_delay_not_hot_looped(
     assert await leases.acquire("busy-1", "other-worker", 30.0)
     with anyio.fail_after(10):
         async with open_relayna_client(topology, broker) as client, running(consumer):
+            start = anyio.current_time()
             await client.publish_task({"task_id": "busy-1"})
-            await anyio.sleep(0.7)
+            await until(lambda: consumer.stats.lease_conflicts >= 3)
+            elapsed = anyio.current_time() - start
             conflicts = consumer.stats.lease_conflicts
-            assert 1 <= conflicts <= 5  # one per conflict_delay, not thousands
+            # one per conflict_delay (0.2 s), not thousands: a slow box only lowers it
+            assert conflicts <= elapsed / 0.2 + 1
             assert calls == []
             assert await leases.owner("busy-1") == "other-worker"  # never stolen
             assert await leases.release("busy-1", "other-worker")
