@@ -45,7 +45,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from relayna.api import (
-    JSONResponse,
+    ORJSONResponse,
     RelaynaRuntime,
     RuntimeConfig,
     error_response,
@@ -97,7 +97,7 @@ def build_app(runtime: RelaynaRuntime, client: RelaynaClient) -> Starlette:
             return error_response(400, "expected a JSON object")
         except ContractError as exc:
             return error_response(422, str(exc))
-        return JSONResponse(
+        return ORJSONResponse(
             {"task_id": task.task_id, "events_url": f"/events/{task.task_id}"}, status_code=202
         )
 

@@ -45,7 +45,8 @@ from relayna.api._route_ids import (
     STATUS_HISTORY,
     STATUS_LATEST,
 )
-from relayna.api._routes import JSONResponse, error_response, status_routes
+from relayna.api._routes import JSONResponse as ORJSONResponse
+from relayna.api._routes import error_response, status_routes
 from relayna.api._serve import serve_asgi, serving
 from relayna.api._sse import SSE_HEADERS, StatusEventStreamResponse, encode_item
 
@@ -85,7 +86,7 @@ __all__ = [
     "MAX_SECONDS",
     "SSE_HEADERS",
     "HistoryParams",
-    "JSONResponse",
+    "ORJSONResponse",
     "RelaynaRuntime",
     "RuntimeConfig",
     "StatusEventStreamResponse",
@@ -97,3 +98,17 @@ __all__ = [
     "serving",
     "status_routes",
 ]
+
+
+def __getattr__(name: str) -> object:
+    if name == "JSONResponse":  # it shadowed starlette.responses.JSONResponse
+        import warnings
+
+        warnings.warn(
+            "relayna.api.JSONResponse is deprecated: use relayna.api.ORJSONResponse "
+            "(the same orjson-encoded response)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return ORJSONResponse
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

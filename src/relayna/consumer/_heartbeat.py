@@ -53,7 +53,7 @@ return 1
 """
 
 
-WORKER_HEARTBEAT_SCRIPT = Script(name="relayna_worker_heartbeat", lua=_LUA)
+WORKER_HEARTBEAT_SCRIPT = Script(name="relayna.consumer.heartbeat", lua=_LUA)
 
 
 @attrs.frozen(kw_only=True)

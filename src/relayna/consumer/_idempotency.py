@@ -33,7 +33,7 @@ return 0
 """
 
 
-IDEMPOTENCY_SCRIPT = Script(name="relayna_idempotency", lua=_LUA)
+IDEMPOTENCY_SCRIPT = Script(name="relayna.consumer.idempotency", lua=_LUA)
 
 
 def default_idempotency_key(task: TaskEnvelope) -> str:

@@ -84,9 +84,9 @@ return 0
 """
 
 
-LEASE_ACQUIRE_SCRIPT = Script(name="relayna_lease_acquire", lua=_ACQUIRE_LUA)
-LEASE_RENEW_SCRIPT = Script(name="relayna_lease_renew", lua=_RENEW_LUA)
-LEASE_RELEASE_SCRIPT = Script(name="relayna_lease_release", lua=_RELEASE_LUA)
+LEASE_ACQUIRE_SCRIPT = Script(name="relayna.consumer.lease.acquire", lua=_ACQUIRE_LUA)
+LEASE_RENEW_SCRIPT = Script(name="relayna.consumer.lease.renew", lua=_RENEW_LUA)
+LEASE_RELEASE_SCRIPT = Script(name="relayna.consumer.lease.release", lua=_RELEASE_LUA)
 
 
 def _positive(_inst: object, attribute: attrs.Attribute[float], value: float) -> None:

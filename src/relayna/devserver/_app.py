@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from relayna.api import (
     BodyError,
-    JSONResponse,
+    ORJSONResponse,
     RelaynaRuntime,
     capabilities_routes,
     document,
@@ -93,7 +93,7 @@ def build_app(
         except RelaynaError as exc:
             return error_response(503, f"could not publish: {exc}")
         task_id = published.task_id
-        return JSONResponse(
+        return ORJSONResponse(
             {
                 "task_id": task_id,
                 "task_type": published.task_type,
