@@ -24,9 +24,8 @@ from relayna.rabbitmq import AggregationTopology, RelaynaClient
 from relayna.transport import Delivery
 
 from ._base import ConsumerBase, HandlerT
-from ._context import ManualRetryRequest, TaskContext
-from ._decide import Ack, Failed, FailureAction, Poison, Succeeded, decide
-from ._handler import log_failure
+from ._context import ManualRetryRequest
+from ._decide import Ack, Failed, FailureAction, Poison, Succeeded
 from ._inbound import parse_status
 from ._settle import MessageInfo, Settler
 
@@ -113,16 +112,13 @@ class AggregationConsumer(ConsumerBase):
             "parent_task_id": parent_id,
         }
         self._emit(AggregationMessageReceived(redelivered=delivery.redelivered, **common))
-        ctx = TaskContext(
-            client=client,
-            consumer_name=self.consumer_name,
-            source_queue=self.queue_name,
+        ctx = self._context(
+            client,
+            delivery,
             task=None,
             task_id=event.task_id,
             correlation_id=correlation_id,
             attempt=parsed.attempt,
-            max_retries=self.retry_policy.max_retries if self.retry_policy else None,
-            redelivered=delivery.redelivered,
             headers=parsed.headers,
             allow_manual_retry=False,
         )
@@ -137,12 +133,7 @@ class AggregationConsumer(ConsumerBase):
                     **common,
                 )
             )
-        decision = decide(
-            outcome, self.retry_policy, parsed.attempt, failure_action=self.failure_action
-        )
-        if isinstance(outcome, Failed):
-            log_failure(outcome, decision, consumer_name=self.consumer_name,
-                        queue=self.queue_name, task_id=event.task_id, attempt=parsed.attempt)  # fmt: skip
+        decision = self._decide(outcome, parsed.attempt, event.task_id, self.failure_action)
         if isinstance(decision, Ack):
             await delivery.ack()
             self.stats.acked += 1

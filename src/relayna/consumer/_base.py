@@ -41,10 +41,19 @@ from relayna.rabbitmq import RelaynaClient, StatusTopology, open_relayna_client
 from relayna.transport import Broker, Delivery, QueueSpec
 
 from ._context import LifecycleStatuses, ManualRetryRequest, TaskContext
-from ._decide import Failed, Poison, RetryPolicy, Succeeded, decide
+from ._decide import (
+    Decision,
+    Failed,
+    FailureAction,
+    Outcome,
+    Poison,
+    RetryPolicy,
+    Succeeded,
+    decide,
+)
 from ._dlq import DLQRecorder
 from ._effects import settle_failed_effect
-from ._handler import AsyncCache, Middleware, call_handler
+from ._handler import AsyncCache, Middleware, call_handler, log_failure
 from ._heartbeat import HeartbeatSnapshot, WorkerHeartbeats
 from ._runtime import Session
 from ._settle import ConsumerStats, Settler, poison_info
@@ -396,6 +405,41 @@ class ConsumerBase:
             )
         )
         await settler.settle(delivery, decide(poison, self.retry_policy, 0), info)
+
+    def _context(
+        self,
+        client: RelaynaClient,
+        delivery: Delivery,
+        *,
+        task_id: str,
+        correlation_id: str,
+        attempt: int,
+        headers: Any,
+        **more: Any,
+    ) -> TaskContext:
+        """The handler's context for one delivery; every consumer fills these fields alike."""
+        return TaskContext(
+            client=client,
+            consumer_name=self.consumer_name,
+            source_queue=self.queue_name,
+            task_id=task_id,
+            correlation_id=correlation_id,
+            attempt=attempt,
+            max_retries=self.retry_policy.max_retries if self.retry_policy else None,
+            redelivered=delivery.redelivered,
+            headers=headers,
+            **more,
+        )
+
+    def _decide(
+        self, outcome: Outcome, attempt: int, task_id: str, failure_action: FailureAction
+    ) -> Decision:
+        """What happens to the delivery; a handler failure is logged here, once."""
+        decision = decide(outcome, self.retry_policy, attempt, failure_action=failure_action)
+        if isinstance(outcome, Failed):
+            log_failure(outcome, decision, consumer_name=self.consumer_name,
+                        queue=self.queue_name, task_id=task_id, attempt=attempt)  # fmt: skip
+        return decision
 
     async def _call_handler(
         self, handler: Callable[..., Any], message: Any, ctx: TaskContext

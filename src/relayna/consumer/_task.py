@@ -47,8 +47,7 @@ from relayna.transport import Delivery, Properties
 
 from ._base import ConsumerBase, HandlerT
 from ._context import ManualRetryRequest, TaskContext
-from ._decide import Failed, FailureAction, Poison, Succeeded, decide
-from ._handler import log_failure
+from ._decide import Failed, FailureAction, Poison, Succeeded
 from ._idempotency import Idempotency
 from ._inbound import InboundBatch, InboundTask, parse_task
 from ._lease import LeaseLost, LeasePolicy, LeaseStore, call_with_lease
@@ -236,16 +235,13 @@ class TaskConsumer(ConsumerBase):
             self._emit(DuplicateSuppressed(idempotency_key=key, **common))
             await settler.ack(delivery, info)
             return
-        ctx = TaskContext(
-            client=client,
-            consumer_name=self.consumer_name,
-            source_queue=self.queue_name,
+        ctx = self._context(
+            client,
+            delivery,
             task=task,
             task_id=task.task_id,
             correlation_id=correlation_id,
             attempt=inbound.attempt,
-            max_retries=self.retry_policy.max_retries if self.retry_policy else None,
-            redelivered=delivery.redelivered,
             headers=inbound.headers,
             batch_id=inbound.batch_id,
             batch_index=inbound.batch_index,
@@ -309,12 +305,7 @@ class TaskConsumer(ConsumerBase):
                     **common,
                 )
             )
-        decision = decide(
-            outcome, self.retry_policy, inbound.attempt, failure_action=self.failure_action
-        )
-        if isinstance(outcome, Failed):
-            log_failure(outcome, decision, consumer_name=self.consumer_name,
-                        queue=self.queue_name, task_id=task.task_id, attempt=inbound.attempt)  # fmt: skip
+        decision = self._decide(outcome, inbound.attempt, task.task_id, self.failure_action)
         await settler.settle(delivery, decision, info)
 
     async def _complete(
