@@ -21,12 +21,18 @@ from typing import Any, Literal, TypeVar
 
 import anyio
 
-from relayna.errors import StoreConnectionError, StoreError, sole_exception
+from relayna.errors import (
+    ScriptError,
+    StoreConnectionError,
+    StoreConnectionLost,
+    StoreError,
+    sole_exception,
+)
 from relayna.transport._store import Script, Subscription, Value
 from relayna.transport._store_util import encode_value, script_sha, ttl_ms
 from relayna.transport.pubsub import PubSubMultiplexer, RawPubSubConnector
 
-__all__ = ["CallKind", "NoScript", "RespStore"]
+__all__ = ["CallKind", "LibraryRespStore", "NoScript", "RespStore", "server_error"]
 
 CallKind = Literal["read", "write", "script"]
 
@@ -37,6 +43,13 @@ class NoScript(StoreError):
 
 def _bytes_list(reply: Any) -> list[bytes]:
     return [bytes(x) for x in reply] if reply else []
+
+
+def server_error(kind: CallKind, text: str, url: str) -> StoreError:
+    """An error reply of the server: :class:`ScriptError` for a script call, else StoreError."""
+    if kind == "script":
+        return ScriptError(f"script failed: {text}", url=url)
+    return StoreError(f"Redis error: {text}", url=url)
 
 
 class RespStore:
@@ -283,3 +296,33 @@ async def run_resp_store(
         if leaf is None or (body_error is not None and leaf is not body_error):
             raise
         raise leaf from leaf.__cause__
+
+
+class LibraryRespStore(RespStore):
+    """A :class:`RespStore` on a client library (coredis, redis-py).
+
+    Subclasses send one command (:meth:`_send`) and map the library's
+    exceptions (:meth:`_map_error`, for the exception types in
+    ``_library_errors``); the read-retry rule lives here once.
+    """
+
+    _library_errors: tuple[type[BaseException], ...] = (OSError, TimeoutError)
+
+    async def _send(self, *args: Value) -> Any:
+        raise NotImplementedError
+
+    def _map_error(self, exc: BaseException, kind: CallKind) -> StoreError:
+        raise NotImplementedError
+
+    async def _call(self, kind: CallKind, *args: Value) -> Any:
+        """One command; a read whose connection was lost is sent once more."""
+        retried = False
+        while True:
+            try:
+                return await self._send(*args)
+            except self._library_errors as exc:
+                error = self._map_error(exc, kind)
+                if kind == "read" and not retried and type(error) is StoreConnectionLost:
+                    retried = True
+                    continue
+                raise error from exc

@@ -36,7 +36,6 @@ from coredis.retry import NoRetryPolicy
 from relayna._urls import redact_url, split_url
 from relayna.errors import (
     ConfigurationError,
-    ScriptError,
     StoreAuthenticationError,
     StoreConnectionError,
     StoreConnectionLost,
@@ -45,7 +44,13 @@ from relayna.errors import (
     unwrap_groups,
 )
 from relayna.transport._store import Store, Value
-from relayna.transport._store_resp import CallKind, NoScript, RespStore, run_resp_store
+from relayna.transport._store_resp import (
+    CallKind,
+    LibraryRespStore,
+    NoScript,
+    run_resp_store,
+    server_error,
+)
 from relayna.transport.pubsub import (
     PubSubMultiplexer,
     RawEvent,
@@ -108,14 +113,12 @@ def map_coredis_error(exc: BaseException, url: str, kind: CallKind = "write") ->
         return StoreConnectionLost("Redis did not answer in time", url=url)
     if isinstance(exc, OSError):
         return StoreConnectionError(f"cannot connect to Redis: {exc}", url=url)
-    if kind == "script" and isinstance(exc, cx.RedisError):
-        return ScriptError(f"script failed: {_reply_text(exc)}", url=url)
     if isinstance(exc, cx.RedisError):
-        return StoreError(f"Redis error: {_reply_text(exc)}", url=url)
+        return server_error(kind, _reply_text(exc), url)
     return StoreError(f"unexpected error from coredis: {exc!r}", url=url)
 
 
-class CoredisStore(RespStore):
+class CoredisStore(LibraryRespStore):
     """A :class:`~relayna.transport.Store` on a coredis client (see module docs)."""
 
     def __init__(self, client: coredis.Redis[bytes], url: str, pubsub: PubSubMultiplexer):
@@ -123,19 +126,15 @@ class CoredisStore(RespStore):
         self._url = url
         self._pubsub = pubsub
 
-    async def _call(self, kind: CallKind, *args: Value) -> Any:
+    _library_errors = (cx.RedisError, OSError, TimeoutError)
+
+    async def _send(self, *args: Value) -> Any:
         name = args[0]
         assert isinstance(name, bytes)
-        retried = False
-        while True:
-            try:
-                return await self._client.create_request(name, *args[1:], callback=_raw)
-            except (cx.RedisError, OSError, TimeoutError) as exc:
-                error = map_coredis_error(exc, self._url, kind)
-                if kind == "read" and not retried and type(error) is StoreConnectionLost:
-                    retried = True
-                    continue
-                raise error from exc
+        return await self._client.create_request(name, *args[1:], callback=_raw)
+
+    def _map_error(self, exc: BaseException, kind: CallKind) -> StoreError:
+        return map_coredis_error(exc, self._url, kind)
 
     async def _pipeline(self, commands: Sequence[Sequence[Value]]) -> list[Any]:
         try:

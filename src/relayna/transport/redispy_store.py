@@ -26,7 +26,6 @@ import sniffio
 from relayna._urls import redact_url, split_url
 from relayna.errors import (
     ConfigurationError,
-    ScriptError,
     StoreAuthenticationError,
     StoreConnectionError,
     StoreConnectionLost,
@@ -34,7 +33,13 @@ from relayna.errors import (
     UnsupportedBackendError,
 )
 from relayna.transport._store import Store, Value
-from relayna.transport._store_resp import CallKind, NoScript, RespStore, run_resp_store
+from relayna.transport._store_resp import (
+    CallKind,
+    LibraryRespStore,
+    NoScript,
+    run_resp_store,
+    server_error,
+)
 from relayna.transport.pubsub import (
     PubSubMultiplexer,
     RawEvent,
@@ -72,34 +77,27 @@ def map_redispy_error(exc: BaseException, url: str, kind: CallKind = "write") ->
         if "connecting to" in text or isinstance(exc, ConnectionRefusedError):
             return StoreConnectionError(f"cannot connect to Redis: {text}", url=url)
         return StoreConnectionLost(f"Redis connection lost: {text or type(exc).__name__}", url=url)
-    if kind == "script" and isinstance(exc, rx.RedisError):
-        return ScriptError(f"script failed: {_reply_text(exc)}", url=url)
     if isinstance(exc, rx.RedisError):
-        return StoreError(f"Redis error: {_reply_text(exc)}", url=url)
+        return server_error(kind, _reply_text(exc), url)
     return StoreError(f"unexpected error from redis-py: {exc!r}", url=url)
 
 
-class RedisPyStore(RespStore):
+class RedisPyStore(LibraryRespStore):
     """A :class:`~relayna.transport.Store` on a ``redis.asyncio.Redis`` client."""
 
     def __init__(self, client: Any, url: str, pubsub: PubSubMultiplexer) -> None:
+        import redis.exceptions as rx
+
         self._client = client
         self._url = url
         self._pubsub = pubsub
+        self._library_errors = (rx.RedisError, OSError, TimeoutError)
 
-    async def _call(self, kind: CallKind, *args: Value) -> Any:
-        import redis.exceptions as rx
+    async def _send(self, *args: Value) -> Any:
+        return await self._client.execute_command(*args)
 
-        retried = False
-        while True:
-            try:
-                return await self._client.execute_command(*args)
-            except (rx.RedisError, OSError, TimeoutError) as exc:
-                error = map_redispy_error(exc, self._url, kind)
-                if kind == "read" and not retried and type(error) is StoreConnectionLost:
-                    retried = True
-                    continue
-                raise error from exc
+    def _map_error(self, exc: BaseException, kind: CallKind) -> StoreError:
+        return map_redispy_error(exc, self._url, kind)
 
     async def _pipeline(self, commands: Sequence[Sequence[Value]]) -> list[Any]:
         import redis.exceptions as rx

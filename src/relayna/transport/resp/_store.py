@@ -16,14 +16,19 @@ from typing import Any
 import anyio
 
 from relayna.errors import (
-    ScriptError,
     StoreAuthenticationError,
     StoreConnectionError,
     StoreConnectionLost,
     StoreError,
 )
 from relayna.transport._store import Store, Value
-from relayna.transport._store_resp import CallKind, NoScript, RespStore, run_resp_store
+from relayna.transport._store_resp import (
+    CallKind,
+    NoScript,
+    RespStore,
+    run_resp_store,
+    server_error,
+)
 from relayna.transport.pubsub import (
     PubSubMultiplexer,
     RawEvent,
@@ -47,9 +52,7 @@ def map_error_reply(reply: ErrorReply, url: str, kind: CallKind) -> StoreError:
         return StoreAuthenticationError(f"Redis refused the credentials: {reply.message}", url=url)
     if reply.message.startswith("ERR max number of clients"):
         return StoreConnectionError(f"Redis refused the connection: {reply.message}", url=url)
-    if kind == "script":
-        return ScriptError(f"script failed: {reply.message}", url=url)
-    return StoreError(f"Redis error: {reply.message}", url=url)
+    return server_error(kind, reply.message, url)
 
 
 class NativeRespStore(RespStore):
