@@ -189,6 +189,7 @@ class Properties:
 
     @property
     def persistent(self) -> bool:
+        """``delivery_mode == 2``: written to disk by durable queues."""
         return self.delivery_mode == 2
 
 
@@ -201,25 +202,56 @@ class Delivery(Protocol):
     """
 
     @property
-    def body(self) -> bytes: ...
-    @property
-    def properties(self) -> Properties: ...
-    @property
-    def exchange(self) -> str: ...
-    @property
-    def routing_key(self) -> str: ...
-    @property
-    def redelivered(self) -> bool: ...
-    @property
-    def delivery_tag(self) -> int: ...
-    @property
-    def consumer_tag(self) -> str: ...
-    @property
-    def settled(self) -> bool: ...
+    def body(self) -> bytes:
+        """The message body, as published."""
+        ...
 
-    async def ack(self) -> None: ...
-    async def nack(self, *, requeue: bool = True) -> None: ...
-    async def reject(self, *, requeue: bool = False) -> None: ...
+    @property
+    def properties(self) -> Properties:
+        """The AMQP basic properties (headers included)."""
+        ...
+
+    @property
+    def exchange(self) -> str:
+        """The exchange the message was published to (``""``: the default exchange)."""
+        ...
+
+    @property
+    def routing_key(self) -> str:
+        """The routing key it was published (or dead-lettered) with."""
+        ...
+
+    @property
+    def redelivered(self) -> bool:
+        """The broker delivered it before (a hint, not proof it was handled)."""
+        ...
+
+    @property
+    def delivery_tag(self) -> int:
+        """The channel-scoped tag that settles it."""
+        ...
+
+    @property
+    def consumer_tag(self) -> str:
+        """The tag of the consumer (server- or caller-chosen)."""
+        ...
+
+    @property
+    def settled(self) -> bool:
+        """Whether ack, nack or reject was already called."""
+        ...
+
+    async def ack(self) -> None:
+        """Acknowledge: the broker forgets the message."""
+        ...
+
+    async def nack(self, *, requeue: bool = True) -> None:
+        """Negative-acknowledge: requeue it, or (``requeue=False``) dead-letter or drop it."""
+        ...
+
+    async def reject(self, *, requeue: bool = False) -> None:
+        """Reject it: dead-lettered (or dropped) unless ``requeue``."""
+        ...
 
 
 @runtime_checkable
@@ -227,9 +259,14 @@ class Consumer(Protocol):
     """An active consumer: iterate it for deliveries."""
 
     @property
-    def queue(self) -> str: ...
+    def queue(self) -> str:
+        """The queue being consumed."""
+        ...
+
     @property
-    def consumer_tag(self) -> str: ...
+    def consumer_tag(self) -> str:
+        """The tag of the consumer (server- or caller-chosen)."""
+        ...
 
     def __aiter__(self) -> AsyncIterator[Delivery]: ...
 
@@ -247,9 +284,19 @@ class Broker(Protocol):
         """The connection URL with the password redacted."""
         ...
 
-    async def declare_exchange(self, spec: ExchangeSpec) -> None: ...
-    async def declare_queue(self, spec: QueueSpec) -> QueueInfo: ...
-    async def bind_queue(self, spec: BindingSpec) -> None: ...
+    async def declare_exchange(self, spec: ExchangeSpec) -> None:
+        """Declare an exchange (idempotent; other settings than the existing ones raise
+        :class:`~relayna.errors.PreconditionFailed`)."""
+        ...
+
+    async def declare_queue(self, spec: QueueSpec) -> QueueInfo:
+        """Declare a queue (idempotent, as for exchanges); returns its depth and consumers."""
+        ...
+
+    async def bind_queue(self, spec: BindingSpec) -> None:
+        """Bind a queue to an exchange (idempotent); a missing side raises NotFound."""
+        ...
+
     async def inspect_queue(self, name: str) -> QueueInfo:
         """Passive declare: raises :class:`~relayna.errors.NotFound` for a missing queue."""
         ...
@@ -258,8 +305,13 @@ class Broker(Protocol):
         """Delete a queue (if it exists); returns the number of messages dropped."""
         ...
 
-    async def delete_exchange(self, name: str) -> None: ...
-    async def purge_queue(self, name: str) -> int: ...
+    async def delete_exchange(self, name: str) -> None:
+        """Delete an exchange if it exists."""
+        ...
+
+    async def purge_queue(self, name: str) -> int:
+        """Drop a queue's ready messages; returns how many."""
+        ...
 
     async def publish(
         self,
