@@ -115,3 +115,63 @@ async def test_shutdown_ends_although_a_client_stopped_reading(how: str) -> None
                 pass
 
         await anyio.to_thread.run_sync(drain)
+
+
+def _pairs() -> tuple[socket.socket, list[tuple[socket.socket, socket.socket]]]:
+    """A listener and two loopback connections: (client, accepted) each."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    pairs = []
+    for _ in range(2):
+        client = socket.create_connection(listener.getsockname())
+        accepted, _ = listener.accept()
+        pairs.append((client, accepted))
+    return listener, pairs
+
+
+@pytest.mark.parametrize("listing", ["listed", "probed"])
+def test_forced_close_touches_only_the_given_connections(
+    listing: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a socket whose local and peer address both match is shut down; without
+    /proc or /dev/fd the descriptors are probed instead of listed."""
+    from relayna.api import _serve
+
+    if listing == "probed":
+
+        def no_listing(path: str) -> list[str]:
+            raise OSError(f"no {path} here")
+
+        monkeypatch.setattr(_serve.os, "listdir", no_listing)
+    listener, [(ours, ours_accepted), (other, other_accepted)] = _pairs()
+    with listener, ours, ours_accepted, other, other_accepted:
+        pair = (ours_accepted.getsockname()[:2], ours_accepted.getpeername()[:2])
+        assert _serve.shutdown_connections([pair]) == 1
+        ours.settimeout(5)
+        assert ours.recv(1) == b""  # the server side went away: end of stream
+        other.setblocking(False)
+        with pytest.raises(BlockingIOError):  # still connected, nothing to read
+            other.recv(1)
+        other_accepted.sendall(b"x")  # and the other server-side socket still works
+        other.settimeout(5)
+        assert other.recv(1) == b"x"
+
+
+async def test_requests_are_recorded_while_they_run_and_kept_once_frozen() -> None:
+    from relayna.api._serve import _Connections
+
+    connections = _Connections()
+    inside: list[dict[object, int]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        inside.append(dict(connections.open))
+
+    tracked = connections.wrap(app)
+    scope = {"type": "http", "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 50000)}
+    pair = (("127.0.0.1", 8000), ("127.0.0.1", 50000))
+    await tracked(scope, None, None)
+    assert inside == [{pair: 1}]
+    assert connections.open == {}  # done: forgotten
+    await tracked({"type": "lifespan"}, None, None)  # not a connection
+    connections.freeze()
+    await tracked(scope, None, None)
+    assert connections.open == {pair: 1}  # shutting down: kept for the forced close

@@ -8,17 +8,28 @@ cancelled it once. A client that stopped reading at the TCP level (a frozen
 browser tab, a dead NAT mapping) therefore keeps hypercorn, and whoever waits
 for it, running forever. :func:`serve_asgi` bounds that: a while after
 hypercorn's own graceful timeout it shuts down, at the socket level, the
-connections of its listener that are still open, which fails the stuck write
-(``EPIPE``) so hypercorn finishes.
+connections of *this server's requests* that are still open, which fails the
+stuck write (``EPIPE``) so hypercorn finishes.
+
+Which connections: the app is wrapped so that every HTTP/WebSocket request
+records its connection's two endpoints (``scope["server"]``,
+``scope["client"]``) while it runs; from the moment the shutdown begins the
+record is frozen. The forced close shuts down only sockets whose local *and*
+peer address are such a pair: nothing else of the process (another server,
+an outgoing connection, a listener sharing the port) is touched. The sockets
+are found among the process's descriptors (listed from ``/proc/self/fd`` or
+``/dev/fd`` where the system has them, else probed up to the descriptor
+limit), so it needs no ``/proc``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import resource
 import socket
 import stat
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
@@ -35,6 +46,10 @@ log = logging.getLogger("relayna.api.serve")
 
 #: How often connections that survived the forced close are looked for again.
 _FORCE_CLOSE_REPEAT = 1.0
+#: Where descriptors cannot be listed, how many are probed at most.
+_PROBE_LIMIT = 65536
+
+_Endpoints = tuple[tuple[str, int], tuple[str, int]]  # (local, peer), hosts as text
 
 
 async def serve_asgi(
@@ -67,10 +82,10 @@ async def serve_asgi(
         graceful_timeout: seconds hypercorn waits for open requests after
             the trigger; then it cancels them.
         force_close_after: seconds after the graceful timeout when the
-            connections of this server that are still open are shut down
-            (``SHUT_RDWR``), so that a client that stopped reading cannot hold
-            the shutdown forever; ``None`` waits for hypercorn however long
-            it takes.
+            connections of this server's requests that are still open are
+            shut down (``SHUT_RDWR``), so that a client that stopped reading
+            cannot hold the shutdown forever; ``None`` waits for hypercorn
+            however long it takes.
         task_status: ``await tg.start(serve_asgi, ...)`` returns
             ``http://host:port`` once the socket listens.
 
@@ -81,9 +96,8 @@ async def serve_asgi(
     app's lifespan shutdown.
 
     Resource handling: the listening socket is bound here and handed to
-    hypercorn, which closes it. Finding the open connections for the forced
-    close lists the process's file descriptors (``/proc/self/fd`` or
-    ``/dev/fd``); where neither exists, it does nothing.
+    hypercorn, which closes it. The forced close acts only on the connections
+    of this server's own requests (see the module docs).
     """
     from hypercorn.config import Config
 
@@ -97,7 +111,7 @@ async def serve_asgi(
         host = str(sock.getsockname()[0])
     bound = sock.getsockname()[1]
     config.bind = [f"fd://{sock.detach()}"]
-    server = _Server(app, config, bound, force_close_after)
+    server = _Server(app, config, force_close_after)
     bare_host = host.strip("[]")
     url_host = f"[{bare_host}]" if ":" in bare_host else bare_host
     with unwrap_groups():
@@ -154,10 +168,10 @@ async def serving(
 class _Server:
     """hypercorn in a shielded scope: only the trigger, or :attr:`stop`, ends it."""
 
-    def __init__(self, app: Any, config: Any, port: int, force_close_after: float | None) -> None:
-        self.app = app
+    def __init__(self, app: Any, config: Any, force_close_after: float | None) -> None:
+        self.connections = _Connections()
+        self.app = self.connections.wrap(app)
         self.config = config
-        self.port = port
         self.force_close_after = force_close_after
         self.stop = anyio.Event()  # set when serve_asgi is cancelled
         self.stopping = anyio.Event()  # hypercorn's shutdown began
@@ -174,6 +188,7 @@ class _Server:
                 race.start_soon(by_trigger)
                 await self.stop.wait()
                 race.cancel_scope.cancel()
+            self.connections.freeze()
             self.stopping.set()
 
         with anyio.CancelScope(shield=True):
@@ -199,13 +214,12 @@ class _Server:
         with anyio.move_on_after(delay):
             await self.served.wait()
         while not self.served.is_set():
-            closed = _shutdown_connections(self.port)
+            closed = shutdown_connections(self.connections.open)
             if closed:
                 log.warning(
-                    "%d connection(s) of port %d still open %.1fs after shutdown "
+                    "%d connection(s) still open %.1fs after shutdown "
                     "(a client that stopped reading?): shut down",
                     closed,
-                    self.port,
                     delay,
                 )
             with anyio.move_on_after(_FORCE_CLOSE_REPEAT):
@@ -235,16 +249,57 @@ async def _listen(host: str, port: int, backlog: int) -> socket.socket:
     return sock
 
 
-def _shutdown_connections(port: int) -> int:
-    """Shut down this process's accepted TCP connections whose local port is ``port``.
+class _Connections:
+    """The endpoints of this server's requests in flight (and, once frozen, all seen since)."""
 
-    Only connected stream sockets count (not the listener); an outgoing
-    connection never has the local port of a bound listener. ``shutdown``
-    acts on the connection itself, so a duplicate of its descriptor is
-    enough, and the server's own descriptor stays valid for it to close.
+    def __init__(self) -> None:
+        self.open: dict[_Endpoints, int] = {}
+        self._frozen = False
+
+    def freeze(self) -> None:
+        """Shutdown began: keep every pair, even of requests that end from now on (on
+        asyncio hypercorn's last write of a finished request can still be stuck)."""
+        self._frozen = True
+
+    def wrap(self, app: Any) -> Any:
+        async def tracked(scope: Any, receive: Any, send: Any) -> None:
+            pair = _endpoints(scope)
+            if pair is None:
+                await app(scope, receive, send)
+                return
+            self.open[pair] = self.open.get(pair, 0) + 1
+            try:
+                await app(scope, receive, send)
+            finally:
+                if not self._frozen:
+                    left = self.open.pop(pair) - 1
+                    if left:
+                        self.open[pair] = left
+
+        return tracked
+
+
+def _endpoints(scope: Any) -> _Endpoints | None:
+    if scope.get("type") not in ("http", "websocket"):
+        return None
+    server, client = scope.get("server"), scope.get("client")
+    if not server or not client or server[1] is None or client[1] is None:
+        return None  # a unix socket, or an unknown peer
+    return (str(server[0]), int(server[1])), (str(client[0]), int(client[1]))
+
+
+def shutdown_connections(pairs: Iterable[_Endpoints]) -> int:
+    """Shut down this process's TCP sockets whose (local, peer) addresses are in ``pairs``.
+
+    ``shutdown`` acts on the connection itself, so a duplicate of its
+    descriptor is enough, and the server's own descriptor stays valid for it
+    to close. Returns how many were shut down.
     """
+    wanted = set(pairs)
+    if not wanted:
+        return 0
     count = 0
-    for fd in _socket_fds():
+    for fd in _descriptors():
         try:
             sock = socket.socket(fileno=os.dup(fd))
         except OSError:
@@ -256,11 +311,9 @@ def _shutdown_connections(port: int) -> int:
                     socket.AF_INET6,
                 ):
                     continue
-                if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+                local, peer = sock.getsockname(), sock.getpeername()
+                if ((local[0], local[1]), (peer[0], peer[1])) not in wanted:
                     continue
-                if sock.getsockname()[1] != port:
-                    continue
-                sock.getpeername()  # raises when not connected
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 continue
@@ -268,18 +321,20 @@ def _shutdown_connections(port: int) -> int:
     return count
 
 
-def _socket_fds() -> list[int]:
+def _descriptors() -> Iterable[int]:
+    """This process's socket descriptors: listed where the system lists them, else probed."""
     for directory in ("/proc/self/fd", "/dev/fd"):
         try:
             names = os.listdir(directory)
         except OSError:
             continue
-        fds = []
-        for name in names:
-            try:
-                if stat.S_ISSOCK(os.fstat(int(name)).st_mode):
-                    fds.append(int(name))
-            except (OSError, ValueError):
-                continue
-        return fds
-    return []
+        return [int(name) for name in names if name.isdigit() and _is_socket(int(name))]
+    limit = min(resource.getrlimit(resource.RLIMIT_NOFILE)[0], _PROBE_LIMIT)
+    return [fd for fd in range(limit) if _is_socket(fd)]
+
+
+def _is_socket(fd: int) -> bool:
+    try:
+        return stat.S_ISSOCK(os.fstat(fd).st_mode)
+    except OSError:
+        return False
