@@ -111,8 +111,9 @@ def _layer_problem(pkg: str, target: str, names: list[str], module: str) -> str 
     return None
 
 
-def offenders(root: Path = ROOT) -> list[str]:
-    """Every violation under ``root`` (a ``relayna`` package directory), one line each."""
+def offenders(root: Path | None = None) -> list[str]:
+    """Every violation under ``root`` (default :data:`ROOT`), one line each."""
+    root = ROOT if root is None else root
     found = []
     for path in sorted(root.rglob("*.py")):
         rel = path.relative_to(root).as_posix()
