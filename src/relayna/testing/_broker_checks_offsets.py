@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from relayna.errors import ConfigurationError
 from relayna.testing._broker_support import BrokerCapabilities, _consuming, _expect, _resources
-from relayna.transport._broker import MAX_STREAM_OFFSET, Broker
+from relayna.transport import MAX_STREAM_OFFSET, Broker
 
 __all__ = ["INVALID_STREAM_OFFSETS", "check_stream_offset_edges"]
 

@@ -115,7 +115,7 @@ def check_stream_offset(offset: object) -> StreamOffset:
             )
         return moment
     if offset in ("first", "last", "next"):
-        return offset  # type: ignore[return-value]
+        return offset
     raise ConfigurationError(f"invalid stream offset {str(offset)[:64]!r}")
 
 
