@@ -57,11 +57,7 @@ _UPDATE_FIELDS = (*_CREATE_FIELDS[1:], "status")
 
 
 def is_valid_service_id(value: object) -> bool:
-    return (
-        is_valid_identifier(value)
-        and "/" not in value  # type: ignore[operator]
-        and len(value) <= SERVICE_ID_MAX  # type: ignore[arg-type]
-    )
+    return is_valid_identifier(value) and "/" not in value and len(value) <= SERVICE_ID_MAX
 
 
 def validate_service_id(value: object, field: str = "service_id") -> str:
