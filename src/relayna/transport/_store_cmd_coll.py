@@ -130,6 +130,27 @@ def _scard(core: MemoryCore, args: Sequence[bytes]) -> Reply:
     return len(core.typed(key_of(args[0]), set) or ())
 
 
+def _members(core: MemoryCore, raw_key: bytes) -> set[bytes]:
+    return core.typed(key_of(raw_key), set) or set()
+
+
+@command("SINTER", -2)
+def _sinter(core: MemoryCore, args: Sequence[bytes]) -> Reply:
+    sets = [_members(core, k) for k in args]  # every key is type-checked, as in Redis
+    return sorted(set.intersection(*sets))
+
+
+@command("SUNION", -2)
+def _sunion(core: MemoryCore, args: Sequence[bytes]) -> Reply:
+    return sorted(set().union(*(_members(core, k) for k in args)))
+
+
+@command("SDIFF", -2)
+def _sdiff(core: MemoryCore, args: Sequence[bytes]) -> Reply:
+    first, *rest = [_members(core, k) for k in args]
+    return sorted(first.difference(*rest))
+
+
 # -- hashes -------------------------------------------------------------------------
 
 
