@@ -37,8 +37,7 @@ from relayna.contracts import is_valid_identifier
 from relayna.errors import ContractError, StoreError
 from relayna.observability._observation_store import observation_record
 from relayna.observability._observations import Observation
-from relayna.transport import Script, ScriptOps, Store
-from relayna.transport._store import Value
+from relayna.transport import Script, ScriptOps, Store, Value
 
 __all__ = [
     "APPEND_FEED_SCRIPT",

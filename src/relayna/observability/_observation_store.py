@@ -28,8 +28,7 @@ from relayna.contracts import is_valid_identifier, validate_identifier
 from relayna.errors import StoreError
 from relayna.observability._graph_model import format_timestamp
 from relayna.observability._observations import Observation
-from relayna.transport import Script, ScriptOps, Store
-from relayna.transport._store import Value
+from relayna.transport import Script, ScriptOps, Store, Value
 
 __all__ = [
     "WRITE_OBSERVATION_SCRIPT",

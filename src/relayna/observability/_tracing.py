@@ -106,7 +106,7 @@ def producer_span(
         yield False
         return
     parent = None
-    if headers and not _trace.get_current_span().get_span_context().is_valid:  # type: ignore[union-attr]
+    if headers and not _trace.get_current_span().get_span_context().is_valid:  # type: ignore[union-attr,unused-ignore]
         parent, _ = _remote_parent(headers)
     attributes = _clean(
         {
@@ -120,7 +120,7 @@ def producer_span(
             "relayna.task_id": task_id,
         }
     )
-    kind = _trace.SpanKind.PRODUCER  # type: ignore[union-attr]
+    kind = _trace.SpanKind.PRODUCER  # type: ignore[union-attr,unused-ignore]
     with _tracer().start_as_current_span(name, context=parent, kind=kind, attributes=attributes):
         yield True
 
@@ -170,7 +170,7 @@ def consumer_span(
             "relayna.retry_attempt": retry_attempt,
         }
     )
-    kind = _trace.SpanKind.CONSUMER  # type: ignore[union-attr]
+    kind = _trace.SpanKind.CONSUMER  # type: ignore[union-attr,unused-ignore]
     with _tracer().start_as_current_span(
         name, context=parent, kind=kind, links=links, attributes=attributes
     ):
@@ -203,7 +203,7 @@ def hub_write_span(
     span = _tracer().start_span(
         "relayna.status_hub.write",
         context=parent,
-        kind=_trace.SpanKind.CONSUMER,  # type: ignore[union-attr]
+        kind=_trace.SpanKind.CONSUMER,  # type: ignore[union-attr,unused-ignore]
         links=links,
         attributes=attributes,
         start_time=start_time_ns,

@@ -1,7 +1,7 @@
 """W3C trace context helpers: they live in :mod:`relayna.observability` (the
 layer that owns tracing); re-exported here for existing imports."""
 
-from relayna.observability._trace_context import (
+from relayna.observability import (
     TraceContext,
     extract_trace,
     extract_trace_context,

@@ -34,7 +34,7 @@ from relayna.observability import (
     feed_append_ops,
 )
 from relayna.status._event import EventDict, dumps_event, loads_stored, validate_identifier
-from relayna.transport import Script, Store, Value
+from relayna.transport import Script, ScriptOps, Store, Value
 
 __all__ = [
     "WRITE_STATUS_AND_FEED_SCRIPT",
