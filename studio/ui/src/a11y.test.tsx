@@ -14,7 +14,7 @@ const service = {
   base_url: "http://svc.test",
   tags: ["core"],
   status: "healthy",
-  health: { overall_status: "degraded", reasons: ["stale heartbeat"], checked_at: T },
+  health: { overall_status: "degraded", last_checked_at: T, worker_health: { state: "stale", detail: "no heartbeat for 95 s" } },
   capabilities: { supported_routes: ["broker.dlq.messages"] },
 };
 

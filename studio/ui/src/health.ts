@@ -1,7 +1,30 @@
 // Health summaries over the registry (the Overview and Services cards).
 import type { ServiceRecord } from "./types";
 
+import type { HealthPart, ServiceHealth } from "./types";
+
 export const ATTENTION = new Set(["degraded", "stale", "unreachable"]);
+
+const FINE = new Set(["ok", "healthy", "fresh", "reachable", "current", "up", "running", "available"]);
+
+/** Why a service is not healthy, from the parts of its health document. */
+export function healthReasons(health: ServiceHealth | null | undefined): string[] {
+  if (!health) return [];
+  const parts: [string, HealthPart | null | undefined][] = [
+    ["http", health.http_status],
+    ["capabilities", health.capability_status],
+    ["observations", health.observation_freshness],
+    ["workers", health.worker_health],
+  ];
+  const out: string[] = [];
+  for (const [name, part] of parts) {
+    if (!part || FINE.has(part.state)) continue;
+    const detail = part.error_detail ?? part.detail;
+    out.push(detail ? `${name} ${part.state}: ${detail}` : `${name} ${part.state}`);
+  }
+  if (health.events_skipped) out.push(`${health.events_skipped} events skipped`);
+  return out;
+}
 
 export function overallOf(service: ServiceRecord): string {
   if (service.status === "disabled") return "disabled";

@@ -46,15 +46,23 @@ export interface TempoTraceConfig {
   query_path?: string;
 }
 
+export interface HealthPart {
+  state: string;
+  checked_at?: string | null;
+  error_detail?: string | null;
+  detail?: string | null;
+}
+
+/** Studio's health document (overall status plus the parts it is made of). */
 export interface ServiceHealth {
   service_id?: string;
   overall_status: OverallHealth;
-  checked_at?: string | null;
-  reasons?: string[];
-  http?: { status?: string; checked_at?: string | null; detail?: string | null } | null;
-  capability?: { status?: string; last_seen_at?: string | null } | null;
-  observation?: { status?: string; latest_event_at?: string | null } | null;
-  workers?: { status?: string; workers?: WorkerHealth[] } | null;
+  registry_status?: RegistryStatus;
+  last_checked_at?: string | null;
+  http_status?: HealthPart | null;
+  capability_status?: HealthPart | null;
+  observation_freshness?: HealthPart | null;
+  worker_health?: (HealthPart & { workers?: WorkerHealth[]; latest_heartbeat_at?: string | null }) | null;
   events_skipped?: number;
 }
 

@@ -4,7 +4,7 @@ import { Link, useSearchParams } from "react-router-dom";
 import { TableHead } from "../components/filters";
 import { useApi } from "../auth";
 import { Async, Badge, RelTime, Section } from "../components/ui";
-import { countHealth, incidents, overallOf } from "../health";
+import { countHealth, healthReasons, incidents, overallOf } from "../health";
 
 export default function Overview() {
   const api = useApi();
@@ -60,9 +60,9 @@ export default function Overview() {
                           <td>
                             <Badge status={overallOf(s)} />
                           </td>
-                          <td>{(s.health?.reasons ?? []).join("; ") || "—"}</td>
+                          <td>{healthReasons(s.health).join("; ") || "—"}</td>
                           <td>
-                            <RelTime value={s.health?.checked_at} />
+                            <RelTime value={s.health?.last_checked_at} />
                           </td>
                         </tr>
                       ))}

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { asRole, FakeStudio, renderApp } from "../test/server";
 import { topologyGraph } from "./Topology";
 
-const service = { service_id: "svc", name: "Svc", environment: "dev", auth_mode: "none", base_url: "http://svc.test", tags: [], status: "healthy", health: { overall_status: "degraded", reasons: ["worker heartbeat stale"] } };
+const service = { service_id: "svc", name: "Svc", environment: "dev", auth_mode: "none", base_url: "http://svc.test", tags: [], status: "healthy", health: { overall_status: "degraded", worker_health: { state: "stale", detail: "heartbeat 95 s old" } } };
 
 function studio(role: "reader" | "admin") {
   return asRole(new FakeStudio(), role)
@@ -30,7 +30,7 @@ describe("Service detail", () => {
   it("merges live activity into the retained events by dedupe key", async () => {
     const s = studio("reader");
     renderApp(s, "/services/svc");
-    expect(await screen.findByText("worker heartbeat stale")).toBeInTheDocument();
+    expect(await screen.findByText("workers stale: heartbeat 95 s old")).toBeInTheDocument();
     await waitFor(() => expect(s.streams).toHaveLength(1));
     s.streams[0]!.send('id: k2\nevent: event\ndata: {"service_id":"svc","task_id":"new","event_type":"status","timestamp":"2026-06-01T12:00:05Z"}\n\n');
     s.streams[0]!.send('id: k1\nevent: event\ndata: {"service_id":"svc","task_id":"old","event_type":"status","dedupe_key":"k1"}\n\n');

@@ -6,7 +6,7 @@ import { useApi, useAuth, useCan } from "../auth";
 import { LogView } from "../components/LogView";
 import { MetricsPanel } from "../components/MetricsPanel";
 import { Async, Badge, ConfirmDialog, ErrorNote, KeyValues, RelTime, Section } from "../components/ui";
-import { overallOf } from "../health";
+import { healthReasons, overallOf } from "../health";
 import { followStream, type StreamState } from "../sse";
 import type { ControlPlaneEvent, Page, RegistryStatus } from "../types";
 
@@ -84,12 +84,12 @@ export default function ServiceDetail() {
               items={[
                 ["Overall", <Badge key="o" status={overallOf(s)} />],
                 ["Registry", <Badge key="r" status={s.status} />],
-                ["Why", (s.health?.reasons ?? []).join("; ") || null],
-                ["Checked", <RelTime key="c" value={s.health?.checked_at} />],
+                ["Why", healthReasons(s.health).join("; ") || null],
+                ["Checked", <RelTime key="c" value={s.health?.last_checked_at} />],
                 ["Last seen", <RelTime key="l" value={s.last_seen_at} />],
                 ["Base URL", <span key="b" className="mono">{s.base_url}</span>],
                 ["Environment", s.environment],
-                ["Workers", s.health?.workers?.workers ? `${s.health.workers.workers.filter((w) => w.running).length} running of ${s.health.workers.workers.length}` : null],
+                ["Workers", s.health?.worker_health?.workers?.length ? `${s.health.worker_health.workers.filter((w) => w.running).length} running of ${s.health.worker_health.workers.length}` : null],
                 ["Events skipped", s.health?.events_skipped ? String(s.health.events_skipped) : null],
               ]}
             />

@@ -12,7 +12,12 @@ const svc = (id: string, overall: string, extra: Partial<ServiceRecord> = {}): S
   base_url: `http://${id}.svc.local`,
   tags: ["core"],
   status: "healthy",
-  health: { overall_status: overall as never, reasons: overall === "healthy" ? [] : [`${id} is ${overall}`], checked_at: "2026-06-01T12:00:00Z" },
+  health: {
+    overall_status: overall as never,
+    last_checked_at: "2026-06-01T12:00:00Z",
+    http_status: overall === "unreachable" ? { state: "unreachable", error_detail: "connection refused" } : { state: "ok" },
+    observation_freshness: { state: overall === "stale" ? "stale" : "fresh" },
+  },
   ...extra,
 });
 
@@ -26,7 +31,9 @@ describe("Overview", () => {
     const table = await screen.findByRole("table");
     const rows = within(table).getAllByRole("row").slice(1).map((r) => r.textContent);
     expect(rows[0]).toContain("mail name");
+    expect(rows[0]).toContain("http unreachable: connection refused");
     expect(rows[1]).toContain("ship name");
+    expect(rows[1]).toContain("observations stale");
     await userEvent.selectOptions(screen.getByLabelText(/Environment/), "dev");
     await waitFor(() => expect(within(screen.getByRole("table")).getAllByRole("row")).toHaveLength(2));
     expect(currentLocation()).toBe("/?environment=dev");
