@@ -56,6 +56,7 @@ from contextlib import ExitStack
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from relayna.errors import (
@@ -260,7 +261,16 @@ class StatusHub:
                 await self._write_batch([item], tg)
                 continue
             self._queued += 1
-            shards[hash(item.task_id) % count if count > 1 else 0].send_nowait(item)
+            try:
+                shards[hash(item.task_id) % count if count > 1 else 0].send_nowait(item)
+            except anyio.BrokenResourceError:
+                # The shards are gone, so the hub is being cancelled: a buffered
+                # delivery can be handed out without a checkpoint after that.
+                # It stays unsettled (the next consumer gets it; the dedupe
+                # marker drops a copy); let the pending cancellation through.
+                self._queued -= 1
+                await anyio.lowlevel.checkpoint()
+                return
 
     async def _shard(
         self, receive: MemoryObjectReceiveStream[_Item], tg: anyio.abc.TaskGroup

@@ -43,7 +43,9 @@ class Worker:
     """One worker subprocess; stderr goes to a file (never a pipe that could fill)."""
 
     def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-        self.log = Path(tempfile.mkstemp(prefix="relayna-rel-worker-", suffix=".log")[1])
+        fd, name = tempfile.mkstemp(prefix="relayna-rel-worker-", suffix=".log")
+        os.close(fd)  # only the path is used: an open fd per worker would leak
+        self.log = Path(name)
         with open(self.log, "wb") as err:
             self.proc = subprocess.Popen(
                 argv, env=env, stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL
