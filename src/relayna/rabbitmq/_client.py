@@ -105,11 +105,25 @@ class RelaynaClient:
         return cast(TaskTopology, self.topology)
 
     def prepare_task(
-        self, task: TaskEnvelope | Mapping[str, Any], headers: Mapping[str, Any] | None = None
+        self,
+        task: TaskEnvelope | Mapping[str, Any],
+        headers: Mapping[str, Any] | None = None,
+        *,
+        known_only: bool = True,
     ) -> tuple[TaskEnvelope, str, str, bytes, Properties]:
-        """Validate and encode a task: ``(task, exchange, routing_key, body, properties)``."""
+        """Validate and encode a task: ``(task, exchange, routing_key, body, properties)``.
+
+        ``known_only=False`` routes a task type the topology does not bind
+        (another service's, on the same tasks exchange): only the mandatory
+        publish can then tell whether any queue takes it.
+        """
         return prepare_task(
-            self._task_topology(), task, headers, limits=self.limits, aliases=self.aliases
+            self._task_topology(),
+            task,
+            headers,
+            limits=self.limits,
+            aliases=self.aliases,
+            known_only=known_only,
         )
 
     async def publish_task(

@@ -46,13 +46,20 @@ def prepare_task(
     *,
     limits: Limits,
     aliases: ContractAliasConfig | None,
+    known_only: bool = True,
 ) -> tuple[TaskEnvelope, str, str, bytes, Properties]:
-    """``(task, exchange, routing_key, body, properties)`` for one task."""
+    """``(task, exchange, routing_key, body, properties)`` for one task.
+
+    ``known_only=False`` also routes task types the topology does not bind
+    (see :meth:`~relayna.topology.RoutedTasksSharedStatusTopology.task_routing_key`).
+    """
     envelope = m.as_task(task, aliases)
     m.check_priority(
         envelope.priority, topology.max_priority_for(topology.tasks_queue), topology.tasks_queue
     )
-    routing_key = topology.task_routing_key(envelope.task_type, envelope.task_id)
+    routing_key = topology.task_routing_key(
+        envelope.task_type, envelope.task_id, known_only=known_only
+    )
     body = encode(envelope, limits=limits)
     props = m.build_properties(
         correlation_id=envelope.correlation_id or envelope.task_id,

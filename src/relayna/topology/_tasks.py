@@ -94,7 +94,9 @@ class TaskTopologyBase(StatusTopologyBase):
     def task_binding_keys(self) -> tuple[str, ...]:
         raise NotImplementedError
 
-    def task_routing_key(self, task_type: str | None = None, task_id: str | None = None) -> str:
+    def task_routing_key(
+        self, task_type: str | None = None, task_id: str | None = None, *, known_only: bool = True
+    ) -> str:
         raise NotImplementedError
 
     def plan(self) -> DeclarationPlan:
@@ -134,9 +136,11 @@ class SharedTasksSharedStatusTopology(TaskTopologyBase):
     def task_binding_keys(self) -> tuple[str, ...]:
         return (self.tasks_routing_key,)
 
-    def task_routing_key(self, task_type: str | None = None, task_id: str | None = None) -> str:
+    def task_routing_key(
+        self, task_type: str | None = None, task_id: str | None = None, *, known_only: bool = True
+    ) -> str:
         """Always ``tasks_routing_key``; ``task_type`` and ``task_id`` are ignored."""
-        del task_type, task_id
+        del task_type, task_id, known_only
         return self.tasks_routing_key
 
 
@@ -161,17 +165,23 @@ class RoutedTasksSharedStatusTopology(TaskTopologyBase):
     def task_binding_keys(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(t.strip() for t in self.task_types if t.strip()))
 
-    def task_routing_key(self, task_type: str | None = None, task_id: str | None = None) -> str:
+    def task_routing_key(
+        self, task_type: str | None = None, task_id: str | None = None, *, known_only: bool = True
+    ) -> str:
         """The task's ``task_type``.
+
+        ``known_only=False`` routes a type this topology does not bind (another
+        service's queue bound to the same tasks exchange); the mandatory
+        publish then tells whether anything binds it.
 
         Raises:
             ContractError: ``task_type`` missing or blank.
-            TopologyError: ``task_type`` is not one of ``task_types`` (the
-                publish would be unroutable).
+            TopologyError: ``known_only`` and ``task_type`` is not one of
+                ``task_types`` (the publish would be unroutable).
         """
         del task_id
         key = require_id(task_type, "task_type").strip()
-        if key not in self.task_binding_keys():
+        if known_only and key not in self.task_binding_keys():
             raise TopologyError(
                 f"task_type {key!r} is not routed by this topology "
                 f"(known: {', '.join(self.task_binding_keys())})"

@@ -287,9 +287,11 @@ class SharedStatusWorkflowTopology(StatusTopologyBase):
 
     # -- routing -------------------------------------------------------------
 
-    def task_routing_key(self, task_type: str | None = None, task_id: str | None = None) -> str:
+    def task_routing_key(
+        self, task_type: str | None = None, task_id: str | None = None, *, known_only: bool = True
+    ) -> str:
         """Always raises: a workflow topology takes stage or entry-route publishes."""
-        del task_type, task_id
+        del task_type, task_id, known_only
         raise TopologyError(
             "SharedStatusWorkflowTopology does not route tasks: publish to a stage "
             "(workflow_publish_routing_key) or an entry route (workflow_entry_routing_key)"
