@@ -139,4 +139,6 @@ class AggregationConsumer(ConsumerBase):
             self.stats.acked += 1
             self._emit(AggregationMessageAcked(**common))
             return
-        await settler.settle(delivery, decision, info)
+        await settler.settle(
+            delivery, decision, info, failure=outcome if isinstance(outcome, Failed) else None
+        )

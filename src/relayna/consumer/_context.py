@@ -31,6 +31,16 @@ class LifecycleStatuses:
     ``retrying`` carries the message "Task processing failed. Scheduling retry
     n/max."; ``failed`` is published when a task is rejected, requeued or
     dead-lettered (with the exception text when ``include_error_message``).
+    Both explain themselves in ``meta``: ``attempt`` (which attempt failed,
+    counting from 1), ``max_retries``, ``reason``, ``exception_type``,
+    ``exception_message`` (at most 1,024 characters) and, on ``failed``,
+    ``dead_lettered`` (plus ``dead_letter_queue`` when a copy is there).
+
+    ``report_failures``: a task consumer publishes ``failed`` when it
+    dead-letters or rejects a task even while ``enabled`` is False, so no
+    failure goes unreported. ``include_traceback`` adds ``meta.traceback``
+    (the handler's, at most 4,000 characters; off by default: tracebacks
+    show code paths to anyone who can read statuses).
     """
 
     enabled: bool = False
@@ -40,6 +50,8 @@ class LifecycleStatuses:
     failed: str | None = "failed"
     manual_retrying: str = "manual_retrying"
     include_error_message: bool = True
+    report_failures: bool = True
+    include_traceback: bool = False
 
 
 @attrs.frozen

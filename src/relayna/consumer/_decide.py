@@ -11,7 +11,7 @@ decision      effects (each confirmed before settling)    settlement
 Ack           lifecycle status "completed"                ack
 Retry         copy to ``<queue>.retry`` with attempt + 1   ack
 DeadLetter    copy to ``<queue>.dlq`` + DLQ record         ack
-Reject        lifecycle status "failed"                    reject(requeue=False)
+Reject        status "failed"                              reject(requeue=False)
 Requeue       lifecycle status "failed"                    nack(requeue=True)
 ============  ==========================================  ==================
 
@@ -19,7 +19,10 @@ Requeue       lifecycle status "failed"                    nack(requeue=True)
 counted from 0 (the first delivery); ``max_retries=2`` therefore allows three
 attempts, and the retry copy always carries ``attempt + 1`` so attempts never
 go down. Poison (undecodable, invalid, unroutable) messages always dead-letter
-without calling the handler.
+without calling the handler. A failure that is not the handler's own verdict
+on the task (``Failed.never_drop``: a manual retry nobody could take) also
+dead-letters when there is no retry policy: a reject would let RabbitMQ drop
+the only copy.
 """
 
 from __future__ import annotations
@@ -121,12 +124,18 @@ class Succeeded:
 
 @attrs.frozen
 class Failed:
-    """The handler raised (``exception``: what it raised, for the log's traceback)."""
+    """The handler raised (or its hand-off could not be published).
+
+    ``exception``: what it raised, for the log's traceback (and
+    ``meta.traceback`` when the statuses ask for it). ``never_drop``: without
+    a retry policy, dead-letter instead of rejecting or requeueing.
+    """
 
     exception_type: str
     exception_message: str
     reason: str = "handler_error"
     exception: BaseException | None = attrs.field(default=None, eq=False, repr=False)
+    never_drop: bool = False
 
 
 @attrs.frozen
@@ -169,12 +178,14 @@ class DeadLetter:
 class Reject:
     reason: str
     exception_message: str | None = None
+    exception_type: str | None = None
 
 
 @attrs.frozen
 class Requeue:
     reason: str
     exception_message: str | None = None
+    exception_type: str | None = None
 
 
 Decision: TypeAlias = Ack | Retry | DeadLetter | Reject | Requeue
@@ -204,11 +215,19 @@ def decide(
         return DeadLetter(
             reason=outcome.reason, attempt=attempt, exception_message=outcome.detail or None
         )
-    if policy is None:
+    if policy is None and not outcome.never_drop:
         if failure_action is FailureAction.REQUEUE:
-            return Requeue(reason=outcome.reason, exception_message=outcome.exception_message)
-        return Reject(reason=outcome.reason, exception_message=outcome.exception_message)
-    if attempt < policy.max_retries:
+            return Requeue(
+                reason=outcome.reason,
+                exception_message=outcome.exception_message,
+                exception_type=outcome.exception_type,
+            )
+        return Reject(
+            reason=outcome.reason,
+            exception_message=outcome.exception_message,
+            exception_type=outcome.exception_type,
+        )
+    if policy is not None and attempt < policy.max_retries:
         return Retry(
             attempt=attempt + 1,
             delay_ms=policy.delay_ms,

@@ -3,12 +3,17 @@
 Order is the data-safety rule: every effect (retry copy, DLQ copy + record,
 status) is confirmed before the delivery is acked. A failed effect raises;
 the worker then requeues the delivery (nack), so nothing is lost.
+
+The ``retrying`` and ``failed`` statuses say what happened in ``meta``
+(:func:`failure_meta`): which attempt failed, the retry budget, the reason and
+exception, and where the message went.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
+from traceback import format_exception
 from typing import Any
 
 import attrs
@@ -38,16 +43,62 @@ from relayna.rabbitmq import RelaynaClient
 from relayna.transport import Delivery, Properties
 
 from ._context import LifecycleStatuses
-from ._decide import Ack, DeadLetter, Decision, Reject, Requeue, Retry, RetryPolicy
+from ._decide import Ack, DeadLetter, Decision, Failed, Reject, Requeue, Retry, RetryPolicy
 from ._dlq import DLQRecorder, make_dlq_record
 
-__all__ = ["EXCEPTION_MESSAGE", "ConsumerStats", "MessageInfo", "Settler", "poison_info"]
+__all__ = [
+    "EXCEPTION_MESSAGE",
+    "ConsumerStats",
+    "MessageInfo",
+    "Settler",
+    "failure_meta",
+    "poison_info",
+]
 
 logger = logging.getLogger("relayna.consumer")
 
 #: DLQ copies carry the (truncated) exception text here.
 EXCEPTION_MESSAGE = "relayna-exception-message"
 _MAX_EXCEPTION_TEXT = 1024
+_MAX_EXCEPTION_TYPE = 255
+_MAX_TRACEBACK = 4000
+
+
+def failure_meta(
+    decision: Retry | DeadLetter | Reject | Requeue,
+    *,
+    attempt: int,
+    max_retries: int | None,
+    dead_letter_queue: str | None,
+    include_message: bool,
+    traceback: str | None = None,
+) -> dict[str, Any]:
+    """The ``meta`` fields of a ``retrying`` / ``failed`` status (pure).
+
+    ``attempt`` is the attempt that failed, counting from 0 (the header's
+    count); the status says ``attempt + 1``, as a person counts.
+    ``dead_letter_queue`` is set for :class:`DeadLetter` (the copy's queue).
+    """
+    meta: dict[str, Any] = {
+        "attempt": attempt + 1,
+        "max_retries": max_retries if max_retries is not None else 0,
+        "reason": decision.reason,
+    }
+    if decision.exception_type:
+        meta["exception_type"] = decision.exception_type[:_MAX_EXCEPTION_TYPE]
+    if include_message and decision.exception_message:
+        meta["exception_message"] = decision.exception_message[:_MAX_EXCEPTION_TEXT]
+    if traceback:
+        meta["traceback"] = traceback[-_MAX_TRACEBACK:]
+    if isinstance(decision, Retry):
+        meta["retry_delay_ms"] = decision.delay_ms
+    else:
+        meta["dead_lettered"] = isinstance(decision, DeadLetter)
+        if isinstance(decision, DeadLetter) and dead_letter_queue is not None:
+            meta["dead_letter_queue"] = dead_letter_queue
+        if isinstance(decision, Requeue):
+            meta["requeued"] = True
+    return meta
 
 
 @attrs.define
@@ -120,15 +171,26 @@ class Settler:
         message: str | None = None,
         *,
         result: Any = None,
+        meta: dict[str, Any] | None = None,
+        final_failure: bool = False,
     ) -> None:
-        """Publish a lifecycle status (when enabled and the message has a task id)."""
-        if not self.statuses.enabled or status is None or info.task_id is None:
+        """Publish a lifecycle status (when enabled and the message has a task id).
+
+        ``final_failure``: the task is dead-lettered or rejected; a task
+        consumer reports that even with statuses disabled (``report_failures``).
+        """
+        statuses = self.statuses
+        if status is None or info.task_id is None:
+            return
+        if not statuses.enabled and not (
+            final_failure and statuses.report_failures and not self.aggregation
+        ):
             return
         event = StatusEvent(
             task_id=info.task_id,
             status=status,
             message=message,
-            meta=dict(info.meta),
+            meta={**info.meta, **meta} if meta else dict(info.meta),
             result=result,
             correlation_id=info.correlation_id,
         )
@@ -150,17 +212,53 @@ class Settler:
         if self.pump.enabled:
             self.pump.emit(TaskMessageAcked(**_task_fields(self._common(info))))
 
-    async def settle(self, delivery: Delivery, decision: Decision, info: MessageInfo) -> None:
-        """Apply ``decision``: effects first (confirmed), then one settlement."""
+    def _failure_meta(
+        self,
+        decision: Retry | DeadLetter | Reject | Requeue,
+        info: MessageInfo,
+        failure: Failed | None,
+    ) -> dict[str, Any]:
+        statuses = self.statuses
+        trace = None
+        if statuses.include_traceback and failure is not None and failure.exception is not None:
+            trace = "".join(format_exception(failure.exception))
+        return failure_meta(
+            decision,
+            attempt=info.attempt,
+            max_retries=self.policy.max_retries if self.policy is not None else None,
+            dead_letter_queue=self.dead_letter_queue,
+            include_message=statuses.include_error_message,
+            traceback=trace,
+        )
+
+    async def settle(
+        self,
+        delivery: Delivery,
+        decision: Decision,
+        info: MessageInfo,
+        *,
+        failure: Failed | None = None,
+    ) -> None:
+        """Apply ``decision``: effects first (confirmed), then one settlement.
+
+        ``failure``: the handler's failure, whose traceback goes into
+        ``meta.traceback`` when the statuses include it.
+        """
         if isinstance(decision, Ack):
             await self.ack(delivery, info)
         elif isinstance(decision, Retry):
-            await self._retry(delivery, decision, info)
+            await self._retry(delivery, decision, info, failure)
         elif isinstance(decision, DeadLetter):
-            await self._dead_letter(delivery, decision, info)
+            await self._dead_letter(delivery, decision, info, failure)
         elif isinstance(decision, Reject):
             text = decision.exception_message or decision.reason
-            await self.status(info, self.statuses.failed, self._error_text(text))
+            await self.status(
+                info,
+                self.statuses.failed,
+                self._error_text(text),
+                meta=self._failure_meta(decision, info, failure),
+                final_failure=True,
+            )
             await delivery.reject(requeue=False)
             self.stats.rejected += 1
             self.pump.emit(
@@ -170,7 +268,12 @@ class Settler:
             )
         elif isinstance(decision, Requeue):
             text = decision.exception_message or decision.reason
-            await self.status(info, self.statuses.failed, self._error_text(text))
+            await self.status(
+                info,
+                self.statuses.failed,
+                self._error_text(text),
+                meta=self._failure_meta(decision, info, failure),
+            )
             await delivery.nack(requeue=True)
             self.stats.requeued += 1
             self.pump.emit(
@@ -195,7 +298,9 @@ class Settler:
             app_id=props.app_id,
         )
 
-    async def _retry(self, delivery: Delivery, decision: Retry, info: MessageInfo) -> None:
+    async def _retry(
+        self, delivery: Delivery, decision: Retry, info: MessageInfo, failure: Failed | None
+    ) -> None:
         policy = self.policy
         assert policy is not None
         retry_queue = policy.retry_queue(self.queue)
@@ -226,12 +331,17 @@ class Settler:
             info,
             self.statuses.retrying,
             f"Task processing failed. Scheduling retry {decision.attempt}/{policy.max_retries}.",
+            meta=self._failure_meta(decision, info, failure),
         )
         await delivery.ack()
         self.stats.retried += 1
 
     async def _dead_letter(
-        self, delivery: Delivery, decision: DeadLetter, info: MessageInfo
+        self,
+        delivery: Delivery,
+        decision: DeadLetter,
+        info: MessageInfo,
+        failure: Failed | None,
     ) -> None:
         dlq = self.dead_letter_queue
         headers = without_headers(
@@ -268,6 +378,8 @@ class Settler:
             info,
             self.statuses.failed,
             self._error_text(decision.exception_message or decision.reason),
+            meta=self._failure_meta(decision, info, failure),
+            final_failure=True,
         )
         await delivery.ack()
 

@@ -6,7 +6,9 @@ lease (optional; a conflict is requeued after ``conflict_delay``, a lost
 lease cancels the handler), "processing" status, middleware + handler, then
 :func:`decide` and the settler: "completed" status + idempotency mark + ack,
 broker retry, DLQ, reject or requeue. A manual retry publishes ``manual_retrying`` and the
-hand-off copy, then acks.
+hand-off copy (through the tasks exchange, also to task types that only
+another service's topology binds), then acks; a hand-off nobody can take
+(unroutable) keeps the original: retry policy, else the dead-letter queue.
 """
 
 from __future__ import annotations
@@ -306,7 +308,9 @@ class TaskConsumer(ConsumerBase):
                 )
             )
         decision = self._decide(outcome, inbound.attempt, task.task_id, self.failure_action)
-        await settler.settle(delivery, decision, info)
+        await settler.settle(
+            delivery, decision, info, failure=outcome if isinstance(outcome, Failed) else None
+        )
 
     async def _complete(
         self, settler: Settler, info: MessageInfo, outcome: Succeeded
@@ -390,13 +394,16 @@ class TaskConsumer(ConsumerBase):
                 priority=req.priority if req.priority is not None else task.priority,
                 extra=extra,
             )
-            prepared = client.prepare_task(new_task, headers)
+            # Another service's topology may bind the target type on the same
+            # exchange: route it, and let the mandatory flag find out.
+            prepared = client.prepare_task(new_task, headers, known_only=False)
         except (ContractError, TopologyError) as exc:
             return Failed(
                 exception_type=type(exc).__name__,
                 exception_message=str(exc)[:1024],
                 reason="manual_retry_invalid",
                 exception=exc,
+                never_drop=True,
             )
         lineage = {
             "count": count,
@@ -415,12 +422,13 @@ class TaskConsumer(ConsumerBase):
         _, exchange, routing_key, body, props = prepared
         try:
             await client.publish_raw(exchange, routing_key, body, props)
-        except UnroutableError as exc:
+        except UnroutableError as exc:  # nobody binds the type: keep the original
             return Failed(
                 exception_type=type(exc).__name__,
                 exception_message=str(exc)[:1024],
                 reason="manual_retry_unroutable",
                 exception=exc,
+                never_drop=True,
             )
         self.stats.manual_retries += 1
         self._emit(

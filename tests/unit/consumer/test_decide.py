@@ -24,7 +24,12 @@ FAILED = Failed(exception_type="RuntimeError", exception_message="boom")
 policies = st.builds(RetryPolicy, max_retries=st.integers(0, 20), delay_ms=st.integers(1, 10**6))
 outcomes = st.one_of(
     st.just(Succeeded()),
-    st.builds(Failed, exception_type=st.text(max_size=5), exception_message=st.text(max_size=5)),
+    st.builds(
+        Failed,
+        exception_type=st.text(max_size=5),
+        exception_message=st.text(max_size=5),
+        never_drop=st.booleans(),
+    ),
     st.builds(Poison, reason=st.sampled_from(["invalid_json", "schema", "invalid_header"])),
 )
 
@@ -94,6 +99,25 @@ def test_success_acks_and_no_policy_follows_failure_action() -> None:
     assert decide(Succeeded(), None, 0) == Ack()
     assert isinstance(decide(FAILED, None, 0), Reject)
     assert isinstance(decide(FAILED, None, 0, failure_action=FailureAction.REQUEUE), Requeue)
+
+
+@given(
+    policy=st.one_of(st.none(), policies),
+    attempt=st.integers(0, 50),
+    action=st.sampled_from(FailureAction),
+)
+def test_a_never_drop_failure_is_never_rejected_nor_requeued(
+    policy: RetryPolicy | None, attempt: int, action: FailureAction
+) -> None:
+    failed = Failed("UnroutableError", "no route", "manual_retry_unroutable", never_drop=True)
+    decision = decide(failed, policy, attempt, failure_action=action)
+    assert isinstance(decision, Retry | DeadLetter)
+    assert isinstance(decision, Retry) == (policy is not None and attempt < policy.max_retries)
+    if isinstance(decision, DeadLetter):
+        assert (decision.reason, decision.exception_type) == (
+            "manual_retry_unroutable",
+            "UnroutableError",
+        )
 
 
 def test_max_retries_one_means_two_attempts() -> None:
