@@ -60,7 +60,13 @@ class RuntimeConfig:
             hub consumes; ``None`` runs without a hub.
         declare: apply ``topology.plan()`` on startup.
         run_hub: start the :class:`StatusHub`.
-        hub_offset: override the topology's stream offset for the hub.
+        hub_offset: override the topology's stream offset for the hub (where
+            a hub without a stored offset starts).
+        hub_name: the hub's offset record name (default: the status queue);
+            replicas of one service share it.
+        hub_persist_offset: keep the hub's committed offset in the store and
+            resume from it (see :class:`~relayna.status.StatusHubConfig`).
+        hub_max_catch_up: seconds; bounds a ``"first"``/timestamp start.
         store_adapter: the Redis client (``"native"``, ``"coredis"``, or
             ``"redis-py"`` on asyncio); see :func:`relayna.transport.open_store`.
         broker_adapter: the AMQP client (``"native"``, or ``"aiormq"`` on asyncio).
@@ -83,6 +89,9 @@ class RuntimeConfig:
     store: StatusStoreConfig = attrs.field(factory=StatusStoreConfig)
     hub_prefetch: int = 200
     hub_offset: Any = None
+    hub_name: str | None = None
+    hub_persist_offset: bool = True
+    hub_max_catch_up: float | None = None
     sanitize_meta_keys: frozenset[str] = attrs.field(
         default=frozenset({"auth_token"}), converter=_frozen_strs
     )
@@ -193,6 +202,9 @@ async def open_relayna_runtime(
                     offset=offset,
                     prefetch=config.hub_prefetch,
                     sanitize_meta_keys=config.sanitize_meta_keys,
+                    name=config.hub_name,
+                    persist_offset=config.hub_persist_offset,
+                    max_catch_up=config.hub_max_catch_up,
                 ),
                 metrics=runtime.metrics,
             )

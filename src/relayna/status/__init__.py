@@ -7,6 +7,7 @@ Redis key families (``{prefix}`` defaults to ``relayna``)::
     {prefix}:channel:{task_id}            pubsub channel
     {prefix}:event:{task_id}:{event_id}   dedupe marker
     {prefix}:children:{parent_task_id}    set of child task ids
+    {prefix}:hub:{hub_name}:offset        hash: a StatusHub's committed stream offset
 """
 
 from relayna.status._cursor import (
@@ -21,6 +22,7 @@ from relayna.status._event import EventDict, decode_status_body
 from relayna.status._frames import KEEPALIVE, encode_comment, encode_frame, encode_retry
 from relayna.status._history import HistoryReplay, StreamHistoryReader
 from relayna.status._hub import HubStatistics, StatusHub, StatusHubConfig
+from relayna.status._hub_offset import HUB_OFFSET_SCRIPT, HubOffsets
 from relayna.status._store import WRITE_STATUS_SCRIPT, StatusStore, StatusStoreConfig
 from relayna.status._stream import (
     AlreadyComplete,
@@ -32,6 +34,7 @@ from relayna.status._stream import (
 )
 
 __all__ = [
+    "HUB_OFFSET_SCRIPT",
     "KEEPALIVE",
     "LAST_EVENT_ID_MAX_LENGTH",
     "WRITE_STATUS_SCRIPT",
@@ -40,6 +43,7 @@ __all__ = [
     "Emit",
     "EventDict",
     "HistoryReplay",
+    "HubOffsets",
     "HubStatistics",
     "KeepAlive",
     "Ready",

@@ -38,6 +38,14 @@ Settlement rules:
 Several hubs on one stream each see every event; the store script's dedupe
 marker makes each event stored and published once.
 
+Where a hub starts (streams): at the offset committed in the store under its
+name (:mod:`._hub_offset`), so that the events published while no hub ran
+are stored when one starts. A committer task writes the lowest offset not yet
+settled every ``offset_commit_interval`` seconds when it moved, and once more,
+shielded and bounded, when the hub stops. A hub of a name with no record yet
+starts at ``offset`` (``"last"`` by default; ``"first"`` or a timestamp
+bounded by ``max_catch_up``).
+
 The first consume of a freshly declared stream can fail with
 ``stream_not_found`` on RabbitMQ 3.10+ (the stream leader is not elected
 yet): the hub retries that with backoff before reporting ``started``. After
@@ -63,6 +71,7 @@ from relayna.errors import (
     AuthenticationError,
     BrokerError,
     ChannelClosed,
+    ConfigurationError,
     ConnectionLost,
     ContractError,
     StoreError,
@@ -75,6 +84,7 @@ from relayna.observability import (
 )
 from relayna.status._event import EventDict, decode_status_body
 from relayna.status._hub_config import HubStatistics, StatusHubConfig
+from relayna.status._hub_offset import HubOffsets, OffsetKeeper
 from relayna.status._store import StatusStore
 from relayna.transport import Broker, Consumer, Delivery, StreamOffset
 
@@ -121,6 +131,18 @@ class StatusHub:
         self._next_offset: int | None = None
         self._queued = 0  # handed to a shard and not written yet
         self._acks: MemoryObjectSendStream[Delivery]
+        self._start: StreamOffset | None = config.offset  # when nothing is settled yet
+        self._keeper: OffsetKeeper | None = None
+        if config.offset is not None and config.persist_offset:
+            try:
+                offsets = HubOffsets(store.store, store.config.prefix, config.hub_name)
+            except ContractError as exc:
+                raise ConfigurationError(
+                    f"status hub name {config.hub_name!r} cannot name its offset record "
+                    f"({exc.errors[0][1] if exc.errors else exc}): "
+                    "set StatusHubConfig(name=...)"
+                ) from exc
+            self._keeper = OffsetKeeper(offsets, config, self.stats, self._settled_offset)
 
     def statistics(self) -> HubStatistics:
         return self.stats
@@ -130,14 +152,17 @@ class StatusHub:
             min(self.config.retry_max, self.config.retry_initial * (2 ** min(attempt, 30)))
         )
 
+    def _settled_offset(self) -> int | None:
+        """The lowest offset not settled yet: everything before it is stored."""
+        if self._inflight:
+            return min(self._inflight)
+        return self._next_offset
+
     def _resume_offset(self) -> StreamOffset | None:
         if self.config.offset is None:
             return None
-        if self._inflight:
-            return min(self._inflight)
-        if self._next_offset is not None:
-            return self._next_offset
-        return self.config.offset
+        settled = self._settled_offset()
+        return settled if settled is not None else self._start
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -153,6 +178,26 @@ class StatusHub:
             await self._store.prepare()  # the first event then costs one round trip
         except StoreError as exc:
             log.warning("status hub: could not preload the write script: %s", exc)
+        keeper = self._keeper
+        if keeper is not None:
+            stored = await keeper.load(self._backoff)
+            if stored is None:
+                self._start = keeper.start_offset()
+            else:
+                self._next_offset = stored
+        error: BaseException | None = None
+        async with anyio.create_task_group() as tg:
+            if keeper is not None:
+                tg.start_soon(keeper.run)
+            try:
+                await self._consume_forever(task_status)
+            except (BrokerError, StoreError) as exc:
+                error = exc
+            tg.cancel_scope.cancel()
+        if error is not None:
+            raise error  # outside the task group: callers see the error itself
+
+    async def _consume_forever(self, task_status: anyio.abc.TaskStatus[None]) -> None:
         started = False
         attempt = 0
         while True:
@@ -186,6 +231,9 @@ class StatusHub:
                 await anyio.sleep(delay)
 
     async def _consume(self, consumer: Consumer) -> None:
+        # The new consumer starts at the lowest unsettled offset: the old
+        # consumer's unsettled deliveries come again.
+        self._next_offset = self._settled_offset()
         self._parked = {}
         self._queued = 0
         self._inflight = set()

@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 
-from relayna.contracts import ContractAliasConfig
+from relayna.contracts import ContractAliasConfig, is_valid_identifier
 from relayna.transport import StreamOffset
 
 __all__ = ["HubStatistics", "StatusHubConfig"]
@@ -23,6 +23,21 @@ def _frozen_strs(value: Iterable[str]) -> frozenset[str]:
 def _not_negative(_inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if not value >= 0 or not math.isfinite(value):
         raise ValueError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
+
+
+def _positive(_inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not value > 0 or not math.isfinite(value):
+        raise ValueError(f"{attribute.name} must be a finite number > 0, got {value!r}")
+
+
+def _optional_positive(_inst: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None:
+        _positive(_inst, attribute, value)
+
+
+def _optional_name(_inst: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is not None and not is_valid_identifier(value):
+        raise ValueError(f"{attribute.name} must be an identifier (A-Z a-z 0-9 . _ : @ / + = -)")
 
 
 def _at_least_one(_inst: object, attribute: attrs.Attribute[Any], value: int) -> None:
@@ -50,6 +65,19 @@ class StatusHubConfig:
         write_batch / write_concurrency: store writes go out as up to
             ``write_batch`` script calls per round trip, from
             ``write_concurrency`` shards (round trips in flight at once).
+        name: the hub's name for its offset record (default: the queue
+            name). Hubs of one name share the record: give replicas of one
+            service the same name.
+        persist_offset: keep the committed stream offset in the store
+            (``{prefix}:hub:{name}:offset``) and resume from it on start, so
+            events published while no hub ran are not skipped. ``offset``
+            is then only the start of a hub that has no record yet.
+        offset_commit_interval: seconds between offset commits (one store
+            round trip each, only when the offset moved). A stopping hub
+            commits once more; a killed one re-reads at most this much.
+        max_catch_up: seconds; a hub without a record whose ``offset`` is
+            ``"first"`` or an older timestamp starts this far back instead
+            (``None``: no bound).
         ack_delay: seconds a lone stored event's ack waits (0: at once).
             On a stream an ack only returns prefetch credit; sending it a
             moment later lets this process's live SSE path run before
@@ -74,6 +102,15 @@ class StatusHubConfig:
     write_batch: int = attrs.field(default=128, validator=_at_least_one)
     write_concurrency: int = attrs.field(default=1, validator=_at_least_one)
     ack_delay: float = attrs.field(default=0.001, validator=_not_negative)
+    name: str | None = attrs.field(default=None, validator=_optional_name)
+    persist_offset: bool = True
+    offset_commit_interval: float = attrs.field(default=1.0, validator=_positive)
+    max_catch_up: float | None = attrs.field(default=None, validator=_optional_positive)
+
+    @property
+    def hub_name(self) -> str:
+        """``name``, or the queue's name."""
+        return self.name if self.name is not None else self.queue
 
 
 @attrs.define
@@ -85,3 +122,6 @@ class HubStatistics:
     store_failures: int = 0
     settle_failures: int = 0
     consumer_restarts: int = 0
+    resumed_from: int | None = None  # the stored offset the hub started at
+    offset_commits: int = 0
+    offset_commit_failures: int = 0

@@ -30,6 +30,9 @@ async def hub_env(
     unique: str, store: Store | None = None, **config: Any
 ) -> AsyncIterator[tuple[Broker, StatusStore, StatusTopologyBase, list[StatusHub]]]:
     topology = StatusTopologyBase(status_exchange=f"sx.{unique}", status_queue=f"sq.{unique}")
+    # These tests are about writing events; the offset record has its own
+    # (test_status_hub_offset_memory.py), and would take injected failures.
+    config.setdefault("persist_offset", False)
     async with open_broker("memory://") as broker, open_store("memory://") as raw:
         await topology.plan().apply(broker)
         status = StatusStore(store or raw)
