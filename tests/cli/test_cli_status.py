@@ -77,7 +77,7 @@ def test_bad_task_ids_never_reach_the_store(capsys: pytest.CaptureFixture[str], 
     assert "invalid task id" in err
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def dev_url() -> Iterator[str]:
     port = free_port()
     with relayna_dev(
@@ -97,3 +97,15 @@ def test_watch_follows_a_task_to_completion(
     assert lines[0].split()[1] == "processing"
     assert lines[-1].split()[1] == "completed"
     assert "100%" in out
+
+
+def test_watch_gives_up_on_a_task_nobody_published(
+    capsys: pytest.CaptureFixture[str], dev_url: str, unique: str
+) -> None:
+    code, out, err = run(capsys, "watch", f"nobody-{unique}", "--url", dev_url, "--wait", "0.5")
+    assert code == 1
+    assert out == ""
+    assert f"No status found for task_id 'nobody-{unique}' after waiting 0.5 s" in err
+    code, _, err = run(capsys, "watch", "t", "--url", dev_url, "--wait", "-1")
+    assert code == 2
+    assert "--wait" in err

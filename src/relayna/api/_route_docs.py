@@ -66,7 +66,9 @@ def latest_operation(id_name: str, aliases: ContractAliasConfig | None) -> Opera
     )
 
 
-def stream_operation(id_name: str, aliases: ContractAliasConfig | None) -> Operation:
+def stream_operation(
+    id_name: str, aliases: ContractAliasConfig | None, *, max_wait: float = 300.0
+) -> Operation:
     name, event = _event_schema(aliases)
     snapshot = {
         "type": "object",
@@ -84,13 +86,24 @@ def stream_operation(id_name: str, aliases: ContractAliasConfig | None) -> Opera
             "`text/event-stream`: `ready`, the stored history (after `Last-Event-ID` when"
             " given, with one `resync` event when it is unknown), then live events, until a"
             " terminal status. `Accept: application/json` answers a JSON snapshot instead."
-            " A resume after the terminal event answers 204."
+            " A resume after the terminal event answers 204. Without `wait` a task with no"
+            " status yet is waited for as long as the stream lives; with `wait` the answer"
+            " is held until its first status and is 404 when none came in that time."
         ),
         parameters=[
             _id_parameter(id_name),
             Parameter("Last-Event-ID", "header", description="resume after this event id"),
             Parameter(
                 "last_event_id", "query", description="the same, for clients without headers"
+            ),
+            Parameter(
+                "wait",
+                "query",
+                {"type": "number", "minimum": 0},
+                description=(
+                    "seconds to wait for a task with no status at all, then 404"
+                    f" (clamped to {max_wait:g}; not a number >= 0: 422)"
+                ),
             ),
         ],
         responses={
@@ -99,7 +112,7 @@ def stream_operation(id_name: str, aliases: ContractAliasConfig | None) -> Opera
                 {"text/event-stream": {"type": "string"}, **json_content(snapshot)},
             ),
             204: ResponseSpec("Resumed after the terminal event: nothing more will come"),
-            **error_responses(422, 503),
+            **error_responses(404, 422, 503),
             429: ResponseSpec(
                 "Too many concurrent streams from this client",
                 json_content({"$ref": "#/components/schemas/Error"}),

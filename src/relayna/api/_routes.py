@@ -7,6 +7,7 @@ and answers errors as ``{"detail": ...}``. The runtime is read from
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -24,14 +25,14 @@ from relayna.api._limits import StreamLimiter, client_ip
 from relayna.api._openapi import document
 from relayna.api._route_docs import history_operation, latest_operation, stream_operation
 from relayna.api._route_ids import STATUS_EVENTS, STATUS_HISTORY, STATUS_LATEST
-from relayna.api._sse import StatusEventStreamResponse
+from relayna.api._sse import StatusEventStreamResponse, not_found_detail
 from relayna.contracts import (
     ContractAliasConfig,
     TerminalStatusSet,
     is_valid_identifier,
     public_output_aliases,
 )
-from relayna.status import EventDict
+from relayna.status import EventDict, wait_for_history
 
 __all__ = ["JSONResponse", "error_response", "invalid_identifier", "status_routes"]
 
@@ -106,6 +107,7 @@ def status_routes(
     max_streams_per_client: int | None = 100,
     stream_limit_retry_after: int = 5,
     principal: Callable[[Request], str] = client_ip,
+    max_wait: float = 300.0,
 ) -> list[BaseRoute]:
     """Routes ``GET {status_path}/{id}``, ``GET {events_path}/{id}`` and ``GET {history_path}``.
 
@@ -123,6 +125,11 @@ def status_routes(
         max_streams_per_client: concurrent SSE streams per principal (client
             IP by default, see ``principal``); one more is answered ``429``
             with ``Retry-After: stream_limit_retry_after``. ``None``: no limit.
+        max_wait: the largest ``/events/{id}?wait=`` (seconds); larger values
+            are clamped to it. Without ``wait`` a stream for a task with no
+            status waits as long as it lives (the task may be queued); with
+            it, the answer is ``404`` once ``wait`` seconds pass with nothing
+            stored.
     """
     limiter = StreamLimiter(max_streams_per_client, principal)
     id_name = (aliases.http_alias_for("task_id") if aliases else None) or "task_id"
@@ -158,15 +165,39 @@ def status_routes(
             return error_response(404, f"No status found for {id_name} '{task_id}'")
         return JSONResponse({id_name: task_id, "event": output(event)})
 
+    def wait_of(request: Request) -> float | Response | None:
+        raw = request.query_params.get("wait")
+        if raw is None:
+            return None
+        try:
+            wait = float(raw)
+        except ValueError:
+            wait = math.nan
+        if not (math.isfinite(wait) and wait >= 0):
+            return error_response(
+                422,
+                [{"loc": ["query", "wait"], "msg": "seconds >= 0", "type": "value_error"}],
+            )
+        return min(wait, max_wait)
+
     async def events(request: Request) -> Any:
         task_id = task_id_of(request)
         if isinstance(task_id, Response):
             return task_id
+        wait = wait_of(request)
+        if isinstance(wait, Response):
+            return wait
         runtime = runtime_of(request)
         if runtime is None:
             return error_response(503, "relayna runtime is not running")
         if _wants_json(request):
-            history = (await runtime.status.history(task_id))[::-1]
+            if wait is None:
+                newest_first: list[EventDict] | None = await runtime.status.history(task_id)
+            else:
+                newest_first = await wait_for_history(runtime.status, task_id, wait)
+            if newest_first is None:
+                return error_response(404, not_found_detail(id_name, task_id, wait or 0))
+            history = newest_first[::-1]
             done = bool(history) and terminal.is_terminal(history[-1].get("status"))
             return JSONResponse(
                 {
@@ -199,6 +230,8 @@ def status_routes(
             retry_ms=retry_ms,
             output=output,
             on_close=lambda: limiter.release(key),
+            wait=wait,
+            id_name=id_name,
         )
 
     async def history(request: Request) -> Response:
@@ -240,7 +273,7 @@ def status_routes(
                 methods=["GET"],
                 name=STATUS_EVENTS,
             ),
-            get=stream_operation(id_name, aliases),
+            get=stream_operation(id_name, aliases, max_wait=max_wait),
         ),
     ]
     if history_path is not None:

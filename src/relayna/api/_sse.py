@@ -4,7 +4,8 @@ Built directly on ASGI (no async generator around the stream's task group):
 the response enters :func:`relayna.status.open_status_stream`, then writes
 each item as a frame while a sibling task watches for ``http.disconnect``.
 The stream ends on a terminal status, when the runtime's shutdown event is
-set, when the client disconnects, or when the client is too slow.
+set, when the client disconnects, or when the client is too slow. With
+``wait``, a task with no status yet is answered ``404`` once the wait ran out.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from relayna.status import (
     Emit,
     EventDict,
     KeepAlive,
+    NotFound,
     Ready,
     Resync,
     StatusStore,
@@ -34,7 +36,7 @@ from relayna.status import (
     open_status_stream,
 )
 
-__all__ = ["SSE_HEADERS", "StatusEventStreamResponse", "encode_item"]
+__all__ = ["SSE_HEADERS", "StatusEventStreamResponse", "encode_item", "not_found_detail"]
 
 log = logging.getLogger("relayna.api.sse")
 
@@ -83,7 +85,11 @@ class StatusEventStreamResponse:
         retry_ms: int | None = None,
         output: Callable[[EventDict], Mapping[str, Any]] | None = None,
         on_close: Callable[[], None] | None = None,
+        wait: float | None = None,
+        id_name: str = "task_id",
     ) -> None:
+        self.wait = wait
+        self.id_name = id_name
         self.store = store
         self.task_id = task_id
         self.last_event_id = last_event_id
@@ -133,6 +139,7 @@ class StatusEventStreamResponse:
                 buffer_size=self.buffer_size,
                 shutdown=self.shutdown,
                 stats=self.stats,
+                wait=self.wait,
             ) as items:
                 try:
                     first = await items.receive()
@@ -142,6 +149,12 @@ class StatusEventStreamResponse:
                     early = (503, {"detail": "shutting down"}, True)
                 elif isinstance(first, AlreadyComplete):  # 204 stops EventSource reconnecting
                     early = (204, None, False)
+                elif isinstance(first, NotFound):
+                    early = (
+                        404,
+                        {"detail": not_found_detail(self.id_name, self.task_id, first.waited)},
+                        False,
+                    )
                 else:
                     await send(
                         {"type": "http.response.start", "status": 200, "headers": list(SSE_HEADERS)}
@@ -204,6 +217,14 @@ class StatusEventStreamResponse:
             finally:
                 tg.cancel_scope.cancel()
         return False
+
+
+def not_found_detail(id_name: str, task_id: str, waited: float) -> str:
+    """The 404 text of ``/events/{id}?wait=``: what happened and what it may mean."""
+    return (
+        f"No status found for {id_name} '{task_id}' after waiting {waited:g} s: "
+        "nothing was published for it (unknown id, or no worker has picked it up yet)"
+    )
 
 
 _BATCH_BYTES = 256 * 1024

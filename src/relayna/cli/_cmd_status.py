@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import Any
 
@@ -58,7 +59,27 @@ def register(sub: Subcommands) -> None:
         help="service base URL (default http://127.0.0.1:8000, env RELAYNA_URL)",
     )
     w.add_argument("--json", action="store_true", help="print each event as JSON")
+    w.add_argument(
+        "--wait",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help=(
+            "give up (exit 1) when the service has no status at all for TASK_ID after "
+            "this long: an unknown id, or a task no worker has started "
+            "(default 60; 0 = only if it has one now)"
+        ),
+    )
     w.set_defaults(handler=_watch)
+
+
+def _detail(body: bytes) -> str:
+    """The ``detail`` of a JSON error body, else the body's start."""
+    try:
+        detail = json.loads(body).get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    return str(detail) if detail else body[:200].decode(errors="replace")
 
 
 def _check_id(task_id: str) -> None:
@@ -127,6 +148,8 @@ def _history(args: argparse.Namespace) -> int:
 
 def _watch(args: argparse.Namespace) -> int:
     _check_id(args.task_id)
+    if not (args.wait >= 0 and math.isfinite(args.wait)):
+        raise UsageError("--wait must be a number of seconds >= 0")
     import httpx
 
     url = f"{args.url.rstrip('/')}/events/{args.task_id}"
@@ -134,12 +157,21 @@ def _watch(args: argparse.Namespace) -> int:
     final = None
     try:
         with (
-            httpx.Client(timeout=httpx.Timeout(10.0, read=60.0)) as client,
-            client.stream("GET", url, headers={"accept": "text/event-stream"}) as resp,
+            # the server holds the answer up to --wait seconds before it starts
+            httpx.Client(timeout=httpx.Timeout(10.0, read=max(60.0, args.wait + 15))) as client,
+            client.stream(
+                "GET",
+                url,
+                params={"wait": f"{args.wait:g}"},
+                headers={"accept": "text/event-stream"},
+            ) as resp,
         ):
             if resp.status_code == 204:
                 print("task already finished (204)")
                 return 0
+            if resp.status_code == 404:
+                print(f"relayna: {_detail(resp.read())}", file=sys.stderr)
+                return 1
             if resp.status_code != 200:
                 raise UsageError(f"{url} answered {resp.status_code}: {resp.read()[:200]!r}")
             for line in resp.iter_lines():

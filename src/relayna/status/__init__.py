@@ -27,10 +27,12 @@ from relayna.status._store import WRITE_STATUS_SCRIPT, StatusStore, StatusStoreC
 from relayna.status._stream import (
     AlreadyComplete,
     KeepAlive,
+    NotFound,
     Ready,
     StatusStreamItem,
     StatusStreamStats,
     open_status_stream,
+    wait_for_history,
 )
 
 __all__ = [
@@ -46,6 +48,7 @@ __all__ = [
     "HubOffsets",
     "HubStatistics",
     "KeepAlive",
+    "NotFound",
     "Ready",
     "ResumeCursor",
     "Resync",
@@ -62,4 +65,5 @@ __all__ = [
     "encode_frame",
     "encode_retry",
     "open_status_stream",
+    "wait_for_history",
 ]

@@ -9,6 +9,11 @@ reads a bounded memory object stream. Order of work (see :mod:`._cursor`)::
 A client that does not read fills its buffer; the next item that does not fit
 ends the stream with :class:`~relayna.errors.SlowSubscriberError` (only this
 client; the shared pubsub connection is never blocked by it).
+
+With ``wait``, a task that has no history yet holds the stream before
+``Ready``: the first message on its channel (or a pubsub reconnect) makes it
+read the history again; if ``wait`` seconds pass with nothing stored, the
+only item is :class:`NotFound` (HTTP answers 404).
 """
 
 from __future__ import annotations
@@ -25,17 +30,19 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from relayna.errors import ContractError, RelaynaError, SlowSubscriberError, unwrap_groups
 from relayna.status._cursor import CursorAction, Emit, ResumeCursor, Resync
-from relayna.status._event import TerminalStatusSet, loads_stored
+from relayna.status._event import EventDict, TerminalStatusSet, loads_stored
 from relayna.status._store import StatusStore
-from relayna.transport import DirectDelivery, PubSubMessage, PubSubReconnected
+from relayna.transport import DirectDelivery, PubSubMessage, PubSubReconnected, Subscription
 
 __all__ = [
     "AlreadyComplete",
     "KeepAlive",
+    "NotFound",
     "Ready",
     "StatusStreamItem",
     "StatusStreamStats",
     "open_status_stream",
+    "wait_for_history",
 ]
 
 log = logging.getLogger("relayna.status.stream")
@@ -61,7 +68,17 @@ class AlreadyComplete:
     terminal_status: str | None
 
 
-StatusStreamItem: TypeAlias = Ready | Emit | Resync | KeepAlive | AlreadyComplete
+@attrs.frozen
+class NotFound:
+    """Nothing was stored for the task within the stream's ``wait`` seconds.
+
+    It is the only item of such a stream (HTTP answers ``404``).
+    """
+
+    waited: float
+
+
+StatusStreamItem: TypeAlias = Ready | Emit | Resync | KeepAlive | AlreadyComplete | NotFound
 
 
 @attrs.define
@@ -96,7 +113,9 @@ class _Producer:
         keepalive: float,
         stats: StatusStreamStats,
         outer: anyio.CancelScope,
+        wait: float | None = None,
     ) -> None:
+        self.wait = wait
         self.store = store
         self.task_id = task_id
         self.cursor = cursor
@@ -144,6 +163,14 @@ class _Producer:
         newest_first = await self.store.history(self.task_id)
         return self.cursor.on_history(newest_first[::-1])
 
+    async def first_history(self, subscription: Subscription) -> list[CursorAction] | None:
+        """The first history read; with ``wait``, held until the task has one.
+
+        ``None``: ``wait`` seconds passed and nothing was stored.
+        """
+        newest_first = await _await_history(self.store, self.task_id, subscription, self.wait)
+        return None if newest_first is None else self.cursor.on_history(newest_first[::-1])
+
     async def run(self) -> None:
         try:
             async with self.send:
@@ -155,7 +182,11 @@ class _Producer:
     async def _stream(self) -> None:
         channel = self.store.channel(self.task_id)
         async with self.store.store.subscribe(channel) as subscription:
-            actions = await self.read_history()
+            actions = await self.first_history(subscription)
+            if actions is None:
+                assert self.wait is not None
+                self.put(NotFound(self.wait))
+                return
             if self.cursor.resumed_after_terminal:
                 self.put(AlreadyComplete(self.cursor.terminal_status))
                 return
@@ -223,6 +254,41 @@ class _Producer:
                 await anyio.sleep(due - now)
 
 
+async def _await_history(
+    store: StatusStore, task_id: str, subscription: Subscription, wait: float | None
+) -> list[EventDict] | None:
+    """The task's history (newest first), waiting up to ``wait`` seconds for a first event.
+
+    ``subscription`` is on the task's channel, opened before this call so
+    that nothing stored after the first read goes unheard. ``None``: the
+    wait ran out with nothing stored.
+    """
+    newest_first = await store.history(task_id)
+    if newest_first or wait is None:
+        return newest_first
+    with anyio.move_on_after(wait) as scope:
+        async for _message in subscription:  # a message or a reconnect: look again
+            newest_first = await store.history(task_id)
+            if newest_first:
+                return newest_first
+    return None if scope.cancelled_caught else newest_first  # (the subscription ended)
+
+
+async def wait_for_history(store: StatusStore, task_id: str, wait: float) -> list[EventDict] | None:
+    """The task's stored history, newest first, waiting up to ``wait`` seconds for a first event.
+
+    Returns ``None`` when nothing was stored for the task within ``wait``.
+
+    Raises:
+        ContractError: invalid ``task_id``.
+        StoreError: the store failed.
+    """
+    if wait < 0 or not math.isfinite(wait):
+        raise ValueError("wait must be a finite number of seconds >= 0")
+    async with store.store.subscribe(store.channel(task_id)) as subscription:
+        return await _await_history(store, task_id, subscription, wait)
+
+
 async def _watch_shutdown(shutdown: anyio.Event, scope: anyio.CancelScope) -> None:
     await shutdown.wait()
     scope.cancel()
@@ -239,11 +305,13 @@ async def open_status_stream(
     buffer_size: int = 1000,
     shutdown: anyio.Event | None = None,
     stats: StatusStreamStats | None = None,
+    wait: float | None = None,
 ) -> AsyncIterator[MemoryObjectReceiveStream[StatusStreamItem]]:
     """Follow one task's status: ``async with open_status_stream(...) as items:``.
 
     Items, in order: :class:`Ready` (or only :class:`AlreadyComplete` when
-    the client resumed after the terminal event), then :class:`Resync` /
+    the client resumed after the terminal event, or only :class:`NotFound`
+    when ``wait`` ran out), then :class:`Resync` /
     :class:`~relayna.status.Emit` items for the replayed history after
     ``last_event_id``, then live events, with :class:`KeepAlive` after
     ``keepalive`` idle seconds. Iteration ends after the first terminal
@@ -258,6 +326,9 @@ async def open_status_stream(
         buffer_size: per-client bound; overflowing it disconnects the client.
         shutdown: when set, the stream ends (after the items already buffered).
         stats: counters to update.
+        wait: seconds; when the task has no stored status yet, wait at most
+            this long for one before :class:`Ready` (``None``: start at once
+            and wait for events as long as the stream lives).
 
     Raises:
         ContractError: invalid ``task_id`` (on entry).
@@ -269,6 +340,8 @@ async def open_status_stream(
     store.channel(task_id)  # validates task_id before any I/O
     if keepalive <= 0 or not math.isfinite(keepalive):
         raise ValueError("keepalive must be a positive number of seconds")
+    if wait is not None and (wait < 0 or not math.isfinite(wait)):
+        raise ValueError("wait must be a finite number of seconds >= 0")
     stats = stats if stats is not None else StatusStreamStats()
     cursor = ResumeCursor(
         last_event_id, _terminal_set(terminal_statuses), history_capacity=store.config.max_history
@@ -279,7 +352,7 @@ async def open_status_stream(
         with unwrap_groups(), receive:
             async with anyio.create_task_group() as tg:
                 producer = _Producer(
-                    store, task_id, cursor, send, keepalive, stats, tg.cancel_scope
+                    store, task_id, cursor, send, keepalive, stats, tg.cancel_scope, wait
                 )
                 tg.start_soon(producer.run)
                 if shutdown is not None:
