@@ -133,7 +133,7 @@ class StatusHub:
         self._acks: MemoryObjectSendStream[Delivery]
         self._start: StreamOffset | None = config.offset  # when nothing is settled yet
         self._keeper: OffsetKeeper | None = None
-        if config.offset is not None and config.persist_offset:
+        if config.offset is not None and config.persist_offset and _offsets_outlive(broker, store):
             try:
                 offsets = HubOffsets(store.store, store.config.prefix, config.hub_name)
             except ContractError as exc:
@@ -459,6 +459,17 @@ class StatusHub:
             self._inflight.discard(offset)
             if self._next_offset is None or offset + 1 > self._next_offset:
                 self._next_offset = offset + 1
+
+
+def _offsets_outlive(broker: Broker, store: StatusStore) -> bool:
+    """Whether a stored offset can mean anything to the next hub: a memory
+    broker's streams end with it, so its offsets are kept in a memory store
+    only (which ends with the process too), never in Redis."""
+    return not _is_memory(broker.url) or _is_memory(store.store.url)
+
+
+def _is_memory(url: str) -> bool:
+    return url.startswith("memory:")
 
 
 def _drain(receive: MemoryObjectReceiveStream[Delivery], into: list[Delivery]) -> None:

@@ -71,7 +71,9 @@ class StatusHubConfig:
         persist_offset: keep the committed stream offset in the store
             (``{prefix}:hub:{name}:offset``) and resume from it on start, so
             events published while no hub ran are not skipped. ``offset``
-            is then only the start of a hub that has no record yet.
+            is then only the start of a hub that has no record yet. (A
+            ``memory://`` broker's streams end with the process: its offsets
+            are kept only in a ``memory://`` store.)
         offset_commit_interval: seconds between offset commits (one store
             round trip each, only when the offset moved). A stopping hub
             commits once more; a killed one re-reads at most this much.

@@ -192,3 +192,22 @@ async def test_offset_record_only_moves_forward_and_is_shared_by_name(
             finally:
                 with anyio.CancelScope(shield=True):
                     await store.delete(api.key)
+
+
+@pytest.mark.redis
+async def test_a_memory_brokers_offsets_are_not_kept_in_redis(redis_url: str, unique: str) -> None:
+    # A memory broker's stream is gone with the process: an offset kept in
+    # Redis would send the next run's hub past the end of its fresh stream.
+    topology = StatusTopologyBase(status_exchange=f"sx.{unique}", status_queue=f"sq.{unique}")
+    with anyio.fail_after(10):
+        async with open_broker("memory://") as broker, open_store(redis_url) as store:
+            await topology.plan().apply(broker)
+            status = StatusStore(store, StatusStoreConfig(prefix=f"mb-{unique}"))
+            hub = StatusHub(broker, status, StatusHubConfig(queue=topology.status_queue))
+            async with anyio.create_task_group() as tg:
+                await tg.start(hub.run)
+                await publish(broker, topology.status_exchange, "t", 0, "completed")
+                await wait_for(lambda: hub.stats.stored == 1)
+                tg.cancel_scope.cancel()
+            assert hub.stats.offset_commits == 0
+            assert await store.exists(f"mb-{unique}:hub:{topology.status_queue}:offset") is False
