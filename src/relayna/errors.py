@@ -13,6 +13,7 @@ import aiormq, coredis or redis-py to handle a failure.
     │   ├── EnvelopeTooLarge
     │   └── WorkflowContractError
     ├── TopologyError
+    ├── DuplicateTaskError           (publish(if_exists="error") of an existing task id)
     └── TransportError               (carries the password-redacted URL)
         ├── BrokerError
         │   ├── BrokerConnectionError
@@ -52,6 +53,7 @@ __all__ = [
     "ConnectionLost",
     "ConsumerCancelled",
     "ContractError",
+    "DuplicateTaskError",
     "EnvelopeTooLarge",
     "NotFound",
     "PreconditionFailed",
@@ -154,6 +156,20 @@ class TopologyError(RelaynaError):
     def __init__(self, message: str, *, problems: Sequence[str] = ()) -> None:
         self.problems = list(problems) or [message]
         super().__init__(message)
+
+
+class DuplicateTaskError(RelaynaError):
+    """A task id that already exists was published with ``if_exists="error"``.
+
+    Nothing was published. ``task_id`` is the id.
+    """
+
+    def __init__(self, task_id: str) -> None:
+        self.task_id = task_id
+        super().__init__(
+            f"task_id {task_id!r} already exists (it was published, or has statuses); "
+            "nothing was published"
+        )
 
 
 class TransportError(RelaynaError):

@@ -7,6 +7,13 @@ from relayna.rabbitmq._protocols import (
     TaskTopology,
     WorkflowTopology,
 )
+from relayna.rabbitmq._task_ids import (
+    CLAIM_TASK_SCRIPT,
+    RELEASE_TASK_SCRIPT,
+    IfExists,
+    TaskIds,
+    check_if_exists,
+)
 from relayna.rabbitmq._trace import (
     TraceContext,
     extract_trace,
@@ -17,12 +24,17 @@ from relayna.rabbitmq._trace import (
 )
 
 __all__ = [
+    "CLAIM_TASK_SCRIPT",
+    "RELEASE_TASK_SCRIPT",
     "AggregationTopology",
+    "IfExists",
     "RelaynaClient",
     "StatusTopology",
+    "TaskIds",
     "TaskTopology",
     "TraceContext",
     "WorkflowTopology",
+    "check_if_exists",
     "extract_trace",
     "extract_trace_context",
     "inject_trace_headers",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any, TypeVar, cast
 
 import attrs
@@ -46,6 +47,7 @@ from relayna.rabbitmq._protocols import (
     TaskTopology,
     WorkflowTopology,
 )
+from relayna.rabbitmq._task_ids import IfExists, TaskIds, check_if_exists, publish_once
 from relayna.rabbitmq._workflow import resolve_entry, resolve_stage
 from relayna.transport import Broker, Properties, open_broker
 
@@ -83,6 +85,7 @@ class RelaynaClient:
     broker: Broker
     limits: Limits = DEFAULT_LIMITS
     aliases: ContractAliasConfig | None = None
+    task_ids: TaskIds | None = None
     published: int = 0
     #: Observes publish-to-confirm latency when set (the consumers set theirs).
     metrics: RelaynaMetrics | None = None
@@ -127,18 +130,45 @@ class RelaynaClient:
         )
 
     async def publish_task(
-        self, task: TaskEnvelope | Mapping[str, Any], *, headers: Mapping[str, Any] | None = None
+        self,
+        task: TaskEnvelope | Mapping[str, Any],
+        *,
+        headers: Mapping[str, Any] | None = None,
+        if_exists: IfExists = "run",
     ) -> TaskEnvelope:
         """Publish one task to the tasks exchange and wait for the confirm.
+
+        ``if_exists`` says what a task id that already exists does (it was
+        published through a client with ``task_ids``, or has statuses; see
+        :class:`~relayna.rabbitmq.TaskIds`): ``"run"`` (default) publishes
+        anyway, as the original did; ``"skip"`` publishes nothing and returns
+        the task as given; ``"error"`` raises :class:`DuplicateTaskError`.
+        ``"skip"`` and ``"error"`` need the client's ``task_ids``; the check
+        and the claim are one atomic script, so of two producers publishing
+        one id at once only one publishes.
 
         Raises:
             ContractError: invalid task (identifiers, priority, size, headers).
             TopologyError: the topology has no tasks exchange (workflow) or
                 cannot route the task type.
-            UnroutableError, BrokerError: from the broker.
+            ConfigurationError: ``if_exists`` is not run/skip/error, or it
+                needs ``task_ids`` and the client has none.
+            DuplicateTaskError: ``if_exists="error"`` and the id exists.
+            UnroutableError, BrokerError: from the broker (the claim is
+                released: publishing again is not a duplicate).
+            StoreError: the claim failed (nothing was published).
         """
+        mode = check_if_exists(if_exists)
         envelope, exchange, routing_key, body, props = self.prepare_task(task, headers)
-        await self._publish(exchange, routing_key, body, props, "publish_task")
+        if self.task_ids is None and mode == "run":  # the original's path: no store
+            await self._publish(exchange, routing_key, body, props, "publish_task")
+        else:
+            await publish_once(
+                self.task_ids,
+                envelope.task_id,
+                mode,
+                partial(self._publish, exchange, routing_key, body, props, "publish_task"),
+            )
         return envelope
 
     async def publish_tasks(
@@ -372,12 +402,14 @@ async def open_relayna_client(
     limits: Limits = DEFAULT_LIMITS,
     aliases: ContractAliasConfig | None = None,
     declare: bool = True,
+    task_ids: TaskIds | None = None,
 ) -> AsyncIterator[RelaynaClient]:
     """Open a client on ``broker`` (a URL is opened here and closed on exit).
 
     Args:
         topology: the topology; its :meth:`plan` is applied unless ``declare`` is False.
         broker: an open :class:`~relayna.transport.Broker` (not closed on exit) or a URL.
+        task_ids: task id claims in the store, for ``publish_task(if_exists=...)``.
 
     Raises:
         ConfigurationError: bad URL; BrokerError: connection or declaration failure.
@@ -385,10 +417,17 @@ async def open_relayna_client(
     if isinstance(broker, str):
         async with open_broker(broker) as opened:
             async with open_relayna_client(
-                topology, opened, limits=limits, aliases=aliases, declare=declare
+                topology,
+                opened,
+                limits=limits,
+                aliases=aliases,
+                declare=declare,
+                task_ids=task_ids,
             ) as client:
                 yield client
         return
     if declare:
         await topology.plan().apply(broker)
-    yield RelaynaClient(topology=topology, broker=broker, limits=limits, aliases=aliases)
+    yield RelaynaClient(
+        topology=topology, broker=broker, limits=limits, aliases=aliases, task_ids=task_ids
+    )
