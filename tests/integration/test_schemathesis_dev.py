@@ -9,7 +9,8 @@ status code, content type and headers documented, body matches the response
 schema, negative data rejected). Two bounds keep a run finite, both on the
 client side: ``/events`` is asked for its JSON snapshot (the SSE stream of a
 task nobody published stays open by design; SSE framing is tested
-elsewhere), and ``/history`` gets ``max_seconds`` of at most 0.1 s.
+elsewhere) with a ``wait`` of at most 0.1 s, and ``/history`` gets
+``max_seconds`` of at most 0.1 s.
 
 One check is left out: ``positive_data_acceptance``. JSON Schema counts
 ``73.0`` as an integer; relayna's codec does not (no float for an integer
@@ -76,6 +77,11 @@ def _bounded(case: schemathesis.Case) -> None:
     path = case.operation.path
     if path.startswith("/events/"):
         case.headers = {**(case.headers or {}), "Accept": "application/json"}
+        query = dict(case.query or {})
+        wait = query.get("wait")
+        if isinstance(wait, int | float) and wait > 0.1:
+            query["wait"] = 0.1  # a task nobody published is waited for that long
+        case.query = query
     elif path == "/history":
         query = dict(case.query or {})
         seconds = query.get("max_seconds")

@@ -1,4 +1,9 @@
-"""The dev service's Starlette app: the status routes, ``POST /tasks`` and the page."""
+"""The dev service's Starlette app: the status routes, ``POST /tasks`` and the page.
+
+``POST /tasks`` answers 202 with the task's URLs; 409 when the task id
+already exists (``if_exists="error"``: it was published, or has statuses);
+422 for a body or a demo payload that does not fit (an unknown ``mode``).
+"""
 
 from __future__ import annotations
 
@@ -28,9 +33,9 @@ from relayna.api import (
     status_routes,
     worker_health_routes,
 )
-from relayna.devserver._demo import DEMO_TASK_TYPES
+from relayna.devserver._demo import DEMO_TASK_TYPES, check_demo_payload
 from relayna.devserver._docs import page_operation, submit_operation
-from relayna.errors import ContractError, RelaynaError, TopologyError
+from relayna.errors import ContractError, DuplicateTaskError, RelaynaError, TopologyError
 from relayna.rabbitmq import RelaynaClient
 
 __all__ = ["MAX_BODY_BYTES", "build_app"]
@@ -82,9 +87,15 @@ def build_app(
     async def submit(request: Request) -> Response:
         try:
             task = task_from_body(await _read_json(request), default_task_type)
-            published = await client.publish_task(task)
+            if task["task_type"] in DEMO_TASK_TYPES:
+                errors = check_demo_payload(task["payload"])
+                if errors:
+                    raise ContractError("invalid demo payload", errors=errors)
+            published = await client.publish_task(task, if_exists="error")
         except _HTTPError as exc:
             return error_response(exc.status, exc.detail)
+        except DuplicateTaskError as exc:
+            return error_response(409, str(exc))
         except ContractError as exc:
             detail = [{"loc": ["body", *path.split(".")], "msg": msg} for path, msg in exc.errors]
             return error_response(422, detail or str(exc))

@@ -9,6 +9,7 @@ attempt and ends in the dead-letter queue with status ``failed``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import anyio
@@ -17,7 +18,7 @@ from relayna.consumer import TaskContext
 from relayna.contracts import TaskEnvelope
 from relayna.topology import RoutedTasksSharedStatusTopology
 
-__all__ = ["DEMO_TASK_TYPES", "MODES", "demo_handler", "demo_topology"]
+__all__ = ["DEMO_TASK_TYPES", "MODES", "check_demo_payload", "demo_handler", "demo_topology"]
 
 DEMO_TASK_TYPES = ("demo.process", "demo.review")
 MODES = ("ok", "fail_once", "handoff", "fail_always")
@@ -32,6 +33,24 @@ def demo_topology(prefix: str = "relayna.dev") -> RoutedTasksSharedStatusTopolog
         status_queue=f"{prefix}.status",
         prefetch_count=8,
     )
+
+
+def check_demo_payload(payload: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """What is wrong with a demo task's payload, as ``(path, message)`` pairs.
+
+    ``mode`` is one of :data:`MODES` (default ``ok``), ``steps`` an integer
+    1..20 (default 5), ``text`` a string; other keys are left to the handler.
+    """
+    errors: list[tuple[str, str]] = []
+    mode = payload.get("mode", "ok")
+    if mode not in MODES:
+        errors.append(("payload.mode", f"must be one of {', '.join(MODES)}, got {mode!r}"))
+    steps = payload.get("steps", 5)
+    if type(steps) is not int or not 1 <= steps <= 20:
+        errors.append(("payload.steps", f"must be an integer 1..20, got {steps!r}"))
+    if not isinstance(payload.get("text", ""), str):
+        errors.append(("payload.text", "must be a string"))
+    return errors
 
 
 def _steps(payload: dict[str, Any]) -> int:

@@ -7,6 +7,7 @@ from typing import Any
 
 from relayna.api import Operation, ResponseSpec, error_responses, json_content
 from relayna.contracts import IDENTIFIER_SCHEMA
+from relayna.devserver._demo import MODES
 
 __all__ = ["page_operation", "submit_operation"]
 
@@ -16,10 +17,18 @@ def _nullable(schema: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def submit_operation(task_types: Sequence[str]) -> Operation:
+    payload = {  # the demo handler's inputs (check_demo_payload); other keys are kept
+        "type": "object",
+        "properties": {
+            "mode": {"enum": list(MODES)},
+            "steps": {"type": "integer", "minimum": 1, "maximum": 20},
+            "text": {"type": "string"},
+        },
+    }
     body = {
         "type": "object",
         "properties": {
-            "payload": {"type": "object"},
+            "payload": payload,
             # null means "absent": a generated task id, the default task type.
             "task_id": _nullable(IDENTIFIER_SCHEMA),
             "task_type": _nullable({"enum": list(task_types)}),
@@ -45,6 +54,8 @@ def submit_operation(task_types: Sequence[str]) -> Operation:
             "Publishes a task to the demo topology (task id generated unless given) and"
             " answers where to follow it. The body is read with the contracts' codec:"
             " duplicate keys, NaN and nesting deeper than 64 are refused; integers stay exact."
+            " A task id that exists (published before, or with statuses) is 409; a payload"
+            " the demo cannot run (an unknown mode, steps outside 1..20) is 422."
         ),
         request_body=json_content(body),
         responses={

@@ -22,7 +22,7 @@ from relayna.contracts import TaskEnvelope
 from relayna.devserver._app import build_app
 from relayna.devserver._demo import demo_handler, demo_topology
 from relayna.observability import make_observation_sink
-from relayna.rabbitmq import open_relayna_client
+from relayna.rabbitmq import TaskIds, open_relayna_client
 
 __all__ = ["DevConfig", "run_dev"]
 
@@ -76,7 +76,14 @@ async def run_dev(
     )
     async with open_relayna_runtime(runtime_config) as runtime:
         assert runtime.broker is not None
-        async with open_relayna_client(topology, runtime.broker, declare=False) as client:
+        task_ids = TaskIds(  # POST /tasks refuses an id that exists (409)
+            runtime.store,
+            prefix=runtime_config.store.prefix,
+            ttl_seconds=runtime_config.store.ttl_seconds,
+        )
+        async with open_relayna_client(
+            topology, runtime.broker, declare=False, task_ids=task_ids
+        ) as client:
 
             async def handler(task: TaskEnvelope, ctx: TaskContext) -> dict[str, Any]:
                 return await demo_handler(task, ctx, step_seconds=config.step_seconds)

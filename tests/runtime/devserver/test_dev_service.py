@@ -156,3 +156,39 @@ async def test_dev_shows_the_execution_graph_of_a_handed_off_task(base_url: str)
             assert "relayna_hub_events_written_total{" in metrics.text
             assert "relayna_sse_events_sent_total{" in metrics.text
             assert task_id not in metrics.text
+
+
+async def test_a_live_duplicate_task_id_is_409(base_url: str) -> None:
+    body = {"task_id": "twice", "payload": {"steps": 1}}
+    with anyio.fail_after(30):
+        async with httpx.AsyncClient(base_url=base_url, timeout=20) as client:
+            assert (await client.post("/tasks", json=body)).status_code == 202
+            again = await client.post("/tasks", json=body)
+            assert again.status_code == 409
+            assert "twice" in again.json()["detail"]
+            events = await _events(client, "twice")
+            assert [e["status"] for e in events].count("completed") == 1  # it ran once
+            finished = await client.post("/tasks", json=body)  # its statuses are live
+            assert finished.status_code == 409
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"mode": "explode"}, "mode"),
+        ({"mode": None}, "mode"),
+        ({"steps": "5"}, "steps"),
+        ({"steps": 0}, "steps"),
+        ({"steps": 21}, "steps"),
+        ({"steps": True}, "steps"),
+        ({"text": 7}, "text"),
+    ],
+)
+async def test_demo_payload_values_outside_the_demo_are_422(
+    base_url: str, payload: dict[str, object], field: str
+) -> None:
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        resp = await client.post("/tasks", json={"payload": payload})
+    assert resp.status_code == 422, resp.text
+    [error] = resp.json()["detail"]
+    assert error["loc"] == ["body", "payload", field]
