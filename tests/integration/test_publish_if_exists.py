@@ -8,33 +8,22 @@ and on real RabbitMQ + Redis (the Lua scripts), both backends.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import anyio
 import pytest
 
+from _transports import TRANSPORTS, open_transports
 from relayna.errors import ConfigurationError, DuplicateTaskError, UnroutableError
 from relayna.rabbitmq import RelaynaClient, TaskIds, open_relayna_client
 from relayna.status import StatusStore, StatusStoreConfig
 from relayna.topology import SharedTasksSharedStatusTopology
-from relayna.transport import Broker, Store, open_broker, open_store
+from relayna.transport import Broker, Store
 
 pytestmark = pytest.mark.anyio
 
-TRANSPORTS = [
-    pytest.param("memory", id="memory"),
-    pytest.param("real", id="rabbitmq+redis", marks=[pytest.mark.rabbitmq, pytest.mark.redis]),
-]
 
-
-@asynccontextmanager
-async def client_env(
-    kind: str, request: pytest.FixtureRequest, unique: str
-) -> AsyncIterator[tuple[RelaynaClient, Broker, Store, SharedTasksSharedStatusTopology]]:
-    urls = ("memory://", "memory://")
-    if kind == "real":
-        urls = (request.getfixturevalue("amqp_url"), request.getfixturevalue("redis_url"))
-    topology = SharedTasksSharedStatusTopology(
+def _topology(unique: str) -> SharedTasksSharedStatusTopology:
+    return SharedTasksSharedStatusTopology(
         tasks_exchange=f"tx.{unique}",
         tasks_queue=f"tq.{unique}",
         tasks_routing_key="task",
@@ -42,7 +31,16 @@ async def client_env(
         status_queue=f"sq.{unique}",
         status_use_streams=False,
     )
-    async with open_broker(urls[0]) as broker, open_store(urls[1]) as store:
+
+
+Env = tuple[RelaynaClient, Broker, Store, SharedTasksSharedStatusTopology]
+
+
+@pytest.fixture(params=TRANSPORTS)
+async def env(request: pytest.FixtureRequest, unique: str) -> AsyncIterator[Env]:
+    """A client with ``TaskIds`` on the memory transports, then on the real ones."""
+    topology = _topology(unique)
+    async with open_transports(request.param, request) as (broker, store):
         ids = TaskIds(store, prefix=f"ie-{unique}", ttl_seconds=60)
         try:
             async with open_relayna_client(topology, broker, task_ids=ids) as client:
@@ -57,43 +55,36 @@ async def depth(broker: Broker, queue: str) -> int:
     return (await broker.inspect_queue(queue)).message_count
 
 
-@pytest.mark.parametrize("kind", TRANSPORTS)
-async def test_if_exists_run_skip_error(
-    kind: str, request: pytest.FixtureRequest, unique: str
-) -> None:
+async def test_if_exists_run_skip_error(env: Env) -> None:
+    client, broker, _store, topo = env
     with anyio.fail_after(20):
-        async with client_env(kind, request, unique) as (client, broker, _store, topo):
-            task = {"task_id": "dup-1", "payload": {"n": 1}}
-            await client.publish_task(task, if_exists="error")  # new: published
-            with pytest.raises(DuplicateTaskError, match="dup-1") as caught:
-                await client.publish_task(task, if_exists="error")
-            assert caught.value.task_id == "dup-1"
-            skipped = await client.publish_task(task, if_exists="skip")
-            assert skipped.task_id == "dup-1"
-            assert await depth(broker, topo.tasks_queue) == 1
-            await client.publish_task(task)  # "run", the default: runs again
-            assert await depth(broker, topo.tasks_queue) == 2
+        task = {"task_id": "dup-1", "payload": {"n": 1}}
+        await client.publish_task(task, if_exists="error")  # new: published
+        with pytest.raises(DuplicateTaskError, match="dup-1") as caught:
+            await client.publish_task(task, if_exists="error")
+        assert caught.value.task_id == "dup-1"
+        skipped = await client.publish_task(task, if_exists="skip")
+        assert skipped.task_id == "dup-1"
+        assert await depth(broker, topo.tasks_queue) == 1
+        await client.publish_task(task)  # "run", the default: runs again
+        assert await depth(broker, topo.tasks_queue) == 2
 
 
-@pytest.mark.parametrize("kind", TRANSPORTS)
-async def test_a_task_with_statuses_exists_even_if_another_producer_published_it(
-    kind: str, request: pytest.FixtureRequest, unique: str
-) -> None:
+async def test_a_task_with_statuses_exists_even_if_another_producer_published_it(env: Env) -> None:
+    client, broker, store, topo = env
+    assert client.task_ids is not None
     with anyio.fail_after(20):
-        async with client_env(kind, request, unique) as (client, broker, store, topo):
-            status = StatusStore(store, StatusStoreConfig(prefix=f"ie-{unique}", ttl_seconds=60))
-            await status.write({"task_id": "elsewhere", "event_id": "e1", "status": "running"})
-            with pytest.raises(DuplicateTaskError):
-                await client.publish_task({"task_id": "elsewhere"}, if_exists="error")
-            assert await depth(broker, topo.tasks_queue) == 0
-            assert client.task_ids is not None
-            assert client.task_ids.history_key("x") == status.history_key("x")  # one key format
+        prefix = client.task_ids.prefix
+        status = StatusStore(store, StatusStoreConfig(prefix=prefix, ttl_seconds=60))
+        await status.write({"task_id": "elsewhere", "event_id": "e1", "status": "running"})
+        with pytest.raises(DuplicateTaskError):
+            await client.publish_task({"task_id": "elsewhere"}, if_exists="error")
+        assert await depth(broker, topo.tasks_queue) == 0
+        assert client.task_ids.history_key("x") == status.history_key("x")  # one key format
 
 
-@pytest.mark.parametrize("kind", TRANSPORTS)
-async def test_of_many_concurrent_publishes_of_one_id_exactly_one_goes_out(
-    kind: str, request: pytest.FixtureRequest, unique: str
-) -> None:
+async def test_of_many_concurrent_publishes_of_one_id_exactly_one_goes_out(env: Env) -> None:
+    client, broker, _store, topo = env
     outcomes: list[str] = []
 
     async def publish(client: RelaynaClient) -> None:
@@ -105,39 +96,28 @@ async def test_of_many_concurrent_publishes_of_one_id_exactly_one_goes_out(
             outcomes.append("published")
 
     with anyio.fail_after(20):
-        async with client_env(kind, request, unique) as (client, broker, _store, topo):
-            async with anyio.create_task_group() as tg:
-                for _ in range(20):
-                    tg.start_soon(publish, client)
-            assert sorted(outcomes) == ["duplicate"] * 19 + ["published"]
-            assert await depth(broker, topo.tasks_queue) == 1
+        async with anyio.create_task_group() as tg:
+            for _ in range(20):
+                tg.start_soon(publish, client)
+        assert sorted(outcomes) == ["duplicate"] * 19 + ["published"]
+        assert await depth(broker, topo.tasks_queue) == 1
 
 
-@pytest.mark.parametrize("kind", TRANSPORTS)
-async def test_a_failed_publish_releases_its_claim(
-    kind: str, request: pytest.FixtureRequest, unique: str
-) -> None:
+async def test_a_failed_publish_releases_its_claim(env: Env) -> None:
+    client, broker, store, topo = env
     with anyio.fail_after(20):
-        async with client_env(kind, request, unique) as (client, broker, store, topo):
-            await broker.delete_queue(topo.tasks_queue)  # nothing takes the task now
-            with pytest.raises(UnroutableError):
-                await client.publish_task({"task_id": "retry-me"}, if_exists="error")
-            assert client.task_ids is not None
-            assert not await store.exists(client.task_ids.key("retry-me"))
-            await topo.plan().apply(broker)
-            await client.publish_task({"task_id": "retry-me"}, if_exists="error")  # not a duplicate
-            assert await depth(broker, topo.tasks_queue) == 1
+        await broker.delete_queue(topo.tasks_queue)  # nothing takes the task now
+        with pytest.raises(UnroutableError):
+            await client.publish_task({"task_id": "retry-me"}, if_exists="error")
+        assert client.task_ids is not None
+        assert not await store.exists(client.task_ids.key("retry-me"))
+        await topo.plan().apply(broker)
+        await client.publish_task({"task_id": "retry-me"}, if_exists="error")  # not a duplicate
+        assert await depth(broker, topo.tasks_queue) == 1
 
 
 async def test_skip_and_error_need_a_store_and_the_value_is_checked(unique: str) -> None:
-    topology = SharedTasksSharedStatusTopology(
-        tasks_exchange=f"tx.{unique}",
-        tasks_queue=f"tq.{unique}",
-        tasks_routing_key="task",
-        status_exchange=f"sx.{unique}",
-        status_queue=f"sq.{unique}",
-        status_use_streams=False,
-    )
+    topology = _topology(unique)
     with anyio.fail_after(10):
         async with open_relayna_client(topology, "memory://") as client:
             for mode in ("skip", "error"):

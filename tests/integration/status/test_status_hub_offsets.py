@@ -22,30 +22,15 @@ import pytest
 from _sse_clients import Client, follow, http_client
 from starlette.applications import Starlette
 
+from _transports import TRANSPORTS, open_transports
 from relayna.api import RelaynaRuntime, RuntimeConfig, serving, status_routes
 from relayna.contracts import StatusEvent, encode_status
 from relayna.errors import ConfigurationError
 from relayna.status import HubOffsets, StatusHub, StatusHubConfig, StatusStore, StatusStoreConfig
 from relayna.topology import StatusTopologyBase
-from relayna.transport import Broker, Store, open_broker, open_store
+from relayna.transport import Broker, open_broker, open_store
 
 pytestmark = pytest.mark.anyio
-
-TRANSPORTS = [
-    pytest.param("memory", id="memory"),
-    pytest.param("real", id="rabbitmq+redis", marks=[pytest.mark.rabbitmq, pytest.mark.redis]),
-]
-
-
-@asynccontextmanager
-async def transports(
-    kind: str, request: pytest.FixtureRequest
-) -> AsyncIterator[tuple[Broker, Store]]:
-    urls = ("memory://", "memory://")
-    if kind == "real":
-        urls = (request.getfixturevalue("amqp_url"), request.getfixturevalue("redis_url"))
-    async with open_broker(urls[0]) as broker, open_store(urls[1]) as store:
-        yield broker, store
 
 
 @asynccontextmanager
@@ -82,7 +67,7 @@ async def test_statuses_published_while_no_hub_ran_reach_store_and_waiting_strea
     topology = StatusTopologyBase(status_exchange=f"sx.{unique}", status_queue=f"sq.{unique}")
     # The transports outlive the deadline: their reader tasks serve the
     # shielded cleanup after a timeout.
-    async with transports(kind, request) as (broker, store):
+    async with open_transports(kind, request) as (broker, store):
         status = StatusStore(store, StatusStoreConfig(prefix=f"ho-{unique}", max_history=200))
         try:
             with anyio.fail_after(90):

@@ -188,22 +188,18 @@ async def test_retrying_and_failed_statuses_explain_themselves(
             await client.publish_task({"task_id": "why-1"})
             await until(lambda: consumer.stats.dead_lettered == 1)
         retrying, failed = await _statuses(broker, topology.status_queue, 2, take_messages)
-    assert retrying["status"] == "retrying"
-    assert retrying["meta"] == {
-        "attempt": 1,
+    error = {
         "max_retries": 1,
         "reason": "handler_error",
         "exception_type": "ValueError",
         "exception_message": ("bad input " + "x" * 5000)[:1024],
-        "retry_delay_ms": 10,
     }
+    assert retrying["status"] == "retrying"
+    assert retrying["meta"] == {"attempt": 1, **error, "retry_delay_ms": 10}
     assert failed["status"] == "failed"
     assert failed["meta"] == {
         "attempt": 2,
-        "max_retries": 1,
-        "reason": "handler_error",
-        "exception_type": "ValueError",
-        "exception_message": ("bad input " + "x" * 5000)[:1024],
+        **error,
         "dead_lettered": True,
         "dead_letter_queue": dlq,
     }

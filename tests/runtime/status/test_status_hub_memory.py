@@ -9,9 +9,10 @@ from typing import Any
 
 import anyio
 import pytest
+from _picky_store import PickyStore
 
 from relayna.contracts import StatusEvent, encode_status
-from relayna.errors import ConnectionLost, StoreConnectionLost, StoreError
+from relayna.errors import ConnectionLost, StoreConnectionLost
 from relayna.status import StatusHub, StatusHubConfig, StatusStore
 from relayna.topology import StatusTopologyBase
 from relayna.transport import Broker, Script, Store, open_broker, open_store
@@ -230,39 +231,10 @@ async def test_store_failure_is_retried_in_place(unique: str) -> None:
                 assert [e["event_id"] for e in await status.history("t")] == ["t-2", "t-1", "t-0"]
 
 
-class _PickyStore:
-    """Script calls touching ``bad``'s history fail (per call) while ``failing``."""
-
-    def __init__(self, store: Store, bad: str) -> None:
-        self._store = store
-        self.needle = f":history:{bad}"
-        self.failing = True
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-    def _fails(self, keys: Sequence[str]) -> bool:
-        return self.failing and any(self.needle in k for k in keys)
-
-    async def run_script(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        if self._fails(keys):
-            raise StoreError("injected: WRONGTYPE")
-        return await self._store.run_script(script, keys, args)
-
-    async def run_script_many(self, script: Script, calls: Sequence[Any]) -> list[Any]:
-        out: list[Any] = []
-        for keys, args in calls:
-            if self._fails(keys):
-                out.append(StoreError("injected: WRONGTYPE"))
-            else:
-                out.append(await self._store.run_script(script, keys, args))
-        return out
-
-
 async def test_a_task_whose_writes_fail_is_parked_while_others_proceed(unique: str) -> None:
     with anyio.fail_after(10):
         async with open_store("memory://") as raw:
-            picky = _PickyStore(raw, bad="bad")
+            picky = PickyStore(raw, bad="bad")
             async with hub_env(unique, store=picky, retry_initial=0.01, retry_max=0.02) as (
                 broker,
                 status,

@@ -7,51 +7,23 @@ configured offset, and a record that is not an offset stops the hub loudly.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
 import pytest
+from _picky_store import PickyStore
 
 from relayna.contracts import StatusEvent, encode_status
-from relayna.errors import ConfigurationError, StoreConnectionLost, StoreError
+from relayna.errors import ConfigurationError, StoreConnectionLost
 from relayna.status import StatusHub, StatusHubConfig, StatusStore
 from relayna.status._hub_offset import bounded_start
 from relayna.topology import StatusTopologyBase
-from relayna.transport import Broker, Script, Store, open_broker, open_store
+from relayna.transport import Broker, Store, open_broker, open_store
 
 pytestmark = pytest.mark.anyio
-
-
-class _Stuck:
-    """A store on which the status writes of ``task`` fail while ``failing``."""
-
-    def __init__(self, store: Store, task: str) -> None:
-        self._store = store
-        self.needle = f":history:{task}"
-        self.failing = True
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-    def _fails(self, keys: Sequence[str]) -> bool:
-        return self.failing and any(self.needle in k for k in keys)
-
-    async def run_script(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        if self._fails(keys):
-            raise StoreError("injected: WRONGTYPE")
-        return await self._store.run_script(script, keys, args)
-
-    async def run_script_many(self, script: Script, calls: Sequence[Any]) -> list[Any]:
-        out: list[Any] = []
-        for keys, args in calls:
-            try:
-                out.append(await self.run_script(script, keys, args))
-            except StoreError as exc:
-                out.append(exc)
-        return out
 
 
 class _Env:
@@ -107,7 +79,7 @@ async def wait_for_record(e: _Env, value: int) -> None:
 async def test_the_record_never_passes_an_event_that_is_not_stored(unique: str) -> None:
     with anyio.fail_after(10):
         async with env(unique) as e:
-            stuck = _Stuck(e.store, "stuck")
+            stuck = PickyStore(e.store, bad="stuck")
             first = e.hub(stuck, offset="first")
             await e.publish("a", 0)  # offset 0
             await e.publish("stuck", 0)  # offset 1: its write keeps failing
@@ -136,7 +108,7 @@ async def test_a_lagging_hub_of_the_same_name_never_moves_the_record_back(unique
     with anyio.fail_after(10):
         async with env(unique) as e:
             ahead = e.hub(offset="first")
-            stuck = _Stuck(e.store, "stuck")
+            stuck = PickyStore(e.store, bad="stuck")
             behind = e.hub(stuck, offset="first")
             await e.publish("stuck", 0)
             for n in range(20):
