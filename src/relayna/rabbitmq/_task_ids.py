@@ -33,7 +33,7 @@ import anyio
 
 from relayna.contracts import validate_identifier
 from relayna.errors import ConfigurationError, DuplicateTaskError, StoreError
-from relayna.transport import Script, ScriptOps, Store
+from relayna.transport import Script, Store
 
 __all__ = [
     "CLAIM_TASK_SCRIPT",
@@ -62,14 +62,6 @@ return 1
 """
 
 
-def _claim_python(ops: ScriptOps, keys: list[str], args: list[bytes]) -> int:
-    token, ttl_ms = args
-    if ops.exists(keys[0]) or ops.exists(keys[1]):
-        return 0
-    ops.set(keys[0], token, ttl=int(ttl_ms) / 1000.0)
-    return 1
-
-
 _RELEASE_LUA = """
 -- KEYS: claim   ARGV: token
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -77,16 +69,10 @@ return 0
 """
 
 
-def _release_python(ops: ScriptOps, keys: list[str], args: list[bytes]) -> int:
-    if ops.get(keys[0]) == args[0]:
-        return ops.delete(keys[0])
-    return 0
-
-
 #: Claim a task id unless it exists (claim or status history).
-CLAIM_TASK_SCRIPT = Script(name="relayna.task.claim", lua=_CLAIM_LUA, python=_claim_python)
+CLAIM_TASK_SCRIPT = Script(name="relayna.task.claim", lua=_CLAIM_LUA)
 #: Delete a claim if it is still the given one.
-RELEASE_TASK_SCRIPT = Script(name="relayna.task.release", lua=_RELEASE_LUA, python=_release_python)
+RELEASE_TASK_SCRIPT = Script(name="relayna.task.release", lua=_RELEASE_LUA)
 
 
 def check_if_exists(value: object) -> IfExists:

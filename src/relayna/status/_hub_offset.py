@@ -32,7 +32,7 @@ import anyio
 from relayna.errors import ConfigurationError, StoreConnectionError, StoreError
 from relayna.status._event import validate_identifier
 from relayna.status._hub_config import HubStatistics, StatusHubConfig
-from relayna.transport import Script, ScriptOps, Store, StreamOffset
+from relayna.transport import Script, Store, StreamOffset
 
 __all__ = ["HUB_OFFSET_SCRIPT", "HubOffsets", "OffsetKeeper", "bounded_start"]
 
@@ -50,18 +50,8 @@ return 1
 """
 
 
-def _commit_python(ops: ScriptOps, keys: list[str], args: list[bytes]) -> int:
-    offset, updated_at_ms = args
-    raw = ops.hget(keys[0], "offset")
-    current = int(raw) if raw is not None and raw.isdigit() else None
-    if current is not None and current >= int(offset):
-        return 0
-    ops.hset(keys[0], {"offset": offset, "updated_at_ms": updated_at_ms})
-    return 1
-
-
 #: Moves a hub's offset record forward, never back.
-HUB_OFFSET_SCRIPT = Script(name="relayna.status.hub_offset", lua=_COMMIT_LUA, python=_commit_python)
+HUB_OFFSET_SCRIPT = Script(name="relayna.status.hub_offset", lua=_COMMIT_LUA)
 
 
 class HubOffsets:
