@@ -60,8 +60,19 @@ class Exchange:
         return list(found)
 
 
-def _inequivalent(kind: str, name: str, field: str) -> PreconditionFailed:
-    text = f"inequivalent arg '{field}' for {kind} '{name}'"
+def _value_text(value: Any) -> str:
+    return "none" if value is None else f"the value '{value}'"
+
+
+def _inequivalent(
+    kind: str, name: str, field: str, requested: Any = None, current: Any = None
+) -> PreconditionFailed:
+    # The same wording as RabbitMQ (without the AMQP type names), so one parser
+    # explains both brokers' refusals.
+    text = (
+        f"inequivalent arg '{field}' for {kind} '{name}' in vhost '/': "
+        f"received {_value_text(requested)} but current is {_value_text(current)}"
+    )
     return PreconditionFailed(text, reply_code=406, reply_text=f"PRECONDITION_FAILED - {text}")
 
 
@@ -69,21 +80,27 @@ def check_exchange_equivalent(existing: ExchangeSpec, spec: ExchangeSpec) -> Non
     """Raise 406 like RabbitMQ when a redeclare does not match the exchange."""
     for field in ("type", "durable", "auto_delete", "internal"):
         if getattr(existing, field) != getattr(spec, field):
-            raise _inequivalent("exchange", spec.name, field)
+            raise _inequivalent(
+                "exchange", spec.name, field, getattr(spec, field), getattr(existing, field)
+            )
     key = "alternate-exchange"
     if freeze(existing.arguments.get(key)) != freeze(spec.arguments.get(key)):
-        raise _inequivalent("exchange", spec.name, key)
+        raise _inequivalent(
+            "exchange", spec.name, key, spec.arguments.get(key), existing.arguments.get(key)
+        )
 
 
 def check_queue_equivalent(existing: QueueSpec, spec: QueueSpec) -> None:
     """Raise 406 like RabbitMQ when a redeclare does not match the queue."""
     for field in ("durable", "exclusive", "auto_delete"):
         if getattr(existing, field) != getattr(spec, field):
-            raise _inequivalent("queue", spec.name, field)
+            raise _inequivalent(
+                "queue", spec.name, field, getattr(spec, field), getattr(existing, field)
+            )
     for key in sorted(KNOWN_QUEUE_ARGUMENTS):
         old = existing.arguments.get(key)
         new = spec.arguments.get(key)
         if key == "x-queue-type":
             old, new = old or "classic", new or "classic"
         if freeze(old) != freeze(new):
-            raise _inequivalent("queue", spec.name, key)
+            raise _inequivalent("queue", spec.name, key, new, old)

@@ -1,0 +1,32 @@
+"""An App and a handler imported by the CLI tests as ``cli_app:NAME``."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import relayna
+from relayna.consumer import TaskContext
+from relayna.contracts import TaskEnvelope
+from relayna.topology import SharedTasksSharedStatusTopology
+
+app = relayna.App(name="cli-app", broker="memory://", store="memory://")
+
+
+@app.task("cli.echo")
+async def echo(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any]:
+    return {"echo": payload}
+
+
+async def handler(task: TaskEnvelope, ctx: TaskContext) -> None:
+    return None
+
+
+_unique = os.environ.get("CLI_ERR_UNIQUE", "x")
+retry_topology = SharedTasksSharedStatusTopology(
+    tasks_exchange=f"cli-err-{_unique}",
+    tasks_queue=f"cli-err-{_unique}",
+    tasks_routing_key="t",
+    status_exchange=f"cli-err-status-{_unique}",
+    status_queue=f"cli-err-status-{_unique}",
+)
