@@ -1,9 +1,10 @@
-"""Starlette integration: the runtime lifespan and the status route factory.
+"""Starlette integration: the runtime lifespan, the status and health route factories.
 
 ``app = Starlette(routes=status_routes(), lifespan=relayna_lifespan(RuntimeConfig(...)))``
 """
 
 from relayna.api._body import BodyError, read_json_body
+from relayna.api._health import health_routes
 from relayna.api._history import MAX_LIMIT, MAX_SCAN, MAX_SECONDS, HistoryParams
 from relayna.api._lifespan import (
     RelaynaRuntime,
@@ -92,6 +93,7 @@ __all__ = [
     "StatusEventStreamResponse",
     "encode_item",
     "error_response",
+    "health_routes",
     "open_relayna_runtime",
     "relayna_lifespan",
     "serve_asgi",

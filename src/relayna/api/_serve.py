@@ -78,7 +78,7 @@ async def serve_asgi(
         sock: a bound, listening TCP socket to serve on instead of
             ``host``/``port`` (for options such as a larger backlog or
             ``SO_SNDBUF``); ``serve_asgi`` takes it over and closes it.
-        access_log: hypercorn's access log on stdout.
+        access_log: log every request (logger ``hypercorn.access``, level INFO).
         graceful_timeout: seconds hypercorn waits for open requests after
             the trigger; then it cancels them.
         force_close_after: seconds after the graceful timeout when the
@@ -102,7 +102,9 @@ async def serve_asgi(
     from hypercorn.config import Config
 
     config = Config()
-    config.accesslog = "-" if access_log else None
+    # Through logging (not hypercorn's own stdout handler): the access log then has
+    # the process's one format (text or JSON, see relayna.observability).
+    config.accesslog = logging.getLogger("hypercorn.access") if access_log else None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = graceful_timeout
     if sock is None:
