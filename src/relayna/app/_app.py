@@ -1,0 +1,497 @@
+"""``relayna.App``: tasks declared with a decorator, over the explicit API.
+
+An :class:`App` is configuration plus a registry of task functions. It adds
+no runtime of its own: :meth:`App.consumer` builds the same
+:class:`~relayna.consumer.TaskConsumer` one would write by hand (one handler
+per task type), :meth:`App.open` enters the same
+:func:`~relayna.api.open_relayna_runtime` (store, broker, status hub) and
+:func:`~relayna.rabbitmq.open_relayna_client`, and :meth:`App.asgi` is a
+Starlette app with the status routes and that runtime as its lifespan.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import anyio
+import attrs
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Route
+
+from relayna._groups import unwrap_groups
+from relayna.api import (
+    RelaynaRuntime,
+    RuntimeConfig,
+    health_routes,
+    open_relayna_runtime,
+    status_routes,
+)
+from relayna.app._handle import TaskHandle
+from relayna.consumer import LifecycleStatuses, RetryPolicy, TaskConsumer, TaskContext
+from relayna.contracts import TaskEnvelope, is_valid_identifier
+from relayna.devserver import page_endpoint, submit_endpoint
+from relayna.errors import ConfigurationError
+from relayna.rabbitmq import RelaynaClient, open_relayna_client
+from relayna.status import StatusStoreConfig
+from relayna.topology import RoutedTasksSharedStatusTopology, TaskTopologyBase
+from relayna.transport import Broker, Store, open_broker, open_store
+
+__all__ = ["App", "Task"]
+
+TaskFunction = Callable[[TaskContext, dict[str, Any]], Any]
+
+
+def _is_async(fn: Callable[..., Any]) -> bool:
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - async callable objects
+    )
+
+
+def _adapt(fn: TaskFunction) -> Callable[[TaskEnvelope, TaskContext], Any]:
+    """``fn(ctx, payload)`` as a consumer handler ``handler(task, ctx)`` (sync stays sync,
+    so the consumer runs it in a worker thread)."""
+    if _is_async(fn):
+
+        async def handler(task: TaskEnvelope, ctx: TaskContext) -> Any:
+            return await fn(ctx, task.payload)
+
+    else:
+
+        def handler(task: TaskEnvelope, ctx: TaskContext) -> Any:  # type: ignore[misc]
+            return fn(ctx, task.payload)
+
+    handler.__name__ = getattr(fn, "__name__", "handler")
+    handler.__qualname__ = getattr(fn, "__qualname__", handler.__name__)
+    return handler
+
+
+@attrs.frozen(eq=False)
+class Task:
+    """A task function registered with :meth:`App.task`.
+
+    Calling it calls the function (``await render(ctx, payload)`` in a unit
+    test); :meth:`publish` sends it to the workers.
+    """
+
+    app: App = attrs.field(repr=False)
+    task_type: str
+    fn: TaskFunction = attrs.field(repr=False)
+    retry: RetryPolicy | None = None
+
+    def __call__(self, ctx: TaskContext, payload: dict[str, Any]) -> Any:
+        return self.fn(ctx, payload)
+
+    @property
+    def handler(self) -> Callable[[TaskEnvelope, TaskContext], Any]:
+        return _adapt(self.fn)
+
+    async def publish(self, payload: Mapping[str, Any] | None = None, **options: Any) -> TaskHandle:
+        """``app.publish(self.task_type, payload, **options)``."""
+        return await self.app.publish(self.task_type, payload, **options)
+
+
+@attrs.define
+class _Open:
+    runtime: RelaynaRuntime
+    client: RelaynaClient
+
+
+def _env_url(variable: str) -> str:
+    return os.environ.get(variable) or "memory://"
+
+
+class App:
+    """A relayna service: its topology, transports and task functions.
+
+    ::
+
+        app = relayna.App(name="reports")
+
+        @app.task("report.render", retry=RetryPolicy(max_retries=2, delay_ms=5_000))
+        async def render(ctx: TaskContext, payload: dict) -> dict:
+            await ctx.publish_status(status="running", meta={"progress": 0.5})
+            return {"pages": 3}
+
+    ``relayna worker myservice:app`` consumes its tasks, ``relayna serve
+    myservice:app`` serves its status routes (and, with ``--worker``, runs
+    the worker in the same process); in code, ``async with app.open():
+    handle = await render.publish({...})``.
+
+    Args:
+        topology: a task topology (shared or routed). ``None``: a routed
+            topology named after ``name`` (``<name>.tasks`` exchange and queue,
+            ``<name>.status`` stream) routing every registered task type.
+        broker: a URL (``amqp://``, ``amqps://``, ``memory://``) or an open
+            :class:`~relayna.transport.Broker`; default ``RELAYNA_BROKER_URL``,
+            else ``memory://``.
+        store: a URL (``redis://``, ``rediss://``, ``unix://``, ``memory://``)
+            or an open :class:`~relayna.transport.Store`; default
+            ``RELAYNA_STORE_URL``, else ``memory://``.
+        name: the service name (topology names, consumer name, page title).
+        retry: the retry policy of tasks that name none (``None``: no retries;
+            a failure publishes ``failed`` and dead-letters the task).
+        statuses: lifecycle statuses (default: all on).
+        prefetch: concurrent tasks per worker (default: the topology's).
+        drain_timeout: seconds in-flight tasks get on shutdown.
+        store_config: status key prefix, history size and TTL.
+
+    Raises:
+        ConfigurationError: an invalid ``name``.
+    """
+
+    def __init__(
+        self,
+        topology: TaskTopologyBase | None = None,
+        *,
+        broker: Broker | str | None = None,
+        store: Store | str | None = None,
+        name: str = "relayna",
+        retry: RetryPolicy | None = None,
+        statuses: LifecycleStatuses | None = None,
+        prefetch: int | None = None,
+        drain_timeout: float = 30.0,
+        store_config: StatusStoreConfig | None = None,
+    ) -> None:
+        if not is_valid_identifier(name):
+            raise ConfigurationError(f"invalid app name {name!r}")
+        if topology is not None and not isinstance(topology, TaskTopologyBase):
+            raise ConfigurationError(f"{type(topology).__name__} is not a task topology")
+        self.name = name
+        self.retry = retry
+        self.statuses = statuses if statuses is not None else LifecycleStatuses(enabled=True)
+        self.prefetch = prefetch
+        self.drain_timeout = drain_timeout
+        self.store_config = store_config or StatusStoreConfig()
+        self._explicit_topology = topology
+        self._broker: Broker | str = (
+            broker if broker is not None else _env_url("RELAYNA_BROKER_URL")
+        )
+        self._store: Store | str = store if store is not None else _env_url("RELAYNA_STORE_URL")
+        self._tasks: dict[str, Task] = {}
+        self._frozen: TaskTopologyBase | None = None
+        self._open: _Open | None = None
+
+    def __repr__(self) -> str:
+        return f"App(name={self.name!r}, tasks={list(self._tasks)!r})"
+
+    # -- configuration ---------------------------------------------------------
+
+    @property
+    def broker_url(self) -> str | None:
+        """The broker URL (``None`` when an open broker object was given)."""
+        return self._broker if isinstance(self._broker, str) else None
+
+    @property
+    def store_url(self) -> str | None:
+        """The store URL (``None`` when an open store object was given)."""
+        return self._store if isinstance(self._store, str) else None
+
+    @property
+    def tasks(self) -> Mapping[str, Task]:
+        """The registered tasks by task type (a read-only view)."""
+        return dict(self._tasks)
+
+    def task(
+        self, task_type: str, *, retry: RetryPolicy | None = None
+    ) -> Callable[[TaskFunction], Task]:
+        """Register ``async def fn(ctx, payload)`` (or a plain ``def``) for ``task_type``.
+
+        The function's return value becomes the ``result`` of the
+        ``completed`` status; an exception is a failure (retried by
+        ``retry``, or the app's policy, then dead-lettered with a ``failed``
+        status). A plain ``def`` runs in a worker thread.
+
+        Raises:
+            ConfigurationError: an invalid or already registered task type,
+                or registration after the app was opened.
+        """
+        if not is_valid_identifier(task_type):
+            raise ConfigurationError(f"invalid task type {task_type!r}")
+        if task_type in self._tasks:
+            raise ConfigurationError(f"task type {task_type!r} is registered twice")
+        if self._frozen is not None:
+            raise ConfigurationError(
+                f"cannot register {task_type!r}: the app's topology is already in use"
+            )
+
+        def register(fn: TaskFunction) -> Task:
+            if not callable(fn):
+                raise ConfigurationError(f"@app.task({task_type!r}) needs a function")
+            task = Task(app=self, task_type=task_type, fn=fn, retry=retry)
+            self._tasks[task_type] = task
+            return task
+
+        return register
+
+    @property
+    def topology(self) -> TaskTopologyBase:
+        """The topology: the one given, or one built from the registered task types.
+
+        Raises:
+            TopologyError: no task registered (a built topology needs one).
+        """
+        if self._explicit_topology is not None:
+            return self._explicit_topology
+        if self._frozen is not None:
+            return self._frozen
+        return RoutedTasksSharedStatusTopology(
+            tasks_exchange=f"{self.name}.tasks",
+            tasks_queue=f"{self.name}.tasks",
+            task_types=tuple(self._tasks),
+            status_exchange=f"{self.name}.status",
+            status_queue=f"{self.name}.status",
+            prefetch_count=self.prefetch or 16,
+        )
+
+    def retry_policy(self) -> RetryPolicy | None:
+        """The retry policy of the app's one tasks queue.
+
+        The tasks share that queue, hence its ``.retry`` queue and its delay:
+        the policies they name must be equal; a task naming none uses the
+        app's ``retry``.
+
+        Raises:
+            ConfigurationError: two tasks name different policies.
+        """
+        named = {t.task_type: t.retry for t in self._tasks.values() if t.retry is not None}
+        if len(set(named.values())) > 1:
+            listed = "; ".join(f"{k}: {v!r}" for k, v in named.items())
+            raise ConfigurationError(
+                f"the tasks of queue {self.topology.tasks_queue!r} share one retry queue, so "
+                f"their retry policies must be equal, got {listed}"
+            )
+        return next(iter(named.values())) if named else self.retry
+
+    def _check_routed(self, topology: TaskTopologyBase) -> None:
+        routed = getattr(topology, "task_types", None)
+        if routed is None:
+            return
+        missing = sorted(set(self._tasks) - set(routed))
+        if missing:
+            raise ConfigurationError(
+                f"the topology does not route task types {missing} (it routes {list(routed)}): "
+                "add them to its task_types"
+            )
+
+    # -- worker ----------------------------------------------------------------
+
+    def consumer(self, *, broker: Broker | str | None = None, **options: Any) -> TaskConsumer:
+        """The :class:`~relayna.consumer.TaskConsumer` running this app's tasks.
+
+        ``options`` override the app's settings (``retry_policy``,
+        ``statuses``, ``prefetch``, ``consumer_name``, ``idempotency``, …).
+
+        Raises:
+            ConfigurationError: no task registered, a task type the topology
+                does not route, or conflicting retry policies.
+        """
+        if not self._tasks:
+            raise ConfigurationError(
+                f"app {self.name!r} has no tasks: register one with @app.task('type')"
+            )
+        topology = self.topology
+        self._check_routed(topology)
+        settings: dict[str, Any] = {
+            "topology": topology,
+            "broker": broker if broker is not None else self._broker,
+            "handler": {t.task_type: t.handler for t in self._tasks.values()},
+            "retry_policy": self.retry_policy(),
+            "statuses": self.statuses,
+            "consumer_name": f"{self.name}-worker",
+            "prefetch": self.prefetch,
+            "drain_timeout": self.drain_timeout,
+        }
+        settings.update(options)
+        return TaskConsumer(**settings)
+
+    # -- running ---------------------------------------------------------------
+
+    @asynccontextmanager
+    async def open(
+        self,
+        *,
+        worker: bool = False,
+        hub: bool = True,
+        shutdown_event: anyio.Event | None = None,
+    ) -> AsyncIterator[App]:
+        """Open the app: store, broker (topology declared), status hub, publisher.
+
+        Args:
+            worker: also consume the app's tasks in this process (needed with
+                ``memory://``, which no other process can reach).
+            hub: run the status hub (statuses reach the store, so that
+                :class:`TaskHandle` and the routes see them).
+            shutdown_event: set it to end every status stream (SSE) at once.
+
+        Raises:
+            ConfigurationError: already open; see :meth:`consumer`.
+            TransportError: the broker or store cannot be opened.
+
+        Cancellation: leaving the block drains the worker, then closes.
+        """
+        if self._open is not None:
+            raise ConfigurationError(f"app {self.name!r} is already open")
+        topology = self.topology
+        self._check_routed(topology)
+        consumer = self.consumer() if worker else None
+        with unwrap_groups():
+            async with AsyncExitStack() as stack:
+                broker = (
+                    await stack.enter_async_context(open_broker(self._broker))
+                    if isinstance(self._broker, str)
+                    else self._broker
+                )
+                store = (
+                    await stack.enter_async_context(open_store(self._store))
+                    if isinstance(self._store, str)
+                    else self._store
+                )
+                config = RuntimeConfig(
+                    store_url=store.url,
+                    broker_url=broker.url,
+                    topology=topology,
+                    run_hub=hub,
+                    store=self.store_config,
+                )
+                runtime = await stack.enter_async_context(
+                    open_relayna_runtime(
+                        config, broker=broker, store=store, shutdown_event=shutdown_event
+                    )
+                )
+                client = await stack.enter_async_context(
+                    open_relayna_client(topology, broker, declare=False)
+                )
+                self._frozen = topology
+                self._open = _Open(runtime=runtime, client=client)
+                stack.callback(self._closed)
+                if consumer is not None:
+                    consumer.broker = broker
+                    tg = await stack.enter_async_context(anyio.create_task_group())
+                    await tg.start(consumer.run)
+                    stack.callback(tg.cancel_scope.cancel)  # runs first: drain the worker
+                yield self
+
+    def _closed(self) -> None:
+        self._open = None
+        if self._explicit_topology is None:
+            self._frozen = None
+
+    @property
+    def runtime(self) -> RelaynaRuntime:
+        """The open runtime (store, broker, hub).
+
+        Raises:
+            ConfigurationError: the app is not open.
+        """
+        return self._require_open().runtime
+
+    def _require_open(self) -> _Open:
+        if self._open is None:
+            raise ConfigurationError(
+                f"app {self.name!r} is not open: publish inside `async with app.open():` "
+                "or from a route of app.asgi()"
+            )
+        return self._open
+
+    def handle(self, task: TaskEnvelope | str) -> TaskHandle:
+        """A :class:`TaskHandle` for a task published earlier (by id or envelope)."""
+        opened = self._require_open()
+        if isinstance(task, str):
+            task = TaskEnvelope(task_id=task, payload={})
+        return TaskHandle(
+            task, status_store=opened.runtime.status, shutdown=opened.runtime.shutdown_event
+        )
+
+    async def publish(
+        self,
+        task_type: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        task_id: str | None = None,
+        correlation_id: str | None = None,
+        priority: int | None = None,
+        service: str | None = None,
+        headers: Mapping[str, Any] | None = None,
+    ) -> TaskHandle:
+        """Publish a ``task_type`` task (returns after the broker confirm).
+
+        ``task_id`` defaults to a new random id.
+
+        Raises:
+            ConfigurationError: the app is not open.
+            ContractError: invalid fields (identifiers, priority, size).
+            TopologyError: the topology does not route ``task_type``.
+            BrokerError: from the broker (e.g. ``UnroutableError``).
+        """
+        task: dict[str, Any] = {
+            "task_id": task_id or uuid.uuid4().hex,
+            "task_type": task_type,
+            "payload": dict(payload or {}),
+        }
+        for key, value in (
+            ("correlation_id", correlation_id),
+            ("priority", priority),
+            ("service", service),
+        ):
+            if value is not None:
+                task[key] = value
+        envelope = await self._publish_mapping(task, headers)
+        return self.handle(envelope)
+
+    async def _publish_mapping(
+        self, task: dict[str, Any], headers: Mapping[str, Any] | None = None
+    ) -> TaskEnvelope:
+        return await self._require_open().client.publish_task(task, headers=headers)
+
+    # -- web -------------------------------------------------------------------
+
+    def routes(self, *, page: bool = False) -> list[BaseRoute]:
+        """The Starlette routes: status (``/status``, ``/events``, ``/history``) and
+        health (``/healthz``, ``/readyz``); with ``page``, also ``GET /`` (a page
+        that submits tasks and follows them live) and ``POST /tasks``.
+
+        ``POST /tasks`` publishes whatever task a caller sends: serve it only
+        where every caller may do that (a dev or internal deployment).
+        """
+        routes: list[BaseRoute] = [*status_routes(), *health_routes()]
+        if page:
+            types = list(self._tasks)
+            routes += [
+                Route("/", page_endpoint({"title": self.name, "task_types": types})),
+                Route(
+                    "/tasks",
+                    submit_endpoint(self._publish_mapping, types[0] if types else ""),
+                    methods=["POST"],
+                ),
+            ]
+        return routes
+
+    def lifespan(
+        self, *, worker: bool = False, shutdown_event: anyio.Event | None = None
+    ) -> Callable[[Any], AbstractAsyncContextManager[dict[str, Any]]]:
+        """A Starlette ``lifespan`` that keeps the app open (see :meth:`open`)."""
+
+        @asynccontextmanager
+        async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
+            async with self.open(worker=worker, shutdown_event=shutdown_event):
+                yield {"relayna": self.runtime}
+
+        return lifespan
+
+    def asgi(
+        self,
+        *,
+        page: bool = False,
+        worker: bool = False,
+        shutdown_event: anyio.Event | None = None,
+    ) -> Starlette:
+        """A Starlette app: :meth:`routes` with :meth:`lifespan`."""
+        return Starlette(
+            routes=self.routes(page=page),
+            lifespan=self.lifespan(worker=worker, shutdown_event=shutdown_event),
+        )
