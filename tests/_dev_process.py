@@ -7,6 +7,7 @@ process is stopped with SIGINT (the graceful drain) and must exit 0.
 
 from __future__ import annotations
 
+import os
 import queue
 import signal
 import subprocess
@@ -22,22 +23,47 @@ READY = "relayna dev is running"
 
 @contextmanager
 def relayna_dev(
-    argv: Sequence[str], port: int, *, start_timeout: float = 30.0, stop_timeout: float = 30.0
+    argv: Sequence[str],
+    port: int,
+    *,
+    start_timeout: float = 30.0,
+    stop_timeout: float = 30.0,
+    ready: str = READY,
+    output: list[str] | None = None,
+    cwd: str | None = None,
 ) -> Iterator[str]:
-    """Start ``argv`` (a ``relayna dev`` command line); yield its base URL."""
-    with running(argv, READY, start_timeout=start_timeout, stop_timeout=stop_timeout):
+    """Start ``argv`` (a ``relayna dev`` or ``relayna serve`` command line); yield its
+    base URL once a line contains ``ready``. ``output`` collects every line.
+
+    The process runs on the memory transports unless ``argv`` names URLs: the
+    ``RELAYNA_BROKER_URL`` / ``RELAYNA_STORE_URL`` that scripts/services.py
+    exports are not passed on.
+    """
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"RELAYNA_BROKER_URL", "RELAYNA_STORE_URL"}}  # fmt: skip
+    with running(argv, ready, start_timeout=start_timeout, stop_timeout=stop_timeout,
+                 output=output, env=env, cwd=cwd):  # fmt: skip
         yield f"http://127.0.0.1:{port}"
 
 
 @contextmanager
 def running(
-    argv: Sequence[str], ready: str, *, start_timeout: float = 30.0, stop_timeout: float = 30.0
+    argv: Sequence[str],
+    ready: str,
+    *,
+    start_timeout: float = 30.0,
+    stop_timeout: float = 30.0,
+    output: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
 ) -> Iterator[str]:
     """Start ``argv``; yield the first output line containing ``ready``."""
     name = " ".join(argv[1:3])
-    proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd
+    )
     lines: queue.Queue[str | None] = queue.Queue()
-    output: list[str] = []
+    output = [] if output is None else output
 
     def pump() -> None:
         assert proc.stdout is not None

@@ -178,7 +178,8 @@ def test_redacts_passwords_in_errors(capsys: pytest.CaptureFixture[str]) -> None
         "--broker-url",
         "amqp://u:hunter2@127.0.0.1:1/",
     )
-    assert code == 1
+    assert code == 2  # an unreachable broker is a configuration error: one line, exit 2
+    assert "cannot reach the broker" in err
     assert "hunter2" not in err
     assert "***" in err
 

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from relayna.api._lifespan import RelaynaRuntime
+from relayna.api._openapi import Operation, ResponseSpec, document, json_content
 from relayna.api._routes import JSONResponse
 from relayna.errors import RelaynaError
 
@@ -55,6 +56,41 @@ async def readiness(runtime: RelaynaRuntime | None, within: float) -> tuple[bool
     return ready, {"status": "ready" if ready else "unavailable", "checks": checks}
 
 
+_LIVE = {"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}}
+_READY = {
+    "type": "object",
+    "required": ["status"],
+    "properties": {
+        "status": {"enum": ["ready", "unavailable"]},
+        "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+        "detail": {"type": "string"},
+    },
+}
+
+
+def _liveness_operation() -> Operation:
+    return Operation(
+        summary="Liveness: the process serves HTTP",
+        responses={200: ResponseSpec("Alive", json_content(_LIVE))},
+        tags=("health",),
+        operation_id="healthz",
+    )
+
+
+def _readiness_operation() -> Operation:
+    return Operation(
+        summary="Readiness: the runtime runs and its store and broker answer",
+        responses={
+            200: ResponseSpec("Ready", json_content(_READY)),
+            503: ResponseSpec(
+                "Not ready (a failing check, starting or stopping)", json_content(_READY)
+            ),
+        },
+        tags=("health",),
+        operation_id="readyz",
+    )
+
+
 def health_routes(
     *,
     liveness_path: str = "/healthz",
@@ -82,6 +118,6 @@ def health_routes(
         return JSONResponse(body, status_code=200 if ready else 503)
 
     return [
-        Route(liveness_path, healthz, methods=["GET"]),
-        Route(readiness_path, readyz, methods=["GET"]),
+        document(Route(liveness_path, healthz, methods=["GET"]), get=_liveness_operation()),
+        document(Route(readiness_path, readyz, methods=["GET"]), get=_readiness_operation()),
     ]

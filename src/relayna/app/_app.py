@@ -21,7 +21,7 @@ from typing import Any
 import anyio
 import attrs
 from starlette.applications import Starlette
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from relayna._groups import unwrap_groups
 from relayna.api import (
@@ -34,7 +34,7 @@ from relayna.api import (
 from relayna.app._handle import TaskHandle
 from relayna.consumer import LifecycleStatuses, RetryPolicy, TaskConsumer, TaskContext
 from relayna.contracts import TaskEnvelope, is_valid_identifier
-from relayna.devserver import page_endpoint, submit_endpoint
+from relayna.devserver import task_page_routes
 from relayna.errors import ConfigurationError
 from relayna.rabbitmq import RelaynaClient, open_relayna_client
 from relayna.status import StatusStoreConfig
@@ -461,14 +461,9 @@ class App:
         routes: list[BaseRoute] = [*status_routes(), *health_routes()]
         if page:
             types = list(self._tasks)
-            routes += [
-                Route("/", page_endpoint({"title": self.name, "task_types": types})),
-                Route(
-                    "/tasks",
-                    submit_endpoint(self._publish_mapping, types[0] if types else ""),
-                    methods=["POST"],
-                ),
-            ]
+            routes += task_page_routes(
+                self._publish_mapping, types, page={"title": self.name, "task_types": types}
+            )
         return routes
 
     def lifespan(

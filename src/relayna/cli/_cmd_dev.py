@@ -7,7 +7,14 @@ import logging
 
 import anyio
 
-from relayna.cli._common import Subcommands, env_default, run_async, wait_for_shutdown_signal
+from relayna.cli._common import (
+    Subcommands,
+    add_backend_arg,
+    add_logging_args,
+    env_default,
+    run_async,
+    wait_for_shutdown_signal,
+)
 from relayna.errors import ConfigurationError
 
 
@@ -23,12 +30,7 @@ def register(sub: Subcommands) -> None:
     )
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    p.add_argument(
-        "--backend",
-        choices=["asyncio", "trio"],
-        default=env_default("RELAYNA_BACKEND", "asyncio"),
-        help="async backend (default asyncio, env RELAYNA_BACKEND)",
-    )
+    add_backend_arg(p)
     p.add_argument(
         "--broker-url",
         default=env_default("RELAYNA_BROKER_URL", "memory://"),
@@ -45,6 +47,8 @@ def register(sub: Subcommands) -> None:
         default=10.0,
         help="seconds in-flight tasks get on Ctrl-C (default 10)",
     )
+    p.add_argument("--access-log", action="store_true", help="log every HTTP request")
+    add_logging_args(p)
     p.set_defaults(handler=_run)
 
 
@@ -57,6 +61,7 @@ def _run(args: argparse.Namespace) -> int:
         broker_url=args.broker_url,
         store_url=args.store_url,
         drain_timeout=args.drain_timeout,
+        access_log=args.access_log,
     )
     log = logging.getLogger("relayna.dev")
 
@@ -74,10 +79,7 @@ def _run(args: argparse.Namespace) -> int:
                 url = await tg.start(run_dev, config, shutdown)
             except OSError as exc:
                 raise ConfigurationError(f"cannot serve on {config.url}: {exc}") from None
-            print(
-                f"relayna dev is running on {url} ({args.backend}); press Ctrl-C to stop",
-                flush=True,
-            )
+            log.info("relayna dev is running on %s (%s); press Ctrl-C to stop", url, args.backend)
             await shutdown.wait()
         log.info("bye")
 

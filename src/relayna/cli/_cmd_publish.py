@@ -9,7 +9,7 @@ import uuid
 from typing import Any
 
 from relayna.cli._cmd_topology import load_topology
-from relayna.cli._common import Subcommands, UsageError, env_default, run_async
+from relayna.cli._common import Subcommands, UsageError, add_backend_arg, env_default, run_async
 
 
 def register(sub: Subcommands) -> None:
@@ -22,19 +22,19 @@ def register(sub: Subcommands) -> None:
         ),
     )
     p.add_argument("task", nargs="?", default="-", help="task JSON, or - to read stdin (default)")
-    p.add_argument("--topology", required=True, metavar="MODULE:TOPOLOGY")
+    p.add_argument(
+        "--topology",
+        required=True,
+        metavar="MODULE:TOPOLOGY",
+        help="the topology whose tasks exchange receives the task",
+    )
     p.add_argument(
         "--broker-url",
         default=env_default("RELAYNA_BROKER_URL"),
         help="amqp://, amqps:// or memory:// (env RELAYNA_BROKER_URL)",
     )
     p.add_argument("--task-type", default=None, help="set task_type (routed topologies)")
-    p.add_argument(
-        "--backend",
-        choices=["asyncio", "trio"],
-        default=env_default("RELAYNA_BACKEND", "asyncio"),
-        help="async backend",
-    )
+    add_backend_arg(p)
     p.set_defaults(handler=_run)
 
 

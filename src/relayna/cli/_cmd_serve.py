@@ -1,64 +1,133 @@
-"""``relayna serve module:app``: run an ASGI app on hypercorn, asyncio or trio."""
+"""``relayna serve TARGET``: serve a relayna.App or any ASGI app with hypercorn.
+
+For an App: its status routes, ``/healthz`` + ``/readyz``, the task page and
+``POST /tasks`` (``--no-page`` leaves both out), with the app's runtime
+(store, broker, status hub) as the lifespan, and its worker in the same
+process with ``--worker`` (the default on ``memory://``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
+from typing import Any
 
 import anyio
+from starlette.applications import Starlette
 
-from relayna.api import serve_asgi
+from relayna.api import RelaynaRuntime, serve_asgi
+from relayna.app import App
 from relayna.cli._common import (
     Subcommands,
-    env_default,
+    add_backend_arg,
+    add_logging_args,
     load_target,
     run_async,
     wait_for_shutdown_signal,
 )
+from relayna.errors import ConfigurationError
+
+log = logging.getLogger("relayna.serve")
 
 
 def register(sub: Subcommands) -> None:
     p = sub.add_parser(
         "serve",
-        help="serve an ASGI app (e.g. one using relayna's status routes) with hypercorn",
-        description="Serve MODULE:APP with hypercorn on asyncio or trio until SIGINT/SIGTERM.",
+        help="serve a relayna.App (or any ASGI app) with hypercorn",
+        description=(
+            "Serve TARGET with hypercorn on asyncio or trio until SIGINT/SIGTERM. TARGET is a "
+            "relayna.App (status routes, /healthz, /readyz, the task page, and with --worker "
+            "its worker) or any ASGI application."
+        ),
     )
-    p.add_argument("app", metavar="MODULE:APP", help="the ASGI application to serve")
+    p.add_argument("app", metavar="TARGET", help="a relayna.App or an ASGI app, as module:attr")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    add_backend_arg(p)
+    p.add_argument("--access-log", action="store_true", help="log every HTTP request")
     p.add_argument(
-        "--backend",
-        choices=["asyncio", "trio"],
-        default=env_default("RELAYNA_BACKEND", "asyncio"),
-        help="async backend (default asyncio, env RELAYNA_BACKEND)",
+        "--worker",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="App only: also run its worker in this process "
+        "(default: on for a memory:// broker, which no other process can reach)",
     )
-    p.add_argument("--access-log", action="store_true", help="log every request")
+    p.add_argument(
+        "--page",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="App only: serve the task page at / and POST /tasks (default on)",
+    )
+    add_logging_args(p)
     p.set_defaults(handler=_run)
 
 
+def _exposing(runtime: RelaynaRuntime) -> Any:
+    @asynccontextmanager
+    async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
+        yield {"relayna": runtime}
+
+    return lifespan
+
+
+async def _open_target(
+    stack: AsyncExitStack, target: Any, args: argparse.Namespace, stop: anyio.Event
+) -> tuple[Any, str]:
+    """The ASGI app to serve; an App is opened here (store, broker, hub, worker), so
+    that a startup failure is one line and the ready line means ready."""
+    if not isinstance(target, App):
+        return target, ""
+    worker = args.worker
+    if worker is None:
+        url = target.broker_url
+        worker = url is None or url.startswith("memory://")
+    await stack.enter_async_context(target.open(worker=worker, shutdown_event=stop))
+    app = Starlette(routes=target.routes(page=args.page), lifespan=_exposing(target.runtime))
+    return app, f", worker {'on' if worker else 'off'}"
+
+
 def _run(args: argparse.Namespace) -> int:
-    app = load_target(args.app, what="ASGI app")
+    target = load_target(args.app, what="ASGI app")
 
     async def main() -> None:
-        print(f"relayna: serving {args.app} on http://{args.host}:{args.port} ({args.backend})")
         stop = anyio.Event()
 
         async def trigger() -> None:
             await stop.wait()
 
+        async with AsyncExitStack() as stack:
+            app, note = await _open_target(stack, target, args, stop)
+            await _serve(app, note, trigger, stop)
+        log.info("bye")
+
+    async def _serve(app: Any, note: str, trigger: Any, stop: anyio.Event) -> None:
         async with anyio.create_task_group() as tg:
 
             async def watch_signals() -> None:
                 await wait_for_shutdown_signal()
-                stop.set()
+                log.info("shutting down")
+                stop.set()  # ends SSE streams before hypercorn waits for them
 
             tg.start_soon(watch_signals)
-            await serve_asgi(
-                app,
-                host=args.host,
-                port=args.port,
-                shutdown_trigger=trigger,
-                access_log=args.access_log,
-            )
-            tg.cancel_scope.cancel()
+            try:
+                url = await tg.start(
+                    partial(
+                        serve_asgi,
+                        app,
+                        host=args.host,
+                        port=args.port,
+                        shutdown_trigger=trigger,
+                        access_log=args.access_log,
+                    )
+                )
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"cannot serve on {args.host}:{args.port}: {exc}"
+                ) from None
+            log.info("relayna serve: %s on %s (%s%s)", args.app, url, args.backend, note)
+            await stop.wait()
 
     return run_async(main, args.backend)

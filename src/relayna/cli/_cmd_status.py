@@ -8,12 +8,12 @@ import math
 import sys
 from typing import Any
 
-from relayna.cli._common import Subcommands, UsageError, env_default, run_async
+from relayna.cli._common import Subcommands, UsageError, add_backend_arg, env_default, run_async
 from relayna.contracts import is_valid_identifier
 
 
 def _store_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("task_id", metavar="TASK_ID")
+    p.add_argument("task_id", metavar="TASK_ID", help="the task's id")
     p.add_argument(
         "--store-url",
         default=env_default("RELAYNA_STORE_URL"),
@@ -21,12 +21,7 @@ def _store_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--prefix", default="relayna", help="status key prefix (default relayna)")
     p.add_argument("--json", action="store_true", help="print raw JSON")
-    p.add_argument(
-        "--backend",
-        choices=["asyncio", "trio"],
-        default=env_default("RELAYNA_BACKEND", "asyncio"),
-        help="async backend",
-    )
+    add_backend_arg(p)
 
 
 def register(sub: Subcommands) -> None:
@@ -52,7 +47,7 @@ def register(sub: Subcommands) -> None:
         help="follow a task live over SSE with a progress display",
         description="Follow /events/TASK_ID of a running relayna service until the task ends.",
     )
-    w.add_argument("task_id", metavar="TASK_ID")
+    w.add_argument("task_id", metavar="TASK_ID", help="the task's id")
     w.add_argument(
         "--url",
         default=env_default("RELAYNA_URL", "http://127.0.0.1:8000"),

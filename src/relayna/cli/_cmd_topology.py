@@ -7,7 +7,14 @@ import json
 from typing import Any
 
 from relayna._urls import redact_url
-from relayna.cli._common import Subcommands, UsageError, env_default, load_target, run_async
+from relayna.cli._common import (
+    Subcommands,
+    UsageError,
+    add_backend_arg,
+    env_default,
+    load_target,
+    run_async,
+)
 from relayna.topology import DeclarationPlan, summarize_topology, topology_kind
 
 
@@ -17,19 +24,14 @@ def register(sub: Subcommands) -> None:
         help="apply a topology's declaration plan to the broker (or print it with --dry-run)",
         description="Declare the exchanges, queues and bindings of MODULE:TOPOLOGY, in order.",
     )
-    p.add_argument("topology", metavar="MODULE:TOPOLOGY")
+    p.add_argument("topology", metavar="MODULE:TOPOLOGY", help="the topology to declare")
     p.add_argument(
         "--broker-url",
         default=env_default("RELAYNA_BROKER_URL"),
         help="amqp://, amqps:// or memory:// (env RELAYNA_BROKER_URL)",
     )
     p.add_argument("--dry-run", action="store_true", help="print the plan, declare nothing")
-    p.add_argument(
-        "--backend",
-        choices=["asyncio", "trio"],
-        default=env_default("RELAYNA_BACKEND", "asyncio"),
-        help="async backend",
-    )
+    add_backend_arg(p)
     p.set_defaults(handler=_declare)
 
     t = sub.add_parser("topology", help="inspect a topology", description="Inspect a topology.")
@@ -39,8 +41,13 @@ def register(sub: Subcommands) -> None:
         help="print a topology as text (and Mermaid for workflows)",
         description="Print the topology's kind, RabbitMQ objects and, for workflows, a Mermaid graph.",
     )
-    show.add_argument("topology", metavar="MODULE:TOPOLOGY")
-    show.add_argument("--format", choices=["text", "json", "mermaid"], default="text")
+    show.add_argument("topology", metavar="MODULE:TOPOLOGY", help="the topology to print")
+    show.add_argument(
+        "--format",
+        choices=["text", "json", "mermaid"],
+        default="text",
+        help="text (default), json, or mermaid (workflow topologies only)",
+    )
     show.set_defaults(handler=_show)
 
 

@@ -12,7 +12,9 @@ from typing import Any, NoReturn, TypeAlias
 import anyio
 
 from relayna._imports import load_target as _load_target
-from relayna.errors import ConfigurationError, RelaynaError
+from relayna.cli._errors import explain
+from relayna.errors import ConfigurationError
+from relayna.observability import LOG_FORMATS, configure_logging
 
 __all__ = [
     "Parser",
@@ -20,6 +22,9 @@ __all__ = [
     "EXIT_RUNTIME",
     "EXIT_USAGE",
     "UsageError",
+    "add_backend_arg",
+    "add_logging_args",
+    "setup_logging",
     "env_default",
     "fail",
     "load_target",
@@ -40,6 +45,42 @@ class UsageError(Exception):
 def env_default(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(name)
     return value if value else default
+
+
+def add_backend_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=env_default("RELAYNA_BACKEND", "asyncio"),
+        help="async backend (default asyncio, env RELAYNA_BACKEND)",
+    )
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def add_logging_args(p: argparse.ArgumentParser) -> None:
+    """``--log-level`` and ``--log-format`` of the long-running commands."""
+    p.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        default=argparse.SUPPRESS,  # else the global --log-level (default INFO)
+        help="logging level (default INFO, env RELAYNA_LOG_LEVEL)",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=env_default("RELAYNA_LOG_FORMAT", "text"),
+        help="text (default) or json: one JSON object per line (env RELAYNA_LOG_FORMAT)",
+    )
+
+
+def setup_logging(args: argparse.Namespace) -> None:
+    """Configure the process's logging from ``--log-level`` / ``--log-format``."""
+    configure_logging(
+        getattr(args, "log_level", None) or "INFO", getattr(args, "log_format", "text")
+    )
 
 
 def fail(message: str, code: int) -> NoReturn:
@@ -75,13 +116,17 @@ async def wait_for_shutdown_signal() -> None:
 
 
 def run_async(main: Callable[[], Awaitable[int | None]], backend: str) -> int:
-    """Run ``main`` on ``backend``, mapping relayna errors to exit code 1."""
+    """Run ``main`` on ``backend``; a relayna error (or a group of one) ends in one line:
+    exit code 2 for configuration errors, 1 for other failures (see :func:`explain`)."""
     if backend not in BACKENDS:
         raise UsageError(f"unknown backend {backend!r}; choose asyncio or trio")
     try:
         result = anyio.run(main, backend=backend)
-    except RelaynaError as exc:
-        fail(str(exc), EXIT_RUNTIME)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        explained = explain(exc)
+        if explained is None:
+            raise
+        fail(explained.message, explained.exit_code)
     return int(result or 0)

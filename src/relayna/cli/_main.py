@@ -7,7 +7,6 @@ Exit codes: 0 success, 1 runtime failure (broker/store unreachable, ...),
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Callable, Sequence
 
@@ -20,7 +19,15 @@ from relayna.cli import (
     _cmd_topology,
     _cmd_worker,
 )
-from relayna.cli._common import EXIT_USAGE, Parser, Subcommands, UsageError, fail
+from relayna.cli._common import (
+    EXIT_USAGE,
+    Parser,
+    Subcommands,
+    UsageError,
+    env_default,
+    fail,
+    setup_logging,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -45,9 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"relayna {__version__}")
     parser.add_argument(
         "--log-level",
-        default="INFO",
+        type=str.upper,
+        default=env_default("RELAYNA_LOG_LEVEL", "INFO"),
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="logging level (default INFO)",
+        help="logging level (default INFO, env RELAYNA_LOG_LEVEL)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for register in _REGISTRARS:
@@ -57,23 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["worker"]:
-        # `relayna worker` owns its whole argument list (incl. --help).
-        from relayna.api import serve_metrics
-        from relayna.consumer import main_worker
-
-        return main_worker(argv[1:], metrics_server=serve_metrics)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
+    setup_logging(args)  # one format for every command (see relayna.observability)
     try:
         return int(args.handler(args) or 0)
     except UsageError as exc:

@@ -8,15 +8,16 @@ already exists (``if_exists="error"``: it was published, or has statuses);
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from relayna.api import (
     BodyError,
@@ -27,25 +28,33 @@ from relayna.api import (
     error_response,
     execution_routes,
     feed_routes,
+    health_routes,
     metrics_routes,
     openapi_route,
     read_json_body,
     status_routes,
     worker_health_routes,
 )
+from relayna.contracts import TaskEnvelope
 from relayna.devserver._demo import DEMO_TASK_TYPES, check_demo_payload
 from relayna.devserver._docs import page_operation, submit_operation
 from relayna.errors import ContractError, DuplicateTaskError, RelaynaError, TopologyError
 from relayna.rabbitmq import RelaynaClient
 
-__all__ = ["MAX_BODY_BYTES", "build_app"]
+__all__ = ["MAX_BODY_BYTES", "build_app", "task_page_routes"]
+
+#: Publishes a task mapping and returns the envelope (``RelaynaClient.publish_task``).
+Publish = Callable[[dict[str, Any]], Awaitable[TaskEnvelope]]
 
 MAX_BODY_BYTES = 1024 * 1024
 _ENVELOPE_FIELDS = ("task_id", "task_type", "correlation_id", "priority", "service")
 
 
-def _page() -> str:
-    return resources.files("relayna.devserver").joinpath("page.html").read_text("utf-8")
+def _page(config: Mapping[str, Any]) -> str:
+    text = resources.files("relayna.devserver").joinpath("page.html").read_text("utf-8")
+    # "</" cannot end the script element from inside a JSON string.
+    data = orjson.dumps(dict(config)).decode().replace("</", "<\\/")
+    return text.replace("/*RELAYNA_PAGE*/null", data)
 
 
 async def _read_json(request: Request) -> Any:
@@ -79,11 +88,9 @@ def task_from_body(data: Any, default_task_type: str) -> dict[str, Any]:
     return task
 
 
-def build_app(
-    runtime: RelaynaRuntime, client: RelaynaClient, *, default_task_type: str = "demo.process"
-) -> Starlette:
-    """The app serving an already-open runtime (its lifespan just exposes it)."""
-
+def _submit_endpoint(
+    publish: Publish, default_task_type: str, graph: bool
+) -> Callable[[Request], Awaitable[Response]]:
     async def submit(request: Request) -> Response:
         try:
             task = task_from_body(await _read_json(request), default_task_type)
@@ -91,7 +98,7 @@ def build_app(
                 errors = check_demo_payload(task["payload"])
                 if errors:
                     raise ContractError("invalid demo payload", errors=errors)
-            published = await client.publish_task(task, if_exists="error")
+            published = await publish(task)
         except _HTTPError as exc:
             return error_response(exc.status, exc.detail)
         except DuplicateTaskError as exc:
@@ -104,33 +111,79 @@ def build_app(
         except RelaynaError as exc:
             return error_response(503, f"could not publish: {exc}")
         task_id = published.task_id
-        return ORJSONResponse(
-            {
-                "task_id": task_id,
-                "task_type": published.task_type,
-                "status_url": f"/status/{task_id}",
-                "events_url": f"/events/{task_id}",
-                "graph_url": f"/executions/{task_id}/graph",
-            },
-            status_code=202,
-        )
+        body = {
+            "task_id": task_id,
+            "task_type": published.task_type,
+            "status_url": f"/status/{task_id}",
+            "events_url": f"/events/{task_id}",
+        }
+        if graph:
+            body["graph_url"] = f"/executions/{task_id}/graph"
+        return ORJSONResponse(body, status_code=202)
+
+    return submit
+
+
+def task_page_routes(
+    publish: Publish,
+    task_types: Sequence[str],
+    *,
+    page: Mapping[str, Any],
+    graph: bool = False,
+) -> list[BaseRoute]:
+    """``GET /`` (the page that submits tasks and follows them over SSE) and ``POST /tasks``.
+
+    Args:
+        publish: publishes a task mapping (e.g. ``RelaynaClient.publish_task``).
+        task_types: the types ``POST /tasks`` documents; the first is the default.
+        page: ``{"title": str, "task_types": [...]}`` shows a task-type select
+            and a JSON payload box; ``{"form": "demo"}`` the demo's form.
+        graph: the app serves the execution routes: answers carry ``graph_url``.
+    """
+    html = _page(page)
 
     async def index(_request: Request) -> Response:
-        return HTMLResponse(_page())
+        return HTMLResponse(html)
+
+    default = task_types[0] if task_types else ""
+    return [
+        document(Route("/", index), get=page_operation()),
+        document(
+            Route("/tasks", _submit_endpoint(publish, default, graph), methods=["POST"]),
+            post=submit_operation(task_types),
+        ),
+    ]
+
+
+def build_app(
+    runtime: RelaynaRuntime, client: RelaynaClient, *, default_task_type: str = "demo.process"
+) -> Starlette:
+    """The app serving an already-open runtime (its lifespan just exposes it).
+
+    The one place the dev service's routes are assembled: the page, ``POST
+    /tasks``, the status routes, ``/healthz`` + ``/readyz`` and the OpenAPI
+    document.
+    """
+
+    async def publish(task: dict[str, Any]) -> TaskEnvelope:
+        return await client.publish_task(task, if_exists="error")
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Any]]:
         yield {"relayna": runtime}
 
+    types = [default_task_type, *(t for t in DEMO_TASK_TYPES if t != default_task_type)]
     routes = [
-        document(Route("/", index), get=page_operation()),
-        document(Route("/tasks", submit, methods=["POST"]), post=submit_operation(DEMO_TASK_TYPES)),
+        *task_page_routes(
+            publish, types, page={"form": "demo", "title": "relayna dev"}, graph=True
+        ),
         *feed_routes(),  # before the status routes: /events/feed is not a task id
         *execution_routes(),
         *worker_health_routes(),
         *capabilities_routes(service_title="relayna dev"),
         *metrics_routes(),
         *status_routes(),
+        *health_routes(),
         openapi_route(title="relayna dev"),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

@@ -42,6 +42,7 @@ class DevConfig:
     retry_delay_ms: int = 1500
     step_seconds: float = 0.4
     prefix: str = "relayna.dev"
+    access_log: bool = False
 
     @property
     def url(self) -> str:
@@ -116,7 +117,11 @@ async def run_dev(
             async def serve() -> None:
                 try:
                     await serve_asgi(
-                        app, host=config.host, port=config.port, shutdown_trigger=stop_http
+                        app,
+                        host=config.host,
+                        port=config.port,
+                        shutdown_trigger=stop_http,
+                        access_log=config.access_log,
                     )
                 finally:
                     http_stopped.set()

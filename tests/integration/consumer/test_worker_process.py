@@ -45,6 +45,7 @@ def _start(amqp_url: str, unique: str, backend: str, drain: float) -> subprocess
             str(drain),
             "--log-level",
             "WARNING",
+            "--no-lifecycle-statuses",  # the test counts the handler's own statuses
         ],
         env=env,
         stderr=subprocess.PIPE,

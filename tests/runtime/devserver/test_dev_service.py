@@ -192,3 +192,29 @@ async def test_demo_payload_values_outside_the_demo_are_422(
     assert resp.status_code == 422, resp.text
     [error] = resp.json()["detail"]
     assert error["loc"] == ["body", "payload", field]
+
+
+async def test_health_routes_are_on(base_url: str) -> None:
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        live = await client.get("/healthz")
+        ready = await client.get("/readyz")
+    assert live.status_code == 200
+    assert live.json() == {"status": "ok"}
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "checks": {"store": "ok", "broker": "ok"}}
+
+
+async def test_access_log_lists_requests(
+    anyio_backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="hypercorn.access")
+    config = DevConfig(port=free_port(), step_seconds=0.01, access_log=True, drain_timeout=5)
+    shutdown = anyio.Event()
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            url = await tg.start(run_dev, config, shutdown)
+            async with httpx.AsyncClient(base_url=url) as client:
+                assert (await client.get("/healthz?probe=access")).status_code == 200
+            shutdown.set()
+    lines = [r.getMessage() for r in caplog.records if r.name == "hypercorn.access"]
+    assert any('"GET /healthz' in line and " 200 " in line for line in lines), lines
