@@ -16,6 +16,17 @@ apt-get when running as root. Exported variables:
     RELAYNA_TEST_AMQP_URL, RELAYNA_TEST_RABBITMQ_MGMT_URL,
     RELAYNA_TEST_RABBITMQ_NODE, RELAYNA_TEST_RABBITMQ_DIR,
     RELAYNA_TEST_REDIS_URL, RELAYNA_TEST_REDIS_PORT, RELAYNA_TEST_SERVICES_DIR
+    RELAYNA_BROKER_URL, RELAYNA_STORE_URL    (the names the CLI and examples read)
+
+A temporary directory the script created is removed when the services stop.
+Erlang crash dumps go into that directory, never into the working tree.
+
+Ports are picked below the kernel's ephemeral range
+(``/proc/sys/net/ipv4/ip_local_port_range``): outgoing connections of any
+process take their local port from that range, so a port outside it stays
+free while a restarted RabbitMQ node is down. The Erlang distribution port is
+picked anew on every (re)start, and a start that fails because a port was
+taken is retried on new ones.
 
 The module is also imported by ``tests/conftest.py`` (``Services.start()``).
 """
@@ -25,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -42,7 +54,37 @@ class ServiceError(RuntimeError):
     """A service could not be installed or started."""
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+#: Where :func:`free_port` looks: above the well-known/registered ports that local
+#: servers like to use, below the ephemeral range.
+PORT_FLOOR = 20000
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port() -> int:
+    """A free loopback port outside the ephemeral range (see the module docstring)."""
+    low, high = _ephemeral_range()
+    start, end = (PORT_FLOOR, low - 1) if low - 1 > PORT_FLOOR else (max(1024, high + 1), 65535)
+    for _ in range(200):
+        port = random.randint(start, end)
+        if _is_free(port):
+            return port
+    # Fall back to a kernel-chosen port (inside the ephemeral range).
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -90,6 +132,8 @@ class Services:
     # Optional TLS listener (``Services.start(tls=(certfile, keyfile, cafile))``).
     amqps_port: int = 0
     tls: tuple[str, str, str] | None = None
+    # The directory was created by start(): stop() removes it.
+    owned: bool = False
 
     # -- derived -------------------------------------------------------------
     @property
@@ -120,6 +164,9 @@ class Services:
             "RELAYNA_TEST_REDIS_URL": self.redis_url,
             "RELAYNA_TEST_REDIS_PORT": str(self.redis_port),
             "RELAYNA_TEST_SERVICES_DIR": self.directory,
+            # What `relayna dev/worker/serve/...` and the examples read.
+            "RELAYNA_BROKER_URL": self.amqp_url,
+            "RELAYNA_STORE_URL": self.redis_url,
         }
 
     # -- lifecycle -----------------------------------------------------------
@@ -130,6 +177,7 @@ class Services:
         """Start Redis and RabbitMQ; with ``tls=(certfile, keyfile, cafile)`` RabbitMQ
         also listens for AMQPS on ``amqps_port`` (no client certificate required)."""
         ensure_installed()
+        owned = directory is None
         d = Path(directory or tempfile.mkdtemp(prefix="relayna-services-"))
         d.mkdir(parents=True, exist_ok=True)
         svc = cls(
@@ -142,8 +190,9 @@ class Services:
             node=f"relayna-{os.getpid()}-{free_port()}@localhost",
             amqps_port=free_port() if tls else 0,
             tls=tls,
+            owned=owned,
         )
-        (d / "services.json").write_text(json.dumps(asdict(svc)))
+        svc._save()
         try:
             svc.start_redis()
             svc.start_rabbitmq()
@@ -172,6 +221,8 @@ class Services:
             RABBITMQ_DIST_PORT=str(self.dist_port),
             RABBITMQ_ENABLED_PLUGINS_FILE=str(r / "enabled_plugins"),
             RABBITMQ_PID_FILE=str(r / "pid"),
+            # erl_crash.dump would otherwise land in the current directory.
+            ERL_CRASH_DUMP=str(r / "erl_crash.dump"),
             RABBITMQ_CONFIG_FILE=str(r / "rabbitmq"),
             RABBITMQ_SERVER_START_ARGS=(
                 f'-rabbitmq_management tcp_config [{{port,{self.mgmt_port}}},{{ip,"127.0.0.1"}}] '
@@ -208,8 +259,28 @@ class Services:
         (r / "rabbitmq.conf").write_text(conf)
         self.launch_rabbitmq()
 
-    def launch_rabbitmq(self) -> None:
-        """(Re)start the node with its existing data directory and wait until ready."""
+    def launch_rabbitmq(self, attempts: int = 3) -> None:
+        """(Re)start the node with its existing data directory and wait until ready.
+
+        The distribution port is new on each start; a start that fails (e.g. a
+        port taken meanwhile) is retried on a new distribution port.
+        """
+        for attempt in range(1, attempts + 1):
+            self.dist_port = free_port()
+            self._save()
+            try:
+                self._launch_rabbitmq_once()
+                return
+            except ServiceError as exc:
+                if attempt == attempts:
+                    raise
+                _log(f"RabbitMQ start failed (attempt {attempt}), retrying: {str(exc)[:300]}")
+                self.stop_rabbitmq()
+
+    def _save(self) -> None:
+        (Path(self.directory) / "services.json").write_text(json.dumps(asdict(self)))
+
+    def _launch_rabbitmq_once(self) -> None:
         r = Path(self.directory) / "rabbitmq"
         started = time.monotonic()
         with open(r / "out.log", "ab") as out:
@@ -289,10 +360,13 @@ class Services:
         self.launch_redis()
 
     def stop(self) -> None:
+        """Stop both servers; remove the directory when :meth:`start` created it."""
         try:
             self.stop_rabbitmq()
         finally:
             self.stop_redis()
+            if self.owned:
+                shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def start_prometheus(
