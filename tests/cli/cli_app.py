@@ -30,3 +30,7 @@ retry_topology = SharedTasksSharedStatusTopology(
     status_exchange=f"cli-err-status-{_unique}",
     status_queue=f"cli-err-status-{_unique}",
 )
+
+
+async def plain_asgi(scope: Any, receive: Any, send: Any) -> None:
+    """Not a relayna.App: app-only options are refused for it."""

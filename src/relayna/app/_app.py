@@ -191,6 +191,20 @@ class App:
         """The store URL (``None`` when an open store object was given)."""
         return self._store if isinstance(self._store, str) else None
 
+    def use(self, *, broker: Broker | str | None = None, store: Store | str | None = None) -> None:
+        """Replace the broker and/or store (URL or open object) before the app is opened
+        (``relayna serve --broker-url`` does this).
+
+        Raises:
+            ConfigurationError: the app is open.
+        """
+        if self._open is not None:
+            raise ConfigurationError(f"app {self.name!r} is open: its transports are in use")
+        if broker is not None:
+            self._broker = broker
+        if store is not None:
+            self._store = store
+
     @property
     def tasks(self) -> Mapping[str, Task]:
         """The registered tasks by task type (a read-only view)."""

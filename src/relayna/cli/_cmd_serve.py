@@ -22,6 +22,7 @@ from relayna.api import RelaynaRuntime, serve_asgi
 from relayna.app import App
 from relayna.cli._common import (
     Subcommands,
+    UsageError,
     add_backend_arg,
     add_logging_args,
     load_target,
@@ -48,6 +49,18 @@ def register(sub: Subcommands) -> None:
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     add_backend_arg(p)
     p.add_argument("--access-log", action="store_true", help="log every HTTP request")
+    p.add_argument(
+        "--broker-url",
+        default=None,
+        help="App only: amqp://, amqps:// or memory:// instead of the App's "
+        "(which defaults to env RELAYNA_BROKER_URL, else memory://)",
+    )
+    p.add_argument(
+        "--store-url",
+        default=None,
+        help="App only: redis://, rediss:// or memory:// instead of the App's "
+        "(which defaults to env RELAYNA_STORE_URL, else memory://)",
+    )
     p.add_argument(
         "--worker",
         action=argparse.BooleanOptionalAction,
@@ -79,7 +92,10 @@ async def _open_target(
     """The ASGI app to serve; an App is opened here (store, broker, hub, worker), so
     that a startup failure is one line and the ready line means ready."""
     if not isinstance(target, App):
+        if args.broker_url or args.store_url or args.worker:
+            raise UsageError("--broker-url, --store-url and --worker are for a relayna.App")
         return target, ""
+    target.use(broker=args.broker_url, store=args.store_url)
     worker = args.worker
     if worker is None:
         url = target.broker_url
