@@ -1,13 +1,16 @@
 """The README's first command works with only the base install (no extras).
 
 It builds a fresh virtualenv, installs relayna with plain `pip install -e .`
-as the README says, starts `relayna dev`, runs a task through it, and stops
-it with Ctrl-C. This catches a runtime dependency that only the dev extras
-happened to bring in.
+as the README says, starts `relayna dev` on asyncio and on trio, runs a task
+through it, and stops it with Ctrl-C. This catches a runtime dependency that
+only the dev extras happened to bring in. Then the getting-started page's own
+service runs from the same install: `relayna serve myservice:app --backend
+trio`, a task submitted and followed live to `completed`.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -15,6 +18,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from services import free_port  # scripts/ is on sys.path (tests/conftest.py)
 
 from _dev_process import relayna_dev  # tests/ is on sys.path (rootdir conftest)
@@ -30,24 +34,72 @@ def test_readme_names_the_commands_this_test_runs() -> None:
     assert "\nscripts/test\n" in readme
 
 
-def test_base_install_runs_relayna_dev(tmp_path: Path) -> None:
-    venv = tmp_path / "venv"
+@pytest.fixture(scope="module")
+def base_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh virtualenv with the README's plain ``pip install -e .`` (no extras)."""
+    venv = tmp_path_factory.mktemp("readme") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     subprocess.run(
         [str(venv / "bin/pip"), "install", "-q", "--disable-pip-version-check", "-e", str(ROOT)],
         check=True,
         timeout=600,
     )
+    return venv
+
+
+def _wait_completed(base: str, task_id: str) -> dict[str, object]:
+    deadline = time.monotonic() + 30
+    event: dict[str, object] = {}
+    while event.get("status") != "completed" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        resp = httpx.get(f"{base}/status/{task_id}", timeout=10)
+        event = resp.json()["event"] if resp.status_code == 200 else {}
+    return event
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_base_install_runs_relayna_dev(base_venv: Path, backend: str) -> None:
     port = free_port()
-    with relayna_dev([str(venv / "bin/relayna"), "dev", "--port", str(port)], port,
-                     start_timeout=60) as base:  # fmt: skip
+    argv = [str(base_venv / "bin/relayna"), "dev", "--port", str(port), "--backend", backend]
+    with relayna_dev(argv, port, start_timeout=60) as base:
         task_id = httpx.post(f"{base}/tasks", json={"payload": {"steps": 1}}, timeout=10).json()[
             "task_id"
         ]
-        deadline = time.monotonic() + 30
-        status = None
-        while status != "completed" and time.monotonic() < deadline:
-            time.sleep(0.2)
-            resp = httpx.get(f"{base}/status/{task_id}", timeout=10)
-            status = resp.json()["event"]["status"] if resp.status_code == 200 else None
-        assert status == "completed"
+        assert _wait_completed(base, task_id).get("status") == "completed"
+
+
+def _getting_started_service() -> str:
+    """The ``myservice.py`` block of docs/getting-started.md, as written there."""
+    page = (ROOT / "docs" / "getting-started.md").read_text()
+    blocks = re.findall(r"```python\n(# myservice\.py\n.*?)```", page, flags=re.S)
+    assert len(blocks) == 1, "getting-started.md has one myservice.py block"
+    return blocks[0]
+
+
+def test_getting_started_service_runs_on_trio_with_live_status(
+    base_venv: Path, tmp_path: Path
+) -> None:
+    """The newcomer's path: the page's 20-line service, `relayna serve` on trio, a
+    task submitted as the page does, its statuses followed over SSE to the end."""
+    code = _getting_started_service()
+    assert len(code.strip().splitlines()) <= 25
+    (tmp_path / "myservice.py").write_text(code)
+    port = free_port()
+    argv = [str(base_venv / "bin/relayna"), "serve", "myservice:app", "--backend", "trio",
+            "--port", str(port)]  # fmt: skip
+    with relayna_dev(
+        argv, port, ready="relayna serve:", cwd=str(tmp_path), start_timeout=60
+    ) as base:
+        with httpx.Client(base_url=base, timeout=30) as http:
+            assert "report.render" in http.get("/").text
+            posted = http.post(
+                "/tasks", json={"task_type": "report.render", "payload": {"pages": 2}}
+            )
+            assert posted.status_code == 202, posted.text
+            with http.stream("GET", posted.json()["events_url"]) as stream:
+                statuses = [
+                    json.loads(line[5:])["status"]
+                    for line in stream.iter_lines()
+                    if line.startswith("data:") and '"status"' in line
+                ]
+    assert statuses == ["processing", "running", "running", "completed"]
