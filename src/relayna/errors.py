@@ -38,7 +38,7 @@ import aiormq, coredis or redis-py to handle a failure.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from contextlib import contextmanager
 
 from anyio import get_cancelled_exc_class
@@ -313,16 +313,30 @@ class SlowSubscriberError(StoreError):
 # cancelled because of the real error.
 
 
-def sole_exception(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
-    """The only non-cancellation leaf of a (possibly nested) group, else ``None``."""
-    cancelled = get_cancelled_exc_class()
+def sole_exception(
+    group: BaseExceptionGroup[BaseException],
+    real: Callable[[BaseException], bool] | None = None,
+) -> BaseException | None:
+    """The only real leaf of a (possibly nested) group, else ``None``.
+
+    ``real`` tells a real error from a cancellation; the default (in a running
+    event loop) rejects the backend's cancellation class. Outside a loop, pass
+    e.g. ``lambda e: isinstance(e, Exception)`` (both backends' cancellations
+    are ``BaseException`` only).
+    """
+    if real is None:
+        cancelled = get_cancelled_exc_class()
+
+        def real(exc: BaseException) -> bool:
+            return not isinstance(exc, cancelled)
+
     leaves: list[BaseException] = []
     stack: list[BaseException] = [group]
     while stack:
         exc = stack.pop()
         if isinstance(exc, BaseExceptionGroup):
             stack.extend(exc.exceptions)
-        elif not isinstance(exc, cancelled):
+        elif real(exc):
             leaves.append(exc)
     return leaves[0] if len(leaves) == 1 else None
 

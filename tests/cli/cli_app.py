@@ -22,14 +22,17 @@ async def handler(task: TaskEnvelope, ctx: TaskContext) -> None:
     return None
 
 
-_unique = os.environ.get("CLI_ERR_UNIQUE", "x")
-retry_topology = SharedTasksSharedStatusTopology(
-    tasks_exchange=f"cli-err-{_unique}",
-    tasks_queue=f"cli-err-{_unique}",
-    tasks_routing_key="t",
-    status_exchange=f"cli-err-status-{_unique}",
-    status_queue=f"cli-err-status-{_unique}",
-)
+def make_retry_topology(unique: str) -> SharedTasksSharedStatusTopology:
+    return SharedTasksSharedStatusTopology(
+        tasks_exchange=f"cli-err-{unique}",
+        tasks_queue=f"cli-err-{unique}",
+        tasks_routing_key="t",
+        status_exchange=f"cli-err-status-{unique}",
+        status_queue=f"cli-err-status-{unique}",
+    )
+
+
+retry_topology = make_retry_topology(os.environ.get("CLI_ERR_UNIQUE", "x"))
 
 
 async def plain_asgi(scope: Any, receive: Any, send: Any) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from cli_app import make_retry_topology  # the module the worker subprocess imports
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -23,7 +24,6 @@ from relayna.errors import (
     StoreConnectionError,
     TopologyError,
 )
-from relayna.topology import SharedTasksSharedStatusTopology
 from relayna.transport import open_broker
 
 HERE = Path(__file__).resolve().parent
@@ -169,13 +169,7 @@ def test_wrong_password_is_one_line(amqp_url: str) -> None:
 @pytest.mark.rabbitmq
 def test_retry_delay_differing_from_the_existing_retry_queue(amqp_url: str, unique: str) -> None:
     """The newcomer's case: a .retry queue exists with another x-message-ttl."""
-    topology = SharedTasksSharedStatusTopology(
-        tasks_exchange=f"cli-err-{unique}",
-        tasks_queue=f"cli-err-{unique}",
-        tasks_routing_key="t",
-        status_exchange=f"cli-err-status-{unique}",
-        status_queue=f"cli-err-status-{unique}",
-    )
+    topology = make_retry_topology(unique)
     retry_queue = f"cli-err-{unique}.retry"
 
     async def declare_first() -> None:

@@ -10,6 +10,7 @@ import anyio
 from relayna.cli._common import (
     Subcommands,
     add_backend_arg,
+    add_http_args,
     add_logging_args,
     env_default,
     run_async,
@@ -28,8 +29,7 @@ def register(sub: Subcommands) -> None:
             "web page where you submit tasks and watch them live over SSE. Ctrl-C drains."
         ),
     )
-    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    add_http_args(p)
     add_backend_arg(p)
     p.add_argument(
         "--broker-url",
@@ -47,7 +47,6 @@ def register(sub: Subcommands) -> None:
         default=10.0,
         help="seconds in-flight tasks get on Ctrl-C (default 10)",
     )
-    p.add_argument("--access-log", action="store_true", help="log every HTTP request")
     add_logging_args(p)
     p.set_defaults(handler=_run)
 

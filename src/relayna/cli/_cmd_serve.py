@@ -24,6 +24,7 @@ from relayna.cli._common import (
     Subcommands,
     UsageError,
     add_backend_arg,
+    add_http_args,
     add_logging_args,
     load_target,
     run_async,
@@ -45,10 +46,8 @@ def register(sub: Subcommands) -> None:
         ),
     )
     p.add_argument("app", metavar="TARGET", help="a relayna.App or an ASGI app, as module:attr")
-    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    add_http_args(p)
     add_backend_arg(p)
-    p.add_argument("--access-log", action="store_true", help="log every HTTP request")
     p.add_argument(
         "--broker-url",
         default=None,

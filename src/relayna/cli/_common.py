@@ -23,6 +23,7 @@ __all__ = [
     "EXIT_USAGE",
     "UsageError",
     "add_backend_arg",
+    "add_http_args",
     "add_logging_args",
     "setup_logging",
     "env_default",
@@ -54,6 +55,13 @@ def add_backend_arg(p: argparse.ArgumentParser) -> None:
         default=env_default("RELAYNA_BACKEND", "asyncio"),
         help="async backend (default asyncio, env RELAYNA_BACKEND)",
     )
+
+
+def add_http_args(p: argparse.ArgumentParser) -> None:
+    """``--host``, ``--port`` and ``--access-log`` of the commands that serve HTTP."""
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--access-log", action="store_true", help="log every HTTP request")
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")

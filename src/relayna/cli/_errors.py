@@ -13,6 +13,7 @@ import re
 
 import attrs
 
+from relayna.errors import sole_exception
 from relayna.errors import (
     AuthenticationError,
     BrokerConnectionError,
@@ -107,20 +108,6 @@ def _explain_inequivalent(found: Inequivalent) -> str:
     )
 
 
-def _sole_error(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
-    """The only leaf that is an ``Exception`` (cancellations of both backends are
-    ``BaseException``s: the siblings a failing task group cancelled)."""
-    leaves: list[BaseException] = []
-    stack: list[BaseException] = [group]
-    while stack:
-        exc = stack.pop()
-        if isinstance(exc, BaseExceptionGroup):
-            stack.extend(exc.exceptions)
-        elif isinstance(exc, Exception):
-            leaves.append(exc)
-    return leaves[0] if len(leaves) == 1 else None
-
-
 def explain(exc: BaseException) -> Explained | None:
     """The one-line message and exit code for ``exc``; ``None`` for a non-relayna error.
 
@@ -130,7 +117,8 @@ def explain(exc: BaseException) -> Explained | None:
     error.
     """
     if isinstance(exc, BaseExceptionGroup):
-        sole = _sole_error(exc)
+        # Runs after the event loop ended: cancellations are the non-Exception leaves.
+        sole = sole_exception(exc, lambda leaf: isinstance(leaf, Exception))
         if sole is None:
             return None
         exc = sole

@@ -80,8 +80,9 @@ def configure_logging(
     """Send the root logger's records to ``stream`` (default stderr) in ``format``.
 
     Calling it again replaces the handler it installed before (handlers that
-    others added stay). ``httpx`` is kept at WARNING or above: its INFO line
-    per request would drown a worker's log.
+    others added stay). ``httpx`` and ``hypercorn.error`` are kept at WARNING
+    or above: an INFO line per request would drown a worker's log, and the
+    commands say themselves once when they listen.
 
     Raises:
         ValueError: an unknown ``format`` or ``level``.
@@ -104,5 +105,6 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, level))
+    for chatty in ("httpx", "hypercorn.error"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, level))
     return handler

@@ -16,9 +16,12 @@ from relayna.observability import JsonFormatter, configure_logging
 def _restore_root() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    chatty = {name: logging.getLogger(name).level for name in ("httpx", "hypercorn.error")}
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+    for name, old in chatty.items():
+        logging.getLogger(name).setLevel(old)
 
 
 def test_json_lines_carry_level_logger_message_and_extras() -> None:
@@ -56,11 +59,14 @@ def test_text_format_and_a_second_call_replaces_the_handler() -> None:
     assert len(second.getvalue().splitlines()) == 1
 
 
-def test_httpx_stays_quiet_at_info() -> None:
+def test_httpx_and_hypercorn_stay_quiet_at_info() -> None:
     out = io.StringIO()
     configure_logging("INFO", "text", stream=out)
     logging.getLogger("httpx").info("HTTP Request: GET /")
+    logging.getLogger("hypercorn.error").info("Running on http://127.0.0.1:8000")
     assert out.getvalue() == ""
+    logging.getLogger("hypercorn.error").warning("a real problem")
+    assert "a real problem" in out.getvalue()
 
 
 @pytest.mark.parametrize(("level", "fmt"), [("INFO", "xml"), ("LOUD", "text")])
