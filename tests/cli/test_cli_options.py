@@ -82,3 +82,11 @@ def test_trio_is_a_base_dependency() -> None:
     requirements = importlib.metadata.requires("relayna") or []
     base = [r for r in requirements if "extra ==" not in r]
     assert any(re.match(r"trio\b", r) for r in base), base
+
+
+def test_idempotency_is_opt_in_not_taken_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RELAYNA_STORE_URL", "redis://127.0.0.1:6379/0")
+    assert _worker_args().store_url is None  # it would skip tasks whose ids completed before
+    assert _worker_args("--store-url", "redis://h/0").store_url == "redis://h/0"

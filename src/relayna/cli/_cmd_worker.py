@@ -80,8 +80,9 @@ def register(sub: Subcommands) -> None:
     )
     p.add_argument(
         "--store-url",
-        default=env_default("RELAYNA_STORE_URL"),
-        help="redis:// store for durable idempotency keys (env RELAYNA_STORE_URL; optional)",
+        default=None,
+        help="redis:// store for durable idempotency keys: a task whose key completed is "
+        "acked without running again (opt-in; RELAYNA_STORE_URL does not turn it on)",
     )
     p.add_argument(
         "--queue", default=None, help="queue to consume (default: the topology's tasks queue)"
