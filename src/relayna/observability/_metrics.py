@@ -25,7 +25,8 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST as _PROMETHEUS_CONTENT_TYPE
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -38,6 +39,9 @@ __all__ = [
     "RelaynaMetrics",
     "check_label_names",
 ]
+
+CONTENT_TYPE_LATEST: str = _PROMETHEUS_CONTENT_TYPE
+"""The ``Content-Type`` of the Prometheus text exposition served at ``/metrics``."""
 
 #: The only label names a relayna metric may have.
 ALLOWED_LABELS = frozenset(
