@@ -262,7 +262,12 @@ async def _serve(args: argparse.Namespace, consumer: TaskConsumer) -> int:
                             shutdown_trigger=done.wait,
                         )
                     )
-                    logger.info("metrics on %s/metrics", metrics_url)
+                    # A plain line (whatever the log format): scripts read the address.
+                    print(
+                        f"relayna worker metrics: {metrics_url}/metrics",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 broker = consumer.broker
                 url = broker if isinstance(broker, str) else broker.url
                 ready = (
