@@ -18,6 +18,9 @@ Rules, each reported with file and line:
 5. **Facades**: a package never imports another package's private modules
    (``relayna.transport._store`` from ``relayna.status``): public names come
    from the package's ``__init__``.
+6. **The root stays light**: ``relayna/__init__.py`` imports only
+   ``relayna.app`` (:data:`ROOT_MAY_USE`, lazily, for ``relayna.App``), so
+   ``import relayna`` loads no runtime.
 
 Function-level imports count the same as module-level ones.
 
@@ -53,11 +56,13 @@ LAYERS: list[tuple[str, ...]] = [
     ("api",),
     ("mcp",),
     ("devserver",),
+    ("app",),  # relayna.App: topology + consumer + runtime + the dev task page
     ("cli",),
     ("testing",),
 ]
 FOUNDATION = {"errors"}  # plus every private root module (relayna._groups, ...)
 PIPELINE_MAY_USE = {"errors"}
+ROOT_MAY_USE = {"app"}  # relayna.App, loaded on first use
 TOPOLOGY_MAY_USE = {
     "BindingSpec",
     "Broker",
@@ -92,6 +97,8 @@ def _imports(tree: ast.AST) -> list[tuple[int, str, list[str]]]:
 def _layer_problem(pkg: str, target: str, names: list[str], module: str) -> str | None:
     if target == pkg:
         return None
+    if pkg == "__init__":
+        return None if target in ROOT_MAY_USE else "the package root imports only relayna.app"
     if pkg == "pipeline":
         return None if target in PIPELINE_MAY_USE else "the pipeline imports only relayna.errors"
     if target in FOUNDATION or target.startswith("_"):

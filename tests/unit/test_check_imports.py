@@ -31,6 +31,8 @@ def test_each_rule_is_reported(tmp_path: Path) -> None:
                 "def f():\n    from relayna.transport._store import Value\n"  # private, lazy
             ),
             "newpkg/_n.py": "from relayna.errors import E\nfrom relayna.transport import Store\n",
+            "__init__.py": "def __getattr__(n):\n    from relayna.app import App\n"
+            "    from relayna.consumer import RetryPolicy\n",  # root: only relayna.app
         },
     )
     found = "\n".join(check_imports.offenders(root))
@@ -45,5 +47,7 @@ def test_each_rule_is_reported(tmp_path: Path) -> None:
     assert "status/_s.py:1: imports trio" in found
     assert "status/_s.py:3: imports relayna.transport._store: another package's private" in found
     assert "newpkg/_n.py:2: imports relayna.transport: package relayna.newpkg has no layer" in found
+    assert "__init__.py:2" not in found
+    assert "__init__.py:3: imports relayna.consumer: the package root imports only" in found
     assert "redispy_store" not in found
-    assert len(check_imports.offenders(root)) == 6
+    assert len(check_imports.offenders(root)) == 7

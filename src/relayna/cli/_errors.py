@@ -13,7 +13,6 @@ import re
 
 import attrs
 
-from relayna.errors import sole_exception
 from relayna.errors import (
     AuthenticationError,
     BrokerConnectionError,
@@ -24,6 +23,7 @@ from relayna.errors import (
     StoreAuthenticationError,
     StoreConnectionError,
     StoreConnectionLost,
+    sole_exception,
 )
 
 __all__ = ["EXIT_CONFIG", "EXIT_RUNTIME", "Explained", "explain", "parse_inequivalent"]
