@@ -43,12 +43,14 @@ __all__ = [
     "ExchangeType",
     "FieldTable",
     "FieldValue",
+    "PeekedMessage",
     "Properties",
     "QueueInfo",
     "QueueSpec",
     "StreamOffset",
     "MAX_STREAM_OFFSET",
     "check_stream_offset",
+    "SupportsPeek",
 ]
 
 ExchangeType: TypeAlias = Literal["direct", "topic", "fanout", "headers"]
@@ -191,6 +193,34 @@ class Properties:
     def persistent(self) -> bool:
         """``delivery_mode == 2``: written to disk by durable queues."""
         return self.delivery_mode == 2
+
+
+@attrs.frozen
+class PeekedMessage:
+    """A message read by :meth:`SupportsPeek.peek` and left in its queue."""
+
+    body: bytes
+    properties: Properties
+    redelivered: bool
+    exchange: str = ""
+    routing_key: str = ""
+
+
+@runtime_checkable
+class SupportsPeek(Protocol):
+    """Optional broker capability: read ready messages without taking them.
+
+    The native AMQP adapter (``basic.get`` + ``basic.nack(requeue)``) and the
+    memory broker have it; aiormq does not.
+    """
+
+    async def peek(self, queue: str, *, limit: int) -> list[PeekedMessage]:
+        """Up to ``limit`` ready messages of ``queue``, head first, left in the queue.
+
+        Raises:
+            NotFound: the queue does not exist.
+        """
+        ...
 
 
 @runtime_checkable

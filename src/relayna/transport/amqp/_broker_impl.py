@@ -21,6 +21,7 @@ from relayna.transport._broker import (
     BindingSpec,
     Consumer,
     ExchangeSpec,
+    PeekedMessage,
     Properties,
     QueueInfo,
     QueueSpec,
@@ -163,6 +164,46 @@ class AMQPBroker:
         await channel.publish(
             exchange, routing_key, bytes(body), to_pamqp_properties(properties), mandatory=mandatory
         )
+
+    async def peek(self, queue: str, *, limit: int) -> list[PeekedMessage]:
+        """Read up to ``limit`` ready messages of ``queue`` and leave them there.
+
+        One channel of its own: ``basic.get`` (unacked) until ``limit`` or
+        get-empty, then one ``basic.nack(multiple, requeue)`` and the channel
+        closes. Nothing is ever acked, so a failure at any point (this task
+        cancelled, the connection lost) leaves every message in the queue: the
+        broker requeues unsettled deliveries when the channel goes. The broker
+        marks the messages ``redelivered``.
+
+        Raises:
+            NotFound: the queue does not exist.
+        """
+        if limit < 1:
+            return []
+        channel = await self.connection.open_channel()
+        try:
+            taken: list[PeekedMessage] = []
+            last = 0
+            while len(taken) < limit:
+                delivery = await channel.get(queue)
+                if delivery is None:
+                    break
+                last = delivery.delivery_tag
+                taken.append(
+                    PeekedMessage(
+                        body=delivery.body,
+                        properties=delivery.properties,
+                        redelivered=delivery.redelivered,
+                        exchange=delivery.exchange,
+                        routing_key=delivery.routing_key,
+                    )
+                )
+            if last:
+                channel.nack_all(last)
+            return taken
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(_CLEANUP_TIMEOUT):
+                await channel.aclose()
 
     @asynccontextmanager
     async def consume(

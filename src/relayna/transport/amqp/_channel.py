@@ -153,7 +153,8 @@ class Channel:
         self.id = core.id
         self.url = conn.url
         self.error: BrokerError | None = None
-        self._rpc: deque[Waiter[MethodFrame]] = deque()
+        # Replies in order; a basic.get-ok arrives as an AMQPDelivery.
+        self._rpc: deque[Waiter[Any]] = deque()
         self._confirms: dict[int, Waiter[None]] = {}
         self._consumers: dict[str, _Sink] = {}
 
@@ -167,11 +168,32 @@ class Channel:
 
     # -- requests -------------------------------------------------------------
     async def rpc_encoded(self, data: bytes) -> MethodFrame:
+        return await self._request(data)  # type: ignore[no-any-return]
+
+    async def _request(self, data: bytes) -> Any:
         self.check()
         self.conn.send_nowait(data)
-        waiter: Waiter[MethodFrame] = Waiter()
+        waiter: Waiter[Any] = Waiter()
         self._rpc.append(waiter)
         return await waiter.wait()
+
+    async def get(self, queue: str) -> AMQPDelivery | None:
+        """``basic.get`` without auto-ack: the next ready message (unsettled), or None."""
+        self.check()
+        reply = await self._request(
+            self.conn.core.send_method(self.id, commands.Basic.Get(queue=queue, no_ack=False))
+        )
+        return reply if isinstance(reply, AMQPDelivery) else None
+
+    def nack_all(self, delivery_tag: int) -> None:
+        """``basic.nack(multiple, requeue)``: every unsettled delivery up to the tag goes back."""
+        self.check()
+        self.conn.send_nowait(
+            encode_method(
+                self.id,
+                commands.Basic.Nack(delivery_tag=delivery_tag, multiple=True, requeue=True),
+            )
+        )
 
     async def rpc(self, method: MethodFrame) -> MethodFrame:
         """Send a synchronous method and return the server's reply.
@@ -309,6 +331,10 @@ class Channel:
 
     def deliver_nowait(self, event: ev.DeliveryReady) -> bool:
         """Fast path: buffer a delivery without blocking; False if that is not possible."""
+        if type(event.method) is commands.Basic.GetOk:
+            if self._rpc:
+                self._rpc.popleft().set(AMQPDelivery(self, event))
+            return True
         sink = self._consumers.get(getattr(event.method, "consumer_tag", ""))
         if sink is None:
             return False

@@ -28,6 +28,7 @@ from relayna.errors import (
     AccessRefused,
     ConnectionLost,
     NotFound,
+    PreconditionFailed,
     PublishNacked,
     UnroutableError,
     unwrap_groups,
@@ -36,6 +37,7 @@ from relayna.transport._broker import (
     BindingSpec,
     Consumer,
     ExchangeSpec,
+    PeekedMessage,
     Properties,
     QueueInfo,
     QueueSpec,
@@ -203,6 +205,38 @@ class MemoryBroker:
         info = QueueInfo(queue.name, queue.depth, len(queue.consumers))
         await anyio.lowlevel.cancel_shielded_checkpoint()
         return info
+
+    async def peek(self, queue: str, *, limit: int) -> list[PeekedMessage]:
+        """Up to ``limit`` ready messages of ``queue``, head first, left in place
+        (marked ``redelivered``, as RabbitMQ's get + requeue would).
+
+        Raises:
+            NotFound: no such queue. PreconditionFailed: a stream queue
+            (RabbitMQ refuses ``basic.get`` on streams too).
+        """
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        self._check_open()
+        found = self._get_queue(queue)
+        if not isinstance(found, ClassicQueue):
+            raise PreconditionFailed(
+                f"queue {queue!r} is a stream: basic.get is not supported",
+                reply_code=406,
+                reply_text="PRECONDITION_FAILED - stream queue",
+            )
+        out = []
+        for message in found.ready_messages(limit):
+            out.append(
+                PeekedMessage(
+                    body=message.body,
+                    properties=copy_properties(message.properties),
+                    redelivered=message.redelivered,
+                    exchange=message.exchange,
+                    routing_key=message.routing_key,
+                )
+            )
+            message.redelivered = True
+        await anyio.lowlevel.cancel_shielded_checkpoint()
+        return out
 
     async def delete_queue(self, name: str) -> int:
         await anyio.lowlevel.checkpoint_if_cancelled()

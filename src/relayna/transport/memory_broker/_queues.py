@@ -135,6 +135,12 @@ class ClassicQueue(QueueBase):
     def bodies(self) -> list[bytes]:
         return [message.body for _, _, message in sorted(self._ready, key=lambda e: e[:2])]
 
+    def ready_messages(self, limit: int) -> list[Message]:
+        """The first ``limit`` ready messages in delivery order (not removed)."""
+        return [
+            message for _, _, message in heapq.nsmallest(limit, self._ready, key=lambda e: e[:2])
+        ]
+
     # -- enqueue / requeue ---------------------------------------------------
 
     def _full(self, extra: int) -> bool:
