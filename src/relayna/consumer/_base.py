@@ -8,6 +8,8 @@ outcome) is :mod:`._handler`; settling a delivery whose effects failed is
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager
 from functools import partial
@@ -71,6 +73,8 @@ _BACKOFF = Backoff(initial=0.2, maximum=5.0)
 #: Extra time, after ``drain_timeout``, for settling and closing the connection.
 SHUTDOWN_MARGIN = 10.0
 
+_HOST = socket.gethostname()[:64]
+
 
 async def _forward_cancellation(stop: Callable[[], None]) -> None:
     try:
@@ -98,6 +102,7 @@ class ConsumerBase:
     retry_policy: RetryPolicy | None = None
     statuses: LifecycleStatuses = _NO_STATUSES
     dlq_recorder: DLQRecorder | None = None
+    dlq_record_timeout: float = 5.0
     observation_sink: ObservationSink | None = None
     observation_buffer: int = 1024
     middleware: Sequence[Middleware] = ()
@@ -142,6 +147,11 @@ class ConsumerBase:
     @property
     def effective_prefetch(self) -> int:
         return self.prefetch if self.prefetch is not None else max(1, self.topology.prefetch_count)
+
+    @property
+    def worker_id(self) -> str:
+        """``consumer_name@host:pid``: who handled the message (in DLQ records)."""
+        return f"{self.consumer_name}@{_HOST}:{os.getpid()}"
 
     @property
     def observations_dropped(self) -> int:
@@ -330,6 +340,8 @@ class ConsumerBase:
                     pump=self._pump,
                     stats=self.stats,
                     aggregation=self._aggregation,
+                    worker_id=self.worker_id,
+                    record_timeout=self.dlq_record_timeout,
                 )
                 session = Session(
                     broker=client.broker,

@@ -16,8 +16,10 @@ from collections import Counter
 from traceback import format_exception
 from typing import Any
 
+import anyio
 import attrs
 
+from relayna import __version__
 from relayna.contracts import (
     DEFAULT_LIMITS,
     Limits,
@@ -147,6 +149,9 @@ class Settler:
     pump: ObservationPump
     stats: ConsumerStats
     aggregation: bool = False
+    worker_id: str | None = None
+    #: Longest wait for the DLQ recorder; the copy is acked either way.
+    record_timeout: float = 5.0
 
     @property
     def dead_letter_queue(self) -> str:
@@ -393,6 +398,9 @@ class Settler:
     ) -> None:
         if self.recorder is None:
             return
+        metadata = dict(info.meta)
+        if info.parent_task_id is not None:
+            metadata.setdefault("parent_task_id", info.parent_task_id)
         record = make_dlq_record(
             queue_name=dlq,
             source_queue_name=self.queue,
@@ -408,10 +416,18 @@ class Settler:
             headers=headers,
             content_type=delivery.properties.content_type,
             body=delivery.body,
+            identity_headers=info.headers,
+            message_id=delivery.properties.message_id,
+            worker_id=self.worker_id,
+            runtime_version=__version__,
+            metadata=metadata,
         )
         try:
-            await self.recorder.add(record)
-        except Exception as exc:  # the recorder is pluggable user code
+            # Bounded: a slow store never holds back the ack of a copy the
+            # broker already confirmed.
+            with anyio.fail_after(self.record_timeout):
+                await self.recorder.add(record)
+        except Exception as exc:  # the recorder is user code; TimeoutError included
             # The DLQ copy is already confirmed in the broker: count, observe,
             # log, and still ack (a requeue would only duplicate the copy).
             self.stats.dlq_record_errors += 1
