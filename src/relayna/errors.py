@@ -14,6 +14,7 @@ import aiormq, coredis or redis-py to handle a failure.
     │   └── WorkflowContractError
     ├── TopologyError
     ├── DuplicateTaskError           (publish(if_exists="error") of an existing task id)
+    ├── DLQConflict                  (replay / retry / delete refused: code, dlq_id)
     └── TransportError               (carries the password-redacted URL)
         ├── BrokerError
         │   ├── BrokerConnectionError
@@ -54,6 +55,7 @@ __all__ = [
     "ConsumerCancelled",
     "ContractError",
     "DuplicateTaskError",
+    "DLQConflict",
     "EnvelopeTooLarge",
     "NotFound",
     "PreconditionFailed",
@@ -170,6 +172,21 @@ class DuplicateTaskError(RelaynaError):
             f"task_id {task_id!r} already exists (it was published, or has statuses); "
             "nothing was published"
         )
+
+
+class DLQConflict(RelaynaError):
+    """A DLQ operation refused because of the record's state (HTTP 409).
+
+    ``code`` is machine-readable: ``already_replayed``, ``in_progress``,
+    ``unconfirmed_republish``, ``payload_unavailable``, ``source_unknown``,
+    ``manual_retry_not_allowed``, ``manual_retry_payload_unavailable``,
+    ``already_retried``.
+    """
+
+    def __init__(self, message: str, *, code: str, dlq_id: str) -> None:
+        self.code = code
+        self.dlq_id = dlq_id
+        super().__init__(message)
 
 
 class TransportError(RelaynaError):
