@@ -1,9 +1,27 @@
-"""Starlette integration: the runtime lifespan, the status and health route factories.
+"""Starlette integration: the runtime lifespan and the route factories (status, health, DLQ).
 
 ``app = Starlette(routes=status_routes(), lifespan=relayna_lifespan(RuntimeConfig(...)))``
 """
 
 from relayna.api._body import BodyError, read_json_body
+from relayna.api._dlq_common import (
+    BROKER_DLQ_MESSAGES_ROUTE_ID,
+    BROKER_DLQ_QUEUES_ROUTE_ID,
+    DLQ_CAPABILITY_ROUTE_IDS,
+    DLQ_MESSAGE_DETAIL_ROUTE_ID,
+    DLQ_MESSAGES_ROUTE_ID,
+    DLQ_QUEUES_ROUTE_ID,
+    DLQ_REPLAY_ROUTE_ID,
+    FAILED_TASKS_CAPABILITY_ROUTE_IDS,
+    FAILED_TASKS_DELETE_ROUTE_ID,
+    FAILED_TASKS_DETAIL_ROUTE_ID,
+    FAILED_TASKS_INVESTIGATE_ROUTE_ID,
+    FAILED_TASKS_LIST_ROUTE_ID,
+    FAILED_TASKS_RETRY_ROUTE_ID,
+    FAILED_TASKS_UNINVESTIGATE_ROUTE_ID,
+    Authorize,
+)
+from relayna.api._dlq_routes import dlq_routes
 from relayna.api._health import health_routes
 from relayna.api._history import MAX_LIMIT, MAX_SCAN, MAX_SECONDS, HistoryParams
 from relayna.api._lifespan import (
@@ -82,6 +100,21 @@ __all__ = [
     "mounted_route_ids",
     "serve_metrics",
     "worker_health_routes",
+    "BROKER_DLQ_MESSAGES_ROUTE_ID",
+    "BROKER_DLQ_QUEUES_ROUTE_ID",
+    "DLQ_CAPABILITY_ROUTE_IDS",
+    "DLQ_MESSAGES_ROUTE_ID",
+    "DLQ_MESSAGE_DETAIL_ROUTE_ID",
+    "DLQ_QUEUES_ROUTE_ID",
+    "DLQ_REPLAY_ROUTE_ID",
+    "FAILED_TASKS_CAPABILITY_ROUTE_IDS",
+    "FAILED_TASKS_DELETE_ROUTE_ID",
+    "FAILED_TASKS_DETAIL_ROUTE_ID",
+    "FAILED_TASKS_INVESTIGATE_ROUTE_ID",
+    "FAILED_TASKS_LIST_ROUTE_ID",
+    "FAILED_TASKS_RETRY_ROUTE_ID",
+    "FAILED_TASKS_UNINVESTIGATE_ROUTE_ID",
+    "Authorize",
     "MAX_LIMIT",
     "MAX_SCAN",
     "MAX_SECONDS",
@@ -92,6 +125,7 @@ __all__ = [
     "RuntimeConfig",
     "StatusEventStreamResponse",
     "encode_item",
+    "dlq_routes",
     "error_response",
     "health_routes",
     "open_relayna_runtime",

@@ -1,0 +1,202 @@
+"""What the DLQ and failed-task route factories share: route ids, the service
+per runtime, the authorization hook, error answers."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Literal, TypeAlias
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from relayna.api._lifespan import RelaynaRuntime
+from relayna.api._routes import JSONResponse, error_response
+from relayna.contracts import ContractAliasConfig, is_valid_identifier
+from relayna.dlq import (
+    BrokerDLQInspector,
+    DLQService,
+    DLQStore,
+    DLQStoreConfig,
+    PeekDLQInspector,
+)
+from relayna.errors import ContractError, DLQConflict
+from relayna.transport import SupportsPeek
+
+__all__ = [
+    "BROKER_DLQ_MESSAGES_ROUTE_ID",
+    "BROKER_DLQ_QUEUES_ROUTE_ID",
+    "DLQ_CAPABILITY_ROUTE_IDS",
+    "DLQ_MESSAGES_ROUTE_ID",
+    "DLQ_MESSAGE_DETAIL_ROUTE_ID",
+    "DLQ_QUEUES_ROUTE_ID",
+    "DLQ_REPLAY_ROUTE_ID",
+    "FAILED_TASKS_CAPABILITY_ROUTE_IDS",
+    "FAILED_TASKS_DELETE_ROUTE_ID",
+    "FAILED_TASKS_DETAIL_ROUTE_ID",
+    "FAILED_TASKS_INVESTIGATE_ROUTE_ID",
+    "FAILED_TASKS_LIST_ROUTE_ID",
+    "FAILED_TASKS_RETRY_ROUTE_ID",
+    "FAILED_TASKS_UNINVESTIGATE_ROUTE_ID",
+    "Authorize",
+    "DLQRouteContext",
+    "InspectorOption",
+]
+
+# Route ids of the capability document (the original's names). Every route
+# also carries its id as its Starlette route ``name``.
+DLQ_QUEUES_ROUTE_ID = "dlq.queues"
+DLQ_MESSAGES_ROUTE_ID = "dlq.messages"
+DLQ_MESSAGE_DETAIL_ROUTE_ID = "dlq.message_detail"
+DLQ_REPLAY_ROUTE_ID = "dlq.replay"
+BROKER_DLQ_MESSAGES_ROUTE_ID = "broker.dlq.messages"
+#: ``/broker/dlq/queues`` (the original advertised no id for it).
+BROKER_DLQ_QUEUES_ROUTE_ID = "broker.dlq.queues"
+FAILED_TASKS_LIST_ROUTE_ID = "failed_tasks.list"
+FAILED_TASKS_DETAIL_ROUTE_ID = "failed_tasks.detail"
+FAILED_TASKS_INVESTIGATE_ROUTE_ID = "failed_tasks.investigate"
+FAILED_TASKS_UNINVESTIGATE_ROUTE_ID = "failed_tasks.uninvestigate"
+FAILED_TASKS_RETRY_ROUTE_ID = "failed_tasks.retry"
+FAILED_TASKS_DELETE_ROUTE_ID = "failed_tasks.delete"
+
+DLQ_CAPABILITY_ROUTE_IDS = (
+    DLQ_QUEUES_ROUTE_ID,
+    DLQ_MESSAGES_ROUTE_ID,
+    DLQ_MESSAGE_DETAIL_ROUTE_ID,
+    DLQ_REPLAY_ROUTE_ID,
+    BROKER_DLQ_MESSAGES_ROUTE_ID,
+)
+FAILED_TASKS_CAPABILITY_ROUTE_IDS = (
+    FAILED_TASKS_LIST_ROUTE_ID,
+    FAILED_TASKS_DETAIL_ROUTE_ID,
+    FAILED_TASKS_INVESTIGATE_ROUTE_ID,
+    FAILED_TASKS_UNINVESTIGATE_ROUTE_ID,
+    FAILED_TASKS_RETRY_ROUTE_ID,
+    FAILED_TASKS_DELETE_ROUTE_ID,
+)
+
+#: ``authorize(request, route_id)`` runs before every mutating route (replay,
+#: mark-investigated/-uninvestigated, retry, delete). Return ``None`` to allow,
+#: or a response (e.g. 401/403) to answer instead. It may be async.
+Authorize: TypeAlias = Callable[[Request, str], Response | Awaitable[Response | None] | None]
+#: An inspector, ``"peek"`` (read through the runtime's broker connection), or None.
+InspectorOption: TypeAlias = BrokerDLQInspector | Literal["peek"] | None
+
+
+def _validation_error(exc: ContractError, where: str) -> Response:
+    detail = [
+        {"loc": [where, field], "msg": message, "type": "value_error"}
+        for field, message in exc.errors
+    ]
+    return error_response(422, detail or str(exc))
+
+
+class DLQRouteContext:
+    """Per route set: finds the :class:`DLQService` of a request's runtime."""
+
+    def __init__(
+        self,
+        *,
+        service: DLQService | None,
+        store_config: DLQStoreConfig | None,
+        inspector: InspectorOption,
+        broker_queue_names: Sequence[str] | None,
+        authorize: Authorize | None,
+        aliases: ContractAliasConfig | None,
+        state_key: str,
+        service_id: str | None,
+    ) -> None:
+        self._service = service
+        self._store_config = store_config
+        self._inspector = inspector
+        self.broker_queue_names = None if broker_queue_names is None else tuple(broker_queue_names)
+        self._authorize = authorize
+        self._state_key = state_key
+        self._service_id = service_id
+        self._cached: tuple[RelaynaRuntime, DLQService] | None = None
+        self.id_name = (aliases.http_alias_for("task_id") if aliases else None) or "task_id"
+
+    @property
+    def has_inspector(self) -> bool:
+        if self._service is not None:
+            return self._service.inspector is not None
+        return self._inspector is not None
+
+    def service(self, request: Request) -> DLQService | Response:
+        if self._service is not None:
+            return self._service
+        runtime = getattr(request.state, self._state_key, None)
+        if not isinstance(runtime, RelaynaRuntime):
+            return error_response(503, "relayna runtime is not running")
+        cached = self._cached
+        if cached is not None and cached[0] is runtime:
+            return cached[1]
+        inspector: BrokerDLQInspector | None
+        if self._inspector == "peek":
+            broker = runtime.broker
+            inspector = PeekDLQInspector(broker) if isinstance(broker, SupportsPeek) else None
+        else:
+            inspector = self._inspector
+        service = DLQService(
+            DLQStore(runtime.store, self._store_config),
+            runtime.broker,
+            status=runtime.status,
+            inspector=inspector,
+            broker_queue_names=self.broker_queue_names or (),
+            service_id=self._service_id,
+        )
+        self._cached = (runtime, service)
+        return service
+
+    async def authorize(self, request: Request, route_id: str) -> Response | None:
+        if self._authorize is None:
+            return None
+        answer = self._authorize(request, route_id)
+        if inspect.isawaitable(answer):
+            answer = await answer
+        return answer
+
+    def output(self, item: dict[str, Any]) -> dict[str, Any]:
+        """Rename ``task_id`` to the HTTP alias (when one is configured)."""
+        if self.id_name != "task_id" and "task_id" in item:
+            item = dict(item)
+            item[self.id_name] = item.pop("task_id")
+        return item
+
+    @staticmethod
+    def path_id(request: Request, name: str) -> str | Response:
+        value = request.path_params.get(name)
+        if not is_valid_identifier(value):
+            return error_response(
+                422, [{"loc": ["path", name], "msg": "invalid identifier", "type": "value_error"}]
+            )
+        return str(value)
+
+    @staticmethod
+    def query_error(exc: ContractError) -> Response:
+        return _validation_error(exc, "query")
+
+    @staticmethod
+    def body_error(exc: ContractError) -> Response:
+        return _validation_error(exc, "body")
+
+    @staticmethod
+    def conflict(exc: DLQConflict, *, shape: Literal["detail", "error"]) -> Response:
+        """409: ``{"detail", "error"}`` (DLQ routes) or ``{"error", "message"}`` (failed tasks)."""
+        if shape == "error":
+            body = {"error": exc.code, "message": str(exc), "detail": str(exc)}
+        else:
+            body = {"detail": str(exc), "error": exc.code}
+        return JSONResponse(body, status_code=409)
+
+
+def parse_bool(text: str | None, field: str) -> bool:
+    """``true/false/1/0/yes/no`` (case-insensitive); absent = False."""
+    if text is None:
+        return False
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ContractError(f"invalid {field}", errors=[(field, "expected true or false")])
