@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
+from _dlq_records import dlq_record  # tests/ is on sys.path (rootdir conftest)
 from relayna.api import (
     DLQ_CAPABILITY_ROUTE_IDS,
     FAILED_TASKS_CAPABILITY_ROUTE_IDS,
@@ -25,7 +26,6 @@ from relayna.api import (
     dlq_routes,
     open_relayna_runtime,
 )
-from relayna.consumer._dlq import make_dlq_record
 from relayna.contracts import headers as h
 from relayna.dlq import DLQStore, DLQStoreConfig, record_from_broker
 from relayna.dlq._inspect import broker_message
@@ -38,30 +38,7 @@ T0 = datetime.now(UTC).replace(microsecond=0)
 
 
 def rec(n: int, *, age: float = 0.0, **changes: Any) -> Any:
-    values: dict[str, Any] = {
-        "queue_name": "orders.dlq",
-        "source_queue_name": "orders",
-        "retry_queue_name": "orders.retry",
-        "task_id": f"t{n}",
-        "correlation_id": f"c{n}",
-        "service_name": "worker",
-        "reason": "handler_error",
-        "exception_type": "ValueError",
-        "exception_message": "boom",
-        "retry_attempt": 1,
-        "max_retries": 1,
-        "headers": {
-            h.RETRY_ATTEMPT: 1,
-            h.SOURCE_QUEUE: "orders",
-            h.FAILURE_REASON: "handler_error",
-            h.EXCEPTION_TYPE: "ValueError",
-        },
-        "content_type": "application/json",
-        "body": b'{"task_id": "t%d", "payload": {}}' % n,
-        "dead_lettered_at": T0 - timedelta(seconds=age),
-    }
-    values.update(changes)
-    return make_dlq_record(**values)
+    return dlq_record(n, age=age, now=T0, **changes)
 
 
 class App:

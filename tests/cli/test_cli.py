@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from relayna.cli import main
+from _cli_run import run_cli  # tests/ is on sys.path (rootdir conftest)
 
 HERE = Path(__file__).resolve().parent
 
@@ -16,15 +16,6 @@ HERE = Path(__file__).resolve().parent
 @pytest.fixture(autouse=True)
 def _in_fixture_dir(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(HERE)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize(
@@ -55,19 +46,19 @@ def test_every_command_has_help(command: list[str]) -> None:
 
 
 def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys)
+    code, _, err = run_cli(capsys)
     assert code == 2
     assert "usage" in err.lower()
 
 
 def test_unknown_command_is_one_line_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, "bogus")
+    code, _, err = run_cli(capsys, "bogus")
     assert code == 2
     assert err.strip().splitlines()[-1].startswith("relayna: error:")
 
 
 def test_topology_show_prints_plan(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "topology", "show", "_topo_fixture:topology")
+    code, out, _ = run_cli(capsys, "topology", "show", "_topo_fixture:topology")
     assert code == 0
     assert "kind: shared_tasks_shared_status" in out
     assert "queue     cli.tasks.q" in out
@@ -75,10 +66,14 @@ def test_topology_show_prints_plan(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_topology_show_mermaid_for_workflows(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "topology", "show", "_topo_fixture:workflow", "--format", "mermaid")
+    code, out, _ = run_cli(
+        capsys, "topology", "show", "_topo_fixture:workflow", "--format", "mermaid"
+    )
     assert code == 0
     assert out.startswith("flowchart LR")
-    code, _, err = run(capsys, "topology", "show", "_topo_fixture:topology", "--format", "mermaid")
+    code, _, err = run_cli(
+        capsys, "topology", "show", "_topo_fixture:topology", "--format", "mermaid"
+    )
     assert code == 2
     assert "Mermaid" in err
 
@@ -95,14 +90,14 @@ def test_topology_show_mermaid_for_workflows(capsys: pytest.CaptureFixture[str])
 def test_bad_targets_are_usage_errors(
     capsys: pytest.CaptureFixture[str], target: str, message: str
 ) -> None:
-    code, _, err = run(capsys, "declare", target, "--dry-run")
+    code, _, err = run_cli(capsys, "declare", target, "--dry-run")
     assert code == 2
     assert message in err
     assert "Traceback" not in err
 
 
 def test_declare_applies_plan_to_memory_broker(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(
+    code, out, _ = run_cli(
         capsys,
         "declare",
         "_topo_fixture:topology",
@@ -119,14 +114,14 @@ def test_declare_needs_a_broker_url(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("RELAYNA_BROKER_URL", raising=False)
-    code, _, err = run(capsys, "declare", "_topo_fixture:topology")
+    code, _, err = run_cli(capsys, "declare", "_topo_fixture:topology")
     assert code == 2
     assert "--broker-url" in err
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_publish_prints_generated_task_id(capsys: pytest.CaptureFixture[str], backend: str) -> None:
-    code, out, _ = run(
+    code, out, _ = run_cli(
         capsys,
         "publish",
         '{"payload": {"n": 1}}',
@@ -152,7 +147,7 @@ def test_publish_prints_generated_task_id(capsys: pytest.CaptureFixture[str], ba
 def test_publish_bad_input(
     capsys: pytest.CaptureFixture[str], task: str, code: int, message: str
 ) -> None:
-    got, _, err = run(
+    got, _, err = run_cli(
         capsys, "publish", task, "--topology", "_topo_fixture:topology", "--broker-url", "memory://"
     )
     assert got == code
@@ -163,7 +158,7 @@ def test_publish_bad_input(
 def test_publish_task_on_workflow_topology_fails_cleanly(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys, "publish", "{}", "--topology", "_topo_fixture:workflow", "--broker-url", "memory://"
     )
     assert code == 1
@@ -171,7 +166,7 @@ def test_publish_task_on_workflow_topology_fails_cleanly(
 
 
 def test_redacts_passwords_in_errors(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys,
         "declare",
         "_topo_fixture:topology",

@@ -10,19 +10,10 @@ import httpx
 import pytest
 from services import free_port  # scripts/ is on sys.path (tests/conftest.py)
 
+from _cli_run import run_cli  # tests/ is on sys.path (rootdir conftest)
 from _dev_process import relayna_dev  # tests/ is on sys.path (rootdir conftest)
-from relayna.cli import main
 from relayna.status import StatusStore, StatusStoreConfig
 from relayna.transport import open_store
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _seed(redis_url: str, prefix: str, task_id: str) -> None:
@@ -48,10 +39,10 @@ def test_status_and_history_read_the_store(
 ) -> None:
     prefix, task_id = f"cli{unique}", f"task-{unique}"
     _seed(redis_url, prefix, task_id)
-    code, out, _ = run(capsys, "status", task_id, "--store-url", redis_url, "--prefix", prefix)
+    code, out, _ = run_cli(capsys, "status", task_id, "--store-url", redis_url, "--prefix", prefix)
     assert code == 0
     assert "completed" in out
-    code, out, _ = run(
+    code, out, _ = run_cli(
         capsys,
         "history",
         task_id,
@@ -65,14 +56,14 @@ def test_status_and_history_read_the_store(
     assert code == 0
     assert [line.split()[1] for line in out.splitlines()] == ["processing", "running", "completed"]
     assert "[##########..........]  50%" in out
-    code, _, err = run(capsys, "status", f"missing-{unique}", "--store-url", redis_url)
+    code, _, err = run_cli(capsys, "status", f"missing-{unique}", "--store-url", redis_url)
     assert code == 1
     assert "no status stored" in err
 
 
 @pytest.mark.parametrize("bad", ["a b", "x" * 5000, "a\r\nb"])
 def test_bad_task_ids_never_reach_the_store(capsys: pytest.CaptureFixture[str], bad: str) -> None:
-    code, _, err = run(capsys, "status", bad, "--store-url", "redis://127.0.0.1:1/0")
+    code, _, err = run_cli(capsys, "status", bad, "--store-url", "redis://127.0.0.1:1/0")
     assert code == 2
     assert "invalid task id" in err
 
@@ -91,7 +82,7 @@ def test_watch_follows_a_task_to_completion(
 ) -> None:
     resp = httpx.post(f"{dev_url}/tasks", json={"payload": {"steps": 2, "text": "w"}}, timeout=10)
     task_id = resp.json()["task_id"]
-    code, out, _ = run(capsys, "watch", task_id, "--url", dev_url)
+    code, out, _ = run_cli(capsys, "watch", task_id, "--url", dev_url)
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split()[1] == "processing"

@@ -8,7 +8,7 @@ plain-Python model after random inserts, replays, expiries and deletes.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import anyio
@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from relayna.consumer._dlq import make_dlq_record
+from _dlq_records import T0, dlq_record  # tests/ is on sys.path (rootdir conftest)
 from relayna.dlq import Cursor, DLQQuery, DLQStore, DLQStoreConfig
 from relayna.errors import DLQConflict
 from relayna.transport import Store, open_store
@@ -29,7 +29,6 @@ COMBOS = [
     pytest.param(("redis", "asyncio"), id="redis-asyncio", marks=pytest.mark.redis),
     pytest.param(("redis", "trio"), id="redis-trio", marks=pytest.mark.redis),
 ]
-T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 @pytest.fixture(params=COMBOS)
@@ -59,25 +58,7 @@ class Clock:
 
 
 def rec(n: int, *, age: float = 0.0, now: datetime = T0, **changes: Any) -> Any:
-    values: dict[str, Any] = {
-        "queue_name": "orders.dlq",
-        "source_queue_name": "orders",
-        "retry_queue_name": "orders.retry",
-        "task_id": f"t{n}",
-        "correlation_id": f"c{n}",
-        "service_name": "worker",
-        "reason": "handler_error",
-        "exception_type": "ValueError",
-        "exception_message": "boom",
-        "retry_attempt": 1,
-        "max_retries": 1,
-        "headers": {"n": n},
-        "content_type": "application/json",
-        "body": b'{"n": %d}' % n,
-        "dead_lettered_at": now - timedelta(seconds=age),
-    }
-    values.update(changes)
-    return make_dlq_record(**values)
+    return dlq_record(n, age=age, now=now, **changes)
 
 
 def dlq(store: Store, unique: str, clock: Clock | None = None, **config: Any) -> DLQStore:
@@ -143,8 +124,10 @@ async def test_filters_intersect(store: Store, unique: str) -> None:
     s = dlq(store, unique)
     with anyio.fail_after(15):
         await s.add(rec(1, reason="decode_error", queue_name="a.dlq", source_queue_name="a"))
-        await s.add(rec(2, reason="decode_error", queue_name="b.dlq", source_queue_name="b"))
-        await s.add(rec(3, reason="handler_error", queue_name="a.dlq", source_queue_name="a"))
+        await s.add(rec(2, age=2, reason="decode_error", queue_name="b.dlq", source_queue_name="b"))
+        await s.add(
+            rec(3, age=3, reason="handler_error", queue_name="a.dlq", source_queue_name="a")
+        )
         await s.add(rec(4, task_id="t1", queue_name="a.dlq", source_queue_name="a", age=1))
         assert await tasks(s, DLQQuery(reason="decode_error")) == ["t1", "t2"]
         assert await tasks(s, DLQQuery(reason="decode_error", queue_name="a.dlq")) == ["t1"]

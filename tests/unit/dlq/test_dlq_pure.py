@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from _dlq_records import dlq_record  # tests/ is on sys.path (rootdir conftest)
 from relayna.consumer import EXCEPTION_MESSAGE
-from relayna.consumer._dlq import compute_dlq_id, make_dlq_record
+from relayna.consumer._dlq import compute_dlq_id
 from relayna.contracts import headers as h
 from relayna.dlq import (
     Cursor,
@@ -33,17 +34,8 @@ NOW = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
 
 def record(**changes: Any) -> Any:
     values: dict[str, Any] = {
-        "queue_name": "orders.dlq",
-        "source_queue_name": "orders",
-        "retry_queue_name": "orders.retry",
         "task_id": "t-1",
         "correlation_id": "c-1",
-        "service_name": "worker",
-        "reason": "handler_error",
-        "exception_type": "ValueError",
-        "exception_message": "boom",
-        "retry_attempt": 1,
-        "max_retries": 1,
         "headers": {
             h.RETRY_ATTEMPT: 1,
             h.MAX_RETRIES: 1,
@@ -54,12 +46,10 @@ def record(**changes: Any) -> Any:
             "x-death": [{"queue": "orders", "reason": "rejected", "count": 1}],
             "traceparent": "00-abc",
         },
-        "content_type": "application/json",
         "body": b'{"task_id":"t-1","payload":{}}',
-        "dead_lettered_at": NOW,
     }
     values.update(changes)
-    return make_dlq_record(**values)
+    return dlq_record(1, now=NOW, **values)
 
 
 # -- identity -------------------------------------------------------------------
