@@ -39,7 +39,7 @@ from relayna.dlq._scripts import (
     LIST_SCRIPT,
     SUMMARY_SCRIPT,
 )
-from relayna.errors import ContractError, DLQConflict
+from relayna.errors import ContractError, DLQConflict, StoreError
 from relayna.transport import Script, Store
 from relayna.transport._store import Value
 
@@ -177,6 +177,33 @@ class DLQStore:
             ContractError: an invalid ``dlq_id`` or state value.
             StoreError: the store failed; nothing was written.
         """
+        keys, args = self._add_call(record)
+        return int(await self._run(ADD_SCRIPT, keys, args)) == 1
+
+    async def add_many(self, records: Sequence[DLQRecord]) -> list[bool | StoreError]:
+        """:meth:`add` for many records in one round trip (each atomic on its own).
+
+        Each entry is what :meth:`add` returns for that record, or the
+        :class:`StoreError` it failed with.
+        """
+        context = self._context()
+        calls = []
+        for record in records:
+            keys, args = self._add_call(record)
+            calls.append((keys, [*context, *args]))
+        many = getattr(self.store, "run_script_many", None)
+        if many is None:
+            out: list[bool | StoreError] = []
+            for keys, args in calls:
+                try:
+                    out.append(int(await self.store.run_script(ADD_SCRIPT, keys, args)) == 1)
+                except StoreError as exc:
+                    out.append(exc)
+            return out
+        results = await many(ADD_SCRIPT, calls)
+        return [r if isinstance(r, StoreError) else int(r) == 1 for r in results]
+
+    def _add_call(self, record: DLQRecord) -> tuple[list[str], list[Value]]:
         self._check_id(record.dlq_id)
         if record.investigation_status not in INVESTIGATION_STATES or record.state not in (
             "dead_lettered",
@@ -198,23 +225,17 @@ class DLQStore:
             keys.index("state", record.state),
             keys.index("investigation", record.investigation_status),
         ]
-        pairs: list[Value] = []
+        args: list[Value] = [
+            record.dlq_id,
+            score_of(record.dead_lettered_at),
+            record.queue_name,
+            keys.index("queue", record.queue_name),
+            self.config.max_records or 0,
+            "\n".join(immutable),
+        ]
         for name, value in fields.items():
-            pairs += [name, value]
-        result = await self._run(
-            ADD_SCRIPT,
-            script_keys,
-            [
-                record.dlq_id,
-                score_of(record.dead_lettered_at),
-                record.queue_name,
-                keys.index("queue", record.queue_name),
-                self.config.max_records or 0,
-                "\n".join(immutable),
-                *pairs,
-            ],
-        )
-        return int(result) == 1
+            args += [name, value]
+        return script_keys, args
 
     async def set_investigation(
         self,
