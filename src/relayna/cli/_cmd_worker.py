@@ -39,6 +39,7 @@ from relayna.cli._common import (
     run_async,
 )
 from relayna.consumer import Idempotency, LifecycleStatuses, RetryPolicy, TaskConsumer
+from relayna.dlq import DLQStore
 from relayna.observability import RelaynaMetrics
 from relayna.rabbitmq import StatusTopology
 from relayna.transport import open_broker, open_store
@@ -81,8 +82,9 @@ def register(sub: Subcommands) -> None:
     p.add_argument(
         "--store-url",
         default=None,
-        help="redis:// store for durable idempotency keys: a task whose key completed is "
-        "acked without running again (opt-in; RELAYNA_STORE_URL does not turn it on)",
+        help="redis:// store for durable idempotency keys (a task whose key completed is "
+        "acked without running again) and indexed DLQ records (relayna dlq list); opt-in: "
+        "RELAYNA_STORE_URL does not turn it on",
     )
     p.add_argument(
         "--queue", default=None, help="queue to consume (default: the topology's tasks queue)"
@@ -218,6 +220,8 @@ async def _serve(args: argparse.Namespace, consumer: TaskConsumer) -> int:
         if args.store_url:
             store = await stack.enter_async_context(open_store(args.store_url))
             consumer.idempotency = Idempotency(store=store)
+            if consumer.dlq_recorder is None:
+                consumer.dlq_recorder = DLQStore(store)
         consumer_scope = CancelScope()
         done = anyio.Event()
 

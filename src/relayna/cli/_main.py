@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from relayna import __version__
 from relayna.cli import (
     _cmd_dev,
+    _cmd_dlq,
     _cmd_publish,
     _cmd_serve,
     _cmd_status,
@@ -41,6 +42,7 @@ _REGISTRARS: tuple[Registrar, ...] = (
     _cmd_topology.register,
     _cmd_publish.register,
     _cmd_status.register,
+    _cmd_dlq.register,
 )
 
 

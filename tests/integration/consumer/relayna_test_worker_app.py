@@ -26,3 +26,7 @@ async def handler(task: TaskEnvelope, ctx: TaskContext) -> None:
     await ctx.publish_status(status="started")
     await anyio.sleep(float(task.payload.get("sleep", 1.0)))
     await ctx.publish_status(status="done")
+
+
+async def failing_handler(task: TaskEnvelope, ctx: TaskContext) -> None:
+    raise RuntimeError(f"cannot handle {task.task_id}")

@@ -21,15 +21,19 @@ HERE = Path(__file__).resolve().parent
 CODE = "import sys; from relayna.consumer import main_worker; sys.exit(main_worker(sys.argv[1:]))"
 
 
-def _start(amqp_url: str, unique: str, backend: str, drain: float) -> subprocess.Popen[bytes]:
+def _spawn(unique: str, argv: list[str]) -> subprocess.Popen[bytes]:
     env = dict(
         os.environ,
         RELAYNA_TEST_WORKER_UNIQUE=unique,
         PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
     )
-    return subprocess.Popen(
+    return subprocess.Popen([sys.executable, *argv], env=env, stderr=subprocess.PIPE)
+
+
+def _start(amqp_url: str, unique: str, backend: str, drain: float) -> subprocess.Popen[bytes]:
+    return _spawn(
+        unique,
         [
-            sys.executable,
             "-c",
             CODE,
             "relayna_test_worker_app:handler",
@@ -47,8 +51,6 @@ def _start(amqp_url: str, unique: str, backend: str, drain: float) -> subprocess
             "WARNING",
             "--no-lifecycle-statuses",  # the test counts the handler's own statuses
         ],
-        env=env,
-        stderr=subprocess.PIPE,
     )
 
 
@@ -112,3 +114,55 @@ async def test_sigterm_drains_in_flight_tasks(
         assert code == 0
         assert statuses == 8  # 4 started + 4 done: no new delivery after SIGTERM
         assert tasks == 4
+
+
+@pytest.mark.redis
+async def test_relayna_worker_records_dead_letters_in_the_store(
+    broker: Broker, topology: Any, amqp_url: str, redis_url: str, unique: str, anyio_backend: str
+) -> None:
+    from relayna.dlq import DLQQuery, DLQStore
+    from relayna.transport import open_store
+
+    proc = _spawn(
+        unique,
+        [
+            "-m",
+            "relayna.cli",
+            "worker",
+            "relayna_test_worker_app:failing_handler",
+            "--topology",
+            "relayna_test_worker_app:topology",
+            "--broker-url",
+            amqp_url,
+            "--store-url",
+            redis_url,
+            "--max-retries",
+            "0",
+            "--retry-delay-ms",
+            "100",
+            "--backend",
+            anyio_backend,
+        ],
+    )
+    task_id = f"dead-{unique}"
+    try:
+        with anyio.fail_after(60):
+            await _wait_ready(proc)
+            async with open_relayna_client(topology, broker) as client:
+                await client.publish_task({"task_id": task_id})
+            async with open_store(redis_url) as store:
+                dlq = DLQStore(store)
+                while not (records := (await dlq.list_records(DLQQuery(task_id=task_id))).records):  # noqa: ASYNC110 - another process writes
+                    await anyio.sleep(0.05)
+            proc.send_signal(signal.SIGTERM)
+            assert await _wait_exit(proc) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
+    [record] = records
+    assert record.reason == "handler_error"
+    assert record.exception_message == f"cannot handle {task_id}"
+    assert record.queue_name == topology.tasks_queue + ".dlq"
