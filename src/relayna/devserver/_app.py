@@ -24,6 +24,7 @@ from relayna.api import (
     ORJSONResponse,
     RelaynaRuntime,
     capabilities_routes,
+    dlq_routes,
     document,
     error_response,
     execution_routes,
@@ -38,6 +39,7 @@ from relayna.api import (
 from relayna.contracts import TaskEnvelope
 from relayna.devserver._demo import DEMO_TASK_TYPES, check_demo_payload
 from relayna.devserver._docs import page_operation, submit_operation
+from relayna.dlq import DLQService
 from relayna.errors import ContractError, DuplicateTaskError, RelaynaError, TopologyError
 from relayna.rabbitmq import RelaynaClient
 
@@ -156,13 +158,17 @@ def task_page_routes(
 
 
 def build_app(
-    runtime: RelaynaRuntime, client: RelaynaClient, *, default_task_type: str = "demo.process"
+    runtime: RelaynaRuntime,
+    client: RelaynaClient,
+    *,
+    default_task_type: str = "demo.process",
+    dlq: DLQService | None = None,
 ) -> Starlette:
     """The app serving an already-open runtime (its lifespan just exposes it).
 
     The one place the dev service's routes are assembled: the page, ``POST
-    /tasks``, the status routes, ``/healthz`` + ``/readyz`` and the OpenAPI
-    document.
+    /tasks``, the status routes, ``/healthz`` + ``/readyz``, the DLQ and
+    failed-task routes (with ``dlq``) and the OpenAPI document.
     """
 
     async def publish(task: dict[str, Any]) -> TaskEnvelope:
@@ -184,6 +190,8 @@ def build_app(
         *metrics_routes(),
         *status_routes(),
         *health_routes(),
-        openapi_route(title="relayna dev"),
     ]
+    if dlq is not None:
+        routes += dlq_routes(service=dlq)
+    routes.append(openapi_route(title="relayna dev"))
     return Starlette(routes=routes, lifespan=lifespan)

@@ -22,7 +22,9 @@ from relayna.contracts import TaskEnvelope
 from relayna.devserver._app import build_app
 from relayna.devserver._demo import demo_handler, demo_topology
 from relayna.observability import make_observation_sink
+from relayna.dlq import DLQService, DLQStore, PeekDLQInspector
 from relayna.rabbitmq import TaskIds, open_relayna_client
+from relayna.transport import SupportsPeek
 
 __all__ = ["DevConfig", "run_dev"]
 
@@ -106,8 +108,19 @@ async def run_dev(
                 ),
                 heartbeats=WorkerHeartbeats(store=runtime.store, interval=5.0, ttl=15.0),
                 metrics=runtime.metrics,
+                dlq_recorder=(dlq_store := DLQStore(runtime.store)),
             )
-            app = build_app(runtime, client)
+            broker = runtime.broker
+            dlq = DLQService(
+                dlq_store,
+                broker,
+                status=runtime.status,
+                inspector=PeekDLQInspector(broker) if isinstance(broker, SupportsPeek) else None,
+                broker_queue_names=[consumer.retry_policy.dead_letter_queue(topology.tasks_queue)]
+                if consumer.retry_policy
+                else (),
+            )
+            app = build_app(runtime, client, dlq=dlq)
             http_stopped = anyio.Event()
 
             async def stop_http() -> None:

@@ -218,3 +218,30 @@ async def test_access_log_lists_requests(
             shutdown.set()
     lines = [r.getMessage() for r in caplog.records if r.name == "hypercorn.access"]
     assert any('"GET /healthz' in line and " 200 " in line for line in lines), lines
+
+
+async def test_a_dead_lettered_demo_task_is_found_and_replayed_over_http(base_url: str) -> None:
+    with anyio.fail_after(30):
+        async with httpx.AsyncClient(base_url=base_url, timeout=20) as client:
+            task_id = await _submit(client, {"steps": 2, "mode": "fail_always"})
+            statuses = [e["status"] for e in await _events(client, task_id)]
+            assert statuses[-1] == "failed"
+            listed = (await client.get("/dlq/messages", params={"task_id": task_id})).json()
+            [item] = listed["items"]
+            assert item["reason"] == "handler_error"
+            live = (await client.get("/broker/dlq/messages")).json()["items"]
+            assert task_id in [m["task_id"] for m in live]
+            failed = (await client.get(f"/failed-tasks/{item['dlq_id']}")).json()
+            assert failed["latest_status"]["status"] == "failed"
+            replay = await client.post(
+                f"/dlq/messages/{item['dlq_id']}/replay", params={"direct": "true"}
+            )
+            assert replay.status_code == 200, replay.text
+            # the demo task fails every time: the replayed copy dead-letters again, as a new record
+            while True:
+                items = (await client.get("/dlq/messages", params={"task_id": task_id})).json()
+                if len(items["items"]) == 2:
+                    break
+                await anyio.sleep(0.05)
+            states = sorted(i["state"] for i in items["items"])
+            assert states == ["dead_lettered", "replayed"]
