@@ -301,3 +301,29 @@ def test_summaries_have_the_original_fields() -> None:
     assert failed["service_id"] == "svc-1"
     assert failed["failed_at"] == "2026-01-02T03:04:05.678000Z"
     assert diagnosis(rec)["envelope"]["body_encoding"] == "json"
+
+
+_params = st.dictionaries(
+    st.sampled_from(
+        ["queue_name", "task_id", "reason", "source_queue_name", "state", "cursor", "limit",
+         "failed_from", "failed_to", "investigation_status", "dlq_name", "worker_id"]
+    ),
+    st.text(max_size=40) | st.from_regex(r"\d{1,17}:[a-f0-9]{1,70}", fullmatch=True),
+)  # fmt: skip
+
+
+@given(_params, st.booleans())
+def test_any_query_string_is_parsed_or_refused_with_a_contract_error(
+    params: dict[str, str], extended: bool
+) -> None:
+    try:
+        query, cursor, limit = parse_query(params, extended=extended)
+    except ContractError as exc:
+        errors = exc.errors
+        query = None
+    if query is None:
+        assert errors  # says which parameter
+        return
+    assert 1 <= limit <= 200
+    assert cursor is None or Cursor.parse(cursor.encode()) == cursor
+    assert all(v is None or 0 < len(v) <= 1024 for _, v in query.index_filters())
