@@ -133,6 +133,12 @@ class DLQService(Republishing):
         page = await self.store.list_records(query, cursor=cursor, limit=min(limit, MAX_LIMIT))
         return {"items": [dlq_summary(r) for r in page.records], "next_cursor": page.next_cursor}
 
+    async def records_for_task(self, task_id: str, limit: int) -> list[dict[str, Any]]:
+        """The task's records as summaries, newest first (the execution graph's
+        DLQ record reader)."""
+        page = await self.store.list_records(DLQQuery(task_id=task_id), limit=max(1, limit))
+        return [dlq_summary(r) for r in page.records]
+
     async def message_detail(self, dlq_id: str) -> dict[str, Any] | None:
         record = await self.store.get(dlq_id)
         if record is None:

@@ -11,7 +11,7 @@ import pytest
 from relayna.consumer import AggregationConsumer, DLQRecord, RetryPolicy, TaskConsumer, TaskContext
 from relayna.consumer._dlq import make_dlq_record
 from relayna.contracts import StatusEvent, TaskEnvelope
-from relayna.dlq import DLQQuery, DLQStore, DLQStoreConfig
+from relayna.dlq import DLQQuery, DLQService, DLQStore, DLQStoreConfig
 from relayna.observability import ConsumerDLQRecordPersistFailed, MemoryObservationCollector
 from relayna.rabbitmq import open_relayna_client
 from relayna.transport import Broker, open_store
@@ -41,7 +41,11 @@ async def test_task_dead_letters_become_indexed_records(
                 await client.publish_task({"task_id": "d-1", "payload": {"n": 1}})
                 await until(lambda: consumer.stats.dead_lettered == 1)
             page = await dlq.list_records(DLQQuery(task_id="d-1"))
+            graph_view = await DLQService(dlq).records_for_task("d-1", 200)
     [record] = page.records
+    assert [(r["dlq_id"], r["reason"], r["retry_attempt"]) for r in graph_view] == [
+        (record.dlq_id, "handler_error", 1)
+    ]
     assert record.queue_name == topology.tasks_queue + ".dlq"
     assert record.source_queue_name == topology.tasks_queue
     assert record.retry_queue_name == topology.tasks_queue + ".retry"
