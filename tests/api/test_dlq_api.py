@@ -454,3 +454,25 @@ async def test_http_alias_renames_task_id(serve: Serve, unique: str) -> None:
             ]
             assert [i["documentId"] for i in items] == ["t1"]
             assert "task_id" not in items[0]
+
+
+@pytest.mark.parametrize("aliased", [False, True])
+async def test_every_dlq_route_is_documented_and_the_document_is_valid(aliased: bool) -> None:
+    from openapi_spec_validator import validate
+
+    from relayna.api import openapi_document, undocumented_routes
+    from relayna.contracts import ContractAliasConfig
+
+    aliases = ContractAliasConfig(field_aliases={"task_id": "documentId"}) if aliased else None
+    routes = dlq_routes(
+        broker_queue_names=["a.dlq"], inspector="peek", aliases=aliases, authorize=lambda r, i: None
+    )
+    assert undocumented_routes(routes) == []
+    doc = openapi_document(routes, title="t", version="1")
+    validate(doc)
+    assert len(doc["paths"]) == 11
+    replay = doc["paths"]["/dlq/messages/{dlq_id}/replay"]["post"]
+    assert {"200", "401", "403", "404", "409", "422"} <= set(replay["responses"])
+    name = "documentId" if aliased else "task_id"
+    listing = doc["paths"]["/dlq/messages"]["get"]
+    assert name in {p["name"] for p in listing["parameters"]}

@@ -101,7 +101,8 @@ def test_every_documented_operation_conforms(
     operations = [result.ok() for result in schema.get_all_operations()]
     assert {op.label for op in operations} >= {
         "GET /", "POST /tasks", "GET /status/{task_id}", "GET /events/{task_id}",
-        "GET /history",
+        "GET /history", "GET /dlq/messages", "POST /dlq/messages/{dlq_id}/replay",
+        "GET /broker/dlq/messages", "GET /failed-tasks", "POST /failed-tasks/{failure_id}/retry",
     }  # fmt: skip
     for operation in operations:
         has_inputs = any(True for _ in operation.iter_parameters()) or bool(

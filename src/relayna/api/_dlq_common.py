@@ -117,6 +117,10 @@ class DLQRouteContext:
         self.id_name = (aliases.http_alias_for("task_id") if aliases else None) or "task_id"
 
     @property
+    def has_authorize(self) -> bool:
+        return self._authorize is not None
+
+    @property
     def has_inspector(self) -> bool:
         if self._service is not None:
             return self._service.inspector is not None
@@ -197,6 +201,6 @@ def parse_bool(text: str | None, field: str) -> bool:
     value = text.strip().lower()
     if value in ("1", "true", "yes", "on"):
         return True
-    if value in ("0", "false", "no", "off", ""):
+    if value in ("0", "false", "no", "off"):
         return False
     raise ContractError(f"invalid {field}", errors=[(field, "expected true or false")])

@@ -40,10 +40,12 @@ from relayna.api._dlq_common import (
     InspectorOption,
     parse_bool,
 )
+from relayna.api._dlq_docs import DLQDocs
 from relayna.api._failed_routes import failed_task_routes
+from relayna.api._openapi import Operation, document
 from relayna.api._routes import JSONResponse, error_response
 from relayna.contracts import ContractAliasConfig
-from relayna.dlq import DLQService, DLQStoreConfig, parse_limit, parse_query
+from relayna.dlq import DLQService, DLQStoreConfig, check_filter, parse_limit, parse_query
 from relayna.errors import (
     BrokerError,
     ConfigurationError,
@@ -186,8 +188,13 @@ def dlq_routes(
 
     async def broker_messages(request: Request) -> Response:
         params = request.query_params
+        queue_name = params.get("queue_name") or None
+        task_id = params.get(ctx.id_name) or None
         try:
             limit = parse_limit(params.get("limit"))
+            for name, value in (("queue_name", queue_name), (ctx.id_name, task_id)):
+                if value is not None:
+                    check_filter(name, value)
         except ContractError as exc:
             return ctx.query_error(exc)
         svc = ctx.service(request)
@@ -197,48 +204,46 @@ def dlq_routes(
             return error_response(503, "no broker DLQ inspector is configured")
         try:
             items = await svc.list_broker_messages(
-                queue_name=params.get("queue_name") or None,
-                task_id=params.get(ctx.id_name) or None,
-                limit=limit,
+                queue_name=queue_name, task_id=task_id, limit=limit
             )
         except ContractError as exc:
             return error_response(400, str(exc))
         return JSONResponse({"items": [ctx.output(item.as_dict()) for item in items]})
 
+    docs = DLQDocs(ctx.id_name, authorized=authorize is not None)
+
+    def route(path: str, handler: Handler, method: str, name: str, op: Operation) -> BaseRoute:
+        return document(
+            Route(path, guarded(handler), methods=[method], name=name), **{method.lower(): op}
+        )
+
+    item = "/dlq/messages/{dlq_id:relayna_id}"
     routes: list[BaseRoute] = [
-        Route("/dlq/queues", guarded(queues), methods=["GET"], name=DLQ_QUEUES_ROUTE_ID),
-        Route("/dlq/messages", guarded(messages), methods=["GET"], name=DLQ_MESSAGES_ROUTE_ID),
-        Route(
-            "/dlq/messages/{dlq_id:relayna_id}/replay",
-            guarded(replay),
-            methods=["POST"],
-            name=DLQ_REPLAY_ROUTE_ID,
-        ),
-        Route(
-            "/dlq/messages/{dlq_id:relayna_id}",
-            guarded(detail),
-            methods=["GET"],
-            name=DLQ_MESSAGE_DETAIL_ROUTE_ID,
-        ),
+        route("/dlq/queues", queues, "GET", DLQ_QUEUES_ROUTE_ID, docs.queues(broker=False)),
+        route("/dlq/messages", messages, "GET", DLQ_MESSAGES_ROUTE_ID, docs.messages()),
+        route(item + "/replay", replay, "POST", DLQ_REPLAY_ROUTE_ID, docs.replay()),
+        route(item, detail, "GET", DLQ_MESSAGE_DETAIL_ROUTE_ID, docs.detail()),
     ]
     if ctx.broker_queue_names is not None:
         routes.append(
-            Route(
+            route(
                 "/broker/dlq/queues",
-                guarded(broker_queues),
-                methods=["GET"],
-                name=BROKER_DLQ_QUEUES_ROUTE_ID,
+                broker_queues,
+                "GET",
+                BROKER_DLQ_QUEUES_ROUTE_ID,
+                docs.queues(broker=True),
             )
         )
         if ctx.has_inspector:
             routes.append(
-                Route(
+                route(
                     "/broker/dlq/messages",
-                    guarded(broker_messages),
-                    methods=["GET"],
-                    name=BROKER_DLQ_MESSAGES_ROUTE_ID,
+                    broker_messages,
+                    "GET",
+                    BROKER_DLQ_MESSAGES_ROUTE_ID,
+                    docs.broker_messages(),
                 )
             )
     if failed_tasks:
-        routes += failed_task_routes(ctx, guard=guarded)
+        routes += failed_task_routes(ctx, route)
     return routes

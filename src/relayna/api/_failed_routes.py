@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from relayna.api._body import BodyError, read_json_body
 from relayna.api._dlq_common import (
@@ -19,6 +19,8 @@ from relayna.api._dlq_common import (
     FAILED_TASKS_UNINVESTIGATE_ROUTE_ID,
     DLQRouteContext,
 )
+from relayna.api._dlq_docs import DLQDocs
+from relayna.api._openapi import Operation
 from relayna.api._routes import JSONResponse, error_response
 from relayna.dlq import ManualRetry, parse_query
 from relayna.errors import ContractError, DLQConflict, UnroutableError
@@ -83,9 +85,14 @@ def parse_retry(data: Any) -> ManualRetry:
     )
 
 
-def failed_task_routes(
-    ctx: DLQRouteContext, *, guard: Callable[[Handler], Handler]
-) -> list[BaseRoute]:
+#: ``route(path, handler, method, route_id, operation)``: a guarded, documented route.
+RouteMaker = Callable[[str, Handler, str, str, Operation], BaseRoute]
+
+
+def failed_task_routes(ctx: DLQRouteContext, route: RouteMaker) -> list[BaseRoute]:
+    """The ``/failed-tasks`` routes (guarded and documented through ``route``)."""
+    docs = DLQDocs(ctx.id_name, authorized=ctx.has_authorize)
+
     async def listing(request: Request) -> Response:
         try:
             query, cursor, limit = parse_query(
@@ -179,20 +186,22 @@ def failed_task_routes(
 
     item = "/failed-tasks/{failure_id:relayna_id}"
     return [
-        Route("/failed-tasks", guard(listing), methods=["GET"], name=FAILED_TASKS_LIST_ROUTE_ID),
-        Route(
+        route("/failed-tasks", listing, "GET", FAILED_TASKS_LIST_ROUTE_ID, docs.failed_list()),
+        route(
             item + "/mark-investigated",
-            guard(investigate),
-            methods=["POST"],
-            name=FAILED_TASKS_INVESTIGATE_ROUTE_ID,
+            investigate,
+            "POST",
+            FAILED_TASKS_INVESTIGATE_ROUTE_ID,
+            docs.investigate(investigated=True),
         ),
-        Route(
+        route(
             item + "/mark-uninvestigated",
-            guard(uninvestigate),
-            methods=["POST"],
-            name=FAILED_TASKS_UNINVESTIGATE_ROUTE_ID,
+            uninvestigate,
+            "POST",
+            FAILED_TASKS_UNINVESTIGATE_ROUTE_ID,
+            docs.investigate(investigated=False),
         ),
-        Route(item + "/retry", guard(retry), methods=["POST"], name=FAILED_TASKS_RETRY_ROUTE_ID),
-        Route(item, guard(detail), methods=["GET"], name=FAILED_TASKS_DETAIL_ROUTE_ID),
-        Route(item, guard(delete), methods=["DELETE"], name=FAILED_TASKS_DELETE_ROUTE_ID),
+        route(item + "/retry", retry, "POST", FAILED_TASKS_RETRY_ROUTE_ID, docs.retry()),
+        route(item, detail, "GET", FAILED_TASKS_DETAIL_ROUTE_ID, docs.failed_detail()),
+        route(item, delete, "DELETE", FAILED_TASKS_DELETE_ROUTE_ID, docs.delete()),
     ]

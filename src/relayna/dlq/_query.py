@@ -25,6 +25,7 @@ __all__ = [
     "STATES",
     "Cursor",
     "DLQQuery",
+    "check_filter",
     "parse_datetime",
     "parse_limit",
     "parse_query",
@@ -39,6 +40,9 @@ INVESTIGATION_STATES = ("unreviewed", "investigated")
 _CURSOR = re.compile(r"(\d{1,16}):([A-Za-z0-9_\-]{1,128})")
 _MAX_FILTER_CHARS = 1024
 _SPACED_OFFSET = re.compile(r" (\d{2}:\d{2})$")
+_DATETIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+ -]\d{2}:\d{2})?"
+)
 
 
 def _bad(field: str, message: str) -> ContractError:
@@ -90,8 +94,8 @@ class DLQQuery:
         if inv is not None and inv not in INVESTIGATION_STATES:
             raise _bad("investigation_status", f"expected one of {', '.join(INVESTIGATION_STATES)}")
         for name, value in attrs.asdict(self).items():
-            if isinstance(value, str) and not 0 < len(value) <= _MAX_FILTER_CHARS:
-                raise _bad(name, f"must be 1..{_MAX_FILTER_CHARS} characters")
+            if isinstance(value, str):
+                check_filter(name, value)
         if self.failed_from and self.failed_to and self.failed_from > self.failed_to:
             raise _bad("failed_from", "after failed_to")
 
@@ -112,6 +116,13 @@ class DLQQuery:
         return [(field, value) for field, value in pairs if value is not None]
 
 
+def check_filter(name: str, value: str) -> str:
+    """A text filter: 1..1024 characters."""
+    if not 0 < len(value) <= _MAX_FILTER_CHARS:
+        raise _bad(name, f"must be 1..{_MAX_FILTER_CHARS} characters")
+    return value
+
+
 def parse_limit(text: str | None, *, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int:
     """A page size ``1..maximum``; anything else raises."""
     if text is None:
@@ -125,16 +136,18 @@ def parse_limit(text: str | None, *, default: int = DEFAULT_LIMIT, maximum: int 
 
 
 def parse_datetime(text: str, field: str) -> datetime:
-    """ISO-8601 date-time (``Z`` or an offset; naive = UTC)."""
-    if len(text) > 64:
+    """ISO-8601 date and time (``Z`` or an offset; none = UTC); a bare date is refused."""
+    if len(text) > 64 or _DATETIME.fullmatch(text) is None:
         raise _bad(field, "not an ISO-8601 date-time")
     # "+02:00" in a query string arrives as " 02:00" when the client did not encode it
-    normalized = _SPACED_OFFSET.sub(r"+\1", text.replace("Z", "+00:00"))
+    normalized = _SPACED_OFFSET.sub(r"+\1", text.replace("Z", "+00:00").replace("z", "+00:00"))
     try:
         value = datetime.fromisoformat(normalized)
-    except ValueError:
+        value = value if value.tzinfo else value.replace(tzinfo=UTC)
+        value.astimezone(UTC).timestamp()  # representable as a score
+    except (ValueError, OverflowError):
         raise _bad(field, "not an ISO-8601 date-time") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return value
 
 
 def parse_query(
@@ -147,11 +160,14 @@ def parse_query(
     """
 
     def get(name: str) -> str | None:
-        return params.get(name) or None  # an empty parameter is no filter
+        return params.get(name) or None  # an empty text filter is no filter
+
+    def typed(name: str) -> str | None:
+        return params.get(name)  # an empty enum / date / number is invalid
 
     task_id = get(task_param)
     if extended:
-        failed_from, failed_to = get("failed_from"), get("failed_to")
+        failed_from, failed_to = typed("failed_from"), typed("failed_to")
         query = DLQQuery(
             task_id=task_id,
             source_queue_name=get("queue_name"),
@@ -160,7 +176,7 @@ def parse_query(
             error_type=get("error_type"),
             status=get("status"),
             worker_id=get("worker_id"),
-            investigation_status=get("investigation_status"),
+            investigation_status=typed("investigation_status"),
             failed_from=None if failed_from is None else parse_datetime(failed_from, "failed_from"),
             failed_to=None if failed_to is None else parse_datetime(failed_to, "failed_to"),
         )
@@ -170,8 +186,8 @@ def parse_query(
             queue_name=get("queue_name"),
             source_queue_name=get("source_queue_name"),
             reason=get("reason"),
-            state=get("state"),
+            state=typed("state"),
         )
     cursor_text = get("cursor")
     cursor = Cursor.parse(cursor_text) if cursor_text is not None else None
-    return query, cursor, parse_limit(get("limit"))
+    return query, cursor, parse_limit(typed("limit"))
