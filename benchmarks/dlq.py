@@ -30,7 +30,7 @@ from typing import Any
 import anyio
 
 from benchmarks._redis import redis_url
-from relayna.consumer._dlq import make_dlq_record
+from relayna.consumer import make_dlq_record
 from relayna.dlq import Cursor, DLQQuery, DLQStore, DLQStoreConfig
 from relayna.dlq._codec import LIST_FIELDS
 from relayna.transport import Store, open_store

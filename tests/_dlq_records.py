@@ -10,8 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from relayna.consumer import DLQRecord
-from relayna.consumer._dlq import make_dlq_record
+from relayna.consumer import DLQRecord, make_dlq_record
 from relayna.contracts import headers as h
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)

@@ -20,7 +20,7 @@ from _dlq_records import dlq_record  # tests/ is on sys.path (rootdir conftest)
 from relayna.api import (
     DLQ_CAPABILITY_ROUTE_IDS,
     FAILED_TASKS_CAPABILITY_ROUTE_IDS,
-    JSONResponse,
+    ORJSONResponse,
     RelaynaRuntime,
     RuntimeConfig,
     dlq_routes,
@@ -413,7 +413,7 @@ async def test_authorization_hook_guards_mutating_routes_only(serve: Serve, uniq
         seen.append(route_id)
         if request.headers.get("authorization") == "Bearer admin":
             return None
-        return JSONResponse({"detail": "forbidden"}, status_code=403)
+        return ORJSONResponse({"detail": "forbidden"}, status_code=403)
 
     with anyio.fail_after(15):
         async with dlq_app(serve, unique, authorize=authorize) as app:

@@ -1,6 +1,6 @@
 """DLQStore on the memory store and the real Redis (native client), asyncio and trio.
 
-The same scenarios run on both, so the Lua scripts and their Python twins are
+The same scenarios run on both (the memory store runs the same Lua), so both are
 held to one behaviour; the Hypothesis model test compares listings with a
 plain-Python model after random inserts, replays, expiries and deletes.
 """

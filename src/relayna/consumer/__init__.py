@@ -31,7 +31,15 @@ from relayna.consumer._decide import (
     Succeeded,
     decide,
 )
-from relayna.consumer._dlq import DLQRecord, DLQRecorder, InMemoryDLQRecorder
+from relayna.consumer._dlq import (
+    DLQRecord,
+    DLQRecorder,
+    InMemoryDLQRecorder,
+    compute_dlq_id,
+    jsonable,
+    jsonable_headers,
+    make_dlq_record,
+)
 from relayna.consumer._heartbeat import (
     WORKER_HEARTBEAT_SCRIPT,
     WorkerHeartbeat,
@@ -84,8 +92,12 @@ __all__ = [
     "WORKER_HEARTBEAT_SCRIPT",
     "WorkerHeartbeat",
     "WorkerHeartbeats",
+    "compute_dlq_id",
     "decide",
     "default_idempotency_key",
+    "jsonable",
+    "jsonable_headers",
     "list_worker_heartbeats",
     "main_worker",
+    "make_dlq_record",
 ]

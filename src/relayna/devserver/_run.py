@@ -21,8 +21,8 @@ from relayna.consumer import (
 from relayna.contracts import TaskEnvelope
 from relayna.devserver._app import build_app
 from relayna.devserver._demo import demo_handler, demo_topology
-from relayna.observability import make_observation_sink
 from relayna.dlq import DLQService, DLQStore, PeekDLQInspector
+from relayna.observability import make_observation_sink
 from relayna.rabbitmq import TaskIds, open_relayna_client
 from relayna.transport import SupportsPeek
 

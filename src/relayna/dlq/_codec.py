@@ -16,8 +16,7 @@ from typing import Any
 
 import orjson
 
-from relayna.consumer import DLQRecord
-from relayna.consumer._dlq import jsonable, jsonable_headers
+from relayna.consumer import DLQRecord, jsonable, jsonable_headers
 from relayna.contracts import format_datetime, loads
 from relayna.errors import ContractError
 

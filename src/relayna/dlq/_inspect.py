@@ -26,8 +26,7 @@ import attrs
 import httpx
 
 from relayna._urls import redact_url
-from relayna.consumer import EXCEPTION_MESSAGE, DLQRecord
-from relayna.consumer._dlq import jsonable_headers, make_dlq_record
+from relayna.consumer import EXCEPTION_MESSAGE, DLQRecord, jsonable_headers, make_dlq_record
 from relayna.contracts import format_datetime, get_header, is_valid_identifier, read_count_header
 from relayna.contracts import headers as h
 from relayna.dlq._codec import inspect_body

@@ -1,4 +1,4 @@
-"""The Lua side of the DLQ store's scripts (the Python twins are in ``_twins``).
+"""The Lua of the DLQ store's scripts (Redis and the memory store both run it).
 
 Every script gets the same six leading arguments (the *context*)::
 

@@ -1,9 +1,8 @@
-"""The DLQ store's atomic scripts: Lua (``_lua``) with their Python twins (``_twins``)."""
+"""The DLQ store's atomic scripts (Lua in ``_lua``; the memory store runs the same Lua)."""
 
 from __future__ import annotations
 
 from relayna.dlq import _lua as lua
-from relayna.dlq import _twins as twins
 from relayna.transport import Script
 
 __all__ = [
@@ -19,15 +18,15 @@ __all__ = [
     "SUMMARY_SCRIPT",
 ]
 
-ADD_SCRIPT = Script("relayna.dlq.add", lua.ADD_LUA, twins.add_twin)
-GET_SCRIPT = Script("relayna.dlq.get", lua.GET_LUA, twins.get_twin)
-LIST_SCRIPT = Script("relayna.dlq.list", lua.LIST_LUA, twins.list_twin)
-CLAIM_SCRIPT = Script("relayna.dlq.claim", lua.CLAIM_LUA, twins.claim_twin)
-FINISH_SCRIPT = Script("relayna.dlq.finish", lua.FINISH_LUA, twins.finish_twin)
-ABORT_SCRIPT = Script("relayna.dlq.abort", lua.ABORT_LUA, twins.abort_twin)
-INVESTIGATE_SCRIPT = Script("relayna.dlq.investigate", lua.INVESTIGATE_LUA, twins.investigate_twin)
-DELETE_SCRIPT = Script("relayna.dlq.delete", lua.DELETE_LUA, twins.delete_twin)
-SUMMARY_SCRIPT = Script("relayna.dlq.summary", lua.SUMMARY_LUA, twins.summary_twin)
+ADD_SCRIPT = Script("relayna.dlq.add", lua.ADD_LUA)
+GET_SCRIPT = Script("relayna.dlq.get", lua.GET_LUA)
+LIST_SCRIPT = Script("relayna.dlq.list", lua.LIST_LUA)
+CLAIM_SCRIPT = Script("relayna.dlq.claim", lua.CLAIM_LUA)
+FINISH_SCRIPT = Script("relayna.dlq.finish", lua.FINISH_LUA)
+ABORT_SCRIPT = Script("relayna.dlq.abort", lua.ABORT_LUA)
+INVESTIGATE_SCRIPT = Script("relayna.dlq.investigate", lua.INVESTIGATE_LUA)
+DELETE_SCRIPT = Script("relayna.dlq.delete", lua.DELETE_LUA)
+SUMMARY_SCRIPT = Script("relayna.dlq.summary", lua.SUMMARY_LUA)
 
 #: Every script, for stores that preload scripts.
 ALL_SCRIPTS = (

@@ -40,8 +40,7 @@ from relayna.dlq._scripts import (
     SUMMARY_SCRIPT,
 )
 from relayna.errors import ContractError, DLQConflict, StoreError
-from relayna.transport import Script, Store
-from relayna.transport._store import Value
+from relayna.transport import Script, Store, Value
 
 __all__ = ["Claim", "DLQPage", "DLQStore", "QueueCount"]
 

@@ -8,8 +8,14 @@ from typing import Any
 import anyio
 import pytest
 
-from relayna.consumer import AggregationConsumer, DLQRecord, RetryPolicy, TaskConsumer, TaskContext
-from relayna.consumer._dlq import make_dlq_record
+from relayna.consumer import (
+    AggregationConsumer,
+    DLQRecord,
+    RetryPolicy,
+    TaskConsumer,
+    TaskContext,
+    make_dlq_record,
+)
 from relayna.contracts import StatusEvent, TaskEnvelope
 from relayna.dlq import DLQQuery, DLQService, DLQStore, DLQStoreConfig
 from relayna.observability import ConsumerDLQRecordPersistFailed, MemoryObservationCollector

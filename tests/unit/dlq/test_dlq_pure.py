@@ -10,8 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from _dlq_records import dlq_record  # tests/ is on sys.path (rootdir conftest)
-from relayna.consumer import EXCEPTION_MESSAGE
-from relayna.consumer._dlq import compute_dlq_id
+from relayna.consumer import EXCEPTION_MESSAGE, compute_dlq_id
 from relayna.contracts import headers as h
 from relayna.dlq import (
     Cursor,
