@@ -476,3 +476,34 @@ async def test_every_dlq_route_is_documented_and_the_document_is_valid(aliased: 
     name = "documentId" if aliased else "task_id"
     listing = doc["paths"]["/dlq/messages"]["get"]
     assert name in {p["name"] for p in listing["parameters"]}
+
+
+async def test_capabilities_and_execution_graph_see_the_dlq(serve: Serve, unique: str) -> None:
+    from relayna.api import capabilities_routes, execution_routes
+
+    config = RuntimeConfig(
+        store_url="memory://", broker_url="memory://", dlq=DLQStoreConfig(prefix=f"g-{unique}")
+    )
+    with anyio.fail_after(15):
+        async with open_relayna_runtime(config) as runtime:
+            assert runtime.dlq is not None
+
+            @asynccontextmanager
+            async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
+                yield {"relayna": runtime}
+
+            routes = [*capabilities_routes(), *execution_routes(), *dlq_routes()]
+            app = Starlette(routes=routes, lifespan=lifespan)
+            record = rec(1)
+            await runtime.dlq.store.add(record)
+            async with serve(app) as base, httpx.AsyncClient(base_url=base, timeout=10) as c:
+                doc = (await c.get("/relayna/capabilities")).json()
+                supported = set(doc["supported_routes"])
+                assert {"dlq.messages", "dlq.replay", "failed_tasks.retry"} <= supported
+                assert "broker.dlq.messages" not in supported  # not mounted: no allowlist
+                listed = (await c.get("/dlq/messages")).json()["items"]
+                assert [i["dlq_id"] for i in listed] == [record.dlq_id]
+                graph = await c.get("/executions/t1/graph")  # no status, no observation
+                assert graph.status_code == 200
+                kinds = {n["kind"] for n in graph.json()["nodes"]}
+                assert "dlq_record" in kinds

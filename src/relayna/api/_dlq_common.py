@@ -11,6 +11,22 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from relayna.api._lifespan import RelaynaRuntime
+from relayna.api._route_ids import (
+    BROKER_DLQ_MESSAGES_ROUTE_ID,
+    BROKER_DLQ_QUEUES_ROUTE_ID,
+    DLQ_CAPABILITY_ROUTE_IDS,
+    DLQ_MESSAGE_DETAIL_ROUTE_ID,
+    DLQ_MESSAGES_ROUTE_ID,
+    DLQ_QUEUES_ROUTE_ID,
+    DLQ_REPLAY_ROUTE_ID,
+    FAILED_TASKS_CAPABILITY_ROUTE_IDS,
+    FAILED_TASKS_DELETE_ROUTE_ID,
+    FAILED_TASKS_DETAIL_ROUTE_ID,
+    FAILED_TASKS_INVESTIGATE_ROUTE_ID,
+    FAILED_TASKS_LIST_ROUTE_ID,
+    FAILED_TASKS_RETRY_ROUTE_ID,
+    FAILED_TASKS_UNINVESTIGATE_ROUTE_ID,
+)
 from relayna.api._routes import JSONResponse, error_response
 from relayna.contracts import ContractAliasConfig, is_valid_identifier
 from relayna.dlq import (
@@ -42,38 +58,6 @@ __all__ = [
     "DLQRouteContext",
     "InspectorOption",
 ]
-
-# Route ids of the capability document (the original's names). Every route
-# also carries its id as its Starlette route ``name``.
-DLQ_QUEUES_ROUTE_ID = "dlq.queues"
-DLQ_MESSAGES_ROUTE_ID = "dlq.messages"
-DLQ_MESSAGE_DETAIL_ROUTE_ID = "dlq.message_detail"
-DLQ_REPLAY_ROUTE_ID = "dlq.replay"
-BROKER_DLQ_MESSAGES_ROUTE_ID = "broker.dlq.messages"
-#: ``/broker/dlq/queues`` (the original advertised no id for it).
-BROKER_DLQ_QUEUES_ROUTE_ID = "broker.dlq.queues"
-FAILED_TASKS_LIST_ROUTE_ID = "failed_tasks.list"
-FAILED_TASKS_DETAIL_ROUTE_ID = "failed_tasks.detail"
-FAILED_TASKS_INVESTIGATE_ROUTE_ID = "failed_tasks.investigate"
-FAILED_TASKS_UNINVESTIGATE_ROUTE_ID = "failed_tasks.uninvestigate"
-FAILED_TASKS_RETRY_ROUTE_ID = "failed_tasks.retry"
-FAILED_TASKS_DELETE_ROUTE_ID = "failed_tasks.delete"
-
-DLQ_CAPABILITY_ROUTE_IDS = (
-    DLQ_QUEUES_ROUTE_ID,
-    DLQ_MESSAGES_ROUTE_ID,
-    DLQ_MESSAGE_DETAIL_ROUTE_ID,
-    DLQ_REPLAY_ROUTE_ID,
-    BROKER_DLQ_MESSAGES_ROUTE_ID,
-)
-FAILED_TASKS_CAPABILITY_ROUTE_IDS = (
-    FAILED_TASKS_LIST_ROUTE_ID,
-    FAILED_TASKS_DETAIL_ROUTE_ID,
-    FAILED_TASKS_INVESTIGATE_ROUTE_ID,
-    FAILED_TASKS_UNINVESTIGATE_ROUTE_ID,
-    FAILED_TASKS_RETRY_ROUTE_ID,
-    FAILED_TASKS_DELETE_ROUTE_ID,
-)
 
 #: ``authorize(request, route_id)`` runs before every mutating route (replay,
 #: mark-investigated/-uninvestigated, retry, delete). Return ``None`` to allow,
@@ -135,14 +119,23 @@ class DLQRouteContext:
         cached = self._cached
         if cached is not None and cached[0] is runtime:
             return cached[1]
+        if (
+            runtime.dlq is not None
+            and self._inspector is None
+            and self.broker_queue_names is None
+            and self._service_id is None
+        ):
+            self._cached = (runtime, runtime.dlq)
+            return runtime.dlq
         inspector: BrokerDLQInspector | None
         if self._inspector == "peek":
             broker = runtime.broker
             inspector = PeekDLQInspector(broker) if isinstance(broker, SupportsPeek) else None
         else:
             inspector = self._inspector
+        store = runtime.dlq.store if runtime.dlq is not None else None
         service = DLQService(
-            DLQStore(runtime.store, self._store_config),
+            store or DLQStore(runtime.store, self._store_config),
             runtime.broker,
             status=runtime.status,
             inspector=inspector,

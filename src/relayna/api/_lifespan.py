@@ -23,6 +23,7 @@ from typing import Any, Literal
 import anyio
 import attrs
 
+from relayna.dlq import DLQService, DLQStore, DLQStoreConfig
 from relayna.observability import (
     ExecutionGraphService,
     ObservationStore,
@@ -79,6 +80,10 @@ class RuntimeConfig:
             and reported in the graph's annotations).
         heartbeat_prefix: where workers write heartbeats (``/relayna/health/workers``).
         service_title: the service's name in the capability document.
+        dlq: where DLQ records live (the consumers' ``DLQStore`` config): the
+            runtime then has a :class:`~relayna.dlq.DLQService` (``runtime.dlq``)
+            that ``dlq_routes()`` and the execution graphs use; ``None`` (the
+            default, as the original): no DLQ store.
     """
 
     store_url: str
@@ -103,6 +108,7 @@ class RuntimeConfig:
     graph_max_children: int = 200
     heartbeat_prefix: str = "relayna"
     service_title: str = "relayna"
+    dlq: DLQStoreConfig | None = None
 
 
 @attrs.define
@@ -119,6 +125,7 @@ class RelaynaRuntime:
     observations: ObservationStore | None = None
     feed: ServiceEventFeed | None = None
     graphs: ExecutionGraphService | None = None
+    dlq: DLQService | None = None
     metrics: RelaynaMetrics = attrs.field(factory=RelaynaMetrics)
 
     @property
@@ -182,10 +189,13 @@ async def open_relayna_runtime(
         runtime.metrics.track_streams(runtime.stream_stats)
         if config.observations is not None:
             runtime.observations = ObservationStore(store, config.observations)
+        if config.dlq is not None:
+            runtime.dlq = DLQService(DLQStore(store, config.dlq), broker, status=runtime.status)
         runtime.graphs = ExecutionGraphService(
             topology_kind=runtime.topology_kind,
             status=runtime.status,
             observations=runtime.observations,
+            dlq=runtime.dlq,
             max_children=config.graph_max_children,
         )
         topology = config.topology

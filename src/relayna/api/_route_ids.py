@@ -10,6 +10,20 @@ gates its calls on.
 from __future__ import annotations
 
 __all__ = [
+    "BROKER_DLQ_MESSAGES_ROUTE_ID",
+    "BROKER_DLQ_QUEUES_ROUTE_ID",
+    "DLQ_CAPABILITY_ROUTE_IDS",
+    "DLQ_MESSAGES_ROUTE_ID",
+    "DLQ_MESSAGE_DETAIL_ROUTE_ID",
+    "DLQ_QUEUES_ROUTE_ID",
+    "DLQ_REPLAY_ROUTE_ID",
+    "FAILED_TASKS_CAPABILITY_ROUTE_IDS",
+    "FAILED_TASKS_DELETE_ROUTE_ID",
+    "FAILED_TASKS_DETAIL_ROUTE_ID",
+    "FAILED_TASKS_INVESTIGATE_ROUTE_ID",
+    "FAILED_TASKS_LIST_ROUTE_ID",
+    "FAILED_TASKS_RETRY_ROUTE_ID",
+    "FAILED_TASKS_UNINVESTIGATE_ROUTE_ID",
     "EVENTS_FEED",
     "EXECUTION_GRAPH",
     "HEALTH_WORKERS",
@@ -27,8 +41,39 @@ EXECUTION_GRAPH = "execution.graph"
 EVENTS_FEED = "events.feed"
 HEALTH_WORKERS = "health.workers"
 METRICS = "metrics"
+# DLQ and failed tasks (relayna.api.dlq_routes)
+DLQ_QUEUES_ROUTE_ID = "dlq.queues"
+DLQ_MESSAGES_ROUTE_ID = "dlq.messages"
+DLQ_MESSAGE_DETAIL_ROUTE_ID = "dlq.message_detail"
+DLQ_REPLAY_ROUTE_ID = "dlq.replay"
+BROKER_DLQ_MESSAGES_ROUTE_ID = "broker.dlq.messages"
+#: ``/broker/dlq/queues``: the original advertised no id for it; it is not in
+#: :data:`KNOWN_ROUTE_IDS`, so the capability document does not list it.
+BROKER_DLQ_QUEUES_ROUTE_ID = "broker.dlq.queues"
+FAILED_TASKS_LIST_ROUTE_ID = "failed_tasks.list"
+FAILED_TASKS_DETAIL_ROUTE_ID = "failed_tasks.detail"
+FAILED_TASKS_INVESTIGATE_ROUTE_ID = "failed_tasks.investigate"
+FAILED_TASKS_UNINVESTIGATE_ROUTE_ID = "failed_tasks.uninvestigate"
+FAILED_TASKS_RETRY_ROUTE_ID = "failed_tasks.retry"
+FAILED_TASKS_DELETE_ROUTE_ID = "failed_tasks.delete"
 
-#: Every route id relayna's factories use (other packages add theirs, e.g. ``dlq.*``).
+DLQ_CAPABILITY_ROUTE_IDS = (
+    DLQ_QUEUES_ROUTE_ID,
+    DLQ_MESSAGES_ROUTE_ID,
+    DLQ_MESSAGE_DETAIL_ROUTE_ID,
+    DLQ_REPLAY_ROUTE_ID,
+    BROKER_DLQ_MESSAGES_ROUTE_ID,
+)
+FAILED_TASKS_CAPABILITY_ROUTE_IDS = (
+    FAILED_TASKS_LIST_ROUTE_ID,
+    FAILED_TASKS_DETAIL_ROUTE_ID,
+    FAILED_TASKS_INVESTIGATE_ROUTE_ID,
+    FAILED_TASKS_UNINVESTIGATE_ROUTE_ID,
+    FAILED_TASKS_RETRY_ROUTE_ID,
+    FAILED_TASKS_DELETE_ROUTE_ID,
+)
+
+#: Every route id relayna's factories advertise (other packages add theirs).
 KNOWN_ROUTE_IDS: frozenset[str] = frozenset(
     {
         STATUS_LATEST,
@@ -38,5 +83,7 @@ KNOWN_ROUTE_IDS: frozenset[str] = frozenset(
         EVENTS_FEED,
         HEALTH_WORKERS,
         METRICS,
+        *DLQ_CAPABILITY_ROUTE_IDS,
+        *FAILED_TASKS_CAPABILITY_ROUTE_IDS,
     }
 )

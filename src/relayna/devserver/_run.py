@@ -21,7 +21,7 @@ from relayna.consumer import (
 from relayna.contracts import TaskEnvelope
 from relayna.devserver._app import build_app
 from relayna.devserver._demo import demo_handler, demo_topology
-from relayna.dlq import DLQService, DLQStore, PeekDLQInspector
+from relayna.dlq import DLQService, DLQStoreConfig, PeekDLQInspector
 from relayna.observability import make_observation_sink
 from relayna.rabbitmq import TaskIds, open_relayna_client
 from relayna.transport import SupportsPeek
@@ -75,10 +75,14 @@ async def run_dev(
     """
     topology = demo_topology(config.prefix)
     runtime_config = RuntimeConfig(
-        store_url=config.store_url, broker_url=config.broker_url, topology=topology
+        store_url=config.store_url,
+        broker_url=config.broker_url,
+        topology=topology,
+        dlq=DLQStoreConfig(),
     )
     async with open_relayna_runtime(runtime_config) as runtime:
         assert runtime.broker is not None
+        assert runtime.dlq is not None
         task_ids = TaskIds(  # POST /tasks refuses an id that exists (409)
             runtime.store,
             prefix=runtime_config.store.prefix,
@@ -108,11 +112,11 @@ async def run_dev(
                 ),
                 heartbeats=WorkerHeartbeats(store=runtime.store, interval=5.0, ttl=15.0),
                 metrics=runtime.metrics,
-                dlq_recorder=(dlq_store := DLQStore(runtime.store)),
+                dlq_recorder=runtime.dlq.store,
             )
             broker = runtime.broker
             dlq = DLQService(
-                dlq_store,
+                runtime.dlq.store,
                 broker,
                 status=runtime.status,
                 inspector=PeekDLQInspector(broker) if isinstance(broker, SupportsPeek) else None,
