@@ -158,6 +158,11 @@ class ConsumerBase:
         return self._pump.dropped
 
     @property
+    def observations_emitted(self) -> int:
+        """Observations handed to the sink's pump (not dropped)."""
+        return self._pump.emitted
+
+    @property
     def inflight(self) -> int:
         return self._session.inflight if self._session is not None else 0
 

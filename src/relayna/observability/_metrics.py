@@ -90,6 +90,8 @@ class _ConsumerLike(Protocol):
     def effective_prefetch(self) -> int: ...
     @property
     def observations_dropped(self) -> int: ...
+    @property
+    def observations_emitted(self) -> int: ...
 
 
 class _HubLike(Protocol):
@@ -137,6 +139,10 @@ class _Collector(Collector):
             "relayna_observations_dropped", "Observations dropped by a full pump buffer",
             labels=labels,
         )  # fmt: skip
+        emitted = CounterMetricFamily(
+            "relayna_observations_emitted", "Observations handed to the observation sink",
+            labels=labels,
+        )  # fmt: skip
         inflight = GaugeMetricFamily(
             "relayna_consumer_in_flight", "Handlers running", labels=labels
         )
@@ -149,11 +155,12 @@ class _Collector(Collector):
             for reason, count in sorted(stats.poison.items()):
                 poison.add_metric([*values, str(reason)], float(count))
             drops.add_metric(values, float(consumer.observations_dropped))
+            emitted.add_metric(values, float(consumer.observations_emitted))
             inflight.add_metric(values, float(consumer.inflight))
             prefetch.add_metric(values, float(consumer.effective_prefetch))
         if self._m.consumers:
             yield from families.values()
-            yield from (poison, drops, inflight, prefetch)
+            yield from (poison, drops, emitted, inflight, prefetch)
         yield from self._hub_families(service)
         yield from self._stream_families(service)
 
