@@ -55,9 +55,6 @@ async def test_the_ui_answers_every_page_path_and_never_an_api_path() -> None:
 NOT_SERVED_YET = {
     ("GET", "/studio/failed-task-email-settings"),
     ("PATCH", "/studio/failed-task-email-settings"),
-    ("GET", "/studio/services/{}/logs"),
-    ("GET", "/studio/services/{}/metrics"),
-    ("GET", "/studio/services/{}/pods"),
     ("POST", "/studio/services/{}/dlq/messages/{}/replay"),
 }
 

@@ -45,6 +45,7 @@ from relayna_studio._routes_events import event_routes
 from relayna_studio._routes_federation import federation_routes
 from relayna_studio._routes_registry import registry_routes
 from relayna_studio._routes_search import search_routes, task_index
+from relayna_studio._routes_telemetry import telemetry_routes
 from relayna_studio._runtime import StudioRuntime, open_studio
 from relayna_studio._search_hooks import backfill
 from relayna_studio._settings import StudioSettings
@@ -70,6 +71,7 @@ def studio_routes() -> list[BaseRoute]:
         *registry_routes(),
         *event_routes(),
         *federation_routes(),
+        *telemetry_routes(),
         document(
             Route("/metrics", _metrics, methods=["GET"]),
             get=Operation(

@@ -66,5 +66,25 @@ class StudioMetrics:
             registry=self.registry,
         )
 
+        self.provider_requests = Counter(
+            "relayna_studio_provider_requests",
+            "Calls to Loki, Prometheus and Tempo, by provider and outcome.",
+            ["provider", "outcome"],
+            registry=self.registry,
+        )
+        self.provider_latency = Histogram(
+            "relayna_studio_provider_request_duration_seconds",
+            "Latency of calls to Loki, Prometheus and Tempo, by provider and outcome.",
+            ["provider", "outcome"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.notifications = Counter(
+            "relayna_studio_failed_task_notifications",
+            "Failed-task notifications, by target (email, webhook) and outcome.",
+            ["target", "outcome"],
+            registry=self.registry,
+        )
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

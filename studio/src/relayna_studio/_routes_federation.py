@@ -25,8 +25,10 @@ from relayna_studio._models import validate_service_id
 from relayna_studio._relay import RelayStream
 from relayna_studio._routes_auth import int_param
 from relayna_studio._routes_events import task_event_stream, task_events
+from relayna_studio._routes_telemetry import LOG_PARAMS, METRICS_PARAMS, task_logs, task_metrics
 from relayna_studio._task_detail import JOINS, task_detail
 from relayna_studio._task_ref import build_task_ref
+from relayna_studio._traces import task_trace_path, task_traces
 
 __all__ = ["federation_routes"]
 
@@ -179,6 +181,10 @@ def federation_routes() -> list[BaseRoute]:
         for suffix, handler in (
             ("/events/stream", task_event_stream),
             ("/events", task_events),
+            ("/logs", task_logs),
+            ("/metrics", task_metrics),
+            ("/traces", task_traces),
+            ("/trace-path", task_trace_path),
         ):
             if rest.endswith(suffix):
                 return await handler(request, ctx, service_id, _task_id(rest[: -len(suffix)]))
@@ -304,7 +310,20 @@ def federation_routes() -> list[BaseRoute]:
             methods=["GET"],
             role="reader",
             allow_ticket=True,
-            query=("join", "ticket", "last_event_id", "before", "limit"),
+            query=tuple(
+                dict.fromkeys(
+                    (
+                        "join",
+                        "ticket",
+                        "last_event_id",
+                        "before",
+                        "limit",
+                        "trace_id",
+                        *LOG_PARAMS,
+                        *METRICS_PARAMS,
+                    )
+                )
+            ),
         ),
         studio_route(
             "/studio/failed-tasks",

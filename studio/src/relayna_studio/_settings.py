@@ -121,6 +121,7 @@ class StudioSettings:
     push_ingest_max_bytes: int = attrs.field(default=1024 * 1024, validator=_positive)
     push_ingest_max_events: int = attrs.field(default=500, validator=_positive)
     request_max_body_bytes: int = attrs.field(default=256 * 1024, validator=_positive)
+    telemetry_timeout_seconds: float = attrs.field(default=5.0, validator=_positive)
 
     @property
     def effective_task_index_ttl_seconds(self) -> float:
@@ -184,6 +185,7 @@ class StudioSettings:
             "push_ingest_max_bytes": env.integer("PUSH_INGEST_MAX_BYTES", 1024 * 1024, low=1),
             "push_ingest_max_events": env.integer("PUSH_INGEST_MAX_EVENTS", 500, low=1),
             "request_max_body_bytes": env.integer("REQUEST_MAX_BODY_BYTES", 256 * 1024, low=1),
+            "telemetry_timeout_seconds": env.number("TELEMETRY_TIMEOUT_SECONDS", 5.0),
         }
         try:
             return cls(**kwargs)
