@@ -122,16 +122,20 @@ async def test_registration_refuses_every_forbidden_target(
             for i, target in enumerate(targets):
                 for field, body in [
                     ("base_url", {"base_url": target}),
-                    (
-                        "metrics_config",
-                        {
-                            "base_url": f"http://ok{i}.test",
-                            "metrics_config": {
-                                "base_url": target,
-                                "service_selector_labels": {"service": "x"},
+                    *[
+                        (
+                            key,
+                            {
+                                "base_url": f"http://ok{i}.test",
+                                key: {"base_url": target, **extra},
                             },
-                        },
-                    ),
+                        )
+                        for key, extra in [
+                            ("metrics_config", {"service_selector_labels": {"service": "x"}}),
+                            ("log_config", {"service_selector_labels": {"service": "x"}}),
+                            ("trace_config", {}),
+                        ]
+                    ],
                 ]:
                     response = await studio.client.post(
                         "/studio/services",
@@ -268,3 +272,66 @@ async def test_every_outbound_path_refuses_and_pins(
         assert hits(canaries) == 0
     finally:
         same_port.close()
+
+
+async def test_telemetry_calls_refuse_and_pin(
+    store_url: str, canaries: dict[str, Canary], unique: str
+) -> None:
+    """Loki, Prometheus and Tempo URLs obey the same policy at request time: records
+    written under a looser policy, and names that rebind to loopback, reach no canary."""
+    v4, v6 = canaries["v4"].port, canaries["v6"].port
+    resolver = TableResolver(
+        {
+            "canary.test": ["127.0.0.1"],
+            "mapped.test": ["::ffff:127.0.0.1"],
+            "svc.test": [GOOD_HOST],
+        }
+    )
+    settings = settings_for(
+        store_url,
+        f"ssrf-tel:{unique}",
+        allowed_hosts=(".test",),
+        allowed_networks=(f"{GOOD_HOST}/32",),
+        telemetry_timeout_seconds=1.0,
+    )
+    targets = [
+        f"http://127.0.0.1:{v4}",
+        f"http://[::1]:{v6}",
+        f"http://canary.test:{v4}",
+        f"http://mapped.test:{v4}",
+        f"http://2130706433:{v4}",
+    ]
+    paths = [
+        "/studio/services/{sid}/logs",
+        "/studio/services/{sid}/metrics?group=memory_usage",
+        "/studio/services/{sid}/pods",
+        "/studio/tasks/{sid}/t-1/traces?trace_id=" + "ab" * 16,
+    ]
+    with anyio.fail_after(60):
+        async with open_test_studio(settings, resolver=resolver) as studio:
+            for i, target in enumerate(targets):
+                sid = f"tel{i}"
+                record = parse_create(
+                    {
+                        "service_id": sid,
+                        "name": sid,
+                        "base_url": f"http://svc.test/{i}",
+                        "environment": "prod",
+                        "auth_mode": "internal_network",
+                        "log_config": {
+                            "base_url": target,
+                            "service_selector_labels": {"service": "x"},
+                        },
+                        "metrics_config": {
+                            "base_url": target,
+                            "service_selector_labels": {"service": "x"},
+                        },
+                        "trace_config": {"base_url": target},
+                    }
+                )
+                await studio.runtime.registry.create(record)
+                for path in paths:
+                    response = await studio.client.get(path.format(sid=sid))
+                    assert response.status_code == 502, (target, path, response.text)
+                    assert response.json()["code"] == "upstream_policy_violation", path
+    assert hits(canaries) == 0

@@ -233,7 +233,9 @@ class EgressClient:
         if declared.isdigit() and int(declared) > self.max_response_bytes:
             raise _too_large(self.max_response_bytes, service_id)
         body = bytearray()
-        async for chunk in response.aiter_raw():
+        # decoded bytes (gzip from Prometheus or Loki is undone here), counted as
+        # they are decoded, so a compression bomb stops at the same limit
+        async for chunk in response.aiter_bytes():
             body += chunk
             if len(body) > self.max_response_bytes:
                 raise _too_large(self.max_response_bytes, service_id)

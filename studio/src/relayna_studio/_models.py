@@ -269,6 +269,7 @@ def _metrics_config(data: object, path: str) -> dict[str, Any]:
             "container_label",
             "step_seconds",
             "task_window_padding_seconds",
+            "rate_window_seconds",
         )
     )
     config = {
@@ -282,6 +283,8 @@ def _metrics_config(data: object, path: str) -> dict[str, Any]:
         "container_label": r.label_name("container_label", "container", low_cardinality=True),
         "step_seconds": r.integer("step_seconds", 30, 5, 3600),
         "task_window_padding_seconds": r.integer("task_window_padding_seconds", 120, 0, 3600),
+        # new: the range of rate()/increase(); 5m as in the original, shorter for fast scrapes
+        "rate_window_seconds": r.integer("rate_window_seconds", 300, 2, 3600),
     }
     r.done("metrics_config")
     return config

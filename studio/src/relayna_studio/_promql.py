@@ -66,7 +66,6 @@ class Group:
     by: tuple[str, ...] = ()
 
 
-_RATE = "5m"
 GROUPS: dict[str, Group] = {
     g.name: g
     for g in (
@@ -180,7 +179,8 @@ def group_query(
         container = config.get("container_label") or "container"
         pairs += [(container, "!=", ""), (container, "!=", "POD"), ("image", "!=", "")]
     sel = _matchers(pairs)
-    inner = spec.expr.replace("{rng}", _RATE)
+    rng = f"{int(config.get('rate_window_seconds') or 300)}s"
+    inner = spec.expr.replace("{rng}", rng)
     inner = inner.replace("{sel,", "{" + sel + ", " if sel else "{").replace(
         "{sel}", "{" + sel + "}"
     )
@@ -194,7 +194,7 @@ def group_query(
         return f"sum{grouping} ({inner})"
     if group == "task_duration_p95":
         le_by = ", ".join([*by, "le"])
-        return f"histogram_quantile(0.95, sum by ({le_by}) (rate({inner}[{_RATE}])))"
+        return f"histogram_quantile(0.95, sum by ({le_by}) (rate({inner}[{rng}])))"
     if group == "worker_heartbeat":
         return f"max{grouping} ({inner})"
     return f"sum{grouping} ({inner})"

@@ -254,15 +254,21 @@ async def fetch_pods(fed: Federation, service_id: str) -> dict[str, Any]:
     labels_query, phase_query = pod_queries(config)
     url = str(config["base_url"]) + "/api/v1/query"
     answers: dict[str, Any] = {}
+    failures: list[UpstreamError] = []
 
     async def one(name: str, query: str) -> None:
-        answers[name] = await provider_get(
-            fed.runtime, "prometheus", service_id, url, params={"query": query}
-        )
+        try:
+            answers[name] = await provider_get(
+                fed.runtime, "prometheus", service_id, url, params={"query": query}
+            )
+        except UpstreamError as exc:  # one answer for the request, not an exception group
+            failures.append(exc)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(one, "labels", labels_query)
         tg.start_soon(one, "phase", phase_query)
+    if failures:
+        raise failures[0]
     try:
         pods = pods_from(config, answers["labels"], answers["phase"])
     except ContractError as exc:

@@ -57,6 +57,10 @@ async def _discover(
         detail = await task_detail(fed, service_id, task_id, "none")
     except UpstreamError as exc:
         warnings.append(f"task detail: {exc.detail}")
+    else:
+        sections = sorted({str(e["section"]) for e in detail["errors"]})
+        if sections:
+            warnings.append(f"task detail: could not read {', '.join(sections)}")
     logs: dict[str, Any] | None = None
     if isinstance(record.get("log_config"), dict):
         params: dict[str, Any] = {"limit": "100"}
