@@ -39,10 +39,12 @@ from relayna_studio._health_service import HealthService
 from relayna_studio._http import JSONResponse
 from relayna_studio._jobs import run_periodic
 from relayna_studio._leases import Leases
+from relayna_studio._notify import run_notifications
 from relayna_studio._pull_sync import pull_sync
 from relayna_studio._routes_auth import auth_routes
 from relayna_studio._routes_events import event_routes
 from relayna_studio._routes_federation import federation_routes
+from relayna_studio._routes_notify import notify_routes
 from relayna_studio._routes_registry import registry_routes
 from relayna_studio._routes_search import search_routes, task_index
 from relayna_studio._routes_telemetry import telemetry_routes
@@ -72,6 +74,7 @@ def studio_routes() -> list[BaseRoute]:
         *event_routes(),
         *federation_routes(),
         *telemetry_routes(),
+        *notify_routes(),
         document(
             Route("/metrics", _metrics, methods=["GET"]),
             get=Operation(
@@ -121,6 +124,8 @@ async def run_studio_jobs(
             )
         if settings.retention_prune_interval_seconds is not None:
             tg.start_soon(_retention, runtime, settings.retention_prune_interval_seconds)
+        if settings.notifications_configured:
+            await tg.start(run_notifications, runtime)
         task_status.started()
 
 

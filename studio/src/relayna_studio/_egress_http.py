@@ -199,13 +199,17 @@ class EgressClient:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
+        content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         service_id: str | None = None,
         deadline: float | None = None,
     ) -> EgressResponse:
+        """One bounded request; ``content`` sends exact bytes (a signed body),
+        ``json`` a value through relayna's codec."""
         deadline = self.deadline if deadline is None else deadline
         started = time.perf_counter()
-        content = None if json is None else _dumps(json)
+        if json is not None:
+            content = _dumps(json)
         send_headers = dict(headers or {})
         if content is not None:
             send_headers.setdefault("content-type", "application/json")

@@ -74,6 +74,9 @@ async def open_studio(
     Raises:
         ConfigurationError / TransportError: the store URL is bad or unreachable.
     """
+    from relayna_studio._routes_notify import check_notification_targets
+
+    check_notification_targets(settings, policy_of(settings))
     async with AsyncExitStack() as stack:
         if store is None:
             store = await stack.enter_async_context(open_store(settings.redis_url))

@@ -36,6 +36,9 @@ DEFAULT_ALLOWED_HOSTS: tuple[str, ...] = (
     ".test",
 )
 
+#: The longest batch wait of failed-task notifications (7 days).
+MAX_BATCH_WAIT_SECONDS = 604800
+
 _OFF = {"", "none", "null", "off"}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -122,6 +125,60 @@ class StudioSettings:
     push_ingest_max_events: int = attrs.field(default=500, validator=_positive)
     request_max_body_bytes: int = attrs.field(default=256 * 1024, validator=_positive)
     telemetry_timeout_seconds: float = attrs.field(default=5.0, validator=_positive)
+    # -- failed-task notifications (the original's email variables, plus a webhook) --
+    failed_task_email_enabled: bool = False
+    failed_task_email_service_url: str | None = None
+    failed_task_email_api_key: str | None = attrs.field(default=None, repr=False)
+    failed_task_email_receivers: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    failed_task_email_interval_seconds: float = attrs.field(default=30.0, validator=_positive)
+    failed_task_email_timeout_seconds: float = attrs.field(default=5.0, validator=_positive)
+    failed_task_email_dedupe_ttl_seconds: float = attrs.field(default=604800.0, validator=_positive)
+    failed_task_email_title_prefix: str = "[Relayna] Failed task"
+    failed_task_email_batch_wait_seconds: int = 0
+    failed_task_email_prefix: str = attrs.field(
+        default="studio:failed_task_email", validator=_prefix
+    )
+    failed_task_webhook_url: str | None = None
+    failed_task_webhook_secret: str | None = attrs.field(default=None, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if not 0 <= self.failed_task_email_batch_wait_seconds <= MAX_BATCH_WAIT_SECONDS:
+            raise ConfigurationError(
+                "RELAYNA_STUDIO_FAILED_TASK_EMAIL_BATCH_WAIT_SECONDS must be 0..604800"
+            )
+        if bool(self.failed_task_webhook_url) != bool(self.failed_task_webhook_secret):
+            raise ConfigurationError(
+                "RELAYNA_STUDIO_FAILED_TASK_WEBHOOK_URL and _WEBHOOK_SECRET go together"
+            )
+        if not self.failed_task_email_enabled:
+            return
+        missing = [
+            name
+            for name, value in (
+                ("SERVICE_URL", self.failed_task_email_service_url),
+                ("API_KEY", self.failed_task_email_api_key),
+                ("RECEIVERS", self.failed_task_email_receivers),
+            )
+            if not value
+        ]
+        if missing and not self.failed_task_webhook_url:
+            raise ConfigurationError(
+                "RELAYNA_STUDIO_FAILED_TASK_EMAIL_ENABLED needs "
+                + ", ".join(f"RELAYNA_STUDIO_FAILED_TASK_EMAIL_{m}" for m in missing)
+                + " (or a webhook: RELAYNA_STUDIO_FAILED_TASK_WEBHOOK_URL and _SECRET)"
+            )
+
+    @property
+    def email_configured(self) -> bool:
+        return bool(
+            self.failed_task_email_service_url
+            and self.failed_task_email_api_key
+            and self.failed_task_email_receivers
+        )
+
+    @property
+    def notifications_configured(self) -> bool:
+        return self.email_configured or bool(self.failed_task_webhook_url)
 
     @property
     def effective_task_index_ttl_seconds(self) -> float:
@@ -186,6 +243,30 @@ class StudioSettings:
             "push_ingest_max_events": env.integer("PUSH_INGEST_MAX_EVENTS", 500, low=1),
             "request_max_body_bytes": env.integer("REQUEST_MAX_BODY_BYTES", 256 * 1024, low=1),
             "telemetry_timeout_seconds": env.number("TELEMETRY_TIMEOUT_SECONDS", 5.0),
+            "failed_task_email_enabled": env.boolean("FAILED_TASK_EMAIL_ENABLED", False),
+            "failed_task_email_service_url": env.text("FAILED_TASK_EMAIL_SERVICE_URL", "") or None,
+            "failed_task_email_api_key": env.text("FAILED_TASK_EMAIL_API_KEY", "") or None,
+            "failed_task_email_receivers": tuple(env.csv("FAILED_TASK_EMAIL_RECEIVERS") or ()),
+            "failed_task_email_interval_seconds": env.number(
+                "FAILED_TASK_EMAIL_INTERVAL_SECONDS", 30.0
+            ),
+            "failed_task_email_timeout_seconds": env.number(
+                "FAILED_TASK_EMAIL_TIMEOUT_SECONDS", 5.0
+            ),
+            "failed_task_email_dedupe_ttl_seconds": env.number(
+                "FAILED_TASK_EMAIL_DEDUPE_TTL_SECONDS", 604800.0
+            ),
+            "failed_task_email_title_prefix": env.text(
+                "FAILED_TASK_EMAIL_TITLE_PREFIX", "[Relayna] Failed task"
+            ),
+            "failed_task_email_batch_wait_seconds": env.integer(
+                "FAILED_TASK_EMAIL_BATCH_WAIT_SECONDS", 0, low=0, high=MAX_BATCH_WAIT_SECONDS
+            ),
+            "failed_task_email_prefix": env.text(
+                "FAILED_TASK_EMAIL_PREFIX", "studio:failed_task_email"
+            ),
+            "failed_task_webhook_url": env.text("FAILED_TASK_WEBHOOK_URL", "") or None,
+            "failed_task_webhook_secret": env.text("FAILED_TASK_WEBHOOK_SECRET", "") or None,
         }
         try:
             return cls(**kwargs)
