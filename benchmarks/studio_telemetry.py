@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import ipaddress
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -37,25 +36,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from benchmarks.studio import HOST, _pct, _Resolver
 from relayna.api import serving
 from relayna_studio import StudioSettings, open_studio, studio_app
 from relayna_studio._loki import LogRequest, build_logql, loki_page, loki_params
 from relayna_studio._promql import GROUPS, MetricsRequest, group_query, parse_matrix
 from relayna_studio._tempo import discover_trace_ids, normalize_trace
 
-HOST = "127.0.0.2"
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 T0 = 1_714_550_400
-
-
-class _Resolver:
-    async def resolve(self, host: str, port: int) -> list[Any]:
-        return [ipaddress.ip_address(HOST)]
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def loki_answer() -> bytes:

@@ -104,10 +104,16 @@ async def replicas(
         yield runtimes
 
 
-async def register(runtime: StudioRuntime, sid: str, port: int) -> None:
+@asynccontextmanager
+async def client_for(runtime: StudioRuntime) -> AsyncIterator[httpx.AsyncClient]:
     app = studio_app(runtime)
     app.state.studio_runtime = runtime
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as c:
+        yield c
+
+
+async def register(runtime: StudioRuntime, sid: str, port: int) -> None:
+    async with client_for(runtime) as c:
         response = await c.post("/studio/services", json={
             "service_id": sid, "name": sid.title(), "environment": "test",
             "base_url": f"http://svc.test:{port}/svc/{sid}", "auth_mode": "internal_network"})  # fmt: skip
@@ -214,11 +220,7 @@ async def test_settings_routes_and_startup_checks(store_url: str) -> None:
     with anyio.fail_after(30):
         async with serve_on(receivers.app(), HOST) as port:
             async with replicas(store_url, port, count=1) as (runtime,):
-                app = studio_app(runtime)
-                app.state.studio_runtime = runtime
-                async with httpx.AsyncClient(
-                    transport=httpx.ASGITransport(app=app), base_url="http://s"
-                ) as c:
+                async with client_for(runtime) as c:
                     doc = (await c.get("/studio/failed-task-email-settings")).json()
                     assert doc["configured"] is True
                     assert doc["enabled"] is True
@@ -237,11 +239,7 @@ async def test_settings_routes_and_startup_checks(store_url: str) -> None:
                         assert response.status_code == 422, (bad, response.text)
             bare = settings_for(store_url, f"notify:{uuid.uuid4().hex[:8]}")
             async with open_studio(bare) as runtime:
-                app = studio_app(runtime)
-                app.state.studio_runtime = runtime
-                async with httpx.AsyncClient(
-                    transport=httpx.ASGITransport(app=app), base_url="http://s"
-                ) as c:
+                async with client_for(runtime) as c:
                     doc = (await c.get("/studio/failed-task-email-settings")).json()
                     assert (doc["configured"], doc["enabled"], doc["receivers"]) == (
                         False,

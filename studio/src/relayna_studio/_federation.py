@@ -99,16 +99,21 @@ def _detail(response: EgressResponse) -> str:
     return ""
 
 
+def check_enabled(record: Mapping[str, Any]) -> None:
+    """Raises UpstreamError 503 ``service_disabled``."""
+    if record["status"] == "disabled":
+        raise UpstreamError(
+            f"service {record['service_id']!r} is disabled",
+            status=503,
+            code="service_disabled",
+            service_id=str(record["service_id"]),
+        )
+
+
 def check_callable(record: Mapping[str, Any]) -> None:
     """Raises UpstreamError 503 ``service_disabled`` / 501 ``unsupported_auth_mode``."""
     service_id = str(record["service_id"])
-    if record["status"] == "disabled":
-        raise UpstreamError(
-            f"service {service_id!r} is disabled",
-            status=503,
-            code="service_disabled",
-            service_id=service_id,
-        )
+    check_enabled(record)
     if record["auth_mode"] != "internal_network":
         raise UpstreamError(
             f"auth_mode {record['auth_mode']!r} is not supported for federation",
@@ -128,15 +133,19 @@ class Federation:
         Raises:
             UpstreamError: 404/503/501 as in the module docs.
         """
+        record = await self.record(service_id)
+        check_callable(record)
+        return record
+
+    async def record(self, service_id: str) -> dict[str, Any]:
+        """The registered record, whatever its status or auth mode.
+
+        Raises:
+            UpstreamError: 404 ``service_not_found``.
+        """
         record = await self.runtime.registry.get(service_id)
         if record is None:
-            raise UpstreamError(
-                f"service {service_id!r} is not registered",
-                status=404,
-                code="service_not_found",
-                service_id=service_id,
-            )
-        check_callable(record)
+            raise federated_not_found(ServiceNotFound(service_id))
         return record
 
     async def call(

@@ -26,7 +26,7 @@ from relayna.errors import ContractError
 from relayna_studio._errors import UpstreamError
 from relayna_studio._runtime import StudioRuntime
 
-__all__ = ["PROVIDERS", "provider_get", "sanitize"]
+__all__ = ["PROVIDERS", "provider_get", "raise_first", "sanitize", "shape_error"]
 
 log = logging.getLogger("relayna_studio.telemetry")
 
@@ -131,4 +131,17 @@ def shape_error(provider: str, service_id: str, exc: ContractError) -> UpstreamE
         status=502,
         code="invalid_response_shape",
         service_id=service_id,
+    )
+
+
+def raise_first(errors: list[dict[str, Any]], service_id: str) -> None:
+    """Every section failed: answer with the first section's error (504 for a timeout)."""
+    first = errors[0]
+    raise UpstreamError(
+        str(first["detail"]),
+        status=504 if first["code"] == "upstream_timeout" else 502,
+        code=str(first["code"]),
+        service_id=service_id,
+        upstream_status=first["upstream_status"],
+        retryable=bool(first["retryable"]),
     )

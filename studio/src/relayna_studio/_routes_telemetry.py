@@ -47,7 +47,7 @@ from relayna_studio._promql import (
     pods_from,
     window_problem,
 )
-from relayna_studio._providers import provider_get, shape_error
+from relayna_studio._providers import provider_get, raise_first, shape_error
 from relayna_studio._querylang import format_ns
 from relayna_studio._telemetry_params import (
     DEFAULT_WINDOW_SECONDS,
@@ -216,15 +216,7 @@ async def fetch_metrics(
         for group in request.groups:
             tg.start_soon(one, group)
     if errors and not series:
-        first = errors[0]
-        raise UpstreamError(
-            str(first["detail"]),
-            status=504 if first["code"] == "upstream_timeout" else 502,
-            code=str(first["code"]),
-            service_id=service_id,
-            upstream_status=first["upstream_status"],
-            retryable=bool(first["retryable"]),
-        )
+        raise_first(errors, service_id)
     errors.sort(key=lambda e: request.groups.index(e["section"]))
     warnings += [f"{e['section']}: {e['detail']}" for e in errors]
     if task_id is not None:

@@ -17,7 +17,7 @@ import anyio
 from relayna.contracts import is_valid_identifier
 from relayna.errors import ContractError
 from relayna_studio._errors import UpstreamError
-from relayna_studio._federation import Federation, task_path
+from relayna_studio._federation import Federation, check_enabled, task_path
 from relayna_studio._http import HTTPProblem, query_problem
 from relayna_studio._querylang import parse_time_ns
 from relayna_studio._timefmt import parse_time_or_none
@@ -121,21 +121,8 @@ async def config_of(
         UpstreamError: 404 ``service_not_found``, 503 ``service_disabled``.
         HTTPProblem: 501 ``<key>_missing`` when the service has no such config.
     """
-    record = await fed.runtime.registry.get(service_id)
-    if record is None:
-        raise UpstreamError(
-            f"service {service_id!r} is not registered",
-            status=404,
-            code="service_not_found",
-            service_id=service_id,
-        )
-    if record["status"] == "disabled":
-        raise UpstreamError(
-            f"service {service_id!r} is disabled",
-            status=503,
-            code="service_disabled",
-            service_id=service_id,
-        )
+    record = await fed.record(service_id)
+    check_enabled(record)
     config = record.get(key)
     if not isinstance(config, dict):
         raise HTTPProblem(

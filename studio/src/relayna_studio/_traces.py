@@ -27,7 +27,7 @@ from relayna.errors import ContractError
 from relayna_studio._errors import UpstreamError
 from relayna_studio._federation import Federation
 from relayna_studio._http import Ctx, HTTPProblem, JSONResponse, query_problem
-from relayna_studio._providers import provider_get, shape_error
+from relayna_studio._providers import provider_get, raise_first, shape_error
 from relayna_studio._querylang import format_ns
 from relayna_studio._routes_events import event_store
 from relayna_studio._routes_telemetry import fetch_logs
@@ -129,15 +129,7 @@ async def fetch_traces(
         for trace_id in ids:
             tg.start_soon(one, trace_id)
     if errors and not spans and len(errors) == len(ids):
-        first = errors[0]
-        raise UpstreamError(
-            str(first["detail"]),
-            status=504 if first["code"] == "upstream_timeout" else 502,
-            code=str(first["code"]),
-            service_id=service_id,
-            upstream_status=first["upstream_status"],
-            retryable=bool(first["retryable"]),
-        )
+        raise_first(errors, service_id)
     all_spans = sorted(
         (s for t in ids for s in spans.get(t, [])),
         key=lambda s: (s["start_time"] or "", s["span_id"]),
