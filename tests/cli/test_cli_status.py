@@ -93,10 +93,10 @@ def test_watch_follows_a_task_to_completion(
 def test_watch_gives_up_on_a_task_nobody_published(
     capsys: pytest.CaptureFixture[str], dev_url: str, unique: str
 ) -> None:
-    code, out, err = run(capsys, "watch", f"nobody-{unique}", "--url", dev_url, "--wait", "0.5")
+    code, out, err = run_cli(capsys, "watch", f"nobody-{unique}", "--url", dev_url, "--wait", "0.5")
     assert code == 1
     assert out == ""
     assert f"No status found for task_id 'nobody-{unique}' after waiting 0.5 s" in err
-    code, _, err = run(capsys, "watch", "t", "--url", dev_url, "--wait", "-1")
+    code, _, err = run_cli(capsys, "watch", "t", "--url", dev_url, "--wait", "-1")
     assert code == 2
     assert "--wait" in err

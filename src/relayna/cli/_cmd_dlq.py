@@ -91,7 +91,12 @@ def register(sub: Subcommands) -> None:
     _common(imp, broker=True)
     imp.add_argument("--limit", type=int, default=50, help="messages to read, 1..200 (default 50)")
     imp.set_defaults(handler=_import)
-    p.set_defaults(handler=lambda _args: p.print_help(sys.stderr) or 2)
+
+    def usage(_args: argparse.Namespace) -> int:
+        p.print_help(sys.stderr)
+        return 2
+
+    p.set_defaults(handler=usage)
 
 
 def _with_service(
