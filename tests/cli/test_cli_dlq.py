@@ -113,8 +113,13 @@ def test_dlq_commands(
     ],
 )
 def test_dlq_usage_errors(
-    capsys: pytest.CaptureFixture[str], redis_url: str, argv: list[str]
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    redis_url: str,
+    argv: list[str],
 ) -> None:
+    # scripts/services.py exports RELAYNA_BROKER_URL, the default of --broker-url
+    monkeypatch.delenv("RELAYNA_BROKER_URL", raising=False)
     code, _, err = run_cli(capsys, *argv, "--store-url", redis_url)
     assert code == 2
     assert "relayna: error:" in err

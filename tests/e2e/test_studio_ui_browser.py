@@ -25,6 +25,7 @@ from browser import launch  # scripts/ is on sys.path (tests/conftest.py)
 from playwright.sync_api import Page, expect, sync_playwright
 from services import free_port
 
+import studio_ui  # scripts/ is on sys.path (tests/conftest.py)
 from _dev_process import running  # tests/ is on sys.path (rootdir conftest)
 
 # A browser, a Studio and a service per test; each test's waits are bounded below.
@@ -59,6 +60,12 @@ def slow_stack(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
 @pytest.fixture(params=["asyncio", "trio"])
 def auth_stack(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
     yield from _stack(request.param, auth=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _ui_packages() -> None:
+    """axe-core comes from the UI's node_modules: ``npm ci`` when it is missing or stale."""
+    studio_ui.install()
 
 
 @pytest.fixture

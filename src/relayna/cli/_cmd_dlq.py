@@ -60,7 +60,7 @@ def register(sub: Subcommands) -> None:
     ls.set_defaults(handler=_list)
 
     show = dlq.add_parser("show", help="show one record", description="Show one DLQ record.")
-    show.add_argument("dlq_id", metavar="DLQ_ID")
+    show.add_argument("dlq_id", metavar="DLQ_ID", help="the record id (relayna dlq list shows it)")
     _common(show)
     show.set_defaults(handler=_show)
 
@@ -72,7 +72,9 @@ def register(sub: Subcommands) -> None:
             "queue with --direct, or --target-queue) with confirm, and mark it replayed."
         ),
     )
-    replay.add_argument("dlq_id", metavar="DLQ_ID")
+    replay.add_argument(
+        "dlq_id", metavar="DLQ_ID", help="the record id (relayna dlq list shows it)"
+    )
     _common(replay, broker=True)
     replay.add_argument("--force", action="store_true", help="replay again (already replayed)")
     replay.add_argument("--direct", action="store_true", help="to the source queue, no delay")
@@ -87,7 +89,7 @@ def register(sub: Subcommands) -> None:
             "each, so they can be listed and replayed. Importing twice adds nothing."
         ),
     )
-    imp.add_argument("queue", metavar="QUEUE")
+    imp.add_argument("queue", metavar="QUEUE", help="the DLQ queue to read, e.g. tasks.q.dlq")
     _common(imp, broker=True)
     imp.add_argument("--limit", type=int, default=50, help="messages to read, 1..200 (default 50)")
     imp.set_defaults(handler=_import)
