@@ -222,6 +222,30 @@ async def wait_for(
     return time.monotonic() - started
 
 
+async def wait_progress(
+    count: Any, target: int, what: str, *, stall: float, interval: float = 0.2, describe: Any = None
+) -> float:
+    """Poll ``await count()`` until it reaches ``target``; returns the seconds it took.
+
+    A hang guard, not a speed bound: it fails only when the count has not
+    moved for ``stall`` seconds, so a slow (loaded) machine takes longer but
+    passes, and a stuck run fails ``stall`` seconds after its last progress.
+    """
+    started = last_change = time.monotonic()
+    last = -1
+    while (value := await count()) < target:
+        now = time.monotonic()
+        if value != last:
+            last, last_change = value, now
+        elif now - last_change > stall:
+            detail = await describe() if describe is not None else ""
+            raise AssertionError(
+                f"no progress towards {what} for {stall:g}s (at {value}/{target})\n{detail}"
+            )
+        await anyio.sleep(interval)
+    return time.monotonic() - started
+
+
 async def delete_topology(broker: Broker, topo: Any, *extra_queues: str) -> None:
     with anyio.CancelScope(shield=True), anyio.move_on_after(20):
         for suffix in ("", ".retry", ".dlq"):
