@@ -134,6 +134,10 @@ class Services:
     tls: tuple[str, str, str] | None = None
     # The directory was created by start(): stop() removes it.
     owned: bool = False
+    # Extra node settings for a private node: lines appended to rabbitmq.conf,
+    # and an Erlang term list for advanced.config (keys the .conf schema lacks).
+    rabbitmq_conf: str = ""
+    rabbitmq_advanced: str = ""
 
     # -- derived -------------------------------------------------------------
     @property
@@ -172,10 +176,20 @@ class Services:
     # -- lifecycle -----------------------------------------------------------
     @classmethod
     def start(
-        cls, directory: str | None = None, *, tls: tuple[str, str, str] | None = None
+        cls,
+        directory: str | None = None,
+        *,
+        tls: tuple[str, str, str] | None = None,
+        rabbitmq_conf: str = "",
+        rabbitmq_advanced: str = "",
     ) -> Services:
         """Start Redis and RabbitMQ; with ``tls=(certfile, keyfile, cafile)`` RabbitMQ
-        also listens for AMQPS on ``amqps_port`` (no client certificate required)."""
+        also listens for AMQPS on ``amqps_port`` (no client certificate required).
+
+        ``rabbitmq_conf`` (``rabbitmq.conf`` lines, e.g. ``"consumer_timeout =
+        2000"``) and ``rabbitmq_advanced`` (the body of ``advanced.config``, e.g.
+        ``"[{rabbit, [{channel_tick_interval, 200}]}]."``) configure a private
+        node for a fault test; the shared test node uses neither."""
         ensure_installed()
         owned = directory is None
         d = Path(directory or tempfile.mkdtemp(prefix="relayna-services-"))
@@ -191,6 +205,8 @@ class Services:
             amqps_port=free_port() if tls else 0,
             tls=tls,
             owned=owned,
+            rabbitmq_conf=rabbitmq_conf,
+            rabbitmq_advanced=rabbitmq_advanced,
         )
         svc._save()
         try:
@@ -224,6 +240,7 @@ class Services:
             # erl_crash.dump would otherwise land in the current directory.
             ERL_CRASH_DUMP=str(r / "erl_crash.dump"),
             RABBITMQ_CONFIG_FILE=str(r / "rabbitmq"),
+            RABBITMQ_ADVANCED_CONFIG_FILE=str(r / "advanced.config"),
             RABBITMQ_SERVER_START_ARGS=(
                 f'-rabbitmq_management tcp_config [{{port,{self.mgmt_port}}},{{ip,"127.0.0.1"}}] '
                 f"-rabbitmq_stream tcp_listeners [{self.stream_port}]"
@@ -256,7 +273,11 @@ class Services:
                 "ssl_options.verify = verify_none\n"
                 "ssl_options.fail_if_no_peer_cert = false\n"
             )
+        if self.rabbitmq_conf:
+            conf += self.rabbitmq_conf.rstrip("\n") + "\n"
         (r / "rabbitmq.conf").write_text(conf)
+        if self.rabbitmq_advanced:
+            (r / "advanced.config").write_text(self.rabbitmq_advanced.rstrip("\n") + "\n")
         self.launch_rabbitmq()
 
     def launch_rabbitmq(self, attempts: int = 3) -> None:

@@ -54,6 +54,29 @@ def services() -> Iterator[Services]:
         svc.stop()
 
 
+#: The private node's consumer timeout (ms), checked every 100 ms (a channel tick).
+PRIVATE_CONSUMER_TIMEOUT_MS = 2000
+
+
+@pytest.fixture(scope="session")
+def private_rabbit() -> Iterator[Services]:
+    """A RabbitMQ node (and Redis) of its own, for faults that are node-wide: resource
+    alarms, and a short ``consumer_timeout`` (2 s; the shared node keeps 30 min).
+
+    Started on first use, stopped at the end of the session. A test that raises
+    an alarm clears it before it ends (in a ``finally``).
+    """
+    svc = Services.start(
+        rabbitmq_conf=f"consumer_timeout = {PRIVATE_CONSUMER_TIMEOUT_MS}",
+        # not in rabbitmq.conf's schema: how often a channel checks the timeout
+        rabbitmq_advanced="[{rabbit, [{channel_tick_interval, 100}]}].",
+    )
+    try:
+        yield svc
+    finally:
+        svc.stop()
+
+
 @pytest.fixture(scope="session")
 def amqp_url(services: Services) -> str:
     return services.amqp_url

@@ -22,6 +22,7 @@ import aiormq, coredis or redis-py to handle a failure.
         │   │   └── ConnectionLost
         │   ├── ChannelClosed         (reply_code, reply_text)
         │   │   ├── PreconditionFailed  (406)
+        │   │   │   └── ConsumerTimedOut  (a delivery outlived the consumer timeout)
         │   │   ├── NotFound            (404)
         │   │   └── AccessRefused       (403)
         │   ├── ProtocolError         (garbage or oversized frames from the peer)
@@ -53,6 +54,7 @@ __all__ = [
     "ConfigurationError",
     "ConnectionLost",
     "ConsumerCancelled",
+    "ConsumerTimedOut",
     "ContractError",
     "DuplicateTaskError",
     "DLQConflict",
@@ -247,6 +249,17 @@ class ChannelClosed(BrokerError):
 
 class PreconditionFailed(ChannelClosed):
     """406 PRECONDITION_FAILED, e.g. a redeclare with other arguments."""
+
+
+class ConsumerTimedOut(PreconditionFailed):
+    """The broker closed a consumer's channel because one of its deliveries stayed
+    unacknowledged longer than the queue's consumer timeout (RabbitMQ's
+    ``consumer_timeout`` setting, or ``x-consumer-timeout``).
+
+    The broker has already requeued every unacknowledged delivery of that
+    channel: they will be redelivered (``redelivered=True``), and acking them
+    on the closed channel is no longer possible.
+    """
 
 
 class NotFound(ChannelClosed):

@@ -27,6 +27,7 @@ from relayna.errors import (
     BrokerConnectionError,
     BrokerError,
     ConfigurationError,
+    ConsumerTimedOut,
     RelaynaError,
 )
 from relayna.observability import (
@@ -279,14 +280,30 @@ class ConsumerBase:
     def _on_retry(self, exc: BaseException, attempt: int, delay: float) -> None:
         self.stats.reconnects += 1
         self._state = "reconnecting"
-        logger.warning(
-            "%s: consumer of %r failed (%r); reconnecting in %.2fs (attempt %d)",
-            self.consumer_name,
-            self.queue_name,
-            exc,
-            delay,
-            attempt + 1,
-        )
+        if isinstance(exc, ConsumerTimedOut):
+            self.stats.consumer_timeouts += 1
+            logger.warning(
+                "%s: the broker closed the channel of the consumer of %r because a delivery "
+                "stayed unacknowledged longer than the queue's consumer timeout (%s). The "
+                "broker requeued the channel's unacknowledged deliveries: they will be "
+                "redelivered (an idempotency key keeps their effects once). Keep handlers "
+                "shorter than the broker's consumer_timeout / x-consumer-timeout. "
+                "Reconnecting in %.2fs (attempt %d)",
+                self.consumer_name,
+                self.queue_name,
+                exc.reply_text,
+                delay,
+                attempt + 1,
+            )
+        else:
+            logger.warning(
+                "%s: consumer of %r failed (%r); reconnecting in %.2fs (attempt %d)",
+                self.consumer_name,
+                self.queue_name,
+                exc,
+                delay,
+                attempt + 1,
+            )
         self._emit(
             TaskConsumerLoopError(
                 consumer_name=self.consumer_name,

@@ -1,5 +1,6 @@
 """What happens to a delivery whose processing failed outside the user's handler
-(publishing a status or a retry, settling): a transport failure requeues it,
+(publishing a status or a retry, settling): a transport failure requeues it
+(unless the broker already did, at its consumer timeout),
 a deterministic error (e.g. an invalid status the handler built) dead-letters
 it, since a requeue would loop, and publishes its ``failed`` status when the
 message names a task. Each failure is counted and logged once.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from relayna.errors import RelaynaError, TransportError
+from relayna.errors import ConsumerTimedOut, RelaynaError, TransportError
 from relayna.transport import Delivery
 
 from ._decide import DeadLetter
@@ -33,6 +34,16 @@ async def settle_failed_effect(
 
     If dead-lettering fails too, the delivery is requeued.
     """
+    if isinstance(exc, ConsumerTimedOut):
+        # Nothing to undo or requeue: the broker took the delivery back when it
+        # closed the channel; the consumer logs why when it reconnects.
+        stats.effect_errors += 1
+        logger.info(
+            "%s: delivery %s was not acked: the broker requeued it at its consumer timeout",
+            consumer_name,
+            delivery.delivery_tag,
+        )
+        return
     if isinstance(exc, TransportError):
         stats.effect_errors += 1
         logger.warning(

@@ -122,6 +122,7 @@ class ConsumerStats:
     effect_errors: int = 0
     dlq_record_errors: int = 0
     reconnects: int = 0
+    consumer_timeouts: int = 0  # channels the broker closed: a delivery outlived its timeout
     drain_requeued: int = 0
     lease_conflicts: int = 0
     leases_lost: int = 0

@@ -111,6 +111,11 @@ _CONSUMER_COUNTERS: tuple[tuple[str, str, str], ...] = (
     ("handler_failures", "handler_failures", "Handler calls that raised"),
     ("statuses_published", "statuses_published", "Lifecycle statuses published"),
     ("consumer_reconnects", "reconnects", "Broker sessions re-opened after a failure"),
+    (
+        "consumer_timeouts",
+        "consumer_timeouts",
+        "Consumer channels the broker closed because a delivery outlived its consumer timeout",
+    ),
     ("consumer_settle_errors", "settle_errors", "Settlements that failed"),
 )
 

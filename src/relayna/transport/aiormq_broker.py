@@ -51,6 +51,7 @@ from relayna.transport._broker import (
 from relayna.transport.amqp._broker_impl import stream_offset_argument
 from relayna.transport.amqp._codec import from_pamqp_properties, to_pamqp_properties, to_wire_table
 from relayna.transport.amqp._url import parse_amqp_url
+from relayna.transport.amqp._util import channel_error
 
 __all__ = ["AiormqBroker", "open_aiormq_broker"]
 
@@ -83,6 +84,8 @@ def map_error(exc: BaseException, url: str) -> BrokerError:
     for kind, (cls, code) in _CHANNEL_ERRORS.items():
         if isinstance(exc, kind):
             text = str(exc.args[0]) if exc.args else ""
+            if cls is not ChannelClosed:  # the native client's mapping, consumer timeout included
+                return channel_error(code, text, url)
             return cls(
                 f"channel closed by the server: {code} {text}",
                 url=url,

@@ -6,8 +6,6 @@ acknowledged to its caller is in the queue."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import anyio
 import pytest
 from services import Services
@@ -20,15 +18,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.rabbitmq]
 
 PUBLISH_TIMEOUT = 2.0
 PUBLISHERS = 20
-
-
-@pytest.fixture(scope="module")
-def private_rabbit() -> Iterator[Services]:
-    svc = Services.start()
-    try:
-        yield svc
-    finally:
-        svc.stop()
 
 
 async def _ctl(svc: Services, *args: str) -> None:

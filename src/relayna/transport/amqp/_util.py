@@ -9,6 +9,7 @@ import anyio
 from relayna.errors import (
     AccessRefused,
     ChannelClosed,
+    ConsumerTimedOut,
     NotFound,
     PreconditionFailed,
 )
@@ -54,14 +55,25 @@ class Waiter(Generic[T]):
         return self._value[0]
 
 
+def _is_consumer_timeout(reply_text: str) -> bool:
+    # RabbitMQ (3.8.15+): "PRECONDITION_FAILED - delivery acknowledgement on channel
+    # 1 timed out. Timeout value used: 1800000 ms. ..." The reply code alone is
+    # shared with every other precondition (e.g. a redeclare with other arguments).
+    text = reply_text.lower()
+    return "acknowledgement" in text and "timed out" in text
+
+
 def channel_error(
     reply_code: int, reply_text: str, url: str, *, context: str = ""
 ) -> ChannelClosed:
+    """The typed error of a channel the server closed (``channel.close``)."""
     cls: type[ChannelClosed] = {
         406: PreconditionFailed,
         404: NotFound,
         403: AccessRefused,
     }.get(reply_code, ChannelClosed)
+    if cls is PreconditionFailed and _is_consumer_timeout(reply_text):
+        cls = ConsumerTimedOut
     where = f" ({context})" if context else ""
     return cls(
         f"channel closed by the server: {reply_code} {reply_text}{where}",
