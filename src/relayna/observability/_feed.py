@@ -37,7 +37,7 @@ from relayna.contracts import is_valid_identifier
 from relayna.errors import ContractError, StoreError
 from relayna.observability._observation_store import observation_record
 from relayna.observability._observations import Observation
-from relayna.transport import Script, ScriptOps, Store, Value
+from relayna.transport import Script, Store, Value
 
 __all__ = [
     "APPEND_FEED_SCRIPT",
@@ -49,7 +49,6 @@ __all__ = [
     "ServiceEventFeed",
     "ServiceEventFeedConfig",
     "encode_status_feed_item",
-    "feed_append_ops",
     "parse_feed_cursor",
     "status_feed_item",
 ]
@@ -100,27 +99,7 @@ return relayna_feed_append(KEYS, ARGV)
 )
 
 
-def feed_append_ops(ops: ScriptOps, keys: list[str], args: list[bytes]) -> int:
-    """The Python twin of ``relayna_feed_append`` (same keys and arguments)."""
-    marker, feed, seq_key, epoch_key = keys
-    item, ttl_ms, maxlen, epoch = args
-    if ops.exists(marker):
-        return 0
-    ops.llen(feed)  # WRONGTYPE before any write, as the Lua
-    if not ops.exists(feed) or not ops.exists(epoch_key):
-        ops.set(epoch_key, epoch)
-        ops.set(seq_key, ops.llen(feed))
-    seq = ops.incr(seq_key)
-    ops.rpush(feed, item)
-    ops.ltrim(feed, -int(maxlen), -1)
-    ttl = int(ttl_ms) / 1000.0
-    for key in (feed, seq_key, epoch_key):
-        ops.expire(key, ttl)
-    ops.set(marker, b"1", ttl=ttl)
-    return seq
-
-
-APPEND_FEED_SCRIPT = Script(name="relayna.feed.append", lua=_APPEND_LUA, python=feed_append_ops)
+APPEND_FEED_SCRIPT = Script(name="relayna.feed.append", lua=_APPEND_LUA)
 
 _READ_LUA = """
 -- KEYS: feed, seq, epoch   ARGV: after_epoch, after_seq, limit
@@ -139,22 +118,7 @@ return {epoch, seq, head, start, items}
 """
 
 
-def _read_python(ops: ScriptOps, keys: list[str], args: list[bytes]) -> list[Any]:
-    feed, seq_key, epoch_key = keys
-    after_epoch, after_seq, limit = args
-    epoch = ops.get(epoch_key) or b""
-    seq = int(ops.get(seq_key) or b"0")
-    head = seq - ops.llen(feed) + 1
-    start = head
-    if after_epoch and after_epoch == epoch:
-        after = int(after_seq)
-        if head - 1 <= after <= seq:
-            start = after + 1
-    first = start - head
-    return [epoch, seq, head, start, ops.lrange(feed, first, first + int(limit) - 1)]
-
-
-READ_FEED_SCRIPT = Script(name="relayna.feed.read", lua=_READ_LUA, python=_read_python)
+READ_FEED_SCRIPT = Script(name="relayna.feed.read", lua=_READ_LUA)
 
 _CURSOR = re.compile(r"([0-9a-f]{16})-([0-9]{1,18})")
 

@@ -28,7 +28,7 @@ from relayna.contracts import is_valid_identifier, validate_identifier
 from relayna.errors import StoreError
 from relayna.observability._graph_model import format_timestamp
 from relayna.observability._observations import Observation
-from relayna.transport import Script, ScriptOps, Store, Value
+from relayna.transport import Script, Store, Value
 
 __all__ = [
     "WRITE_OBSERVATION_SCRIPT",
@@ -52,22 +52,8 @@ return 1
 """
 
 
-def _write_python(ops: ScriptOps, keys: list[str], args: list[bytes]) -> int:
-    payload, ttl_ms, maxlen = args
-    if ops.exists(keys[0]):
-        return 0
-    ttl = int(ttl_ms) / 1000.0
-    ops.lpush(keys[1], payload)
-    ops.ltrim(keys[1], 0, int(maxlen) - 1)
-    ops.expire(keys[1], ttl)
-    ops.set(keys[0], b"1", ttl=ttl)
-    return 1
-
-
 #: The atomic observation write (see the module docstring).
-WRITE_OBSERVATION_SCRIPT = Script(
-    name="relayna.observations.write", lua=_WRITE_LUA, python=_write_python
-)
+WRITE_OBSERVATION_SCRIPT = Script(name="relayna.observations.write", lua=_WRITE_LUA)
 
 
 @attrs.frozen

@@ -31,10 +31,9 @@ from relayna.observability import (
     FEED_TYPE_CHECK_LUA,
     ServiceEventFeed,
     encode_status_feed_item,
-    feed_append_ops,
 )
 from relayna.status._event import EventDict, dumps_event, loads_stored, validate_identifier
-from relayna.transport import Script, ScriptOps, Store, Value
+from relayna.transport import Script, Store, Value
 
 __all__ = [
     "WRITE_STATUS_AND_FEED_SCRIPT",
@@ -104,32 +103,10 @@ return 1
 )
 
 
-def _write_with_feed_python(ops: ScriptOps, keys: list[str], args: list[bytes]) -> int:
-    if ops.exists(keys[0]):
-        return 0
-    has_children = args[5] == b"1"
-    payload, ttl_ms, max_history, channel, task_id = args[:5]
-    ttl = int(ttl_ms) / 1000.0
-    # type checks before any write, as the Lua (llen raises WRONGTYPE); the
-    # children SADD is the first write, so its own check also comes first
-    ops.llen(keys[1])
-    ops.llen(keys[4])
-    if has_children:
-        ops.sadd(keys[2], task_id)
-        ops.expire(keys[2], ttl)
-    ops.lpush(keys[1], payload)
-    ops.ltrim(keys[1], 0, int(max_history) - 1)
-    ops.expire(keys[1], ttl)
-    ops.publish(channel.decode(), payload)
-    feed_append_ops(ops, keys[3:7], args[6:10])
-    ops.set(keys[0], b"1", ttl=ttl)
-    return 1
-
-
 #: The status write that also appends the event to the service event feed, in
 #: the same atomic round trip (used when the store has a feed).
 WRITE_STATUS_AND_FEED_SCRIPT = Script(
-    name="relayna.status.write_with_feed", lua=_WRITE_WITH_FEED_LUA, python=_write_with_feed_python
+    name="relayna.status.write_with_feed", lua=_WRITE_WITH_FEED_LUA
 )
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from relayna.contracts import dumps, loads
 from relayna.errors import ContractError
-from relayna.transport import Script, ScriptOps, Store
+from relayna.transport import Script, Store
 
 __all__ = ["APPEND_SCRIPT", "AuditLog"]
 
@@ -42,20 +42,7 @@ return id
 """
 
 
-def _append_python(ops: ScriptOps, keys: list[str], args: list[bytes]) -> int:
-    body, maxlen_raw = args
-    entry_id = ops.incr(keys[0])
-    entry = b'{"id":' + str(entry_id).encode() + b"," + body[1:]
-    ops.zadd(keys[1], {entry: float(entry_id)})
-    count = ops.zcard(keys[1])
-    maxlen = int(maxlen_raw)
-    if count > maxlen:
-        oldest = ops.zrange(keys[1], 0, count - maxlen - 1)
-        ops.zrem(keys[1], *oldest)
-    return entry_id
-
-
-APPEND_SCRIPT = Script(name="relayna_studio.audit.append", lua=_APPEND_LUA, python=_append_python)
+APPEND_SCRIPT = Script(name="relayna_studio.audit.append", lua=_APPEND_LUA)
 
 #: Entries examined per page at most when filters are given (bounded work).
 _SCAN_LIMIT = 5000

@@ -36,7 +36,7 @@ import attrs
 
 from relayna.contracts import dumps
 from relayna.errors import ContractError
-from relayna.transport import Script, ScriptOps, Store
+from relayna.transport import Script, Store
 from relayna_studio._timefmt import load_object
 
 __all__ = [
@@ -90,25 +90,12 @@ return 0
 """
 
 
-def _create_python(ops: ScriptOps, keys: list[str], args: list[bytes]) -> int:
-    if ops.set(keys[0], args[0], nx=True):
-        ops.sadd(keys[1], args[1])
-        return 1
-    return 0
-
-
 _REVOKE_LUA = """
 -- KEYS: token, tokens   ARGV: token_id
 local n = redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], ARGV[1])
 return n
 """
-
-
-def _revoke_python(ops: ScriptOps, keys: list[str], args: list[bytes]) -> int:
-    n = ops.delete(keys[0])
-    ops.srem(keys[1], args[0])
-    return n
 
 
 _REDEEM_LUA = """
@@ -119,22 +106,9 @@ return v
 """
 
 
-def _redeem_python(ops: ScriptOps, keys: list[str], args: list[bytes]) -> bytes | None:
-    value = ops.get(keys[0])
-    if value is not None:
-        ops.delete(keys[0])
-    return value
-
-
-CREATE_TOKEN_SCRIPT = Script(
-    name="relayna_studio.auth.create", lua=_CREATE_LUA, python=_create_python
-)
-REVOKE_TOKEN_SCRIPT = Script(
-    name="relayna_studio.auth.revoke", lua=_REVOKE_LUA, python=_revoke_python
-)
-REDEEM_TICKET_SCRIPT = Script(
-    name="relayna_studio.auth.redeem", lua=_REDEEM_LUA, python=_redeem_python
-)
+CREATE_TOKEN_SCRIPT = Script(name="relayna_studio.auth.create", lua=_CREATE_LUA)
+REVOKE_TOKEN_SCRIPT = Script(name="relayna_studio.auth.revoke", lua=_REVOKE_LUA)
+REDEEM_TICKET_SCRIPT = Script(name="relayna_studio.auth.redeem", lua=_REDEEM_LUA)
 
 
 def _public(record: dict[str, Any]) -> dict[str, Any]:

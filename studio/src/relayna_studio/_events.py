@@ -26,7 +26,7 @@ import orjson
 
 from relayna.contracts import loads
 from relayna.errors import ContractError, StoreError
-from relayna.transport import Script, ScriptOps, Store
+from relayna.transport import Script, Store
 from relayna_studio._event_keys import EventKeys
 from relayna_studio._event_model import dedupe_key, fixed_time, normalize_event, sort_key
 from relayna_studio._timefmt import now_utc
@@ -74,40 +74,7 @@ return 1
 """
 
 
-def _insert_python(ops: ScriptOps, keys: list[str], args: list[bytes]) -> int:
-    tail, ttl_raw, maxlen_raw, dedupe, ts, ingested, kind, svc_channel, task_channel = args
-    if ops.exists(keys[0]):
-        return 0
-    latest = ops.get(keys[3])
-    ooo = latest is not None and ts != b"" and ts < latest
-    doc = b'{"out_of_order":' + (b"true" if ooo else b"false") + tail
-    ttl = int(ttl_raw)
-    maxlen = int(maxlen_raw)
-    for history in (keys[1], keys[2]):
-        # LTRIM only past maxlen: the memory store's LTRIM copies the whole list
-        if ops.lpush(history, dedupe) > maxlen:
-            ops.ltrim(history, 0, maxlen - 1)
-    if ts != b"" and (latest is None or ts > latest):
-        ops.set(keys[3], ts)
-    kind_key = {b"status": keys[4], b"observation": keys[5]}.get(kind)
-    if kind_key is not None and ts != b"":
-        current = ops.get(kind_key)
-        if current is None or ts > current:
-            ops.set(kind_key, ts)
-    ops.set(keys[6], ingested)
-    if ttl > 0:
-        ops.set(keys[0], doc, ttl=ttl / 1000.0)
-        for key in keys[1:7]:
-            if ops.exists(key):
-                ops.expire(key, ttl / 1000.0)
-    else:
-        ops.set(keys[0], doc)
-    ops.publish(svc_channel.decode(), doc)
-    ops.publish(task_channel.decode(), doc)
-    return 2 if ooo else 1
-
-
-INSERT_SCRIPT = Script(name="relayna_studio.events.insert", lua=_INSERT_LUA, python=_insert_python)
+INSERT_SCRIPT = Script(name="relayna_studio.events.insert", lua=_INSERT_LUA)
 
 
 class IngestResult:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 
-from relayna.transport import Script, ScriptOps, Store
+from relayna.transport import Script, Store
 
 __all__ = ["EXTEND_SCRIPT", "Leases"]
 
@@ -27,14 +27,7 @@ return 0
 """
 
 
-def _extend_python(ops: ScriptOps, keys: list[str], args: list[bytes]) -> int:
-    if ops.get(keys[0]) == args[0]:
-        ops.expire(keys[0], int(args[1]) / 1000.0)
-        return 1
-    return 0
-
-
-EXTEND_SCRIPT = Script(name="relayna_studio.lease.extend", lua=_EXTEND_LUA, python=_extend_python)
+EXTEND_SCRIPT = Script(name="relayna_studio.lease.extend", lua=_EXTEND_LUA)
 
 
 class Leases:

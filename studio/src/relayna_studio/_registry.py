@@ -28,7 +28,7 @@ from typing import Any
 
 from relayna.contracts import dumps, loads
 from relayna.errors import ContractError
-from relayna.transport import Script, ScriptOps, Store
+from relayna.transport import Script, Store
 from relayna_studio._errors import RegistryConflict, ServiceNotFound
 
 __all__ = ["CREATE_SCRIPT", "DELETE_SCRIPT", "REPLACE_SCRIPT", "Registry"]
@@ -49,19 +49,6 @@ return 'ok'
 """
 
 
-def _create_python(ops: ScriptOps, keys: list[str], args: list[bytes]) -> bytes:
-    record, service_id, prefix = args
-    if ops.exists(keys[0]):
-        return b"service_id"
-    owner = ops.get(keys[1])
-    if owner is not None and ops.exists(f"{prefix.decode()}:by-id:{owner.decode()}"):
-        return b"base_url"
-    ops.set(keys[0], record)
-    ops.set(keys[1], service_id)
-    ops.sadd(keys[2], service_id)
-    return b"ok"
-
-
 _REPLACE_LUA = """
 -- KEYS: by-id, old by-env-url, new by-env-url   ARGV: expected, record, service_id, prefix
 local current = redis.call('GET', KEYS[1])
@@ -80,28 +67,6 @@ return 'ok'
 """
 
 
-def _replace_python(ops: ScriptOps, keys: list[str], args: list[bytes]) -> bytes:
-    expected, record, service_id, prefix = args
-    current = ops.get(keys[0])
-    if current is None:
-        return b"missing"
-    if current != expected:
-        return b"changed"
-    if keys[1] != keys[2]:
-        owner = ops.get(keys[2])
-        if (
-            owner is not None
-            and owner != service_id
-            and ops.exists(f"{prefix.decode()}:by-id:{owner.decode()}")
-        ):
-            return b"base_url"
-        if ops.get(keys[1]) == service_id:
-            ops.delete(keys[1])
-        ops.set(keys[2], service_id)
-    ops.set(keys[0], record)
-    return b"ok"
-
-
 _DELETE_LUA = """
 -- KEYS: by-id, by-env-url, all   ARGV: expected, service_id
 local current = redis.call('GET', KEYS[1])
@@ -114,29 +79,9 @@ return 'ok'
 """
 
 
-def _delete_python(ops: ScriptOps, keys: list[str], args: list[bytes]) -> bytes:
-    expected, service_id = args
-    current = ops.get(keys[0])
-    if current is None:
-        return b"missing"
-    if current != expected:
-        return b"changed"
-    ops.delete(keys[0])
-    if ops.get(keys[1]) == service_id:
-        ops.delete(keys[1])
-    ops.srem(keys[2], service_id)
-    return b"ok"
-
-
-CREATE_SCRIPT = Script(
-    name="relayna_studio.registry.create", lua=_CREATE_LUA, python=_create_python
-)
-REPLACE_SCRIPT = Script(
-    name="relayna_studio.registry.replace", lua=_REPLACE_LUA, python=_replace_python
-)
-DELETE_SCRIPT = Script(
-    name="relayna_studio.registry.delete", lua=_DELETE_LUA, python=_delete_python
-)
+CREATE_SCRIPT = Script(name="relayna_studio.registry.create", lua=_CREATE_LUA)
+REPLACE_SCRIPT = Script(name="relayna_studio.registry.replace", lua=_REPLACE_LUA)
+DELETE_SCRIPT = Script(name="relayna_studio.registry.delete", lua=_DELETE_LUA)
 
 #: Compare-and-set retries before an update gives up (each retry means
 #: another writer changed the record in between).

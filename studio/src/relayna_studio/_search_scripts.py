@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from relayna.transport import Script, ScriptOps
+from relayna.transport import Script
 
 __all__ = ["DELETE_DOC_SCRIPT", "PUT_DOC_SCRIPT", "QUERY_SCRIPT"]
 
@@ -35,33 +33,6 @@ return 1
 """
 
 
-def _put_python(ops: ScriptOps, keys: list[str], args: list[bytes]) -> int:
-    expected, doc, docid, last_seen, expires, n_old_raw, n_new_raw = args
-    current = ops.get(keys[0])
-    if expected == b"":
-        if current is not None:
-            return 0
-    elif current != expected:
-        return 0
-    n_old, n_new = int(n_old_raw), int(n_new_raw)
-    ops.set(keys[0], doc)
-    ops.sadd(keys[1], docid)
-    ops.sadd(keys[2], docid)
-    ops.zadd(keys[3], {docid: float(last_seen)})
-    ops.zadd(keys[4], {docid: float(expires)})
-    b = 5
-    for key in keys[b : b + n_old]:
-        ops.srem(key, docid)
-    for key in keys[b + n_old : b + n_old + n_new]:
-        ops.sadd(key, docid)
-    b += n_old + n_new
-    for key in keys[b : b + n_old]:
-        ops.zrem(key, docid)
-    for key in keys[b + n_old : b + n_old + n_new]:
-        ops.zadd(key, {docid: float(last_seen)})
-    return 1
-
-
 _DELETE_LUA = """
 -- KEYS: doc, all, service set, by-last-seen, expiry, filter sets (n), time sets (n)
 -- ARGV: docid, expected ('' = any), n
@@ -76,23 +47,6 @@ for i = 6, 5 + n do redis.call('SREM', KEYS[i], ARGV[1]) end
 for i = 6 + n, 5 + 2 * n do redis.call('ZREM', KEYS[i], ARGV[1]) end
 return 1
 """
-
-
-def _delete_python(ops: ScriptOps, keys: list[str], args: list[bytes]) -> int:
-    docid, expected, n_raw = args
-    if expected != b"" and ops.get(keys[0]) != expected:
-        return 0
-    n = int(n_raw)
-    ops.delete(keys[0])
-    ops.srem(keys[1], docid)
-    ops.srem(keys[2], docid)
-    ops.zrem(keys[3], docid)
-    ops.zrem(keys[4], docid)
-    for key in keys[5 : 5 + n]:
-        ops.srem(key, docid)
-    for key in keys[5 + n : 5 + 2 * n]:
-        ops.zrem(key, docid)
-    return 1
 
 
 _QUERY_LUA = """
@@ -140,27 +94,6 @@ def _bound(raw: bytes) -> float:
     return float("inf") if text == "+inf" else float("-inf") if text == "-inf" else float(text)
 
 
-def _query_python(ops: ScriptOps, keys: list[str], args: list[bytes]) -> list[Any]:
-    hi, lo = _bound(args[0]), _bound(args[1])
-    need = int(args[2])
-    out: list[Any] = []
-    if len(keys) == 1:
-        for m in ops.zrangebyscore(keys[0], lo, hi, count=need, desc=True):
-            out += [m, str(int(ops.zscore(keys[0], m) or 0)).encode()]
-        return out
-    pairs = [(keys[i], keys[i + 1]) for i in range(1, len(keys), 2)]
-    best = min(pairs, key=lambda p: ops.zcard(p[1]))
-    others = [ops.smembers(s) for s, _ in pairs if s != best[0]]
-    for m in ops.zrangebyscore(best[1], lo, hi, desc=True):
-        if all(m in members for members in others):
-            out += [m, str(int(ops.zscore(best[1], m) or 0)).encode()]
-            if len(out) >= 2 * need:
-                break
-    return out
-
-
-PUT_DOC_SCRIPT = Script(name="relayna_studio.search.put", lua=_PUT_LUA, python=_put_python)
-DELETE_DOC_SCRIPT = Script(
-    name="relayna_studio.search.delete", lua=_DELETE_LUA, python=_delete_python
-)
-QUERY_SCRIPT = Script(name="relayna_studio.search.query", lua=_QUERY_LUA, python=_query_python)
+PUT_DOC_SCRIPT = Script(name="relayna_studio.search.put", lua=_PUT_LUA)
+DELETE_DOC_SCRIPT = Script(name="relayna_studio.search.delete", lua=_DELETE_LUA)
+QUERY_SCRIPT = Script(name="relayna_studio.search.query", lua=_QUERY_LUA)
