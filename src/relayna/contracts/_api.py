@@ -117,13 +117,14 @@ def encode(envelope: Envelope, *, limits: Limits = DEFAULT_LIMITS) -> bytes:
         EnvelopeTooLarge: the body exceeds ``limits.max_body_bytes``.
         ContractError: the payload is not JSON-serialisable or nests too deeply.
     """
-    kind = type(envelope)
-    if kind is StatusEvent and (envelope.event_id is None or envelope.correlation_id is None):  # type: ignore[union-attr]
-        envelope = ensure_event_id(envelope)  # type: ignore[arg-type]
-    fn = _WIRE.get(kind)
+    if type(envelope) is StatusEvent and (
+        envelope.event_id is None or envelope.correlation_id is None
+    ):
+        envelope = ensure_event_id(envelope)
+    fn = _WIRE.get(type(envelope))
     wire = unstructure(envelope) if fn is None else fn(envelope)
-    if kind is WorkflowEnvelope and envelope.correlation_id is None:  # type: ignore[union-attr]
-        wire["correlation_id"] = envelope.task_id  # type: ignore[union-attr]
+    if type(envelope) is WorkflowEnvelope and envelope.correlation_id is None:
+        wire["correlation_id"] = envelope.task_id
     return dumps(wire, limits=limits)
 
 

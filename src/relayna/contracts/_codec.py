@@ -308,7 +308,7 @@ def _structure(data: object, cls: type[E], aliases: ContractAliasConfig | None) 
             normalize_aliases(t, aliases) if type(t) is dict else t for t in value["tasks"]
         ]
     try:
-        result: E | None = _GENERATED[cls](value)  # type: ignore[arg-type]
+        result: E | None = _GENERATED[cls](value)
     except Exception:  # noqa: BLE001 - the full path below decides and reports
         result = None
     if result is not None:

@@ -26,7 +26,7 @@ twin is probed at import; where the interpreter refuses (a layout change, a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -154,6 +154,9 @@ _TASKS = """
     {v} = tuple(_items)
 """
 _REQUIRED = (_REQUIRED_ID, _NON_EMPTY, _TASKS)
+#: The class of ``attrs.Factory(...)`` defaults (attrs' stubs declare Factory as
+#: a function returning the default's type, so it cannot be named in isinstance).
+_FACTORY: type[Any] = type(attrs.Factory(list))
 
 
 def _template(field: attrs.Attribute[Any]) -> str:
@@ -162,7 +165,7 @@ def _template(field: attrs.Attribute[Any]) -> str:
     default = field.default
     has_default = default is not attrs.NOTHING
     if validator is env._identifier:
-        return _FACTORY_ID if isinstance(default, attrs.Factory) else _REQUIRED_ID  # type: ignore[arg-type]
+        return _FACTORY_ID if isinstance(default, _FACTORY) else _REQUIRED_ID
     table: dict[Any, str] = {
         env._optional_identifier: _OPTIONAL_ID,
         env._optional_str: _OPTIONAL_STR,
@@ -197,8 +200,8 @@ def _mutable_twin(cls: type[Any]) -> type[Any] | None:
 
 
 def make_structure_fn(
-    cls: type[Any], structure_task: Callable[[dict[str, Any]], Any] | None = None
-) -> Callable[[dict[str, Any]], Any]:
+    cls: type[Any], structure_task: Callable[[Mapping[str, Any]], Any] | None = None
+) -> Callable[[Mapping[str, Any]], Any]:
     """A function ``dict -> instance | None`` for envelope ``cls`` (``None``: use the full path)."""
     fields = [f for f in attrs.fields(cls) if f.name != "extra"]
     known = frozenset(f.name for f in fields)
@@ -223,7 +226,7 @@ def make_structure_fn(
         lines.append(template.format(n=field.name, v="v_" + field.name).strip("\n"))
         namespace["_set_" + field.name] = cls.__dict__[field.name].__set__
         default = field.default
-        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        if isinstance(default, _FACTORY):
             namespace["_default_" + field.name] = default.factory
         elif default is not attrs.NOTHING:
             namespace["_default_" + field.name] = default
@@ -242,7 +245,7 @@ def make_structure_fn(
         lines += [f"    _self.{f.name} = v_{f.name}" for f in fields]
         lines += ["    _self.extra = _extra", "    _self.__class__ = _cls", "    return _self"]
     exec(compile("\n".join(lines), f"<relayna structure {cls.__name__}>", "exec"), namespace)
-    fn: Callable[[dict[str, Any]], Any] = namespace["structure"]
+    fn: Callable[[Mapping[str, Any]], Any] = namespace["structure"]
     return fn
 
 
@@ -282,7 +285,7 @@ def make_unstructure_fn(
     return fn
 
 
-def structure_fns() -> dict[type[Any], Callable[[dict[str, Any]], Any]]:
+def structure_fns() -> dict[type[Any], Callable[[Mapping[str, Any]], Any]]:
     """The generated structure function of every envelope class."""
     task = make_structure_fn(env.TaskEnvelope)
     return {

@@ -173,10 +173,11 @@ class ExecutionGraph:
         stamps: dict[datetime | None, str | None] = {None: None}
 
         def stamp(value: datetime | None) -> str | None:
-            text = stamps.get(value, stamps)
-            if text is stamps:  # nodes and their edges share timestamps: format once
+            try:  # nodes and their edges share timestamps: format each once
+                return stamps[value]
+            except KeyError:
                 text = stamps[value] = format_timestamp(value)
-            return text  # type: ignore[return-value]
+                return text
 
         nodes = [
             {

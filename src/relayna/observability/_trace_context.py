@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -33,13 +33,15 @@ __all__ = [
     "parse_tracestate",
 ]
 
-try:  # optional dependency (the one place relayna imports it)
-    from opentelemetry import propagate as otel_propagate  # type: ignore[import-not-found,unused-ignore]
-    from opentelemetry import trace as otel_trace  # type: ignore[import-not-found,unused-ignore]
-except ImportError:  # pragma: no cover - depends on the environment
-    otel_propagate = None  # type: ignore[assignment,unused-ignore]
-    otel_trace = None  # type: ignore[assignment,unused-ignore]
-_propagate = otel_propagate
+if TYPE_CHECKING:  # the type checker runs with the dev extra, which has it
+    from opentelemetry import propagate as otel_propagate
+    from opentelemetry import trace as otel_trace
+else:
+    try:  # optional dependency (the one place relayna imports it)
+        from opentelemetry import propagate as otel_propagate
+        from opentelemetry import trace as otel_trace
+    except ImportError:  # pragma: no cover - depends on the environment
+        otel_propagate = otel_trace = None
 
 _HEX = frozenset("0123456789abcdef")
 _MAX_TRACESTATE_CHARS = 512
@@ -145,10 +147,10 @@ def extract_trace(headers: Mapping[str, Any] | None) -> TraceContext | None:
 
 def inject_trace_headers(headers: dict[str, Any]) -> None:
     """Add the active span's context to ``headers`` (string values only)."""
-    if _propagate is None:
+    if otel_propagate is None:
         return
     carrier: dict[str, str] = {}
-    _propagate.inject(carrier)
+    otel_propagate.inject(carrier)
     for key, value in carrier.items():
         headers.setdefault(key, value)
 
@@ -159,7 +161,7 @@ def extract_trace_context(headers: Mapping[str, Any] | None) -> Any:
     Only a well-formed ``traceparent`` (and ``tracestate`` within the W3C
     limits) reach the propagator; anything else yields None (a new root).
     """
-    if _propagate is None:
+    if otel_propagate is None:
         return None
     trace = extract_trace(headers)
     if trace is None:
@@ -167,4 +169,4 @@ def extract_trace_context(headers: Mapping[str, Any] | None) -> Any:
     carrier = {"traceparent": trace.traceparent}
     if trace.tracestate is not None:
         carrier["tracestate"] = trace.tracestate
-    return _propagate.extract(carrier)
+    return otel_propagate.extract(carrier)

@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from relayna.observability import _trace_context
-from relayna.observability._trace_context import extract_trace
+from relayna.observability._trace_context import extract_trace_context
 
 __all__ = [
     "active_trace_ids",
@@ -106,7 +106,7 @@ def producer_span(
         yield False
         return
     parent = None
-    if headers and not _trace.get_current_span().get_span_context().is_valid:  # type: ignore[union-attr,unused-ignore]
+    if headers and not _trace.get_current_span().get_span_context().is_valid:
         parent, _ = _remote_parent(headers)
     attributes = _clean(
         {
@@ -120,22 +120,16 @@ def producer_span(
             "relayna.task_id": task_id,
         }
     )
-    kind = _trace.SpanKind.PRODUCER  # type: ignore[union-attr,unused-ignore]
+    kind = _trace.SpanKind.PRODUCER
     with _tracer().start_as_current_span(name, context=parent, kind=kind, attributes=attributes):
         yield True
 
 
 def _remote_parent(headers: Mapping[str, Any] | None) -> tuple[Any, list[Any]]:
     """The validated producer context of a message and a link to it (or a new root)."""
-    if _propagate is None or _trace is None:
+    context = extract_trace_context(headers)
+    if context is None or _trace is None:
         return None, []
-    trace = extract_trace(headers)
-    if trace is None:
-        return None, []
-    carrier = {"traceparent": trace.traceparent}
-    if trace.tracestate is not None:
-        carrier["tracestate"] = trace.tracestate
-    context = _propagate.extract(carrier)
     span_context = _trace.get_current_span(context).get_span_context()
     return context, [_trace.Link(span_context)] if span_context.is_valid else []
 
@@ -170,7 +164,7 @@ def consumer_span(
             "relayna.retry_attempt": retry_attempt,
         }
     )
-    kind = _trace.SpanKind.CONSUMER  # type: ignore[union-attr,unused-ignore]
+    kind = _trace.SpanKind.CONSUMER
     with _tracer().start_as_current_span(
         name, context=parent, kind=kind, links=links, attributes=attributes
     ):
@@ -203,7 +197,7 @@ def hub_write_span(
     span = _tracer().start_span(
         "relayna.status_hub.write",
         context=parent,
-        kind=_trace.SpanKind.CONSUMER,  # type: ignore[union-attr,unused-ignore]
+        kind=_trace.SpanKind.CONSUMER,
         links=links,
         attributes=attributes,
         start_time=start_time_ns,

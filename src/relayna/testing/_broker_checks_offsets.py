@@ -10,6 +10,7 @@ message; a future timestamp starts at the next message published).
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 from relayna.errors import ConfigurationError
 from relayna.testing._broker_support import BrokerCapabilities, _consuming, _expect, _resources
@@ -35,9 +36,9 @@ INVALID_STREAM_OFFSETS: tuple[object, ...] = (
 )
 
 
-async def _refused(broker: Broker, queue: str, offset: object) -> None:
+async def _refused(broker: Broker, queue: str, offset: Any) -> None:
     try:
-        async with broker.consume(queue, prefetch=1, offset=offset):  # type: ignore[arg-type]
+        async with broker.consume(queue, prefetch=1, offset=offset):
             pass
     except ConfigurationError:
         return

@@ -11,6 +11,7 @@ is harmless; a redeclare with *other* arguments is refused by the broker.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TypeVar
 
 import attrs
 
@@ -134,11 +135,12 @@ class DeclarationPlan:
         return tuple(infos)
 
 
-def _dedupe(
-    kind: str, specs: tuple[ExchangeSpec, ...] | tuple[QueueSpec, ...], problems: list[str]
-) -> tuple[ExchangeSpec, ...] | tuple[QueueSpec, ...]:
-    seen: dict[str, ExchangeSpec | QueueSpec] = {}
-    kept: list[ExchangeSpec | QueueSpec] = []
+_Spec = TypeVar("_Spec", ExchangeSpec, QueueSpec)
+
+
+def _dedupe(kind: str, specs: tuple[_Spec, ...], problems: list[str]) -> tuple[_Spec, ...]:
+    seen: dict[str, _Spec] = {}
+    kept: list[_Spec] = []
     for spec in specs:
         previous = seen.get(spec.name)
         if previous is None:
@@ -146,7 +148,7 @@ def _dedupe(
             kept.append(spec)
         elif previous != spec:
             problems.append(f"{kind} {spec.name!r} is declared twice with different settings")
-    return tuple(kept)  # type: ignore[return-value]
+    return tuple(kept)
 
 
 def _dedupe_bindings(bindings: tuple[BindingSpec, ...]) -> tuple[BindingSpec, ...]:

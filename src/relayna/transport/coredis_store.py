@@ -69,6 +69,14 @@ def _raw(reply: Any, **_: Any) -> Any:
     return reply
 
 
+def _request(target: Any, command: Sequence[Value]) -> Any:
+    """coredis' request for one command (a client or a pipeline), reply left raw;
+    relayna's commands always name themselves in bytes."""
+    name = command[0]
+    assert isinstance(name, bytes)
+    return target.create_request(name, *command[1:], callback=_raw)
+
+
 def _error_codes() -> dict[type[BaseException], str]:
     codes: dict[type[BaseException], str] = {}
     for code, target in Parser.EXCEPTION_CLASSES.items():
@@ -129,9 +137,7 @@ class CoredisStore(LibraryRespStore):
     _library_errors = (cx.RedisError, OSError, TimeoutError)
 
     async def _send(self, *args: Value) -> Any:
-        name = args[0]
-        assert isinstance(name, bytes)
-        return await self._client.create_request(name, *args[1:], callback=_raw)
+        return await _request(self._client, args)
 
     def _map_error(self, exc: BaseException, kind: CallKind) -> StoreError:
         return map_coredis_error(exc, self._url, kind)
@@ -139,10 +145,7 @@ class CoredisStore(LibraryRespStore):
     async def _pipeline(self, commands: Sequence[Sequence[Value]]) -> list[Any]:
         try:
             async with self._client.pipeline(transaction=False, raise_on_error=False) as pipe:
-                requests = [
-                    pipe.create_request(bytes(c[0]), *c[1:], callback=_raw)  # type: ignore[arg-type]
-                    for c in commands
-                ]
+                requests = [_request(pipe, command) for command in commands]
         except (cx.RedisError, OSError, TimeoutError) as exc:
             raise map_coredis_error(exc, self._url, "script") from exc
         results: list[Any] = []

@@ -64,9 +64,10 @@ def auth_routes() -> list[BaseRoute]:
         service_id = body.get("service_id")
         if service_id is not None:
             service_id = validate_service_id(service_id)
-        token, record = await ctx.runtime.tokens.create(
-            name=body.get("name"),  # type: ignore[arg-type]
-            role=body.get("role"),  # type: ignore[arg-type]
+        name, role = body.get("name"), body.get("role")
+        token, record = await ctx.runtime.tokens.create(  # "" fails create's own checks
+            name=name if isinstance(name, str) else "",
+            role=role if isinstance(role, str) else "",
             service_id=service_id,
             created_by=ctx.principal.actor,
         )

@@ -97,7 +97,7 @@ def parse_base_url(value: object, field: str = "base_url") -> BaseUrl:
             host = str(ipaddress.IPv6Address(host.split("%")[0]))
         except ValueError:
             raise _fail(field, "bracketed host is not an IPv6 address") from None
-        if "%" in parts.hostname:  # type: ignore[operator]
+        if "%" in (parts.hostname or ""):
             raise _fail(field, "IPv6 zone identifiers are not allowed")
     path = parts.path.rstrip("/")
     return BaseUrl(scheme=scheme, host=host, port=port, path=path)
