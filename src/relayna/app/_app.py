@@ -55,16 +55,19 @@ def _is_async(fn: Callable[..., Any]) -> bool:
 def _adapt(fn: TaskFunction) -> Callable[[TaskEnvelope, TaskContext], Any]:
     """``fn(ctx, payload)`` as a consumer handler ``handler(task, ctx)`` (sync stays sync,
     so the consumer runs it in a worker thread)."""
+    handler: Callable[[TaskEnvelope, TaskContext], Any]
     if _is_async(fn):
 
-        async def handler(task: TaskEnvelope, ctx: TaskContext) -> Any:
+        async def run_async(task: TaskEnvelope, ctx: TaskContext) -> Any:
             return await fn(ctx, task.payload)
 
+        handler = run_async
     else:
 
-        def handler(task: TaskEnvelope, ctx: TaskContext) -> Any:  # type: ignore[misc]
+        def run_sync(task: TaskEnvelope, ctx: TaskContext) -> Any:
             return fn(ctx, task.payload)
 
+        handler = run_sync
     handler.__name__ = getattr(fn, "__name__", "handler")
     handler.__qualname__ = getattr(fn, "__qualname__", handler.__name__)
     return handler

@@ -67,7 +67,7 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(data, default=_json_default).decode()
 
 
-class _RelaynaHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _RelaynaHandler(logging.StreamHandler[IO[str]]):
     """Marks the handler :func:`configure_logging` installed (so a second call replaces it)."""
 
 

@@ -51,7 +51,6 @@ _RELEASE_TIMEOUT = 2.0
 
 #: What publishing a task id that already exists does.
 IfExists: TypeAlias = Literal["run", "skip", "error"]
-_IF_EXISTS = ("run", "skip", "error")
 
 _CLAIM_LUA = """
 -- KEYS: claim, history   ARGV: token, ttl_ms
@@ -81,9 +80,9 @@ def check_if_exists(value: object) -> IfExists:
     Raises:
         ConfigurationError: anything else.
     """
-    if value not in _IF_EXISTS:
-        raise ConfigurationError(f"if_exists must be one of run, skip, error; got {value!r}")
-    return value  # type: ignore[return-value]
+    if value == "run" or value == "skip" or value == "error":
+        return value
+    raise ConfigurationError(f"if_exists must be one of run, skip, error; got {value!r}")
 
 
 class TaskIds:

@@ -168,7 +168,8 @@ class Channel:
 
     # -- requests -------------------------------------------------------------
     async def rpc_encoded(self, data: bytes) -> MethodFrame:
-        return await self._request(data)  # type: ignore[no-any-return]
+        reply: MethodFrame = await self._request(data)
+        return reply
 
     async def _request(self, data: bytes) -> Any:
         self.check()
