@@ -25,8 +25,10 @@ from starlette.routing import BaseRoute
 
 from relayna._groups import unwrap_groups
 from relayna.api import (
+    Authorize,
     RelaynaRuntime,
     RuntimeConfig,
+    dlq_routes,
     health_routes,
     open_relayna_runtime,
     status_routes,
@@ -35,8 +37,9 @@ from relayna.app._handle import TaskHandle
 from relayna.consumer import LifecycleStatuses, RetryPolicy, TaskConsumer, TaskContext
 from relayna.contracts import TaskEnvelope, is_valid_identifier
 from relayna.devserver import task_page_routes
+from relayna.dlq import DLQStoreConfig
 from relayna.errors import ConfigurationError
-from relayna.rabbitmq import RelaynaClient, open_relayna_client
+from relayna.rabbitmq import IfExists, RelaynaClient, TaskIds, open_relayna_client
 from relayna.status import StatusStoreConfig
 from relayna.topology import RoutedTasksSharedStatusTopology, TaskTopologyBase
 from relayna.transport import Broker, Store, open_broker, open_store
@@ -44,6 +47,8 @@ from relayna.transport import Broker, Store, open_broker, open_store
 __all__ = ["App", "Task"]
 
 TaskFunction = Callable[[TaskContext, dict[str, Any]], Any]
+
+_DEFAULT_DLQ = DLQStoreConfig()
 
 
 def _is_async(fn: Callable[..., Any]) -> bool:
@@ -142,6 +147,9 @@ class App:
         prefetch: concurrent tasks per worker (default: the topology's).
         drain_timeout: seconds in-flight tasks get on shutdown.
         store_config: status key prefix, history size and TTL.
+        dlq_config: where the app's worker records dead letters in its store
+            (``{prefix}:dlq:*``, see :doc:`dlq`) and where :meth:`routes`
+            with ``dlq=True`` reads them; ``None`` records none.
 
     Raises:
         ConfigurationError: an invalid ``name``.
@@ -159,6 +167,7 @@ class App:
         prefetch: int | None = None,
         drain_timeout: float = 30.0,
         store_config: StatusStoreConfig | None = None,
+        dlq_config: DLQStoreConfig | None = _DEFAULT_DLQ,
     ) -> None:
         if not is_valid_identifier(name):
             raise ConfigurationError(f"invalid app name {name!r}")
@@ -170,6 +179,7 @@ class App:
         self.prefetch = prefetch
         self.drain_timeout = drain_timeout
         self.store_config = store_config or StatusStoreConfig()
+        self.dlq_config = dlq_config
         self._explicit_topology = topology
         self._broker: Broker | str = (
             broker if broker is not None else _env_url("RELAYNA_BROKER_URL")
@@ -374,20 +384,28 @@ class App:
                     topology=topology,
                     run_hub=hub,
                     store=self.store_config,
+                    dlq=self.dlq_config,
                 )
                 runtime = await stack.enter_async_context(
                     open_relayna_runtime(
                         config, broker=broker, store=store, shutdown_event=shutdown_event
                     )
                 )
+                task_ids = TaskIds(  # publish(if_exists=...) claims ids in the store
+                    store,
+                    prefix=self.store_config.prefix,
+                    ttl_seconds=self.store_config.ttl_seconds,
+                )
                 client = await stack.enter_async_context(
-                    open_relayna_client(topology, broker, declare=False)
+                    open_relayna_client(topology, broker, declare=False, task_ids=task_ids)
                 )
                 self._frozen = topology
                 self._open = _Open(runtime=runtime, client=client)
                 stack.callback(self._closed)
                 if consumer is not None:
                     consumer.broker = broker
+                    if consumer.dlq_recorder is None and runtime.dlq is not None:
+                        consumer.dlq_recorder = runtime.dlq.store
                     tg = await stack.enter_async_context(anyio.create_task_group())
                     await tg.start(consumer.run)
                     stack.callback(tg.cancel_scope.cancel)  # runs first: drain the worker
@@ -434,13 +452,20 @@ class App:
         priority: int | None = None,
         service: str | None = None,
         headers: Mapping[str, Any] | None = None,
+        if_exists: IfExists = "run",
     ) -> TaskHandle:
         """Publish a ``task_type`` task (returns after the broker confirm).
 
-        ``task_id`` defaults to a new random id.
+        ``task_id`` defaults to a new random id. ``if_exists`` says what a
+        ``task_id`` that already exists (published before, or with statuses)
+        does: ``"run"`` publishes it again (the default, as the original),
+        ``"skip"`` publishes nothing and returns its handle, ``"error"``
+        raises :class:`~relayna.errors.DuplicateTaskError`; the check and the
+        claim are one store script.
 
         Raises:
-            ConfigurationError: the app is not open.
+            ConfigurationError: the app is not open, or an unknown ``if_exists``.
+            DuplicateTaskError: ``if_exists="error"`` and the id exists.
             ContractError: invalid fields (identifiers, priority, size).
             TopologyError: the topology does not route ``task_type``.
             BrokerError: from the broker (e.g. ``UnroutableError``).
@@ -457,30 +482,52 @@ class App:
         ):
             if value is not None:
                 task[key] = value
-        envelope = await self._publish_mapping(task, headers)
+        envelope = await self._publish_mapping(task, headers, if_exists=if_exists)
         return self.handle(envelope)
 
     async def _publish_mapping(
-        self, task: dict[str, Any], headers: Mapping[str, Any] | None = None
+        self,
+        task: dict[str, Any],
+        headers: Mapping[str, Any] | None = None,
+        *,
+        if_exists: IfExists = "run",
     ) -> TaskEnvelope:
-        return await self._require_open().client.publish_task(task, headers=headers)
+        client = self._require_open().client
+        return await client.publish_task(task, headers=headers, if_exists=if_exists)
+
+    async def _publish_from_page(self, task: dict[str, Any]) -> TaskEnvelope:
+        return await self._publish_mapping(task, if_exists="error")  # POST /tasks: 409
 
     # -- web -------------------------------------------------------------------
 
-    def routes(self, *, page: bool = False) -> list[BaseRoute]:
+    def routes(
+        self, *, page: bool = False, dlq: bool = False, authorize: Authorize | None = None
+    ) -> list[BaseRoute]:
         """The Starlette routes: status (``/status``, ``/events``, ``/history``) and
         health (``/healthz``, ``/readyz``); with ``page``, also ``GET /`` (a page
-        that submits tasks and follows them live) and ``POST /tasks``.
+        that submits tasks and follows them live) and ``POST /tasks`` (409 for
+        a task id that exists); with ``dlq``, the DLQ and failed-task routes
+        (``/dlq/*``, ``/failed-tasks/*``, see :doc:`dlq`) over the records the
+        app's worker wrote.
 
-        ``POST /tasks`` publishes whatever task a caller sends: serve it only
-        where every caller may do that (a dev or internal deployment).
+        ``POST /tasks`` publishes whatever task a caller sends, and the DLQ
+        routes replay and delete: serve them only where every caller may do
+        that, or pass ``authorize(request, route_id)`` (None allows, a
+        response refuses) for the DLQ routes' mutating calls.
+
+        Raises:
+            ConfigurationError: ``dlq=True`` for an app without ``dlq_config``.
         """
         routes: list[BaseRoute] = [*status_routes(), *health_routes()]
         if page:
             types = list(self._tasks)
             routes += task_page_routes(
-                self._publish_mapping, types, page={"title": self.name, "task_types": types}
+                self._publish_from_page, types, page={"title": self.name, "task_types": types}
             )
+        if dlq:
+            if self.dlq_config is None:
+                raise ConfigurationError(f"app {self.name!r} has no dlq_config: no DLQ routes")
+            routes += dlq_routes(store_config=self.dlq_config, authorize=authorize)
         return routes
 
     def lifespan(
@@ -499,11 +546,13 @@ class App:
         self,
         *,
         page: bool = False,
+        dlq: bool = False,
+        authorize: Authorize | None = None,
         worker: bool = False,
         shutdown_event: anyio.Event | None = None,
     ) -> Starlette:
         """A Starlette app: :meth:`routes` with :meth:`lifespan`."""
         return Starlette(
-            routes=self.routes(page=page),
+            routes=self.routes(page=page, dlq=dlq, authorize=authorize),
             lifespan=self.lifespan(worker=worker, shutdown_event=shutdown_event),
         )

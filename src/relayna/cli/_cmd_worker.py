@@ -39,7 +39,7 @@ from relayna.cli._common import (
     run_async,
 )
 from relayna.consumer import Idempotency, LifecycleStatuses, RetryPolicy, TaskConsumer
-from relayna.dlq import DLQStore
+from relayna.dlq import DLQStore, DLQStoreConfig
 from relayna.observability import RelaynaMetrics
 from relayna.rabbitmq import StatusTopology
 from relayna.transport import open_broker, open_store
@@ -208,7 +208,14 @@ def build_consumer(args: argparse.Namespace, target: Any) -> TaskConsumer:
     )
 
 
-async def _serve(args: argparse.Namespace, consumer: TaskConsumer) -> int:
+async def _serve(
+    args: argparse.Namespace,
+    consumer: TaskConsumer,
+    dlq_store_url: str | None = None,
+    dlq_config: DLQStoreConfig | None = None,
+) -> int:
+    """Run ``consumer`` until a signal. Dead letters are recorded in the
+    ``--store-url`` store, else in ``dlq_store_url`` (an App's own store)."""
     exit_code = EXIT_OK
     if isinstance(consumer.broker, str):
         # Once before starting: a broker that cannot be reached (or refuses the
@@ -221,7 +228,10 @@ async def _serve(args: argparse.Namespace, consumer: TaskConsumer) -> int:
             store = await stack.enter_async_context(open_store(args.store_url))
             consumer.idempotency = Idempotency(store=store)
             if consumer.dlq_recorder is None:
-                consumer.dlq_recorder = DLQStore(store)
+                consumer.dlq_recorder = DLQStore(store, dlq_config)
+        elif dlq_store_url is not None and consumer.dlq_recorder is None:
+            store = await stack.enter_async_context(open_store(dlq_store_url))
+            consumer.dlq_recorder = DLQStore(store, dlq_config)
         consumer_scope = CancelScope()
         done = anyio.Event()
 
@@ -305,11 +315,22 @@ async def _serve(args: argparse.Namespace, consumer: TaskConsumer) -> int:
 def _run(args: argparse.Namespace) -> int:
     target = load_target(args.target, what="worker target")
     consumer = build_consumer(args, target)
+    dlq_store_url = _app_dlq_store(target)
+    dlq_config = target.dlq_config if isinstance(target, App) else None
 
     async def main() -> int:
-        return await _serve(args, consumer)
+        return await _serve(args, consumer, dlq_store_url, dlq_config)
 
     return run_async(main, args.backend)
+
+
+def _app_dlq_store(target: Any) -> str | None:
+    """An App's store URL for its dead letters: only a shared one (a
+    ``memory://`` store in this process would be seen by nobody)."""
+    if not isinstance(target, App) or target.dlq_config is None:
+        return None
+    url = target.store_url
+    return None if url is None or url.startswith("memory:") else url
 
 
 def main_worker(argv: Sequence[str] | None = None) -> int:

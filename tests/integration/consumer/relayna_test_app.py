@@ -16,6 +16,8 @@ def make_app(broker: str, store: str, unique: str) -> relayna.App:
 
     @app.task("report.render", retry=RetryPolicy(max_retries=1, delay_ms=200))
     async def render(ctx: TaskContext, payload: dict[str, Any]) -> dict[str, Any]:
+        if payload.get("fail_always"):
+            raise RuntimeError("this report cannot be rendered")
         if payload.get("fail_first") and ctx.attempt == 0:
             raise RuntimeError("first attempt fails")
         await ctx.publish_status(status="running", meta={"progress": 0.5})

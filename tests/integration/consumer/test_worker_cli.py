@@ -19,6 +19,8 @@ import pytest
 from relayna_test_app import make_app
 
 from relayna.api import RelaynaRuntime, RuntimeConfig, open_relayna_runtime
+from relayna.app import TaskFailed
+from relayna.dlq import DLQQuery, DLQStore
 from relayna.rabbitmq import open_relayna_client
 from relayna.transport import Broker
 
@@ -132,9 +134,17 @@ async def test_the_worker_discovers_an_app(
             async with app.open():
                 retried = await app.tasks["report.render"].publish({"pages": 4, "fail_first": True})
                 doubled = await app.publish("report.sync", {"n": 21})
+                failing = await app.publish("report.render", {"fail_always": True})
                 assert await retried.result() == {"pages": 4, "attempt": 1}
                 assert await doubled.result() == {"value": 42}
+                with pytest.raises(TaskFailed):
+                    await failing.result()
                 statuses = [e["status"] for e in await retried.history()]
+                # no --store-url: the App's own (Redis) store holds the dead letter's record
+                dlq = DLQStore(app.runtime.store)
+                page = await dlq.list_records(DLQQuery(task_id=failing.task_id))
+                assert [r.reason for r in page.records] == ["handler_error"]
+                assert page.records[0].source_queue_name == f"it-app-{unique}.tasks"
         assert worker.stop() == 0
     async with app.open() as opened:  # remove what the test declared
         broker = opened.runtime.broker

@@ -12,7 +12,7 @@ import relayna
 from relayna.api import serving
 from relayna.app import TaskFailed
 from relayna.consumer import RetryPolicy, TaskContext
-from relayna.errors import ConfigurationError, TopologyError
+from relayna.errors import ConfigurationError, DuplicateTaskError, TopologyError
 from relayna.topology import RoutedTasksSharedStatusTopology
 
 pytestmark = pytest.mark.anyio
@@ -238,3 +238,58 @@ async def test_registration_after_open_is_refused(anyio_backend: str) -> None:
             async with app.open():
                 pass
     app.task("late")  # closed again: the built topology is rebuilt next time
+
+
+async def test_publish_if_exists_skips_or_refuses_a_known_task_id(anyio_backend: str) -> None:
+    app = make_app()
+    render = app.tasks["report.render"]
+    with anyio.fail_after(20):
+        async with app.open(worker=True):
+            first = await render.publish({"pages": 2}, task_id="once-only")
+            assert await first.result() == {"pages": 2}
+            skipped = await render.publish({"pages": 9}, task_id="once-only", if_exists="skip")
+            assert skipped.task_id == "once-only"
+            with pytest.raises(DuplicateTaskError):
+                await app.publish(
+                    "report.render", {"pages": 9}, task_id="once-only", if_exists="error"
+                )
+            with pytest.raises(ConfigurationError):
+                await app.publish("report.render", {}, if_exists="maybe")  # type: ignore[arg-type]
+            completed = [e for e in await first.history() if e["status"] == "completed"]
+            assert len(completed) == 1  # neither the skip nor the refused publish ran it
+            assert completed[0]["result"] == {"pages": 2}
+
+
+async def test_the_apps_worker_records_dead_letters_its_dlq_routes_list_and_replay(
+    anyio_backend: str,
+) -> None:
+    app = make_app()
+    with anyio.fail_after(30):
+        async with (
+            serving(app.asgi(page=True, dlq=True, worker=True)) as url,
+            httpx.AsyncClient(base_url=url, timeout=10) as http,
+        ):
+            posted = await http.post(
+                "/tasks", json={"task_type": "report.render", "payload": {"fail": "always"}}
+            )
+            task_id = posted.json()["task_id"]
+            async with http.stream("GET", f"/events/{task_id}") as stream:  # ends when terminal
+                body = "".join([chunk async for chunk in stream.aiter_text()])
+            assert '"status":"failed"' in body
+            listed = await http.get("/dlq/messages", params={"task_id": task_id})
+            assert listed.status_code == 200, listed.text
+            [item] = listed.json()["items"]
+            assert item["reason"] == "handler_error"
+            assert item["source_queue_name"] == "reports.tasks"
+            detail = (await http.get(f"/dlq/messages/{item['dlq_id']}")).json()
+            assert detail["latest_status"]["status"] == "failed"
+            replay = await http.post(f"/dlq/messages/{item['dlq_id']}/replay")
+            assert replay.status_code == 200, replay.text
+            again = await http.post(f"/dlq/messages/{item['dlq_id']}/replay")
+            assert again.status_code == 409
+
+
+def test_dlq_routes_need_a_dlq_config() -> None:
+    app = relayna.App(name="plain", broker="memory://", store="memory://", dlq_config=None)
+    with pytest.raises(ConfigurationError, match="dlq_config"):
+        app.routes(dlq=True)
