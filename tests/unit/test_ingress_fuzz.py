@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from relayna.api import HistoryParams
 from relayna.contracts import TerminalStatusSet
 from relayna.errors import ConfigurationError
-from relayna.rabbitmq import extract_trace
+from relayna.observability import extract_trace
 from relayna.status import Emit, ResumeCursor, Resync, clean_last_event_id
 from relayna.transport import MAX_STREAM_OFFSET, check_stream_offset
 

@@ -10,7 +10,8 @@ import attrs
 
 from relayna.contracts import StatusEvent, TaskEnvelope
 from relayna.errors import ContractError
-from relayna.rabbitmq import RelaynaClient, TraceContext
+from relayna.observability import TraceContext
+from relayna.rabbitmq import RelaynaClient
 
 __all__ = [
     "LifecycleStatuses",

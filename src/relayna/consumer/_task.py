@@ -41,10 +41,12 @@ from relayna.observability import (
     TaskMessageReceived,
     TaskMessageRejected,
     TaskResourceSampled,
+    extract_trace,
+    extract_trace_context,
     log_context,
     sample_process_resources,
 )
-from relayna.rabbitmq import RelaynaClient, TaskTopology, extract_trace, extract_trace_context
+from relayna.rabbitmq import RelaynaClient, TaskTopology
 from relayna.transport import Delivery, Properties
 
 from ._base import ConsumerBase, HandlerT

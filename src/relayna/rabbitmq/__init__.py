@@ -1,5 +1,6 @@
 """Client lifecycle on a broker adapter: declare a topology, publish with confirms."""
 
+from relayna._deprecated import moved_names
 from relayna.rabbitmq._client import RelaynaClient, open_relayna_client
 from relayna.rabbitmq._protocols import (
     AggregationTopology,
@@ -7,38 +8,40 @@ from relayna.rabbitmq._protocols import (
     TaskTopology,
     WorkflowTopology,
 )
-from relayna.rabbitmq._task_ids import (
-    CLAIM_TASK_SCRIPT,
-    RELEASE_TASK_SCRIPT,
-    IfExists,
-    TaskIds,
-    check_if_exists,
-)
-from relayna.rabbitmq._trace import (
-    TraceContext,
-    extract_trace,
-    extract_trace_context,
-    inject_trace_headers,
-    parse_traceparent,
-    parse_tracestate,
-)
+from relayna.rabbitmq._task_ids import IfExists, TaskIds, check_if_exists
 
 __all__ = [
-    "CLAIM_TASK_SCRIPT",
-    "RELEASE_TASK_SCRIPT",
     "AggregationTopology",
     "IfExists",
     "RelaynaClient",
     "StatusTopology",
     "TaskIds",
     "TaskTopology",
-    "TraceContext",
     "WorkflowTopology",
     "check_if_exists",
+    "open_relayna_client",
+]
+
+_TRACE_HELPERS = (
+    "TraceContext",
     "extract_trace",
     "extract_trace_context",
     "inject_trace_headers",
-    "open_relayna_client",
     "parse_traceparent",
     "parse_tracestate",
-]
+)
+
+#: The W3C trace context helpers were re-exported here; they belong to
+#: relayna.observability, the layer that owns tracing. The task id scripts
+#: are details of TaskIds.
+__getattr__ = moved_names(
+    __name__,
+    {
+        **{
+            name: (f"relayna.observability:{name}", "import it from relayna.observability")
+            for name in _TRACE_HELPERS
+        },
+        "CLAIM_TASK_SCRIPT": ("relayna.rabbitmq._task_ids:CLAIM_TASK_SCRIPT", "use TaskIds"),
+        "RELEASE_TASK_SCRIPT": ("relayna.rabbitmq._task_ids:RELEASE_TASK_SCRIPT", "use TaskIds"),
+    },
+)

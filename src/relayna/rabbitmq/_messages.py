@@ -25,7 +25,7 @@ from relayna.contracts import (
 )
 from relayna.contracts import headers as h
 from relayna.errors import ContractError
-from relayna.rabbitmq._trace import inject_trace_headers
+from relayna.observability import inject_trace_headers
 from relayna.transport import Properties
 
 __all__ = [

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relayna.rabbitmq import TraceContext, extract_trace, parse_traceparent, parse_tracestate
+from relayna.observability import TraceContext, extract_trace, parse_traceparent, parse_tracestate
 
 VALID = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
