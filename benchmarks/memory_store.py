@@ -26,10 +26,9 @@ from typing import Any
 import anyio
 
 from benchmarks._redis import redis_url
-from relayna.consumer import LEASE_ACQUIRE_SCRIPT, LEASE_RELEASE_SCRIPT
+from relayna.consumer import LeaseStore
 from relayna.status import WRITE_STATUS_SCRIPT
-from relayna.transport import Store, open_store
-from relayna.transport.memory_store import open_memory_store
+from relayna.transport import Store, open_memory_store, open_store
 
 Op = Callable[[Store, int], Awaitable[Any]]
 
@@ -40,9 +39,9 @@ async def _status(store: Store, i: int) -> None:
 
 
 async def _lease(store: Store, i: int) -> None:
-    key = [f"b:lease:{i % 64}"]
-    await store.run_script(LEASE_ACQUIRE_SCRIPT, key, ["owner", 60000])
-    await store.run_script(LEASE_RELEASE_SCRIPT, key, ["owner", 0])
+    leases, lease_id = LeaseStore(store, prefix="b:lease"), str(i % 64)
+    await leases.acquire(lease_id, "owner", 60)
+    await leases.release(lease_id, "owner")
 
 
 async def _get(store: Store, i: int) -> None:

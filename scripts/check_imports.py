@@ -38,7 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent / "src" / "relayna"
 STUDIO = Path(__file__).resolve().parent.parent / "studio" / "src" / "relayna_studio"
 
-BACKEND_ADAPTERS = {"transport/aiormq_broker.py", "transport/redispy_store.py"}
+BACKEND_ADAPTERS = {"transport/_broker_aiormq.py", "transport/_store_redispy.py"}
 FORBIDDEN_BACKENDS = {"asyncio", "trio"}
 
 #: Lowest first. A package may import the packages of earlier rows.

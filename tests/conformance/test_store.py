@@ -11,10 +11,8 @@ import pytest
 
 from relayna.errors import UnsupportedBackendError
 from relayna.testing._store_conformance import STORE_CHECKS, StoreCheck
-from relayna.transport import open_store
+from relayna.transport import open_memory_store, open_redispy_store, open_store
 from relayna.transport._store import Store
-from relayna.transport.memory_store import open_memory_store
-from relayna.transport.redispy_store import open_redispy_store
 
 pytestmark = pytest.mark.anyio
 

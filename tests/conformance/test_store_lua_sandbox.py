@@ -14,8 +14,7 @@ import anyio
 import pytest
 
 from relayna.errors import ScriptError
-from relayna.transport import Script, Store, open_store
-from relayna.transport.memory_store import open_memory_store
+from relayna.transport import Script, Store, open_memory_store, open_store
 
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
 

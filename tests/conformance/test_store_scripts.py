@@ -34,18 +34,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from relayna.consumer import (
-    IDEMPOTENCY_SCRIPT,
-    LEASE_ACQUIRE_SCRIPT,
-    LEASE_RELEASE_SCRIPT,
-    LEASE_RENEW_SCRIPT,
-    WORKER_HEARTBEAT_SCRIPT,
-)
 from relayna.errors import ScriptError, StoreError
 from relayna.status import WRITE_STATUS_SCRIPT
-from relayna.transport import PubSubMessage, Script, Store, open_store
+from relayna.transport import MemoryStore, PubSubMessage, Script, Store, open_store
 from relayna.transport._store_memory_core import ZsetBox
-from relayna.transport.memory_store import MemoryStore
 
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
 
@@ -80,15 +72,14 @@ SCRIPTS = production_scripts()
 def test_discovery_finds_the_known_scripts() -> None:
     names = {s.name for s in SCRIPTS}
     known = {
-        s.name
-        for s in (
-            WRITE_STATUS_SCRIPT,
-            IDEMPOTENCY_SCRIPT,
-            LEASE_ACQUIRE_SCRIPT,
-            LEASE_RENEW_SCRIPT,
-            LEASE_RELEASE_SCRIPT,
-            WORKER_HEARTBEAT_SCRIPT,
-        )
+        WRITE_STATUS_SCRIPT.name,
+        "relayna.consumer.idempotency",
+        "relayna.consumer.lease.acquire",
+        "relayna.consumer.lease.renew",
+        "relayna.consumer.lease.release",
+        "relayna.consumer.heartbeat",
+        "relayna.feed.append",
+        "relayna.observations.write",
     }
     assert known <= names, known - names
 

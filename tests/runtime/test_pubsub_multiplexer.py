@@ -18,8 +18,14 @@ import pytest
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from relayna.errors import StoreConnectionError, StoreConnectionLost
-from relayna.transport import PubSubMessage, PubSubReconnected
-from relayna.transport.pubsub import PubSubMultiplexer, RawEvent, RawMessage, RawSubscribed
+from relayna.transport import (
+    PubSubMessage,
+    PubSubMultiplexer,
+    PubSubReconnected,
+    RawEvent,
+    RawMessage,
+    RawSubscribed,
+)
 
 pytestmark = pytest.mark.anyio
 

@@ -22,7 +22,7 @@ def test_each_rule_is_reported(tmp_path: Path) -> None:
             "errors.py": "",
             "transport/__init__.py": "",
             "transport/_store.py": "",
-            "transport/redispy_store.py": "import asyncio\n",  # an allowed adapter
+            "transport/_store_redispy.py": "import asyncio\n",  # an allowed adapter
             "contracts/_x.py": "from relayna.status import StatusStore\n",  # upward
             "pipeline/_y.py": "from relayna.contracts import dumps\nfrom relayna.errors import E\n",
             "topology/_z.py": "from relayna.transport import QueueSpec, open_broker\n",
@@ -49,5 +49,5 @@ def test_each_rule_is_reported(tmp_path: Path) -> None:
     assert "newpkg/_n.py:2: imports relayna.transport: package relayna.newpkg has no layer" in found
     assert "__init__.py:2" not in found
     assert "__init__.py:3: imports relayna.consumer: the package root imports only" in found
-    assert "redispy_store" not in found
+    assert "_store_redispy" not in found
     assert len(check_imports.offenders(root)) == 7

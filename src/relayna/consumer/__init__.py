@@ -7,6 +7,7 @@
                                     retry_policy=RetryPolicy(max_retries=2)).run)
 """
 
+from relayna._deprecated import moved_names
 from relayna.consumer._aggregation import AggregationConsumer
 from relayna.consumer._base import Middleware
 from relayna.consumer._cli import main_worker
@@ -41,28 +42,18 @@ from relayna.consumer._dlq import (
     make_dlq_record,
 )
 from relayna.consumer._heartbeat import (
-    WORKER_HEARTBEAT_SCRIPT,
+    HeartbeatSnapshot,
     WorkerHeartbeat,
     WorkerHeartbeats,
     list_worker_heartbeats,
 )
-from relayna.consumer._idempotency import IDEMPOTENCY_SCRIPT, Idempotency, default_idempotency_key
-from relayna.consumer._lease import (
-    LEASE_ACQUIRE_SCRIPT,
-    LEASE_RELEASE_SCRIPT,
-    LEASE_RENEW_SCRIPT,
-    LeasePolicy,
-    LeaseStore,
-)
+from relayna.consumer._idempotency import Idempotency, default_idempotency_key
+from relayna.consumer._lease import LeasePolicy, LeaseStore
 from relayna.consumer._settle import EXCEPTION_MESSAGE, ConsumerStats
 from relayna.consumer._task import TaskConsumer
 
 __all__ = [
     "EXCEPTION_MESSAGE",
-    "IDEMPOTENCY_SCRIPT",
-    "LEASE_ACQUIRE_SCRIPT",
-    "LEASE_RELEASE_SCRIPT",
-    "LEASE_RENEW_SCRIPT",
     "Ack",
     "AggregationConsumer",
     "ConsumerStats",
@@ -72,6 +63,7 @@ __all__ = [
     "Decision",
     "Failed",
     "FailureAction",
+    "HeartbeatSnapshot",
     "Idempotency",
     "InMemoryDLQRecorder",
     "LeasePolicy",
@@ -89,7 +81,6 @@ __all__ = [
     "Succeeded",
     "TaskConsumer",
     "TaskContext",
-    "WORKER_HEARTBEAT_SCRIPT",
     "WorkerHeartbeat",
     "WorkerHeartbeats",
     "compute_dlq_id",
@@ -101,3 +92,22 @@ __all__ = [
     "main_worker",
     "make_dlq_record",
 ]
+
+#: The store scripts behind leases, idempotency and heartbeats were exported
+#: here; they are details of LeaseStore, Idempotency and WorkerHeartbeats.
+__getattr__ = moved_names(
+    __name__,
+    {
+        "IDEMPOTENCY_SCRIPT": (
+            "relayna.consumer._idempotency:IDEMPOTENCY_SCRIPT",
+            "use Idempotency",
+        ),
+        "LEASE_ACQUIRE_SCRIPT": ("relayna.consumer._lease:LEASE_ACQUIRE_SCRIPT", "use LeaseStore"),
+        "LEASE_RELEASE_SCRIPT": ("relayna.consumer._lease:LEASE_RELEASE_SCRIPT", "use LeaseStore"),
+        "LEASE_RENEW_SCRIPT": ("relayna.consumer._lease:LEASE_RENEW_SCRIPT", "use LeaseStore"),
+        "WORKER_HEARTBEAT_SCRIPT": (
+            "relayna.consumer._heartbeat:WORKER_HEARTBEAT_SCRIPT",
+            "use WorkerHeartbeats",
+        ),
+    },
+)

@@ -7,14 +7,16 @@ checks: ``async def check_xxx(store, prefix) -> None``.
 
 from __future__ import annotations
 
+import time
+
 import anyio
 
 from relayna.consumer import (
-    IDEMPOTENCY_SCRIPT,
-    LEASE_ACQUIRE_SCRIPT,
-    LEASE_RELEASE_SCRIPT,
-    LEASE_RENEW_SCRIPT,
-    WORKER_HEARTBEAT_SCRIPT,
+    HeartbeatSnapshot,
+    Idempotency,
+    LeaseStore,
+    WorkerHeartbeats,
+    list_worker_heartbeats,
 )
 from relayna.errors import ScriptError
 from relayna.status import WRITE_STATUS_SCRIPT
@@ -212,54 +214,52 @@ async def check_script_atomicity(store: Store, prefix: str) -> None:
 
 
 async def check_script_leases(store: Store, prefix: str) -> None:
-    """The production lease scripts: one owner; only the owner renews or releases."""
-    key = [prefix + "lease"]
-
-    async def run(script: Script, owner: str) -> object:
-        return await store.run_script(script, key, [owner, 5000])
-
-    assert await run(LEASE_ACQUIRE_SCRIPT, "a") == 1
-    assert await run(LEASE_ACQUIRE_SCRIPT, "b") == 0
-    assert await run(LEASE_ACQUIRE_SCRIPT, "a") == 1  # the owner again: refreshed
-    assert await run(LEASE_RENEW_SCRIPT, "b") == 0
-    assert await run(LEASE_RENEW_SCRIPT, "a") == 1
-    assert await run(LEASE_RELEASE_SCRIPT, "b") == 0
-    assert await store.get(key[0]) == b"a"
-    assert await run(LEASE_RELEASE_SCRIPT, "a") == 1
-    assert await store.exists(key[0]) is False
-    assert await run(LEASE_RENEW_SCRIPT, "a") == 0
-    assert await run(LEASE_ACQUIRE_SCRIPT, "b") == 1
-    await store.delete(key[0])
+    """The production lease scripts (through LeaseStore): one owner; only the owner
+    renews or releases."""
+    leases = LeaseStore(store, prefix=prefix + "lease")
+    assert await leases.acquire("l", "a", 5) is True
+    assert await leases.acquire("l", "b", 5) is False
+    assert await leases.acquire("l", "a", 5) is True  # the owner again: refreshed
+    assert await leases.renew("l", "b", 5) is False
+    assert await leases.renew("l", "a", 5) is True
+    assert await leases.release("l", "b") is False
+    assert await leases.owner("l") == "a"
+    assert await leases.release("l", "a") is True
+    assert await store.exists(leases.key("l")) is False
+    assert await leases.renew("l", "a", 5) is False
+    assert await leases.acquire("l", "b", 5) is True
+    await store.delete(leases.key("l"))
 
 
 async def check_script_idempotency(store: Store, prefix: str) -> None:
-    """The production idempotency script: a completed key stays completed for its TTL."""
-    key = [prefix + "idem"]
-    assert await store.run_script(IDEMPOTENCY_SCRIPT, key, ["check", 0]) == 0
-    assert await store.run_script(IDEMPOTENCY_SCRIPT, key, ["complete", 5000]) == 1
-    assert await store.run_script(IDEMPOTENCY_SCRIPT, key, ["check", 0]) == 1
-    ttl = await store.ttl(key[0])
+    """The production idempotency script (through Idempotency): a completed key stays
+    completed for its TTL."""
+    idempotency = Idempotency(store, ttl_seconds=5, prefix=prefix + "idem")
+    key = f"{prefix}idem:k"
+    assert await idempotency.is_completed(key) is False
+    await idempotency.mark_completed(key)
+    assert await idempotency.is_completed(key) is True
+    ttl = await store.ttl(key)
     assert ttl is not None
     assert 0 < ttl <= 5
-    await store.delete(key[0])
+    await store.delete(key)
 
 
 async def check_script_heartbeat(store: Store, prefix: str) -> None:
-    """The production heartbeat script: expired workers leave the index; it expires with the last."""
-    index = prefix + "workers"
-    now = 1_000_000.0
-
-    async def beat(worker: str, expires_at: float) -> None:
-        keys = [f"{index}:{worker}", index]
-        args: list[Value] = [worker, b"{}", 5000, expires_at, now]
-        assert await store.run_script(WORKER_HEARTBEAT_SCRIPT, keys, args) == 1
-
-    await store.zadd(index, {"old": now - 1})  # already expired: removed by the next write
-    await beat("w1", now + 3)
-    await beat("w2", now + 4)
+    """The production heartbeat script (through WorkerHeartbeats): expired workers
+    leave the index, and the index expires with its latest entry."""
+    beats = prefix + "beats"
+    index = f"{beats}:workers"
+    snapshot = HeartbeatSnapshot(
+        consumer_name="c", queue_name="q", in_flight=0, processed=0, state="running"
+    )
+    await store.zadd(index, {"old": time.time() - 1})  # already expired: removed by a write
+    for worker, ttl in (("w1", 20.0), ("w2", 120.0)):
+        writer = WorkerHeartbeats(store=store, prefix=beats, interval=1, ttl=ttl, worker_id=worker)
+        await writer.write(snapshot, started_at=time.time())
     assert await store.zrange(index, 0, -1) == [b"w1", b"w2"]
-    assert await store.get(f"{index}:w1") == b"{}"
-    ttl = await store.ttl(index)
-    assert ttl is not None
-    assert 3 < ttl <= 4  # the index lives as long as its latest entry
+    assert [hb.worker_id for hb in await list_worker_heartbeats(store, beats)] == ["w1", "w2"]
+    index_ttl = await store.ttl(index)
+    assert index_ttl is not None
+    assert 60 < index_ttl <= 120  # w2's expiry, not w1's (20 s)
     await store.delete(index, *(f"{index}:{w}" for w in ("w1", "w2")))

@@ -1,5 +1,17 @@
-"""Transport contracts (broker, store) and their adapters, selected by URL."""
+"""Transport contracts (broker, store) and their adapters, selected by URL.
 
+The adapters' own classes and openers are importable from here too
+(``MemoryStore``, ``open_coredis_store``, ...); each is imported on first use,
+so an optional dependency (aiormq, redis-py) is needed only by the code that
+names its adapter. The native AMQP and RESP clients and the memory broker are
+subpackages with their own facades (:mod:`relayna.transport.amqp`,
+:mod:`relayna.transport.resp`, :mod:`relayna.transport.memory_broker`).
+"""
+
+import importlib
+from typing import TYPE_CHECKING
+
+from relayna._supervise import Backoff, supervise
 from relayna.transport._broker import (
     MAX_STREAM_OFFSET,
     BindingSpec,
@@ -19,6 +31,15 @@ from relayna.transport._broker import (
     check_stream_offset,
 )
 from relayna.transport._open import BROKER_SCHEMES, STORE_SCHEMES, open_broker, open_store
+from relayna.transport._pubsub import (
+    DEFAULT_SUBSCRIBER_BUFFER,
+    PubSubMultiplexer,
+    RawEvent,
+    RawMessage,
+    RawPubSub,
+    RawPubSubConnector,
+    RawSubscribed,
+)
 from relayna.transport._store import (
     DirectDelivery,
     PubSubEvent,
@@ -32,6 +53,8 @@ from relayna.transport._store import (
 )
 
 __all__ = [
+    "Backoff",
+    "supervise",
     "BROKER_SCHEMES",
     "STORE_SCHEMES",
     "open_broker",
@@ -61,4 +84,52 @@ __all__ = [
     "Store",
     "Subscription",
     "Value",
+    "DEFAULT_SUBSCRIBER_BUFFER",
+    "PubSubMultiplexer",
+    "RawEvent",
+    "RawMessage",
+    "RawPubSub",
+    "RawPubSubConnector",
+    "RawSubscribed",
+    "CoredisStore",
+    "MemoryStore",
+    "open_coredis_store",
+    "open_memory_store",
 ]
+
+if TYPE_CHECKING:
+    from relayna.transport._broker_aiormq import AiormqBroker as AiormqBroker
+    from relayna.transport._broker_aiormq import open_aiormq_broker as open_aiormq_broker
+    from relayna.transport._store_coredis import CoredisStore as CoredisStore
+    from relayna.transport._store_coredis import open_coredis_store as open_coredis_store
+    from relayna.transport._store_memory import MemoryStore as MemoryStore
+    from relayna.transport._store_memory import open_memory_store as open_memory_store
+    from relayna.transport._store_redispy import RedisPyStore as RedisPyStore
+    from relayna.transport._store_redispy import open_redispy_store as open_redispy_store
+
+#: Adapter names imported on first use. The aiormq and redis-py ones need
+#: their optional dependency, so they stay out of ``__all__`` (a star import
+#: must not fail without it).
+_LAZY = {
+    "AiormqBroker": "_broker_aiormq",
+    "open_aiormq_broker": "_broker_aiormq",
+    "CoredisStore": "_store_coredis",
+    "open_coredis_store": "_store_coredis",
+    "MemoryStore": "_store_memory",
+    "open_memory_store": "_store_memory",
+    "RedisPyStore": "_store_redispy",
+    "open_redispy_store": "_store_redispy",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

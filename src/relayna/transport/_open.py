@@ -41,7 +41,7 @@ def open_broker(
 
         return open_memory_broker(url)
     if adapter == "aiormq":
-        from relayna.transport.aiormq_broker import open_aiormq_broker
+        from relayna.transport._broker_aiormq import open_aiormq_broker
 
         return open_aiormq_broker(url)
     from relayna.transport.amqp import open_amqp_broker
@@ -60,15 +60,15 @@ def open_store(
     """
     parts = split_url(url, schemes=STORE_SCHEMES)
     if parts.scheme == "memory":
-        from relayna.transport.memory_store import open_memory_store
+        from relayna.transport._store_memory import open_memory_store
 
         return open_memory_store(url)
     if adapter == "redis-py":
-        from relayna.transport.redispy_store import open_redispy_store
+        from relayna.transport._store_redispy import open_redispy_store
 
         return open_redispy_store(url)
     if adapter == "coredis":
-        from relayna.transport.coredis_store import open_coredis_store
+        from relayna.transport._store_coredis import open_coredis_store
 
         return open_coredis_store(url)
     if adapter != "native":

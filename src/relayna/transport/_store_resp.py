@@ -28,9 +28,9 @@ from relayna.errors import (
     StoreError,
     sole_exception,
 )
+from relayna.transport._pubsub import PubSubMultiplexer, RawPubSubConnector
 from relayna.transport._store import Script, Subscription, Value
 from relayna.transport._store_util import encode_value, script_sha, ttl_ms
-from relayna.transport.pubsub import PubSubMultiplexer, RawPubSubConnector
 
 __all__ = ["CallKind", "LibraryRespStore", "NoScript", "RespStore", "server_error"]
 

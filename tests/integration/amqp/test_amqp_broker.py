@@ -16,6 +16,7 @@ from relayna.errors import (
     UnroutableError,
     UnsupportedBackendError,
 )
+from relayna.transport import open_aiormq_broker
 from relayna.transport._broker import (
     BindingSpec,
     Broker,
@@ -24,7 +25,6 @@ from relayna.transport._broker import (
     Properties,
     QueueSpec,
 )
-from relayna.transport.aiormq_broker import open_aiormq_broker
 
 pytestmark = [pytest.mark.anyio, pytest.mark.rabbitmq]
 

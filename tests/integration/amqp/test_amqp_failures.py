@@ -23,8 +23,8 @@ from relayna.errors import (
     ConnectionLost,
     ProtocolError,
 )
+from relayna.transport import open_aiormq_broker
 from relayna.transport._broker import QueueSpec
-from relayna.transport.aiormq_broker import open_aiormq_broker
 from relayna.transport.amqp import open_amqp_broker, open_connection
 
 pytestmark = [pytest.mark.anyio, pytest.mark.rabbitmq]

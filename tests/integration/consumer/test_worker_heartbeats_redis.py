@@ -7,8 +7,13 @@ from collections.abc import AsyncIterator
 import anyio
 import pytest
 
-from relayna.consumer import TaskConsumer, TaskContext, WorkerHeartbeats, list_worker_heartbeats
-from relayna.consumer._heartbeat import HeartbeatSnapshot
+from relayna.consumer import (
+    HeartbeatSnapshot,
+    TaskConsumer,
+    TaskContext,
+    WorkerHeartbeats,
+    list_worker_heartbeats,
+)
 from relayna.contracts import TaskEnvelope
 from relayna.rabbitmq import open_relayna_client
 from relayna.topology import SharedTasksSharedStatusTopology

@@ -13,8 +13,7 @@ from relayna.contracts import TaskEnvelope
 from relayna.errors import ConfigurationError
 from relayna.observability import MemoryObservationCollector, TaskMessageRejected
 from relayna.rabbitmq import open_relayna_client
-from relayna.transport import Broker, Store, open_store
-from relayna.transport.memory_store import MemoryStore
+from relayna.transport import Broker, MemoryStore, Store, open_store
 
 pytestmark = pytest.mark.anyio
 Until = Callable[..., Awaitable[None]]

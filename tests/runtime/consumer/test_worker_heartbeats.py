@@ -92,7 +92,7 @@ async def test_heartbeats_report_running_then_stopped(
 
 async def test_expired_worker_records_are_not_listed(store: Store, unique: str) -> None:
     prefix = f"hb-{unique}"
-    from relayna.consumer._heartbeat import HeartbeatSnapshot
+    from relayna.consumer import HeartbeatSnapshot
 
     snap = HeartbeatSnapshot(
         consumer_name="c", queue_name="q", in_flight=0, processed=0, state="running"

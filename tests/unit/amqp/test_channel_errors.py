@@ -12,7 +12,7 @@ from relayna.errors import (
     NotFound,
     PreconditionFailed,
 )
-from relayna.transport.aiormq_broker import map_error
+from relayna.transport._broker_aiormq import map_error
 from relayna.transport.amqp._util import channel_error
 
 # RabbitMQ 3.10's text when a delivery outlives consumer_timeout (seen on the test node)

@@ -21,6 +21,13 @@ from relayna.errors import (
     StoreConnectionLost,
     StoreError,
 )
+from relayna.transport._pubsub import (
+    PubSubMultiplexer,
+    RawEvent,
+    RawMessage,
+    RawPubSub,
+    RawSubscribed,
+)
 from relayna.transport._store import Store, Value
 from relayna.transport._store_resp import (
     CallKind,
@@ -28,13 +35,6 @@ from relayna.transport._store_resp import (
     RespStore,
     run_resp_store,
     server_error,
-)
-from relayna.transport.pubsub import (
-    PubSubMultiplexer,
-    RawEvent,
-    RawMessage,
-    RawPubSub,
-    RawSubscribed,
 )
 from relayna.transport.resp._connect import SharedConnection, open_connection
 from relayna.transport.resp._connection import RespConnection
