@@ -656,20 +656,3 @@ def test_an_unknown_type_byte_fails_before_its_line_ends() -> None:
     parser.feed(b"!bogus")  # no CRLF: waiting for one would hang the caller
     with pytest.raises(RespProtocolError, match="unknown RESP type byte"):
         parser.next_reply()
-
-
-def test_error_replies_map_to_the_hierarchy() -> None:
-    from relayna.errors import ScriptError, StoreAuthenticationError, StoreConnectionError
-    from relayna.transport._store_resp import NoScript
-    from relayna.transport.resp._store import map_error_reply
-
-    def mapped(message: str, kind: str = "write") -> StoreError:
-        return map_error_reply(ErrorReply(message), "redis://h/0", kind)  # type: ignore[arg-type]
-
-    assert type(mapped("NOSCRIPT No matching script")) is NoScript
-    assert type(mapped("WRONGPASS invalid username-password pair")) is StoreAuthenticationError
-    assert type(mapped("NOAUTH Authentication required.")) is StoreAuthenticationError
-    assert type(mapped("ERR max number of clients reached")) is StoreConnectionError
-    assert type(mapped("ERR user_script:1: boom", "script")) is ScriptError
-    assert type(mapped("WRONGTYPE Operation against a key")) is StoreError
-    assert mapped("ERR x").url == "redis://h/0"

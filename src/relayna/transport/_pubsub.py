@@ -53,6 +53,7 @@ __all__ = [
     "RawPubSub",
     "RawPubSubConnector",
     "RawSubscribed",
+    "push_event",
 ]
 
 log = logging.getLogger("relayna.transport.pubsub")
@@ -72,6 +73,25 @@ class RawSubscribed:
 
 
 RawEvent = RawMessage | RawSubscribed
+
+
+def push_event(reply: object) -> RawEvent | None:
+    """The pubsub event a reply on a subscribed connection carries, if any.
+
+    ``[message, channel, data]`` and ``[subscribe, channel, count]`` arrays,
+    as RESP2 and RESP3 clients alike return them (bytes or bytearray);
+    anything else (PONG, unsubscribe confirmations) is None.
+    """
+    if not isinstance(reply, list) or len(reply) != 3:
+        return None
+    kind, channel, data = reply
+    if not isinstance(kind, bytes | bytearray) or not isinstance(channel, bytes | bytearray):
+        return None
+    if kind.lower() == b"message" and isinstance(data, bytes | bytearray):
+        return RawMessage(channel=bytes(channel).decode(), data=bytes(data))
+    if kind.lower() == b"subscribe":
+        return RawSubscribed(channel=bytes(channel).decode())
+    return None
 
 
 class RawPubSub(Protocol):

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, NoReturn, cast
+from typing import Any, NoReturn
 from urllib.parse import parse_qs
 
 import anyio
@@ -36,25 +36,18 @@ from coredis.retry import NoRetryPolicy
 from relayna._urls import redact_url, split_url
 from relayna.errors import (
     ConfigurationError,
-    StoreAuthenticationError,
     StoreConnectionError,
     StoreConnectionLost,
     StoreError,
     sole_exception,
     unwrap_groups,
 )
-from relayna.transport._pubsub import (
-    PubSubMultiplexer,
-    RawEvent,
-    RawMessage,
-    RawPubSub,
-    RawSubscribed,
-)
+from relayna.transport._pubsub import PubSubMultiplexer, RawEvent, RawPubSub, push_event
 from relayna.transport._store import Store, Value
 from relayna.transport._store_resp import (
     CallKind,
     LibraryRespStore,
-    NoScript,
+    reply_error,
     run_resp_store,
     server_error,
 )
@@ -98,16 +91,21 @@ def _reply_text(exc: BaseException) -> str:
     return f"{code} {text}" if code else text
 
 
+def _is_reply(exc: BaseException) -> bool:
+    """An error the server answered, not one of the connection itself. coredis
+    raises some replies as connection errors (``LOADING``, ``max number of
+    clients``); the plain ConnectionError is a reply only with that text."""
+    if type(exc) is cx.ConnectionError:
+        return str(exc).lower().startswith("max number of clients")
+    return isinstance(exc, cx.ResponseError) or type(exc) in _ERROR_CODES
+
+
 def map_coredis_error(exc: BaseException, url: str, kind: CallKind = "write") -> StoreError:
     """Translate a coredis (or socket) exception into the relayna hierarchy."""
     if isinstance(exc, StoreError):
         return exc
-    if isinstance(exc, cx.NoScriptError):
-        return NoScript(str(exc), url=url)
-    if isinstance(exc, (cx.AuthenticationError, cx.AuthorizationError)):
-        return StoreAuthenticationError(f"Redis refused the credentials: {exc}", url=url)
-    if isinstance(exc, cx.ResponseError) and str(exc).startswith(("NOAUTH", "WRONGPASS")):
-        return StoreAuthenticationError(f"Redis refused the credentials: {exc}", url=url)
+    if _is_reply(exc):
+        return reply_error(_reply_text(exc), url, kind)
     if isinstance(exc, cx.ConnectionError):
         text = str(exc)
         if "Unable to establish" in text or "Invalid Database" in text:
@@ -122,7 +120,7 @@ def map_coredis_error(exc: BaseException, url: str, kind: CallKind = "write") ->
     if isinstance(exc, OSError):
         return StoreConnectionError(f"cannot connect to Redis: {exc}", url=url)
     if isinstance(exc, cx.RedisError):
-        return server_error(kind, _reply_text(exc), url)
+        return server_error(kind, str(exc), url)
     return StoreError(f"unexpected error from coredis: {exc!r}", url=url)
 
 
@@ -194,12 +192,9 @@ class _CoredisRawPubSub:
                 if isinstance(exc, StopAsyncIteration):
                     exc = cx.ConnectionError("pubsub connection closed")
                 self._fail(exc)
-            parts = cast(list[bytes], push)
-            kind = parts[0].lower()
-            if kind == b"message":
-                return RawMessage(channel=parts[1].decode(), data=parts[2])
-            if kind == b"subscribe":
-                return RawSubscribed(channel=parts[1].decode())
+            event = push_event(push)
+            if event is not None:
+                return event
 
     async def aclose(self) -> None:
         await self._messages.aclose()

@@ -32,18 +32,12 @@ from relayna.errors import (
     StoreError,
     UnsupportedBackendError,
 )
-from relayna.transport._pubsub import (
-    PubSubMultiplexer,
-    RawEvent,
-    RawMessage,
-    RawPubSub,
-    RawSubscribed,
-)
+from relayna.transport._pubsub import PubSubMultiplexer, RawEvent, RawPubSub, push_event
 from relayna.transport._store import Store, Value
 from relayna.transport._store_resp import (
     CallKind,
     LibraryRespStore,
-    NoScript,
+    reply_error,
     run_resp_store,
     server_error,
 )
@@ -53,11 +47,15 @@ __all__ = ["RedisPyStore", "open_redispy_store"]
 DEFAULT_CONNECT_TIMEOUT = 5.0
 
 
-def _reply_text(exc: BaseException) -> str:
-    """The server's error text: redis-py strips some codes (``ERR``); put them back."""
-    text = str(exc)
+def _reply_text(exc: BaseException) -> str | None:
+    """The server's error reply, code first, or None for an error of the
+    connection itself: redis-py keeps a reply's code in ``status_code``
+    and strips it from the text."""
     code = getattr(exc, "status_code", None)
-    return f"{code} {text}" if isinstance(code, str) and not text.startswith(code) else text
+    if not isinstance(code, str):
+        return None
+    text = str(exc)
+    return text if text.startswith(code) else f"{code} {text}"
 
 
 def map_redispy_error(exc: BaseException, url: str, kind: CallKind = "write") -> StoreError:
@@ -66,11 +64,10 @@ def map_redispy_error(exc: BaseException, url: str, kind: CallKind = "write") ->
 
     if isinstance(exc, StoreError):
         return exc
-    if isinstance(exc, rx.NoScriptError):
-        return NoScript(str(exc), url=url)
-    if isinstance(exc, rx.AuthenticationError) or (
-        isinstance(exc, rx.ResponseError) and str(exc).startswith(("NOAUTH", "WRONGPASS"))
-    ):
+    reply = _reply_text(exc)
+    if reply is not None:
+        return reply_error(reply, url, kind)
+    if isinstance(exc, rx.AuthenticationError):  # not a reply: redis-py's own handshake check
         return StoreAuthenticationError(f"Redis refused the credentials: {exc}", url=url)
     if isinstance(exc, rx.ConnectionError | rx.TimeoutError | OSError | TimeoutError):
         text = str(exc)
@@ -78,7 +75,7 @@ def map_redispy_error(exc: BaseException, url: str, kind: CallKind = "write") ->
             return StoreConnectionError(f"cannot connect to Redis: {text}", url=url)
         return StoreConnectionLost(f"Redis connection lost: {text or type(exc).__name__}", url=url)
     if isinstance(exc, rx.RedisError):
-        return server_error(kind, _reply_text(exc), url)
+        return server_error(kind, str(exc), url)
     return StoreError(f"unexpected error from redis-py: {exc!r}", url=url)
 
 
@@ -155,13 +152,9 @@ class _RedisPyRawPubSub:
                 reply = await self._conn.read_response(timeout=math.inf, push_request=True)
             except (rx.RedisError, OSError) as exc:
                 self._fail(exc)
-            if not isinstance(reply, list) or not reply:
-                continue
-            kind = bytes(reply[0]).lower()
-            if kind == b"message":
-                return RawMessage(channel=bytes(reply[1]).decode(), data=bytes(reply[2]))
-            if kind == b"subscribe":
-                return RawSubscribed(channel=bytes(reply[1]).decode())
+            event = push_event(reply)
+            if event is not None:
+                return event
 
 
 def _pubsub_connector(client: Any, url: str) -> AbstractAsyncContextManager[RawPubSub]:

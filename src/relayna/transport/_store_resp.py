@@ -23,6 +23,7 @@ import anyio
 
 from relayna.errors import (
     ScriptError,
+    StoreAuthenticationError,
     StoreConnectionError,
     StoreConnectionLost,
     StoreError,
@@ -32,7 +33,7 @@ from relayna.transport._pubsub import PubSubMultiplexer, RawPubSubConnector
 from relayna.transport._store import Script, Subscription, Value
 from relayna.transport._store_util import encode_value, script_sha, ttl_ms
 
-__all__ = ["CallKind", "LibraryRespStore", "NoScript", "RespStore", "server_error"]
+__all__ = ["CallKind", "LibraryRespStore", "NoScript", "RespStore", "reply_error", "server_error"]
 
 CallKind = Literal["read", "write", "script"]
 
@@ -50,6 +51,34 @@ def server_error(kind: CallKind, text: str, url: str) -> StoreError:
     if kind == "script":
         return ScriptError(f"script failed: {text}", url=url)
     return StoreError(f"Redis error: {text}", url=url)
+
+
+#: Refused credentials answered with ERR: Redis before 6, and a password sent
+#: to a server that has none.
+_AUTH_ERR_REPLIES = (
+    "invalid password",
+    "Client sent AUTH, but no password is set",
+    "AUTH <password> called without any password configured",
+)
+
+
+def reply_error(text: str, url: str, kind: CallKind) -> StoreError:
+    """The relayna error for a server's error reply ``text`` (code first: ``NOPERM ...``).
+
+    The one decision every Redis adapter makes: each gives the reply's full
+    text (the client libraries strip the code; their adapters put it back),
+    so an ACL refusal or a full server maps alike whichever client is used.
+    """
+    code = text.split(" ", 1)[0]
+    if code == "NOSCRIPT":
+        return NoScript(text, url=url)
+    if code in ("NOAUTH", "WRONGPASS", "NOPERM") or text.removeprefix("ERR ").startswith(
+        _AUTH_ERR_REPLIES
+    ):
+        return StoreAuthenticationError(f"Redis refused the credentials: {text}", url=url)
+    if text.startswith("ERR max number of clients"):
+        return StoreConnectionError(f"Redis refused the connection: {text}", url=url)
+    return server_error(kind, text, url)
 
 
 class RespStore:

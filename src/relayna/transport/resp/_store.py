@@ -1,9 +1,12 @@
 """The native Redis store: :class:`RespStore` commands over the pool, and pubsub.
 
-Error replies map to the relayna hierarchy: NOSCRIPT → the internal
-``NoScript`` (the store loads the script and retries), WRONGPASS/NOAUTH →
-:class:`~relayna.errors.StoreAuthenticationError`, errors of a script call →
-:class:`~relayna.errors.ScriptError`, others → :class:`~relayna.errors.StoreError`.
+Error replies map to the relayna hierarchy by the rule every Redis adapter
+shares (:func:`~relayna.transport._store_resp.reply_error`): NOSCRIPT → the
+internal ``NoScript`` (the store loads the script and retries),
+WRONGPASS/NOAUTH/NOPERM → :class:`~relayna.errors.StoreAuthenticationError`,
+a full server → :class:`~relayna.errors.StoreConnectionError`, errors of a
+script call → :class:`~relayna.errors.ScriptError`, others →
+:class:`~relayna.errors.StoreError`.
 """
 
 from __future__ import annotations
@@ -15,44 +18,16 @@ from typing import Any
 
 import anyio
 
-from relayna.errors import (
-    StoreAuthenticationError,
-    StoreConnectionError,
-    StoreConnectionLost,
-    StoreError,
-)
-from relayna.transport._pubsub import (
-    PubSubMultiplexer,
-    RawEvent,
-    RawMessage,
-    RawPubSub,
-    RawSubscribed,
-)
+from relayna.errors import StoreConnectionError, StoreConnectionLost
+from relayna.transport._pubsub import PubSubMultiplexer, RawEvent, RawPubSub, push_event
 from relayna.transport._store import Store, Value
-from relayna.transport._store_resp import (
-    CallKind,
-    NoScript,
-    RespStore,
-    run_resp_store,
-    server_error,
-)
+from relayna.transport._store_resp import CallKind, RespStore, reply_error, run_resp_store
 from relayna.transport.resp._connect import SharedConnection, open_connection
 from relayna.transport.resp._connection import RespConnection
 from relayna.transport.resp._protocol import ErrorReply, encode_command
 from relayna.transport.resp._url import RespParams, parse_resp_url
 
 __all__ = ["NativeRespStore", "open_native_store"]
-
-
-def map_error_reply(reply: ErrorReply, url: str, kind: CallKind) -> StoreError:
-    code = reply.code
-    if code == "NOSCRIPT":
-        return NoScript(reply.message, url=url)
-    if code in ("NOAUTH", "WRONGPASS", "NOPERM"):
-        return StoreAuthenticationError(f"Redis refused the credentials: {reply.message}", url=url)
-    if reply.message.startswith("ERR max number of clients"):
-        return StoreConnectionError(f"Redis refused the connection: {reply.message}", url=url)
-    return server_error(kind, reply.message, url)
 
 
 class NativeRespStore(RespStore):
@@ -76,13 +51,13 @@ class NativeRespStore(RespStore):
                     continue
                 raise
             if isinstance(reply, ErrorReply):
-                raise map_error_reply(reply, self._url, kind)
+                raise reply_error(reply.message, self._url, kind)
             return reply
 
     async def _pipeline(self, commands: Sequence[Sequence[Value]]) -> list[Any]:
         replies = await self._connection.roundtrip(commands)
         return [
-            map_error_reply(r, self._url, "script") if isinstance(r, ErrorReply) else r
+            reply_error(r.message, self._url, "script") if isinstance(r, ErrorReply) else r
             for r in replies
         ]
 
@@ -119,22 +94,19 @@ class _NativePubSub:
             if isinstance(reply, ErrorReply):
                 # -BUSY / -LOADING to SUBSCRIBE or the keepalive PING: this
                 # connection's state is unknown; reconnect and subscribe again.
-                error = map_error_reply(reply, self._conn.params.url, "read")
+                error = reply_error(reply.message, self._conn.params.url, "read")
                 if isinstance(error, StoreConnectionError):
                     raise error
                 raise StoreConnectionLost(
                     f"Redis answered the pubsub connection with an error: {reply.message}",
                     url=self._conn.params.url,
                 )
-            if isinstance(reply, list) and reply and isinstance(reply[0], bytes):
-                kind = reply[0].lower()
-                if kind == b"message" and len(reply) == 3:
-                    return RawMessage(channel=bytes(reply[1]).decode(), data=reply[2])
-                if kind == b"subscribe" and len(reply) == 3:
-                    return RawSubscribed(channel=bytes(reply[1]).decode())
-                if kind == b"pong":
-                    self._answered()
-            elif reply == b"PONG":  # PING while subscribed to nothing
+            event = push_event(reply)
+            if event is not None:
+                return event
+            if reply == b"PONG" or (  # PING while subscribed to nothing, or to something
+                isinstance(reply, list) and reply and reply[0] in (b"pong", b"PONG")
+            ):
                 self._answered()
 
     def _answered(self) -> None:
