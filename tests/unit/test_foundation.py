@@ -80,3 +80,30 @@ def test_import_checker_catches_offenders(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(check_imports, "ROOT", pkg)
     found = check_imports.offenders()
     assert len(found) == 2
+
+
+@pytest.mark.parametrize(
+    ("open_", "url", "valid"),
+    [
+        ("open_broker", "amqp://h/", "'native', 'aiormq'"),
+        ("open_store", "redis://h/0", "'native', 'coredis', 'redis-py'"),
+    ],
+)
+@pytest.mark.parametrize("adapter", ["bogus", "memory", ""])
+def test_an_unknown_adapter_is_a_configuration_error(
+    open_: str, url: str, valid: str, adapter: str
+) -> None:
+    import relayna.transport
+
+    with pytest.raises(ConfigurationError, match=f"adapter {adapter!r}; expected one of {valid}"):
+        getattr(relayna.transport, open_)(url, adapter=adapter)
+
+
+def test_a_memory_url_opens_the_memory_implementation_whatever_the_adapter() -> None:
+    from relayna.transport import open_broker, open_store
+
+    def opener(cm: object) -> str:  # opening is lazy: the call only selects the opener
+        return str(vars(cm)["func"].__name__)
+
+    assert opener(open_store("memory://", adapter="coredis")) == "open_memory_store"
+    assert opener(open_broker("memory://", adapter="aiormq")) == "open_memory_broker"

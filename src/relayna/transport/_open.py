@@ -12,8 +12,10 @@ when its adapter is selected.
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import Literal
+from typing import Literal, TypeVar
 
 from relayna._urls import split_url
 from relayna.errors import ConfigurationError
@@ -25,6 +27,38 @@ __all__ = ["BROKER_SCHEMES", "STORE_SCHEMES", "open_broker", "open_store"]
 BROKER_SCHEMES = ("amqp", "amqps", "memory")
 STORE_SCHEMES = ("redis", "rediss", "unix", "memory")
 
+#: ``memory://`` and each adapter name -> the ``module:opener`` serving it.
+_BROKERS = {
+    "memory": "relayna.transport.memory_broker:open_memory_broker",
+    "native": "relayna.transport.amqp:open_amqp_broker",
+    "aiormq": "relayna.transport._broker_aiormq:open_aiormq_broker",
+}
+_STORES = {
+    "memory": "relayna.transport._store_memory:open_memory_store",
+    "native": "relayna.transport.resp:open_native_store",
+    "coredis": "relayna.transport._store_coredis:open_coredis_store",
+    "redis-py": "relayna.transport._store_redispy:open_redispy_store",
+}
+
+_T = TypeVar("_T")
+
+
+def _open(
+    url: str, adapter: str, *, schemes: tuple[str, ...], openers: Mapping[str, str], what: str
+) -> AbstractAsyncContextManager[_T]:
+    """The one selection rule: a ``memory://`` URL opens the in-memory
+    implementation (whatever the adapter), any other URL the named adapter."""
+    scheme = split_url(url, schemes=schemes).scheme
+    key = "memory" if scheme == "memory" else adapter
+    if key not in openers or (key == "memory") != (scheme == "memory"):
+        names = ", ".join(repr(name) for name in openers if name != "memory")
+        raise ConfigurationError(f"unknown {what} adapter {adapter!r}; expected one of {names}")
+    module, _, name = openers[key].partition(":")
+    opener: Callable[[str], AbstractAsyncContextManager[_T]] = getattr(
+        importlib.import_module(module), name
+    )
+    return opener(url)
+
 
 def open_broker(
     url: str, *, adapter: Literal["native", "aiormq"] = "native"
@@ -32,21 +66,10 @@ def open_broker(
     """Return an async context manager that opens the broker at ``url``.
 
     Raises:
-        ConfigurationError: unparseable URL, unknown scheme, or an adapter
-            that cannot run under the current async backend.
+        ConfigurationError: unparseable URL, unknown scheme or adapter, or an
+            adapter that cannot run under the current async backend.
     """
-    parts = split_url(url, schemes=BROKER_SCHEMES)
-    if parts.scheme == "memory":
-        from relayna.transport.memory_broker import open_memory_broker
-
-        return open_memory_broker(url)
-    if adapter == "aiormq":
-        from relayna.transport._broker_aiormq import open_aiormq_broker
-
-        return open_aiormq_broker(url)
-    from relayna.transport.amqp import open_amqp_broker
-
-    return open_amqp_broker(url)
+    return _open(url, adapter, schemes=BROKER_SCHEMES, openers=_BROKERS, what="broker")
 
 
 def open_store(
@@ -55,26 +78,7 @@ def open_store(
     """Return an async context manager that opens the store at ``url``.
 
     Raises:
-        ConfigurationError: unparseable URL, unknown scheme, or an adapter
-            that cannot run under the current async backend.
+        ConfigurationError: unparseable URL, unknown scheme or adapter, or an
+            adapter that cannot run under the current async backend.
     """
-    parts = split_url(url, schemes=STORE_SCHEMES)
-    if parts.scheme == "memory":
-        from relayna.transport._store_memory import open_memory_store
-
-        return open_memory_store(url)
-    if adapter == "redis-py":
-        from relayna.transport._store_redispy import open_redispy_store
-
-        return open_redispy_store(url)
-    if adapter == "coredis":
-        from relayna.transport._store_coredis import open_coredis_store
-
-        return open_coredis_store(url)
-    if adapter != "native":
-        raise ConfigurationError(
-            f"unknown store adapter {adapter!r}; expected 'native', 'coredis' or 'redis-py'"
-        )
-    from relayna.transport.resp import open_native_store
-
-    return open_native_store(url)
+    return _open(url, adapter, schemes=STORE_SCHEMES, openers=_STORES, what="store")
