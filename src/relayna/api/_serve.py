@@ -1,35 +1,22 @@
 """Serve an ASGI app with hypercorn on the current anyio backend, with a bounded shutdown.
 
 hypercorn's graceful shutdown waits for every open connection, and one write
-of it cannot be cancelled: on trio ``TCPServer.protocol_send`` runs
-``send_all`` inside a shielded cancel scope, and on asyncio the app task's
-final ``send(None)`` waits in ``drain()`` after the graceful timeout already
-cancelled it once. A client that stopped reading at the TCP level (a frozen
-browser tab, a dead NAT mapping) therefore keeps hypercorn, and whoever waits
-for it, running forever. :func:`serve_asgi` bounds that: a while after
-hypercorn's own graceful timeout it shuts down, at the socket level, the
-connections of *this server's requests* that are still open, which fails the
-stuck write (``EPIPE``) so hypercorn finishes.
-
-Which connections: the app is wrapped so that every HTTP/WebSocket request
-records its connection's two endpoints (``scope["server"]``,
-``scope["client"]``) while it runs; from the moment the shutdown begins the
-record is frozen. The forced close shuts down only sockets whose local *and*
-peer address are such a pair: nothing else of the process (another server,
-an outgoing connection, a listener sharing the port) is touched. The sockets
-are found among the process's descriptors (listed from ``/proc/self/fd`` or
-``/dev/fd`` where the system has them, else probed up to the descriptor
-limit), so it needs no ``/proc``.
+of it cannot be cancelled (see :mod:`relayna.api._hypercorn_patch`): a client
+that stopped reading at the TCP level (a frozen browser tab, a dead NAT
+mapping) would keep hypercorn, and whoever waits for it, running forever.
+:func:`serve_asgi` bounds that: a while after hypercorn's own graceful
+timeout it aborts the connections *this server* still has open, which fails
+the stuck write so hypercorn finishes. The server's connections are known
+by object (hypercorn's connection handler registers itself with its server,
+through the patch): nothing else of the process is touched, no descriptor is
+scanned, no ``/proc`` is needed.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import resource
 import socket
-import stat
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
@@ -46,10 +33,6 @@ log = logging.getLogger("relayna.api.serve")
 
 #: How often connections that survived the forced close are looked for again.
 _FORCE_CLOSE_REPEAT = 1.0
-#: Where descriptors cannot be listed, how many are probed at most.
-_PROBE_LIMIT = 65536
-
-_Endpoints = tuple[tuple[str, int], tuple[str, int]]  # (local, peer), hosts as text
 
 
 async def serve_asgi(
@@ -82,22 +65,24 @@ async def serve_asgi(
         graceful_timeout: seconds hypercorn waits for open requests after
             the trigger; then it cancels them.
         force_close_after: seconds after the graceful timeout when the
-            connections of this server's requests that are still open are
-            shut down (``SHUT_RDWR``), so that a client that stopped reading
-            cannot hold the shutdown forever; ``None`` waits for hypercorn
-            however long it takes.
+            connections this server still has open are aborted, so that a
+            client that stopped reading cannot hold the shutdown forever;
+            ``None`` waits for hypercorn however long it takes after the
+            trigger (a cancellation still aborts them after the graceful
+            timeout).
         task_status: ``await tg.start(serve_asgi, ...)`` returns
             ``http://host:port`` once the socket listens.
 
     Cancellation: cancelling ``serve_asgi`` is a graceful stop, the same as
     the trigger returning (hypercorn's own cancellation path is not used: on
     asyncio it fails with ``InvalidStateError``); it returns, re-raising the
-    cancellation, within ``graceful_timeout + force_close_after`` plus the
-    app's lifespan shutdown.
+    cancellation, within ``graceful_timeout + force_close_after`` (or
+    ``graceful_timeout`` when ``force_close_after`` is None) plus the app's
+    lifespan shutdown.
 
     Resource handling: the listening socket is bound here and handed to
-    hypercorn, which closes it. The forced close acts only on the connections
-    of this server's own requests (see the module docs).
+    hypercorn, which closes it. The forced close acts only on this server's
+    own connections (see the module docs).
     """
     from hypercorn.config import Config
 
@@ -168,12 +153,15 @@ async def serving(
 
 
 class _Server:
-    """hypercorn in a shielded scope: only the trigger, or :attr:`stop`, ends it."""
+    """hypercorn, shielded from cancellation: the trigger, or :attr:`stop`, starts its
+    graceful stop, which :meth:`_close_stuck` bounds."""
 
     def __init__(self, app: Any, config: Any, force_close_after: float | None) -> None:
-        self.connections = _Connections()
-        self.app = self.connections.wrap(app)
+        from relayna.api._hypercorn_patch import track
+
+        self.app = app
         self.config = config
+        self.connections = track(config)
         self.force_close_after = force_close_after
         self.stop = anyio.Event()  # set when serve_asgi is cancelled
         self.stopping = anyio.Event()  # hypercorn's shutdown began
@@ -190,13 +178,11 @@ class _Server:
                 race.start_soon(by_trigger)
                 await self.stop.wait()
                 race.cancel_scope.cancel()
-            self.connections.freeze()
             self.stopping.set()
 
         with anyio.CancelScope(shield=True):
             async with anyio.create_task_group() as tg:
-                if self.force_close_after is not None:
-                    tg.start_soon(self._close_stuck, self.force_close_after)
+                tg.start_soon(self._close_stuck)
                 try:
                     if sniffio.current_async_library() == "trio":
                         from hypercorn.trio import serve as trio_serve
@@ -210,18 +196,30 @@ class _Server:
                     self.served.set()
                 tg.cancel_scope.cancel()
 
-    async def _close_stuck(self, after: float) -> None:
+    async def _close_stuck(self) -> None:
         await self.stopping.wait()
+        after = self.force_close_after
+        if after is None:  # wait for hypercorn, unless serve_asgi is cancelled
+            async with anyio.create_task_group() as race:
+
+                async def by_served() -> None:
+                    await self.served.wait()
+                    race.cancel_scope.cancel()
+
+                race.start_soon(by_served)
+                await self.stop.wait()
+                race.cancel_scope.cancel()
+            after = 0.0
         delay = self.config.graceful_timeout + after
         with anyio.move_on_after(delay):
             await self.served.wait()
         while not self.served.is_set():
-            closed = shutdown_connections(self.connections.open)
-            if closed:
+            aborted = self.connections.abort()
+            if aborted:
                 log.warning(
                     "%d connection(s) still open %.1fs after shutdown "
-                    "(a client that stopped reading?): shut down",
-                    closed,
+                    "(a client that stopped reading?): aborted",
+                    aborted,
                     delay,
                 )
             with anyio.move_on_after(_FORCE_CLOSE_REPEAT):
@@ -249,94 +247,3 @@ async def _listen(host: str, port: int, backlog: int) -> socket.socket:
         sock.close()
         raise
     return sock
-
-
-class _Connections:
-    """The endpoints of this server's requests in flight (and, once frozen, all seen since)."""
-
-    def __init__(self) -> None:
-        self.open: dict[_Endpoints, int] = {}
-        self._frozen = False
-
-    def freeze(self) -> None:
-        """Shutdown began: keep every pair, even of requests that end from now on (on
-        asyncio hypercorn's last write of a finished request can still be stuck)."""
-        self._frozen = True
-
-    def wrap(self, app: Any) -> Any:
-        async def tracked(scope: Any, receive: Any, send: Any) -> None:
-            pair = _endpoints(scope)
-            if pair is None:
-                await app(scope, receive, send)
-                return
-            self.open[pair] = self.open.get(pair, 0) + 1
-            try:
-                await app(scope, receive, send)
-            finally:
-                if not self._frozen:
-                    left = self.open.pop(pair) - 1
-                    if left:
-                        self.open[pair] = left
-
-        return tracked
-
-
-def _endpoints(scope: Any) -> _Endpoints | None:
-    if scope.get("type") not in ("http", "websocket"):
-        return None
-    server, client = scope.get("server"), scope.get("client")
-    if not server or not client or server[1] is None or client[1] is None:
-        return None  # a unix socket, or an unknown peer
-    return (str(server[0]), int(server[1])), (str(client[0]), int(client[1]))
-
-
-def shutdown_connections(pairs: Iterable[_Endpoints]) -> int:
-    """Shut down this process's TCP sockets whose (local, peer) addresses are in ``pairs``.
-
-    ``shutdown`` acts on the connection itself, so a duplicate of its
-    descriptor is enough, and the server's own descriptor stays valid for it
-    to close. Returns how many were shut down.
-    """
-    wanted = set(pairs)
-    if not wanted:
-        return 0
-    count = 0
-    for fd in _descriptors():
-        try:
-            sock = socket.socket(fileno=os.dup(fd))
-        except OSError:
-            continue
-        with sock:  # closes the duplicate only
-            try:
-                if sock.type != socket.SOCK_STREAM or sock.family not in (
-                    socket.AF_INET,
-                    socket.AF_INET6,
-                ):
-                    continue
-                local, peer = sock.getsockname(), sock.getpeername()
-                if ((local[0], local[1]), (peer[0], peer[1])) not in wanted:
-                    continue
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                continue
-            count += 1
-    return count
-
-
-def _descriptors() -> Iterable[int]:
-    """This process's socket descriptors: listed where the system lists them, else probed."""
-    for directory in ("/proc/self/fd", "/dev/fd"):
-        try:
-            names = os.listdir(directory)
-        except OSError:
-            continue
-        return [int(name) for name in names if name.isdigit() and _is_socket(int(name))]
-    limit = min(resource.getrlimit(resource.RLIMIT_NOFILE)[0], _PROBE_LIMIT)
-    return [fd for fd in range(limit) if _is_socket(fd)]
-
-
-def _is_socket(fd: int) -> bool:
-    try:
-        return stat.S_ISSOCK(os.fstat(fd).st_mode)
-    except OSError:
-        return False
