@@ -416,7 +416,9 @@ async def test_buffered_deliveries_stay_cancellable_and_fair(broker: Broker, uni
             async with broker.consume(q, prefetch=n) as consumer:
                 first = await _next(consumer)
                 await first.ack()
-                await anyio.sleep(0.5)  # let the rest arrive in the buffer
+                # The rest are on their way into the buffer once the broker holds none.
+                while (await broker.inspect_queue(q)).message_count:  # noqa: ASYNC110
+                    await anyio.sleep(0.01)
                 with anyio.CancelScope() as scope:
                     scope.cancel()
                     await consumer.__aiter__().__anext__()

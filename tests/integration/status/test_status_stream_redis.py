@@ -64,11 +64,14 @@ async def test_client_kill_mid_stream_leaves_no_gap(redis_url: str, unique: str)
             resyncs = 0
 
             stats = StatusStreamStats()
+            following = anyio.Event()
 
             async def follow() -> None:
                 nonlocal resyncs
                 async with open_status_stream(status, "t", stats=stats) as items:
                     async for item in items:
+                        if isinstance(item, Ready):  # subscribed: the writes below go live
+                            following.set()
                         if isinstance(item, Emit):
                             received.append(item.event_id)
                         elif isinstance(item, Resync):
@@ -78,7 +81,7 @@ async def test_client_kill_mid_stream_leaves_no_gap(redis_url: str, unique: str)
             killed = 0
             async with anyio.create_task_group() as tg:
                 tg.start_soon(follow)
-                await anyio.sleep(0.2)
+                await following.wait()
                 for n in range(total):
                     status_text = "completed" if n == total - 1 else "running"
                     await status.write(ev(n, "t", status_text))

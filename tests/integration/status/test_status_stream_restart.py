@@ -18,6 +18,7 @@ from _private_redis import PrivateRedis
 from relayna.errors import StoreError
 from relayna.status import (
     Emit,
+    Ready,
     StatusStore,
     StatusStoreConfig,
     StatusStreamStats,
@@ -59,6 +60,7 @@ async def test_redis_restart_mid_stream_resumes_without_gaps(
             received: dict[int, list[str]] = {i: [] for i in range(clients)}
             terminal: dict[int, bool] = {}
             reconnects = 0
+            following = {i: anyio.Event() for i in range(clients)}
 
             async def follow(index: int) -> None:
                 nonlocal reconnects
@@ -70,6 +72,8 @@ async def test_redis_restart_mid_stream_resumes_without_gaps(
                             status, "t", last_event_id=last, stats=stats
                         ) as items:
                             async for item in items:
+                                if isinstance(item, Ready):  # subscribed: live from here
+                                    following[index].set()
                                 if isinstance(item, Emit):
                                     got.append(item.event_id)
                                     if item.event.get("status") == "completed":
@@ -93,7 +97,8 @@ async def test_redis_restart_mid_stream_resumes_without_gaps(
             async with anyio.create_task_group() as tg:
                 for index in range(clients):
                     tg.start_soon(follow, index)
-                await anyio.sleep(0.2)
+                for ready in following.values():
+                    await ready.wait()
                 for n in range(total):
                     await write(n)
                     if n == total // 2:

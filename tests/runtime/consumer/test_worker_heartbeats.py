@@ -71,8 +71,9 @@ async def test_heartbeats_report_running_then_stopped(
                     await anyio.sleep(0.02)
                 gate.set()
                 await until(lambda: consumer.stats.acked == 1)
-                await anyio.sleep(0.15)
-                [after] = await list_worker_heartbeats(store, prefix)
+                # The first beat written after the ack (polled, under the 10 s ceiling).
+                while (after := (await list_worker_heartbeats(store, prefix))[0]).in_flight:  # noqa: ASYNC110
+                    await anyio.sleep(0.02)
                 tg.cancel_scope.cancel()
         [final] = await list_worker_heartbeats(store, prefix)
     assert record.state == "running"
@@ -103,8 +104,9 @@ async def test_expired_worker_records_are_not_listed(store: Store, unique: str) 
         await short.write(snap, started_at=0.0)
         await long.write(snap, started_at=0.0)
         assert [r.worker_id for r in await list_worker_heartbeats(store, prefix)] == ["new", "old"]
-        await anyio.sleep(0.25)
-        assert [r.worker_id for r in await list_worker_heartbeats(store, prefix)] == ["new"]
+        # "old" expires 0.1 s after its beat: polled until it is gone (ceiling above).
+        while [r.worker_id for r in await list_worker_heartbeats(store, prefix)] != ["new"]:  # noqa: ASYNC110
+            await anyio.sleep(0.01)
         await long.write(snap, started_at=0.0)  # prunes the stale index entry
         assert await store.zrange(f"{prefix}:workers", 0, -1) == [b"new"]
 
