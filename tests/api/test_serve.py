@@ -165,38 +165,43 @@ def _until_closed(conn: socket.socket) -> None:
         pass
 
 
+async def _cancel_with_a_stuck_client(stack: ExitStack, force_close_after: float | None) -> None:
+    """Serve ``_endless``, stick a client on it, cancel; returns once the server
+    stopped and the client saw its connection end."""
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+            url = await tg.start(
+                partial(
+                    serve_asgi,
+                    _endless,
+                    shutdown_trigger=anyio.sleep_forever,
+                    graceful_timeout=0.2,
+                    force_close_after=force_close_after,
+                )
+            )
+            host, port = url.removeprefix("http://").split(":")
+            slow = stack.enter_context(
+                await anyio.to_thread.run_sync(_stuck_client, host, int(port))
+            )
+            scope.cancel()
+    assert scope.cancelled_caught
+    await anyio.to_thread.run_sync(_until_closed, slow)
+
+
 async def test_stopping_one_server_aborts_only_its_own_connections() -> None:
-    """Server A is cancelled with a client stuck on it; server B in the same process
-    keeps its open keep-alive connection, which still answers afterwards. The
-    abort is bounded by A's graceful timeout plus force_close_after."""
+    """A server is cancelled with a client stuck on it; another server in the same
+    process keeps its open keep-alive connection, which still answers afterwards.
+    The abort is bounded by the graceful timeout plus force_close_after."""
     with anyio.fail_after(30), ExitStack() as stack:
         async with anyio.create_task_group() as tg:
-            b_url = await tg.start(
+            url = await tg.start(
                 partial(serve_asgi, _endless, shutdown_trigger=anyio.sleep_forever)
             )
-            host, b_port = b_url.removeprefix("http://").split(":")
-            kept = stack.enter_context(socket.create_connection((host, int(b_port))))
+            host, port = url.removeprefix("http://").split(":")
+            kept = stack.enter_context(socket.create_connection((host, int(port))))
             kept.settimeout(10)
             assert (await anyio.to_thread.run_sync(_ping, kept, host)).endswith(b"pong")
-
-            with anyio.CancelScope() as a_scope:
-                async with anyio.create_task_group() as a_group:
-                    a_url = await a_group.start(
-                        partial(
-                            serve_asgi,
-                            _endless,
-                            shutdown_trigger=anyio.sleep_forever,
-                            graceful_timeout=0.2,
-                            force_close_after=0.2,
-                        )
-                    )
-                    a_port = int(a_url.rsplit(":", 1)[1])
-                    slow = stack.enter_context(
-                        await anyio.to_thread.run_sync(_stuck_client, host, a_port)
-                    )
-                    a_scope.cancel()
-            assert a_scope.cancelled_caught
-            await anyio.to_thread.run_sync(_until_closed, slow)
+            await _cancel_with_a_stuck_client(stack, force_close_after=0.2)
             assert (await anyio.to_thread.run_sync(_ping, kept, host)).endswith(b"pong")
             tg.cancel_scope.cancel()
 
@@ -205,24 +210,7 @@ async def test_cancelling_is_bounded_even_without_force_close_after() -> None:
     """force_close_after=None waits for hypercorn after the trigger; a cancellation
     still aborts what is left once the graceful timeout has passed."""
     with anyio.fail_after(30), ExitStack() as stack:
-        with anyio.CancelScope() as scope:
-            async with anyio.create_task_group() as tg:
-                url = await tg.start(
-                    partial(
-                        serve_asgi,
-                        _endless,
-                        shutdown_trigger=anyio.sleep_forever,
-                        graceful_timeout=0.2,
-                        force_close_after=None,
-                    )
-                )
-                host, port = url.removeprefix("http://").split(":")
-                slow = stack.enter_context(
-                    await anyio.to_thread.run_sync(_stuck_client, host, int(port))
-                )
-                scope.cancel()
-        assert scope.cancelled_caught
-        await anyio.to_thread.run_sync(_until_closed, slow)
+        await _cancel_with_a_stuck_client(stack, force_close_after=None)
 
 
 async def test_a_server_forgets_connections_that_ended() -> None:
