@@ -64,15 +64,11 @@ from relayna.observability._observations import (
     AggregationMessageAcked,
     AggregationMessageReceived,
     AggregationRetryScheduled,
-    BatchObservationSink,
     ConsumerDeadLetterPublished,
     ConsumerDLQRecordPersistFailed,
     ConsumerRetryScheduled,
     DuplicateSuppressed,
-    MemoryObservationCollector,
     Observation,
-    ObservationPump,
-    ObservationSink,
     TaskConsumerLoopError,
     TaskConsumerStarted,
     TaskHandlerFailed,
@@ -88,6 +84,12 @@ from relayna.observability._observations import (
     WorkflowStageFailed,
     WorkflowStageStarted,
     observation_to_dict,
+)
+from relayna.observability._pump import (
+    BatchObservationSink,
+    MemoryObservationCollector,
+    ObservationPump,
+    ObservationSink,
 )
 from relayna.observability._resources import sample_process_resources
 from relayna.observability._sink import ObservationStoreSink, make_observation_sink
