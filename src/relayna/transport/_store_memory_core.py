@@ -1,7 +1,8 @@
 """The memory store's synchronous core: Redis semantics on Python containers.
 
-It implements :class:`~relayna.transport.ScriptOps`, so a script's Python twin
-runs against it directly; nothing here awaits, so a script is atomic. Expiry
+It implements :class:`~relayna.transport.ScriptOps` (the interface Python
+scripts once used; the store's Lua runs through :mod:`._store_commands` on
+it); nothing here awaits, so a script is atomic. Expiry
 is lazy: a key past its deadline (on the injected clock, ``anyio.current_time``
 in the store) is removed when it is next touched.
 """
