@@ -69,7 +69,8 @@ async def test_leaving_stream_with_full_buffers_never_hangs() -> None:
     counter = Counter()
     with anyio.fail_after(5):
         async with (counter.sync() | Map(lambda x: x, buffer_size=1)).stream() as results:
-            await anyio.sleep(0.05)  # let every buffer fill up
+            await anyio.wait_all_tasks_blocked()  # every buffer full: every task waits
+            assert counter.produced > 2  # items wait in the links
             assert await results.__anext__() == 0
     assert counter.closed
 
@@ -105,10 +106,11 @@ async def test_backpressure_bound_with_a_stalled_consumer() -> None:
     assert bound == DEFAULT_BUFFER_SIZE + 3 + DEFAULT_BUFFER_SIZE + 4 + 2 + 1
     with anyio.fail_after(5):
         async with pipeline.stream() as results:
-            await anyio.sleep(0.1)  # the consumer stalls
+            await anyio.wait_all_tasks_blocked()  # the consumer stalls: all else waits
             stalled_at = counter.produced
-            await anyio.sleep(0.05)
-            assert counter.produced == stalled_at  # production really stopped
+            for _ in range(10):  # production really stopped: nothing runs any more
+                await checkpoint()
+            assert counter.produced == stalled_at
             await results.__anext__()
     assert stalled_at <= bound
     assert stalled_at >= DEFAULT_BUFFER_SIZE  # the links did fill
@@ -123,8 +125,8 @@ async def test_async_source_backpressure_bound() -> None:
     assert bound is not None
     with anyio.fail_after(5):
         async with slow_pipeline.stream():
-            await anyio.sleep(0.1)
-    assert counter.produced <= bound
+            await anyio.wait_all_tasks_blocked()  # filled up to where it waits
+    assert 0 < counter.produced <= bound
 
 
 async def test_cancelling_the_callers_scope_cancels_everything_and_runs_finally() -> None:

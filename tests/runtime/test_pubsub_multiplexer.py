@@ -70,10 +70,12 @@ class FakeServer:
     def __init__(self) -> None:
         self.up = True
         self.connections: list[FakeConnection] = []
+        self.refused = 0
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[FakeConnection]:
         if not self.up:
+            self.refused += 1
             raise StoreConnectionError("connection refused")
         conn = FakeConnection(self)
         self.connections.append(conn)
@@ -113,7 +115,8 @@ async def test_reconnect_notice_only_for_subscribers_armed_before_the_loss() -> 
 
                 async with anyio.create_task_group() as clients:
                     clients.start_soon(late)
-                    await anyio.sleep(0.05)  # a few failed reconnect attempts
+                    while server.refused < 3:  # noqa: ASYNC110 - a few failed reconnects
+                        await anyio.sleep(0.005)
                     assert not late_subscribed.is_set()
                     server.up = True
                     assert await early.__anext__() == PubSubReconnected()
