@@ -789,10 +789,11 @@ async def test_stream_timeout_fails_the_shared_connection_and_recovers() -> None
             # read as GET's answer it would give b"OK".
             assert await store.set("k2", "v4") is True
             assert await store.get("k2") == b"v4"
-            await anyio.sleep(0.3)  # past the late reply
+            # The fake drops the timed-out connection only once its late reply was
+            # sent (and failed): then nothing late can arrive any more.
+            await wait_until(lambda: fake.open == 1, "the late reply went to the closed connection")
             assert await store.get("k2") == b"v4"
             assert fake.accepted == 5
-            await wait_until(lambda: fake.open == 1, "the timed-out connection is closed")
 
 
 # -- 4. garbage from the server -----------------------------------------------------
