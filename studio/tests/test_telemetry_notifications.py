@@ -9,7 +9,7 @@ batch wait is decided by an injected clock; the webhook body is HMAC-signed.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -41,10 +41,15 @@ class Receivers:
         self.emails: list[tuple[dict[str, str], dict[str, Any]]] = []
         self.hooks: list[tuple[dict[str, str], bytes]] = []
         self.fail_emails = 0
+        self.delay = 0.0  # seconds each email/webhook request takes: a slow receiver
+        self.during_email: Callable[[int], Awaitable[None]] | None = None
         self.failed: dict[str, list[dict[str, Any]]] = {}
 
     def app(self) -> Starlette:
         async def email(request: Request) -> Response:
+            await anyio.sleep(self.delay)
+            if self.during_email is not None:
+                await self.during_email(len(self.emails))
             if self.fail_emails:
                 self.fail_emails -= 1
                 return JSONResponse({"detail": "smtp down"}, status_code=503)
@@ -52,6 +57,7 @@ class Receivers:
             return JSONResponse({"queued": True}, status_code=202)
 
         async def hook(request: Request) -> Response:
+            await anyio.sleep(self.delay)
             self.hooks.append((dict(request.headers), await request.body()))
             return Response(status_code=204)
 
@@ -176,6 +182,96 @@ async def test_one_replica_sends_and_nothing_twice(store_url: str) -> None:
             ]
 
 
+async def test_a_run_longer_than_the_lock_sends_nothing_twice_and_loses_nothing(
+    store_url: str,
+) -> None:
+    """A backlog on a slow receiver: the run takes several lock lifetimes.
+
+    The lock lives 1 s (each send may take at most 0.5 s); every request takes
+    0.1 s and there are 16 of them (8 items, 2 targets), so one run needs well over a lock
+    lifetime. The second replica tries all the time. Unless each send is
+    recorded and the lock extended as the run goes, the lock expires mid-run,
+    the second replica sends the same items again and the first one's
+    bookkeeping is refused (so its items would be sent once more next run).
+    """
+    count = 8
+    receivers = Receivers()
+    receivers.failed = {"alpha": [failure("alpha", i) for i in range(1, count + 1)]}
+    receivers.delay = 0.1
+    with anyio.fail_after(60):
+        async with (
+            serve_on(receivers.app(), HOST) as port,
+            replicas(store_url, port, failed_task_email_timeout_seconds=0.5) as (r1, r2),
+        ):
+            await register(r1, "alpha", port)
+            expected = sorted(f"alpha-f{i}" for i in range(1, count + 1))
+            outcomes: list[dict[str, int]] = []
+
+            def delivered() -> tuple[list[str], list[str]]:
+                emails = [doc["title"].rsplit(" / ", 1)[1] for _, doc in receivers.emails]
+                hooks = [
+                    orjson.loads(body)["items"][0]["failure_id"] for _, body in receivers.hooks
+                ]
+                return sorted(emails), sorted(hooks)
+
+            async def replica(runtime: StudioRuntime) -> None:  # its timer, as fast as it goes
+                notifier = Notifier(runtime, lock_seconds=1.0)
+                while True:
+                    outcome = await notifier.run_once()
+                    outcomes.append(outcome)
+                    idle = not (outcome["locked"] or outcome["sent"] or outcome["failed"])
+                    got = delivered()
+                    if idle and all(set(g) == set(expected) for g in got):
+                        return
+                    if any(len(g) > count for g in got):
+                        return  # sent twice: the assertions below say what
+                    await anyio.sleep(0.02)  # polling, as the job's interval does
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(replica, r1)
+                tg.start_soon(replica, r2)
+            emails, hooks = delivered()
+            assert emails == expected  # each exactly once: nothing twice, nothing lost
+            assert hooks == expected
+            assert any(o["locked"] for o in outcomes)  # the replicas really overlapped
+            assert max(o["sent"] for o in outcomes) > 10  # one run outlived several lock TTLs
+
+
+async def test_a_run_that_lost_its_lock_stops_and_keeps_what_it_recorded(store_url: str) -> None:
+    """The process stalled past the lock's TTL during a send (the lock is gone when
+    the receiver answers): the run records nothing more and sends nothing more; the
+    next run repeats only that one send, with the same delivery id."""
+    receivers = Receivers()
+    receivers.failed = {"alpha": [failure("alpha", i) for i in range(1, 4)]}
+    with anyio.fail_after(60):
+        async with (
+            serve_on(receivers.app(), HOST) as port,
+            replicas(store_url, port) as (r1, r2),
+        ):
+            await register(r1, "alpha", port)
+            first = Notifier(r1)
+
+            async def expire_lock(already: int) -> None:
+                if already == 1:  # during the second email
+                    await r1.store.delete(f"{first.prefix}:batch:lock")
+
+            receivers.during_email = expire_lock
+            outcome = await first.run_once()
+            assert (outcome["sent"], outcome["lost"]) == (3, 1)  # email+hook, email, then stop
+            assert len(receivers.emails) == 2
+            assert len(receivers.hooks) == 1
+            receivers.during_email = None
+            again = await Notifier(r2).run_once()
+            assert (again["sent"], again["lost"]) == (4, 0)  # f2 email (repeat), f2 hook, f3 x2
+            delivery = [h["x-relayna-delivery"] for h, _ in receivers.emails]
+            titles = [d["title"].rsplit(" / ", 1)[1] for _, d in receivers.emails]
+            assert titles == ["alpha-f1", "alpha-f2", "alpha-f2", "alpha-f3"]
+            assert delivery[1] == delivery[2]  # the one repeat a receiver can drop
+            hooks = [orjson.loads(b)["items"][0]["failure_id"] for _, b in receivers.hooks]
+            assert hooks == ["alpha-f1", "alpha-f2", "alpha-f3"]
+            assert (await Notifier(r1).run_once())["sent"] == 0
+
+
 async def test_a_failed_send_keeps_the_batch_and_other_targets_are_not_repeated(
     store_url: str,
 ) -> None:
@@ -233,6 +329,8 @@ async def test_settings_routes_and_startup_checks(store_url: str) -> None:
                     receivers.failed = {"alpha": [failure("alpha", 1)]}
                     await register(runtime, "alpha", port)
                     assert (await Notifier(runtime).run_once())["scanned"] == 0  # disabled
+                    with pytest.raises(ConfigurationError, match="must outlive one send"):
+                        Notifier(runtime, lock_seconds=5.0)  # the send timeout is 5 s
                     for bad in ({"batch_wait_seconds": 604801}, {"batch_wait_seconds": -1},
                                 {"enabled": "yes"}, {"colour": "red"}, {}, [1]):  # fmt: skip
                         response = await c.patch("/studio/failed-task-email-settings", json=bad)
