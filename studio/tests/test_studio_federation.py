@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from relayna.api import RelaynaRuntime, RuntimeConfig, open_relayna_runtime, serving, status_routes
 from relayna.contracts import ContractAliasConfig
+from relayna_studio._capabilities import _check as check_capabilities
 from studio_support import TableResolver, open_test_studio, settings_for
 
 pytestmark = pytest.mark.anyio
@@ -375,3 +376,17 @@ async def test_bad_federation_input_is_4xx_before_any_call(store_url: str, path:
             response = await studio.client.get(path)
             assert 400 <= response.status_code < 500, response.text
             assert response.json()["detail"]
+
+
+def test_feature_flags_are_read_as_a_list_or_as_relayna_s_object() -> None:
+    """The original's list of names, and relayna's own ``{name: bool}`` (read as the
+    names that are on); anything else refuses the refresh."""
+    listed = {"supported_routes": ["status.latest"], "feature_flags": ["execution_graphs"]}
+    assert check_capabilities(listed)["feature_flags"] == ["execution_graphs"]
+    relayna_doc = {"supported_routes": [], "feature_flags": {"status_hub": True, "observations": False,
+                                                             "service_event_feed": True}}  # fmt: skip
+    assert check_capabilities(relayna_doc)["feature_flags"] == ["service_event_feed", "status_hub"]
+    for bad in ({"feature_flags": {"x": "yes"}}, {"feature_flags": "x"}, {"feature_flags": [1]},
+                {"supported_routes": {"status.latest": True}}, [1]):  # fmt: skip
+        with pytest.raises(ValueError, match=r"must be|not a JSON object"):
+            check_capabilities(bad)

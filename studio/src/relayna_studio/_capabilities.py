@@ -61,12 +61,21 @@ def supports_route(document: object, route_id: str) -> bool | None:
 
 
 def _check(document: object) -> dict[str, Any]:
+    """The document as stored; ``feature_flags`` is always a list of names.
+
+    relayna's own route serves ``feature_flags`` as ``{name: bool}``; the
+    original (and Studio's readers) use the list of enabled names, so an
+    object of booleans is read as the names that are ``true``.
+    """
     if not isinstance(document, dict):
         raise ValueError("the capability document is not a JSON object")
+    flags = document.get("feature_flags")
+    if isinstance(flags, dict) and all(isinstance(v, bool) for v in flags.values()):
+        document = {**document, "feature_flags": sorted(k for k, on in flags.items() if on)}
     for key in ("supported_routes", "feature_flags"):
         value = document.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ValueError(f"{key} must be a list of strings")
+            raise ValueError(f"{key} must be a list of strings (feature_flags: or name -> bool)")
     for key in ("alias_config_summary", "service_metadata"):
         if key in document and not isinstance(document[key], dict | None):
             raise ValueError(f"{key} must be an object")
