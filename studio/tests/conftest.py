@@ -79,3 +79,25 @@ def studio_factory(store_url: str) -> Callable[..., Any]:
         )
 
     return make
+
+
+@pytest.fixture
+def otlp_provider() -> Iterator[Any]:
+    """A global tracer provider for this test only, exporting over OTLP/HTTP (set later)."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.util._once import Once
+
+    def reset() -> None:
+        trace._TRACER_PROVIDER_SET_ONCE = Once()
+        trace._TRACER_PROVIDER = None
+
+    reset()
+    provider = TracerProvider(resource=Resource.create({"service.name": "checkout-worker"}))
+    trace.set_tracer_provider(provider)
+    try:
+        yield provider
+    finally:
+        provider.shutdown()
+        reset()

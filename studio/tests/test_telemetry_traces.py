@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -43,28 +42,6 @@ class LokiShipper(logging.Handler):
             "task_id": getattr(record, "task_id", None), "trace_id": getattr(record, "trace_id", None),
         }).decode()  # fmt: skip
         self.loki.push({"service": "checkout", "app": "worker"}, int(record.created * 1e9), line)
-
-
-@pytest.fixture
-def otlp_provider() -> Iterator[Any]:
-    """A global tracer provider for this test only, exporting over OTLP/HTTP (set later)."""
-    from opentelemetry import trace
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.util._once import Once
-
-    def reset() -> None:
-        trace._TRACER_PROVIDER_SET_ONCE = Once()
-        trace._TRACER_PROVIDER = None
-
-    reset()
-    provider = TracerProvider(resource=Resource.create({"service.name": "checkout-worker"}))
-    trace.set_tracer_provider(provider)
-    try:
-        yield provider
-    finally:
-        provider.shutdown()
-        reset()
 
 
 async def run_task(amqp_url: str, name: str) -> None:

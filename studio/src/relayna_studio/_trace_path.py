@@ -8,13 +8,16 @@ edges). Then:
   ``dlq_id``; otherwise they become a new ``dlq_record`` node with a
   ``dead_lettered_to`` edge from the latest attempt (or the task).
 * **Studio events** (up to :data:`MAX_EVENTS`) attach to the best node: a
-  status node with the event's status, else an attempt or stage node with
-  its stage or queue, else a DLQ node for a dead-letter event, else the
-  task node. Each node lists its events' ``dedupe_key``s.
+  status event to the status node with its ``event_id`` (else the first
+  with its status); a dead-letter observation to the DLQ node (with its
+  ``dlq_id`` when it has one); any other observation to the attempt or
+  stage node with its stage or queue and, when it has one, its
+  ``retry_attempt``; else the task node. Each node lists its events'
+  ``dedupe_key``s.
 * **Spans** of the task (``relayna.task_id``): consumer spans attach to the
   task's attempt nodes in time order, producer spans that publish a status
-  to the status nodes in time order, the hub's writes to the same status
-  nodes; any other span becomes a ``span`` node with a ``span_child`` edge
+  to the status nodes in time order, the hub's writes to the status node
+  of the event they wrote (``messaging.message.id``, else in time order); any other span becomes a ``span`` node with a ``span_child`` edge
   from its parent span's node (or from the task node).
 
 ``summary`` counts what was joined; ``log_metadata`` gives the ids to search
@@ -73,7 +76,7 @@ def _base(
         node = _node(
             f"status:{task_id}:{i}", "status_event", task_id, status, event.get("timestamp")
         )
-        node["annotations"] = {"status": status}
+        node["annotations"] = {"status": status, "event_id": event.get("event_id")}
         nodes.append(node)
         edges.append({"source": f"task:{task_id}", "target": node["id"], "kind": "published_status",
                       "timestamp": event.get("timestamp"), "state": "traversed"})  # fmt: skip
@@ -174,24 +177,46 @@ def _attach_event(
     payload = event.get("payload") if isinstance(event.get("payload"), Mapping) else {}
     assert isinstance(payload, Mapping)
     status = payload.get("status")
+    attempt = payload.get("retry_attempt")
+    kind = str(event.get("event_type") or "")
+    is_status = event.get("source_kind") == "status" or (status and attempt is None)
+    target = None
+    if is_status and status:
+        statuses = [n for n in nodes if n["kind"] == "status_event"]
+        event_id = payload.get("event_id") or event.get("event_id")
+        target = next(
+            (n for n in statuses if event_id and n["annotations"].get("event_id") == event_id),
+            None,
+        ) or next((n for n in statuses if _status_of(n) == status), None)
+    if target is None and ("dead" in kind.lower() or "dlq" in kind.lower()):
+        dlq = [n for n in nodes if n["kind"] == "dlq_record"]
+        dlq_id = payload.get("dlq_id")
+        target = next((n for n in dlq if dlq_id and dlq_id in n["dlq_ids"]), None) or next(
+            iter(dlq), None
+        )
+    if target is None:
+        target = _attempt_of(payload, nodes)
+    (target or task_node)["event_keys"].append(event.get("dedupe_key"))
+
+
+def _attempt_of(payload: Mapping[str, Any], nodes: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The attempt (or stage) node an observation came from: same stage or queue, and
+    the same ``retry_attempt`` when the observation has one."""
     stage = payload.get("stage")
     queue = payload.get("queue") or payload.get("queue_name")
-    kind = str(event.get("event_type") or "")
-    target = None
-    if status:
-        target = next(
-            (n for n in nodes if n["kind"] == "status_event" and _status_of(n) == status), None
-        )
-    if target is None and (stage or queue):
-        target = next(
-            (n for n in nodes if n["kind"] in _ATTEMPT_KINDS
-             and (stage in (n["label"], n["annotations"].get("stage"))
-                  or queue in (n["label"], n["annotations"].get("queue")))),
-            None,
-        )  # fmt: skip
-    if target is None and ("dead" in kind.lower() or "dlq" in kind.lower()):
-        target = next((n for n in nodes if n["kind"] == "dlq_record"), None)
-    (target or task_node)["event_keys"].append(event.get("dedupe_key"))
+    if not (stage or queue):
+        return None
+    candidates = [
+        n for n in nodes if n["kind"] in _ATTEMPT_KINDS
+        and (stage in (n["label"], n["annotations"].get("stage"))
+             or queue in (n["label"], n["annotations"].get("queue"),
+                          n["annotations"].get("queue_name")))
+    ]  # fmt: skip
+    attempt = payload.get("retry_attempt")
+    exact = [n for n in candidates if attempt is not None
+             and n["annotations"].get("retry_attempt") == attempt]  # fmt: skip
+    found = exact or candidates
+    return found[0] if found else None
 
 
 def _attach_spans(
@@ -214,7 +239,11 @@ def _attach_spans(
         mine = span["attributes"].get("relayna.task_id") == task_id
         target = None
         if mine and span["kind"] == "consumer" and "status_hub" in span["name"]:
-            target = statuses[hubs] if hubs < len(statuses) else None
+            event_id = span["attributes"].get("messaging.message.id")
+            target = next((n for n in statuses if event_id
+                           and n["annotations"].get("event_id") == event_id), None)  # fmt: skip
+            if target is None:
+                target = statuses[hubs] if hubs < len(statuses) else None
             hubs += 1
         elif mine and span["kind"] == "consumer":
             target = attempts[consumers] if consumers < len(attempts) else None
