@@ -29,6 +29,7 @@ text format written by ``prometheus-client``; a real Prometheus scrapes it.
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 import socket
 import time
@@ -204,6 +205,11 @@ def _label_string(labels: dict[str, str]) -> str:
     return "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
 
 
+def _stream_hash(labels: str) -> int:
+    """A stand-in for Loki 3's stream hash: stable, unrelated to the label order."""
+    return int.from_bytes(hashlib.sha256(labels.encode()).digest()[:8], "big")
+
+
 class LocalLoki:
     """Streams per tenant: ``{tenant: {label key: (labels, [(ns, line, metadata)])}}``."""
 
@@ -214,6 +220,11 @@ class LocalLoki:
         self.queries: list[dict[str, str]] = []
         self.delay = 0.0
         self.fail_with: tuple[int, bytes] | None = None
+        #: How entries of one nanosecond are ordered across streams before
+        #: ``limit`` cuts: ``"labels"`` (the label set's string: Loki 2.x, and
+        #: 3.x without stream hashes) or ``"hash"`` (3.x's stream hash: an
+        #: order unrelated to the labels). Loki does not document either.
+        self.tie_order = "labels"
 
     def push(self, labels: dict[str, str], ns: int, line: str, meta: dict[str, str] | None = None,
              tenant: str = "") -> None:  # fmt: skip
@@ -243,7 +254,9 @@ class LocalLoki:
                 if ok:
                     hits.append((ns, key, position, labels, line, meta))
         backward = direction == "backward"
-        hits.sort(key=lambda h: (-h[0] if backward else h[0], h[1], -h[2] if backward else h[2]))
+        tie = _stream_hash if self.tie_order == "hash" else str
+        hits.sort(key=lambda h: (-h[0] if backward else h[0], tie(h[1]),
+                                 -h[2] if backward else h[2]))  # fmt: skip
         hits = hits[:limit]
         grouped: dict[str, dict[str, Any]] = {}
         for ns, key, _position, labels, line, meta in hits:

@@ -16,9 +16,12 @@ from hypothesis import strategies as st
 
 from relayna.errors import ContractError
 from relayna_studio._loki import (
+    GROUP_LIMIT,
     LogCursor,
     LogRequest,
+    boundary_to_complete,
     build_logql,
+    group_params,
     loki_page,
     loki_params,
     parse_cursor,
@@ -221,17 +224,22 @@ def test_cursors() -> None:
                       "end": "50"}  # fmt: skip
 
 
+@pytest.mark.parametrize("tie_order", ["labels", "hash"])
 @settings(max_examples=120, deadline=None)
 @given(
     entries=st.lists(
-        st.tuples(st.integers(1, 6), st.sampled_from(["a", "b", "c"]), st.booleans()), max_size=60
+        st.tuples(st.integers(1, 6), st.sampled_from(["a", "b", "c", "d"]), st.booleans()),
+        max_size=60,
     ),
     limits=st.lists(st.integers(1, 7), min_size=1, max_size=5),
 )
 def test_paging_never_skips_or_repeats_equal_timestamps(
-    entries: list[tuple[int, str, bool]], limits: list[int]
+    tie_order: str, entries: list[tuple[int, str, bool]], limits: list[int]
 ) -> None:
+    """Whatever order Loki gives entries of one nanosecond across streams (the label
+    string, or a hash unrelated to it), every line comes once, in Studio's order."""
     loki = LocalLoki()
+    loki.tie_order = tie_order
     c = config(task_match_mode="contains")
     for i, (ts, stream, noise) in enumerate(entries):
         line = f"line-{i}" + (" noise" if noise else "")
@@ -241,6 +249,12 @@ def test_paging_never_skips_or_repeats_equal_timestamps(
         ((int(v[0]), s["stream"]["stream"], v[1]) for s in expected for v in s["values"]),
         key=lambda e: (-e[0], e[1], -int(e[2].split("-")[1].split()[0])),
     )
+
+    def ask(params: dict[str, str]) -> dict[str, Any]:  # what fetch_logs does over HTTP
+        answer = loki.select(params["query"], int(params["start"]), int(params["end"]),
+                             int(params["limit"]), "backward", "")  # fmt: skip
+        return {"data": {"resultType": "streams", "result": answer}}
+
     seen: list[tuple[int, str, str]] = []
     cursor = None
     for page_number in range(200):
@@ -248,15 +262,31 @@ def test_paging_never_skips_or_repeats_equal_timestamps(
         request = LogRequest(start_ns=0, end_ns=100, limit=limit,
                              cursor=parse_cursor(cursor) if cursor else None)  # fmt: skip
         params = loki_params('{service="checkout"}', request)
-        answer = loki.select(params["query"], int(params["start"]), int(params["end"]),
-                             int(params["limit"]), "backward", "")  # fmt: skip
-        page = loki_page(c, "svc", request, {"data": {"resultType": "streams", "result": answer}})
+        body = ask(params)
+        ns = boundary_to_complete(request, body)
+        group = None if ns is None else ask(group_params(params["query"], ns))
+        page = loki_page(c, "svc", request, body, group)
         seen += [(parse_time_ns(i["timestamp"], "t"), i["fields"]["labels"]["stream"], i["message"])
                  for i in page["items"]]  # fmt: skip
         cursor = page["next_cursor"]
         if cursor is None:
             break
     assert seen == want
+
+
+def test_a_nanosecond_is_read_whole_only_when_a_full_answer_cuts_it() -> None:
+    def body(*stamps: int) -> dict[str, Any]:
+        values = [[str(ns), f"l{i}"] for i, ns in enumerate(stamps)]
+        return {"data": {"result": [{"stream": {"s": "a"}, "values": values}]}}
+
+    request = LogRequest(start_ns=0, end_ns=100, limit=2)  # asks for 3
+    assert boundary_to_complete(request, body(9, 8)) is None  # not full: nothing was cut
+    assert boundary_to_complete(request, body(9, 8, 7)) is None  # the page ends before 7
+    assert boundary_to_complete(request, body(9, 7, 7)) == 7  # the page ends inside 7
+    after = LogRequest(start_ns=0, end_ns=100, limit=2, cursor=LogCursor(end_ns=8, skip=3))
+    assert boundary_to_complete(after, body(7, 7, 7, 7, 7, 7)) == 7  # all one nanosecond
+    assert group_params("{s=\"a\"}", 7) == {"query": "{s=\"a\"}", "limit": str(GROUP_LIMIT),
+                                             "direction": "backward", "start": "7", "end": "8"}  # fmt: skip
 
 
 def test_log_entries_keep_ansi_and_read_json_bodies() -> None:

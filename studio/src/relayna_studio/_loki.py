@@ -20,16 +20,18 @@ are each a further ``|=`` filter. A value can never leave its literal, so a
 task id cannot change what the query means.
 
 **Paging without gaps or repeats.** Loki answers the newest ``limit``
-entries of ``[start, end)`` (``direction=backward``) in a fixed order:
-time descending, then the stream's label set, then the order within the
-stream. Studio keeps that order (a stable sort by time and label set over
-the flattened streams) and pages by position: the cursor
-``loki:<ns>:<k>`` means "the next entries at or before ``<ns>``, after the
-first ``k`` entries at exactly ``<ns>``", and the next request asks Loki
-for ``[start, ns + 1)`` with ``limit + k + 1`` entries. Entries that share a
-timestamp are therefore neither skipped nor shown twice however the page
-boundary falls. A bare ``<ns>`` cursor (the original's) means "strictly
-before ``<ns>``".
+entries of ``[start, end)`` (``direction=backward``); which entries of one
+nanosecond it keeps when ``limit`` cuts through them follows its tie order
+across streams, which is undocumented and version-dependent (label string
+in 2.x, stream hash in 3.x). Studio does not depend on it: it orders
+entries itself (time descending, label set, order within the stream) and
+pages only through *complete* nanoseconds. ``loki:<ns>:<k>`` means "the
+next entries at or before ``<ns>``, after the first ``k`` at exactly
+``<ns>``"; the next request asks for ``[start, ns + 1)`` with ``limit + k +
+1`` entries, and when a full answer's oldest nanosecond is reached by the
+page, that nanosecond is read alone (:func:`boundary_to_complete`,
+:func:`group_params`). A bare ``<ns>`` cursor (the original's) means
+"strictly before ``<ns>``".
 """
 
 from __future__ import annotations
@@ -53,12 +55,18 @@ __all__ = [
     "loki_page",
     "loki_params",
     "parse_cursor",
+    "boundary_to_complete",
+    "group_params",
+    "GROUP_LIMIT",
 ]
 
 MAX_LIMIT = 200
 #: Entries at one nanosecond a cursor may step over (Loki's own per-query
 #: ceiling is 5,000 entries by default).
 MAX_BOUNDARY_SKIP = 4000
+#: Entries read for one nanosecond that a page boundary falls in; a
+#: nanosecond with more lines than this cannot be paged exactly.
+GROUP_LIMIT = MAX_BOUNDARY_SKIP + MAX_LIMIT + 1
 _JSON_LINE_MAX = 65536
 _TEMPLATE_VAR = re.compile(r"{([^{}]*)}")
 
@@ -271,20 +279,12 @@ def _entries(body: object) -> list[tuple[int, str, dict[str, str], str, dict[str
     return out
 
 
-def loki_page(
-    config: Mapping[str, Any],
-    service_id: str,
-    request: LogRequest,
-    body: object,
-) -> dict[str, Any]:
-    """``{count, items[StudioLogEntry], next_cursor}`` from Loki's answer to
-    :func:`loki_params` of the same request.
+def _requested(request: LogRequest) -> int:
+    return request.limit + (request.cursor.skip if request.cursor else 0) + 1
 
-    Raises:
-        ContractError: the answer is not a Loki ``streams`` result.
-    """
-    entries = _entries(body)
-    requested = request.limit + (request.cursor.skip if request.cursor else 0) + 1
+
+def _skip(request: LogRequest, entries: list[Any]) -> int:
+    """How many entries at the cursor's nanosecond the page steps over."""
     skipped = 0
     if request.cursor is not None:
         boundary = request.cursor.end_ns - 1
@@ -294,9 +294,60 @@ def loki_page(
             and entries[skipped][0] == boundary
         ):
             skipped += 1
+    return skipped
+
+
+def boundary_to_complete(request: LogRequest, body: object) -> int | None:
+    """The nanosecond to read completely before :func:`loki_page` can page exactly:
+    the oldest one of a full answer, when the page reaches it (Loki may have
+    cut it, keeping the entries its own tie order prefers); else ``None``.
+
+    Raises:
+        ContractError: the answer is not a Loki ``streams`` result.
+    """
+    entries = _entries(body)
+    if len(entries) < _requested(request):
+        return None
+    oldest = entries[-1][0]
+    skipped = _skip(request, entries)
+    shown = entries[skipped : skipped + request.limit]
+    reached = shown[-1][0] if shown else entries[skipped - 1][0] if skipped else None
+    return oldest if reached == oldest else None
+
+
+def group_params(logql: str, ns: int) -> dict[str, str]:
+    """The ``query_range`` parameters that read every entry of nanosecond ``ns``."""
+    return {"query": logql, "limit": str(GROUP_LIMIT), "direction": "backward",
+            "start": str(ns), "end": str(ns + 1)}  # fmt: skip
+
+
+def loki_page(
+    config: Mapping[str, Any],
+    service_id: str,
+    request: LogRequest,
+    body: object,
+    group: object = None,
+) -> dict[str, Any]:
+    """``{count, items[StudioLogEntry], next_cursor}`` from Loki's answer to
+    :func:`loki_params` of the same request, and, when
+    :func:`boundary_to_complete` named a nanosecond, Loki's answer to its
+    :func:`group_params` (``group``), which replaces that nanosecond's entries.
+
+    Raises:
+        ContractError: an answer is not a Loki ``streams`` result.
+    """
+    entries = _entries(body)
+    full = len(entries) >= _requested(request)
+    if group is not None:
+        whole = _entries(group)
+        if whole:
+            ns = whole[0][0]
+            entries = [e for e in entries if e[0] != ns] + [e for e in whole if e[0] == ns]
+            entries.sort(key=lambda e: -e[0])  # stable: Studio's order within ``ns`` is kept
+    skipped = _skip(request, entries)
     rest = entries[skipped:]
     shown = rest[: request.limit]
-    more = len(rest) > request.limit or len(entries) >= requested
+    more = len(rest) > request.limit or full
     items = [_entry(config, service_id, request, *e) for e in shown]
     next_cursor = None
     if more and shown:

@@ -32,7 +32,9 @@ from relayna_studio._http import Ctx, JSONResponse, query_problem, studio_route
 from relayna_studio._loki import (
     MAX_LIMIT,
     LogRequest,
+    boundary_to_complete,
     build_logql,
+    group_params,
     loki_page,
     loki_params,
     parse_cursor,
@@ -132,7 +134,15 @@ async def fetch_logs(
         tenant_id=config.get("tenant_id"),
     )
     try:
-        return loki_page(config, service_id, request, body)
+        ns = boundary_to_complete(request, body)
+        group = None
+        if ns is not None:  # the page ends inside a nanosecond Loki may have cut
+            group = await provider_get(
+                fed.runtime, "loki", service_id,
+                str(config["base_url"]) + "/loki/api/v1/query_range",
+                params=group_params(logql, ns), tenant_id=config.get("tenant_id"),
+            )  # fmt: skip
+        return loki_page(config, service_id, request, body, group)
     except ContractError as exc:
         raise shape_error("loki", service_id, exc) from None
 
