@@ -6,6 +6,10 @@ messages), and no subscriber that joined while the connection was down (it
 reads its history after its channels are confirmed on the new connection, so
 a notice would only make it read the history twice; after an outage that is
 every client reconnecting into it).
+
+The keepalive: a connection that stops answering PING (half-open: nothing
+closed, nothing arrives) is given up after one keepalive period and replaced;
+one that answers is kept however quiet its channels are.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ class FakeConnection:
     def __init__(self, server: FakeServer) -> None:
         self.server = server
         self.channels: set[str] = set()
+        self.silent = False  # half-open: PINGs go out, no answer comes back
+        self.pings = 0
         self._send: MemoryObjectSendStream[RawEvent]
         self._receive: MemoryObjectReceiveStream[RawEvent]
         self._send, self._receive = anyio.create_memory_object_stream[RawEvent](100)
@@ -53,7 +59,9 @@ class FakeConnection:
         self.channels.difference_update(channels)
 
     async def ping(self) -> None:
-        pass
+        self.pings += 1
+        if self.silent:
+            await anyio.sleep_forever()
 
     async def next_event(self) -> RawEvent:
         try:
@@ -83,6 +91,8 @@ class FakeServer:
             yield conn
         finally:
             conn.drop()
+            if conn in self.connections:
+                self.connections.remove(conn)
 
     def go_down(self) -> None:
         self.up = False
@@ -143,5 +153,39 @@ async def test_every_armed_subscriber_is_notified_of_every_reconnect() -> None:
                 server.publish("b", b"z")
                 assert await second.__anext__() == PubSubMessage("b", b"z")
             assert mux.reconnects == 2
+            mux.close()
+            tg.cancel_scope.cancel()
+
+
+async def test_keepalive_replaces_a_connection_that_stopped_answering() -> None:
+    server = FakeServer()
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            mux = PubSubMultiplexer(server.connect, tg, keepalive=0.02, backoff=(0.01, 0.01))
+            async with mux.subscribe("a") as sub:
+                half_open = server.connections[0]
+                half_open.silent = True  # its messages would never come either
+                assert await sub.__anext__() == PubSubReconnected()
+                assert mux.reconnects == 1
+                assert half_open not in server.connections  # closed by the multiplexer
+                server.publish("a", b"after")
+                assert await sub.__anext__() == PubSubMessage("a", b"after")
+            mux.close()
+            tg.cancel_scope.cancel()
+
+
+async def test_keepalive_keeps_a_quiet_connection_that_answers() -> None:
+    server = FakeServer()
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            mux = PubSubMultiplexer(server.connect, tg, keepalive=0.01, backoff=(0.01, 0.01))
+            async with mux.subscribe("a") as sub:
+                conn = server.connections[0]
+                while conn.pings < 10:  # noqa: ASYNC110 - ten keepalive periods, no message
+                    await anyio.sleep(0.01)
+                server.publish("a", b"still here")
+                assert await sub.__anext__() == PubSubMessage("a", b"still here")
+                assert mux.reconnects == 0
+                assert server.connections == [conn]
             mux.close()
             tg.cancel_scope.cancel()

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relayna.errors import ConfigurationError, StoreConnectionLost, StoreError
+from relayna.transport._store_options import StoreOptions, take_store_options
 from relayna.transport.resp._protocol import (
     NEED_DATA,
     ErrorReply,
@@ -457,7 +458,8 @@ def test_url_defaults() -> None:
     assert p.verify is True
     assert p.cafile is None
     assert p.connect_timeout == 5
-    assert p.stream_timeout is None
+    assert p.stream_timeout == 30  # a half-open link fails a command, never hangs it
+    assert p.pubsub_keepalive == 15
 
 
 def test_url_host_port_and_db_from_path() -> None:
@@ -504,9 +506,44 @@ def test_url_ssl_cert_reqs_required_is_accepted() -> None:
 
 
 def test_url_options() -> None:
-    p = parse_resp_url("redis://host?connect_timeout=1.5&stream_timeout=30")
+    p = parse_resp_url("redis://host?connect_timeout=1.5&stream_timeout=3&pubsub_keepalive=0.5")
     assert p.connect_timeout == 1.5
-    assert p.stream_timeout == 30
+    assert p.stream_timeout == 3
+    assert p.pubsub_keepalive == 0.5
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "soon", ""])
+def test_url_pubsub_keepalive_must_be_positive_seconds(value: str) -> None:
+    with pytest.raises(ConfigurationError, match="pubsub_keepalive"):
+        parse_resp_url(f"redis://host?pubsub_keepalive={value}")
+    with pytest.raises(ConfigurationError, match="pubsub_keepalive"):
+        take_store_options(f"redis://:pw@host/0?pubsub_keepalive={value}")
+
+
+def test_library_adapters_get_the_url_without_relayna_options() -> None:
+    options = take_store_options(
+        "rediss://:pw@host:6380/2?ssl_cert_reqs=none&pubsub_keepalive=2.5&stream_timeout=4"
+        "&connect_timeout=0.5"
+    )
+    assert options == StoreOptions(
+        "rediss://:pw@host:6380/2?ssl_cert_reqs=none",
+        connect_timeout=0.5,
+        stream_timeout=4.0,
+        pubsub_keepalive=2.5,
+    )
+    # absent: the defaults, and the URL untouched
+    assert take_store_options("unix:///tmp/r.sock?db=1") == StoreOptions(
+        "unix:///tmp/r.sock?db=1", connect_timeout=5.0, stream_timeout=30.0, pubsub_keepalive=15.0
+    )
+    assert take_store_options("redis://h/0?stream_timeout=2").url == "redis://h/0"
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "soon", ""])
+def test_url_stream_timeout_must_be_positive_seconds(value: str) -> None:
+    with pytest.raises(ConfigurationError, match="stream_timeout"):
+        parse_resp_url(f"redis://host?stream_timeout={value}")
+    with pytest.raises(ConfigurationError, match="stream_timeout"):
+        take_store_options(f"redis://:pw@host/0?stream_timeout={value}")
 
 
 def test_url_db_query_option_for_tcp() -> None:

@@ -11,13 +11,17 @@ Errors (always naming the password-redacted URL):
 
 * connection refused / unreachable / connect timeout → StoreConnectionError
 * wrong password / ACL → StoreAuthenticationError
-* connection dropped mid-command → StoreConnectionLost. Reads (``kind="read"``)
+* connection dropped mid-command, or no reply within ``stream_timeout`` (a
+  half-open link; the pool's connections are then replaced) →
+  StoreConnectionLost. Reads (``kind="read"``)
   are retried once on a fresh connection first; writes and scripts never
   are, since the server may or may not have applied them.
 * Lua errors → ScriptError; other server errors (WRONGTYPE…) → StoreError.
 
 URL query options: ``connect_timeout`` (seconds, default 5),
-``max_connections``, ``stream_timeout``; ``unix:///path/redis.sock?db=1``.
+``max_connections``, ``stream_timeout`` (seconds a command may wait for its
+reply, default 30), ``pubsub_keepalive`` (seconds between PINGs on the pubsub
+connection, default 15); ``unix:///path/redis.sock?db=1``.
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, NoReturn
-from urllib.parse import parse_qs
 
 import anyio
 import coredis
@@ -44,6 +47,7 @@ from relayna.errors import (
 )
 from relayna.transport._pubsub import PubSubMultiplexer, RawEvent, RawPubSub, push_event
 from relayna.transport._store import Store, Value
+from relayna.transport._store_options import take_store_options
 from relayna.transport._store_resp import (
     CallKind,
     LibraryRespStore,
@@ -54,7 +58,6 @@ from relayna.transport._store_resp import (
 
 __all__ = ["CoredisStore", "open_coredis_store"]
 
-DEFAULT_CONNECT_TIMEOUT = 5.0
 _SCHEMES = ("redis", "rediss", "unix")
 
 
@@ -135,7 +138,18 @@ class CoredisStore(LibraryRespStore):
     _library_errors = (cx.RedisError, OSError, TimeoutError)
 
     async def _send(self, *args: Value) -> Any:
-        return await _request(self._client, args)
+        try:
+            return await _request(self._client, args)
+        except TimeoutError:
+            self._drop_connections()
+            raise
+
+    def _drop_connections(self) -> None:
+        """After a reply did not come within ``stream_timeout``: coredis keeps
+        its multiplexed connection (it invalidates only blocking commands'), so
+        on a half-open link every later command would time out too. Its pool
+        replaces invalidated connections on the next command."""
+        self._client.connection_pool.disconnect()
 
     def _map_error(self, exc: BaseException, kind: CallKind) -> StoreError:
         return map_coredis_error(exc, self._url, kind)
@@ -145,12 +159,16 @@ class CoredisStore(LibraryRespStore):
             async with self._client.pipeline(transaction=False, raise_on_error=False) as pipe:
                 requests = [_request(pipe, command) for command in commands]
         except (cx.RedisError, OSError, TimeoutError) as exc:
+            if isinstance(exc, TimeoutError):
+                self._drop_connections()
             raise map_coredis_error(exc, self._url, "script") from exc
         results: list[Any] = []
         for request in requests:
             try:
                 results.append(await request)
             except (cx.RedisError, OSError, TimeoutError) as exc:
+                if isinstance(exc, TimeoutError):
+                    self._drop_connections()
                 results.append(map_coredis_error(exc, self._url, "script"))
         return results
 
@@ -238,19 +256,19 @@ async def open_coredis_store(url: str) -> AsyncIterator[Store]:
         StoreConnectionError: the server cannot be reached within the connect timeout.
         StoreAuthenticationError: the server refused the password.
     """
-    parts = split_url(url, schemes=_SCHEMES)
+    split_url(url, schemes=_SCHEMES)
     safe = redact_url(url)
-    query = parse_qs(parts.query)
-    kwargs: dict[str, Any] = {}
-    if "connect_timeout" not in query:
-        kwargs["connect_timeout"] = DEFAULT_CONNECT_TIMEOUT
+    options = take_store_options(url)
     try:
         client: coredis.Redis[bytes] = coredis.Redis.from_url(
-            url, retry_policy=NoRetryPolicy(), decode_responses=False, **kwargs
+            options.url,
+            retry_policy=NoRetryPolicy(),
+            decode_responses=False,
+            connect_timeout=options.connect_timeout,
+            stream_timeout=options.stream_timeout,
         )
     except (ValueError, TypeError, OSError, cx.RedisError) as exc:  # OSError: ssl_ca_certs
         raise ConfigurationError(f"invalid Redis URL {safe}: {exc}") from None
-    connect_timeout = float(client.connection_pool.connect_timeout or DEFAULT_CONNECT_TIMEOUT)
     with unwrap_groups():  # coredis's own task group wraps errors too
         async with (
             client,
@@ -258,7 +276,8 @@ async def open_coredis_store(url: str) -> AsyncIterator[Store]:
                 lambda pubsub: CoredisStore(client, safe, pubsub),
                 lambda: _pubsub_connector(client.connection_pool, safe),
                 url=safe,
-                connect_timeout=connect_timeout,
+                connect_timeout=options.connect_timeout,
+                keepalive=options.pubsub_keepalive,
             ) as store,
         ):
             yield store

@@ -1,7 +1,9 @@
 """Store adapter on redis-py's ``redis.asyncio`` (asyncio only).
 
 ``open_redispy_store(url_or_client)`` accepts a URL (the adapter creates and
-closes the client, with no transparent retries and a 5 s connect timeout) or
+closes the client, with no transparent retries; relayna's URL options
+``connect_timeout`` (default 5 s), ``stream_timeout`` (default 30 s, redis-py's
+``socket_timeout``) and ``pubsub_keepalive`` (default 15 s) apply) or
 an existing ``redis.asyncio.Redis`` (the caller keeps owning it; its own retry
 policy applies, and it must not use ``decode_responses=True``). Under trio it
 raises :class:`~relayna.errors.UnsupportedBackendError`.
@@ -16,6 +18,7 @@ asyncio-specific code.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, NoReturn
@@ -34,6 +37,7 @@ from relayna.errors import (
 )
 from relayna.transport._pubsub import PubSubMultiplexer, RawEvent, RawPubSub, push_event
 from relayna.transport._store import Store, Value
+from relayna.transport._store_options import StoreOptions, take_store_options
 from relayna.transport._store_resp import (
     CallKind,
     LibraryRespStore,
@@ -43,8 +47,6 @@ from relayna.transport._store_resp import (
 )
 
 __all__ = ["RedisPyStore", "open_redispy_store"]
-
-DEFAULT_CONNECT_TIMEOUT = 5.0
 
 
 def _reply_text(exc: BaseException) -> str | None:
@@ -121,6 +123,7 @@ class _RedisPyRawPubSub:
         self._conn = conn
         self._url = url
         self._send_lock = anyio.Lock()
+        self._pongs: deque[anyio.Event] = deque()
 
     def _fail(self, exc: BaseException) -> NoReturn:
         raise map_redispy_error(exc, self._url) from exc
@@ -141,8 +144,12 @@ class _RedisPyRawPubSub:
         await self._send("UNSUBSCRIBE", *channels)
 
     async def ping(self) -> None:
-        # The reply arrives through next_event (and is skipped there).
+        # The reply arrives through next_event, which sets the event: a PING
+        # that is never answered is how a half-open connection shows.
+        answered = anyio.Event()
+        self._pongs.append(answered)
         await self._send("PING")
+        await answered.wait()
 
     async def next_event(self) -> RawEvent:
         import redis.exceptions as rx
@@ -155,6 +162,11 @@ class _RedisPyRawPubSub:
             event = push_event(reply)
             if event is not None:
                 return event
+            pong = reply == b"PONG" or (  # PING while subscribed to nothing, or to something
+                isinstance(reply, list) and bool(reply) and bytes(reply[0]).lower() == b"pong"
+            )
+            if pong and self._pongs:
+                self._pongs.popleft().set()
 
 
 def _pubsub_connector(client: Any, url: str) -> AbstractAsyncContextManager[RawPubSub]:
@@ -203,13 +215,16 @@ async def open_redispy_store(url_or_client: Any) -> AsyncIterator[Store]:
     from redis.backoff import NoBackoff
 
     owned = isinstance(url_or_client, str)
-    if owned:
+    options = StoreOptions("")
+    if isinstance(url_or_client, str):
         split_url(url_or_client, schemes=("redis", "rediss", "unix"))
         safe = redact_url(url_or_client)
+        options = take_store_options(url_or_client)
         try:
             client = aredis.Redis.from_url(
-                url_or_client,
-                socket_connect_timeout=DEFAULT_CONNECT_TIMEOUT,
+                options.url,
+                socket_connect_timeout=options.connect_timeout,
+                socket_timeout=options.stream_timeout,  # the pubsub reader waits without it
                 retry=Retry(NoBackoff(), 0),
                 decode_responses=False,
             )
@@ -227,7 +242,8 @@ async def open_redispy_store(url_or_client: Any) -> AsyncIterator[Store]:
             lambda pubsub: RedisPyStore(client, safe, pubsub),
             lambda: _pubsub_connector(client, safe),
             url=safe,
-            connect_timeout=DEFAULT_CONNECT_TIMEOUT,
+            connect_timeout=options.connect_timeout,
+            keepalive=options.pubsub_keepalive,
         ) as store:
             yield store
     finally:

@@ -31,6 +31,7 @@ from relayna.errors import (
 )
 from relayna.transport._pubsub import PubSubMultiplexer, RawPubSubConnector
 from relayna.transport._store import Script, Subscription, Value
+from relayna.transport._store_options import DEFAULT_PUBSUB_KEEPALIVE
 from relayna.transport._store_util import encode_value, script_sha, ttl_ms
 
 __all__ = ["CallKind", "LibraryRespStore", "NoScript", "RespStore", "reply_error", "server_error"]
@@ -292,6 +293,7 @@ async def run_resp_store(
     *,
     url: str,
     connect_timeout: float,
+    keepalive: float = DEFAULT_PUBSUB_KEEPALIVE,
 ) -> AsyncIterator[_S]:
     """Own a Redis adapter's pubsub reader and check the server answers.
 
@@ -303,7 +305,7 @@ async def run_resp_store(
     body_error: BaseException | None = None
     try:
         async with anyio.create_task_group() as tg:
-            pubsub = PubSubMultiplexer(pubsub_connector, tg, url=url)
+            pubsub = PubSubMultiplexer(pubsub_connector, tg, url=url, keepalive=keepalive)
             store = make_store(pubsub)
             try:
                 with anyio.fail_after(connect_timeout * 2 + 1):

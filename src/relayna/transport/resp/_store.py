@@ -144,6 +144,7 @@ async def open_native_store(url: str) -> AsyncIterator[Store]:
             lambda: _pubsub_connector(params),
             url=params.url,
             connect_timeout=params.connect_timeout,
+            keepalive=params.pubsub_keepalive,
         ) as store:
             yield store
     finally:

@@ -4,14 +4,15 @@
 ``unix://[[user]:password@]/path/to/redis.sock[?db=N&...]``.
 
 Options: ``connect_timeout`` (seconds, default 5), ``stream_timeout``
-(seconds a command may wait for its reply; default none), ``db`` (unix URLs), and for ``rediss://`` ``ssl_cert_reqs=none`` (do not
+(seconds a command may wait for its reply; default 30), ``pubsub_keepalive``
+(seconds between liveness PINGs on the pubsub connection, default 15),
+``db`` (unix URLs), and for ``rediss://`` ``ssl_cert_reqs=none`` (do not
 verify the certificate) and ``ssl_ca_certs=/path/ca.pem``. Any other option
 is a :class:`~relayna.errors.ConfigurationError` naming the accepted ones.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
@@ -19,14 +20,26 @@ import attrs
 
 from relayna._urls import redact_url, split_url
 from relayna.errors import ConfigurationError
+from relayna.transport._store_options import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_PUBSUB_KEEPALIVE,
+    DEFAULT_STREAM_TIMEOUT,
+    positive_seconds,
+)
 
-__all__ = ["DEFAULT_CONNECT_TIMEOUT", "RespParams", "parse_resp_url"]
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_PUBSUB_KEEPALIVE",
+    "DEFAULT_STREAM_TIMEOUT",
+    "RespParams",
+    "parse_resp_url",
+]
 
-DEFAULT_CONNECT_TIMEOUT = 5.0
 _SCHEMES = ("redis", "rediss", "unix")
 _OPTIONS = (
     "connect_timeout",
     "stream_timeout",
+    "pubsub_keepalive",
     "db",
     "ssl_cert_reqs",
     "ssl_ca_certs",
@@ -46,17 +59,8 @@ class RespParams:
     verify: bool = True
     cafile: str | None = None
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
-    stream_timeout: float | None = None
-
-
-def _seconds(name: str, text: str, safe: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        raise ConfigurationError(f"{name} must be a positive number of seconds in {safe}")
-    return value
+    stream_timeout: float | None = DEFAULT_STREAM_TIMEOUT
+    pubsub_keepalive: float = DEFAULT_PUBSUB_KEEPALIVE
 
 
 def _int(name: str, text: str, safe: str, minimum: int) -> int:
@@ -111,9 +115,15 @@ def parse_resp_url(url: str) -> RespParams:
         kwargs["tls"] = parts.scheme == "rediss"
     kwargs["db"] = _int("db", db_text, safe, 0)
     if "connect_timeout" in query:
-        kwargs["connect_timeout"] = _seconds("connect_timeout", query["connect_timeout"], safe)
+        kwargs["connect_timeout"] = positive_seconds(
+            "connect_timeout", query["connect_timeout"], safe
+        )
     if "stream_timeout" in query:
-        kwargs["stream_timeout"] = _seconds("stream_timeout", query["stream_timeout"], safe)
+        kwargs["stream_timeout"] = positive_seconds("stream_timeout", query["stream_timeout"], safe)
+    if "pubsub_keepalive" in query:
+        kwargs["pubsub_keepalive"] = positive_seconds(
+            "pubsub_keepalive", query["pubsub_keepalive"], safe
+        )
     if parts.scheme != "rediss" and ("ssl_cert_reqs" in query or "ssl_ca_certs" in query):
         raise ConfigurationError(f"ssl_* options need a rediss:// URL: {safe}")
     reqs = query.get("ssl_cert_reqs", "required").lower()
