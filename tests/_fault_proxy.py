@@ -10,12 +10,18 @@ connections too:
 * ``bytes_per_second``: a bandwidth limit (chunks are sliced and paced);
 * ``drip``: forward one byte at a time, ``drip`` seconds apart;
 * ``blackhole``: read and drop everything, send nothing, close nothing: a
-  half-open connection (no FIN, no RST); only heartbeats can tell;
+  half-open connection (no FIN, no RST); only heartbeats can tell. A
+  connection that lost bytes this way stays silent for good, even after the
+  toxic is cleared: TCP never delivers a stream with a hole in the middle (a
+  client that sent a command whose bytes were dropped would otherwise read
+  the reply to its next command as the reply to the lost one);
 * ``reset_after``: after that many more bytes (mid-chunk, so mid-frame) the
   connection is reset (RST, ``SO_LINGER`` 0) on both sides.
 
 ``proxy.down()`` closes every connection and refuses new ones until
-``proxy.up()``; ``proxy.reset_all()`` resets every live connection now.
+``proxy.up()``; ``proxy.reset_all()`` resets every live connection now;
+``proxy.sever()`` half-opens every live connection for good (their bytes are
+dropped from then on, nothing is closed: the peer's host vanished).
 Counters in ``proxy.stats`` tell the test how many faults really happened.
 """
 
@@ -54,6 +60,7 @@ class ProxyStatistics:
     refused: int = 0  # closed at once: proxy down, or upstream unreachable
     cut: int = 0  # live connections closed by down()
     resets: int = 0
+    severed: int = 0  # connections half-opened for good (sever(), or a blackhole)
     blackholed_bytes: int = 0
     forwarded_bytes: int = 0
 
@@ -81,6 +88,7 @@ class FaultProxy:
         self.stats = ProxyStatistics()
         self.is_up = True
         self._live: dict[anyio.CancelScope, tuple[SocketStream, SocketStream]] = {}
+        self._severed: set[anyio.CancelScope] = set()
 
     def clear(self) -> None:
         """Remove every toxic (live connections go back to plain forwarding)."""
@@ -95,6 +103,16 @@ class FaultProxy:
 
     def up(self) -> None:
         self.is_up = True
+
+    def sever(self) -> None:
+        """Half-open every live connection for good (see the module docstring)."""
+        for scope in list(self._live):
+            self._sever(scope)
+
+    def _sever(self, scope: anyio.CancelScope) -> None:
+        if scope not in self._severed:
+            self._severed.add(scope)
+            self.stats.severed += 1
 
     def reset_all(self) -> None:
         for scope, (client, upstream) in list(self._live.items()):
@@ -127,6 +145,7 @@ class FaultProxy:
                         self.stats.resets += 1
                     finally:
                         self._live.pop(scope, None)
+                        self._severed.discard(scope)
 
     async def _pump(
         self, src: SocketStream, dst: SocketStream, toxics: Toxics, scope: anyio.CancelScope
@@ -137,7 +156,8 @@ class FaultProxy:
                     chunk = await src.receive(_CHUNK)
                 except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
                     break
-                if toxics.blackhole:
+                if toxics.blackhole or scope in self._severed:
+                    self._sever(scope)  # bytes lost mid-stream: it never forwards again
                     self.stats.blackholed_bytes += len(chunk)
                     continue
                 if toxics.latency:

@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import gc
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -62,20 +61,14 @@ import orjson
 import pytest
 from _private_redis import PrivateRedis
 from _sse_clients import Client, follow, http_client, load_clients
+from _status_server import serve
 from _status_writer import event, task_ids
 from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
-from starlette.applications import Starlette
 
 from _fault_proxy import FaultProxy as TcpProxy  # tests/ is on sys.path
 from _fault_proxy import open_fault_proxy as open_tcp_proxy
-from relayna.api import (
-    RelaynaRuntime,
-    RuntimeConfig,
-    open_relayna_runtime,
-    serving,
-    status_routes,
-)
+from relayna.api import RuntimeConfig, open_relayna_runtime
 from relayna.status import StatusStore, StatusStoreConfig, StatusStreamStats
 from relayna.transport import open_store
 
@@ -92,28 +85,6 @@ OUTAGE_AFTER, DOWN_FOR = 3.5, 5.0
 UNKNOWN_EVERY = 50  # clients 0, 50, 100, 150 start with an unknown Last-Event-ID
 T7_P99 = 1.0  # T7's reconnect -> first event bound
 HERE = Path(__file__).parent
-
-
-# -- the server -----------------------------------------------------------------
-
-
-@asynccontextmanager
-async def serve(runtime: RelaynaRuntime) -> AsyncIterator[str]:
-    """hypercorn on a loopback socket (backlog 1024: 200 clients connect at once)."""
-
-    @asynccontextmanager
-    async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
-        yield {"relayna": runtime}
-
-    app = Starlette(routes=status_routes(max_streams_per_client=None), lifespan=lifespan)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(1024)
-    async with serving(app, sock=sock, graceful_timeout=1.0) as base:
-        try:
-            yield base
-        finally:
-            runtime.request_shutdown()
 
 
 # -- the clients' and the writer's processes -------------------------------------
