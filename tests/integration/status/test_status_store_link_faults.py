@@ -244,6 +244,18 @@ async def test_store_link_fault_under_the_hub_and_sse_clients(
                         await anyio.sleep_until(t0 + (n + 1) / RATE_HZ)
                     emitted.set()
                 # the clients end by themselves: terminal event, then the stream closes
+
+            # The terminal events were stored (the clients read them), but the replies
+            # to the last writes may still be on their way back through the fault.
+            def settled() -> bool:
+                assert runtime.hub is not None
+                done = runtime.hub.stats.stored + runtime.hub.stats.duplicates
+                return done >= N_TASKS * N_EVENTS and not broker.unacked_count(
+                    topology.status_queue
+                )
+
+            while not settled():  # noqa: ASYNC110 - polling the hub, under the test's deadline
+                await anyio.sleep(0.02)
             proxy.clear()
             async with open_store(redis_url) as direct_store:  # not through the proxy
                 direct = StatusStore(direct_store, store_config)
