@@ -14,7 +14,16 @@ import pytest
 
 from relayna.transport import Broker, Store, open_broker, open_store
 
-__all__ = ["TRANSPORTS", "open_transports"]
+__all__ = ["REDIS_ADAPTERS", "TRANSPORTS", "open_transports"]
+
+#: ``(adapter, backend)`` for every Redis store adapter on the backends it runs on.
+REDIS_ADAPTERS = [
+    pytest.param(("native", "asyncio"), id="native-asyncio"),
+    pytest.param(("native", "trio"), id="native-trio"),
+    pytest.param(("coredis", "asyncio"), id="coredis-asyncio"),
+    pytest.param(("coredis", "trio"), id="coredis-trio"),
+    pytest.param(("redis-py", "asyncio"), id="redispy-asyncio"),
+]
 
 TRANSPORTS = [
     pytest.param("memory", id="memory"),

@@ -15,6 +15,7 @@ import pytest
 from services import free_port  # scripts/ is on sys.path (tests/conftest.py)
 
 from _redis_server import admin, redis_server  # tests/ is on sys.path (rootdir conftest)
+from _transports import REDIS_ADAPTERS
 from relayna.errors import (
     ConfigurationError,
     StoreAuthenticationError,
@@ -25,16 +26,8 @@ from relayna.transport import PubSubMessage, PubSubReconnected, Store, open_stor
 
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
 
-ADAPTERS = [
-    pytest.param(("native", "asyncio"), id="native-asyncio"),
-    pytest.param(("native", "trio"), id="native-trio"),
-    pytest.param(("coredis", "asyncio"), id="coredis-asyncio"),
-    pytest.param(("coredis", "trio"), id="coredis-trio"),
-    pytest.param(("redis-py", "asyncio"), id="redispy-asyncio"),
-]
 
-
-@pytest.fixture(params=ADAPTERS)
+@pytest.fixture(params=REDIS_ADAPTERS)
 def combo(request: pytest.FixtureRequest) -> tuple[str, str]:
     adapter, backend = request.param
     return str(adapter), str(backend)

@@ -12,18 +12,16 @@ SSE over real loopback sockets, on both backends.
 
 from __future__ import annotations
 
-import socket
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 from typing import Any
 
 import anyio
 import pytest
 from _sse_clients import Client, follow, http_client
-from starlette.applications import Starlette
+from _status_server import serve
 
 from _transports import TRANSPORTS, open_transports
-from relayna.api import RelaynaRuntime, RuntimeConfig, serving, status_routes
+from relayna.api import RelaynaRuntime, RuntimeConfig
 from relayna.contracts import StatusEvent, encode_status
 from relayna.errors import ConfigurationError
 from relayna.status import HubOffsets, StatusHub, StatusHubConfig, StatusStore, StatusStoreConfig
@@ -31,23 +29,6 @@ from relayna.topology import StatusTopologyBase
 from relayna.transport import Broker, open_broker, open_store
 
 pytestmark = pytest.mark.anyio
-
-
-@asynccontextmanager
-async def serve(runtime: RelaynaRuntime) -> AsyncIterator[str]:
-    @asynccontextmanager
-    async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
-        yield {"relayna": runtime}
-
-    app = Starlette(routes=status_routes(), lifespan=lifespan)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    async with serving(app, sock=sock, graceful_timeout=1.0) as base:
-        try:
-            yield base
-        finally:
-            runtime.request_shutdown()
 
 
 async def publish(broker: Broker, exchange: str, task: str, n: int, status: str) -> None:

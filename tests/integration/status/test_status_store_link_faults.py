@@ -48,6 +48,7 @@ from _status_server import serve
 
 from _fault_proxy import FaultProxy, open_fault_proxy  # tests/ is on sys.path
 from _history_checker import History
+from _transports import REDIS_ADAPTERS
 from relayna.api import RelaynaRuntime, RuntimeConfig, open_relayna_runtime
 from relayna.contracts import StatusEvent, encode_status
 from relayna.errors import StoreConnectionLost, StoreError
@@ -69,16 +70,8 @@ WRITE_BOUND = 5 * STREAM_TIMEOUT
 #: faults injected and survived, per adapter/backend (printed for the closing note)
 SURVIVED: Counter[str] = Counter()
 
-ADAPTERS = [
-    pytest.param(("native", "asyncio"), id="native-asyncio"),
-    pytest.param(("native", "trio"), id="native-trio"),
-    pytest.param(("coredis", "asyncio"), id="coredis-asyncio"),
-    pytest.param(("coredis", "trio"), id="coredis-trio"),
-    pytest.param(("redis-py", "asyncio"), id="redispy-asyncio"),
-]
 
-
-@pytest.fixture(params=ADAPTERS)
+@pytest.fixture(params=REDIS_ADAPTERS)
 def combo(request: pytest.FixtureRequest) -> tuple[Adapter, str]:
     adapter, backend = request.param
     return adapter, backend
