@@ -43,6 +43,7 @@ from relayna.api._observe_routes import (
 from relayna.api._openapi import (
     ERROR_SCHEMA,
     OPENAPI_VERSION,
+    Link,
     Operation,
     Parameter,
     ResponseSpec,
@@ -75,6 +76,7 @@ __all__ = [
     "ERROR_SCHEMA",
     "OPENAPI_VERSION",
     "Operation",
+    "Link",
     "Parameter",
     "ResponseSpec",
     "document",

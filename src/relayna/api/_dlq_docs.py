@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from relayna.api._openapi import Operation, Parameter, ResponseSpec, error_responses, json_content
+from relayna.api._openapi import (
+    Link,
+    Operation,
+    Parameter,
+    ResponseSpec,
+    error_responses,
+    json_content,
+)
 from relayna.contracts import IDENTIFIER_SCHEMA
 from relayna.dlq import INVESTIGATION_STATES, MAX_LIMIT, STATES
 
@@ -257,10 +264,20 @@ class DLQDocs:
             Parameter("cursor", "query", _CURSOR),
             Parameter("limit", "query", _LIMIT),
         ]
+        first = {"path.dlq_id": "$response.body#/items/0/dlq_id"}
+        suffix = self.suffix.replace(".", "_")
+        page = ResponseSpec(
+            "A page",
+            json_content(self._list("DLQMessageSummary")),
+            links={
+                "detail": Link("dlq_message_detail" + suffix, first),
+                "replay": Link("dlq_replay" + suffix, first),
+            },
+        )
         return self._op(
             "DLQ records, newest first",
             "dlq_messages",
-            {**self._ok("A page", self._list("DLQMessageSummary")), **error_responses(422, 503)},
+            {200: page, **error_responses(422, 503)},
             parameters=params,
         )
 

@@ -38,6 +38,7 @@ from relayna.errors import ConfigurationError
 __all__ = [
     "ERROR_SCHEMA",
     "OPENAPI_VERSION",
+    "Link",
     "Operation",
     "Parameter",
     "ResponseSpec",
@@ -96,12 +97,36 @@ class Parameter:
 
 
 @attrs.frozen
+class Link:
+    """An OpenAPI link: a value of this answer feeds a parameter of another operation.
+
+    ``Link("latest_status_task_id", {"path.task_id": "$response.body#/task_id"})``
+    says "the ``task_id`` of this answer is the ``task_id`` to ask next"; clients
+    and stateful testers (schemathesis) follow it.
+    """
+
+    operation_id: str
+    parameters: Mapping[str, str]
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "operationId": self.operation_id,
+            "parameters": dict(self.parameters),
+        }
+        if self.description:
+            out["description"] = self.description
+        return out
+
+
+@attrs.frozen
 class ResponseSpec:
-    """One documented answer: a description, and a schema per media type."""
+    """One documented answer: a description, a schema per media type, its links."""
 
     description: str
     content: Mapping[str, JSONSchema] = attrs.field(factory=dict)
     headers: Mapping[str, JSONSchema] = attrs.field(factory=dict)
+    links: Mapping[str, Link] = attrs.field(factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"description": self.description}
@@ -109,6 +134,8 @@ class ResponseSpec:
             out["content"] = {media: {"schema": dict(s)} for media, s in self.content.items()}
         if self.headers:
             out["headers"] = {name: {"schema": dict(s)} for name, s in self.headers.items()}
+        if self.links:
+            out["links"] = {name: link.to_dict() for name, link in self.links.items()}
         return out
 
 
@@ -228,7 +255,8 @@ def openapi_document(
 
     Raises:
         ConfigurationError: two operations define one component name with
-            different schemas, or two routes document the same path + method.
+            different schemas, two routes document the same path + method, or
+            a response links to an operation the routes do not include.
     """
     paths: dict[str, dict[str, Any]] = {}
     schemas: dict[str, Any] = {"Error": dict(ERROR_SCHEMA)}
@@ -241,6 +269,7 @@ def openapi_document(
             for name, schema in operation.components.items():
                 if schemas.setdefault(name, dict(schema)) != dict(schema):
                     raise ConfigurationError(f"component schema {name!r} is defined twice")
+    _check_links(paths)
     info: dict[str, Any] = {"title": title, "version": version}
     if description:
         info["description"] = description
@@ -250,6 +279,20 @@ def openapi_document(
         "paths": paths,
         "components": {"schemas": schemas},
     }
+
+
+def _check_links(paths: Mapping[str, Mapping[str, Any]]) -> None:
+    """Every link names an operation of this document (routes are mounted per app)."""
+    operations = [op for item in paths.values() for op in item.values()]
+    ids = {op.get("operationId") for op in operations}
+    for op in operations:
+        for response in op["responses"].values():
+            for name, link in response.get("links", {}).items():
+                if link["operationId"] not in ids:
+                    raise ConfigurationError(
+                        f"link {name!r} of {op.get('operationId')} names "
+                        f"{link['operationId']!r}, which this app does not serve"
+                    )
 
 
 def undocumented_routes(routes: Iterable[BaseRoute]) -> list[str]:

@@ -19,11 +19,26 @@ from relayna.contracts import (
     public_output_aliases,
 )
 
-__all__ = ["history_operation", "latest_operation", "stream_operation"]
+__all__ = ["SSE_EVENT_SCHEMA", "history_operation", "latest_operation", "stream_operation"]
 
 _INT_DIGITS = 10**18 - 1  # /history parses at most 18 digits
 _BOOL_TEXT = r"^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|1|0)$"
 _TAGS = ("status",)
+
+#: One event of the ``text/event-stream`` answer (OpenAPI 3.1 reads the schema of
+#: an event-stream media type per event, as the WHATWG parser yields them):
+#: ``ready`` first, then ``status`` events (``id`` = the event id, ``data`` = the
+#: status event as JSON), ``resync`` when ``Last-Event-ID`` is unknown.
+SSE_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"enum": ["ready", "status", "resync"]},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer", "minimum": 0},
+    },
+}
 
 
 def _event_schema(aliases: ContractAliasConfig | None) -> tuple[str, dict[str, Any]]:
@@ -109,7 +124,7 @@ def stream_operation(
         responses={
             200: ResponseSpec(
                 "The event stream, or a JSON snapshot for Accept: application/json",
-                {"text/event-stream": {"type": "string"}, **json_content(snapshot)},
+                {"text/event-stream": SSE_EVENT_SCHEMA, **json_content(snapshot)},
             ),
             204: ResponseSpec("Resumed after the terminal event: nothing more will come"),
             **error_responses(404, 422, 503),

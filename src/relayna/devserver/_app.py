@@ -38,7 +38,7 @@ from relayna.api import (
 )
 from relayna.contracts import TaskEnvelope
 from relayna.devserver._demo import DEMO_TASK_TYPES, check_demo_payload
-from relayna.devserver._docs import page_operation, submit_operation
+from relayna.devserver._docs import page_operation, submit_links, submit_operation
 from relayna.dlq import DLQService
 from relayna.errors import ContractError, DuplicateTaskError, RelaynaError, TopologyError
 from relayna.rabbitmq import RelaynaClient
@@ -132,6 +132,7 @@ def task_page_routes(
     *,
     page: Mapping[str, Any],
     graph: bool = False,
+    dlq: bool = False,
 ) -> list[BaseRoute]:
     """``GET /`` (the page that submits tasks and follows them over SSE) and ``POST /tasks``.
 
@@ -141,6 +142,7 @@ def task_page_routes(
         page: ``{"title": str, "task_types": [...]}`` shows a task-type select
             and a JSON payload box; ``{"form": "demo"}`` the demo's form.
         graph: the app serves the execution routes: answers carry ``graph_url``.
+        dlq: the app serves the DLQ routes (the answer's OpenAPI links name them).
     """
     html = _page(page)
 
@@ -152,7 +154,7 @@ def task_page_routes(
         document(Route("/", index), get=page_operation()),
         document(
             Route("/tasks", _submit_endpoint(publish, default, graph), methods=["POST"]),
-            post=submit_operation(task_types),
+            post=submit_operation(task_types, submit_links(graph=graph, dlq=dlq)),
         ),
     ]
 
@@ -181,7 +183,11 @@ def build_app(
     types = [default_task_type, *(t for t in DEMO_TASK_TYPES if t != default_task_type)]
     routes = [
         *task_page_routes(
-            publish, types, page={"form": "demo", "title": "relayna dev"}, graph=True
+            publish,
+            types,
+            page={"form": "demo", "title": "relayna dev"},
+            graph=True,
+            dlq=dlq is not None,
         ),
         *feed_routes(),  # before the status routes: /events/feed is not a task id
         *execution_routes(),

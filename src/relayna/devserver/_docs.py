@@ -5,18 +5,38 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from relayna.api import Operation, ResponseSpec, error_responses, json_content
+from relayna.api import Link, Operation, ResponseSpec, error_responses, json_content
 from relayna.contracts import IDENTIFIER_SCHEMA
 from relayna.devserver._demo import MODES
 
-__all__ = ["page_operation", "submit_operation"]
+__all__ = ["page_operation", "submit_links", "submit_operation"]
 
 
 def _nullable(schema: Mapping[str, Any]) -> dict[str, Any]:
     return {"anyOf": [dict(schema), {"type": "null"}]}
 
 
-def submit_operation(task_types: Sequence[str]) -> Operation:
+_TASK_ID = "$response.body#/task_id"
+
+
+def submit_links(*, graph: bool, dlq: bool) -> dict[str, Link]:
+    """Where an accepted task can be followed: the status routes always, the
+    execution graph and dead letters when the app serves them."""
+    links = {
+        "status": Link("latest_status_task_id", {"path.task_id": _TASK_ID}),
+        "events": Link("status_events_task_id", {"path.task_id": _TASK_ID}),
+        "history": Link("status_history_task_id", {"query.task_id": _TASK_ID}),
+    }
+    if graph:
+        links["graph"] = Link("execution_graph_task_id", {"path.task_id": _TASK_ID})
+    if dlq:
+        links["dead_letters"] = Link("dlq_messages", {"query.task_id": _TASK_ID})
+    return links
+
+
+def submit_operation(
+    task_types: Sequence[str], links: Mapping[str, Link] | None = None
+) -> Operation:
     payload = {  # the demo handler's inputs (check_demo_payload); other keys are kept
         "type": "object",
         "properties": {
@@ -59,7 +79,7 @@ def submit_operation(task_types: Sequence[str]) -> Operation:
         ),
         request_body=json_content(body),
         responses={
-            202: ResponseSpec("Published", json_content(accepted)),
+            202: ResponseSpec("Published", json_content(accepted), links=links or {}),
             **error_responses(400, 409, 413, 415, 422, 503),
         },
         tags=("dev",),

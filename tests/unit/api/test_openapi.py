@@ -8,6 +8,7 @@ from starlette.responses import Response
 from starlette.routing import Host, Mount, Route
 
 from relayna.api import (
+    Link,
     Operation,
     Parameter,
     ResponseSpec,
@@ -72,6 +73,28 @@ def test_the_dev_app_documents_every_route() -> None:
     app = build_app(runtime=None, client=None)  # type: ignore[arg-type]
     assert undocumented_routes(app.routes) == []
     validate(openapi_document(app.routes, title="relayna dev", version="1"))
+
+
+def test_an_accepted_task_links_to_where_it_is_followed() -> None:
+    app = build_app(runtime=None, client=None)  # type: ignore[arg-type]
+    doc = openapi_document(app.routes, title="relayna dev", version="1")
+    links = doc["paths"]["/tasks"]["post"]["responses"]["202"]["links"]
+    assert {name: link["operationId"] for name, link in links.items()} == {
+        "status": "latest_status_task_id",
+        "events": "status_events_task_id",
+        "history": "status_history_task_id",
+        "graph": "execution_graph_task_id",
+    }  # no DLQ routes in this app: no link to them
+    assert links["history"]["parameters"] == {"query.task_id": "$response.body#/task_id"}
+
+
+def test_a_link_to_an_operation_the_app_does_not_serve_is_a_configuration_error() -> None:
+    linking = Operation(
+        summary="a",
+        responses={200: ResponseSpec("ok", links={"next": Link("gone", {"path.x": "$url"})})},
+    )
+    with pytest.raises(ConfigurationError, match="'gone'"):
+        openapi_document([document(Route("/a", _ok), get=linking)], title="t", version="1")
 
 
 def test_a_route_without_a_declaration_is_reported() -> None:
