@@ -25,10 +25,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import anyio
+import orjson
 import pytest
 import schemathesis
 from anyio.from_thread import start_blocking_portal
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import FlakyStrategyDefinition
 from schemathesis import GenerationMode, checks
 from services import free_port
 
@@ -131,3 +133,165 @@ def _fuzz(operation: Any, mode: GenerationMode, base_url: str, examples: int) ->
         CALLS[label] += 1
 
     return check
+
+
+# -- stateful: the document's links ---------------------------------------------------
+
+#: Scenarios and steps per scenario, by transports (printed for the closing note).
+SCENARIOS = {"memory": (25, 8), "real": (10, 6)}
+TERMINAL = {"completed", "failed", "cancelled"}
+SSE_FIELDS = {"event", "data", "id", "retry"}
+
+
+def sse_framing(ctx: Any, response: Any, case: schemathesis.Case) -> bool | None:
+    """An event stream is framed as SSE: ``field: value`` lines and comments,
+    frames separated by a blank line; every status event has an id and JSON
+    data naming that id; nothing follows a terminal status."""
+    media = (response.headers.get("content-type") or [""])[0].split(";")[0].strip().lower()
+    if media != "text/event-stream":
+        return None
+    text = response.content.decode("utf-8")
+    assert response.status_code == 200, "an event stream with a status other than 200"
+    assert text.endswith("\n\n") or getattr(response, "stream_cut_short", False), (
+        f"the stream does not end at a frame boundary: {text[-80:]!r}"
+    )
+    frames = [f for f in text.split("\n\n") if f.strip()]
+    statuses: list[str] = []
+    for frame in frames:
+        fields: dict[str, str] = {}
+        for line in frame.split("\n"):
+            if line.startswith(":"):
+                continue  # a comment (keepalive)
+            name, sep, value = line.partition(":")
+            assert sep, f"not an SSE field line: {line!r}"
+            assert name in SSE_FIELDS, f"not an SSE field: {line!r}"
+            fields[name] = value.removeprefix(" ")
+        if not fields:
+            continue
+        if fields.get("event", "message") in ("message", "status"):
+            assert "id" in fields, f"a status event without an id: {frame!r}"
+            data = orjson.loads(fields["data"])
+            assert data["event_id"] == fields["id"], frame
+            statuses.append(data["status"])
+    if statuses and statuses[-1] in TERMINAL:
+        assert all(s not in TERMINAL for s in statuses[:-1]), statuses
+    return True
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.redis
+def test_linked_operations_conform(dev_server: tuple[str, int]) -> None:
+    dev_url, examples = dev_server
+    transports = "memory" if examples == EXAMPLES["memory"] else "real"
+    scenarios, steps = SCENARIOS[transports]
+    schema = schemathesis.openapi.from_url(f"{dev_url}/openapi.json")
+    followed: Counter[str] = Counter()
+    streams: Counter[str] = Counter()
+    completed: Counter[str] = Counter()
+    restarts: Counter[str] = Counter()
+    # Collected, not raised: Hypothesis would replay a failing scenario to report
+    # it, and against a live server (tasks run on, ids now taken) the replay
+    # cannot draw the same steps, so it would report "flaky" instead of the failure.
+    failures: list[str] = []
+
+    class Machine(schema.as_state_machine()):  # type: ignore[misc]
+        def teardown(self) -> None:
+            completed["scenarios"] += 1
+
+        def step(self, input: Any) -> Any:
+            if input.transition is not None and input.is_applied:
+                followed[input.transition.id] += 1
+            return super().step(input)
+
+        def before_call(self, case: schemathesis.Case) -> None:
+            _bounded(case)
+            if case.operation.path.startswith("/events/"):
+                headers = dict(case.headers or {})
+                headers["Accept"] = "text/event-stream"
+                case.headers = headers
+
+        def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
+            return {"base_url": dev_url, "timeout": 10}
+
+        def after_call(self, response: Any, case: schemathesis.Case) -> None:
+            CALLS[f"{case.operation.label} stateful"] += 1
+            if "text/event-stream" in (response.headers.get("content-type") or [""])[0]:
+                streams[str(response.status_code)] += 1
+
+        def validate_response(
+            self, response: Any, case: schemathesis.Case, additional_checks: Any = None,
+            **kwargs: Any,
+        ) -> None:  # fmt: skip
+            try:
+                case.validate_response(
+                    response,
+                    additional_checks=[sse_framing],
+                    excluded_checks=[checks.positive_data_acceptance],
+                    transport_kwargs=kwargs,
+                )
+            except Exception as exc:  # noqa: BLE001 - collected, asserted below
+                failures.append(f"{case.operation.label}: {exc}")
+
+    # Phase.generate only, as schemathesis' own stateful runner does: a scenario's
+    # draws depend on what the live server answered (a bundle of ids is empty or
+    # not), so Hypothesis may call a later scenario "flaky" when the same choices
+    # draw differently; schemathesis then starts a new run, and so does this loop.
+    done = 0
+    for _attempt in range(20):
+        try:
+            Machine.run(
+                settings=settings(
+                    max_examples=scenarios - done,
+                    stateful_step_count=steps,
+                    phases=[Phase.generate],
+                    deadline=None,
+                    database=None,
+                    suppress_health_check=list(HealthCheck),
+                )
+            )
+        except FlakyStrategyDefinition:
+            restarts["flaky"] += 1
+        done += completed.pop("scenarios", 0)
+        if done >= scenarios:
+            break
+    print(
+        f"stateful ({transports}): {done} scenarios ({restarts['flaky']} restarts), "
+        f"links followed {dict(followed)}, event streams {dict(streams)}"
+    )
+    assert done >= scenarios
+    assert not failures, "\n\n".join(failures[:5])
+    # the links were really followed, the event stream really read
+    assert sum(followed.values()) > 0
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.redis
+@pytest.mark.parametrize("mode", ["ok", "fail_always"])
+def test_the_event_stream_of_a_task_conforms(dev_server: tuple[str, int], mode: str) -> None:
+    """Every run, whatever the stateful scenarios drew: a task's stream, read to its
+    end (``completed``, or ``failed`` once dead-lettered), against the document
+    and the SSE framing check; the JSON snapshot of the same task after it."""
+    dev_url, _ = dev_server
+    schema = schemathesis.openapi.from_url(f"{dev_url}/openapi.json")
+    submit = schema["/tasks"]["POST"].Case(body={"payload": {"mode": mode, "steps": 2}})
+    accepted = submit.call_and_validate(base_url=dev_url, timeout=10)
+    assert accepted.status_code == 202
+    task_id = accepted.json()["task_id"]
+    events = schema["/events/{task_id}"]["GET"]
+    stream = events.Case(path_parameters={"task_id": task_id},
+                         headers={"Accept": "text/event-stream"})  # fmt: skip
+    response = stream.call_and_validate(
+        base_url=dev_url, timeout=20, additional_checks=[sse_framing],
+        excluded_checks=[checks.positive_data_acceptance],
+    )  # fmt: skip
+    assert response.headers["content-type"][0].startswith("text/event-stream")
+    assert not response.stream_cut_short  # ended by the terminal event, not the timeout
+    frames = response.content.decode().strip().split("\n\n")
+    assert frames[0].startswith("event: ready") or "event: ready" in frames[0]
+    assert f'"status":"{"completed" if mode == "ok" else "failed"}"' in frames[-1]
+    snapshot = events.Case(path_parameters={"task_id": task_id},
+                           headers={"Accept": "application/json"})  # fmt: skip
+    answer = snapshot.call_and_validate(
+        base_url=dev_url, timeout=10, excluded_checks=[checks.positive_data_acceptance]
+    )
+    assert answer.json()["terminal"] is True
