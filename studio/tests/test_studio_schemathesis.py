@@ -21,28 +21,37 @@ does not, so a schema-valid ``73.0`` gets a documented 422.
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
 
 import anyio
 import pytest
 import schemathesis
 from anyio.abc import TaskStatus
 from anyio.from_thread import start_blocking_portal
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis.errors import FlakyStrategyDefinition, Unsatisfiable
-from schemathesis import GenerationMode, checks
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
 
 from relayna.api import serving
 from relayna_studio import open_studio, studio_app
 from studio_support import TableResolver, settings_for
 
+# The runner relayna's own schemathesis test uses (tests/ is not on this suite's path).
+_RUNNER = Path(__file__).resolve().parents[2] / "tests/_schemathesis_run.py"
+_spec = importlib.util.spec_from_file_location("_schemathesis_run", _RUNNER)
+assert _spec is not None
+assert _spec.loader is not None
+_runner = sys.modules.setdefault("_schemathesis_run", importlib.util.module_from_spec(_spec))
+_spec.loader.exec_module(_runner)
+fuzz_operation, run_state_machine = _runner.fuzz_operation, _runner.run_state_machine
+
 #: Cases per operation and generation mode, by store (the closing note quotes the totals).
 EXAMPLES = {"memory": 12, "redis": 6}
 CALLS: Counter[str] = Counter()
-EXCLUDED = [checks.positive_data_acceptance]
 
 
 async def _serve(store_url: str, shutdown: anyio.Event, *, task_status: TaskStatus[str]) -> None:
@@ -96,7 +105,7 @@ def test_every_documented_studio_operation_conforms(
         if mode is GenerationMode.NEGATIVE and not has_inputs:
             continue
         try:
-            _fuzz(operation, mode, base, EXAMPLES[store])()
+            fuzz_operation(operation, mode, base, EXAMPLES[store], CALLS)
         except Unsatisfiable:
             # Only in negative mode: every input is a string the route accepts
             # (DELETE /studio/auth/tokens/{token_id}: a malformed id is 404).
@@ -105,76 +114,12 @@ def test_every_documented_studio_operation_conforms(
             CALLS[f"{operation.label} negative: no invalid input exists"] += 1
 
 
-def _fuzz(operation: Any, mode: GenerationMode, base_url: str, examples: int) -> Any:
-    label = f"{operation.label} {mode.value}"
-
-    @settings(
-        max_examples=examples,
-        deadline=None,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(case=operation.as_strategy(generation_mode=mode))
-    def check(case: Any) -> None:
-        case.call_and_validate(base_url=base_url, timeout=10, excluded_checks=EXCLUDED)
-        CALLS[label] += 1
-
-    return check
-
-
 @pytest.mark.redis
 def test_studio_operation_sequences_conform(studio_server: tuple[str, str]) -> None:
     base, store = studio_server
     schema = schemathesis.openapi.from_url(f"{base}/openapi.json")
     scenarios = {"memory": 15, "redis": 8}[store]
-    completed: Counter[str] = Counter()
-    followed: Counter[str] = Counter()
-    # Collected, not raised: a failing scenario replayed against the live server
-    # (ids now taken, services registered) cannot draw the same steps.
-    failures: list[str] = []
-
-    class Machine(schema.as_state_machine()):  # type: ignore[misc]
-        def teardown(self) -> None:
-            completed["scenarios"] += 1
-
-        def step(self, input: Any) -> Any:
-            if input.transition is not None and input.is_applied:
-                followed[input.transition.id] += 1
-            return super().step(input)
-
-        def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
-            return {"base_url": base, "timeout": 10}
-
-        def after_call(self, response: Any, case: schemathesis.Case) -> None:
-            CALLS[f"{case.operation.label} stateful"] += 1
-
-        def validate_response(
-            self, response: Any, case: schemathesis.Case, additional_checks: Any = None,
-            **kwargs: Any,
-        ) -> None:  # fmt: skip
-            try:
-                case.validate_response(response, excluded_checks=EXCLUDED, transport_kwargs=kwargs)
-            except Exception as exc:  # noqa: BLE001 - collected, asserted below
-                failures.append(f"{case.operation.label}: {exc}")
-
-    done = 0
-    for _attempt in range(20):
-        try:
-            Machine.run(
-                settings=settings(
-                    max_examples=scenarios - done,
-                    stateful_step_count=6,
-                    phases=[Phase.generate],
-                    deadline=None,
-                    database=None,
-                    suppress_health_check=list(HealthCheck),
-                )
-            )
-        except FlakyStrategyDefinition:
-            pass  # a draw depended on the server's state: a new run, as schemathesis does
-        done += completed.pop("scenarios", 0)
-        if done >= scenarios:
-            break
-    print(f"stateful studio ({store}): {done} scenarios, links followed {dict(followed)}")
-    assert not failures, "\n\n".join(failures[:5])
-    assert done >= scenarios
+    run = run_state_machine(schema, base, scenarios=scenarios, steps=6, calls=CALLS)
+    print(f"stateful studio ({store}): {run.scenarios} scenarios ({run.restarts} restarts)")
+    assert not run.failures, "\n\n".join(run.failures[:5])
+    assert run.scenarios >= scenarios

@@ -29,11 +29,10 @@ import orjson
 import pytest
 import schemathesis
 from anyio.from_thread import start_blocking_portal
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis.errors import FlakyStrategyDefinition
-from schemathesis import GenerationMode, checks
+from schemathesis import GenerationMode
 from services import free_port
 
+from _schemathesis_run import EXCLUDED, fuzz_operation, run_state_machine
 from relayna.devserver import DevConfig, run_dev
 
 #: Cases per operation and generation mode, by transports (the closing note
@@ -112,27 +111,7 @@ def test_every_documented_operation_conforms(
         )
         if mode is GenerationMode.NEGATIVE and not has_inputs:
             continue  # nothing to make invalid (GET /)
-        _fuzz(operation, mode, dev_url, examples)()
-
-
-def _fuzz(operation: Any, mode: GenerationMode, base_url: str, examples: int) -> Any:
-    label = f"{operation.label} {mode.value}"
-
-    @settings(
-        max_examples=examples,
-        deadline=None,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(case=operation.as_strategy(generation_mode=mode))
-    def check(case: Any) -> None:
-        _bounded(case)
-        case.call_and_validate(
-            base_url=base_url, timeout=10, excluded_checks=[checks.positive_data_acceptance]
-        )
-        CALLS[label] += 1
-
-    return check
+        fuzz_operation(operation, mode, dev_url, examples, CALLS, _bounded)
 
 
 # -- stateful: the document's links ---------------------------------------------------
@@ -185,83 +164,23 @@ def test_linked_operations_conform(dev_server: tuple[str, int]) -> None:
     transports = "memory" if examples == EXAMPLES["memory"] else "real"
     scenarios, steps = SCENARIOS[transports]
     schema = schemathesis.openapi.from_url(f"{dev_url}/openapi.json")
-    followed: Counter[str] = Counter()
-    streams: Counter[str] = Counter()
-    completed: Counter[str] = Counter()
-    restarts: Counter[str] = Counter()
-    # Collected, not raised: Hypothesis would replay a failing scenario to report
-    # it, and against a live server (tasks run on, ids now taken) the replay
-    # cannot draw the same steps, so it would report "flaky" instead of the failure.
-    failures: list[str] = []
 
-    class Machine(schema.as_state_machine()):  # type: ignore[misc]
-        def teardown(self) -> None:
-            completed["scenarios"] += 1
+    def prepare(case: schemathesis.Case) -> None:
+        _bounded(case)
+        if case.operation.path.startswith("/events/"):
+            case.headers = {**(case.headers or {}), "Accept": "text/event-stream"}
 
-        def step(self, input: Any) -> Any:
-            if input.transition is not None and input.is_applied:
-                followed[input.transition.id] += 1
-            return super().step(input)
-
-        def before_call(self, case: schemathesis.Case) -> None:
-            _bounded(case)
-            if case.operation.path.startswith("/events/"):
-                headers = dict(case.headers or {})
-                headers["Accept"] = "text/event-stream"
-                case.headers = headers
-
-        def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
-            return {"base_url": dev_url, "timeout": 10}
-
-        def after_call(self, response: Any, case: schemathesis.Case) -> None:
-            CALLS[f"{case.operation.label} stateful"] += 1
-            if "text/event-stream" in (response.headers.get("content-type") or [""])[0]:
-                streams[str(response.status_code)] += 1
-
-        def validate_response(
-            self, response: Any, case: schemathesis.Case, additional_checks: Any = None,
-            **kwargs: Any,
-        ) -> None:  # fmt: skip
-            try:
-                case.validate_response(
-                    response,
-                    additional_checks=[sse_framing],
-                    excluded_checks=[checks.positive_data_acceptance],
-                    transport_kwargs=kwargs,
-                )
-            except Exception as exc:  # noqa: BLE001 - collected, asserted below
-                failures.append(f"{case.operation.label}: {exc}")
-
-    # Phase.generate only, as schemathesis' own stateful runner does: a scenario's
-    # draws depend on what the live server answered (a bundle of ids is empty or
-    # not), so Hypothesis may call a later scenario "flaky" when the same choices
-    # draw differently; schemathesis then starts a new run, and so does this loop.
-    done = 0
-    for _attempt in range(20):
-        try:
-            Machine.run(
-                settings=settings(
-                    max_examples=scenarios - done,
-                    stateful_step_count=steps,
-                    phases=[Phase.generate],
-                    deadline=None,
-                    database=None,
-                    suppress_health_check=list(HealthCheck),
-                )
-            )
-        except FlakyStrategyDefinition:
-            restarts["flaky"] += 1
-        done += completed.pop("scenarios", 0)
-        if done >= scenarios:
-            break
+    run = run_state_machine(
+        schema, dev_url, scenarios=scenarios, steps=steps, calls=CALLS, prepare=prepare,
+        additional_checks=[sse_framing],
+    )  # fmt: skip
     print(
-        f"stateful ({transports}): {done} scenarios ({restarts['flaky']} restarts), "
-        f"links followed {dict(followed)}, event streams {dict(streams)}"
+        f"stateful ({transports}): {run.scenarios} scenarios ({run.restarts} restarts), "
+        f"links followed {dict(run.followed)}, event streams {dict(run.streams)}"
     )
-    assert done >= scenarios
-    assert not failures, "\n\n".join(failures[:5])
-    # the links were really followed, the event stream really read
-    assert sum(followed.values()) > 0
+    assert not run.failures, "\n\n".join(run.failures[:5])
+    assert run.scenarios >= scenarios
+    assert sum(run.followed.values()) > 0  # the links were really followed
 
 
 @pytest.mark.rabbitmq
@@ -282,7 +201,7 @@ def test_the_event_stream_of_a_task_conforms(dev_server: tuple[str, int], mode: 
                          headers={"Accept": "text/event-stream"})  # fmt: skip
     response = stream.call_and_validate(
         base_url=dev_url, timeout=20, additional_checks=[sse_framing],
-        excluded_checks=[checks.positive_data_acceptance],
+        excluded_checks=EXCLUDED,
     )  # fmt: skip
     assert response.headers["content-type"][0].startswith("text/event-stream")
     assert not response.stream_cut_short  # ended by the terminal event, not the timeout
@@ -291,7 +210,5 @@ def test_the_event_stream_of_a_task_conforms(dev_server: tuple[str, int], mode: 
     assert f'"status":"{"completed" if mode == "ok" else "failed"}"' in frames[-1]
     snapshot = events.Case(path_parameters={"task_id": task_id},
                            headers={"Accept": "application/json"})  # fmt: skip
-    answer = snapshot.call_and_validate(
-        base_url=dev_url, timeout=10, excluded_checks=[checks.positive_data_acceptance]
-    )
+    answer = snapshot.call_and_validate(base_url=dev_url, timeout=10, excluded_checks=EXCLUDED)
     assert answer.json()["terminal"] is True
