@@ -327,7 +327,7 @@ async def test_a_command_on_a_half_open_link_fails_typed_then_recovers(
             start = anyio.current_time()
             with pytest.raises(StoreConnectionLost):
                 await store.set(key, "lost")  # a write: never retried by the adapter
-            assert anyio.current_time() - start < STREAM_TIMEOUT + 1.0
+            assert anyio.current_time() - start < STREAM_TIMEOUT + 3.0  # room for a loaded box
             assert await store.get(key) in (b"before", b"lost")  # a new connection
             await store.delete(key)
     assert proxy.stats.severed >= 1
