@@ -27,10 +27,31 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import FlakyStrategyDefinition
 from schemathesis import GenerationMode, checks
 
-__all__ = ["EXCLUDED", "StatefulRun", "fuzz_operation", "run_state_machine"]
+__all__ = [
+    "EXCLUDED",
+    "StatefulRun",
+    "documented_operations",
+    "fuzz_operation",
+    "has_invalid_inputs",
+    "run_state_machine",
+]
 
 EXCLUDED = [checks.positive_data_acceptance]
 Prepare = Callable[[schemathesis.Case], None]
+
+
+def documented_operations(base_url: str) -> tuple[Any, list[Any]]:
+    """The schema served at ``{base_url}/openapi.json`` and its operations."""
+    schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
+    return schema, [result.ok() for result in schema.get_all_operations()]
+
+
+def has_invalid_inputs(operation: Any) -> bool:
+    """Whether a negative case can exist: a body, or a parameter other than a
+    header (any string is a valid header value, e.g. ``Authorization``)."""
+    return any(p.location != "header" for p in operation.iter_parameters()) or bool(
+        operation.get_request_payload_content_types()
+    )
 
 
 def fuzz_operation(

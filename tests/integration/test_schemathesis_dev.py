@@ -32,7 +32,13 @@ from anyio.from_thread import start_blocking_portal
 from schemathesis import GenerationMode
 from services import free_port
 
-from _schemathesis_run import EXCLUDED, fuzz_operation, run_state_machine
+from _schemathesis_run import (
+    EXCLUDED,
+    documented_operations,
+    fuzz_operation,
+    has_invalid_inputs,
+    run_state_machine,
+)
 from relayna.devserver import DevConfig, run_dev
 
 #: Cases per operation and generation mode, by transports (the closing note
@@ -98,18 +104,14 @@ def test_every_documented_operation_conforms(
     dev_server: tuple[str, int], mode: GenerationMode
 ) -> None:
     dev_url, examples = dev_server
-    schema = schemathesis.openapi.from_url(f"{dev_url}/openapi.json")
-    operations = [result.ok() for result in schema.get_all_operations()]
+    _schema, operations = documented_operations(dev_url)
     assert {op.label for op in operations} >= {
         "GET /", "POST /tasks", "GET /status/{task_id}", "GET /events/{task_id}",
         "GET /history", "GET /dlq/messages", "POST /dlq/messages/{dlq_id}/replay",
         "GET /broker/dlq/messages", "GET /failed-tasks", "POST /failed-tasks/{failure_id}/retry",
     }  # fmt: skip
     for operation in operations:
-        has_inputs = any(True for _ in operation.iter_parameters()) or bool(
-            operation.get_request_payload_content_types()
-        )
-        if mode is GenerationMode.NEGATIVE and not has_inputs:
+        if mode is GenerationMode.NEGATIVE and not has_invalid_inputs(operation):
             continue  # nothing to make invalid (GET /)
         fuzz_operation(operation, mode, dev_url, examples, CALLS, _bounded)
 
