@@ -38,6 +38,7 @@ from relayna.api._observe_routes import (
     metrics_routes,
     mounted_route_ids,
     serve_metrics,
+    worker_health_document,
     worker_health_routes,
 )
 from relayna.api._openapi import (
@@ -101,6 +102,7 @@ __all__ = [
     "metrics_routes",
     "mounted_route_ids",
     "serve_metrics",
+    "worker_health_document",
     "worker_health_routes",
     "BROKER_DLQ_MESSAGES_ROUTE_ID",
     "BROKER_DLQ_QUEUES_ROUTE_ID",

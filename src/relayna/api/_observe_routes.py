@@ -60,6 +60,7 @@ __all__ = [
     "metrics_routes",
     "mounted_route_ids",
     "serve_metrics",
+    "worker_health_document",
     "worker_health_routes",
 ]
 
@@ -148,55 +149,59 @@ def feed_routes(*, path: str = "/events/feed", state_key: str = "relayna") -> li
     return [document(Route(path, feed, methods=["GET"], name=EVENTS_FEED), get=feed_operation())]
 
 
-def worker_health_routes(
-    *,
-    prefix: str = "/relayna/health",
-    stale_after: float = 90.0,
-    state_key: str = "relayna",
-) -> list[BaseRoute]:
-    """``GET {prefix}/workers``: the live worker heartbeats.
+async def worker_health_document(
+    runtime: RelaynaRuntime, *, stale_after: float = 90.0
+) -> dict[str, Any]:
+    """The live worker heartbeats as ``GET /relayna/health/workers`` answers them.
 
     Each worker: the original's ``worker_name``, ``running``,
     ``last_heartbeat_at``, ``active_leases``, plus ``worker_id``, ``state``,
     ``last_heartbeat_age_seconds``, ``stale`` (older than ``stale_after``
     seconds), ``in_flight``, ``processed``, ``queue_name``, ``pid``, ``host``.
     """
+    beats = await list_worker_heartbeats(runtime.store, runtime.config.heartbeat_prefix)
+    now = time.time()
+    out: list[dict[str, Any]] = []
+    for hb in beats:
+        age = max(0.0, now - hb.last_heartbeat)
+        out.append(
+            {
+                "worker_name": hb.consumer_name,
+                "worker_id": hb.worker_id,
+                "running": hb.state in ("running", "starting", "draining", "reconnecting"),
+                "state": hb.state,
+                "last_heartbeat_at": datetime.fromtimestamp(hb.last_heartbeat, UTC).isoformat(),
+                "last_heartbeat_age_seconds": round(age, 3),
+                "stale": age > stale_after,
+                "in_flight": hb.in_flight,
+                "processed": hb.processed,
+                "queue_name": hb.queue_name,
+                "pid": hb.pid,
+                "host": hb.host,
+                "started_at": datetime.fromtimestamp(hb.started_at, UTC).isoformat(),
+                "active_leases": [],
+            }
+        )
+    return {
+        "reported_at": datetime.now(UTC).isoformat(),
+        "stale_after_seconds": stale_after,
+        "workers": out,
+    }
+
+
+def worker_health_routes(
+    *,
+    prefix: str = "/relayna/health",
+    stale_after: float = 90.0,
+    state_key: str = "relayna",
+) -> list[BaseRoute]:
+    """``GET {prefix}/workers``: the live worker heartbeats (:func:`worker_health_document`)."""
 
     async def workers(request: Request) -> Response:
         runtime = _runtime(request, state_key)
         if runtime is None:
             return _not_running()
-        prefix_key = runtime.config.heartbeat_prefix
-        beats = await list_worker_heartbeats(runtime.store, prefix_key)
-        now = time.time()
-        out: list[dict[str, Any]] = []
-        for hb in beats:
-            age = max(0.0, now - hb.last_heartbeat)
-            out.append(
-                {
-                    "worker_name": hb.consumer_name,
-                    "worker_id": hb.worker_id,
-                    "running": hb.state in ("running", "starting", "draining", "reconnecting"),
-                    "state": hb.state,
-                    "last_heartbeat_at": datetime.fromtimestamp(hb.last_heartbeat, UTC).isoformat(),
-                    "last_heartbeat_age_seconds": round(age, 3),
-                    "stale": age > stale_after,
-                    "in_flight": hb.in_flight,
-                    "processed": hb.processed,
-                    "queue_name": hb.queue_name,
-                    "pid": hb.pid,
-                    "host": hb.host,
-                    "started_at": datetime.fromtimestamp(hb.started_at, UTC).isoformat(),
-                    "active_leases": [],
-                }
-            )
-        return JSONResponse(
-            {
-                "reported_at": datetime.now(UTC).isoformat(),
-                "stale_after_seconds": stale_after,
-                "workers": out,
-            }
-        )
+        return JSONResponse(await worker_health_document(runtime, stale_after=stale_after))
 
     route = Route(f"{prefix}/workers", workers, methods=["GET"], name=HEALTH_WORKERS)
     return [document(route, get=health_operation())]
