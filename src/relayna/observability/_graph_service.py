@@ -14,7 +14,7 @@ with 100,000 children still answers in bounded time.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import anyio
@@ -110,8 +110,20 @@ class ExecutionGraphService:
             dlq_records=list(out.get("dlq", [])),
         )
 
-    async def get_graph(self, task_id: str) -> ExecutionGraph | None:
+    async def get_graph(
+        self,
+        task_id: str,
+        *,
+        progress: Callable[[int, int], Awaitable[None]] | None = None,
+    ) -> ExecutionGraph | None:
         """The task's graph, or None when no store knows anything about it.
+
+        Args:
+            progress: awaited as ``progress(done, total)`` once the children
+                are known and as children's records are read, ``done`` never
+                going down and the last call saying ``total`` (a caller
+                reporting a long read, e.g. the MCP server's progress
+                notifications). Cancelling the caller's scope stops the reads.
 
         Raises:
             ContractError: ``task_id`` fails the identifier rule.
@@ -140,9 +152,27 @@ class ExecutionGraphService:
             annotations["children_truncated"] = True
             annotations["children_limit"] = self.max_children
         children: list[TaskRecords] = [TaskRecords("")] * len(children_ids)
+        done = 0
+        reported = -1
+        report_lock = anyio.Lock()
+
+        async def report() -> None:
+            # children finish in any order: reports go out one at a time, never going back
+            nonlocal reported
+            if progress is None:
+                return
+            async with report_lock:
+                if done > reported:
+                    reported = done
+                    await progress(done, len(children_ids))
+
+        await report()
 
         async def load_child(index: int, child_id: str) -> None:
+            nonlocal done
             children[index] = await self._records(child_id, limiter)
+            done += 1
+            await report()
 
         async with anyio.create_task_group() as tg:
             for index, child_id in enumerate(children_ids):
