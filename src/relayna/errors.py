@@ -71,6 +71,7 @@ __all__ = [
     "StoreConnectionError",
     "StoreConnectionLost",
     "StoreError",
+    "ToolDenied",
     "TopologyError",
     "TransportError",
     "UnroutableError",
@@ -189,6 +190,11 @@ class DLQConflict(RelaynaError):
         self.code = code
         self.dlq_id = dlq_id
         super().__init__(message)
+
+
+class ToolDenied(RelaynaError):
+    """An operation refused to its caller: it is disabled, or the caller's
+    credential is missing or wrong (the MCP server's operational tools)."""
 
 
 class TransportError(RelaynaError):
