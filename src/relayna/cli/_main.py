@@ -14,6 +14,7 @@ from relayna import __version__
 from relayna.cli import (
     _cmd_dev,
     _cmd_dlq,
+    _cmd_mcp,
     _cmd_publish,
     _cmd_serve,
     _cmd_status,
@@ -43,6 +44,7 @@ _REGISTRARS: tuple[Registrar, ...] = (
     _cmd_publish.register,
     _cmd_status.register,
     _cmd_dlq.register,
+    _cmd_mcp.register,
 )
 
 

@@ -1,0 +1,105 @@
+"""``relayna mcp --app module:attr``: the MCP server over stdio, for desktop MCP clients.
+
+The target is a :class:`relayna.App` or a :class:`relayna.api.RuntimeConfig`.
+The server reads the stores the service writes; it runs no status hub (the
+service's own process does) and declares nothing. Logs go to stderr: stdout
+carries the protocol.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+
+from relayna.api import RelaynaRuntime, RuntimeConfig, open_relayna_runtime
+from relayna.app import App
+from relayna.cli._common import (
+    Subcommands,
+    UsageError,
+    add_backend_arg,
+    add_logging_args,
+    load_target,
+    run_async,
+)
+from relayna.contracts import TaskEnvelope
+
+log = logging.getLogger("relayna.mcp")
+
+
+def register(sub: Subcommands) -> None:
+    p = sub.add_parser(
+        "mcp",
+        help="serve the Model Context Protocol over stdio (for desktop MCP clients)",
+        description=(
+            "Serve relayna's MCP tools, resources and prompts over stdin/stdout for one client "
+            "session, reading the stores of the service TARGET describes. Needs the mcp extra: "
+            "pip install 'relayna[mcp]'."
+        ),
+    )
+    p.add_argument(
+        "--app",
+        required=True,
+        metavar="TARGET",
+        help="a relayna.App or a relayna.api.RuntimeConfig, as module:attr",
+    )
+    p.add_argument(
+        "--allow-operations",
+        action="store_true",
+        help="offer the operational tools (publish_task, replay_dlq_message, "
+        "retry_failed_task): they publish for real; off by default. Over stdio the user "
+        "who launched the server is the caller, so no token is asked; every call is audited",
+    )
+    add_backend_arg(p)
+    add_logging_args(p)
+    p.set_defaults(handler=_run)
+
+
+@asynccontextmanager
+async def _open(target: Any) -> AsyncIterator[tuple[RelaynaRuntime, Any]]:
+    if isinstance(target, App):
+        async with target.open(worker=False, hub=False) as app:
+
+            async def publish(task: dict[str, Any]) -> TaskEnvelope:
+                handle = await app.publish(
+                    task["task_type"],
+                    task.get("payload"),
+                    task_id=task.get("task_id"),
+                    correlation_id=task.get("correlation_id"),
+                    priority=task.get("priority"),
+                )
+                return handle.task
+
+            yield app.runtime, publish
+        return
+    if isinstance(target, RuntimeConfig):
+        config = attrs.evolve(target, run_hub=False, declare=False)
+        async with open_relayna_runtime(config) as runtime:
+            yield runtime, None
+        return
+    raise UsageError(
+        f"--app must name a relayna.App or a RuntimeConfig, not {type(target).__name__}"
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        from relayna.mcp import MCPConfig, RelaynaMCP
+    except ImportError as exc:  # the optional SDK is missing
+        raise UsageError(
+            f"relayna mcp needs the mcp extra (pip install 'relayna[mcp]'): {exc}"
+        ) from None
+    target = load_target(args.app, what="relayna.App or RuntimeConfig")
+    config = MCPConfig(operations=args.allow_operations)
+
+    async def main() -> None:
+        async with _open(target) as (runtime, publish):
+            server = RelaynaMCP(runtime, config=config, publish=publish)
+            log.info("relayna mcp: serving %s over stdio (%s)", args.app, args.backend)
+            await server.serve_stdio()
+
+    return run_async(main, args.backend)
