@@ -165,12 +165,14 @@ def build_app(
     *,
     default_task_type: str = "demo.process",
     dlq: DLQService | None = None,
+    mcp: Sequence[BaseRoute] = (),
 ) -> Starlette:
     """The app serving an already-open runtime (its lifespan just exposes it).
 
     The one place the dev service's routes are assembled: the page, ``POST
     /tasks``, the status routes, ``/healthz`` + ``/readyz``, the DLQ and
-    failed-task routes (with ``dlq``) and the OpenAPI document.
+    failed-task routes (with ``dlq``), the MCP endpoint (``mcp``: the routes
+    of :func:`relayna.mcp.mcp_routes`, run by the caller) and the OpenAPI document.
     """
 
     async def publish(task: dict[str, Any]) -> TaskEnvelope:
@@ -199,5 +201,6 @@ def build_app(
     ]
     if dlq is not None:
         routes += dlq_routes(service=dlq)
+    routes += mcp
     routes.append(openapi_route(title="relayna dev"))
     return Starlette(routes=routes, lifespan=lifespan)

@@ -10,7 +10,7 @@ import attrs
 from anyio.abc import TaskStatus
 
 from relayna._urls import redact_url
-from relayna.api import RuntimeConfig, open_relayna_runtime, serve_asgi
+from relayna.api import RelaynaRuntime, RuntimeConfig, open_relayna_runtime, serve_asgi
 from relayna.consumer import (
     LifecycleStatuses,
     RetryPolicy,
@@ -49,6 +49,17 @@ class DevConfig:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/"
+
+
+def _mcp_routes(runtime: RelaynaRuntime) -> Any:
+    """``/mcp`` with the read tools (operational tools stay off in dev), or None
+    without the optional SDK (``pip install 'relayna[mcp]'``)."""
+    try:
+        from relayna.mcp import mcp_routes
+    except ImportError:
+        logger.info("no /mcp: install relayna[mcp] for the MCP endpoint")
+        return None
+    return mcp_routes(runtime)
 
 
 async def _wait_listening(host: str, port: int) -> None:
@@ -124,7 +135,8 @@ async def run_dev(
                 if consumer.retry_policy
                 else (),
             )
-            app = build_app(runtime, client, dlq=dlq)
+            mcp = _mcp_routes(runtime)
+            app = build_app(runtime, client, dlq=dlq, mcp=mcp or ())
             http_stopped = anyio.Event()
 
             async def stop_http() -> None:
@@ -146,6 +158,8 @@ async def run_dev(
             async with anyio.create_task_group() as workers:
                 await workers.start(consumer.run)
                 async with anyio.create_task_group() as web:
+                    if mcp is not None:  # MCP sessions live in this group and end with it
+                        await web.start(mcp.run)
                     web.start_soon(serve)
                     with anyio.fail_after(15):
                         await _wait_listening(config.host, config.port)
@@ -156,6 +170,7 @@ async def run_dev(
                     )
                     task_status.started(config.url)
                     await http_stopped.wait()
+                    web.cancel_scope.cancel()  # HTTP is done: end the MCP sessions
                 logger.info("HTTP stopped; draining the worker (up to %.0fs)", config.drain_timeout)
                 workers.cancel_scope.cancel()
             stats = consumer.stats
