@@ -96,7 +96,7 @@ def explain(
             f"Task {task_id} is {state}" + (f" (latest status {status!r})." if status else ".")
         )
         if latest is not None and latest.get("message"):
-            lines.append(f"Latest message: {latest['message']}")
+            lines.append(f"Latest message: {str(latest['message']).rstrip('.')}.")
         if attempts:
             lines.append(f"It ran {attempts} time(s) with {retries} retry(ies).")
         for record in dead_letters:
