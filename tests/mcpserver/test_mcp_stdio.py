@@ -15,6 +15,8 @@ from mcp import ClientSession, StdioServerParameters, types
 from mcp.client.stdio import stdio_client
 from pydantic import AnyUrl
 
+from relayna.transport import open_broker
+
 pytestmark = [pytest.mark.anyio, pytest.mark.rabbitmq, pytest.mark.redis]
 
 HERE = Path(__file__).resolve().parent
@@ -108,3 +110,60 @@ async def test_stdio_server_keeps_operations_off_by_default(
             assert "disabled" in " ".join(
                 c.text for c in refused.content if isinstance(c, types.TextContent)
             )
+
+
+APP_TARGET = """
+import relayna
+
+app = relayna.App(name={name!r}, broker={amqp!r}, store={redis!r})
+
+
+@app.task("mcp.greet")
+async def greet(ctx, payload):
+    return {{"hello": payload.get("who")}}
+"""
+
+
+async def test_stdio_server_publishes_for_an_app(
+    amqp_url: str, redis_url: str, unique: str, tmp_path: Path, anyio_backend: str
+) -> None:
+    name = f"mcpapp-{unique}"
+    (tmp_path / "mcp_app_target.py").write_text(
+        APP_TARGET.format(name=name, amqp=amqp_url, redis=redis_url)
+    )
+    params = _server(tmp_path, anyio_backend, "--allow-operations")
+    params.args[params.args.index("mcp_target:config")] = "mcp_app_target:app"
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import mcp_app_target  # the same App, to find its queue
+
+        topology = mcp_app_target.app.topology
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("mcp_app_target", None)
+    with anyio.fail_after(60):
+        async with open_broker(amqp_url) as broker:
+            try:
+                async with (
+                    stdio_client(params) as (read, write),
+                    ClientSession(read, write) as session,
+                ):
+                    await session.initialize()
+                    tools = {t.name for t in (await session.list_tools()).tools}
+                    assert "publish_task" in tools
+                    published = await session.call_tool(
+                        "publish_task",
+                        {"task_type": "mcp.greet", "payload": {"who": "mcp"}, "task_id": "greet-1"},
+                    )
+                    assert published.structuredContent == {
+                        "task_id": "greet-1", "task_type": "mcp.greet", "published": True,
+                    }  # fmt: skip
+                    unrouted = await session.call_tool("publish_task", {"task_type": "nope"})
+                    assert unrouted.isError is True
+                # confirmed by the broker: the task waits in the app's queue (no worker runs)
+                depth = (await broker.inspect_queue(topology.tasks_queue)).message_count
+                assert depth == 1
+            finally:
+                with anyio.CancelScope(shield=True):
+                    for queue in topology.plan().queue_names:
+                        await broker.delete_queue(queue)

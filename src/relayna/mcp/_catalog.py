@@ -273,8 +273,8 @@ OPERATION_TOOLS: Final = (
         name="publish_task",
         title="Publish a task",
         description=(
-            "Publish a new task (returns after the broker confirm). A given task_id that "
-            "already exists is refused; nothing is published then."
+            "Publish a new task of a type the service routes; returns after the broker "
+            "confirm, with the task id (a new one unless given)."
         ),
         input_schema=_input(
             {
