@@ -212,3 +212,5 @@ async def test_a_foreign_origin_is_rejected(amqp_url: str, redis_url: str, uniqu
                 url, json=body, headers={**headers, "Origin": url.rsplit("/", 1)[0]}
             )
             assert local.status_code == 200
+            portless = await http.post(url, json=body, headers={**headers, "Host": "localhost"})
+            assert portless.status_code == 200  # port 80 behind a local proxy: no port in Host

@@ -23,6 +23,9 @@ from relayna.mcp._catalog import IDENTIFIER_SCHEMA, ToolSpec
 __all__ = ["MCPConfig", "bearer_token", "check_arguments", "check_operation", "token_matches"]
 
 
+_LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+
+
 def _origins(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
@@ -51,10 +54,10 @@ class MCPConfig:
     operations: bool = False
     token: str | None = attrs.field(default=None, repr=False)
     allowed_origins: tuple[str, ...] = attrs.field(
-        default=("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"), converter=_origins
+        default=tuple(f"http://{h}{p}" for h in _LOOPBACK for p in ("", ":*")), converter=_origins
     )
     allowed_hosts: tuple[str, ...] = attrs.field(
-        default=("127.0.0.1:*", "localhost:*", "[::1]:*"), converter=_origins
+        default=tuple(f"{h}{p}" for h in _LOOPBACK for p in ("", ":*")), converter=_origins
     )
     max_argument_bytes: int = DEFAULT_LIMITS.max_body_bytes
     poll_interval: float = 0.25
