@@ -873,7 +873,7 @@ async def test_write_after_server_closed_idle_connection(reset: bool) -> None:
             first = current(store)
             assert fake.accepted == 1
             await fake.close_all(reset=reset)
-            await anyio.sleep(0.05)
+            await wait_until(lambda: first.closed_by_peer(), "the client can see the close")
             assert await store.set("k", "v2") is True
             assert fake.sent(b"SET") == [(1, [b"SET", b"k", b"v1"]), (2, [b"SET", b"k", b"v2"])]
             assert fake.data[b"k"] == b"v2"
@@ -894,7 +894,8 @@ async def test_unasked_bytes_are_never_a_reply(when: str) -> None:
             fake.mode = "normal"
             if when == "while-idle":
                 await fake.push_unasked(b"$5\r\nwrong\r\n")
-            await anyio.sleep(0.05)
+            conn = current(store)
+            await wait_until(lambda: conn.closed_by_peer(), "the unasked bytes are readable")
             assert await store.get("k") == b"v1"
             assert await store.get("k") == b"v1"
             assert fake.accepted == 2
@@ -969,7 +970,7 @@ async def test_db_survives_reconnect(
             assert await store.set(k1, "1") is True
             first = current(store)
             await admin(admin_db0, "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
-            await anyio.sleep(0.05)
+            await wait_until(lambda: first.closed_by_peer(), "the client can see the kill")
             assert await store.set(k2, "2") is True  # on a new connection
             assert current(store) is not first
             assert await store.mget([k1, k2]) == [b"1", b"2"]
