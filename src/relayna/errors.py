@@ -206,7 +206,23 @@ class TransportError(RelaynaError):
 
 
 class BrokerError(TransportError):
-    """A failure talking to the message broker."""
+    """A failure talking to the message broker.
+
+    ``reply_code`` / ``reply_text``: the broker's AMQP reply when it sent one
+    (a closed connection or channel, a returned publish), else None.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        reply_code: int | None = None,
+        reply_text: str | None = None,
+    ) -> None:
+        self.reply_code = reply_code
+        self.reply_text = reply_text
+        super().__init__(message, url=url)
 
 
 class BrokerConnectionError(BrokerError):
@@ -224,33 +240,9 @@ class ConnectionLost(BrokerConnectionError):
     """An established connection closed: by the server (with reply code/text),
     by a missed heartbeat, or by the network."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        url: str | None = None,
-        reply_code: int | None = None,
-        reply_text: str | None = None,
-    ) -> None:
-        self.reply_code = reply_code
-        self.reply_text = reply_text
-        super().__init__(message, url=url)
-
 
 class ChannelClosed(BrokerError):
     """The server closed a channel. The connection stays usable."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        url: str | None = None,
-        reply_code: int | None = None,
-        reply_text: str | None = None,
-    ) -> None:
-        self.reply_code = reply_code
-        self.reply_text = reply_text
-        super().__init__(message, url=url)
 
 
 class PreconditionFailed(ChannelClosed):
@@ -295,9 +287,7 @@ class UnroutableError(BrokerError):
     ) -> None:
         self.exchange = exchange
         self.routing_key = routing_key
-        self.reply_code = reply_code
-        self.reply_text = reply_text
-        super().__init__(message, url=url)
+        super().__init__(message, url=url, reply_code=reply_code, reply_text=reply_text)
 
 
 class PublishNacked(BrokerError):
