@@ -38,6 +38,12 @@ from relayna.contracts._codec import (
     structure,
     unstructure,
 )
+from relayna.contracts._deadline import (
+    MAX_TIMEOUT_SECONDS,
+    deadline_from,
+    format_deadline,
+    parse_deadline,
+)
 from relayna.contracts._envelopes import (
     SPEC_VERSION,
     BatchTaskEnvelope,
@@ -64,6 +70,7 @@ __all__ = [
     "DOCUMENT_COMPAT_ALIASES",
     "IDENTIFIER_MAX_LENGTH",
     "IDENTIFIER_SCHEMA",
+    "MAX_TIMEOUT_SECONDS",
     "SPEC_VERSION",
     "AliasSource",
     "BatchTaskEnvelope",
@@ -79,6 +86,7 @@ __all__ = [
     "check_depth",
     "check_header_budget",
     "compute_event_id",
+    "deadline_from",
     "decode",
     "decode_batch",
     "decode_status",
@@ -95,6 +103,7 @@ __all__ = [
     "encode_workflow",
     "ensure_event_id",
     "format_datetime",
+    "format_deadline",
     "get_header",
     "headers",
     "is_batch_task_payload",
@@ -103,6 +112,7 @@ __all__ = [
     "loads",
     "normalize_aliases",
     "parse_count_header",
+    "parse_deadline",
     "public_output_aliases",
     "read_count_header",
     "structure",

@@ -218,7 +218,7 @@ class TerminalStatusSet:
     """Statuses that end a task's status stream, compared case-insensitively."""
 
     statuses: frozenset[str] = attrs.field(
-        default=frozenset({"completed", "failed"}), converter=_lowered
+        default=frozenset({"completed", "failed", "cancelled", "expired"}), converter=_lowered
     )
 
     def is_terminal(self, status: str | None) -> bool:

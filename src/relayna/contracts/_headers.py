@@ -18,7 +18,7 @@ from relayna.contracts._limits import DEFAULT_LIMITS, Limits
 from relayna.errors import ContractError
 
 __all__ = [
-    "BATCH_ID", "BATCH_INDEX", "BATCH_SIZE", "DLQ_ID", "EXCEPTION_TYPE", "FAILURE_REASON",
+    "BATCH_ID", "BATCH_INDEX", "BATCH_SIZE", "DEADLINE", "DLQ_ID", "EXCEPTION_TYPE", "FAILURE_REASON",
     "LEGACY_PREFIX", "MANUAL_RETRY_AT", "MANUAL_RETRY_COUNT", "MANUAL_RETRY_FROM_FAILURE_ID",
     "MANUAL_RETRY_FROM_TASK_TYPE", "MANUAL_RETRY_HEADERS", "MANUAL_RETRY_REASON",
     "MANUAL_RETRY_SOURCE_CONSUMER", "MAX_ATTEMPT_VALUE", "MAX_RETRIES", "MESSAGE_ID",
@@ -57,6 +57,8 @@ REPLAY_TASK_ID = "relayna-replay-task-id"
 REPLAY_STAGE = "relayna-replay-stage"
 REPLAY_REASON = "relayna-replay-reason"
 REPLAY_META = "relayna-replay-meta"
+# Deadlines (absolute UTC, ISO 8601; relayna.contracts._deadline).
+DEADLINE = "relayna-deadline"
 # Plain headers, unchanged from the original.
 TASK_ID = "task_id"
 STATUS = "status"
