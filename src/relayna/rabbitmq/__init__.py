@@ -1,7 +1,16 @@
 """Client lifecycle on a broker adapter: declare a topology, publish with confirms."""
 
 from relayna._deprecated import moved_names
-from relayna.rabbitmq._client import RelaynaClient, open_relayna_client
+from relayna.rabbitmq._cancel import (
+    CANCEL_SCRIPT,
+    CancelResult,
+    CancelStore,
+    ControlMessage,
+    GateResult,
+    cancel_task,
+    declare_control,
+)
+from relayna.rabbitmq._client import RelaynaClient, open_relayna_client, with_deadline
 from relayna.rabbitmq._protocols import (
     AggregationTopology,
     StatusTopology,
@@ -11,15 +20,23 @@ from relayna.rabbitmq._protocols import (
 from relayna.rabbitmq._task_ids import IfExists, TaskIds, check_if_exists
 
 __all__ = [
+    "CANCEL_SCRIPT",
     "AggregationTopology",
+    "CancelResult",
+    "CancelStore",
+    "ControlMessage",
+    "GateResult",
     "IfExists",
     "RelaynaClient",
     "StatusTopology",
     "TaskIds",
     "TaskTopology",
     "WorkflowTopology",
+    "cancel_task",
     "check_if_exists",
+    "declare_control",
     "open_relayna_client",
+    "with_deadline",
 ]
 
 _TRACE_HELPERS = (

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
+from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar, cast
 
@@ -26,12 +27,15 @@ from relayna.contracts import (
     StatusEvent,
     TaskEnvelope,
     WorkflowEnvelope,
+    deadline_from,
+    format_deadline,
 )
 from relayna.contracts import headers as h
-from relayna.errors import EnvelopeTooLarge, RelaynaError, TopologyError
+from relayna.errors import ConfigurationError, EnvelopeTooLarge, RelaynaError, TopologyError
 from relayna.observability import RelaynaMetrics, inject_span_headers, producer_span
 from relayna.pipeline import Map, PipelineError
 from relayna.rabbitmq import _messages as m
+from relayna.rabbitmq._cancel import CancelResult, CancelStore, cancel_task
 from relayna.rabbitmq._prepare import (
     aggregation_event,
     entry_message,
@@ -51,7 +55,7 @@ from relayna.rabbitmq._task_ids import IfExists, TaskIds, check_if_exists, publi
 from relayna.rabbitmq._workflow import resolve_entry, resolve_stage
 from relayna.transport import Broker, Properties, open_broker
 
-__all__ = ["RelaynaClient", "open_relayna_client"]
+__all__ = ["RelaynaClient", "open_relayna_client", "with_deadline"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -89,6 +93,8 @@ class RelaynaClient:
     published: int = 0
     #: Observes publish-to-confirm latency when set (the consumers set theirs).
     metrics: RelaynaMetrics | None = None
+    #: The cancellation keys :meth:`cancel` writes (``None``: cancel is unavailable).
+    cancels: CancelStore | None = None
     # isinstance on a runtime Protocol costs tens of µs: classify the topology once.
     _is_task: bool = attrs.field(init=False, default=False)
     _is_workflow: bool = attrs.field(init=False, default=False)
@@ -135,8 +141,15 @@ class RelaynaClient:
         *,
         headers: Mapping[str, Any] | None = None,
         if_exists: IfExists = "run",
+        deadline: datetime | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the task's time budget, not this call's
     ) -> TaskEnvelope:
         """Publish one task to the tasks exchange and wait for the confirm.
+
+        ``deadline`` (an aware datetime) or ``timeout`` (seconds from now)
+        puts an absolute UTC deadline in the ``relayna-deadline`` header: a
+        worker does not start the task after it, and cancels a handler still
+        running at it (status ``expired``).
 
         ``if_exists`` says what a task id that already exists does (it was
         published through a client with ``task_ids``, or has statuses; see
@@ -148,7 +161,10 @@ class RelaynaClient:
         one id at once only one publishes.
 
         Raises:
-            ContractError: invalid task (identifiers, priority, size, headers).
+            ContractError: invalid task (identifiers, priority, size, headers),
+                or deadline (reason ``deadline_passed``: already late;
+                ``invalid_deadline``: naive datetime, both given, a timeout
+                that is not ``0 < t <= 1 year``). Nothing is published.
             TopologyError: the topology has no tasks exchange (workflow) or
                 cannot route the task type.
             ConfigurationError: ``if_exists`` is not run/skip/error, or it
@@ -159,6 +175,7 @@ class RelaynaClient:
             StoreError: the claim failed (nothing was published).
         """
         mode = check_if_exists(if_exists)
+        headers = with_deadline(headers, deadline=deadline, timeout=timeout)
         envelope, exchange, routing_key, body, props = self.prepare_task(task, headers)
         if self.task_ids is None and mode == "run":  # the original's path: no store
             await self._publish(exchange, routing_key, body, props, "publish_task")
@@ -200,14 +217,17 @@ class RelaynaClient:
         batch_id: str,
         meta: Mapping[str, Any] | None = None,
         headers: Mapping[str, Any] | None = None,
+        deadline: datetime | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the task's time budget, not this call's
     ) -> BatchTaskEnvelope:
         """Publish one :class:`BatchTaskEnvelope` message holding ``tasks``.
 
         The routing key comes from the first task; all tasks must share one
         priority (or none), which becomes the AMQP priority. Workers fan the
-        batch out into single tasks.
+        batch out into single tasks (each keeps the batch's deadline).
         """
         topology = self._task_topology()
+        headers = with_deadline(headers, deadline=deadline, timeout=timeout)
         batch, routing_key, body, props = prepare_batch(
             topology,
             tasks,
@@ -219,6 +239,35 @@ class RelaynaClient:
         )
         await self._publish(topology.tasks_exchange, routing_key, body, props, "publish_batch")
         return batch
+
+    # -- cancellation ---------------------------------------------------------
+
+    async def cancel(
+        self, task_id: str, reason: str | None = None, *, require_known: bool = True
+    ) -> CancelResult:
+        """Cancel a task (or, with ``require_known=False``, every item of a batch id).
+
+        Queued or waiting in a retry queue: a worker that takes it acks it
+        without calling the handler. Running: the worker cancels the
+        handler's scope. Either way the task's status becomes ``cancelled``
+        (``message`` = the reason). See :class:`~relayna.rabbitmq.CancelStore`.
+
+        Returns:
+            the :class:`CancelResult`: ``requested`` / ``pending`` (accepted),
+            ``terminal`` (it ended: nothing changed) or ``unknown``.
+
+        Raises:
+            ConfigurationError: the client has no ``cancels`` (no store).
+            ContractError: invalid id, or a reason too long (reason ``invalid_reason``).
+            StoreError, BrokerError: the store or the broker failed.
+        """
+        if self.cancels is None:
+            raise ConfigurationError(
+                "cancel needs a store: open the client with cancels=CancelStore(store)"
+            )
+        return await cancel_task(
+            self.broker, self.cancels, task_id, reason, require_known=require_known
+        )
 
     # -- statuses -------------------------------------------------------------
 
@@ -232,6 +281,11 @@ class RelaynaClient:
         Returns the event as published.
         """
         envelope, body = self.prepare_status(event)
+        await self.publish_prepared_status(envelope, body)
+        return envelope
+
+    async def publish_prepared_status(self, envelope: StatusEvent, body: bytes) -> None:
+        """Publish what :meth:`prepare_status` returned (validated and encoded once)."""
         props = m.build_properties(
             correlation_id=envelope.correlation_id,
             headers=m.status_headers(envelope),
@@ -241,7 +295,6 @@ class RelaynaClient:
         await self._publish(
             self.topology.status_exchange, routing_key, body, props, "publish_status"
         )
-        return envelope
 
     async def publish_aggregation_status(
         self, event: StatusEvent | Mapping[str, Any]
@@ -389,6 +442,29 @@ class RelaynaClient:
         self.published += 1
 
 
+def with_deadline(
+    headers: Mapping[str, Any] | None,
+    *,
+    deadline: datetime | None = None,
+    timeout: float | None = None,
+    now: float | None = None,
+) -> Mapping[str, Any] | None:
+    """``headers`` plus the ``relayna-deadline`` that ``deadline=``/``timeout=`` ask for.
+
+    Raises:
+        ContractError: see :func:`~relayna.contracts.deadline_from`.
+    """
+    if deadline is None and timeout is None:
+        return headers
+    epoch = deadline_from(
+        deadline=deadline, timeout=timeout, now=time.time() if now is None else now
+    )
+    assert epoch is not None
+    merged = dict(headers or {})
+    merged[h.DEADLINE] = format_deadline(epoch)
+    return merged
+
+
 def _task_id(props: Properties) -> str | None:
     value = props.headers.get(h.TASK_ID)
     return value if isinstance(value, str) else None
@@ -403,6 +479,7 @@ async def open_relayna_client(
     aliases: ContractAliasConfig | None = None,
     declare: bool = True,
     task_ids: TaskIds | None = None,
+    cancels: CancelStore | None = None,
 ) -> AsyncIterator[RelaynaClient]:
     """Open a client on ``broker`` (a URL is opened here and closed on exit).
 
@@ -410,6 +487,7 @@ async def open_relayna_client(
         topology: the topology; its :meth:`plan` is applied unless ``declare`` is False.
         broker: an open :class:`~relayna.transport.Broker` (not closed on exit) or a URL.
         task_ids: task id claims in the store, for ``publish_task(if_exists=...)``.
+        cancels: the cancellation keys, for :meth:`RelaynaClient.cancel`.
 
     Raises:
         ConfigurationError: bad URL; BrokerError: connection or declaration failure.
@@ -423,11 +501,17 @@ async def open_relayna_client(
                 aliases=aliases,
                 declare=declare,
                 task_ids=task_ids,
+                cancels=cancels,
             ) as client:
                 yield client
         return
     if declare:
         await topology.plan().apply(broker)
     yield RelaynaClient(
-        topology=topology, broker=broker, limits=limits, aliases=aliases, task_ids=task_ids
+        topology=topology,
+        broker=broker,
+        limits=limits,
+        aliases=aliases,
+        task_ids=task_ids,
+        cancels=cancels,
     )

@@ -1,0 +1,323 @@
+"""Cancellation state in the store, and the control messages that carry cancels to workers.
+
+Theory of operation
+-------------------
+Who ends a task is decided in the store, in one script per step, so that a
+cancel racing the task's completion, failure or retry always leaves exactly
+one terminal status. Keys (``prefix`` is the status store's)::
+
+    {prefix}:cancel:{id}     string: the cancel reason (a task id or a batch id), TTL
+    {prefix}:terminal:{id}   string: the terminal status a worker claimed, TTL
+    {prefix}:task:{id}       the publish claim (:class:`~relayna.rabbitmq.TaskIds`), read
+    {prefix}:history:{id}    the status history, read (the task "exists")
+
+The steps (:data:`CANCEL_SCRIPT`, one Lua script, ``ARGV[1]`` names the step):
+
+============  =====================================================================
+step          what it does, atomically
+============  =====================================================================
+``cancel``    terminal claimed → ``terminal``; marker there → ``pending`` (the
+              same cancel again: idempotent); unknown id (asked to check) →
+              ``unknown``; else write the marker → ``requested``
+``start``     before the handler: idempotency key done → ``duplicate``; the task
+              was cancelled → ``terminal``; a marker for the task or its batch →
+              claim ``cancelled`` → ``cancelled``; else ``run`` (an older
+              ``completed``/``failed``/``expired`` claim is dropped: this delivery
+              is a redelivery, a replay or the same id published again, and runs)
+``finish``    a worker ends the task with ``ARGV[3]`` (``completed``, ``failed``,
+              ``expired``, ``cancelled``; empty: a retry or requeue, which ends
+              nothing): terminal claimed → ``terminal``; a marker → claim
+              ``cancelled`` → ``cancelled``; else claim ``ARGV[3]`` (if any) → ``ok``
+============  =====================================================================
+
+So a cancel that reaches the store before the worker's ``finish`` wins (the
+task reports ``cancelled``, even when its handler had returned); one that
+comes after finds the terminal claim and is refused. The marker outlives
+worker restarts (it is in the store); a task in a queue or a retry queue
+meets it in ``start`` when a worker takes it.
+
+A running handler learns of a cancel through the control exchange: a fanout
+exchange every task worker binds an exclusive queue to. :func:`cancel_task`
+writes the marker first, then publishes the control message (not mandatory:
+with no worker running, the marker alone does the job).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import attrs
+
+from relayna.contracts import dumps, is_valid_identifier, loads, validate_identifier
+from relayna.errors import ConfigurationError, ContractError
+from relayna.transport import Broker, ExchangeSpec, Properties, Script, Store
+
+__all__ = [
+    "CANCEL_SCRIPT",
+    "CancelResult",
+    "CancelStore",
+    "ControlMessage",
+    "GateResult",
+    "cancel_task",
+    "declare_control",
+]
+
+_LUA = """
+-- KEYS: marker, terminal, claim, history, batch marker, idempotency key
+-- ARGV: step, ttl_ms, status or reason, flag (check known / check idempotency)
+local step = ARGV[1]
+local ttl = tonumber(ARGV[2])
+local terminal = redis.call('GET', KEYS[2])
+if step == 'cancel' then
+  if terminal then return {'terminal', terminal} end
+  local marker = redis.call('GET', KEYS[1])
+  if marker then return {'pending', marker} end
+  if ARGV[4] == '1' and redis.call('EXISTS', KEYS[3]) == 0
+      and redis.call('EXISTS', KEYS[4]) == 0 then
+    return {'unknown', ''}
+  end
+  redis.call('SET', KEYS[1], ARGV[3], 'PX', ttl)
+  return {'requested', ARGV[3]}
+end
+if step == 'start' then
+  if ARGV[4] == '1' and redis.call('GET', KEYS[6]) == 'done' then return {'duplicate', ''} end
+  if terminal == 'cancelled' then return {'terminal', terminal} end
+  -- another ending is history: this delivery (redelivered, replayed, published again) runs
+  if terminal then redis.call('DEL', KEYS[2]) end
+elseif terminal then
+  return {'terminal', terminal}
+end
+local marker = redis.call('GET', KEYS[1])
+if not marker and KEYS[5] ~= KEYS[1] then marker = redis.call('GET', KEYS[5]) end
+if marker then
+  redis.call('SET', KEYS[2], 'cancelled', 'PX', ttl)
+  return {'cancelled', marker}
+end
+if step == 'start' then return {'run', ''} end
+if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[3], 'PX', ttl) end
+return {'ok', ARGV[3]}
+"""
+
+#: The cancellation steps (see the module docs).
+CANCEL_SCRIPT = Script(name="relayna.cancel", lua=_LUA)
+
+CancelState = Literal["requested", "pending", "terminal", "unknown"]
+GateState = Literal["run", "duplicate", "terminal", "cancelled", "ok"]
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    return "" if value is None else str(value)
+
+
+@attrs.frozen
+class CancelResult:
+    """What a cancel request found.
+
+    ``state``: ``requested`` (the marker is written now), ``pending`` (an
+    earlier cancel is waiting to be applied; ``reason`` is that one's),
+    ``terminal`` (the task ended; ``status`` says how: nothing changed) or
+    ``unknown`` (no such task; nothing written).
+    """
+
+    task_id: str
+    state: CancelState
+    reason: str | None = None
+    status: str | None = None
+
+    @property
+    def accepted(self) -> bool:
+        """The task is (or will be) cancelled by this or an earlier request."""
+        return self.state in ("requested", "pending")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id,
+            "state": self.state,
+            "reason": self.reason,
+            "status": self.status,
+        }
+
+
+@attrs.frozen
+class GateResult:
+    """What a worker's ``start`` or ``finish`` step decided (see the module docs)."""
+
+    state: GateState
+    detail: str = ""
+
+
+@attrs.frozen
+class CancelStore:
+    """The cancellation keys of one status-key prefix in ``store``.
+
+    Args:
+        store: an open store (the status store's: the status history is read).
+        prefix: the status store's key prefix.
+        ttl_seconds: how long a marker and a terminal claim live (default a
+            week: a cancel waits that long for a worker to take the task).
+        max_reason_length: the longest reason accepted (characters).
+        control_exchange: the fanout exchange that carries cancels to workers.
+    """
+
+    store: Store
+    prefix: str = "relayna"
+    ttl_seconds: float = 7 * 86_400.0
+    max_reason_length: int = 500
+    control_exchange: str = "relayna.control"
+
+    def __attrs_post_init__(self) -> None:
+        if not self.ttl_seconds > 0:
+            raise ConfigurationError(f"ttl_seconds must be > 0, got {self.ttl_seconds!r}")
+        if not is_valid_identifier(self.control_exchange):
+            raise ConfigurationError(f"invalid control exchange {self.control_exchange!r}")
+
+    @property
+    def _ttl_ms(self) -> str:
+        return str(max(1, round(self.ttl_seconds * 1000)))
+
+    def _keys(
+        self, task_id: str, batch_id: str | None = None, idempotency_key: str | None = None
+    ) -> list[str]:
+        p = self.prefix
+        marker = f"{p}:cancel:{task_id}"
+        return [
+            marker,
+            f"{p}:terminal:{task_id}",
+            f"{p}:task:{task_id}",
+            f"{p}:history:{task_id}",
+            f"{p}:cancel:{batch_id}" if batch_id else marker,
+            idempotency_key or marker,
+        ]
+
+    def check_reason(self, reason: str | None) -> str:
+        """``reason`` (``None``: ``"cancelled"``) if it is short, printable text.
+
+        Raises:
+            ContractError: too long, or with control characters (reason ``invalid_reason``).
+        """
+        if reason is None:
+            return "cancelled"
+        problem = None
+        if not isinstance(reason, str):
+            problem = f"must be text, got {type(reason).__name__}"
+        elif len(reason) > self.max_reason_length:
+            problem = f"longer than {self.max_reason_length} characters"
+        elif any(ord(c) < 32 or ord(c) == 127 for c in reason):
+            problem = "contains control characters"
+        if problem is not None:
+            raise ContractError(
+                "invalid cancel reason", errors=[("reason", problem)], reason="invalid_reason"
+            )
+        return reason or "cancelled"
+
+    async def request(
+        self, task_id: str, reason: str | None = None, *, require_known: bool = True
+    ) -> CancelResult:
+        """The ``cancel`` step: write the marker unless the task ended or is unknown.
+
+        ``require_known``: answer ``unknown`` for an id with neither a publish
+        claim nor a status history (a batch id has neither: pass False).
+
+        Raises:
+            ContractError: invalid id or reason.
+            StoreError: the store failed.
+        """
+        validate_identifier(task_id)
+        text = self.check_reason(reason)
+        flag = "1" if require_known else "0"
+        reply = await self.store.run_script(
+            CANCEL_SCRIPT, self._keys(task_id), ["cancel", self._ttl_ms, text, flag]
+        )
+        state, detail = _text(reply[0]), _text(reply[1])
+        if state == "terminal":
+            return CancelResult(task_id, "terminal", status=detail)
+        if state == "unknown":
+            return CancelResult(task_id, "unknown")
+        return CancelResult(task_id, state, reason=detail)  # type: ignore[arg-type]
+
+    async def start(
+        self, task_id: str, *, batch_id: str | None = None, idempotency_key: str | None = None
+    ) -> GateResult:
+        """The ``start`` step, before a handler runs (idempotency checked in the same step)."""
+        keys = self._keys(task_id, batch_id, idempotency_key)
+        flag = "1" if idempotency_key else "0"
+        reply = await self.store.run_script(CANCEL_SCRIPT, keys, ["start", self._ttl_ms, "", flag])
+        return GateResult(_text(reply[0]), _text(reply[1]))  # type: ignore[arg-type]
+
+    async def finish(self, task_id: str, status: str, *, batch_id: str | None = None) -> GateResult:
+        """The ``finish`` step: claim ``status`` (empty: a retry) unless a cancel or
+        another terminal status came first."""
+        keys = self._keys(task_id, batch_id)
+        reply = await self.store.run_script(
+            CANCEL_SCRIPT, keys, ["finish", self._ttl_ms, status, "0"]
+        )
+        return GateResult(_text(reply[0]), _text(reply[1]))  # type: ignore[arg-type]
+
+    async def terminal(self, task_id: str) -> str | None:
+        """The terminal status claimed for ``task_id`` (``None``: none yet)."""
+        value = await self.store.get(f"{self.prefix}:terminal:{validate_identifier(task_id)}")
+        return None if value is None else _text(value)
+
+
+@attrs.frozen
+class ControlMessage:
+    """A control message: ``{"action": "cancel", "task_id": ..., "reason": ...}``.
+
+    ``task_id`` may be a batch id: workers cancel every item of that batch.
+    """
+
+    task_id: str
+    reason: str
+    action: str = "cancel"
+
+    def encode(self) -> bytes:
+        return dumps({"action": self.action, "task_id": self.task_id, "reason": self.reason})
+
+    @classmethod
+    def decode(cls, body: bytes) -> ControlMessage | None:
+        """The message, or ``None`` for anything that is not a valid cancel."""
+        try:
+            data = loads(body)
+        except ContractError:
+            return None
+        if not isinstance(data, dict) or data.get("action") != "cancel":
+            return None
+        task_id, reason = data.get("task_id"), data.get("reason")
+        if not is_valid_identifier(task_id) or not isinstance(reason, str):
+            return None
+        return cls(task_id=task_id, reason=reason[:1000])
+
+
+async def declare_control(broker: Broker, exchange: str) -> None:
+    """Declare the control exchange (fanout, durable; idempotent)."""
+    await broker.declare_exchange(ExchangeSpec(exchange, type="fanout"))
+
+
+async def cancel_task(
+    broker: Broker,
+    cancels: CancelStore,
+    task_id: str,
+    reason: str | None = None,
+    *,
+    require_known: bool = True,
+) -> CancelResult:
+    """Cancel ``task_id`` (or every item of batch ``task_id``): marker, then control message.
+
+    Returns the :class:`CancelResult`; only ``requested`` and ``pending``
+    publish the control message (a repeated cancel re-sends it: harmless, and
+    it reaches a worker that missed the first one).
+
+    Raises:
+        ContractError: invalid id or reason.
+        StoreError, BrokerError: the store or broker failed (a marker written
+            before a broker failure still cancels the task when a worker takes it).
+    """
+    result = await cancels.request(task_id, reason, require_known=require_known)
+    if result.accepted:
+        await declare_control(broker, cancels.control_exchange)
+        message = ControlMessage(task_id=task_id, reason=result.reason or "cancelled")
+        props = Properties(content_type="application/json", delivery_mode=1)
+        await broker.publish(cancels.control_exchange, "", message.encode(), props, mandatory=False)
+    return result
