@@ -115,7 +115,8 @@ def status_routes(
         aliases: the HTTP alias of ``task_id`` (e.g. ``documentId``) names the
             path parameter, the ``/history`` query parameter and the JSON
             field; payload aliases rename keys of the returned events.
-        terminal_statuses: where SSE streams stop (default completed/failed).
+        terminal_statuses: where SSE streams stop (default completed, failed,
+            cancelled, expired).
         keepalive / buffer_size / retry_ms: SSE keep-alive interval, per-client
             buffer (items), and the ``retry:`` hint sent with ``ready``.
         state_key: where the runtime lives on ``request.state``.
@@ -133,7 +134,11 @@ def status_routes(
     """
     limiter = StreamLimiter(max_streams_per_client, principal)
     id_name = (aliases.http_alias_for("task_id") if aliases else None) or "task_id"
-    terminal = TerminalStatusSet(frozenset(terminal_statuses or {"completed", "failed"}))
+    terminal = (
+        TerminalStatusSet(frozenset(terminal_statuses))
+        if terminal_statuses
+        else TerminalStatusSet()
+    )
 
     def output(event: EventDict) -> Mapping[str, Any]:
         return public_output_aliases(event, aliases)

@@ -10,17 +10,22 @@
 from relayna._deprecated import moved_names
 from relayna.consumer._aggregation import AggregationConsumer
 from relayna.consumer._base import Middleware
+from relayna.consumer._cancel import InFlight, Running
 from relayna.consumer._cli import main_worker
 from relayna.consumer._context import (
     LifecycleStatuses,
     ManualRetryRequest,
     ManualRetryRequested,
+    TaskCancelled,
     TaskContext,
 )
 from relayna.consumer._decide import (
     Ack,
+    Cancelled,
     DeadLetter,
     Decision,
+    Expired,
+    ExpiryAction,
     Failed,
     FailureAction,
     Outcome,
@@ -29,8 +34,10 @@ from relayna.consumer._decide import (
     Requeue,
     Retry,
     RetryPolicy,
+    Stop,
     Succeeded,
     decide,
+    terminal_status,
 )
 from relayna.consumer._dlq import (
     DLQRecord,
@@ -56,15 +63,19 @@ __all__ = [
     "EXCEPTION_MESSAGE",
     "Ack",
     "AggregationConsumer",
+    "Cancelled",
     "ConsumerStats",
     "DLQRecord",
     "DLQRecorder",
     "DeadLetter",
     "Decision",
+    "Expired",
+    "ExpiryAction",
     "Failed",
     "FailureAction",
     "HeartbeatSnapshot",
     "Idempotency",
+    "InFlight",
     "InMemoryDLQRecorder",
     "LeasePolicy",
     "LeaseStore",
@@ -78,7 +89,10 @@ __all__ = [
     "Requeue",
     "Retry",
     "RetryPolicy",
+    "Running",
+    "Stop",
     "Succeeded",
+    "TaskCancelled",
     "TaskConsumer",
     "TaskContext",
     "WorkerHeartbeat",
@@ -91,6 +105,7 @@ __all__ = [
     "list_worker_heartbeats",
     "main_worker",
     "make_dlq_record",
+    "terminal_status",
 ]
 
 #: The store scripts behind leases, idempotency and heartbeats were exported

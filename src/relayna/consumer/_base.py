@@ -46,6 +46,7 @@ from relayna.transport import Broker, Delivery, QueueSpec
 from ._context import LifecycleStatuses, ManualRetryRequest, TaskContext
 from ._decide import (
     Decision,
+    ExpiryAction,
     Failed,
     FailureAction,
     Outcome,
@@ -142,6 +143,15 @@ class ConsumerBase:
         raise NotImplementedError
 
     _aggregation = False
+
+    def _on_expiry(self) -> ExpiryAction:
+        return ExpiryAction.EXPIRE
+
+    async def _consume(
+        self, client: RelaynaClient, session: Session, ready: Callable[[], None]
+    ) -> None:
+        """Run the consume session (consumers may run companions beside it)."""
+        await session.run(ready)
 
     # -- public ------------------------------------------------------------------
 
@@ -375,7 +385,7 @@ class ConsumerBase:
                 )
                 self._session = session
                 holder.append(session)
-                await session.run(ready)
+                await self._consume(client, session, ready)
         except BrokerConnectionError:
             raise
         except RelaynaError as exc:
@@ -466,10 +476,23 @@ class ConsumerBase:
         )
 
     def _decide(
-        self, outcome: Outcome, attempt: int, task_id: str, failure_action: FailureAction
+        self,
+        outcome: Outcome,
+        attempt: int,
+        task_id: str,
+        failure_action: FailureAction,
+        *,
+        remaining_ms: float | None = None,
     ) -> Decision:
         """What happens to the delivery; a handler failure is logged here, once."""
-        decision = decide(outcome, self.retry_policy, attempt, failure_action=failure_action)
+        decision = decide(
+            outcome,
+            self.retry_policy,
+            attempt,
+            failure_action=failure_action,
+            on_expiry=self._on_expiry(),
+            remaining_ms=remaining_ms,
+        )
         if isinstance(outcome, Failed):
             log_failure(outcome, decision, consumer_name=self.consumer_name,
                         queue=self.queue_name, task_id=task_id, attempt=attempt)  # fmt: skip

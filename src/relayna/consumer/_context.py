@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
 import attrs
 
-from relayna.contracts import StatusEvent, TaskEnvelope
+from relayna.contracts import StatusEvent, TaskEnvelope, format_deadline
+from relayna.contracts import headers as h
 from relayna.errors import ContractError
 from relayna.observability import TraceContext
-from relayna.rabbitmq import RelaynaClient
+from relayna.rabbitmq import RelaynaClient, with_deadline
 
 __all__ = [
     "LifecycleStatuses",
     "ManualRetryRequested",
+    "TaskCancelled",
     "TaskContext",
 ]
 
@@ -50,6 +54,10 @@ class LifecycleStatuses:
     retrying: str | None = "retrying"
     failed: str | None = "failed"
     manual_retrying: str = "manual_retrying"
+    #: Published (even while ``enabled`` is False) when a task is cancelled or
+    #: its deadline passes: somebody may be waiting for its end.
+    cancelled: str = "cancelled"
+    expired: str = "expired"
     include_error_message: bool = True
     report_failures: bool = True
     include_traceback: bool = False
@@ -81,6 +89,20 @@ class ManualRetryRequested(Exception):
     def __init__(self, request: ManualRetryRequest) -> None:
         super().__init__(f"manual retry to task_type={request.task_type!r}")
         self.request = request
+
+
+class TaskCancelled(Exception):
+    """Raised by :meth:`TaskContext.raise_if_cancelled`: the task was cancelled.
+
+    A handler (a sync one above all: a worker thread cannot be interrupted)
+    may raise it, or simply return, once it sees :attr:`TaskContext.cancelled`;
+    the task ends ``cancelled`` either way.
+    """
+
+    def __init__(self, task_id: str, reason: str) -> None:
+        super().__init__(f"task {task_id!r} was cancelled: {reason}")
+        self.task_id = task_id
+        self.reason = reason
 
 
 @attrs.define(eq=False, kw_only=True)
@@ -117,6 +139,79 @@ class TaskContext:
     otel_context: Any = None
     last_heartbeat: float = attrs.field(factory=anyio.current_time)
     statuses_published: int = 0
+    #: The task's deadline, epoch seconds UTC (``None``: none).
+    deadline: float | None = None
+    #: Seconds a cancelled handler's :meth:`cleanup_scope` may run.
+    cancel_grace: float = 5.0
+    cancel_reason: str | None = None
+
+    # -- cancellation and deadline -------------------------------------------
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether a cancel of this task reached the worker (safe to read from a thread)."""
+        return self.cancel_reason is not None
+
+    def raise_if_cancelled(self) -> None:
+        """Raise :class:`TaskCancelled` when the task was cancelled (for sync handlers).
+
+        Raises:
+            TaskCancelled: :attr:`cancelled` is True.
+        """
+        if self.cancel_reason is not None:
+            raise TaskCancelled(self.task_id, self.cancel_reason)
+
+    @property
+    def deadline_at(self) -> datetime | None:
+        """The deadline as an aware UTC datetime (``None``: none)."""
+        return None if self.deadline is None else datetime.fromtimestamp(self.deadline, tz=UTC)
+
+    def remaining(self) -> float | None:
+        """Seconds until the deadline (negative once passed; ``None``: no deadline)."""
+        return None if self.deadline is None else self.deadline - time.time()
+
+    def cleanup_scope(self) -> anyio.CancelScope:
+        """A shielded scope bounded by the cancel grace period, for async cleanup.
+
+        A cancelled handler is interrupted at its next ``await``; an ``await``
+        in its ``finally`` would be interrupted too. Wrap it::
+
+            finally:
+                with ctx.cleanup_scope():
+                    await release(resource)
+
+        The cleanup then runs even though the task was cancelled (or its
+        deadline passed), for at most ``cancel_grace`` seconds.
+        """
+        return anyio.move_on_after(self.cancel_grace, shield=True)
+
+    async def publish(
+        self,
+        task: TaskEnvelope | Mapping[str, Any],
+        *,
+        headers: Mapping[str, Any] | None = None,
+        deadline: datetime | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the task's time budget, not this call's
+    ) -> TaskEnvelope:
+        """Publish a child task that inherits this task's deadline.
+
+        The child carries the parent's absolute deadline unless ``deadline=``
+        or ``timeout=`` sets its own (which may not be later than the
+        parent's: a child cannot outlive the budget it was given).
+
+        Raises:
+            ContractError: invalid task or deadline (see
+                :meth:`~relayna.rabbitmq.RelaynaClient.publish_task`).
+        """
+        merged = with_deadline(headers, deadline=deadline, timeout=timeout)
+        if self.deadline is not None:
+            own = merged.get(h.DEADLINE) if merged else None
+            inherited = format_deadline(self.deadline)
+            table = dict(merged or {})
+            # ISO 8601 UTC with fixed width: text order is time order.
+            table[h.DEADLINE] = inherited if own is None else min(own, inherited)
+            merged = table
+        return await self.client.publish_task(task, headers=merged)
 
     def heartbeat(self) -> None:
         """Record progress of a long handler (read by worker health reporting)."""

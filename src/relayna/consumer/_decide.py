@@ -13,6 +13,7 @@ Retry         copy to ``<queue>.retry`` with attempt + 1   ack
 DeadLetter    copy to ``<queue>.dlq`` + DLQ record         ack
 Reject        status "failed"                              reject(requeue=False)
 Requeue       lifecycle status "failed"                    nack(requeue=True)
+Stop          status "cancelled" / "expired" (or none)     ack
 ============  ==========================================  ==================
 
 :func:`decide` is data in, data out: it never looks at a broker. Attempts are
@@ -23,6 +24,12 @@ without calling the handler. A failure that is not the handler's own verdict
 on the task (``Failed.never_drop``: a manual retry nobody could take) also
 dead-letters when there is no retry policy: a reject would let RabbitMQ drop
 the only copy.
+
+A cancelled task (:class:`Cancelled`) stops: never retried, never
+dead-lettered. An expired one (:class:`Expired`) stops too, unless
+``on_expiry=ExpiryAction.DEAD_LETTER`` keeps a DLQ copy for a replay. A retry
+that could only run after the task's deadline (``remaining_ms`` no larger
+than the delay) is not scheduled: the task stops ``expired`` now.
 """
 
 from __future__ import annotations
@@ -34,8 +41,11 @@ import attrs
 
 __all__ = [
     "Ack",
+    "Cancelled",
     "DeadLetter",
     "Decision",
+    "ExpiryAction",
+    "Expired",
     "FailureAction",
     "Failed",
     "Outcome",
@@ -44,8 +54,10 @@ __all__ = [
     "Requeue",
     "Retry",
     "RetryPolicy",
+    "Stop",
     "Succeeded",
     "decide",
+    "terminal_status",
 ]
 
 
@@ -54,6 +66,15 @@ class FailureAction(enum.Enum):
 
     REJECT = "reject"
     REQUEUE = "requeue"
+
+
+class ExpiryAction(enum.Enum):
+    """What happens to a task whose deadline passed (before or while it ran)."""
+
+    #: status ``expired``, acked: nothing is kept (default).
+    EXPIRE = "expire"
+    #: a copy in ``<queue>.dlq`` (reason ``deadline_exceeded``) and status ``failed``.
+    DEAD_LETTER = "dead_letter"
 
 
 def _non_negative(_inst: object, attribute: attrs.Attribute[Any], value: int) -> None:
@@ -146,7 +167,23 @@ class Poison:
     detail: str = ""
 
 
-Outcome: TypeAlias = Succeeded | Failed | Poison
+@attrs.frozen
+class Cancelled:
+    """The task was cancelled (before it started, or its handler's scope was)."""
+
+    reason: str
+    #: ``before_start`` or ``running``.
+    phase: str = "running"
+
+
+@attrs.frozen
+class Expired:
+    """The task's deadline passed (``phase``: ``before_start`` or ``running``)."""
+
+    phase: str = "running"
+
+
+Outcome: TypeAlias = Succeeded | Failed | Poison | Cancelled | Expired
 
 
 # -- decisions ----------------------------------------------------------------
@@ -188,7 +225,34 @@ class Requeue:
     exception_type: str | None = None
 
 
-Decision: TypeAlias = Ack | Retry | DeadLetter | Reject | Requeue
+@attrs.frozen
+class Stop:
+    """End the task without running (more of) it: publish ``status``, then ack.
+
+    ``status`` ``None``: ack only (another delivery already reported the end).
+    """
+
+    status: str | None
+    reason: str
+    message: str | None = None
+    phase: str = "running"
+
+
+Decision: TypeAlias = Ack | Retry | DeadLetter | Reject | Requeue | Stop
+
+
+def terminal_status(decision: Decision) -> str:
+    """The terminal status a decision claims in the store (``""``: it ends nothing).
+
+    A retry or a requeue leaves the task alive; every other decision ends it.
+    """
+    if isinstance(decision, Ack):
+        return "completed"
+    if isinstance(decision, Stop):
+        return decision.status or ""
+    if isinstance(decision, Retry | Requeue):
+        return ""
+    return "failed"
 
 
 def decide(
@@ -197,6 +261,8 @@ def decide(
     attempt: int,
     *,
     failure_action: FailureAction = FailureAction.REJECT,
+    on_expiry: ExpiryAction = ExpiryAction.EXPIRE,
+    remaining_ms: float | None = None,
 ) -> Decision:
     """Decide how to settle a delivery.
 
@@ -206,11 +272,20 @@ def decide(
         attempt: the attempt this delivery was (0 = first delivery), read from
             the attempt header; must be >= 0 (invalid headers are Poison).
         failure_action: without a policy, reject or requeue a failed task.
+        on_expiry: what an :class:`Expired` outcome becomes.
+        remaining_ms: time left until the task's deadline (``None``: no
+            deadline); a retry whose delay is not shorter expires instead.
     """
     if attempt < 0:
         raise ValueError("attempt must be >= 0")
     if isinstance(outcome, Succeeded):
         return Ack()
+    if isinstance(outcome, Cancelled):
+        return Stop("cancelled", "cancelled", outcome.reason, outcome.phase)
+    if isinstance(outcome, Expired):
+        if on_expiry is ExpiryAction.DEAD_LETTER:
+            return DeadLetter(reason="deadline_exceeded", attempt=attempt)
+        return Stop("expired", "deadline_exceeded", "The task's deadline passed.", outcome.phase)
     if isinstance(outcome, Poison):
         return DeadLetter(
             reason=outcome.reason, attempt=attempt, exception_message=outcome.detail or None
@@ -228,6 +303,12 @@ def decide(
             exception_type=outcome.exception_type,
         )
     if policy is not None and attempt < policy.max_retries:
+        if remaining_ms is not None and remaining_ms <= policy.delay_ms:
+            return Stop(
+                "expired",
+                "deadline_before_retry",
+                "The task's deadline comes before its next retry.",
+            )
         return Retry(
             attempt=attempt + 1,
             delay_ms=policy.delay_ms,

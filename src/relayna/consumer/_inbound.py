@@ -30,6 +30,7 @@ from relayna.contracts import (
     is_batch_task_payload,
     is_valid_identifier,
     loads,
+    parse_deadline,
     read_count_header,
     structure,
 )
@@ -60,6 +61,8 @@ class InboundTask(Inbound):
     manual_retry_previous_task_type: str | None = None
     manual_retry_source_consumer: str | None = None
     manual_retry_reason: str | None = None
+    #: The ``relayna-deadline`` header as epoch seconds (``None``: no deadline).
+    deadline: float | None = None
 
 
 @attrs.frozen
@@ -151,6 +154,7 @@ def parse_task(
             return Poison("no_handler", f"no handler for task_type {str(task.task_type)[:64]!r}")
         batch_id, batch_index, batch_size = _batch_headers(headers)
         manual_count = read_count_header(headers, h.MANUAL_RETRY_COUNT)
+        deadline = parse_deadline(get_header(headers, h.DEADLINE))
     except ContractError as exc:
         return _poison(exc)
     except Exception as exc:  # noqa: BLE001 - the decode boundary: see decoder_failure
@@ -166,6 +170,7 @@ def parse_task(
         manual_retry_previous_task_type=_optional_str(headers, h.MANUAL_RETRY_FROM_TASK_TYPE),
         manual_retry_source_consumer=_optional_str(headers, h.MANUAL_RETRY_SOURCE_CONSUMER),
         manual_retry_reason=_optional_str(headers, h.MANUAL_RETRY_REASON),
+        deadline=deadline,
     )
 
 

@@ -45,7 +45,7 @@ from relayna.rabbitmq import RelaynaClient
 from relayna.transport import Delivery, Properties
 
 from ._context import LifecycleStatuses
-from ._decide import Ack, DeadLetter, Decision, Failed, Reject, Requeue, Retry, RetryPolicy
+from ._decide import Ack, DeadLetter, Decision, Failed, Reject, Requeue, Retry, RetryPolicy, Stop
 from ._dlq import DLQRecorder, make_dlq_record
 
 __all__ = [
@@ -126,6 +126,8 @@ class ConsumerStats:
     drain_requeued: int = 0
     lease_conflicts: int = 0
     leases_lost: int = 0
+    cancelled: int = 0
+    expired: int = 0
     poison: Counter[str] = attrs.field(factory=Counter)
 
 
@@ -185,13 +187,34 @@ class Settler:
         ``final_failure``: the task is dead-lettered or rejected; a task
         consumer reports that even with statuses disabled (``report_failures``).
         """
+        prepared = self.prepare_status(
+            info, status, message, result=result, meta=meta, final_failure=final_failure
+        )
+        if prepared is not None:
+            await self.publish_prepared(info, prepared)
+
+    def prepare_status(
+        self,
+        info: MessageInfo,
+        status: str | None,
+        message: str | None = None,
+        *,
+        result: Any = None,
+        meta: dict[str, Any] | None = None,
+        final_failure: bool = False,
+    ) -> tuple[StatusEvent, bytes] | None:
+        """The event :meth:`status` would publish, validated and encoded (``None``: none).
+
+        Raises:
+            ContractError: the event does not fit the contract (e.g. too large).
+        """
         statuses = self.statuses
         if status is None or info.task_id is None:
-            return
+            return None
         if not statuses.enabled and not (
             final_failure and statuses.report_failures and not self.aggregation
         ):
-            return
+            return None
         event = StatusEvent(
             task_id=info.task_id,
             status=status,
@@ -200,11 +223,19 @@ class Settler:
             result=result,
             correlation_id=info.correlation_id,
         )
-        await self.client.publish_status(event)
+        return self.client.prepare_status(event)
+
+    async def publish_prepared(
+        self, info: MessageInfo, prepared: tuple[StatusEvent, bytes]
+    ) -> None:
+        """Publish an event from :meth:`prepare_status`."""
+        await self.client.publish_prepared_status(*prepared)
         self.stats.statuses_published += 1
         if self.pump.enabled:
             self.pump.emit(
-                TaskLifecycleStatusPublished(status=status, **_task_fields(self._common(info)))
+                TaskLifecycleStatusPublished(
+                    status=prepared[0].status, **_task_fields(self._common(info))
+                )
             )
 
     def _error_text(self, text: str | None) -> str | None:
@@ -252,6 +283,8 @@ class Settler:
         """
         if isinstance(decision, Ack):
             await self.ack(delivery, info)
+        elif isinstance(decision, Stop):
+            await self._stop(delivery, decision, info)
         elif isinstance(decision, Retry):
             await self._retry(delivery, decision, info, failure)
         elif isinstance(decision, DeadLetter):
@@ -287,6 +320,26 @@ class Settler:
                     reason=decision.reason, requeue=True, **_task_fields(self._common(info))
                 )
             )
+
+    async def _stop(self, delivery: Delivery, decision: Stop, info: MessageInfo) -> None:
+        """A cancelled or expired task: its status (even with statuses off), then ack."""
+        if decision.status == "cancelled":
+            self.stats.cancelled += 1
+            status: str | None = self.statuses.cancelled
+        elif decision.status == "expired":
+            self.stats.expired += 1
+            status = self.statuses.expired
+        else:
+            status = decision.status
+        if status is not None:
+            await self.status(
+                info,
+                status,
+                decision.message,
+                meta={"reason": decision.reason, "phase": decision.phase},
+                final_failure=True,
+            )
+        await self.ack(delivery, info)
 
     def _copy_properties(
         self, delivery: Delivery, headers: dict[str, Any], priority: int | None

@@ -18,7 +18,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -28,11 +28,11 @@ import attrs
 from relayna.contracts import TaskEnvelope, encode, without_headers
 from relayna.contracts import headers as h
 from relayna.errors import (
+    BrokerError,
     ConfigurationError,
     ContractError,
     EnvelopeTooLarge,
-    TopologyError,
-    UnroutableError,
+    unwrap_groups,
 )
 from relayna.observability import (
     DuplicateSuppressed,
@@ -46,31 +46,37 @@ from relayna.observability import (
     log_context,
     sample_process_resources,
 )
-from relayna.rabbitmq import RelaynaClient, TaskTopology
+from relayna.rabbitmq import CancelStore, RelaynaClient, TaskTopology
 from relayna.transport import Delivery, Properties
 
 from ._base import ConsumerBase, HandlerT
+from ._cancel import InFlight, Running, run_control_listener
 from ._context import ManualRetryRequest, TaskContext
-from ._decide import Failed, FailureAction, Poison, Succeeded
+from ._decide import (
+    Ack,
+    Cancelled,
+    Decision,
+    Expired,
+    ExpiryAction,
+    Failed,
+    FailureAction,
+    Outcome,
+    Poison,
+    Stop,
+    Succeeded,
+    decide,
+    terminal_status,
+)
+from ._handoff import HANDOFF_DROP, hand_off
 from ._idempotency import Idempotency
 from ._inbound import InboundBatch, InboundTask, parse_task
 from ._lease import LeaseLost, LeasePolicy, LeaseStore, call_with_lease
-from ._settle import EXCEPTION_MESSAGE, MessageInfo, Settler
+from ._runtime import Session
+from ._settle import MessageInfo, Settler
 
 __all__ = ["TaskConsumer"]
 
 logger = logging.getLogger("relayna.consumer")
-
-_HANDOFF_DROP = (
-    *h.RETRY_HEADERS,
-    *h.MANUAL_RETRY_HEADERS,
-    h.MAX_RETRIES,
-    h.SOURCE_QUEUE,
-    EXCEPTION_MESSAGE,
-    h.BATCH_ID,
-    h.BATCH_INDEX,
-    h.BATCH_SIZE,
-)
 
 
 @attrs.define(eq=False, kw_only=True)
@@ -94,6 +100,15 @@ class TaskConsumer(ConsumerBase):
             renewed while the handler runs (see :mod:`relayna.consumer._lease`).
         lease_policy: TTL, renewal interval and conflict delay.
         lease_owner: this worker's owner id (default: unique per instance).
+        cancels: the cancellation keys (see :class:`~relayna.rabbitmq.CancelStore`);
+            with them the worker applies cancels (before the handler starts,
+            and to running handlers through the control exchange) and
+            decides every task's one terminal status in the store.
+        cancel_grace: seconds a cancelled handler's ``ctx.cleanup_scope()`` may run.
+        deadline_tolerance: seconds of clock skew forgiven: a task expires
+            when the worker's clock is past ``deadline + tolerance``.
+        on_expiry: an expired task stops (``EXPIRE``, default) or is
+            dead-lettered for a replay (``DEAD_LETTER``).
     """
 
     handler: HandlerT | Mapping[str, HandlerT]
@@ -105,6 +120,12 @@ class TaskConsumer(ConsumerBase):
     leases: LeaseStore | None = None
     lease_policy: LeasePolicy = attrs.field(factory=LeasePolicy)
     lease_owner: str | None = None
+    cancels: CancelStore | None = None
+    cancel_grace: float = 5.0
+    deadline_tolerance: float = 1.0
+    on_expiry: ExpiryAction = ExpiryAction.EXPIRE
+    #: The handler runs a cancel can reach (read by tests and benchmarks).
+    runs: InFlight = attrs.field(init=False, factory=InFlight)
     # Resolved once: isinstance on a runtime Protocol costs tens of µs per call.
     _queue_name: str = attrs.field(init=False, default="")
     _routed: frozenset[str] | None = attrs.field(init=False, default=None)
@@ -119,6 +140,8 @@ class TaskConsumer(ConsumerBase):
             raise ConfigurationError(f"{type(self.topology).__name__} is not a task topology")
         if self.batch_publish_concurrency < 1:
             raise ConfigurationError("batch_publish_concurrency must be >= 1")
+        if not self.cancel_grace >= 0 or not self.deadline_tolerance >= 0:
+            raise ConfigurationError("cancel_grace and deadline_tolerance must be >= 0")
         self._queue_name = self.queue if self.queue is not None else self.topology.tasks_queue
         types = getattr(self.topology, "task_types", None)
         self._routed = frozenset(types) if types else None
@@ -135,6 +158,34 @@ class TaskConsumer(ConsumerBase):
 
     async def _declare(self, client: RelaynaClient) -> None:
         await self._declare_dlq(client)
+
+    async def _consume(
+        self, client: RelaynaClient, session: Session, ready: Callable[[], None]
+    ) -> None:
+        """The session, and beside it (with ``cancels``) the control listener."""
+        cancels = self.cancels
+        if cancels is None:
+            await session.run(ready)
+            return
+
+        async def listen(*, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+            try:
+                await run_control_listener(
+                    client.broker,
+                    cancels.control_exchange,
+                    self.runs,
+                    consumer_name=self.consumer_name,
+                    task_status=task_status,
+                )
+            except BrokerError:
+                session.stop()  # drain; the consumer then reconnects
+                raise
+
+        with unwrap_groups():
+            async with anyio.create_task_group() as tg:
+                await tg.start(listen)
+                await session.run(ready)
+                tg.cancel_scope.cancel()
 
     async def _process(self, client: RelaynaClient, settler: Settler, delivery: Delivery) -> None:
         parsed = parse_task(
@@ -159,7 +210,7 @@ class TaskConsumer(ConsumerBase):
         size = len(batch.tasks)
         messages: list[tuple[str, str, bytes, Properties]] = []
         for index, task in enumerate(batch.tasks):
-            headers = without_headers(inbound.headers, _HANDOFF_DROP)
+            headers = without_headers(inbound.headers, HANDOFF_DROP)
             headers.update(
                 {
                     h.TASK_ID: task.task_id,
@@ -231,7 +282,8 @@ class TaskConsumer(ConsumerBase):
             )
         key = self.idempotency.key_for(task) if self.idempotency is not None else None
         if (
-            key is not None
+            self.cancels is None
+            and key is not None
             and self.idempotency is not None
             and await self.idempotency.is_completed(key)
         ):
@@ -254,6 +306,8 @@ class TaskConsumer(ConsumerBase):
             manual_retry_previous_task_type=inbound.manual_retry_previous_task_type,
             manual_retry_source_consumer=inbound.manual_retry_source_consumer,
             manual_retry_reason=inbound.manual_retry_reason,
+            deadline=inbound.deadline,
+            cancel_grace=self.cancel_grace,
         )
         lineage = ctx.lineage()
         if lineage is not None:  # lifecycle statuses of a handed-off task carry it too
@@ -262,6 +316,40 @@ class TaskConsumer(ConsumerBase):
         if trace is not None:
             ctx.trace = trace
             ctx.otel_context = extract_trace_context(inbound.headers)
+        with self.runs.track(task.task_id, inbound.batch_id, ctx) as run:
+            await self._run_tracked(client, settler, delivery, inbound, info, ctx, run, key, common)
+
+    async def _run_tracked(
+        self,
+        client: RelaynaClient,
+        settler: Settler,
+        delivery: Delivery,
+        inbound: InboundTask,
+        info: MessageInfo,
+        ctx: TaskContext,
+        run: Running,
+        key: str | None,
+        common: dict[str, Any],
+    ) -> None:
+        task = inbound.task
+        observe = self._pump.enabled
+        if self.cancels is not None:
+            gate = await self.cancels.start(
+                task.task_id, batch_id=inbound.batch_id, idempotency_key=key
+            )
+            if gate.state == "duplicate":
+                self.stats.duplicates_suppressed += 1
+                self._emit(DuplicateSuppressed(idempotency_key=key or "", **common))
+                await settler.ack(delivery, info)
+                return
+            if gate.state != "run":  # cancelled now, or earlier (then say nothing again)
+                status = "cancelled" if gate.state == "cancelled" else None
+                stop = Stop(status, "cancelled", gate.detail or None, "before_start")
+                await settler.settle(delivery, stop, info)
+                return
+        if self._expired(inbound.deadline):
+            await self._finish(settler, delivery, inbound, info, Expired("before_start"))
+            return
         owner = self.lease_owner or self.consumer_name
         if self.leases is not None and not await self.leases.acquire(
             task.task_id, owner, self.lease_policy.ttl
@@ -270,10 +358,11 @@ class TaskConsumer(ConsumerBase):
             await self._requeue_for_lease(delivery, "lease_conflict", common)
             return
         await settler.status(info, self.statuses.processing)
-        call = partial(self._call_handler, self._handler_for(task), task, ctx)
+        call = partial(self._run_handler, run, self._handler_for(task), task, ctx)
         if observe:
             self._emit_resources("start", common)
         started = time.perf_counter()
+        outcome: Outcome | ManualRetryRequest
         if self.leases is None:
             outcome = await call()
         else:
@@ -295,12 +384,9 @@ class TaskConsumer(ConsumerBase):
             )
         if observe:
             self._emit_resources("end", common)
+        handed_off = isinstance(outcome, ManualRetryRequest)
         if isinstance(outcome, ManualRetryRequest):
             outcome = await self._manual_retry(client, ctx, inbound, outcome)
-        elif isinstance(outcome, Succeeded):
-            outcome = await self._complete(settler, info, outcome)
-            if isinstance(outcome, Succeeded) and key is not None and self.idempotency is not None:
-                await self.idempotency.mark_completed(key)
         if isinstance(outcome, Failed) and observe:
             self._emit(
                 TaskHandlerFailed(
@@ -309,41 +395,110 @@ class TaskConsumer(ConsumerBase):
                     **common,
                 )
             )
-        decision = self._decide(outcome, inbound.attempt, task.task_id, self.failure_action)
+        # a published hand-off ends nothing: the copy (same task id) goes on
+        handed_off = handed_off and isinstance(outcome, Succeeded)
+        await self._finish(settler, delivery, inbound, info, outcome, key=key, claim=not handed_off)
+
+    def _on_expiry(self) -> ExpiryAction:
+        return self.on_expiry
+
+    def _expired(self, deadline: float | None) -> bool:
+        return deadline is not None and time.time() > deadline + self.deadline_tolerance
+
+    async def _run_handler(
+        self, run: Running, handler: HandlerT, task: TaskEnvelope, ctx: TaskContext
+    ) -> Outcome | ManualRetryRequest:
+        """The handler inside its cancel scope; a cancel or the deadline is an outcome.
+
+        A cancel that reached the worker makes the outcome :class:`Cancelled`
+        whatever the handler did (a sync handler cannot be interrupted and
+        may have run to the end): the store's ``finish`` step has the last word.
+        """
+        outcome: Outcome | ManualRetryRequest = Expired("running")
+        with run.scope:
+            if ctx.deadline is not None:
+                left = ctx.deadline + self.deadline_tolerance - time.time()
+                run.scope.deadline = anyio.current_time() + left
+            outcome = await self._call_handler(handler, task, ctx)
+        if run.reason is not None:
+            return Cancelled(run.reason, "running")
+        return outcome
+
+    async def _finish(
+        self,
+        settler: Settler,
+        delivery: Delivery,
+        inbound: InboundTask,
+        info: MessageInfo,
+        outcome: Outcome,
+        *,
+        key: str | None = None,
+        claim: bool = True,
+    ) -> None:
+        """Decide, claim the task's ending in the store (with ``cancels``), then settle.
+
+        The ``completed`` event is built and checked first: an event the
+        contract refuses (the result plus the event's own fields over
+        ``limits``) makes the outcome :class:`Failed` (reason
+        ``result_too_large`` or ``invalid_result``), which the retry policy
+        then settles with its own, small, ``retrying``/``failed`` status.
+        """
+        task = inbound.task
+        prepared = None
+        if isinstance(outcome, Succeeded) and claim:
+            try:
+                prepared = settler.prepare_status(
+                    info, self.statuses.completed, result=outcome.result
+                )
+            except ContractError as exc:
+                outcome = self._refused(info, exc)
+        remaining = None
+        if inbound.deadline is not None:
+            left = inbound.deadline + self.deadline_tolerance - time.time()
+            remaining = left * 1000.0
+        decision = self._decide(outcome, inbound.attempt, task.task_id, self.failure_action,
+                                remaining_ms=remaining)  # fmt: skip
+        if self.cancels is not None and claim:
+            decision = await self._claim(self.cancels, inbound, decision)
+        if isinstance(decision, Ack) and claim:
+            if prepared is not None:
+                await settler.publish_prepared(info, prepared)
+            if key is not None and self.idempotency is not None:
+                await self.idempotency.mark_completed(key)
         await settler.settle(
             delivery, decision, info, failure=outcome if isinstance(outcome, Failed) else None
         )
 
-    async def _complete(
-        self, settler: Settler, info: MessageInfo, outcome: Succeeded
-    ) -> Succeeded | Failed:
-        """Publish ``completed``; a status the contract refuses is a failed task.
+    async def _claim(
+        self, cancels: CancelStore, inbound: InboundTask, decision: Decision
+    ) -> Decision:
+        """The store's ``finish`` step: a cancel that came first wins; an ending that
+        another delivery already claimed is not reported twice."""
+        gate = await cancels.finish(
+            inbound.task.task_id, terminal_status(decision), batch_id=inbound.batch_id
+        )
+        if gate.state == "cancelled":
+            phase = decision.phase if isinstance(decision, Stop) else "running"
+            return decide(Cancelled(gate.detail or "cancelled", phase), None, 0)
+        if gate.state == "terminal":
+            return Stop(None, "already_ended")
+        return decision
 
-        The handler's result was checked alone, but the published event adds
-        its own fields (task id, timestamps, ids, meta): only the encoded
-        event tells whether it fits ``limits``. A refused event becomes a
-        :class:`Failed` outcome (reason ``result_too_large`` or
-        ``invalid_result``), which the retry policy then settles with its
-        own, small, ``retrying``/``failed`` status: the task still ends.
-        """
-        try:
-            await settler.status(info, self.statuses.completed, result=outcome.result)
-        except ContractError as exc:
-            reason = "result_too_large" if isinstance(exc, EnvelopeTooLarge) else "invalid_result"
-            self.stats.handler_failures += 1
-            logger.warning(
-                "%s: task %s: the completed status was refused (%s): %s",
-                self.consumer_name,
-                info.task_id,
-                reason,
-                exc,
-            )
-            return Failed(
-                exception_type=type(exc).__name__,
-                exception_message=str(exc)[:1024],
-                reason=reason,
-            )
-        return outcome
+    def _refused(self, info: MessageInfo, exc: ContractError) -> Failed:
+        reason = "result_too_large" if isinstance(exc, EnvelopeTooLarge) else "invalid_result"
+        self.stats.handler_failures += 1
+        logger.warning(
+            "%s: task %s: the completed status was refused (%s): %s",
+            self.consumer_name,
+            info.task_id,
+            reason,
+            exc,
+        )
+        return Failed(
+            exception_type=type(exc).__name__,
+            exception_message=str(exc)[:1024],
+            reason=reason,
+        )
 
     def _emit_resources(self, kind: str, common: dict[str, Any]) -> None:
         cpu, rss = sample_process_resources()
@@ -364,85 +519,26 @@ class TaskConsumer(ConsumerBase):
     async def _manual_retry(
         self, client: RelaynaClient, ctx: TaskContext, inbound: InboundTask, req: ManualRetryRequest
     ) -> Succeeded | Failed:
-        task = inbound.task
-        payload = dict(task.payload)
-        if req.payload is not None:
-            payload = req.payload
-        elif req.payload_merge is not None:
-            payload.update(req.payload_merge)
-        extra = dict(task.extra)
-        extra.update(req.extra_fields)
-        count = inbound.manual_retry_count + 1
-        headers = without_headers(inbound.headers, _HANDOFF_DROP)
-        headers.update(
-            {
-                h.TASK_ID: task.task_id,
-                h.MANUAL_RETRY_COUNT: count,
-                h.MANUAL_RETRY_SOURCE_CONSUMER: self.consumer_name,
-            }
-        )
-        if task.task_type is not None:
-            headers[h.MANUAL_RETRY_FROM_TASK_TYPE] = task.task_type
-        if req.reason is not None:
-            headers[h.MANUAL_RETRY_REASON] = req.reason[:255]
-        headers.update(req.headers)
-        try:
-            new_task = TaskEnvelope(
-                task_id=task.task_id,
-                payload=payload,
-                service=req.service or task.service,
-                task_type=req.task_type or task.task_type,
-                correlation_id=req.correlation_id or task.correlation_id,
-                priority=req.priority if req.priority is not None else task.priority,
-                extra=extra,
-            )
-            # Another service's topology may bind the target type on the same
-            # exchange: route it, and let the mandatory flag find out.
-            prepared = client.prepare_task(new_task, headers, known_only=False)
-        except (ContractError, TopologyError) as exc:
-            return Failed(
-                exception_type=type(exc).__name__,
-                exception_message=str(exc)[:1024],
-                reason="manual_retry_invalid",
-                exception=exc,
-                never_drop=True,
-            )
-        lineage = {
-            "count": count,
-            "source_consumer": self.consumer_name,
-            "previous_task_type": task.task_type,
-            "reason": req.reason,
-            "target_task_type": new_task.task_type,
-        }
-        meta = dict(req.meta)
-        meta["manual_retry"] = lineage
-        await ctx.publish_status(
+        outcome, target_type, count = await hand_off(
+            client,
+            ctx,
+            inbound,
+            req,
+            consumer_name=self.consumer_name,
             status=self.statuses.manual_retrying,
-            message=req.message or req.reason or "Task handed off for manual retry.",
-            meta=meta,
         )
-        _, exchange, routing_key, body, props = prepared
-        try:
-            await client.publish_raw(exchange, routing_key, body, props)
-        except UnroutableError as exc:  # nobody binds the type: keep the original
-            return Failed(
-                exception_type=type(exc).__name__,
-                exception_message=str(exc)[:1024],
-                reason="manual_retry_unroutable",
-                exception=exc,
-                never_drop=True,
+        if isinstance(outcome, Succeeded):
+            self.stats.manual_retries += 1
+            self._emit(
+                TaskManualRetryPublished(
+                    consumer_name=self.consumer_name,
+                    queue_name=self.queue_name,
+                    task_id=inbound.task.task_id,
+                    correlation_id=ctx.correlation_id,
+                    retry_attempt=inbound.attempt,
+                    target_task_type=target_type,
+                    manual_retry_count=count,
+                    reason=req.reason,
+                )
             )
-        self.stats.manual_retries += 1
-        self._emit(
-            TaskManualRetryPublished(
-                consumer_name=self.consumer_name,
-                queue_name=self.queue_name,
-                task_id=task.task_id,
-                correlation_id=ctx.correlation_id,
-                retry_attempt=inbound.attempt,
-                target_task_type=new_task.task_type,
-                manual_retry_count=count,
-                reason=req.reason,
-            )
-        )
-        return Succeeded()
+        return outcome

@@ -321,7 +321,7 @@ async def open_status_stream(
         store: the status store.
         task_id: validated before anything touches the store.
         last_event_id: the client's ``Last-Event-ID`` (raw, as received).
-        terminal_statuses: default ``{completed, failed}``.
+        terminal_statuses: default ``{completed, failed, cancelled, expired}``.
         keepalive: idle seconds before a :class:`KeepAlive`.
         buffer_size: per-client bound; overflowing it disconnects the client.
         shutdown: when set, the stream ends (after the items already buffered).
