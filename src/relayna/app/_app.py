@@ -16,6 +16,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 import anyio
@@ -39,7 +40,14 @@ from relayna.contracts import TaskEnvelope, is_valid_identifier
 from relayna.devserver import task_page_routes
 from relayna.dlq import DLQStoreConfig
 from relayna.errors import ConfigurationError
-from relayna.rabbitmq import IfExists, RelaynaClient, TaskIds, open_relayna_client
+from relayna.rabbitmq import (
+    CancelResult,
+    CancelStore,
+    IfExists,
+    RelaynaClient,
+    TaskIds,
+    open_relayna_client,
+)
 from relayna.status import StatusStoreConfig
 from relayna.topology import RoutedTasksSharedStatusTopology, TaskTopologyBase
 from relayna.transport import Broker, Store, open_broker, open_store
@@ -150,6 +158,9 @@ class App:
         dlq_config: where the app's worker records dead letters in its store
             (``{prefix}:dlq:*``, see :doc:`dlq`) and where :meth:`routes`
             with ``dlq=True`` reads them; ``None`` records none.
+        cancel_grace: seconds a cancelled task's ``ctx.cleanup_scope()`` may run.
+        deadline_tolerance: seconds of clock skew forgiven before a task's
+            deadline counts as passed.
 
     Raises:
         ConfigurationError: an invalid ``name``.
@@ -168,6 +179,8 @@ class App:
         drain_timeout: float = 30.0,
         store_config: StatusStoreConfig | None = None,
         dlq_config: DLQStoreConfig | None = _DEFAULT_DLQ,
+        cancel_grace: float = 5.0,
+        deadline_tolerance: float = 1.0,
     ) -> None:
         if not is_valid_identifier(name):
             raise ConfigurationError(f"invalid app name {name!r}")
@@ -178,6 +191,8 @@ class App:
         self.statuses = statuses if statuses is not None else LifecycleStatuses(enabled=True)
         self.prefetch = prefetch
         self.drain_timeout = drain_timeout
+        self.cancel_grace = cancel_grace
+        self.deadline_tolerance = deadline_tolerance
         self.store_config = store_config or StatusStoreConfig()
         self.dlq_config = dlq_config
         self._explicit_topology = topology
@@ -332,6 +347,8 @@ class App:
             "consumer_name": f"{self.name}-worker",
             "prefetch": self.prefetch,
             "drain_timeout": self.drain_timeout,
+            "cancel_grace": self.cancel_grace,
+            "deadline_tolerance": self.deadline_tolerance,
         }
         settings.update(options)
         return TaskConsumer(**settings)
@@ -396,8 +413,11 @@ class App:
                     prefix=self.store_config.prefix,
                     ttl_seconds=self.store_config.ttl_seconds,
                 )
+                cancels = CancelStore(store, prefix=self.store_config.prefix)
                 client = await stack.enter_async_context(
-                    open_relayna_client(topology, broker, declare=False, task_ids=task_ids)
+                    open_relayna_client(
+                        topology, broker, declare=False, task_ids=task_ids, cancels=cancels
+                    )
                 )
                 self._frozen = topology
                 self._open = _Open(runtime=runtime, client=client)
@@ -406,6 +426,8 @@ class App:
                     consumer.broker = broker
                     if consumer.dlq_recorder is None and runtime.dlq is not None:
                         consumer.dlq_recorder = runtime.dlq.store
+                    if consumer.cancels is None:
+                        consumer.cancels = cancels
                     tg = await stack.enter_async_context(anyio.create_task_group())
                     await tg.start(consumer.run)
                     stack.callback(tg.cancel_scope.cancel)  # runs first: drain the worker
@@ -425,6 +447,15 @@ class App:
         """
         return self._require_open().runtime
 
+    @property
+    def client(self) -> RelaynaClient:
+        """The open app's publisher (``publish_batch``, ``publish_status``, ``cancel``, ...).
+
+        Raises:
+            ConfigurationError: the app is not open.
+        """
+        return self._require_open().client
+
     def _require_open(self) -> _Open:
         if self._open is None:
             raise ConfigurationError(
@@ -439,8 +470,29 @@ class App:
         if isinstance(task, str):
             task = TaskEnvelope(task_id=task, payload={})
         return TaskHandle(
-            task, status_store=opened.runtime.status, shutdown=opened.runtime.shutdown_event
+            task,
+            status_store=opened.runtime.status,
+            shutdown=opened.runtime.shutdown_event,
+            client=opened.client,
         )
+
+    async def cancel(self, task_id: str, reason: str | None = None) -> CancelResult:
+        """Cancel a task published earlier (queued, waiting for a retry, or running).
+
+        Returns its :class:`~relayna.rabbitmq.CancelResult`: ``requested`` or
+        ``pending`` (the task ends ``cancelled``: at once when a worker holds
+        it, else when one takes it), ``terminal`` (it already ended; nothing
+        changed) or ``unknown`` (no such task).
+
+        Raises:
+            ConfigurationError: the app is not open.
+            ContractError: invalid id, or a reason over 500 characters.
+        """
+        return await self._require_open().client.cancel(task_id, reason)
+
+    async def cancel_batch(self, batch_id: str, reason: str | None = None) -> CancelResult:
+        """Cancel every task of a batch (published with ``client.publish_batch``)."""
+        return await self._require_open().client.cancel(batch_id, reason, require_known=False)
 
     async def publish(
         self,
@@ -453,6 +505,8 @@ class App:
         service: str | None = None,
         headers: Mapping[str, Any] | None = None,
         if_exists: IfExists = "run",
+        deadline: datetime | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the task's time budget
     ) -> TaskHandle:
         """Publish a ``task_type`` task (returns after the broker confirm).
 
@@ -461,12 +515,15 @@ class App:
         does: ``"run"`` publishes it again (the default, as the original),
         ``"skip"`` publishes nothing and returns its handle, ``"error"``
         raises :class:`~relayna.errors.DuplicateTaskError`; the check and the
-        claim are one store script.
+        claim are one store script. ``deadline`` (aware datetime) or
+        ``timeout`` (seconds from now) gives the task an absolute deadline:
+        not started after it, cancelled at it (``expired``).
 
         Raises:
             ConfigurationError: the app is not open, or an unknown ``if_exists``.
             DuplicateTaskError: ``if_exists="error"`` and the id exists.
-            ContractError: invalid fields (identifiers, priority, size).
+            ContractError: invalid fields (identifiers, priority, size), a
+                deadline that passed or a timeout outside ``0 < t <= 1 year``.
             TopologyError: the topology does not route ``task_type``.
             BrokerError: from the broker (e.g. ``UnroutableError``).
         """
@@ -482,7 +539,9 @@ class App:
         ):
             if value is not None:
                 task[key] = value
-        envelope = await self._publish_mapping(task, headers, if_exists=if_exists)
+        envelope = await self._publish_mapping(
+            task, headers, if_exists=if_exists, deadline=deadline, timeout=timeout
+        )
         return self.handle(envelope)
 
     async def _publish_mapping(
@@ -491,9 +550,13 @@ class App:
         headers: Mapping[str, Any] | None = None,
         *,
         if_exists: IfExists = "run",
+        deadline: datetime | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the task's time budget
     ) -> TaskEnvelope:
         client = self._require_open().client
-        return await client.publish_task(task, headers=headers, if_exists=if_exists)
+        return await client.publish_task(
+            task, headers=headers, if_exists=if_exists, deadline=deadline, timeout=timeout
+        )
 
     async def _publish_from_page(self, task: dict[str, Any]) -> TaskEnvelope:
         return await self._publish_mapping(task, if_exists="error")  # POST /tasks: 409

@@ -11,7 +11,8 @@ import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from relayna.contracts import TaskEnvelope, TerminalStatusSet
-from relayna.errors import RelaynaError
+from relayna.errors import ConfigurationError, RelaynaError
+from relayna.rabbitmq import CancelResult, RelaynaClient
 from relayna.status import Emit, EventDict, StatusStore, StatusStreamItem, open_status_stream
 
 __all__ = ["StatusEvents", "TaskFailed", "TaskHandle"]
@@ -48,6 +49,7 @@ class TaskHandle:
     _status: StatusStore = attrs.field(alias="status_store", repr=False)
     _shutdown: anyio.Event | None = attrs.field(alias="shutdown", default=None, repr=False)
     _terminal: TerminalStatusSet = attrs.field(alias="terminal", factory=TerminalStatusSet)
+    _client: RelaynaClient | None = attrs.field(alias="client", default=None, repr=False)
 
     @property
     def task_id(self) -> str:
@@ -56,6 +58,17 @@ class TaskHandle:
     @property
     def task_type(self) -> str | None:
         return self.task.task_type
+
+    async def cancel(self, reason: str | None = None) -> CancelResult:
+        """Cancel this task (see :meth:`relayna.App.cancel`).
+
+        Raises:
+            ConfigurationError: the handle has no client (not from an open app).
+            ContractError: a reason over 500 characters.
+        """
+        if self._client is None:
+            raise ConfigurationError("this handle cannot cancel: get it from an open App")
+        return await self._client.cancel(self.task_id, reason)
 
     async def status(self) -> EventDict | None:
         """The latest stored status event, or ``None`` while there is none."""
@@ -72,7 +85,7 @@ class TaskHandle:
         """``async with handle.events() as events: async for event in events: ...``
 
         History first, then live events, until a terminal status (default
-        ``completed`` / ``failed``). Leaving the block stops following.
+        ``completed``, ``failed``, ``cancelled``, ``expired``). Leaving the block stops following.
         """
         terminal = (
             TerminalStatusSet(frozenset(terminal_statuses))

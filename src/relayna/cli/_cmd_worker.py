@@ -41,7 +41,7 @@ from relayna.cli._common import (
 from relayna.consumer import Idempotency, LifecycleStatuses, RetryPolicy, TaskConsumer
 from relayna.dlq import DLQStore, DLQStoreConfig
 from relayna.observability import RelaynaMetrics
-from relayna.rabbitmq import StatusTopology
+from relayna.rabbitmq import CancelStore, StatusTopology
 from relayna.transport import open_broker, open_store
 
 __all__ = ["main_worker", "register"]
@@ -83,8 +83,27 @@ def register(sub: Subcommands) -> None:
         "--store-url",
         default=None,
         help="redis:// store for durable idempotency keys (a task whose key completed is "
-        "acked without running again) and indexed DLQ records (relayna dlq list); opt-in: "
+        "acked without running again), indexed DLQ records (relayna dlq list) and "
+        "cancellation (relayna cancel: queued and running tasks); opt-in: "
         "RELAYNA_STORE_URL does not turn it on",
+    )
+    p.add_argument(
+        "--prefix",
+        default=None,
+        help="status key prefix of the cancellation keys in --store-url "
+        "(default: the App's store_config.prefix, else relayna)",
+    )
+    p.add_argument(
+        "--cancel-grace",
+        type=float,
+        default=5.0,
+        help="seconds a cancelled handler's ctx.cleanup_scope() may run (default 5)",
+    )
+    p.add_argument(
+        "--deadline-tolerance",
+        type=float,
+        default=1.0,
+        help="seconds of clock skew forgiven before a task's deadline counts as passed (default 1)",
     )
     p.add_argument(
         "--queue", default=None, help="queue to consume (default: the topology's tasks queue)"
@@ -174,7 +193,11 @@ def build_consumer(args: argparse.Namespace, target: Any) -> TaskConsumer:
         "prefetch": args.prefetch,
         "drain_timeout": args.drain_timeout,
         "statuses": statuses,
+        "cancel_grace": args.cancel_grace,
+        "deadline_tolerance": args.deadline_tolerance,
     }
+    if args.prefix is None:
+        args.prefix = target.store_config.prefix if isinstance(target, App) else "relayna"
     if args.queue is not None:
         common["queue"] = args.queue
     if args.metrics_port is not None:
@@ -229,9 +252,13 @@ async def _serve(
             consumer.idempotency = Idempotency(store=store)
             if consumer.dlq_recorder is None:
                 consumer.dlq_recorder = DLQStore(store, dlq_config)
+            if consumer.cancels is None:
+                consumer.cancels = CancelStore(store, prefix=args.prefix)
         elif dlq_store_url is not None and consumer.dlq_recorder is None:
             store = await stack.enter_async_context(open_store(dlq_store_url))
             consumer.dlq_recorder = DLQStore(store, dlq_config)
+            if consumer.cancels is None:  # the App's store: its cancels too
+                consumer.cancels = CancelStore(store, prefix=args.prefix)
         consumer_scope = CancelScope()
         done = anyio.Event()
 
