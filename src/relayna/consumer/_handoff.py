@@ -27,6 +27,17 @@ HANDOFF_DROP = (
 )
 
 
+def _kept(exc: Exception, reason: str) -> Failed:
+    """A hand-off that could not be made: the original is retried or dead-lettered."""
+    return Failed(
+        exception_type=type(exc).__name__,
+        exception_message=str(exc)[:1024],
+        reason=reason,
+        exception=exc,
+        never_drop=True,
+    )
+
+
 async def hand_off(
     client: RelaynaClient,
     ctx: TaskContext,
@@ -79,14 +90,7 @@ async def hand_off(
         # exchange: route it, and let the mandatory flag find out.
         prepared = client.prepare_task(new_task, headers, known_only=False)
     except (ContractError, TopologyError) as exc:
-        invalid = Failed(
-            exception_type=type(exc).__name__,
-            exception_message=str(exc)[:1024],
-            reason="manual_retry_invalid",
-            exception=exc,
-            never_drop=True,
-        )
-        return invalid, None, count
+        return _kept(exc, "manual_retry_invalid"), None, count
     lineage = {
         "count": count,
         "source_consumer": consumer_name,
@@ -105,12 +109,5 @@ async def hand_off(
     try:
         await client.publish_raw(exchange, routing_key, body, props)
     except UnroutableError as exc:  # nobody binds the type: keep the original
-        unroutable = Failed(
-            exception_type=type(exc).__name__,
-            exception_message=str(exc)[:1024],
-            reason="manual_retry_unroutable",
-            exception=exc,
-            never_drop=True,
-        )
-        return unroutable, None, count
+        return _kept(exc, "manual_retry_unroutable"), None, count
     return Succeeded(), new_task.task_type, count

@@ -17,7 +17,13 @@ import anyio
 import pytest
 
 import relayna
-from _cancel_support import assert_one_ending, running, statuses  # tests/ is on sys.path
+from _cancel_support import (  # tests/ is on sys.path
+    OneSlot,
+    always_failing,
+    assert_one_ending,
+    running,
+    statuses,
+)
 from relayna.consumer import RetryPolicy, TaskContext
 from relayna.errors import ContractError
 
@@ -28,33 +34,22 @@ async def test_a_queued_task_is_cancelled_before_it_starts(
     anyio_backend: str, make_app: Callable[..., relayna.App]
 ) -> None:
     app = make_app(prefetch=1)
-    gate, started, ran = anyio.Event(), anyio.Event(), []
-
-    @app.task("block")
-    async def block(ctx: TaskContext, payload: dict[str, Any]) -> None:
-        started.set()
-        await gate.wait()
-
-    @app.task("work")
-    async def work(ctx: TaskContext, payload: dict[str, Any]) -> None:
-        ran.append(ctx.task_id)
-
+    slot = OneSlot(app)
     with anyio.fail_after(30):
         async with running(app):
-            blocker = await app.publish("block")
-            await started.wait()  # the only worker slot is taken: "work" waits in the queue
+            blocker = await slot.occupy(app)  # "work" now waits in the queue
             queued = await app.publish("work")
             result = await queued.cancel("not needed any more")
             assert (result.state, result.reason) == ("requested", "not needed any more")
             again = await app.cancel(queued.task_id, "twice")
             assert again.state == "pending"  # idempotent: the first reason stands
-            gate.set()
+            slot.gate.set()
             event = await queued.wait()
             assert event["status"] == "cancelled"
             assert event["message"] == "not needed any more"
             assert event["meta"]["phase"] == "before_start"
             assert (await blocker.wait())["status"] == "completed"
-            assert ran == []  # never started
+            assert slot.ran == []  # never started
             assert statuses(await queued.history()) == ["cancelled"]
             late = await queued.cancel()
             assert (late.state, late.status) == ("terminal", "cancelled")
@@ -160,12 +155,7 @@ async def test_a_task_waiting_in_the_retry_queue_is_cancelled_on_pickup(
     anyio_backend: str, make_app: Callable[..., relayna.App]
 ) -> None:
     app = make_app(retry=RetryPolicy(max_retries=3, delay_ms=400))
-    attempts: list[int] = []
-
-    @app.task("flaky")
-    async def flaky(ctx: TaskContext, payload: dict[str, Any]) -> None:
-        attempts.append(ctx.attempt)
-        raise RuntimeError("fails every time")
+    attempts = always_failing(app)
 
     with anyio.fail_after(30):
         async with running(app):
@@ -236,21 +226,10 @@ async def test_cancel_one_item_or_a_whole_batch(
     anyio_backend: str, make_app: Callable[..., relayna.App], unique: str
 ) -> None:
     app = make_app(prefetch=1)
-    gate, started, ran = anyio.Event(), anyio.Event(), []
-
-    @app.task("block")
-    async def block(ctx: TaskContext, payload: dict[str, Any]) -> None:
-        started.set()
-        await gate.wait()
-
-    @app.task("item")
-    async def item(ctx: TaskContext, payload: dict[str, Any]) -> None:
-        ran.append(ctx.task_id)
-
+    slot = OneSlot(app, "item")
     with anyio.fail_after(30):
         async with running(app):
-            await app.publish("block")
-            await started.wait()
+            await slot.occupy(app)
             whole = [
                 {"task_id": f"w{i}-{unique}", "task_type": "item", "payload": {}} for i in range(3)
             ]
@@ -264,10 +243,10 @@ async def test_cancel_one_item_or_a_whole_batch(
             assert (await app.cancel(f"p1-{unique}")).state == "unknown"
             one = await app.client.cancel(f"p1-{unique}", "just this one", require_known=False)
             assert one.state == "requested"
-            gate.set()
+            slot.gate.set()
             ends = {t["task_id"]: (await app.handle(t["task_id"]).wait())
                     for t in whole + part}  # fmt: skip
             assert all(ends[t["task_id"]]["status"] == "cancelled" for t in whole)
             assert ends[f"p1-{unique}"]["message"] == "just this one"
             assert ends[f"p0-{unique}"]["status"] == ends[f"p2-{unique}"]["status"] == "completed"
-            assert sorted(ran) == [f"p0-{unique}", f"p2-{unique}"]
+            assert sorted(slot.ran) == [f"p0-{unique}", f"p2-{unique}"]

@@ -12,7 +12,13 @@ import anyio
 import pytest
 
 import relayna
-from _cancel_support import assert_one_ending, running, statuses  # tests/ is on sys.path
+from _cancel_support import (  # tests/ is on sys.path
+    OneSlot,
+    always_failing,
+    assert_one_ending,
+    running,
+    statuses,
+)
 from relayna.consumer import RetryPolicy, TaskContext
 from relayna.contracts import format_deadline
 from relayna.contracts import headers as h
@@ -25,28 +31,19 @@ async def test_a_task_whose_deadline_passed_in_the_queue_never_starts(
     anyio_backend: str, make_app: Callable[..., relayna.App]
 ) -> None:
     app = make_app(prefetch=1)
-    gate, started, ran = anyio.Event(), anyio.Event(), []
-
-    @app.task("block")
-    async def block(ctx: TaskContext, payload: dict[str, Any]) -> None:
-        started.set()
-        await gate.wait()
-
-    @app.task("work")
-    async def work(ctx: TaskContext, payload: dict[str, Any]) -> None:
-        ran.append(ctx.task_id)
-
+    slot = OneSlot(app)
     with anyio.fail_after(30):
         async with running(app):
-            await app.publish("block")
-            await started.wait()
+            await slot.occupy(app)
             late = await app.publish("work", timeout=0.2)
-            await anyio.sleep(0.3)  # the deadline passes while the task waits its turn
-            gate.set()
+            deadline = time.time() + 0.2
+            while time.time() <= deadline:  # noqa: ASYNC110 - the deadline passes in the queue
+                await anyio.sleep(0.02)
+            slot.gate.set()
             event = await late.wait()
             assert event["status"] == "expired"
             assert event["meta"] == {"reason": "deadline_exceeded", "phase": "before_start"}
-            assert ran == []
+            assert slot.ran == []
             assert statuses(await late.history()) == ["expired"]
             assert (await late.cancel()).state == "terminal"
 
@@ -84,12 +81,7 @@ async def test_a_retry_never_outlives_the_deadline(
     anyio_backend: str, make_app: Callable[..., relayna.App]
 ) -> None:
     app = make_app(retry=RetryPolicy(max_retries=5, delay_ms=2_000))
-    attempts: list[int] = []
-
-    @app.task("flaky")
-    async def flaky(ctx: TaskContext, payload: dict[str, Any]) -> None:
-        attempts.append(ctx.attempt)
-        raise RuntimeError("down")
+    attempts = always_failing(app)
 
     with anyio.fail_after(30):
         async with running(app):
@@ -106,12 +98,7 @@ async def test_the_deadline_runs_out_across_a_retry_delay(
     anyio_backend: str, make_app: Callable[..., relayna.App]
 ) -> None:
     app = make_app(retry=RetryPolicy(max_retries=5, delay_ms=300))
-    attempts: list[int] = []
-
-    @app.task("flaky")
-    async def flaky(ctx: TaskContext, payload: dict[str, Any]) -> None:
-        attempts.append(ctx.attempt)
-        raise RuntimeError("down")
+    attempts = always_failing(app)
 
     with anyio.fail_after(30):
         async with running(app):
