@@ -10,7 +10,7 @@
 from relayna._deprecated import moved_names
 from relayna.consumer._aggregation import AggregationConsumer
 from relayna.consumer._base import Middleware
-from relayna.consumer._cancel import InFlight, Running
+from relayna.consumer._cancel import InFlight, Running, StepBatcher
 from relayna.consumer._cli import main_worker
 from relayna.consumer._context import (
     LifecycleStatuses,
@@ -90,6 +90,7 @@ __all__ = [
     "Retry",
     "RetryPolicy",
     "Running",
+    "StepBatcher",
     "Stop",
     "Succeeded",
     "TaskCancelled",

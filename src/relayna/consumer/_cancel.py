@@ -17,6 +17,11 @@ cleanup inside :meth:`TaskContext.cleanup_scope`, bounded by the grace
 period); a sync handler in a worker thread sees ``ctx.cancelled``. Which
 status the task ends with is still decided by the store's ``finish`` step.
 
+The store's ``start`` and ``finish`` steps of concurrent deliveries go
+through a :class:`StepBatcher`: whatever steps are waiting when a call
+leaves run in the next one (group commit), so a busy worker pays about one
+store round trip per batch, not two per task.
+
 A control message that names nothing this worker runs is acked and dropped:
 the marker in the store covers queued tasks. Malformed control messages are
 acked, counted and logged once per session: they cannot be retried into sense.
@@ -33,13 +38,15 @@ import anyio
 import attrs
 from anyio import CancelScope
 from anyio.abc import TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from relayna.rabbitmq import ControlMessage, declare_control
+from relayna.errors import RelaynaError, StoreError
+from relayna.rabbitmq import CancelStore, ControlMessage, GateResult, Step, declare_control
 from relayna.transport import BindingSpec, Broker, QueueSpec
 
 from ._context import TaskContext
 
-__all__ = ["InFlight", "Running", "run_control_listener"]
+__all__ = ["InFlight", "Running", "StepBatcher", "run_control_listener"]
 
 logger = logging.getLogger("relayna.consumer")
 
@@ -139,3 +146,99 @@ async def run_control_listener(
             elif inflight.cancel(message.task_id, message.reason):
                 inflight.applied += 1
             await delivery.ack()
+
+
+@attrs.define(eq=False)
+class _Job:
+    step: Step
+    done: anyio.Event = attrs.field(factory=anyio.Event)
+    result: GateResult | None = None
+    error: Exception | None = None
+
+    def fail(self, error: Exception) -> None:
+        if not self.done.is_set():
+            self.error = error
+            self.done.set()
+
+
+@attrs.define(eq=False)
+class StepBatcher:
+    """Group commit of the store steps of one worker's deliveries.
+
+    :meth:`run` (in the session's task group) owns ``executors`` tasks; each
+    takes every step waiting (up to ``max_batch``) and runs them in one
+    :meth:`~relayna.rabbitmq.CancelStore.steps` call. While one call is in
+    flight, the next batch gathers. Without a running batcher, :meth:`step`
+    calls the store directly.
+    """
+
+    cancels: CancelStore
+    max_batch: int = 64
+    executors: int = 2
+    buffer: int = 1024
+    #: Store calls made, and steps they carried (steps / calls = mean batch size).
+    calls: int = 0
+    steps: int = 0
+    _send: MemoryObjectSendStream[_Job] | None = attrs.field(init=False, default=None)
+
+    async def step(self, step: Step) -> GateResult:
+        """Run ``step`` with whatever else is waiting.
+
+        Raises:
+            StoreError: the store call failed (or the batcher stopped).
+        """
+        if self._send is None:
+            self.calls += 1
+            self.steps += 1
+            return (await self.cancels.steps([step]))[0]
+        job = _Job(step)
+        await self._send.send(job)
+        await job.done.wait()
+        if job.error is not None:
+            raise job.error
+        assert job.result is not None
+        return job.result
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Serve :meth:`step` until cancelled; waiting steps then fail with StoreError."""
+        send, receive = anyio.create_memory_object_stream[_Job](self.buffer)
+        self._send = send
+        try:
+            async with anyio.create_task_group() as tg:
+                for _ in range(self.executors):
+                    tg.start_soon(self._execute, receive.clone())
+                task_status.started()
+        finally:
+            self._send = None
+            stopped = StoreError("the worker's store step batcher stopped")
+            while True:
+                try:
+                    receive.receive_nowait().fail(stopped)
+                except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+                    break
+            send.close()
+            receive.close()
+
+    async def _execute(self, receive: MemoryObjectReceiveStream[_Job]) -> None:
+        async with receive:
+            async for first in receive:
+                jobs = [first]
+                while len(jobs) < self.max_batch:
+                    try:
+                        jobs.append(receive.receive_nowait())
+                    except anyio.WouldBlock:
+                        break
+                try:
+                    self.calls += 1
+                    self.steps += len(jobs)
+                    results = await self.cancels.steps([job.step for job in jobs])
+                except RelaynaError as exc:  # the callers raise it (StoreError, ScriptError)
+                    for job in jobs:
+                        job.fail(exc)
+                else:
+                    for job, result in zip(jobs, results, strict=True):
+                        job.result = result
+                        job.done.set()
+                finally:
+                    for job in jobs:  # cancelled mid-call: nobody waits forever
+                        job.fail(StoreError("the worker's store step batcher stopped"))

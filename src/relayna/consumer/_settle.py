@@ -126,8 +126,9 @@ class ConsumerStats:
     drain_requeued: int = 0
     lease_conflicts: int = 0
     leases_lost: int = 0
-    cancelled: int = 0
-    expired: int = 0
+    #: Tasks that ended ``cancelled`` / ``expired``, by phase (``before_start``, ``running``).
+    cancelled: Counter[str] = attrs.field(factory=Counter)
+    expired: Counter[str] = attrs.field(factory=Counter)
     poison: Counter[str] = attrs.field(factory=Counter)
 
 
@@ -324,10 +325,10 @@ class Settler:
     async def _stop(self, delivery: Delivery, decision: Stop, info: MessageInfo) -> None:
         """A cancelled or expired task: its status (even with statuses off), then ack."""
         if decision.status == "cancelled":
-            self.stats.cancelled += 1
+            self.stats.cancelled[decision.phase] += 1
             status: str | None = self.statuses.cancelled
         elif decision.status == "expired":
-            self.stats.expired += 1
+            self.stats.expired[decision.phase] += 1
             status = self.statuses.expired
         else:
             status = decision.status

@@ -46,11 +46,11 @@ from relayna.observability import (
     log_context,
     sample_process_resources,
 )
-from relayna.rabbitmq import CancelStore, RelaynaClient, TaskTopology
+from relayna.rabbitmq import CancelStore, GateResult, RelaynaClient, Step, TaskTopology
 from relayna.transport import Delivery, Properties
 
 from ._base import ConsumerBase, HandlerT
-from ._cancel import InFlight, Running, run_control_listener
+from ._cancel import InFlight, Running, StepBatcher, run_control_listener
 from ._context import ManualRetryRequest, TaskContext
 from ._decide import (
     Ack,
@@ -126,6 +126,8 @@ class TaskConsumer(ConsumerBase):
     on_expiry: ExpiryAction = ExpiryAction.EXPIRE
     #: The handler runs a cancel can reach (read by tests and benchmarks).
     runs: InFlight = attrs.field(init=False, factory=InFlight)
+    #: Batches the store steps of concurrent deliveries (set while consuming).
+    batcher: StepBatcher | None = attrs.field(init=False, default=None)
     # Resolved once: isinstance on a runtime Protocol costs tens of µs per call.
     _queue_name: str = attrs.field(init=False, default="")
     _routed: frozenset[str] | None = attrs.field(init=False, default=None)
@@ -181,8 +183,10 @@ class TaskConsumer(ConsumerBase):
                 session.stop()  # drain; the consumer then reconnects
                 raise
 
+        self.batcher = StepBatcher(cancels)
         with unwrap_groups():
             async with anyio.create_task_group() as tg:
+                await tg.start(self.batcher.run)
                 await tg.start(listen)
                 await session.run(ready)
                 tg.cancel_scope.cancel()
@@ -334,9 +338,10 @@ class TaskConsumer(ConsumerBase):
         task = inbound.task
         observe = self._pump.enabled
         if self.cancels is not None:
-            gate = await self.cancels.start(
+            step = self.cancels.start_step(
                 task.task_id, batch_id=inbound.batch_id, idempotency_key=key
             )
+            gate = await self._step(self.cancels, step)
             if gate.state == "duplicate":
                 self.stats.duplicates_suppressed += 1
                 self._emit(DuplicateSuppressed(idempotency_key=key or "", **common))
@@ -474,15 +479,21 @@ class TaskConsumer(ConsumerBase):
     ) -> Decision:
         """The store's ``finish`` step: a cancel that came first wins; an ending that
         another delivery already claimed is not reported twice."""
-        gate = await cancels.finish(
+        step = cancels.finish_step(
             inbound.task.task_id, terminal_status(decision), batch_id=inbound.batch_id
         )
+        gate = await self._step(cancels, step)
         if gate.state == "cancelled":
             phase = decision.phase if isinstance(decision, Stop) else "running"
             return decide(Cancelled(gate.detail or "cancelled", phase), None, 0)
         if gate.state == "terminal":
             return Stop(None, "already_ended")
         return decision
+
+    async def _step(self, cancels: CancelStore, step: Step) -> GateResult:
+        if self.batcher is not None:
+            return await self.batcher.step(step)
+        return (await cancels.steps([step]))[0]
 
     def _refused(self, info: MessageInfo, exc: ContractError) -> Failed:
         reason = "result_too_large" if isinstance(exc, EnvelopeTooLarge) else "invalid_result"

@@ -140,6 +140,13 @@ class _Collector(Collector):
             "relayna_messages_rejected", "Malformed deliveries dead-lettered, by reason",
             labels=[*labels, "reason"],
         )  # fmt: skip
+        ended = {
+            kind: CounterMetricFamily(
+                f"relayna_tasks_{kind}", f"Tasks that ended {kind}, by phase (before_start, running)",
+                labels=[*labels, "phase"],
+            )
+            for kind in ("cancelled", "expired")
+        }  # fmt: skip
         drops = CounterMetricFamily(
             "relayna_observations_dropped", "Observations dropped by a full pump buffer",
             labels=labels,
@@ -159,13 +166,16 @@ class _Collector(Collector):
                 families[name].add_metric(values, float(getattr(stats, attr)))
             for reason, count in sorted(stats.poison.items()):
                 poison.add_metric([*values, str(reason)], float(count))
+            for kind, family in ended.items():
+                for phase, count in sorted(getattr(stats, kind, {}).items()):
+                    family.add_metric([*values, str(phase)], float(count))
             drops.add_metric(values, float(consumer.observations_dropped))
             emitted.add_metric(values, float(consumer.observations_emitted))
             inflight.add_metric(values, float(consumer.inflight))
             prefetch.add_metric(values, float(consumer.effective_prefetch))
         if self._m.consumers:
             yield from families.values()
-            yield from (poison, drops, emitted, inflight, prefetch)
+            yield from (poison, *ended.values(), drops, emitted, inflight, prefetch)
         yield from self._hub_families(service)
         yield from self._stream_families(service)
 

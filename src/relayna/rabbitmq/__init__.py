@@ -7,6 +7,7 @@ from relayna.rabbitmq._cancel import (
     CancelStore,
     ControlMessage,
     GateResult,
+    Step,
     cancel_task,
     declare_control,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "CancelStore",
     "ControlMessage",
     "GateResult",
+    "Step",
     "IfExists",
     "RelaynaClient",
     "StatusTopology",

@@ -11,7 +11,9 @@ one terminal status. Keys (``prefix`` is the status store's)::
     {prefix}:task:{id}       the publish claim (:class:`~relayna.rabbitmq.TaskIds`), read
     {prefix}:history:{id}    the status history, read (the task "exists")
 
-The steps (:data:`CANCEL_SCRIPT`, one Lua script, ``ARGV[1]`` names the step):
+The steps (:data:`CANCEL_SCRIPT`, one Lua script; one call runs any number
+of steps, each atomic, so a worker batches the steps of its concurrent
+deliveries into one round trip):
 
 ============  =====================================================================
 step          what it does, atomically
@@ -44,7 +46,8 @@ with no worker running, the marker alone does the job).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any, Literal, TypeAlias
 
 import attrs
 
@@ -58,51 +61,67 @@ __all__ = [
     "CancelStore",
     "ControlMessage",
     "GateResult",
+    "Step",
     "cancel_task",
     "declare_control",
 ]
 
 _LUA = """
+-- One step per item; items are 6 KEYS and 3 ARGV each, after ARGV[1] = ttl_ms.
 -- KEYS: marker, terminal, claim, history, batch marker, idempotency key
--- ARGV: step, ttl_ms, status or reason, flag (check known / check idempotency)
-local step = ARGV[1]
-local ttl = tonumber(ARGV[2])
-local terminal = redis.call('GET', KEYS[2])
-if step == 'cancel' then
-  if terminal then return {'terminal', terminal} end
-  local marker = redis.call('GET', KEYS[1])
-  if marker then return {'pending', marker} end
-  if ARGV[4] == '1' and redis.call('EXISTS', KEYS[3]) == 0
-      and redis.call('EXISTS', KEYS[4]) == 0 then
-    return {'unknown', ''}
+-- ARGV: step, status or reason, flag (check known / check idempotency)
+local ttl = tonumber(ARGV[1])
+local function step(k, a)
+  local kind, text, flag = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+  local terminal = redis.call('GET', KEYS[k + 2])
+  if kind == 'cancel' then
+    if terminal then return {'terminal', terminal} end
+    local marker = redis.call('GET', KEYS[k + 1])
+    if marker then return {'pending', marker} end
+    if flag == '1' and redis.call('EXISTS', KEYS[k + 3]) == 0
+        and redis.call('EXISTS', KEYS[k + 4]) == 0 then
+      return {'unknown', ''}
+    end
+    redis.call('SET', KEYS[k + 1], text, 'PX', ttl)
+    return {'requested', text}
   end
-  redis.call('SET', KEYS[1], ARGV[3], 'PX', ttl)
-  return {'requested', ARGV[3]}
+  if kind == 'start' then
+    if flag == '1' and redis.call('GET', KEYS[k + 6]) == 'done' then return {'duplicate', ''} end
+    if terminal == 'cancelled' then return {'terminal', terminal} end
+    -- another ending is history: this delivery (redelivered, replayed, published again) runs
+    if terminal then redis.call('DEL', KEYS[k + 2]) end
+  elseif terminal then
+    return {'terminal', terminal}
+  end
+  local marker = redis.call('GET', KEYS[k + 1])
+  if not marker and KEYS[k + 5] ~= KEYS[k + 1] then marker = redis.call('GET', KEYS[k + 5]) end
+  if marker then
+    redis.call('SET', KEYS[k + 2], 'cancelled', 'PX', ttl)
+    return {'cancelled', marker}
+  end
+  if kind == 'start' then return {'run', ''} end
+  if text ~= '' then redis.call('SET', KEYS[k + 2], text, 'PX', ttl) end
+  return {'ok', text}
 end
-if step == 'start' then
-  if ARGV[4] == '1' and redis.call('GET', KEYS[6]) == 'done' then return {'duplicate', ''} end
-  if terminal == 'cancelled' then return {'terminal', terminal} end
-  -- another ending is history: this delivery (redelivered, replayed, published again) runs
-  if terminal then redis.call('DEL', KEYS[2]) end
-elseif terminal then
-  return {'terminal', terminal}
+local out = {}
+for i = 0, math.floor(#KEYS / 6) - 1 do
+  local reply = step(i * 6, 2 + i * 3)
+  out[#out + 1] = reply[1]
+  out[#out + 1] = reply[2]
 end
-local marker = redis.call('GET', KEYS[1])
-if not marker and KEYS[5] ~= KEYS[1] then marker = redis.call('GET', KEYS[5]) end
-if marker then
-  redis.call('SET', KEYS[2], 'cancelled', 'PX', ttl)
-  return {'cancelled', marker}
-end
-if step == 'start' then return {'run', ''} end
-if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[3], 'PX', ttl) end
-return {'ok', ARGV[3]}
+return out
 """
 
 #: The cancellation steps (see the module docs).
 CANCEL_SCRIPT = Script(name="relayna.cancel", lua=_LUA)
 
 CancelState = Literal["requested", "pending", "terminal", "unknown"]
-GateState = Literal["run", "duplicate", "terminal", "cancelled", "ok"]
+GateState = Literal[
+    "run", "duplicate", "terminal", "cancelled", "ok", "requested", "pending", "unknown"
+]
+#: ``(step, task_id, batch_id, idempotency_key, status or reason, flag)``: one item of
+#: :meth:`CancelStore.steps`.
+Step: TypeAlias = tuple[str, str, "str | None", "str | None", str, str]
 
 
 def _text(value: Any) -> str:
@@ -212,6 +231,24 @@ class CancelStore:
             )
         return reason or "cancelled"
 
+    async def steps(self, items: Sequence[Step]) -> list[GateResult]:
+        """Run several steps in one script call (one round trip, one atomic unit).
+
+        Each item is ``(step, task_id, batch_id, idempotency_key, text, flag)``:
+        see the module docs. Workers batch their ``start`` and ``finish``
+        steps this way (:class:`~relayna.consumer.StepBatcher`).
+        """
+        keys: list[str] = []
+        args: list[str] = [self._ttl_ms]
+        for kind, task_id, batch_id, idempotency_key, text, flag in items:
+            keys += self._keys(task_id, batch_id, idempotency_key)
+            args += [kind, text, flag]
+        reply = await self.store.run_script(CANCEL_SCRIPT, keys, args)
+        return [
+            GateResult(_text(reply[i]), _text(reply[i + 1]))  # type: ignore[arg-type]
+            for i in range(0, len(reply), 2)
+        ]
+
     async def request(
         self, task_id: str, reason: str | None = None, *, require_known: bool = True
     ) -> CancelResult:
@@ -227,33 +264,36 @@ class CancelStore:
         validate_identifier(task_id)
         text = self.check_reason(reason)
         flag = "1" if require_known else "0"
-        reply = await self.store.run_script(
-            CANCEL_SCRIPT, self._keys(task_id), ["cancel", self._ttl_ms, text, flag]
-        )
-        state, detail = _text(reply[0]), _text(reply[1])
-        if state == "terminal":
-            return CancelResult(task_id, "terminal", status=detail)
-        if state == "unknown":
+        [gate] = await self.steps([("cancel", task_id, None, None, text, flag)])
+        if gate.state == "terminal":
+            return CancelResult(task_id, "terminal", status=gate.detail)
+        if gate.state == "unknown":
             return CancelResult(task_id, "unknown")
-        return CancelResult(task_id, state, reason=detail)  # type: ignore[arg-type]
+        return CancelResult(task_id, gate.state, reason=gate.detail)  # type: ignore[arg-type]
+
+    @staticmethod
+    def start_step(
+        task_id: str, *, batch_id: str | None = None, idempotency_key: str | None = None
+    ) -> Step:
+        """The ``start`` step of a task, for :meth:`steps`."""
+        return ("start", task_id, batch_id, idempotency_key, "", "1" if idempotency_key else "0")
+
+    @staticmethod
+    def finish_step(task_id: str, status: str, *, batch_id: str | None = None) -> Step:
+        """The ``finish`` step claiming ``status`` (empty: a retry), for :meth:`steps`."""
+        return ("finish", task_id, batch_id, None, status, "0")
 
     async def start(
         self, task_id: str, *, batch_id: str | None = None, idempotency_key: str | None = None
     ) -> GateResult:
         """The ``start`` step, before a handler runs (idempotency checked in the same step)."""
-        keys = self._keys(task_id, batch_id, idempotency_key)
-        flag = "1" if idempotency_key else "0"
-        reply = await self.store.run_script(CANCEL_SCRIPT, keys, ["start", self._ttl_ms, "", flag])
-        return GateResult(_text(reply[0]), _text(reply[1]))  # type: ignore[arg-type]
+        step = self.start_step(task_id, batch_id=batch_id, idempotency_key=idempotency_key)
+        return (await self.steps([step]))[0]
 
     async def finish(self, task_id: str, status: str, *, batch_id: str | None = None) -> GateResult:
         """The ``finish`` step: claim ``status`` (empty: a retry) unless a cancel or
         another terminal status came first."""
-        keys = self._keys(task_id, batch_id)
-        reply = await self.store.run_script(
-            CANCEL_SCRIPT, keys, ["finish", self._ttl_ms, status, "0"]
-        )
-        return GateResult(_text(reply[0]), _text(reply[1]))  # type: ignore[arg-type]
+        return (await self.steps([self.finish_step(task_id, status, batch_id=batch_id)]))[0]
 
     async def terminal(self, task_id: str) -> str | None:
         """The terminal status claimed for ``task_id`` (``None``: none yet)."""
