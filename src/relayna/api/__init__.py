@@ -4,6 +4,7 @@
 """
 
 from relayna.api._body import BodyError, read_json_body
+from relayna.api._cancel_routes import cancel_routes
 from relayna.api._dlq_common import (
     BROKER_DLQ_MESSAGES_ROUTE_ID,
     BROKER_DLQ_QUEUES_ROUTE_ID,
@@ -65,6 +66,7 @@ from relayna.api._route_ids import (
     STATUS_EVENTS,
     STATUS_HISTORY,
     STATUS_LATEST,
+    TASK_CANCEL,
 )
 from relayna.api._routes import JSONResponse as ORJSONResponse
 from relayna.api._routes import error_response, status_routes
@@ -96,6 +98,8 @@ __all__ = [
     "STATUS_EVENTS",
     "STATUS_HISTORY",
     "STATUS_LATEST",
+    "TASK_CANCEL",
+    "cancel_routes",
     "capabilities_routes",
     "execution_routes",
     "feed_routes",

@@ -32,6 +32,7 @@ __all__ = [
     "STATUS_EVENTS",
     "STATUS_HISTORY",
     "STATUS_LATEST",
+    "TASK_CANCEL",
 ]
 
 STATUS_LATEST = "status.latest"
@@ -41,6 +42,8 @@ EXECUTION_GRAPH = "execution.graph"
 EVENTS_FEED = "events.feed"
 HEALTH_WORKERS = "health.workers"
 METRICS = "metrics"
+# Cancellation (relayna.api.cancel_routes)
+TASK_CANCEL = "tasks.cancel"
 # DLQ and failed tasks (relayna.api.dlq_routes)
 DLQ_QUEUES_ROUTE_ID = "dlq.queues"
 DLQ_MESSAGES_ROUTE_ID = "dlq.messages"
@@ -83,6 +86,7 @@ KNOWN_ROUTE_IDS: frozenset[str] = frozenset(
         EVENTS_FEED,
         HEALTH_WORKERS,
         METRICS,
+        TASK_CANCEL,
         *DLQ_CAPABILITY_ROUTE_IDS,
         *FAILED_TASKS_CAPABILITY_ROUTE_IDS,
     }

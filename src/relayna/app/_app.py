@@ -29,6 +29,7 @@ from relayna.api import (
     Authorize,
     RelaynaRuntime,
     RuntimeConfig,
+    cancel_routes,
     dlq_routes,
     health_routes,
     open_relayna_runtime,
@@ -566,22 +567,27 @@ class App:
     def routes(
         self, *, page: bool = False, dlq: bool = False, authorize: Authorize | None = None
     ) -> list[BaseRoute]:
-        """The Starlette routes: status (``/status``, ``/events``, ``/history``) and
-        health (``/healthz``, ``/readyz``); with ``page``, also ``GET /`` (a page
-        that submits tasks and follows them live) and ``POST /tasks`` (409 for
-        a task id that exists); with ``dlq``, the DLQ and failed-task routes
-        (``/dlq/*``, ``/failed-tasks/*``, see :doc:`dlq`) over the records the
-        app's worker wrote.
+        """The Starlette routes: status (``/status``, ``/events``, ``/history``),
+        ``POST /tasks/{task_id}/cancel`` and health (``/healthz``, ``/readyz``);
+        with ``page``, also ``GET /`` (a page that submits tasks and follows
+        them live) and ``POST /tasks`` (409 for a task id that exists); with
+        ``dlq``, the DLQ and failed-task routes (``/dlq/*``, ``/failed-tasks/*``,
+        see :doc:`dlq`) over the records the app's worker wrote.
 
         ``POST /tasks`` publishes whatever task a caller sends, and the DLQ
         routes replay and delete: serve them only where every caller may do
         that, or pass ``authorize(request, route_id)`` (None allows, a
-        response refuses) for the DLQ routes' mutating calls.
+        response refuses) for the DLQ routes' mutating calls and the cancel
+        route.
 
         Raises:
             ConfigurationError: ``dlq=True`` for an app without ``dlq_config``.
         """
-        routes: list[BaseRoute] = [*status_routes(), *health_routes()]
+        routes: list[BaseRoute] = [
+            *status_routes(),
+            *cancel_routes(authorize=authorize),
+            *health_routes(),
+        ]
         if page:
             types = list(self._tasks)
             routes += task_page_routes(

@@ -34,6 +34,12 @@ def register(sub: Subcommands) -> None:
         help="amqp://, amqps:// or memory:// (env RELAYNA_BROKER_URL)",
     )
     p.add_argument("--task-type", default=None, help="set task_type (routed topologies)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="give the task a deadline SECONDS from now (not started after it, cancelled at it)",
+    )
     add_backend_arg(p)
     p.set_defaults(handler=_run)
 
@@ -54,6 +60,14 @@ def read_task(text: str, task_type: str | None) -> dict[str, Any]:
 def _run(args: argparse.Namespace) -> int:
     if not args.broker_url:
         raise UsageError("--broker-url (or RELAYNA_BROKER_URL) is required")
+    if args.timeout is not None:
+        from relayna.contracts import deadline_from
+        from relayna.errors import ContractError
+
+        try:
+            deadline_from(timeout=args.timeout, now=0.0)
+        except ContractError as exc:
+            raise UsageError(f"--timeout: {exc}") from None
     text = sys.stdin.read() if args.task == "-" else args.task
     task = read_task(text, args.task_type)
     topology = load_topology(args.topology)
@@ -62,7 +76,7 @@ def _run(args: argparse.Namespace) -> int:
         from relayna.rabbitmq import open_relayna_client
 
         async with open_relayna_client(topology, args.broker_url) as client:
-            published = await client.publish_task(task)
+            published = await client.publish_task(task, timeout=args.timeout)
         print(published.task_id)
 
     return run_async(main, args.backend)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 from relayna import __version__
 from relayna.cli import (
+    _cmd_cancel,
     _cmd_dev,
     _cmd_dlq,
     _cmd_mcp,
@@ -43,6 +44,7 @@ _REGISTRARS: tuple[Registrar, ...] = (
     _cmd_topology.register,
     _cmd_publish.register,
     _cmd_status.register,
+    _cmd_cancel.register,
     _cmd_dlq.register,
     _cmd_mcp.register,
 )

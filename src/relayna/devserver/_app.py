@@ -23,6 +23,7 @@ from relayna.api import (
     BodyError,
     ORJSONResponse,
     RelaynaRuntime,
+    cancel_routes,
     capabilities_routes,
     dlq_routes,
     document,
@@ -170,9 +171,10 @@ def build_app(
     """The app serving an already-open runtime (its lifespan just exposes it).
 
     The one place the dev service's routes are assembled: the page, ``POST
-    /tasks``, the status routes, ``/healthz`` + ``/readyz``, the DLQ and
-    failed-task routes (with ``dlq``), the MCP endpoint (``mcp``: the routes
-    of :func:`relayna.mcp.mcp_routes`, run by the caller) and the OpenAPI document.
+    /tasks``, the status routes, ``POST /tasks/{task_id}/cancel``, ``/healthz``
+    + ``/readyz``, the DLQ and failed-task routes (with ``dlq``), the MCP
+    endpoint (``mcp``: the routes of :func:`relayna.mcp.mcp_routes`, run by
+    the caller) and the OpenAPI document.
     """
 
     async def publish(task: dict[str, Any]) -> TaskEnvelope:
@@ -197,6 +199,7 @@ def build_app(
         *capabilities_routes(service_title="relayna dev"),
         *metrics_routes(),
         *status_routes(),
+        *cancel_routes(),
         *health_routes(),
     ]
     if dlq is not None:

@@ -23,7 +23,7 @@ from relayna.devserver._app import build_app
 from relayna.devserver._demo import demo_handler, demo_topology
 from relayna.dlq import DLQService, DLQStoreConfig, PeekDLQInspector
 from relayna.observability import make_observation_sink
-from relayna.rabbitmq import TaskIds, open_relayna_client
+from relayna.rabbitmq import CancelStore, TaskIds, open_relayna_client
 from relayna.transport import SupportsPeek
 
 __all__ = ["DevConfig", "run_dev"]
@@ -99,8 +99,9 @@ async def run_dev(
             prefix=runtime_config.store.prefix,
             ttl_seconds=runtime_config.store.ttl_seconds,
         )
+        cancels = CancelStore(runtime.store, prefix=runtime_config.store.prefix)
         async with open_relayna_client(
-            topology, runtime.broker, declare=False, task_ids=task_ids
+            topology, runtime.broker, declare=False, task_ids=task_ids, cancels=cancels
         ) as client:
 
             async def handler(task: TaskEnvelope, ctx: TaskContext) -> dict[str, Any]:
@@ -124,6 +125,7 @@ async def run_dev(
                 heartbeats=WorkerHeartbeats(store=runtime.store, interval=5.0, ttl=15.0),
                 metrics=runtime.metrics,
                 dlq_recorder=runtime.dlq.store,
+                cancels=cancels,
             )
             broker = runtime.broker
             dlq = DLQService(
