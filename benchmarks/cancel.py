@@ -1,0 +1,224 @@
+"""Cancellation: cancel() → handler scope cancelled latency, and the cost of the check.
+
+**Latency.** A worker (prefetch 32) is kept busy by a producer publishing
+short tasks (each publishes one confirmed status) the whole time. One at a
+time, a long task is published; once its handler runs, ``client.cancel()``
+is called and the time until the handler sees its cancellation is measured
+(``time.perf_counter`` in the same process: the cancel travels through the
+store, the broker's control exchange and the worker's scope). p50/p99 over
+``--cancels`` cancels, per backend, on RabbitMQ + Redis and on memory.
+
+**Cost of the check.** Worker throughput (tasks/s; each task publishes one
+confirmed status and is acked) with cancellation off (``cancels=None``) and
+on (``CancelStore`` in Redis, no cancel pending), with and without
+idempotency keys, in interleaved rounds; the ratio on/off is the cost. With
+cancellation on, every task runs the store's ``start`` step (merged with the
+idempotency check when there are keys) and its ``finish`` step.
+
+Usage: ``python -m benchmarks cancel [--cancels 1000] [--n 3000] [--repeat 3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import uuid
+from contextlib import AsyncExitStack
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+
+BACKENDS = ("asyncio", "trio")
+
+
+def _urls() -> tuple[str, str]:
+    amqp, redis = os.environ.get("RELAYNA_TEST_AMQP_URL"), os.environ.get("RELAYNA_TEST_REDIS_URL")
+    if amqp and redis:
+        return amqp, redis
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "scripts"))
+    from services import Services
+
+    svc = Services.start()
+    os.environ.update(svc.env())
+    return svc.amqp_url, svc.redis_url
+
+
+def _topology(tag: str) -> Any:
+    from relayna.topology import SharedTasksSharedStatusTopology
+
+    return SharedTasksSharedStatusTopology(
+        tasks_exchange=f"bench-cx-{tag}",
+        tasks_queue=f"bench-cx-{tag}",
+        tasks_routing_key="task",
+        status_exchange=f"bench-cx-status-{tag}",
+        status_queue=f"bench-cx-status-{tag}",
+        status_use_streams=False,
+    )
+
+
+async def _cleanup(broker: Any, topology: Any) -> None:
+    for queue in (topology.tasks_queue, topology.tasks_queue + ".dlq", topology.status_queue):
+        await broker.delete_queue(queue)
+    await broker.delete_exchange(topology.tasks_exchange)
+    await broker.delete_exchange(topology.status_exchange)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def _latency(broker_url: str, store_url: str, cancels_n: int) -> list[float]:
+    from relayna.consumer import TaskConsumer, TaskContext
+    from relayna.contracts import TaskEnvelope
+    from relayna.rabbitmq import CancelStore, TaskIds, open_relayna_client
+    from relayna.transport import open_broker, open_store
+
+    tag = uuid.uuid4().hex[:8]
+    topology = _topology(tag)
+    started: dict[str, anyio.Event] = {}
+    seen: dict[str, float] = {}
+
+    async def handler(task: TaskEnvelope, ctx: TaskContext) -> None:
+        if not task.payload.get("long"):
+            await ctx.publish_status(status="done")
+            return
+        started[task.task_id].set()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            seen[task.task_id] = time.perf_counter()
+
+    latencies: list[float] = []
+    async with AsyncExitStack() as stack:
+        broker = await stack.enter_async_context(open_broker(broker_url))
+        store = await stack.enter_async_context(open_store(store_url))
+        cancels = CancelStore(store, prefix=f"bench-{tag}", control_exchange=f"bench-ctl-{tag}")
+        client = await stack.enter_async_context(
+            open_relayna_client(
+                topology, broker, task_ids=TaskIds(store, prefix=cancels.prefix), cancels=cancels
+            )
+        )
+        consumer = TaskConsumer(
+            topology=topology, broker=broker, handler=handler, prefetch=32, cancels=cancels
+        )
+        async with anyio.create_task_group() as tg:
+            await tg.start(consumer.run)
+
+            async def busy() -> None:  # short tasks all the time: a busy worker
+                i = 0
+                while True:
+                    await client.publish_task({"task_id": f"s{i}-{tag}", "payload": {}})
+                    i += 1
+
+            tg.start_soon(busy)
+            for i in range(cancels_n):
+                task_id = f"l{i}-{tag}"
+                started[task_id] = anyio.Event()
+                await client.publish_task({"task_id": task_id, "payload": {"long": True}})
+                await started[task_id].wait()
+                t0 = time.perf_counter()
+                await client.cancel(task_id, "bench")
+                while task_id not in seen:
+                    await anyio.lowlevel.checkpoint()
+                latencies.append(seen[task_id] - t0)
+            tg.cancel_scope.cancel()
+        if broker_url.startswith("amqp"):
+            await _cleanup(broker, topology)
+    return latencies
+
+
+async def _throughput(
+    broker_url: str, store_url: str, n: int, *, cancel_on: bool, idempotent: bool
+) -> float:
+    from relayna.consumer import Idempotency, TaskConsumer, TaskContext
+    from relayna.contracts import TaskEnvelope
+    from relayna.rabbitmq import CancelStore, open_relayna_client
+    from relayna.transport import open_broker, open_store
+
+    tag = uuid.uuid4().hex[:8]
+    topology = _topology(tag)
+    done = anyio.Event()
+    count = 0
+
+    async def handler(task: TaskEnvelope, ctx: TaskContext) -> None:
+        nonlocal count
+        await ctx.publish_status(status="done")
+        count += 1
+        if count == n:
+            done.set()
+
+    async with open_broker(broker_url) as broker, open_store(store_url) as store:
+        async with open_relayna_client(topology, broker) as client:
+            await client.publish_tasks(
+                ({"task_id": f"t{i}-{tag}", "payload": {}} for i in range(n)), concurrency=256
+            )
+        consumer = TaskConsumer(
+            topology=topology,
+            broker=broker,
+            handler=handler,
+            prefetch=32,
+            cancels=CancelStore(store, prefix=f"bench-{tag}") if cancel_on else None,
+            idempotency=Idempotency(store, prefix=f"bench-{tag}:idem") if idempotent else None,
+        )
+        async with anyio.create_task_group() as tg:
+            t0 = time.perf_counter()
+            await tg.start(consumer.run)
+            await done.wait()
+            elapsed = time.perf_counter() - t0
+            tg.cancel_scope.cancel()
+        await _cleanup(broker, topology)
+    return n / elapsed
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks cancel")
+    parser.add_argument("--cancels", type=int, default=1000, help="cancels per latency run")
+    parser.add_argument("--n", type=int, default=3000, help="tasks per throughput run")
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved throughput rounds")
+    args = parser.parse_args(argv)
+    amqp, redis = _urls()
+    print(f"cancel() -> handler scope cancelled, {args.cancels} cancels, busy worker (prefetch 32)")
+    print(f"{'transports':<16} {'backend':<8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    for name, urls in (("rabbitmq+redis", (amqp, redis)), ("memory", ("memory://", "memory://"))):
+        for backend in BACKENDS:
+            lat = anyio.run(_latency, *urls, args.cancels, backend=backend)
+            print(
+                f"{name:<16} {backend:<8} {_percentile(lat, 0.5) * 1e3:>8.2f} "
+                f"{_percentile(lat, 0.99) * 1e3:>8.2f} {max(lat) * 1e3:>8.2f}",
+                flush=True,
+            )
+    print(
+        f"\nworker throughput, {args.n} tasks (one confirmed status + ack each), prefetch 32, "
+        f"RabbitMQ + Redis, median of {args.repeat} interleaved rounds; no cancel pending"
+    )
+    print(f"{'backend':<8} {'idempotency':<12} {'off t/s':>9} {'on t/s':>9} {'on/off':>7}")
+    for backend in BACKENDS:
+        for idempotent in (False, True):
+            off: list[float] = []
+            on: list[float] = []
+            for r in range(args.repeat):
+                for cancel_on in (False, True) if r % 2 == 0 else (True, False):
+                    rate = anyio.run(
+                        lambda c=cancel_on: _throughput(
+                            amqp, redis, args.n, cancel_on=c, idempotent=idempotent
+                        ),
+                        backend=backend,
+                    )
+                    (on if cancel_on else off).append(rate)
+            ratio = _median([a / b for a, b in zip(on, off, strict=True)])
+            print(
+                f"{backend:<8} {'yes' if idempotent else 'no':<12} {_median(off):>9.0f} "
+                f"{_median(on):>9.0f} {ratio:>7.2f}",
+                flush=True,
+            )
+    return 0
