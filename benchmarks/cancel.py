@@ -26,6 +26,7 @@ import sys
 import time
 import uuid
 from contextlib import AsyncExitStack
+from functools import partial
 from typing import Any
 
 import anyio
@@ -209,11 +210,12 @@ def main(argv: list[str]) -> int:
             for r in range(args.repeat):
                 for cancel_on in (False, True) if r % 2 == 0 else (True, False):
                     rate = anyio.run(
-                        lambda c=cancel_on: _throughput(
-                            amqp, redis, args.n, cancel_on=c, idempotent=idempotent
+                        partial(
+                            _throughput, amqp, redis, args.n, cancel_on=cancel_on,
+                            idempotent=idempotent,
                         ),
                         backend=backend,
-                    )
+                    )  # fmt: skip
                     (on if cancel_on else off).append(rate)
             ratio = _median([a / b for a, b in zip(on, off, strict=True)])
             print(

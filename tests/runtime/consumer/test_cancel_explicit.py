@@ -100,6 +100,6 @@ async def test_a_control_exchange_of_another_type_fails_the_worker_at_start(
             handler=lambda task, ctx: None,
             cancels=CancelStore(store, control_exchange=f"ctl-{unique}"),
         )
-        with anyio.fail_after(10), pytest.raises(Exception) as caught:
+        with anyio.fail_after(10), pytest.raises(PreconditionFailed) as caught:
             await consumer.run()
         assert "ctl-" in str(caught.value)
