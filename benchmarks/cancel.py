@@ -32,6 +32,8 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 
+from benchmarks import worker as worker_bench
+
 BACKENDS = ("asyncio", "trio")
 
 
@@ -137,11 +139,12 @@ async def _throughput(
 ) -> float:
     from relayna.consumer import Idempotency, TaskConsumer, TaskContext
     from relayna.contracts import TaskEnvelope
-    from relayna.rabbitmq import CancelStore, open_relayna_client
-    from relayna.transport import open_broker, open_store
+    from relayna.rabbitmq import CancelStore
+    from relayna.transport import open_store
 
     tag = uuid.uuid4().hex[:8]
-    topology = _topology(tag)
+    topology = worker_bench._topology(tag)
+    await worker_bench._fill(broker_url, topology, n)
     done = anyio.Event()
     count = 0
 
@@ -152,14 +155,10 @@ async def _throughput(
         if count == n:
             done.set()
 
-    async with open_broker(broker_url) as broker, open_store(store_url) as store:
-        async with open_relayna_client(topology, broker) as client:
-            await client.publish_tasks(
-                ({"task_id": f"t{i}-{tag}", "payload": {}} for i in range(n)), concurrency=256
-            )
+    async with open_store(store_url) as store:
         consumer = TaskConsumer(
             topology=topology,
-            broker=broker,
+            broker=broker_url,
             handler=handler,
             prefetch=32,
             cancels=CancelStore(store, prefix=f"bench-{tag}") if cancel_on else None,
@@ -171,14 +170,8 @@ async def _throughput(
             await done.wait()
             elapsed = time.perf_counter() - t0
             tg.cancel_scope.cancel()
-        await _cleanup(broker, topology)
+    await worker_bench._cleanup(broker_url, topology)
     return n / elapsed
-
-
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 def main(argv: list[str]) -> int:
@@ -217,10 +210,10 @@ def main(argv: list[str]) -> int:
                         backend=backend,
                     )  # fmt: skip
                     (on if cancel_on else off).append(rate)
-            ratio = _median([a / b for a, b in zip(on, off, strict=True)])
+            ratio = worker_bench._median([a / b for a, b in zip(on, off, strict=True)])
             print(
-                f"{backend:<8} {'yes' if idempotent else 'no':<12} {_median(off):>9.0f} "
-                f"{_median(on):>9.0f} {ratio:>7.2f}",
+                f"{backend:<8} {'yes' if idempotent else 'no':<12} {worker_bench._median(off):>9.0f} "
+                f"{worker_bench._median(on):>9.0f} {ratio:>7.2f}",
                 flush=True,
             )
     return 0

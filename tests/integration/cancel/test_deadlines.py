@@ -179,3 +179,28 @@ async def test_bad_deadlines_publish_nothing(
             assert (await ok.wait())["status"] == "completed"
             assert (await app.cancel("never")).state == "unknown"  # nothing was published
     assert ran == [ok.task_id]
+
+
+async def test_a_hand_off_keeps_the_deadline(
+    anyio_backend: str, make_app: Callable[..., relayna.App]
+) -> None:
+    """A manual-retry hand-off (the stage-to-stage path of a pipeline of task types)
+    carries the same absolute deadline: the budget is not reset by a hop."""
+    app = make_app()
+    seen: dict[str, float | None] = {}
+
+    @app.task("first")
+    async def first(ctx: TaskContext, payload: dict[str, Any]) -> None:
+        seen["first"] = ctx.deadline
+        ctx.manual_retry(task_type="second", reason="next stage")
+
+    @app.task("second")
+    async def second(ctx: TaskContext, payload: dict[str, Any]) -> None:
+        seen["second"] = ctx.deadline
+
+    with anyio.fail_after(30):
+        async with running(app):
+            handle = await app.publish("first", timeout=120)
+            assert (await handle.wait())["status"] == "completed"
+    assert seen["first"] is not None
+    assert seen["second"] == pytest.approx(seen["first"], abs=0.001)
