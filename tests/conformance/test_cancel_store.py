@@ -50,6 +50,20 @@ async def test_a_cancel_before_pickup_is_applied_at_start(
         assert (late.state, late.status) == ("terminal", "cancelled")
 
 
+async def test_pending_ids_list_the_live_markers(anyio_backend: str, cancels: CancelStore) -> None:
+    with anyio.fail_after(10):
+        assert await cancels.pending_ids() == set()
+        await cancels.request("b-1", "x", require_known=False)
+        await cancels.request("b-2", "y", require_known=False)
+        assert await cancels.pending_ids() == {"b-1", "b-2"}
+        short = CancelStore(cancels.store, prefix=cancels.prefix, ttl_seconds=0.05)
+        await short.request("b-3", require_known=False)
+        with anyio.fail_after(5):
+            while "b-3" in await cancels.pending_ids():  # noqa: ASYNC110 - its marker expires
+                await anyio.sleep(0.02)
+        assert await cancels.pending_ids() == {"b-1", "b-2"}
+
+
 async def test_unknown_ids_and_finished_tasks_are_refused(
     anyio_backend: str, cancels: CancelStore
 ) -> None:
@@ -61,8 +75,11 @@ async def test_unknown_ids_and_finished_tasks_are_refused(
         assert (await cancels.finish("t2", "completed")).state == "ok"
         result = await cancels.request("t2", "late")
         assert (result.state, result.status) == ("terminal", "completed")
-        # a redelivery of a completed task runs again (at-least-once, as without cancels)
+        # a redelivery of a completed task runs again (at-least-once, as without cancels),
+        # and its ending replaces the earlier one
         assert (await cancels.start("t2")).state == "run"
+        assert (await cancels.finish("t2", "failed")).state == "ok"
+        assert await cancels.terminal("t2") == "failed"
 
 
 async def test_a_retry_meets_the_cancel_and_a_batch_cancel_reaches_its_items(

@@ -9,6 +9,12 @@ runs in and its :class:`TaskContext`. Tracking starts before the store's
 marker, or the delivery was already tracked when the control message came
 (a scope cancelled before it is entered cancels its first checkpoint).
 
+The ``start`` step costs a store round trip, so a worker asks it only about
+deliveries that may be cancelled (or that have an idempotency key, checked in
+the same step): it keeps the set of pending cancel ids, read from the store
+when its control queue is bound and kept current by the control messages.
+While the control queue is not listening, every delivery asks the store.
+
 :func:`run_control_listener` consumes the worker's exclusive queue on the
 control exchange (fanout: every worker receives every cancel) and cancels
 the tracked scopes of the named task or batch. An async handler is
@@ -76,6 +82,11 @@ class InFlight:
     """The handler runs of one worker, by task id and by batch id."""
 
     _by_key: dict[str, set[Running]] = attrs.field(factory=dict)
+    #: Task and batch ids with a cancel marker, as far as this worker knows: loaded
+    #: from the store when the control queue is bound, then added by control messages.
+    pending: set[str] = attrs.field(factory=set)
+    #: Whether :attr:`pending` is complete (the control queue is bound and was loaded).
+    listening: bool = False
     #: Control messages received / that reached a running handler / malformed.
     received: int = 0
     applied: int = 0
@@ -100,6 +111,12 @@ class InFlight:
                     if not runs:
                         del self._by_key[key]
 
+    def may_be_cancelled(self, task_id: str, batch_id: str | None) -> bool:
+        """Whether the store must be asked before ``task_id`` starts (see :attr:`pending`)."""
+        if not self.listening:
+            return True
+        return task_id in self.pending or (batch_id is not None and batch_id in self.pending)
+
     def cancel(self, key: str, reason: str) -> int:
         """Cancel every run of task (or batch) ``key``; how many there were."""
         runs = list(self._by_key.get(key, ()))
@@ -115,37 +132,49 @@ def control_queue_name(exchange: str) -> str:
 
 async def run_control_listener(
     broker: Broker,
-    exchange: str,
+    cancels: CancelStore,
     inflight: InFlight,
     *,
     consumer_name: str,
     task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Receive cancels until cancelled (started: after the control queue's consume-ok).
+    """Receive cancels until cancelled (started: after the control queue's consume-ok
+    and the load of the pending ids).
 
     The queue is exclusive and auto-deleted: it goes with this connection, so
     a killed worker leaves nothing behind; the next session declares a new one.
+    The pending ids are read from the store *after* the queue is bound, so a
+    cancel is either in what was read or in the queue: none falls between.
 
     Raises:
         BrokerError: the declarations or the consumer failed (the session's
             connection is then gone too; the consumer reconnects).
+        StoreError: the pending ids could not be read.
     """
+    exchange = cancels.control_exchange
     queue = control_queue_name(exchange)
     await declare_control(broker, exchange)
     await broker.declare_queue(QueueSpec(queue, durable=False, exclusive=True, auto_delete=True))
     await broker.bind_queue(BindingSpec(queue=queue, exchange=exchange))
     async with broker.consume(queue, prefetch=256) as consumer:
+        inflight.pending = await cancels.pending_ids()
+        inflight.listening = True
         task_status.started()
-        async for delivery in consumer:
-            inflight.received += 1
-            message = ControlMessage.decode(delivery.body)
-            if message is None:
-                inflight.malformed += 1
-                if inflight.malformed == 1:
-                    logger.warning("%s: malformed control message dropped", consumer_name)
-            elif inflight.cancel(message.task_id, message.reason):
-                inflight.applied += 1
-            await delivery.ack()
+        try:
+            async for delivery in consumer:
+                inflight.received += 1
+                message = ControlMessage.decode(delivery.body)
+                if message is None:
+                    inflight.malformed += 1
+                    if inflight.malformed == 1:
+                        logger.warning("%s: malformed control message dropped", consumer_name)
+                else:
+                    inflight.pending.add(message.task_id)
+                    if inflight.cancel(message.task_id, message.reason):
+                        inflight.applied += 1
+                await delivery.ack()
+        finally:
+            inflight.listening = False
 
 
 @attrs.define(eq=False)

@@ -174,7 +174,7 @@ class TaskConsumer(ConsumerBase):
             try:
                 await run_control_listener(
                     client.broker,
-                    cancels.control_exchange,
+                    cancels,
                     self.runs,
                     consumer_name=self.consumer_name,
                     task_status=task_status,
@@ -337,7 +337,9 @@ class TaskConsumer(ConsumerBase):
     ) -> None:
         task = inbound.task
         observe = self._pump.enabled
-        if self.cancels is not None:
+        if self.cancels is not None and (
+            key is not None or self.runs.may_be_cancelled(task.task_id, inbound.batch_id)
+        ):
             step = self.cancels.start_step(
                 task.task_id, batch_id=inbound.batch_id, idempotency_key=key
             )

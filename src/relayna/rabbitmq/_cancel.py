@@ -10,6 +10,7 @@ one terminal status. Keys (``prefix`` is the status store's)::
     {prefix}:terminal:{id}   string: the terminal status a worker claimed, TTL
     {prefix}:task:{id}       the publish claim (:class:`~relayna.rabbitmq.TaskIds`), read
     {prefix}:history:{id}    the status history, read (the task "exists")
+    {prefix}:cancels         sorted set: the ids with a marker (score: expiry, epoch ms)
 
 The steps (:data:`CANCEL_SCRIPT`, one Lua script; one call runs any number
 of steps, each atomic, so a worker batches the steps of its concurrent
@@ -20,16 +21,18 @@ step          what it does, atomically
 ============  =====================================================================
 ``cancel``    terminal claimed → ``terminal``; marker there → ``pending`` (the
               same cancel again: idempotent); unknown id (asked to check) →
-              ``unknown``; else write the marker → ``requested``
+              ``unknown``; else write the marker (and list it in the pending
+              set ``{prefix}:cancels``) → ``requested``
 ``start``     before the handler: idempotency key done → ``duplicate``; the task
               was cancelled → ``terminal``; a marker for the task or its batch →
               claim ``cancelled`` → ``cancelled``; else ``run`` (an older
               ``completed``/``failed``/``expired`` claim is dropped: this delivery
               is a redelivery, a replay or the same id published again, and runs)
-``finish``    a worker ends the task with ``ARGV[3]`` (``completed``, ``failed``,
+``finish``    a worker ends the task with a status (``completed``, ``failed``,
               ``expired``, ``cancelled``; empty: a retry or requeue, which ends
-              nothing): terminal claimed → ``terminal``; a marker → claim
-              ``cancelled`` → ``cancelled``; else claim ``ARGV[3]`` (if any) → ``ok``
+              nothing): it was cancelled → ``terminal``; a marker → claim
+              ``cancelled`` → ``cancelled``; else claim the status (replacing
+              the ending of an earlier run of the same id) → ``ok``
 ============  =====================================================================
 
 So a cancel that reaches the store before the worker's ``finish`` wins (the
@@ -46,6 +49,7 @@ with no worker running, the marker alone does the job).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any, Literal, TypeAlias
 
@@ -67,9 +71,9 @@ __all__ = [
 ]
 
 _LUA = """
--- One step per item; items are 6 KEYS and 3 ARGV each, after ARGV[1] = ttl_ms.
--- KEYS: marker, terminal, claim, history, batch marker, idempotency key
--- ARGV: step, status or reason, flag (check known / check idempotency)
+-- One step per item; items are 7 KEYS and 4 ARGV each, after ARGV[1] = ttl_ms.
+-- KEYS: marker, terminal, claim, history, batch marker, idempotency key, pending zset
+-- ARGV: step, status or reason, flag (check known / check idempotency), now_ms
 local ttl = tonumber(ARGV[1])
 local function step(k, a)
   local kind, text, flag = ARGV[a], ARGV[a + 1], ARGV[a + 2]
@@ -83,6 +87,9 @@ local function step(k, a)
       return {'unknown', ''}
     end
     redis.call('SET', KEYS[k + 1], text, 'PX', ttl)
+    local now = tonumber(ARGV[a + 3])
+    redis.call('ZREMRANGEBYSCORE', KEYS[k + 7], '-inf', now)
+    redis.call('ZADD', KEYS[k + 7], now + ttl, KEYS[k + 1])
     return {'requested', text}
   end
   if kind == 'start' then
@@ -90,7 +97,7 @@ local function step(k, a)
     if terminal == 'cancelled' then return {'terminal', terminal} end
     -- another ending is history: this delivery (redelivered, replayed, published again) runs
     if terminal then redis.call('DEL', KEYS[k + 2]) end
-  elseif terminal then
+  elseif terminal == 'cancelled' then
     return {'terminal', terminal}
   end
   local marker = redis.call('GET', KEYS[k + 1])
@@ -104,8 +111,8 @@ local function step(k, a)
   return {'ok', text}
 end
 local out = {}
-for i = 0, math.floor(#KEYS / 6) - 1 do
-  local reply = step(i * 6, 2 + i * 3)
+for i = 0, math.floor(#KEYS / 7) - 1 do
+  local reply = step(i * 7, 2 + i * 4)
   out[#out + 1] = reply[1]
   out[#out + 1] = reply[2]
 end
@@ -193,6 +200,22 @@ class CancelStore:
             raise ConfigurationError(f"invalid control exchange {self.control_exchange!r}")
 
     @property
+    def pending_key(self) -> str:
+        """The sorted set of the ids with a cancel marker (score: its expiry, epoch ms)."""
+        return f"{self.prefix}:cancels"
+
+    async def pending_ids(self) -> set[str]:
+        """The task and batch ids whose cancel marker has not expired.
+
+        A worker loads them when its control queue is bound (then the control
+        messages keep its copy current), so it asks the store's ``start`` step
+        only about the deliveries that may be cancelled.
+        """
+        members = await self.store.zrangebyscore(self.pending_key, time.time() * 1000, float("inf"))
+        prefix = f"{self.prefix}:cancel:"
+        return {_text(m)[len(prefix) :] for m in members if _text(m).startswith(prefix)}
+
+    @property
     def _ttl_ms(self) -> str:
         return str(max(1, round(self.ttl_seconds * 1000)))
 
@@ -208,6 +231,7 @@ class CancelStore:
             f"{p}:history:{task_id}",
             f"{p}:cancel:{batch_id}" if batch_id else marker,
             idempotency_key or marker,
+            self.pending_key,
         ]
 
     def check_reason(self, reason: str | None) -> str:
@@ -240,9 +264,10 @@ class CancelStore:
         """
         keys: list[str] = []
         args: list[str] = [self._ttl_ms]
+        now = str(round(time.time() * 1000))
         for kind, task_id, batch_id, idempotency_key, text, flag in items:
             keys += self._keys(task_id, batch_id, idempotency_key)
-            args += [kind, text, flag]
+            args += [kind, text, flag, now]
         reply = await self.store.run_script(CANCEL_SCRIPT, keys, args)
         return [
             GateResult(_text(reply[i]), _text(reply[i + 1]))  # type: ignore[arg-type]

@@ -107,8 +107,19 @@ async def test_the_deadline_runs_out_across_a_retry_delay(
             assert event["status"] == "expired"
             history = await handle.history()
             assert assert_one_ending(history) == "expired"
-            assert 1 <= statuses(history).count("retrying") == len(attempts) - 1
             assert attempts == list(range(len(attempts)))
+            retries = statuses(history).count("retrying")
+            # the budget ran out either at a failure (no retry scheduled that would
+            # run late) or while the last retry copy waited (it expired on pickup)
+            if event["meta"]["reason"] == "deadline_before_retry":
+                assert retries == len(attempts) - 1
+            else:
+                assert (event["meta"]["reason"], event["meta"]["phase"]) == (
+                    "deadline_exceeded",
+                    "before_start",
+                )
+                assert retries == len(attempts)
+            assert retries >= 1
 
 
 async def test_a_child_task_inherits_the_remaining_budget(
