@@ -179,32 +179,46 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--cancels", type=int, default=1000, help="cancels per latency run")
     parser.add_argument("--n", type=int, default=3000, help="tasks per throughput run")
     parser.add_argument("--repeat", type=int, default=3, help="interleaved throughput rounds")
+    parser.add_argument(
+        "--part", choices=["all", "latency", "throughput"], default="all", help="what to run"
+    )
     args = parser.parse_args(argv)
     amqp, redis = _urls()
-    print(f"cancel() -> handler scope cancelled, {args.cancels} cancels, busy worker (prefetch 32)")
+    if args.part != "throughput":
+        _print_latency(amqp, redis, args.cancels)
+    if args.part != "latency":
+        _print_throughput(amqp, redis, args.n, args.repeat)
+    return 0
+
+
+def _print_latency(amqp: str, redis: str, cancels: int) -> None:
+    print(f"cancel() -> handler scope cancelled, {cancels} cancels, busy worker (prefetch 32)")
     print(f"{'transports':<16} {'backend':<8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for name, urls in (("rabbitmq+redis", (amqp, redis)), ("memory", ("memory://", "memory://"))):
         for backend in BACKENDS:
-            lat = anyio.run(_latency, *urls, args.cancels, backend=backend)
+            lat = anyio.run(_latency, *urls, cancels, backend=backend)
             print(
                 f"{name:<16} {backend:<8} {_percentile(lat, 0.5) * 1e3:>8.2f} "
                 f"{_percentile(lat, 0.99) * 1e3:>8.2f} {max(lat) * 1e3:>8.2f}",
                 flush=True,
             )
+
+
+def _print_throughput(amqp: str, redis: str, n: int, repeat: int) -> None:
     print(
-        f"\nworker throughput, {args.n} tasks (one confirmed status + ack each), prefetch 32, "
-        f"RabbitMQ + Redis, median of {args.repeat} interleaved rounds; no cancel pending"
+        f"\nworker throughput, {n} tasks (one confirmed status + ack each), prefetch 32, "
+        f"RabbitMQ + Redis, median of {repeat} interleaved rounds; no cancel pending"
     )
     print(f"{'backend':<8} {'idempotency':<12} {'off t/s':>9} {'on t/s':>9} {'on/off':>7}")
     for backend in BACKENDS:
         for idempotent in (False, True):
             off: list[float] = []
             on: list[float] = []
-            for r in range(args.repeat):
+            for r in range(repeat):
                 for cancel_on in (False, True) if r % 2 == 0 else (True, False):
                     rate = anyio.run(
                         partial(
-                            _throughput, amqp, redis, args.n, cancel_on=cancel_on,
+                            _throughput, amqp, redis, n, cancel_on=cancel_on,
                             idempotent=idempotent,
                         ),
                         backend=backend,
@@ -216,4 +230,3 @@ def main(argv: list[str]) -> int:
                 f"{worker_bench._median(on):>9.0f} {ratio:>7.2f}",
                 flush=True,
             )
-    return 0
