@@ -149,7 +149,10 @@ async def run_control_listener(
     Raises:
         BrokerError: the declarations or the consumer failed (the session's
             connection is then gone too; the consumer reconnects).
-        StoreError: the pending ids could not be read.
+
+    A store that cannot be read leaves the pending ids unknown: every delivery
+    then asks the store's ``start`` step (and fails, and is requeued, while the
+    store is down).
     """
     exchange = cancels.control_exchange
     queue = control_queue_name(exchange)
@@ -157,8 +160,11 @@ async def run_control_listener(
     await broker.declare_queue(QueueSpec(queue, durable=False, exclusive=True, auto_delete=True))
     await broker.bind_queue(BindingSpec(queue=queue, exchange=exchange))
     async with broker.consume(queue, prefetch=256) as consumer:
-        inflight.pending = await cancels.pending_ids()
-        inflight.listening = True
+        try:
+            inflight.pending = await cancels.pending_ids()
+            inflight.listening = True
+        except StoreError as exc:  # every delivery asks the store until the next session
+            logger.warning("%s: pending cancels not read (%s)", consumer_name, exc)
         task_status.started()
         try:
             async for delivery in consumer:

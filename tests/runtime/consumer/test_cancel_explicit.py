@@ -11,7 +11,7 @@ import pytest
 
 from relayna.consumer import LifecycleStatuses, TaskConsumer, TaskContext
 from relayna.contracts import TaskEnvelope
-from relayna.errors import PreconditionFailed
+from relayna.errors import PreconditionFailed, StoreError
 from relayna.observability import RelaynaMetrics
 from relayna.rabbitmq import CancelStore, ControlMessage, TaskIds, open_relayna_client
 from relayna.transport import Broker, ExchangeSpec, Properties, open_store
@@ -103,3 +103,33 @@ async def test_a_control_exchange_of_another_type_fails_the_worker_at_start(
         with anyio.fail_after(10), pytest.raises(PreconditionFailed) as caught:
             await consumer.run()
         assert "ctl-" in str(caught.value)
+
+
+async def test_a_store_that_cannot_list_pending_cancels_does_not_stop_the_worker(
+    anyio_backend: str,
+    broker: Broker,
+    topology: Any,
+    running: Callable[[Any], Any],
+    unique: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    done = anyio.Event()
+
+    async def handler(task: TaskEnvelope, ctx: TaskContext) -> None:
+        done.set()
+
+    async def unreadable(*args: Any, **kwargs: Any) -> list[bytes]:
+        raise StoreError("pending cancels unreadable")
+
+    async with open_store("memory://") as store:
+        monkeypatch.setattr(store, "zrangebyscore", unreadable)
+        cancels = CancelStore(store, prefix=f"p-{unique}", control_exchange=f"ctl-{unique}")
+        consumer = TaskConsumer(topology=topology, broker=broker, handler=handler, cancels=cancels)
+        with anyio.fail_after(10):
+            async with (
+                open_relayna_client(topology, broker, cancels=cancels) as client,
+                running(consumer),
+            ):
+                assert not consumer.runs.listening  # every delivery asks the store
+                await client.publish_task({"task_id": "t", "payload": {}})
+                await done.wait()
