@@ -336,7 +336,12 @@ async def test_settings_routes_and_startup_checks(store_url: str) -> None:
                                 {"enabled": "yes"}, {"colour": "red"}, {}, [1]):  # fmt: skip
                         response = await c.patch("/studio/failed-task-email-settings", json=bad)
                         assert response.status_code == 422, (bad, response.text)
-            bare = settings_for(store_url, f"notify:{uuid.uuid4().hex[:8]}")
+            # receivers without a service URL and key: not configured, receivers hidden
+            bare = settings_for(
+                store_url,
+                f"notify:{uuid.uuid4().hex[:8]}",
+                failed_task_email_receivers=("ops@example.com",),
+            )
             async with open_studio(bare) as runtime:
                 async with client_for(runtime) as c:
                     doc = (await c.get("/studio/failed-task-email-settings")).json()

@@ -163,7 +163,12 @@ class Notifier:
             "enabled": bool(stored["enabled"]),
             "batch_wait_seconds": stored["batch_wait_seconds"],
             "max_batch_wait_seconds": MAX_BATCH_WAIT_SECONDS,
-            "receivers": list(self.settings.failed_task_email_receivers),
+            # hidden while notifications are not configured, as the original
+            "receivers": (
+                list(self.settings.failed_task_email_receivers)
+                if self.settings.notifications_configured
+                else []
+            ),
             "targets": self.targets,
             "updated_at": stored.get("updated_at"),
         }
