@@ -17,6 +17,10 @@
   ``invalid_json``, a non-object → ``invalid_response_shape``; 204 →
   ``{service_id}``. Timeouts, transport errors, egress refusals and
   oversized bodies come from the egress client.
+* a route that keeps the service's own codes (``keep=(409, 422)`` for a DLQ
+  replay) answers those statuses as they came: the upstream ``detail``, and
+  the upstream ``error`` as the ``code`` (``already_replayed``, ``in_progress``
+  ...; ``upstream_conflict`` / ``upstream_rejected`` when it has none).
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ ROUTE_IDS: dict[str, tuple[str, ...]] = {
     "runtime.backpressure": ("runtime.backpressure",),
     "workflow.topology": ("workflow.topology",),
     "dlq.messages": ("dlq.messages",),
+    "dlq.replay": ("dlq.replay",),
     "broker.dlq.messages": ("broker.dlq.messages",),
     "failed_tasks.list": ("failed_tasks.list",),
     "failed_tasks.detail": ("failed_tasks.detail",),
@@ -97,6 +102,18 @@ def _detail(response: EgressResponse) -> str:
     if isinstance(body, Mapping) and isinstance(body.get("detail"), str):
         return str(body["detail"])[:500]
     return ""
+
+
+def _error_code(response: EgressResponse) -> str | None:
+    """The upstream's machine-readable ``error`` (relayna's 409 body), when it is a short word."""
+    try:
+        body = response.json()
+    except ContractError:
+        return None
+    code = body.get("error") if isinstance(body, Mapping) else None
+    if isinstance(code, str) and 0 < len(code) <= 64 and code.replace("_", "").isalnum():
+        return code
+    return None
 
 
 def check_enabled(record: Mapping[str, Any]) -> None:
@@ -158,6 +175,7 @@ class Federation:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         record: Mapping[str, Any] | None = None,
+        keep: tuple[int, ...] = (),
     ) -> Any:
         """Call ``path`` of the service; the decoded JSON object (see the module docs).
 
@@ -190,7 +208,9 @@ class Federation:
                 json=json,
                 service_id=service_id,
             )
-            body = self._map(service_id, response, legacy=advertised(document, route) is None)
+            body = self._map(
+                service_id, response, legacy=advertised(document, route) is None, keep=keep
+            )
             outcome = "ok"
             return body
         except UpstreamError as exc:
@@ -201,7 +221,9 @@ class Federation:
             metrics.federation_requests.labels(route, outcome).inc()
             metrics.federation_latency.labels(route, outcome).observe(time.perf_counter() - started)
 
-    def _map(self, service_id: str, response: EgressResponse, *, legacy: bool) -> Any:
+    def _map(
+        self, service_id: str, response: EgressResponse, *, legacy: bool, keep: tuple[int, ...]
+    ) -> Any:
         status = response.status_code
 
         def fail(detail: str, http: int, code: str, retryable: bool = False) -> UpstreamError:
@@ -216,6 +238,11 @@ class Federation:
 
         if status == 204:
             return {"service_id": service_id}
+        if status in keep:
+            code = _error_code(response) or (
+                "upstream_conflict" if status == 409 else "upstream_rejected"
+            )
+            raise fail(_detail(response) or f"the service answered {status}", status, code)
         if 300 <= status < 400:
             raise fail(
                 "the service answered with a redirect (not followed)", 502, "upstream_redirect"

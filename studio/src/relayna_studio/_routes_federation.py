@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -45,6 +46,21 @@ _FAILED_FILTERS = (
     "failed_to",
 )
 _DLQ_FILTERS = ("queue_name", "task_id", "reason", "source_queue_name", "state", "cursor")
+_REPLAY_PARAMS = ("force", "direct", "target_queue")
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _replay_params(request: Request) -> dict[str, str]:
+    """``force`` / ``direct`` (booleans as relayna reads them) and ``target_queue``,
+    checked before the call so that bad input never reaches the service."""
+    params = _params(request, _REPLAY_PARAMS, limit=None)
+    for name in ("force", "direct"):
+        if name in params:
+            value = params[name].strip().lower()
+            if value not in _TRUE + _FALSE:
+                raise query_problem(name, "expected true or false")
+            params[name] = "true" if value in _TRUE else "false"
+    return params
 
 
 def _task_id(value: str, where: str = "path") -> str:
@@ -175,6 +191,26 @@ def federation_routes() -> list[BaseRoute]:
                 node["task_ref"] = ref
         return JSONResponse(body)
 
+    async def replay(request: Request, ctx: Ctx) -> Response:
+        """Replay a service's DLQ record (relayna's ``POST /dlq/messages/{dlq_id}/replay``)."""
+        service_id = sid(request)
+        dlq_id = request.path_params["dlq_id"]
+        if not is_valid_identifier(dlq_id) or "/" in dlq_id:
+            raise HTTPProblem(
+                422,
+                [{"loc": ["path", "dlq_id"], "msg": "invalid identifier", "type": "value_error"}],
+            )
+        result = await Federation(ctx.runtime).call(
+            service_id,
+            "dlq.replay",
+            "POST",
+            f"/dlq/messages/{quote(dlq_id, safe='')}/replay",
+            params=_replay_params(request),
+            keep=(409, 422),
+        )
+        result["service_id"] = service_id
+        return JSONResponse(result)
+
     async def tasks(request: Request, ctx: Ctx) -> Any:
         service_id = sid(request)
         rest = str(request.path_params["rest"])
@@ -284,6 +320,15 @@ def federation_routes() -> list[BaseRoute]:
             methods=["GET"],
             role="reader",
             query=(*_DLQ_FILTERS, "limit"),
+        ),
+        studio_route(
+            f"{one}/dlq/messages/{{dlq_id}}/replay",
+            replay,
+            methods=["POST"],
+            role="operator",
+            action="dlq.replay",
+            query=_REPLAY_PARAMS,
+            body=False,
         ),
         studio_route(
             f"{one}/broker/dlq/messages",
