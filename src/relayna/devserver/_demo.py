@@ -4,7 +4,12 @@ The handler reports progress over a few seconds. ``payload.mode`` picks what
 happens: ``ok``; ``fail_once`` (fails on the first attempt, succeeds on the
 broker-delayed retry); ``handoff`` (hands the task to the ``demo.review`` task
 type with a manual retry, keeping its task_id); ``fail_always`` (fails every
-attempt and ends in the dead-letter queue with status ``failed``).
+attempt and ends in the dead-letter queue with status ``failed``);
+``fail_until_replayed`` (fails every attempt, is dead-lettered, and completes
+once replayed from the DLQ); ``fanout`` (publishes ``steps`` child tasks, at
+most 5, each with ``payload.parent_task_id``, which its statuses carry as
+``meta.parent_task_id``: the parent's execution graph shows them as
+aggregation children).
 """
 
 from __future__ import annotations
@@ -16,12 +21,14 @@ import anyio
 
 from relayna.consumer import TaskContext
 from relayna.contracts import TaskEnvelope
+from relayna.contracts import headers as h
 from relayna.topology import RoutedTasksSharedStatusTopology
 
 __all__ = ["DEMO_TASK_TYPES", "MODES", "check_demo_payload", "demo_handler", "demo_topology"]
 
 DEMO_TASK_TYPES = ("demo.process", "demo.review")
-MODES = ("ok", "fail_once", "handoff", "fail_always")
+MODES = ("ok", "fail_once", "handoff", "fail_always", "fail_until_replayed", "fanout")
+MAX_CHILDREN = 5
 
 
 def demo_topology(prefix: str = "relayna.dev") -> RoutedTasksSharedStatusTopology:
@@ -61,6 +68,42 @@ def _steps(payload: dict[str, Any]) -> int:
     return min(max(steps, 1), 20)
 
 
+def _fails(mode: str, ctx: TaskContext) -> bool:
+    if mode == "fail_always":
+        return True
+    if mode == "fail_once":
+        return ctx.attempt == 0
+    if mode == "fail_until_replayed":
+        return not ctx.headers.get(h.REPLAYED_FROM_DLQ)
+    return False
+
+
+async def _fan_out(task: TaskEnvelope, ctx: TaskContext, count: int) -> dict[str, Any]:
+    """Publish ``count`` children (ids ``{task_id}.{n}``) that report to this task."""
+    children = []
+    for n in range(1, count + 1):
+        child = await ctx.client.publish_task(
+            {
+                "task_id": f"{task.task_id}.{n}",
+                "task_type": "demo.process",
+                "correlation_id": task.task_id,
+                "payload": {
+                    "mode": "ok",
+                    "steps": 2,
+                    "text": f"part {n}",
+                    "parent_task_id": task.task_id,
+                },
+            }
+        )
+        children.append(child.task_id)
+        await ctx.publish_status(
+            status="running",
+            message=f"fan-out: published child {n}/{count}",
+            meta={"progress": n / count, "child_task_id": child.task_id},
+        )
+    return {"children": children}
+
+
 async def demo_handler(
     task: TaskEnvelope, ctx: TaskContext, *, step_seconds: float = 0.4
 ) -> dict[str, Any]:
@@ -68,6 +111,10 @@ async def demo_handler(
     mode = payload.get("mode", "ok")
     steps = _steps(payload)
     text = str(payload.get("text", ""))
+    parent = payload.get("parent_task_id")
+    extra = {"parent_task_id": parent} if isinstance(parent, str) else {}
+    if mode == "fanout":
+        return await _fan_out(task, ctx, min(steps, MAX_CHILDREN))
     if task.task_type == "demo.process" and mode == "handoff":
         await ctx.publish_status(
             status="running", message="needs a review: handing off", meta={"progress": 0.2}
@@ -75,12 +122,11 @@ async def demo_handler(
         ctx.manual_retry(task_type="demo.review", reason="needs review")
     for step in range(1, steps + 1):
         await anyio.sleep(step_seconds)
-        if step == (steps + 1) // 2:
-            if mode == "fail_always" or (mode == "fail_once" and ctx.attempt == 0):
-                raise RuntimeError(f"demo failure at step {step} (attempt {ctx.attempt + 1})")
+        if step == (steps + 1) // 2 and _fails(mode, ctx):
+            raise RuntimeError(f"demo failure at step {step} (attempt {ctx.attempt + 1})")
         await ctx.publish_status(
             status="running",
             message=f"{task.task_type}: step {step}/{steps}",
-            meta={"progress": step / steps, "attempt": ctx.attempt + 1},
+            meta={"progress": step / steps, "attempt": ctx.attempt + 1, **extra},
         )
     return {"text": text.upper(), "steps": steps, "attempts": ctx.attempt + 1}

@@ -245,3 +245,46 @@ async def test_a_dead_lettered_demo_task_is_found_and_replayed_over_http(base_ur
                 await anyio.sleep(0.05)
             states = sorted(i["state"] for i in items["items"])
             assert states == ["dead_lettered", "replayed"]
+
+
+async def test_a_fanout_task_shows_its_children_in_its_graph(base_url: str) -> None:
+    with anyio.fail_after(30):
+        async with httpx.AsyncClient(base_url=base_url, timeout=20) as client:
+            task_id = await _submit(client, {"steps": 3, "mode": "fanout"})
+            events = await _events(client, task_id)
+            assert events[-1]["status"] == "completed"
+            children = [f"{task_id}.{n}" for n in (1, 2, 3)]
+            assert events[-1]["result"] == {"children": children}
+            for child in children:
+                assert (await _events(client, child))[-1]["status"] == "completed"
+            while True:  # the graph reads the children set the hub writes: poll for it
+                graph = (await client.get(f"/executions/{task_id}/graph")).json()
+                linked = sorted(
+                    n["task_id"] for n in graph["nodes"] if n["kind"] == "aggregation_child"
+                )
+                if linked == children:
+                    break
+                await anyio.sleep(0.05)
+            assert sorted(graph["related_task_ids"]) == children
+
+
+async def test_a_task_that_fails_until_replayed_completes_after_its_replay(
+    base_url: str,
+) -> None:
+    with anyio.fail_after(30):
+        async with httpx.AsyncClient(base_url=base_url, timeout=20) as client:
+            task_id = await _submit(client, {"steps": 2, "mode": "fail_until_replayed"})
+            statuses = [e["status"] for e in await _events(client, task_id)]
+            assert statuses[-1] == "failed"
+            assert statuses.count("retrying") == 2
+            [item] = (await client.get("/dlq/messages", params={"task_id": task_id})).json()[
+                "items"
+            ]
+            replay = await client.post(f"/dlq/messages/{item['dlq_id']}/replay")
+            assert replay.status_code == 200, replay.text
+            latest: dict[str, object] = {}
+            while latest.get("status") != "completed":
+                await anyio.sleep(0.05)
+                latest = (await client.get(f"/status/{task_id}")).json()["event"]
+            listed = (await client.get("/dlq/messages", params={"task_id": task_id})).json()
+            assert [i["state"] for i in listed["items"]] == ["replayed"]  # no new dead letter
