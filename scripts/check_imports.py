@@ -22,7 +22,12 @@ Rules, each reported with file and line:
    ``relayna.app`` (:data:`ROOT_MAY_USE`, lazily, for ``relayna.App``), so
    ``import relayna`` loads no runtime.
 
-Function-level imports count the same as module-level ones.
+7. **relayna does not need Studio**: ``relayna_studio`` (a separate
+   distribution that depends on relayna) is imported only by
+   :data:`STUDIO_BRIDGE`, and only inside a function, after checking that it
+   is installed (``relayna dev`` starts Studio when it is there).
+
+Function-level imports count the same as module-level ones (but for rule 7).
 
 relayna-studio (``studio/src/relayna_studio``) follows rule 1 too, and uses
 relayna only through its public packages (no ``relayna._x`` or
@@ -60,6 +65,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("cli",),
     ("testing",),
 ]
+STUDIO_BRIDGE = "devserver/_studio.py"
 FOUNDATION = {"errors"}  # plus every private root module (relayna._groups, ...)
 PIPELINE_MAY_USE = {"errors"}
 ROOT_MAY_USE = {"app"}  # relayna.App, loaded on first use
@@ -94,6 +100,27 @@ def _imports(tree: ast.AST) -> list[tuple[int, str, list[str]]]:
     return found
 
 
+def _studio_imports(tree: ast.AST) -> list[tuple[int, bool]]:
+    """(line, inside a function) of every ``relayna_studio`` import in ``tree``."""
+    found: list[tuple[int, bool]] = []
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.Import):
+                names = [alias.name for alias in child.names]
+            elif isinstance(child, ast.ImportFrom) and child.level == 0:
+                names = [child.module or ""]
+            else:
+                names = []
+            if any(n.split(".")[0] == "relayna_studio" for n in names):
+                found.append((child.lineno, in_function))
+            nested = isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef)
+            visit(child, in_function or nested)
+
+    visit(tree, False)
+    return found
+
+
 def _layer_problem(pkg: str, target: str, names: list[str], module: str) -> str | None:
     if target == pkg:
         return None
@@ -125,7 +152,18 @@ def offenders(root: Path | None = None) -> list[str]:
     for path in sorted(root.rglob("*.py")):
         rel = path.relative_to(root).as_posix()
         pkg = _package(path, root)
-        for line, module, names in _imports(ast.parse(path.read_text(), filename=str(path))):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for line, in_function in _studio_imports(tree):
+            if rel != STUDIO_BRIDGE:
+                found.append(
+                    f"src/relayna/{rel}:{line}: imports relayna_studio: only {STUDIO_BRIDGE} may"
+                )
+            elif not in_function:
+                found.append(
+                    f"src/relayna/{rel}:{line}: imports relayna_studio at module level: "
+                    "relayna must import without it"
+                )
+        for line, module, names in _imports(tree):
             where = f"src/relayna/{rel}:{line}"
             top = module.split(".")[0]
             if top in FORBIDDEN_BACKENDS and rel not in BACKEND_ADAPTERS:

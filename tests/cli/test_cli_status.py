@@ -72,7 +72,7 @@ def test_bad_task_ids_never_reach_the_store(capsys: pytest.CaptureFixture[str], 
 def dev_url() -> Iterator[str]:
     port = free_port()
     with relayna_dev(
-        [sys.executable, "-m", "relayna.cli", "dev", "--port", str(port)], port
+        [sys.executable, "-m", "relayna.cli", "dev", "--port", str(port), "--no-studio"], port
     ) as url:
         yield url
 

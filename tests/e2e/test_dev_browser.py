@@ -25,7 +25,7 @@ ARTIFACTS = ROOT / "artifacts"
 def dev_server(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
     port = free_port()
     argv = [sys.executable, "-m", "relayna.cli", "dev", "--port", str(port),
-            "--backend", request.param]  # fmt: skip
+            "--backend", request.param, "--no-studio"]  # the service's own page  # fmt: skip
     with relayna_dev(argv, port) as url:
         yield f"{url}/", request.param
 

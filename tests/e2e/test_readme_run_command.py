@@ -1,11 +1,13 @@
-"""The README's first command works with only the base install (no extras).
+"""The README's first command works on a fresh virtualenv without the dev extras.
 
-It builds a fresh virtualenv, installs relayna with plain `pip install -e .`
-as the README says, starts `relayna dev` on asyncio and on trio, runs a task
-through it, and stops it with Ctrl-C. This catches a runtime dependency that
-only the dev extras happened to bring in. Then the getting-started page's own
-service runs from the same install: `relayna serve myservice:app --backend
-trio`, a task submitted and followed live to `completed`.
+It builds a fresh virtualenv and installs relayna with plain `pip install -e .`
+(no extras, no Studio), starts `relayna dev` on asyncio and on trio, runs a
+task through it, and stops it with Ctrl-C: this catches a runtime dependency
+that only the dev extras happened to bring in, and `relayna dev` without
+relayna-studio says how to install it. The getting-started page's own service
+runs from the same install (`relayna serve myservice:app --backend trio`, a
+task followed live to `completed`). Then `pip install -e ./studio` completes
+the README's command, and `relayna dev` lands a newcomer in Studio.
 """
 
 from __future__ import annotations
@@ -29,8 +31,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_readme_names_the_commands_this_test_runs() -> None:
     readme = (ROOT / "README.md").read_text()
     assert re.search(
-        r"python3 -m venv \.venv && \.venv/bin/pip install -e \. && \.venv/bin/relayna dev", readme
+        r"python3 -m venv \.venv && \.venv/bin/pip install -e \. -e \./studio "
+        r"&& \.venv/bin/relayna dev\n",
+        readme,
     )
+    assert "http://127.0.0.1:8001/tasks/search?service_id=demo" in readme
     assert "\nscripts/test\n" in readme
 
 
@@ -61,11 +66,15 @@ def _wait_completed(base: str, task_id: str) -> dict[str, object]:
 def test_base_install_runs_relayna_dev(base_venv: Path, backend: str) -> None:
     port = free_port()
     argv = [str(base_venv / "bin/relayna"), "dev", "--port", str(port), "--backend", backend]
-    with relayna_dev(argv, port, start_timeout=60) as base:
+    output: list[str] = []
+    with relayna_dev(argv, port, start_timeout=60, output=output) as base:
         task_id = httpx.post(f"{base}/tasks", json={"payload": {"steps": 1}}, timeout=10).json()[
             "task_id"
         ]
         assert _wait_completed(base, task_id).get("status") == "completed"
+    # No Studio in this install: relayna dev says how to add it, and runs without it.
+    assert any("pip install -e ./studio" in line for line in output), output
+    assert not any("Studio: http" in line for line in output), output
 
 
 def _getting_started_service() -> str:
@@ -103,3 +112,25 @@ def test_getting_started_service_runs_on_trio_with_live_status(
                     if line.startswith("data:") and '"status"' in line
                 ]
     assert statuses == ["processing", "running", "running", "completed"]
+
+
+def test_the_readme_command_lands_a_newcomer_in_studio(base_venv: Path) -> None:
+    """``pip install -e . -e ./studio``: relayna dev prints Studio's task list and serves it."""
+    subprocess.run(
+        [str(base_venv / "bin/pip"), "install", "-q", "--disable-pip-version-check",
+         "-e", str(ROOT), "-e", str(ROOT / "studio")],
+        check=True, timeout=600,
+    )  # fmt: skip
+    port, studio_port = free_port(), free_port()
+    argv = [str(base_venv / "bin/relayna"), "dev", "--port", str(port),
+            "--studio-port", str(studio_port)]  # fmt: skip
+    output: list[str] = []
+    with relayna_dev(argv, port, start_timeout=60, output=output):
+        [line] = [line for line in output if "Studio: http" in line]
+        url = line.split("Studio: ", 1)[1].split()[0]
+        assert url == f"http://127.0.0.1:{studio_port}/tasks/search?service_id=demo"
+        page = httpx.get(url, timeout=10)
+        assert page.status_code == 200
+        assert '<div id="root">' in page.text
+        services = httpx.get(f"http://127.0.0.1:{studio_port}/studio/services", timeout=10).json()
+        assert [s["service_id"] for s in services["services"]] == ["demo"]

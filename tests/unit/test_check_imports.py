@@ -51,3 +51,23 @@ def test_each_rule_is_reported(tmp_path: Path) -> None:
     assert "__init__.py:3: imports relayna.consumer: the package root imports only" in found
     assert "_store_redispy" not in found
     assert len(check_imports.offenders(root)) == 7
+
+
+def test_only_the_studio_bridge_imports_relayna_studio_and_only_lazily(tmp_path: Path) -> None:
+    root = _tree(
+        tmp_path,
+        {
+            "devserver/__init__.py": "",
+            "devserver/_studio.py": (
+                "import relayna_studio\n"  # module level: refused even here
+                "async def run():\n    from relayna_studio import open_studio\n"
+            ),
+            "cli/_cmd.py": "def f():\n    import relayna_studio._app\n",  # not the bridge
+        },
+    )
+    found = check_imports.offenders(root)
+    assert found == [
+        "src/relayna/cli/_cmd.py:2: imports relayna_studio: only devserver/_studio.py may",
+        "src/relayna/devserver/_studio.py:1: imports relayna_studio at module level: "
+        "relayna must import without it",
+    ]

@@ -1,9 +1,10 @@
-"""``relayna dev``: the whole runtime in one process, with a web page to watch tasks."""
+"""``relayna dev``: the whole system in one process: the demo service, its worker, and Studio."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+from functools import partial
 
 import anyio
 
@@ -22,11 +23,14 @@ from relayna.errors import ConfigurationError
 def register(sub: Subcommands) -> None:
     p = sub.add_parser(
         "dev",
-        help="run broker, store, demo worker, status hub and web page in one process",
+        help="run the demo service, its worker and Studio in one process",
         description=(
-            "Start the demo service: the in-memory broker and store (or real ones with "
-            "--broker-url/--store-url), a demo topology and worker, the status hub, and a "
-            "web page where you submit tasks and watch them live over SSE. Ctrl-C drains."
+            "Start the whole system in one process: the in-memory broker and store (or real "
+            "ones with --broker-url/--store-url), the demo topology, worker and status hub, "
+            "the service's HTTP API and task page, and relayna Studio (the operator UI, auth "
+            "off, loopback only) with the demo service registered. It prints the Studio URL "
+            "of the task list. Studio needs the relayna-studio distribution (pip install -e "
+            "./studio from a clone); without it the service runs alone. Ctrl-C drains."
         ),
     )
     add_http_args(p)
@@ -47,12 +51,30 @@ def register(sub: Subcommands) -> None:
         default=10.0,
         help="seconds in-flight tasks get on Ctrl-C (default 10)",
     )
+    p.add_argument(
+        "--studio-port",
+        type=int,
+        default=8001,
+        help="port of Studio, bound to 127.0.0.1 whatever --host says (default 8001)",
+    )
+    p.add_argument(
+        "--no-studio",
+        action="store_true",
+        help="run the service without Studio (the default starts it when relayna-studio "
+        "is installed)",
+    )
     add_logging_args(p)
     p.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from relayna.devserver import DevConfig, run_dev
+    from relayna.devserver import (
+        STUDIO_INSTALL_HINT,
+        DevConfig,
+        DevStudioConfig,
+        run_dev_system,
+        studio_installed,
+    )
 
     config = DevConfig(
         host=args.host,
@@ -63,6 +85,12 @@ def _run(args: argparse.Namespace) -> int:
         access_log=args.access_log,
     )
     log = logging.getLogger("relayna.dev")
+    studio = None
+    if not args.no_studio:
+        if studio_installed():
+            studio = DevStudioConfig(port=args.studio_port)
+        else:
+            log.warning("relayna-studio is not installed: %s", STUDIO_INSTALL_HINT)
 
     async def main() -> None:
         shutdown = anyio.Event()
@@ -75,10 +103,17 @@ def _run(args: argparse.Namespace) -> int:
 
             tg.start_soon(on_signal)
             try:
-                url = await tg.start(run_dev, config, shutdown)
+                urls = await tg.start(partial(run_dev_system, config, shutdown, studio=studio))
             except OSError as exc:
-                raise ConfigurationError(f"cannot serve on {config.url}: {exc}") from None
-            log.info("relayna dev is running on %s (%s); press Ctrl-C to stop", url, args.backend)
+                where = config.url if studio is None else f"{config.url} or {studio.url}"
+                raise ConfigurationError(f"cannot serve on {where}: {exc}") from None
+            if urls.studio is not None:
+                log.info("Studio: %s  <- open this: the demo service's tasks", urls.studio)
+            log.info(
+                "relayna dev is running on %s (%s); press Ctrl-C to stop",
+                urls.service,
+                args.backend,
+            )
             await shutdown.wait()
         log.info("bye")
 

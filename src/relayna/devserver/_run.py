@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import Any
 
 import anyio
@@ -21,19 +23,32 @@ from relayna.consumer import (
 from relayna.contracts import TaskEnvelope
 from relayna.devserver._app import build_app
 from relayna.devserver._demo import demo_handler, demo_topology
+from relayna.devserver._studio import DevStudioConfig, run_dev_studio
 from relayna.dlq import DLQService, DLQStoreConfig, PeekDLQInspector
+from relayna.errors import unwrap_groups
 from relayna.observability import make_observation_sink
 from relayna.rabbitmq import CancelStore, TaskIds, open_relayna_client
 from relayna.transport import SupportsPeek
 
-__all__ = ["DevConfig", "run_dev"]
+__all__ = ["DevComponent", "DevConfig", "DevUrls", "run_dev", "run_dev_system"]
 
 logger = logging.getLogger("relayna.dev")
 
 
+#: A long-running part that joins the dev service's worker task group:
+#: ``await component(runtime, task_status=...)`` is started with ``tg.start``
+#: after the demo worker consumes, and cancelled (drained) with it. This is
+#: where the two-stage workflow of issue 18's workflow runtime plugs in.
+DevComponent = Callable[..., Coroutine[Any, Any, None]]
+
+
 @attrs.frozen
 class DevConfig:
-    """Options of ``relayna dev`` (see ``relayna dev --help``)."""
+    """Options of ``relayna dev`` (see ``relayna dev --help``).
+
+    ``components`` are started in the worker task group with the open
+    runtime (see :data:`DevComponent`).
+    """
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -45,10 +60,19 @@ class DevConfig:
     step_seconds: float = 0.4
     prefix: str = "relayna.dev"
     access_log: bool = False
+    components: tuple[DevComponent, ...] = ()
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/"
+
+
+@attrs.frozen
+class DevUrls:
+    """Where ``relayna dev`` serves: the demo service, and Studio's task list (or None)."""
+
+    service: str
+    studio: str | None
 
 
 def _mcp_routes(runtime: RelaynaRuntime) -> Any:
@@ -159,6 +183,8 @@ async def run_dev(
 
             async with anyio.create_task_group() as workers:
                 await workers.start(consumer.run)
+                for component in config.components:
+                    await workers.start(partial(component, runtime))
                 async with anyio.create_task_group() as web:
                     if mcp is not None:  # MCP sessions live in this group and end with it
                         await web.start(mcp.run)
@@ -183,3 +209,34 @@ async def run_dev(
                 stats.retried,
                 stats.dead_lettered,
             )
+
+
+async def run_dev_system(
+    config: DevConfig,
+    shutdown: anyio.Event,
+    *,
+    studio: DevStudioConfig | None = None,
+    task_status: TaskStatus[DevUrls] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """``relayna dev``: the demo service (:func:`run_dev`) and, with ``studio``,
+    Studio with that service registered, in one task group until ``shutdown``.
+
+    Reports :class:`DevUrls` once both accept connections (and Studio has
+    read the service's capability document). A part that cannot start (a
+    port in use: ``OSError``) stops the others and is raised as itself.
+    """
+    with unwrap_groups():
+        async with anyio.create_task_group() as tg:
+            service_url: str = await tg.start(run_dev, config, shutdown)
+            studio_url: str | None = None
+            if studio is not None:
+                studio_url = await tg.start(
+                    partial(
+                        run_dev_studio,
+                        studio,
+                        store_url=config.store_url,
+                        service_url=service_url,
+                        shutdown=shutdown,
+                    )
+                )
+            task_status.started(DevUrls(service_url, studio_url))

@@ -1,0 +1,133 @@
+"""`relayna dev` as one system: the demo service and Studio in one task group, both backends.
+
+With relayna-studio installed (the test environment installs ``./studio``),
+Studio serves its UI and API on loopback with the demo service registered;
+an operator's path (find a dead letter, replay it, see the task complete,
+find it in the task list) goes through Studio only. Without it, relayna
+says how to install it and the service runs alone.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from services import free_port  # scripts/ is on sys.path (tests/conftest.py)
+
+from relayna.devserver import (
+    STUDIO_INSTALL_HINT,
+    DevConfig,
+    DevStudioConfig,
+    DevUrls,
+    run_dev_system,
+    studio_installed,
+)
+from relayna.devserver._studio import run_dev_studio
+from relayna.errors import ConfigurationError
+
+pytestmark = pytest.mark.anyio
+
+
+async def _until(client: httpx.AsyncClient, path: str, ok: Any, **params: Any) -> Any:
+    """GET ``path`` until ``ok(body)``; the caller's fail_after bounds it."""
+    while True:
+        response = await client.get(path, params=params)
+        if response.status_code == 200 and ok(response.json()):
+            return response.json()
+        await anyio.sleep(0.05)
+
+
+@asynccontextmanager
+async def _system(config: DevConfig, studio: DevStudioConfig) -> AsyncIterator[DevUrls]:
+    shutdown = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        urls: DevUrls = await tg.start(lambda task_status: run_dev_system(
+            config, shutdown, studio=studio, task_status=task_status
+        ))  # fmt: skip
+        try:
+            yield urls
+        finally:
+            shutdown.set()
+
+
+async def test_studio_comes_up_with_the_demo_service_registered() -> None:
+    config = DevConfig(port=free_port(), step_seconds=0.01, retry_delay_ms=100, drain_timeout=5)
+    studio = DevStudioConfig(port=free_port(), pull_sync_interval_seconds=0.2)
+    assert studio_installed()
+    with anyio.fail_after(60):
+        async with _system(config, studio) as urls:
+            assert urls.service == config.url
+            assert urls.studio == f"http://127.0.0.1:{studio.port}/tasks/search?service_id=demo"
+            async with (
+                httpx.AsyncClient(base_url=urls.service, timeout=20) as service,
+                httpx.AsyncClient(base_url=studio.url, timeout=20) as ui,
+            ):
+                page = await ui.get(urls.studio)
+                assert page.status_code == 200
+                assert page.headers["content-type"].startswith("text/html")
+                record = (await ui.get("/studio/services/demo")).json()
+                assert record["base_url"] == f"http://127.0.0.1:{config.port}"
+                assert "dlq.replay" in record["capabilities"]["supported_routes"]
+                assert (await ui.get("/studio/auth/whoami")).json()["auth_enabled"] is False
+
+                posted = await service.post(
+                    "/tasks", json={"payload": {"steps": 2, "mode": "fail_until_replayed"}}
+                )
+                task_id = posted.json()["task_id"]
+                dlq = await _until(
+                    ui,
+                    "/studio/services/demo/dlq/messages",
+                    lambda body: len(body["items"]) == 1,
+                    task_id=task_id,
+                )
+                dlq_id = dlq["items"][0]["dlq_id"]
+                replay = await ui.post(f"/studio/services/demo/dlq/messages/{dlq_id}/replay")
+                assert replay.status_code == 200, replay.text
+                await _until(
+                    ui,
+                    f"/studio/services/demo/status/{task_id}",
+                    lambda body: body["event"]["status"] == "completed",
+                )
+                found = await _until(
+                    ui,
+                    "/studio/tasks/search",
+                    lambda body: [i["status"] for i in body["items"]] == ["completed"],
+                    task_id=task_id,
+                )
+                assert found["items"][0]["service_id"] == "demo"
+                audit = (await ui.get("/studio/audit", params={"action": "dlq.replay"})).json()
+                assert [e["outcome"] for e in audit["items"]] == ["success"]
+
+
+async def test_studio_port_in_use_stops_the_whole_system() -> None:
+    with anyio.fail_after(30):
+        busy = await anyio.create_tcp_listener(local_host="127.0.0.1")
+        async with busy:
+            port = busy.extra(anyio.abc.SocketAttribute.local_port)
+            config = DevConfig(port=free_port(), drain_timeout=2)
+            studio = DevStudioConfig(port=port)
+            async with anyio.create_task_group() as tg:
+                with pytest.raises(OSError):
+                    await tg.start(partial(run_dev_system, config, anyio.Event(), studio=studio))
+
+
+async def test_without_relayna_studio_it_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "relayna_studio", None)  # import fails, as uninstalled
+    assert not studio_installed()
+    with anyio.fail_after(10), pytest.raises(ConfigurationError) as info:
+        await run_dev_studio(
+            DevStudioConfig(port=free_port()),
+            store_url="memory://",
+            service_url="http://127.0.0.1:1/",
+            shutdown=anyio.Event(),
+        )
+    assert STUDIO_INSTALL_HINT in str(info.value)
+    assert "pip install -e ./studio" in STUDIO_INSTALL_HINT
