@@ -18,9 +18,12 @@ subscription. The cursor turns those inputs into actions:
   asked for a position it cannot get.
 * :meth:`ResumeCursor.on_live` emits a live event unless its id was already
   sent (history and live overlap by design).
-* The first terminal status emitted ends the stream (``done``). A resume whose
-  anchor *is* a terminal event ends before sending anything
-  (``resumed_after_terminal``; HTTP answers 204 so EventSource stops).
+* The first terminal status emitted ends the stream (``done``), unless the
+  history shows the task went on after it (a failed task replayed from the
+  DLQ or retried by hand: ``failed``, then ``processing`` ... ``completed``);
+  such a superseded terminal event is sent and the stream goes on. A resume
+  whose anchor *is* the task's latest terminal event ends before sending
+  anything (``resumed_after_terminal``; HTTP answers 204 so EventSource stops).
 
 States: ``AWAIT_HISTORY`` → ``LIVE`` → ``DONE``. Ids sent are remembered in a
 bounded insertion-ordered set (duplicates can only come from the history
@@ -132,14 +135,14 @@ class ResumeCursor:
         while len(self._sent) > self._remember:
             self._sent.popitem(last=False)
 
-    def _emit(self, event: EventDict, out: list[CursorAction]) -> None:
+    def _emit(self, event: EventDict, out: list[CursorAction], *, superseded: bool) -> None:
         event_id = str(event["event_id"])
         self._know(event_id)
         self._last_sent = event_id
         self.sent_count += 1
         out.append(Emit(event_id, event))
         status = status_of(event)
-        if self._terminal.is_terminal(status):
+        if not superseded and self._terminal.is_terminal(status):
             self.done = True
             self.terminal_status = status
 
@@ -182,15 +185,18 @@ class ResumeCursor:
                     self._last_sent = anchor
                     for event_id in ids[:start]:
                         self._know(event_id)
-                    if self._terminal.is_terminal(status_of(chronological[index])):
+                    if index == len(ids) - 1 and self._terminal.is_terminal(
+                        status_of(chronological[index])
+                    ):
                         self.done = True
                         self.resumed_after_terminal = True
                         self.terminal_status = status_of(chronological[index])
                         return out
-        for event in chronological[start:]:
+        last = len(chronological) - 1
+        for index, event in enumerate(chronological[start:], start):
             if str(event["event_id"]) in self._sent:
                 continue
-            self._emit(event, out)
+            self._emit(event, out, superseded=index < last)
             if self.done:
                 break
         return out
@@ -200,5 +206,5 @@ class ResumeCursor:
         out: list[CursorAction] = []
         if self.done or str(event["event_id"]) in self._sent:
             return out
-        self._emit(event, out)
+        self._emit(event, out, superseded=False)
         return out

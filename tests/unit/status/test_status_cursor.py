@@ -64,15 +64,33 @@ def test_garbage_last_event_id_is_absent_but_announced() -> None:
     assert clean_last_event_id("x" * LAST_EVENT_ID_MAX_LENGTH) == ("x" * 256, False)
 
 
-def test_terminal_in_history_ends_the_stream() -> None:
+def test_the_latest_terminal_in_history_ends_the_stream() -> None:
     cursor = ResumeCursor(None, TERMINAL)
-    actions = cursor.on_history([ev(1), ev(2, "Completed"), ev(3)])
+    actions = cursor.on_history([ev(1), ev(2, "Completed")])
     assert ids(actions) == ["e1", "e2"]
     assert cursor.done
     assert cursor.state == "DONE"
     assert cursor.terminal_status == "Completed"
     assert cursor.on_live(ev(4)) == []
     assert cursor.on_history([ev(5)]) == []
+
+
+def test_a_terminal_the_task_went_on_from_does_not_end_the_stream() -> None:
+    """A failed task replayed from the DLQ: failed, then a new attempt, live to its end."""
+    cursor = ResumeCursor(None, TERMINAL)
+    actions = cursor.on_history([ev(1, "processing"), ev(2, "failed"), ev(3, "processing")])
+    assert ids(actions) == ["e1", "e2", "e3"]
+    assert not cursor.done
+    assert ids(cursor.on_live(ev(4, "completed"))) == ["e4"]
+    assert (cursor.done, cursor.terminal_status) == (True, "completed")
+    # A client that had the superseded terminal event resumes after it.
+    resumed = ResumeCursor("e2", TERMINAL)
+    history = [ev(1, "processing"), ev(2, "failed"), ev(3, "processing"), ev(4, "completed")]
+    assert ids(resumed.on_history(history)) == ["e3", "e4"]
+    assert not resumed.resumed_after_terminal
+    at_end = ResumeCursor("e4", TERMINAL)
+    assert at_end.on_history(history) == []
+    assert at_end.resumed_after_terminal
 
 
 def test_terminal_live_ends_the_stream() -> None:
