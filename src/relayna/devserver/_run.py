@@ -128,8 +128,14 @@ async def run_dev(
             topology, runtime.broker, declare=False, task_ids=task_ids, cancels=cancels
         ) as client:
 
+            async def latest(task_id: str) -> str | None:
+                event = await runtime.status.latest(task_id)
+                return None if event is None else str(event.get("status"))
+
             async def handler(task: TaskEnvelope, ctx: TaskContext) -> dict[str, Any]:
-                return await demo_handler(task, ctx, step_seconds=config.step_seconds)
+                return await demo_handler(
+                    task, ctx, step_seconds=config.step_seconds, latest=latest
+                )
 
             consumer = TaskConsumer(
                 topology=topology,
