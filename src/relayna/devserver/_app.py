@@ -44,7 +44,10 @@ from relayna.dlq import DLQService
 from relayna.errors import ContractError, DuplicateTaskError, RelaynaError, TopologyError
 from relayna.rabbitmq import RelaynaClient
 
-__all__ = ["MAX_BODY_BYTES", "build_app", "task_page_routes"]
+__all__ = ["MAX_BODY_BYTES", "SUBMIT_ROUTE_ID", "build_app", "task_page_routes"]
+
+#: The capability id of ``POST /tasks`` (Studio submits tasks through it).
+SUBMIT_ROUTE_ID = "tasks.submit"
 
 #: Publishes a task mapping and returns the envelope (``RelaynaClient.publish_task``).
 Publish = Callable[[dict[str, Any]], Awaitable[TaskEnvelope]]
@@ -154,7 +157,12 @@ def task_page_routes(
     return [
         document(Route("/", index), get=page_operation()),
         document(
-            Route("/tasks", _submit_endpoint(publish, default, graph), methods=["POST"]),
+            Route(
+                "/tasks",
+                _submit_endpoint(publish, default, graph),
+                methods=["POST"],
+                name=SUBMIT_ROUTE_ID,
+            ),
             post=submit_operation(task_types, submit_links(graph=graph, dlq=dlq)),
         ),
     ]
@@ -196,7 +204,7 @@ def build_app(
         *feed_routes(),  # before the status routes: /events/feed is not a task id
         *execution_routes(),
         *worker_health_routes(),
-        *capabilities_routes(service_title="relayna dev"),
+        *capabilities_routes(service_title="relayna dev", extra_route_ids=(SUBMIT_ROUTE_ID,)),
         *metrics_routes(),
         *status_routes(),
         *cancel_routes(),

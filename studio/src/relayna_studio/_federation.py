@@ -51,6 +51,7 @@ ROUTE_IDS: dict[str, tuple[str, ...]] = {
     "workflow.topology": ("workflow.topology",),
     "dlq.messages": ("dlq.messages",),
     "dlq.replay": ("dlq.replay",),
+    "tasks.submit": ("tasks.submit",),
     "broker.dlq.messages": ("broker.dlq.messages",),
     "failed_tasks.list": ("failed_tasks.list",),
     "failed_tasks.detail": ("failed_tasks.detail",),

@@ -211,6 +211,22 @@ def federation_routes() -> list[BaseRoute]:
         result["service_id"] = service_id
         return JSONResponse(result)
 
+    async def submit(request: Request, ctx: Ctx) -> Response:
+        """Submit a task to a service (its ``POST /tasks``, e.g. ``relayna dev``'s)."""
+        service_id = sid(request)
+        body = await read_json(request, ctx.runtime.settings.request_max_body_bytes)
+        if not isinstance(body, dict):
+            raise HTTPProblem(
+                422, [{"loc": ["body"], "msg": "expected a JSON object", "type": "value_error"}]
+            )
+        result = await Federation(ctx.runtime).call(
+            service_id, "tasks.submit", "POST", "/tasks", json=body, keep=(409, 422)
+        )
+        result["service_id"] = service_id
+        if is_valid_identifier(result.get("task_id")):
+            result["task_ref"] = build_task_ref(service_id, result["task_id"])
+        return JSONResponse(result)
+
     async def tasks(request: Request, ctx: Ctx) -> Any:
         service_id = sid(request)
         rest = str(request.path_params["rest"])
@@ -284,7 +300,12 @@ def federation_routes() -> list[BaseRoute]:
                         [{"loc": ["body"], "msg": "expected a JSON object", "type": "value_error"}],
                     )
             result = await Federation(ctx.runtime).call(
-                service_id, route, method, f"/failed-tasks/{failure_id}{suffix}", json=payload
+                service_id,
+                route,
+                method,
+                f"/failed-tasks/{failure_id}{suffix}",
+                json=payload,
+                keep=(409, 422) if route == "failed_tasks.retry" else (),
             )
             if method == "DELETE":
                 return JSONResponse(
@@ -329,6 +350,9 @@ def federation_routes() -> list[BaseRoute]:
             action="dlq.replay",
             query=_REPLAY_PARAMS,
             body=False,
+        ),
+        studio_route(
+            f"{one}/tasks", submit, methods=["POST"], role="operator", action="task.submit"
         ),
         studio_route(
             f"{one}/broker/dlq/messages",

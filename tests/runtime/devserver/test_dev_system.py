@@ -64,10 +64,7 @@ async def test_studio_comes_up_with_the_demo_service_registered() -> None:
         async with _system(config, studio) as urls:
             assert urls.service == config.url
             assert urls.studio == f"http://127.0.0.1:{studio.port}/tasks/search?service_id=demo"
-            async with (
-                httpx.AsyncClient(base_url=urls.service, timeout=20) as service,
-                httpx.AsyncClient(base_url=studio.url, timeout=20) as ui,
-            ):
+            async with httpx.AsyncClient(base_url=studio.url, timeout=20) as ui:
                 page = await ui.get(urls.studio)
                 assert page.status_code == 200
                 assert page.headers["content-type"].startswith("text/html")
@@ -76,10 +73,20 @@ async def test_studio_comes_up_with_the_demo_service_registered() -> None:
                 assert "dlq.replay" in record["capabilities"]["supported_routes"]
                 assert (await ui.get("/studio/auth/whoami")).json()["auth_enabled"] is False
 
-                posted = await service.post(
-                    "/tasks", json={"payload": {"steps": 2, "mode": "fail_until_replayed"}}
+                # Submitted through Studio (the UI's "Submit a task"), kept codes on bad input.
+                assert "tasks.submit" in record["capabilities"]["supported_routes"]
+                submit = "/studio/services/demo/tasks"
+                posted = await ui.post(
+                    submit, json={"payload": {"steps": 2, "mode": "fail_until_replayed"}}
                 )
+                assert posted.status_code == 200, posted.text
                 task_id = posted.json()["task_id"]
+                assert posted.json()["service_id"] == "demo"
+                bad_mode = await ui.post(submit, json={"payload": {"mode": "explode"}})
+                assert bad_mode.status_code == 422, bad_mode.text
+                assert (await ui.post(submit, json=[1])).status_code == 422
+                taken = await ui.post(submit, json={"task_id": task_id, "payload": {}})
+                assert taken.status_code == 409, taken.text
                 dlq = await _until(
                     ui,
                     "/studio/services/demo/dlq/messages",
@@ -87,6 +94,12 @@ async def test_studio_comes_up_with_the_demo_service_registered() -> None:
                     task_id=task_id,
                 )
                 dlq_id = dlq["items"][0]["dlq_id"]
+                # A retry whose override is not a JSON object: the service's 422, kept.
+                forced = await ui.post(
+                    f"/studio/failed-tasks/demo/{dlq_id}/retry",
+                    json={"override_payload": "{not json"},
+                )
+                assert forced.status_code == 422, forced.text
                 replay = await ui.post(f"/studio/services/demo/dlq/messages/{dlq_id}/replay")
                 assert replay.status_code == 200, replay.text
                 await _until(
