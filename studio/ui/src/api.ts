@@ -28,6 +28,8 @@ import type {
   ServiceSearchItem,
   ServiceUpdate,
   StatusEvent,
+  SubmitTaskRequest,
+  SubmitTaskResult,
   TaskDetail,
   TaskDetailWire,
   TaskRef,
@@ -199,6 +201,7 @@ export function createApi({ token, fetch: fetchImpl }: ApiOptions) {
     gatewayServices: () => get<{ count: number; services: GatewayServiceExport[] }>("/studio/gateway/services"),
     // tasks
     searchTasks: (q: Query) => get<Page<TaskSearchDocument>>("/studio/tasks/search", q),
+    submitTask: (sid: string, body: SubmitTaskRequest) => request<SubmitTaskResult>("POST", `/studio/services/${enc(sid)}/tasks`, { body }),
     taskDetail: async (sid: string, tid: string) => normalizeTaskDetail(await get<TaskDetailWire>(`/studio/tasks/${enc(sid)}/${enc(tid)}`, { join: "all" })),
     taskGraph: (sid: string, tid: string) => get<ExecutionGraph>(`/studio/services/${enc(sid)}/executions/${enc(tid)}/graph`),
     taskEvents: (sid: string, tid: string, q?: Query) => get<Page<ControlPlaneEvent>>(`/studio/tasks/${enc(sid)}/${enc(tid)}/events`, q),

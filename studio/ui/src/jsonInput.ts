@@ -8,7 +8,7 @@ export type JsonCheck = { ok: true; value: Json | undefined } | { ok: false; mes
  * payload is a mapping, so an array, a string or a number is refused here with
  * the reason, before the backend would answer 422.
  */
-export function checkJsonObject(text: string): JsonCheck {
+export function checkJsonObject(text: string, what = "the override payload"): JsonCheck {
   if (text.trim() === "") return { ok: true, value: undefined };
   let value: unknown;
   try {
@@ -18,7 +18,7 @@ export function checkJsonObject(text: string): JsonCheck {
     return { ok: false, message: `not valid JSON: ${detail}` };
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    return { ok: false, message: "the override payload must be a JSON object ({...})" };
+    return { ok: false, message: `${what} must be a JSON object ({...})` };
   }
   return { ok: true, value: value as Json };
 }

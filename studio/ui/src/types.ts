@@ -465,3 +465,18 @@ export interface Identity {
   token_id?: string | null;
   service_id?: string | null;
 }
+
+/** `POST /studio/services/{id}/tasks` (the service's own `POST /tasks` body). */
+export interface SubmitTaskRequest {
+  task_type?: string;
+  payload: Json;
+}
+
+export interface SubmitTaskResult {
+  service_id: string;
+  task_id: string;
+  task_type?: string;
+  status_url?: string;
+  events_url?: string;
+  graph_url?: string;
+}

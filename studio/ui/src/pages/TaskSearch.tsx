@@ -2,6 +2,7 @@
 import { useInfiniteQuery } from "@tanstack/react-query";
 import { Link } from "react-router-dom";
 import { useApi } from "../auth";
+import { SubmitTask } from "../components/SubmitTask";
 import { FilterForm, LoadMore, TableHead, useUrlFilters, type FilterField } from "../components/filters";
 import { Async, Badge, RelTime, Section } from "../components/ui";
 
@@ -23,12 +24,14 @@ export default function TaskSearch() {
     initialPageParam: null as string | null,
     getNextPageParam: (last) => last.next_cursor ?? null,
     enabled: active,
+    refetchInterval: 3_000, // the list follows new tasks (Studio's index fills as they run)
   });
   return (
     <>
       <div className="page-head">
         <h1>Task search</h1>
       </div>
+      {filters.service_id ? <SubmitTask serviceId={filters.service_id} /> : null}
       <Section title="Filters">
         <FilterForm label="Search tasks" fields={TASK_FILTERS} values={filters} onApply={setFilters} submitLabel="Search" />
       </Section>
