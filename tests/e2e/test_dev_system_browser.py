@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser import launch  # scripts/ is on sys.path (tests/conftest.py)
-from playwright.sync_api import Page, expect, sync_playwright
+from _studio_browser import check_axe, open_page
+from playwright.sync_api import Page, expect
 from services import free_port
 
 import studio_ui  # scripts/ is on sys.path (tests/conftest.py)
@@ -30,7 +30,6 @@ pytestmark = pytest.mark.timeout(300)
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "dev-system"
-AXE = ROOT / "studio" / "ui" / "node_modules" / "axe-core" / "axe.min.js"
 LIVE = 30_000  # ms: a bound on each live wait, never a sleep
 
 
@@ -54,21 +53,8 @@ def dev(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
 
 @pytest.fixture
 def page() -> Iterator[Page]:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        browser = launch(pw)
-        try:
-            yield browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-        finally:
-            browser.close()
-
-
-def check_axe(page: Page) -> None:
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("async () => (await axe.run(document)).violations")
-    bad = [f"{v['id']}: {v['help']} ({len(v['nodes'])}x) {v['nodes'][0]['html'][:160]}"
-           for v in result if v["impact"] in ("serious", "critical")]  # fmt: skip
-    assert not bad, f"{page.url}:\n" + "\n".join(bad)
+    with open_page(ARTIFACTS, height=900) as opened:
+        yield opened
 
 
 def shot(page: Page, backend: str, name: str) -> None:

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import launch  # scripts/ is on sys.path (tests/conftest.py)
-from playwright.sync_api import Page, expect, sync_playwright
+from _studio_browser import check_axe, open_page
+from playwright.sync_api import Page, expect
 from services import free_port
 
 import studio_ui  # scripts/ is on sys.path (tests/conftest.py)
@@ -33,7 +33,6 @@ pytestmark = pytest.mark.timeout(300)
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "studio-ui"
-AXE = ROOT / "studio" / "ui" / "node_modules" / "axe-core" / "axe.min.js"
 
 
 def _stack(backend: str, *, auth: bool, step_seconds: float = 0.4) -> Iterator[dict[str, Any]]:
@@ -70,22 +69,8 @@ def _ui_packages() -> None:
 
 @pytest.fixture
 def page() -> Iterator[Page]:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        browser = launch(pw)
-        try:
-            context = browser.new_context(viewport={"width": 1280, "height": 860})
-            yield context.new_page()
-        finally:
-            browser.close()
-
-
-def check_axe(page: Page) -> None:
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("async () => (await axe.run(document)).violations")
-    bad = [f"{v['id']}: {v['help']} ({len(v['nodes'])}x) {v['nodes'][0]['html'][:160]}"
-           for v in result if v["impact"] in ("serious", "critical")]  # fmt: skip
-    assert not bad, f"{page.url}:\n" + "\n".join(bad)
+    with open_page(ARTIFACTS) as opened:
+        yield opened
 
 
 def submit(service: str, mode: str, steps: int = 3) -> str:

@@ -71,6 +71,16 @@ def _task_id(value: str, where: str = "path") -> str:
     return value
 
 
+def _path_id(request: Request, name: str) -> str:
+    """A path identifier (``dlq_id``, ``failure_id``) a service's URL may carry."""
+    value = request.path_params[name]
+    if not is_valid_identifier(value) or "/" in value:
+        raise HTTPProblem(
+            422, [{"loc": ["path", name], "msg": "invalid identifier", "type": "value_error"}]
+        )
+    return str(value)
+
+
 def _params(
     request: Request, allowed: tuple[str, ...], *, limit: tuple[int, int, int] | None
 ) -> dict[str, Any]:
@@ -194,12 +204,7 @@ def federation_routes() -> list[BaseRoute]:
     async def replay(request: Request, ctx: Ctx) -> Response:
         """Replay a service's DLQ record (relayna's ``POST /dlq/messages/{dlq_id}/replay``)."""
         service_id = sid(request)
-        dlq_id = request.path_params["dlq_id"]
-        if not is_valid_identifier(dlq_id) or "/" in dlq_id:
-            raise HTTPProblem(
-                422,
-                [{"loc": ["path", "dlq_id"], "msg": "invalid identifier", "type": "value_error"}],
-            )
+        dlq_id = _path_id(request, "dlq_id")
         result = await Federation(ctx.runtime).call(
             service_id,
             "dlq.replay",
@@ -279,18 +284,7 @@ def federation_routes() -> list[BaseRoute]:
     ) -> Callable[[Request, Ctx], Awaitable[Response]]:
         async def handler(request: Request, ctx: Ctx) -> Response:
             service_id = sid(request)
-            failure_id = request.path_params["failure_id"]
-            if not is_valid_identifier(failure_id) or "/" in failure_id:
-                raise HTTPProblem(
-                    422,
-                    [
-                        {
-                            "loc": ["path", "failure_id"],
-                            "msg": "invalid identifier",
-                            "type": "value_error",
-                        }
-                    ],
-                )
+            failure_id = _path_id(request, "failure_id")
             payload = None
             if body and request.headers.get("content-length", "0") != "0":
                 payload = await read_json(request, ctx.runtime.settings.request_max_body_bytes)

@@ -3,6 +3,7 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useId, useState } from "react";
 import { useApi, useCan } from "../auth";
 import { checkJsonObject } from "../jsonInput";
+import { JsonField } from "./JsonField";
 import type { FailedTaskDetail, FailedTaskSummary } from "../types";
 import { Async, Badge, ConfirmDialog, CopyButton, ErrorNote, JsonBlock, KeyValues, Modal, RelTime } from "./ui";
 
@@ -130,7 +131,7 @@ export function RetryForm({ detail, onRetried }: { detail: FailedTaskDetail; onR
   const [override, setOverride] = useState("");
   const [note, setNote] = useState("");
   const [invalid, setInvalid] = useState<string | null>(null);
-  const ids = { target: useId(), override: useId(), note: useId(), err: useId() };
+  const ids = { target: useId(), note: useId() };
   const retry = useMutation({
     mutationFn: (body: Parameters<typeof api.retryFailedTask>[2]) => api.retryFailedTask(detail.service_id, detail.failure_id, body),
     onSuccess: onRetried,
@@ -158,23 +159,7 @@ export function RetryForm({ detail, onRetried }: { detail: FailedTaskDetail; onR
         <label htmlFor={ids.target}>Target queue</label>
         <input id={ids.target} value={target} onChange={(e) => setTarget(e.target.value)} />
       </p>
-      <p>
-        <label htmlFor={ids.override}>Override payload (JSON object, optional)</label>
-        <textarea
-          id={ids.override}
-          rows={5}
-          value={override}
-          onChange={(e) => setOverride(e.target.value)}
-          aria-invalid={invalid ? true : undefined}
-          aria-describedby={invalid ? ids.err : undefined}
-          className="mono"
-        />
-        {invalid ? (
-          <span id={ids.err} className="field-error" role="alert">
-            {invalid}
-          </span>
-        ) : null}
-      </p>
+      <JsonField label="Override payload (JSON object, optional)" rows={5} value={override} onChange={setOverride} invalid={invalid} />
       <p>
         <label htmlFor={ids.note}>Note</label>
         <input id={ids.note} value={note} onChange={(e) => setNote(e.target.value)} />

@@ -5,6 +5,7 @@ import { useNavigate } from "react-router-dom";
 import { useApi, useCan } from "../auth";
 import { checkJsonObject } from "../jsonInput";
 import type { SubmitTaskRequest } from "../types";
+import { JsonField } from "./JsonField";
 import { ErrorNote, Section } from "./ui";
 
 /** The capability id a service advertises for `POST /tasks`. */
@@ -28,7 +29,7 @@ export function SubmitTask({ serviceId }: { serviceId: string }) {
   const [taskType, setTaskType] = useState("");
   const [payload, setPayload] = useState(FIRST_PAYLOAD);
   const [invalid, setInvalid] = useState<string | null>(null);
-  const ids = { type: useId(), payload: useId(), err: useId() };
+  const typeId = useId();
   const submit = useMutation({
     mutationFn: (body: SubmitTaskRequest) => api.submitTask(serviceId, body),
     onSuccess: (r) => navigate(`/tasks/${encodeURIComponent(serviceId)}/${encodeURIComponent(r.task_id)}`),
@@ -51,26 +52,10 @@ export function SubmitTask({ serviceId }: { serviceId: string }) {
         }}
       >
         <p>
-          <label htmlFor={ids.type}>Task type (empty: the service's default)</label>
-          <input id={ids.type} value={taskType} onChange={(e) => setTaskType(e.target.value)} />
+          <label htmlFor={typeId}>Task type (empty: the service's default)</label>
+          <input id={typeId} value={taskType} onChange={(e) => setTaskType(e.target.value)} />
         </p>
-        <p>
-          <label htmlFor={ids.payload}>Payload (JSON object)</label>
-          <textarea
-            id={ids.payload}
-            rows={3}
-            className="mono"
-            value={payload}
-            onChange={(e) => setPayload(e.target.value)}
-            aria-invalid={invalid ? true : undefined}
-            aria-describedby={invalid ? ids.err : undefined}
-          />
-          {invalid ? (
-            <span id={ids.err} className="field-error" role="alert">
-              {invalid}
-            </span>
-          ) : null}
-        </p>
+        <JsonField label="Payload (JSON object)" rows={3} value={payload} onChange={setPayload} invalid={invalid} />
         <div className="row-actions" role="group" aria-label="Example payloads">
           {DEMO_PAYLOADS.map(([label, text]) => (
             <button key={label} type="button" onClick={() => { setPayload(text); setInvalid(null); }}>

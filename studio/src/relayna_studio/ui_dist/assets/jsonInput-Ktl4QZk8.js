@@ -1,1 +1,0 @@
-function e(e,t=`the override payload`){if(e.trim()===``)return{ok:!0,value:void 0};let n;try{n=JSON.parse(e)}catch(e){return{ok:!1,message:`not valid JSON: ${e instanceof Error?e.message:String(e)}`}}return typeof n!=`object`||!n||Array.isArray(n)?{ok:!1,message:`${t} must be a JSON object ({...})`}:{ok:!0,value:n}}export{e as t};
