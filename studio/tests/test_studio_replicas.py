@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from relayna.transport import open_store
-from relayna_studio import Leases, open_studio, parse_create
+from relayna_studio import Leases, UpstreamError, open_studio, parse_create
 from relayna_studio._jobs import run_periodic
 from studio_support import TableResolver, settings_for
 
@@ -70,3 +70,44 @@ async def test_two_replicas_share_one_job_per_service_per_interval(store_url: st
     # without leases each replica would run every service every interval: ~2x
     assert sum(len(t) for t in runs.values()) <= 5 * windows
     assert {r for times in runs.values() for _, r in times} <= {"a", "b"}
+
+
+async def test_a_job_failing_inside_its_own_task_group_never_stops_the_loop() -> None:
+    """pull_sync reads pages in its own task group: a dead service's error arrives as an
+    exception group. It is logged like any failure; the other services keep running."""
+    prefix = f"jobs:{uuid.uuid4().hex[:8]}"
+    settings = settings_for("memory://", prefix)
+    calls: list[str] = []
+    again = anyio.Event()
+    async with open_studio(settings, resolver=TableResolver()) as runtime:
+        for sid in ("dead", "alive"):
+            await runtime.registry.create(
+                parse_create(
+                    {
+                        "service_id": sid,
+                        "name": sid,
+                        "base_url": f"http://{sid}.example.test",
+                        "environment": "prod",
+                        "auth_mode": "internal_network",
+                    }
+                )
+            )
+
+        async def job(service_id: str) -> None:
+            calls.append(service_id)
+            if calls.count("alive") >= 2 and calls.count("dead") >= 2:
+                again.set()
+            if service_id == "dead":
+                async with anyio.create_task_group() as tg:
+
+                    async def fetch() -> None:
+                        raise UpstreamError("gone", status=502, code="upstream_transport_error")
+
+                    tg.start_soon(fetch)
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                leases = Leases(runtime.store, settings.lease_prefix)
+                await tg.start(partial(run_periodic, runtime, leases, "sync", INTERVAL, job))
+                await again.wait()  # both ran twice: the failure stopped nothing
+                tg.cancel_scope.cancel()

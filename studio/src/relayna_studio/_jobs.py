@@ -59,9 +59,10 @@ async def run_periodic(
                     tg.start_soon(keep_lease)
                     await run(service_id)
                     tg.cancel_scope.cancel()
-            except RelaynaError as exc:
+            except* RelaynaError as failed:  # also from a job's own task group
                 outcome = "error"
-                log.warning("%s for %s failed: %s", job, service_id, exc)
+                for error in failed.exceptions:
+                    log.warning("%s for %s failed: %s", job, service_id, error)
             finally:
                 metrics.job_duration.labels(job, outcome).observe(time.perf_counter() - started)
 
