@@ -144,3 +144,39 @@ async def test_without_relayna_studio_it_says_how_to_install_it(
         )
     assert STUDIO_INSTALL_HINT in str(info.value)
     assert "pip install -e ./studio" in STUDIO_INSTALL_HINT
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.redis
+async def test_real_rabbitmq_and_redis_unchanged_and_a_second_run_repoints_the_service(
+    amqp_url: str, redis_url: str, unique: str
+) -> None:
+    """--broker-url/--store-url: the same system on the real servers. Studio keeps its
+    registry in that Redis, so the next run finds ``demo`` and points it at its own URL."""
+    for run in (1, 2):
+        config = DevConfig(
+            port=free_port(),
+            broker_url=amqp_url,
+            store_url=redis_url,
+            prefix=f"dev-{unique}",
+            step_seconds=0.01,
+            retry_delay_ms=100,
+            drain_timeout=5,
+        )
+        studio = DevStudioConfig(port=free_port(), pull_sync_interval_seconds=0.2)
+        with anyio.fail_after(60):
+            async with (
+                _system(config, studio) as urls,
+                httpx.AsyncClient(base_url=studio.url, timeout=20) as ui,
+            ):
+                record = (await ui.get("/studio/services/demo")).json()
+                assert record["base_url"] == urls.service.rstrip("/"), run
+                posted = await ui.post(
+                    "/studio/services/demo/tasks", json={"payload": {"mode": "fail_once"}}
+                )
+                task_id = posted.json()["task_id"]
+                await _until(
+                    ui,
+                    f"/studio/services/demo/status/{task_id}",
+                    lambda body: body["event"]["status"] == "completed",
+                )
