@@ -128,6 +128,7 @@ async def test_stdio_server_publishes_for_an_app(
     amqp_url: str, redis_url: str, unique: str, tmp_path: Path, anyio_backend: str
 ) -> None:
     name = f"mcpapp-{unique}"
+    task_id = f"greet-{unique}"  # the real Redis outlives a test run
     (tmp_path / "mcp_app_target.py").write_text(
         APP_TARGET.format(name=name, amqp=amqp_url, redis=redis_url)
     )
@@ -153,11 +154,15 @@ async def test_stdio_server_publishes_for_an_app(
                     assert "publish_task" in tools
                     published = await session.call_tool(
                         "publish_task",
-                        {"task_type": "mcp.greet", "payload": {"who": "mcp"}, "task_id": "greet-1"},
+                        {"task_type": "mcp.greet", "payload": {"who": "mcp"}, "task_id": task_id},
                     )
                     assert published.structuredContent == {
-                        "task_id": "greet-1", "task_type": "mcp.greet", "published": True,
+                        "task_id": task_id, "task_type": "mcp.greet", "published": True,
                     }  # fmt: skip
+                    again = await session.call_tool(
+                        "publish_task", {"task_type": "mcp.greet", "task_id": task_id}
+                    )
+                    assert again.isError is True  # the id exists: refused, nothing published
                     unrouted = await session.call_tool("publish_task", {"task_type": "nope"})
                     assert unrouted.isError is True
                 # confirmed by the broker: the task waits in the app's queue (no worker runs)

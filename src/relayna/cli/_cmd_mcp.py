@@ -71,6 +71,7 @@ async def _open(target: Any) -> AsyncIterator[tuple[RelaynaRuntime, Any]]:
                     task_id=task.get("task_id"),
                     correlation_id=task.get("correlation_id"),
                     priority=task.get("priority"),
+                    if_exists="error",  # an id that exists is refused, nothing published
                 )
                 return handle.task
 

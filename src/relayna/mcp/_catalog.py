@@ -274,7 +274,8 @@ OPERATION_TOOLS: Final = (
         title="Publish a task",
         description=(
             "Publish a new task of a type the service routes; returns after the broker "
-            "confirm, with the task id (a new one unless given)."
+            "confirm, with the task id (a new one unless given). A task_id that already "
+            "exists (published, or with statuses) is refused and nothing is published."
         ),
         input_schema=_input(
             {
