@@ -184,20 +184,27 @@ def _uuid_hex() -> str:
 
 
 _WORKFLOW_FIELDS = frozenset(
-    {"task_id", "message_id", "correlation_id", "stage", "origin_stage", "action", "payload",
-     "meta", "priority", "spec_version"}
+    {"task_id", "message_id", "correlation_id", "stage", "origin_stage", "parent_message_id",
+     "action", "payload", "meta", "priority", "spec_version"}
 )  # fmt: skip
 
 
 @attrs.frozen(weakref_slot=False)
 class WorkflowEnvelope:
-    """A message handed to a workflow stage."""
+    """A message handed to a workflow stage.
+
+    ``parent_message_id`` is the ``message_id`` of the message whose handler
+    published this one (None for a message that entered the workflow from
+    outside). The original had no such field and its lineage took the
+    ``correlation_id`` for the parent; relayna carries the real parent.
+    """
 
     task_id: str = attrs.field(validator=_identifier)
     stage: str = attrs.field(validator=_identifier)
     message_id: str = attrs.field(factory=_uuid_hex, validator=_identifier)
     correlation_id: str | None = attrs.field(default=None, validator=_optional_identifier)
     origin_stage: str | None = attrs.field(default=None, validator=_optional_identifier)
+    parent_message_id: str | None = attrs.field(default=None, validator=_optional_identifier)
     action: str | None = attrs.field(default=None, validator=_optional_str)
     payload: dict[str, Any] = attrs.field(factory=dict, validator=_mapping)
     meta: dict[str, Any] = attrs.field(factory=dict, validator=_mapping)

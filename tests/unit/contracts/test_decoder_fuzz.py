@@ -88,7 +88,7 @@ FIELDS = {
     StatusEvent: ("task_id", "status", "timestamp", "message", "meta", "result",
                   "correlation_id", "event_id", "service", "spec_version", "documentId"),
     WorkflowEnvelope: ("task_id", "stage", "message_id", "correlation_id", "origin_stage",
-                       "action", "payload", "meta", "priority", "spec_version"),
+                       "parent_message_id", "action", "payload", "meta", "priority", "spec_version"),
 }  # fmt: skip
 # Mostly valid values where a field is checked early, so that the fuzzer gets
 # past the first check to the conversions behind it.
@@ -106,6 +106,7 @@ plausible: dict[str, st.SearchStrategy[Any]] = {
     "event_id": st.none() | identifiers,
     "message_id": identifiers,
     "origin_stage": st.none() | identifiers,
+    "parent_message_id": st.none() | identifiers,
     "status": words,
     "spec_version": words,
     "created_at": iso_texts,

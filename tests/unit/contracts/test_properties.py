@@ -85,6 +85,7 @@ workflows = st.builds(
     message_id=identifiers,
     correlation_id=optional_ids,
     origin_stage=optional_ids,
+    parent_message_id=optional_ids,
     action=st.none() | texts,
     payload=objects,
     meta=objects,
