@@ -53,6 +53,7 @@ from relayna.topology._workflow_contract import (
     validate_workflow_inbound,
     validate_workflow_publish,
 )
+from relayna.topology._workflow_join import FAN_IN_KEYS, FanIn, transition_cycle
 
 __all__ = [
     # topologies
@@ -67,6 +68,9 @@ __all__ = [
     "SharedStatusWorkflowTopology",
     "WorkflowStage",
     "WorkflowEntryRoute",
+    "FanIn",
+    "FAN_IN_KEYS",
+    "transition_cycle",
     "PayloadSchema",
     "ActionSchema",
     # plans and arguments

@@ -36,6 +36,7 @@ def serialize_workflow_stage(
         "retry_delay_ms": stage.retry_delay_ms,
         "max_inflight": stage.max_inflight,
         "dedup_key_fields": list(stage.dedup_key_fields),
+        "join": stage.join.to_dict() if stage.join is not None else None,
     }
 
 

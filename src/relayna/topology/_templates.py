@@ -10,17 +10,21 @@ from relayna.topology._workflow import (
     WorkflowEntryRoute,
     WorkflowStage,
 )
+from relayna.topology._workflow_join import FanIn
 
 __all__ = ["build_linear_workflow_topology", "build_search_aggregate_workflow_topology"]
 
 
-def _stage(queue_prefix: str, name: str, next_stages: Sequence[str]) -> WorkflowStage:
+def _stage(
+    queue_prefix: str, name: str, next_stages: Sequence[str], join: FanIn | None = None
+) -> WorkflowStage:
     return WorkflowStage(
         name=name,
         queue=f"{queue_prefix}.{name}",
         binding_keys=(f"{name}.in",),
         publish_routing_key=f"{name}.in",
         allowed_next_stages=tuple(next_stages),
+        join=join,
     )
 
 
@@ -73,7 +77,11 @@ def build_search_aggregate_workflow_topology(
     entry route ``planner`` (routing key ``<planner>.in``).
 
     With ``enforce_order`` (default) the fan-out/fan-in shape is also the
-    allowed transition graph.
+    allowed transition graph, and the aggregator is a join
+    (``FanIn(expected=search_stages)``): its handler runs once, with every
+    search result, when all of them arrived. Without it, transitions are
+    open and the aggregator runs once per search result (the original's
+    behaviour).
     """
     searches = list(search_stages)
 
@@ -83,7 +91,12 @@ def build_search_aggregate_workflow_topology(
     stages = (
         _stage(queue_prefix, planner_stage, nxt(*searches)),
         *(_stage(queue_prefix, s, nxt(aggregate_stage)) for s in searches),
-        _stage(queue_prefix, aggregate_stage, nxt(writer_stage)),
+        _stage(
+            queue_prefix,
+            aggregate_stage,
+            nxt(writer_stage),
+            FanIn(expected=tuple(searches)) if enforce_order else None,
+        ),
         _stage(queue_prefix, writer_stage, ()),
     )
     return SharedStatusWorkflowTopology(

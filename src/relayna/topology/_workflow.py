@@ -13,6 +13,7 @@ from relayna.topology._plan import DeclarationPlan
 from relayna.topology._routing import topic_matches
 from relayna.topology._schemas import ActionSchema
 from relayna.topology._status import StatusTopologyBase, copy_table
+from relayna.topology._workflow_join import FanIn, transition_cycle
 from relayna.transport import BindingSpec, ExchangeSpec, QueueSpec
 
 __all__ = ["SharedStatusWorkflowTopology", "WorkflowEntryRoute", "WorkflowStage"]
@@ -46,6 +47,7 @@ class WorkflowStage:
     actions a message may carry in and out, each with an optional payload
     schema. ``timeout_seconds``, ``max_retries``, ``retry_delay_ms``,
     ``max_inflight`` and ``dedup_key_fields`` are read by the workflow consumer.
+    ``join`` makes the stage a fan-in barrier (see :class:`FanIn`).
     """
 
     name: str
@@ -68,6 +70,7 @@ class WorkflowStage:
     dedup_key_fields: tuple[str, ...] = attrs.field(default=(), converter=_strs)
     queue_arguments_overrides: dict[str, Any] = attrs.field(factory=dict, converter=copy_table)
     queue_kwargs: dict[str, Any] = attrs.field(factory=dict, converter=copy_table)
+    join: FanIn | None = None
 
     def problems(self) -> list[str]:
         """Problems visible from the stage alone (names, numbers, actions)."""
@@ -187,6 +190,18 @@ class SharedStatusWorkflowTopology(StatusTopologyBase):
                 if target not in names:
                     problems.append(
                         f"workflow stage {stage.name!r} references unknown next stage {target!r}"
+                    )
+        transitions = {s.name: s.allowed_next_stages for s in self.stages}
+        cycle = transition_cycle(transitions)
+        if cycle is not None:
+            problems.append("workflow transitions must not form a cycle: " + " -> ".join(cycle))
+        for stage in self.stages:
+            if stage.join is not None:
+                problems.extend(stage.join.problems(stage.name, transitions))
+                if stage.dedup_key_fields:
+                    problems.append(
+                        f"workflow stage {stage.name!r}: a join deduplicates its branches "
+                        "itself; dedup_key_fields cannot be combined with join"
                     )
         routes: set[str] = set()
         for route in self.entry_routes:
