@@ -9,7 +9,7 @@
 
 from relayna._deprecated import moved_names
 from relayna.consumer._aggregation import AggregationConsumer
-from relayna.consumer._base import Middleware
+from relayna.consumer._base import ConsumerBase, HandlerT, Middleware
 from relayna.consumer._cancel import InFlight, Running, StepBatcher
 from relayna.consumer._cli import main_worker
 from relayna.consumer._context import (
@@ -55,11 +55,29 @@ from relayna.consumer._heartbeat import (
     list_worker_heartbeats,
 )
 from relayna.consumer._idempotency import Idempotency, default_idempotency_key
-from relayna.consumer._lease import LeasePolicy, LeaseStore
-from relayna.consumer._settle import EXCEPTION_MESSAGE, ConsumerStats
+from relayna.consumer._inbound import InboundWorkflow, parse_workflow
+from relayna.consumer._lease import (
+    LeaseLost,
+    LeasePolicy,
+    LeaseStore,
+    Renewable,
+    call_with_lease,
+)
+from relayna.consumer._settle import EXCEPTION_MESSAGE, ConsumerStats, MessageInfo, Settler
 from relayna.consumer._task import TaskConsumer
 
 __all__ = [
+    # building blocks of other runtimes (relayna.workflow)
+    "ConsumerBase",
+    "HandlerT",
+    "InboundWorkflow",
+    "LeaseLost",
+    "MessageInfo",
+    "Renewable",
+    "Settler",
+    "call_with_lease",
+    "parse_workflow",
+    # public API
     "EXCEPTION_MESSAGE",
     "Ack",
     "AggregationConsumer",

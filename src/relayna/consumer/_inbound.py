@@ -24,6 +24,7 @@ from relayna.contracts import (
     Limits,
     StatusEvent,
     TaskEnvelope,
+    WorkflowEnvelope,
     check_header_budget,
     decoder_failure,
     get_header,
@@ -40,7 +41,16 @@ from relayna.transport import Properties
 
 from ._decide import Poison
 
-__all__ = ["Inbound", "InboundBatch", "InboundStatus", "InboundTask", "parse_status", "parse_task"]
+__all__ = [
+    "Inbound",
+    "InboundBatch",
+    "InboundStatus",
+    "InboundTask",
+    "InboundWorkflow",
+    "parse_status",
+    "parse_task",
+    "parse_workflow",
+]
 
 _JSON_TYPES = ("application/json", "text/json")
 
@@ -73,6 +83,11 @@ class InboundBatch(Inbound):
 @attrs.frozen
 class InboundStatus(Inbound):
     event: StatusEvent
+
+
+@attrs.frozen
+class InboundWorkflow(Inbound):
+    message: WorkflowEnvelope
 
 
 def _poison(exc: ContractError) -> Poison:
@@ -190,3 +205,25 @@ def parse_status(
     except Exception as exc:  # noqa: BLE001 - the decode boundary: see decoder_failure
         return _poison(decoder_failure(exc, "status message"))
     return InboundStatus(attempt=attempt, headers=headers, event=event)
+
+
+def parse_workflow(
+    body: bytes,
+    properties: Properties,
+    *,
+    limits: Limits,
+    aliases: ContractAliasConfig | None = None,
+) -> InboundWorkflow | Poison:
+    """Classify a workflow stage delivery (a :class:`WorkflowEnvelope`).
+
+    Stage and contract checks are the workflow runtime's; this only decides
+    whether the message is a well-formed envelope.
+    """
+    try:
+        headers, attempt = _check_envelope(properties, limits)
+        message = structure(loads(body, limits=limits), WorkflowEnvelope, aliases=aliases)
+    except ContractError as exc:
+        return _poison(exc)
+    except Exception as exc:  # noqa: BLE001 - the decode boundary: see decoder_failure
+        return _poison(decoder_failure(exc, "workflow message"))
+    return InboundWorkflow(attempt=attempt, headers=headers, message=message)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import attrs
@@ -46,6 +46,7 @@ __all__ = [
     "LeaseLost",
     "LeasePolicy",
     "LeaseStore",
+    "Renewable",
     "call_with_lease",
 ]
 
@@ -162,6 +163,18 @@ class LeaseStore:
         return int(result) == 1
 
 
+class Renewable(Protocol):
+    """What :func:`call_with_lease` needs of a lease: renew and release by owner.
+
+    :class:`LeaseStore` is one; the workflow runtime's in-flight guards are
+    another.
+    """
+
+    async def renew(self, lease_id: str, owner: str, ttl: float) -> bool: ...
+
+    async def release(self, lease_id: str, owner: str) -> bool: ...
+
+
 @attrs.frozen
 class LeaseLost:
     """The handler was cancelled because the lease was lost."""
@@ -170,7 +183,7 @@ class LeaseLost:
 
 
 async def _renew_loop(
-    leases: LeaseStore,
+    leases: Renewable,
     policy: LeasePolicy,
     lease_id: str,
     owner: str,
@@ -198,11 +211,13 @@ async def _renew_loop(
 
 
 async def call_with_lease(
-    leases: LeaseStore,
+    leases: Renewable,
     policy: LeasePolicy,
     lease_id: str,
     owner: str,
     call: Callable[[], Awaitable[T]],
+    *,
+    release: bool = True,
 ) -> T | LeaseLost:
     """Run ``call`` while renewing the (already acquired) lease, then release it.
 
@@ -210,6 +225,8 @@ async def call_with_lease(
     found another owner (or kept failing until the lease may have expired);
     ``call`` was cancelled then. The release runs shielded, bounded by
     :data:`RELEASE_TIMEOUT`; a failed release is logged (the lease expires).
+    With ``release=False`` the lease stays held when ``call`` ends (the
+    caller releases it together with its own effects).
     """
     lost: list[LeaseLost] = []
     result: list[T] = []
@@ -221,11 +238,12 @@ async def call_with_lease(
                 result.append(await call())
             tg.cancel_scope.cancel()
     finally:
-        with CancelScope(shield=True), anyio.move_on_after(RELEASE_TIMEOUT):
-            try:
-                await leases.release(lease_id, owner)
-            except StoreError as exc:
-                logger.warning("lease %s release failed (%r); it will expire", lease_id, exc)
+        if release or not result:
+            with CancelScope(shield=True), anyio.move_on_after(RELEASE_TIMEOUT):
+                try:
+                    await leases.release(lease_id, owner)
+                except StoreError as exc:
+                    logger.warning("lease %s release failed (%r); it will expire", lease_id, exc)
     if result:
         return result[0]
     if lost:
