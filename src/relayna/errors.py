@@ -15,6 +15,9 @@ import aiormq, coredis or redis-py to handle a failure.
     ├── TopologyError
     ├── DuplicateTaskError           (publish(if_exists="error") of an existing task id)
     ├── DLQConflict                  (replay / retry / delete refused: code, dlq_id)
+    ├── WorkflowError                (a workflow run cannot do what was asked)
+    │   ├── WorkflowRunNotFound
+    │   └── WorkflowConflict         (replay into a running stage, nothing to resume)
     └── TransportError               (carries the password-redacted URL)
         ├── BrokerError
         │   ├── BrokerConnectionError
@@ -76,7 +79,10 @@ __all__ = [
     "TransportError",
     "UnroutableError",
     "UnsupportedBackendError",
+    "WorkflowConflict",
     "WorkflowContractError",
+    "WorkflowError",
+    "WorkflowRunNotFound",
     "sole_exception",
     "unwrap_groups",
 ]
@@ -195,6 +201,30 @@ class DLQConflict(RelaynaError):
 class ToolDenied(RelaynaError):
     """An operation refused to its caller: it is disabled, or the caller's
     credential is missing or wrong (the MCP server's operational tools)."""
+
+
+class WorkflowError(RelaynaError):
+    """A request about a workflow run that cannot be carried out."""
+
+    def __init__(self, message: str, *, task_id: str | None = None, stage: str | None = None):
+        self.task_id = task_id
+        self.stage = stage
+        super().__init__(message)
+
+
+class WorkflowRunNotFound(WorkflowError):
+    """No run state exists for the task (never started, or expired)."""
+
+
+class WorkflowConflict(WorkflowError):
+    """The run's state forbids it (``code``: ``stage_running``, ``run_completed``,
+    ``nothing_to_replay``, ``nothing_to_resume``, ``join_completed``)."""
+
+    def __init__(
+        self, message: str, *, code: str, task_id: str | None = None, stage: str | None = None
+    ) -> None:
+        self.code = code
+        super().__init__(message, task_id=task_id, stage=stage)
 
 
 class TransportError(RelaynaError):

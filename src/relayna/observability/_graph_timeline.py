@@ -16,6 +16,11 @@ the next attempt:
   from the task (``received_by``); ``WorkflowMessageReceived`` → the message
   (created if missing) ``entered_stage`` a ``stage_attempt``
   ``stage-attempt:{task}:{stage}:{n}``;
+* ``WorkflowFanInArrived`` → the branch message (created if missing), which
+  waits at the join; ``WorkflowFanInReleased`` → one ``stage_attempt`` of the
+  join stage, reached by ``entered_stage`` from every joined branch message
+  and by ``stage_transitioned_to`` from the latest attempt of every branch's
+  origin stage: a join is one attempt with several incoming transitions;
 * a status → ``status_event`` ``status:{task}:{i}`` with ``published_status``
   from the latest attempt at or before it (else the task); ``manual_retrying``
   arms a ``manual_retry_to`` edge to the next attempt;
@@ -53,6 +58,8 @@ _RETRY = frozenset({"ConsumerRetryScheduled", "AggregationRetryScheduled"})
 _DEAD = frozenset({"ConsumerDeadLetterPublished", "AggregationDeadLetterPublished"})
 _WF_PUBLISHED = "WorkflowMessagePublished"
 _WF_RECEIVED = "WorkflowMessageReceived"
+_WF_ARRIVED = "WorkflowFanInArrived"
+_WF_RELEASED = "WorkflowFanInReleased"
 
 # rank at equal timestamps: attempts/messages first, then statuses, then retry/DLQ
 _RANK_ATTEMPT, _RANK_STATUS, _RANK_AFTER, _RANK_RECORD = 0, 1, 2, 3
@@ -60,6 +67,8 @@ _OBSERVATION_RANK = {
     **dict.fromkeys(_RECEIVED, _RANK_ATTEMPT),
     _WF_PUBLISHED: _RANK_ATTEMPT,
     _WF_RECEIVED: _RANK_ATTEMPT,
+    _WF_ARRIVED: _RANK_ATTEMPT,
+    _WF_RELEASED: _RANK_ATTEMPT,
     **dict.fromkeys(_RETRY, _RANK_AFTER),
     **dict.fromkeys(_DEAD, _RANK_AFTER),
 }
@@ -178,8 +187,10 @@ class TaskTimeline:
             self._retry(obs, ts)
         elif kind in _DEAD:
             self._dead_letter(obs, ts)
-        elif kind == _WF_PUBLISHED:
-            self._message_published(obs, ts)
+        elif kind == _WF_PUBLISHED or kind == _WF_ARRIVED:
+            self._message_node(obs, ts)
+        elif kind == _WF_RELEASED:
+            self._join_released(obs, ts)
         else:
             self._message_received(obs, ts)
 
@@ -307,14 +318,44 @@ class TaskTimeline:
             self.g.edge(self.anchor, node_id, "received_by", ts)
         return node_id
 
-    def _message_published(self, obs: Mapping[str, Any], ts: datetime | None) -> None:
-        self._message_node(obs, ts)
-
     def _message_received(self, obs: Mapping[str, Any], ts: datetime | None) -> None:
         message = self._message_node(obs, ts)
         stage = _text(obs.get("stage"))
         if message is None or stage is None:
             return
+        self._stage_attempt(stage, obs, ts, [message])
+
+    def _join_released(self, obs: Mapping[str, Any], ts: datetime | None) -> None:
+        stage = _text(obs.get("stage"))
+        ids = obs.get("branch_message_ids")
+        origins = obs.get("branch_origin_stages")
+        if stage is None or not isinstance(ids, list | tuple):
+            return
+        if not isinstance(origins, list | tuple) or len(origins) != len(ids):
+            origins = [None] * len(ids)
+        sources: list[tuple[str | None, str]] = []  # (origin attempt, message node)
+        for message_id, origin in zip(ids, origins, strict=True):
+            origin_stage = _text(origin)
+            branch = {"message_id": message_id, "stage": stage, "origin_stage": origin_stage}
+            node = self._message_node(branch, ts)
+            if node is not None:
+                attempt = self.latest_of_stage.get(origin_stage) if origin_stage else None
+                sources.append((attempt, node))
+        join = self._stage_attempt(stage, obs, ts, [node for _, node in sources])
+        for attempt, node in sources:
+            if attempt is not None:
+                message_id = self.g.nodes[node].annotations.get("message_id")
+                self.g.edge(
+                    attempt,
+                    join,
+                    "stage_transitioned_to",
+                    ts,
+                    {"join": True, "message_id": message_id},
+                )
+
+    def _stage_attempt(
+        self, stage: str, obs: Mapping[str, Any], ts: datetime | None, messages: list[str]
+    ) -> str:
         n = self.stage_attempts.get(stage, 0) + 1
         self.stage_attempts[stage] = n
         node_id = self.g.node(
@@ -332,16 +373,19 @@ class TaskTimeline:
                         "queue_name": obs.get("queue_name"),
                         "consumer_name": obs.get("consumer_name"),
                         "retry_attempt": obs.get("retry_attempt"),
+                        "join_branches": list(obs["branches"]) if obs.get("branches") else None,
                     }
                 ),
             )
         )
-        self.g.edge(message, node_id, "entered_stage", ts)
+        for message in messages:
+            self.g.edge(message, node_id, "entered_stage", ts)
         if self.pending_retry is not None:
             self.g.edge(self.pending_retry, node_id, "received_by", ts)
             self.pending_retry = None
         self.latest = node_id
         self.latest_of_stage[stage] = node_id
+        return node_id
 
     # -- statuses and DLQ records ---------------------------------------------
 

@@ -34,6 +34,8 @@ __all__ = [
     "TaskMessageReceived",
     "TaskMessageRejected",
     "TaskResourceSampled",
+    "WorkflowFanInArrived",
+    "WorkflowFanInReleased",
     "WorkflowMessagePublished",
     "WorkflowMessageReceived",
     "WorkflowStageAcked",
@@ -204,6 +206,7 @@ class _WorkflowObservation(_MessageObservation):
     stage: str
     message_id: str | None = None
     origin_stage: str | None = None
+    parent_message_id: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -239,6 +242,33 @@ class WorkflowStageFailed(_WorkflowObservation):
     exception_type: str
     exception_message: str
     reason: str = "handler_error"
+
+
+@attrs.frozen(kw_only=True)
+class WorkflowFanInArrived(_WorkflowObservation):
+    """A branch message reached the join ``stage`` (recorded, not yet joined).
+
+    ``duplicate``: this branch had already arrived (nothing was counted).
+    """
+
+    branch: str
+    arrived: int
+    expected: int
+    action: str | None = None
+    duplicate: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class WorkflowFanInReleased(_WorkflowObservation):
+    """Every branch of the join ``stage`` arrived: its handler runs once, now.
+
+    ``message_id`` is the join's own id; ``branch_message_ids`` and
+    ``branch_origin_stages`` list the joined messages in arrival order.
+    """
+
+    branches: tuple[str, ...]
+    branch_message_ids: tuple[str, ...]
+    branch_origin_stages: tuple[str | None, ...]
 
 
 def observation_to_dict(event: Observation) -> dict[str, Any]:
