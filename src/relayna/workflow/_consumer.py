@@ -1,0 +1,475 @@
+"""``WorkflowConsumer``: one stage's worker, on the task consumer's machinery.
+
+Per delivery (theory of operation):
+
+1. classify: a malformed envelope, a message for an unknown stage
+   (``unknown_stage``) or another stage (``stage_mismatch``), or one the
+   stage's inbound contract refuses (``unsupported_action``,
+   ``payload_schema_violation``) is poison: dead-lettered with that reason,
+   the handler never called (the shared :func:`~relayna.consumer.decide`);
+2. a join stage records the branch (:mod:`._join`); any other stage enters
+   through one script: a message (or dedup signature) that completed before
+   is acked without a call (``DuplicateSuppressed``), one another worker is
+   running waits ``lease_policy.conflict_delay`` and is requeued, else the
+   in-flight guard is taken and the run state says ``running``;
+3. the handler runs under the stage's ``timeout_seconds`` (reason
+   ``stage_timeout``) while the guard is renewed; its hand-offs are
+   confirmed as it publishes them;
+4. success: one script marks the message (and the dedup signature)
+   completed, records the hand-offs as queued at their targets and the
+   terminal flag, and releases the guard; then the ack. Failure: the run
+   state records it, then the task consumer's settler applies the decision
+   (``.retry`` copy, DLQ copy + record, reject) — the same path as tasks.
+
+A crash anywhere before the completion script leaves no completion marker:
+the redelivery runs the handler again once the dead worker's guard expired
+(``lease_policy.ttl``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from functools import partial
+from typing import Any
+
+import anyio
+import attrs
+
+from relayna.consumer import (
+    ConsumerBase,
+    Failed,
+    FailureAction,
+    HandlerT,
+    InboundWorkflow,
+    LeaseLost,
+    LeasePolicy,
+    LeaseStore,
+    MessageInfo,
+    Poison,
+    Retry,
+    Settler,
+    Succeeded,
+    call_with_lease,
+    parse_workflow,
+)
+from relayna.consumer import DeadLetter as DeadLetterDecision
+from relayna.consumer import Reject as RejectDecision
+from relayna.contracts import WorkflowEnvelope
+from relayna.errors import ConfigurationError, WorkflowContractError
+from relayna.observability import (
+    DuplicateSuppressed,
+    TaskMessageRejected,
+    WorkflowMessagePublished,
+    WorkflowMessageReceived,
+    WorkflowStageAcked,
+    WorkflowStageFailed,
+    log_context,
+)
+from relayna.rabbitmq import RelaynaClient, WorkflowTopology, extract_trace, extract_trace_context
+from relayna.topology import WorkflowStage, validate_workflow_inbound
+from relayna.transport import Delivery, Store
+
+from ._context import WorkflowContext
+from ._dedup import dedup_signature
+from ._join import arrive
+from ._store import Handoff, WorkflowStore, WorkflowStoreConfig, lineage_of
+
+__all__ = ["WorkflowConsumer", "effective_retry_policy"]
+
+logger = logging.getLogger("relayna.workflow")
+
+
+def effective_retry_policy(stage: WorkflowStage, base: Any) -> Any:
+    """The stage's ``max_retries`` / ``retry_delay_ms`` override ``base``'s; no
+    policy at all when neither the stage nor ``base`` defines one."""
+    from relayna.consumer import RetryPolicy
+
+    if stage.max_retries is None and stage.retry_delay_ms is None:
+        return base
+    template = base or RetryPolicy()
+    return attrs.evolve(
+        template,
+        max_retries=stage.max_retries if stage.max_retries is not None else template.max_retries,
+        delay_ms=stage.retry_delay_ms if stage.retry_delay_ms is not None else template.delay_ms,
+    )
+
+
+def _status_of(decision: Any) -> str:
+    if isinstance(decision, Retry):
+        return "retrying"
+    if isinstance(decision, DeadLetterDecision):
+        return "dead_lettered"
+    if isinstance(decision, RejectDecision):
+        return "failed"
+    return "queued"  # requeued
+
+
+@attrs.define(eq=False, kw_only=True)
+class WorkflowConsumer(ConsumerBase):
+    """Consume one workflow stage's inbox.
+
+    Args:
+        topology: a :class:`~relayna.topology.SharedStatusWorkflowTopology`.
+        stage: the stage this consumer runs.
+        handler: ``async def handler(message, ctx)`` with a
+            :class:`~relayna.contracts.WorkflowEnvelope` and a
+            :class:`WorkflowContext` (a join stage gets a
+            :class:`JoinedMessage`); sync handlers run in a worker thread.
+        store: an open store for run state, durable dedup and joins. Without
+            one the stage runs with contracts, retries and DLQ only (a stage
+            with ``dedup_key_fields`` or ``join`` refuses to start).
+        state: key prefix and TTLs of that state.
+        retry_policy: the stage's ``max_retries``/``retry_delay_ms`` override it.
+        prefetch: default ``stage.max_inflight``, else the topology's.
+        lease_policy: TTL and renewal of the in-flight guard (and of
+            ``leases``), and how long a busy duplicate waits before requeue.
+        leases: without a ``store``: one worker per message id at a time.
+    """
+
+    stage: str
+    handler: HandlerT
+    store: Store | None = None
+    state: WorkflowStoreConfig = attrs.field(factory=WorkflowStoreConfig)
+    consumer_name: str = "relayna-workflow-consumer"
+    lease_policy: LeasePolicy = attrs.field(factory=LeasePolicy)
+    leases: LeaseStore | None = None
+    _stage: WorkflowStage = attrs.field(init=False, default=None)
+    _workflow: WorkflowStore | None = attrs.field(init=False, default=None)
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.topology, WorkflowTopology):
+            raise ConfigurationError(f"{type(self.topology).__name__} is not a workflow topology")
+        self._stage = self.topology.stage(self.stage)  # TopologyError for an unknown stage
+        needs = self._stage.dedup_key_fields or self._stage.join is not None
+        if needs and self.store is None:
+            raise ConfigurationError(
+                f"workflow stage {self.stage!r} has dedup_key_fields or a join: "
+                "the consumer needs a store (store=...)"
+            )
+        self.retry_policy = effective_retry_policy(self._stage, self.retry_policy)
+        if self.prefetch is None and self._stage.max_inflight is not None:
+            self.prefetch = self._stage.max_inflight
+        super().__attrs_post_init__()
+        if self.store is not None:
+            self._workflow = WorkflowStore(self.store, self.state)
+
+    @property
+    def queue_name(self) -> str:
+        return str(self._stage.queue)
+
+    @property
+    def workflow_stage(self) -> WorkflowStage:
+        return self._stage
+
+    @property
+    def workflow_topology(self) -> WorkflowTopology:
+        assert isinstance(self.topology, WorkflowTopology)
+        return self.topology
+
+    async def _declare(self, client: RelaynaClient) -> None:
+        await self._declare_dlq(client)
+
+    # -- classification -----------------------------------------------------------
+
+    async def _process(self, client: RelaynaClient, settler: Settler, delivery: Delivery) -> None:
+        parsed = parse_workflow(
+            delivery.body, delivery.properties, limits=self.limits, aliases=self.aliases
+        )
+        if isinstance(parsed, Poison):
+            await self._poison(settler, delivery, parsed)
+            return
+        message = parsed.message
+        poison = self._refuse(message)
+        if poison is not None:
+            await self._poison(settler, delivery, poison)
+            return
+        correlation_id = message.correlation_id or message.task_id
+        with (
+            self._delivery_span(
+                "relayna.consumer.workflow_message",
+                delivery,
+                parsed.headers,
+                message.task_id,
+                correlation_id,
+                parsed.attempt,
+            ),
+            log_context(task_id=message.task_id, correlation_id=correlation_id),
+        ):
+            if self._stage.join is not None:
+                await arrive(self, client, settler, delivery, parsed)
+            else:
+                await self._handle(client, settler, delivery, parsed)
+
+    def _refuse(self, message: WorkflowEnvelope) -> Poison | None:
+        """Why the stage refuses ``message`` before any handler (None: it does not)."""
+        if message.stage != self.stage:
+            known = any(s.name == message.stage for s in self.workflow_topology.stages)
+            reason = "stage_mismatch" if known else "unknown_stage"
+            return Poison(
+                reason, f"message for stage {message.stage[:64]!r} on stage {self.stage!r}"
+            )
+        try:
+            validate_workflow_inbound(self._stage, message.action, message.payload)
+        except WorkflowContractError as exc:
+            return Poison(exc.reason, str(exc)[:500])
+        return None
+
+    # -- one message ----------------------------------------------------------------
+
+    def common(self, message: WorkflowEnvelope, attempt: int) -> dict[str, Any]:
+        return {
+            "consumer_name": self.consumer_name,
+            "queue_name": self.queue_name,
+            "task_id": message.task_id,
+            "correlation_id": message.correlation_id or message.task_id,
+            "retry_attempt": attempt,
+        }
+
+    def workflow_fields(self, message_id: str, message: WorkflowEnvelope | None) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "message_id": message_id,
+            "origin_stage": message.origin_stage if message is not None else None,
+            "parent_message_id": message.parent_message_id if message is not None else None,
+        }
+
+    async def _handle(
+        self, client: RelaynaClient, settler: Settler, delivery: Delivery, inbound: InboundWorkflow
+    ) -> None:
+        message = inbound.message
+        common = self.common(message, inbound.attempt)
+        signature = (
+            dedup_signature(message, self._stage.dedup_key_fields)
+            if self._stage.dedup_key_fields
+            else None
+        )
+        guard = f"sig:{signature}" if signature else f"msg:{message.message_id}"
+        owner = uuid.uuid4().hex
+        if self._workflow is not None:
+            entry = await self._workflow.enter(
+                task_id=message.task_id,
+                stage=self.stage,
+                message_id=message.message_id,
+                guard=guard,
+                owner=owner,
+                guard_ttl_ms=self.lease_policy.ttl_ms,
+                envelope=delivery.body,
+                lineage=lineage_of(message),
+                dedup_signature=signature,
+            )
+            if entry.verdict == "duplicate":
+                key = signature if entry.detail == "dedup" else message.message_id
+                await self.ack_duplicate(delivery, common, f"{self.stage}:{key}")
+                return
+            if entry.verdict == "busy":
+                await self.requeue_busy(delivery, common)
+                return
+        self._emit(
+            WorkflowMessageReceived(
+                action=message.action,
+                redelivered=delivery.redelivered,
+                **common,
+                **self.workflow_fields(message.message_id, message),
+            )
+        )
+        ctx = self.make_context(client, delivery, inbound, message.message_id, message=message)
+        await self.run_and_settle(
+            settler, delivery, inbound, ctx, message, guard=guard, owner=owner,
+            signature=signature, join=False,
+        )  # fmt: skip
+
+    def make_context(
+        self,
+        client: RelaynaClient,
+        delivery: Delivery,
+        inbound: InboundWorkflow,
+        message_id: str,
+        *,
+        message: WorkflowEnvelope | None,
+        joined: Any = None,
+    ) -> WorkflowContext:
+        first = message if message is not None else inbound.message
+        common = self.common(first, inbound.attempt)
+
+        def published(envelope: WorkflowEnvelope) -> None:
+            self._emit(
+                WorkflowMessagePublished(
+                    action=envelope.action,
+                    **common,
+                    stage=envelope.stage,
+                    message_id=envelope.message_id,
+                    origin_stage=envelope.origin_stage,
+                    parent_message_id=envelope.parent_message_id,
+                )
+            )
+
+        ctx = WorkflowContext(
+            client=client,
+            consumer_name=self.consumer_name,
+            source_queue=self.queue_name,
+            task=None,
+            task_id=first.task_id,
+            correlation_id=first.correlation_id or first.task_id,
+            attempt=inbound.attempt,
+            max_retries=self.retry_policy.max_retries if self.retry_policy else None,
+            redelivered=delivery.redelivered,
+            headers=inbound.headers,
+            allow_manual_retry=False,
+            topology=self.workflow_topology,
+            stage=self.stage,
+            message_id=message_id,
+            origin_stage=message.origin_stage if message is not None else None,
+            parent_message_id=message.parent_message_id if message is not None else None,
+            action=message.action if message is not None else None,
+            message=message,
+            joined=joined,
+            on_publish=published,
+        )
+        trace = extract_trace(inbound.headers)
+        if trace is not None:
+            ctx.trace = trace
+            ctx.otel_context = extract_trace_context(inbound.headers)
+        return ctx
+
+    async def run_and_settle(
+        self,
+        settler: Settler,
+        delivery: Delivery,
+        inbound: InboundWorkflow,
+        ctx: WorkflowContext,
+        handler_input: Any,
+        *,
+        guard: str,
+        owner: str,
+        signature: str | None,
+        join: bool,
+    ) -> None:
+        """Run the handler (guard renewed, timeout applied) and settle the delivery."""
+        message = inbound.message
+        common = self.common(message, inbound.attempt)
+        fields = self.workflow_fields(ctx.message_id, ctx.message)
+        info = MessageInfo(
+            task_id=message.task_id,
+            correlation_id=message.correlation_id or message.task_id,
+            attempt=inbound.attempt,
+            headers=inbound.headers,
+        )
+        started = time.perf_counter()
+        outcome = await self._guarded_call(ctx, handler_input, guard, owner, message.message_id)
+        if outcome is None:  # the guard was lost: another worker took the message over
+            await self.requeue_busy(delivery, common, reason="guard_lost", wait=False)
+            return
+        if self.metrics is not None:
+            kind = "failed" if isinstance(outcome, Failed) else "succeeded"
+            self.metrics.observe_handler(
+                self.queue_name, self.consumer_name, kind, time.perf_counter() - started
+            )
+        workflow = self._workflow
+        if isinstance(outcome, Succeeded):
+            if workflow is not None:
+                await workflow.complete(
+                    task_id=message.task_id,
+                    stage=self.stage,
+                    message_id=ctx.message_id,
+                    guard=guard,
+                    owner=owner,
+                    handoffs=[Handoff(m.stage, m.message_id, lineage_of(m)) for m in ctx.handoffs],
+                    terminal=self._stage.terminal,
+                    dedup_signature=signature,
+                    join=join,
+                )
+            await delivery.ack()
+            self.stats.acked += 1
+            self._emit(WorkflowStageAcked(**common, **fields))
+            return
+        assert isinstance(outcome, Failed)
+        self._emit(
+            WorkflowStageFailed(
+                exception_type=outcome.exception_type,
+                exception_message=outcome.exception_message,
+                reason=outcome.reason,
+                **common,
+                **fields,
+            )
+        )
+        decision = self._decide(outcome, inbound.attempt, message.task_id, FailureAction.REJECT)
+        if workflow is not None:
+            await workflow.fail(
+                task_id=message.task_id,
+                stage=self.stage,
+                message_id=ctx.message_id,
+                guard=guard,
+                owner=owner,
+                status=_status_of(decision),
+                error={
+                    "reason": outcome.reason,
+                    "exception_type": outcome.exception_type,
+                    "message": outcome.exception_message[:500],
+                    "attempt": inbound.attempt,
+                },
+            )
+        await settler.settle(delivery, decision, info)
+
+    async def _guarded_call(
+        self, ctx: WorkflowContext, handler_input: Any, guard: str, owner: str, message_id: str
+    ) -> Succeeded | Failed | None:
+        call = partial(self._timed_call, ctx, handler_input)
+        if self._workflow is not None:
+            result = await call_with_lease(
+                self._workflow.guard(self.stage, ctx.task_id),
+                self.lease_policy,
+                guard,
+                owner,
+                call,
+                release=False,  # released by the completion / failure script
+            )
+        elif self.leases is not None:
+            if not await self.leases.acquire(message_id, owner, self.lease_policy.ttl):
+                return None
+            result = await call_with_lease(self.leases, self.lease_policy, message_id, owner, call)
+        else:
+            result = await call()
+        return None if isinstance(result, LeaseLost) else result
+
+    async def _timed_call(self, ctx: WorkflowContext, handler_input: Any) -> Succeeded | Failed:
+        timeout = self._stage.timeout_seconds
+        with anyio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
+            outcome = await self._call_handler(self.handler, handler_input, ctx)
+        if scope.cancelled_caught:
+            self.stats.handler_failures += 1
+            return Failed(
+                exception_type="TimeoutError",
+                exception_message=f"stage {self.stage!r} handler exceeded {timeout:g}s",
+                reason="stage_timeout",
+            )
+        if isinstance(outcome, Failed) and isinstance(outcome.exception, WorkflowContractError):
+            return attrs.evolve(outcome, reason=outcome.exception.reason)
+        if not isinstance(outcome, Succeeded | Failed):  # a manual retry: refused here
+            return Failed("ValueError", "manual_retry is not available in a workflow stage")
+        return outcome
+
+    # -- settlements without a handler call -----------------------------------------
+
+    async def ack_duplicate(self, delivery: Delivery, common: dict[str, Any], key: str) -> None:
+        self.stats.duplicates_suppressed += 1
+        self._emit(DuplicateSuppressed(idempotency_key=key, **common))
+        await delivery.ack()
+        self.stats.acked += 1
+
+    async def requeue_busy(
+        self,
+        delivery: Delivery,
+        common: dict[str, Any],
+        *,
+        reason: str = "in_flight",
+        wait: bool = True,
+    ) -> None:
+        """Another worker runs this message: wait (a drain cuts it short), then requeue."""
+        self.stats.lease_conflicts += 1
+        if wait:
+            await anyio.sleep(self.lease_policy.conflict_delay)
+        await delivery.nack(requeue=True)
+        self.stats.requeued += 1
+        self._emit(TaskMessageRejected(reason=reason, requeue=True, **common))

@@ -1,0 +1,246 @@
+"""``WorkflowRuns``: read a run, explain it, replay a stage, resume a stalled run.
+
+Replay re-publishes the last message that entered a stage (or one built
+from a given payload) with a new message id, through the stage's publish
+key with a broker confirm, then records the stage as queued. It refuses a
+stage that is running or waiting at a join unless forced, and a join that
+already completed (a completed join is never run twice). Resume replays the
+run's latest stage that did not complete.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import attrs
+import orjson
+
+from relayna.contracts import WorkflowEnvelope, decode_workflow
+from relayna.contracts import headers as h
+from relayna.errors import (
+    ConfigurationError,
+    ContractError,
+    WorkflowConflict,
+    WorkflowRunNotFound,
+)
+from relayna.rabbitmq import RelaynaClient
+from relayna.topology import SharedStatusWorkflowTopology
+from relayna.transport import Broker, Store
+
+from ._diagnose import WorkflowDiagnosis, explain_stall
+from ._lineage import build_lineage
+from ._state import WorkflowRunState
+from ._store import WorkflowStore, WorkflowStoreConfig, lineage_of
+
+__all__ = ["ReplayResult", "WorkflowRuns"]
+
+
+@attrs.frozen
+class ReplayResult:
+    task_id: str
+    stage: str
+    message_id: str
+    previous_message_id: str | None
+    previous_status: str | None
+    replayed_at: datetime
+    forced: bool
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id,
+            "stage": self.stage,
+            "message_id": self.message_id,
+            "previous_message_id": self.previous_message_id,
+            "previous_status": self.previous_status,
+            "replayed_at": self.replayed_at.isoformat(timespec="milliseconds").replace(
+                "+00:00", "Z"
+            ),
+            "forced": self.forced,
+            "reason": self.reason,
+        }
+
+
+class WorkflowRuns:
+    """Run state, diagnosis and replay for one workflow topology.
+
+    Args:
+        store: the store the stage workers write their run state to.
+        topology: the workflow topology.
+        broker: an open broker for replays (read-only use needs none).
+        config: the workers' key prefix and TTLs.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        topology: SharedStatusWorkflowTopology,
+        *,
+        broker: Broker | None = None,
+        config: WorkflowStoreConfig | None = None,
+    ) -> None:
+        self.topology = topology
+        self.workflow = WorkflowStore(store, config)
+        self.broker = broker
+
+    async def get(self, task_id: str) -> WorkflowRunState | None:
+        """The run of ``task_id``, or None (never started, or expired)."""
+        return WorkflowRunState.from_hash(task_id, await self.workflow.read_run(task_id))
+
+    async def diagnose(
+        self, task_id: str, *, now: datetime | None = None, expected_within: timedelta | None = None
+    ) -> WorkflowDiagnosis:
+        return explain_stall(
+            await self.get(task_id),
+            task_id=task_id,
+            topology=self.topology,
+            now=now,
+            expected_within=expected_within,
+        )
+
+    async def describe(self, task_id: str) -> dict[str, Any] | None:
+        """``{task_id, run, diagnosis, lineage}`` (the run route's body), or None."""
+        run = await self.get(task_id)
+        if run is None:
+            return None
+        return {
+            "task_id": task_id,
+            "run": run.to_dict(),
+            "diagnosis": explain_stall(run, topology=self.topology).to_dict(),
+            "lineage": [e.to_dict() for e in build_lineage(run.messages)],
+            "messages": [m.to_dict() for m in run.messages],
+        }
+
+    async def replay_stage(
+        self,
+        task_id: str,
+        stage: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        reason: str = "replay",
+        force: bool = False,
+    ) -> ReplayResult:
+        """Re-publish the last (or a ``payload``-built) message into ``stage``.
+
+        Raises:
+            WorkflowRunNotFound: no run state for ``task_id``.
+            WorkflowConflict: the stage is running or waiting (unless
+                ``force``), is a completed join, or never received a message
+                and no ``payload`` was given.
+            TopologyError: ``stage`` is not a stage of the topology.
+            WorkflowContractError / ContractError: the message breaks the
+                stage's contract or the size limit (nothing is published).
+            BrokerError: the publish was not confirmed.
+        """
+        target = self.topology.stage(stage)
+        run = await self.get(task_id)
+        if run is None:
+            raise WorkflowRunNotFound(f"no workflow run for task {task_id!r}", task_id=task_id)
+        state = run.stages.get(stage)
+        previous = state.status if state is not None else None
+        if target.join is not None and previous == "completed":
+            raise WorkflowConflict(
+                f"join {stage!r} of task {task_id!r} completed; a join never runs twice",
+                code="join_completed",
+                task_id=task_id,
+                stage=stage,
+            )
+        if previous in ("running", "waiting") and not force:
+            raise WorkflowConflict(
+                f"stage {stage!r} of task {task_id!r} is {previous}; pass force to replay anyway",
+                code="stage_running",
+                task_id=task_id,
+                stage=stage,
+            )
+        last = run.last_messages.get(stage)
+        base: WorkflowEnvelope | None = None
+        if last is not None:
+            try:
+                base = decode_workflow(last)
+            except ContractError:
+                base = None
+        if base is None and payload is None:
+            raise WorkflowConflict(
+                f"stage {stage!r} of task {task_id!r} never received a message: give a payload",
+                code="nothing_to_replay",
+                task_id=task_id,
+                stage=stage,
+            )
+        now = datetime.now(UTC)
+        message_id = uuid.uuid4().hex
+        if base is None:
+            envelope = WorkflowEnvelope(
+                task_id=task_id, stage=stage, message_id=message_id, payload=dict(payload or {})
+            )
+        else:
+            envelope = attrs.evolve(
+                base,
+                message_id=message_id,
+                payload=dict(payload) if payload is not None else base.payload,
+            )
+        replay_meta = {
+            "replayed_at": now.isoformat(),
+            "previous_message_id": base.message_id if base is not None else None,
+            "forced": force,
+        }
+        envelope = attrs.evolve(envelope, meta={**envelope.meta, "replay": replay_meta})
+        headers = {
+            h.REPLAY_TASK_ID: task_id,
+            h.REPLAY_STAGE: stage,
+            h.REPLAY_REASON: reason[:255],
+            h.REPLAY_META: orjson.dumps(replay_meta).decode(),
+        }
+        await self._client().publish_to_stage(envelope, headers=headers)
+        await self.workflow.replayed(
+            task_id=task_id,
+            stage=stage,
+            message_id=message_id,
+            lineage=lineage_of(envelope),
+            reason=reason[:255],
+        )
+        return ReplayResult(
+            task_id=task_id,
+            stage=stage,
+            message_id=message_id,
+            previous_message_id=base.message_id if base is not None else None,
+            previous_status=previous,
+            replayed_at=now,
+            forced=force,
+            reason=reason,
+        )
+
+    async def resume(self, task_id: str, *, reason: str = "resume") -> ReplayResult:
+        """Continue a stalled run from its latest stage that did not complete.
+
+        Raises:
+            WorkflowRunNotFound: no run state.
+            WorkflowConflict: the run completed (``run_completed``), every
+                stage completed (``nothing_to_resume``), or the latest
+                unfinished stage is still running (``stage_running``).
+        """
+        run = await self.get(task_id)
+        if run is None:
+            raise WorkflowRunNotFound(f"no workflow run for task {task_id!r}", task_id=task_id)
+        if run.terminal:
+            raise WorkflowConflict(
+                f"the run of task {task_id!r} completed", code="run_completed", task_id=task_id
+            )
+        epoch = datetime.min.replace(tzinfo=UTC)
+        open_stages = sorted(
+            (s for s in run.stages.values() if s.status != "completed"),
+            key=lambda s: (s.updated_at or epoch, s.name),
+        )
+        if not open_stages:
+            raise WorkflowConflict(
+                f"every stage of task {task_id!r} completed; nothing to resume",
+                code="nothing_to_resume",
+                task_id=task_id,
+            )
+        return await self.replay_stage(task_id, open_stages[-1].name, reason=reason)
+
+    def _client(self) -> RelaynaClient:
+        if self.broker is None:
+            raise ConfigurationError("replay needs a broker (WorkflowRuns(..., broker=...))")
+        return RelaynaClient(topology=self.topology, broker=self.broker)
