@@ -369,7 +369,7 @@ class WorkflowConsumer(ConsumerBase):
         workflow = self._workflow
         if isinstance(outcome, Succeeded):
             if workflow is not None:
-                await workflow.complete(
+                held = await workflow.complete(
                     task_id=message.task_id,
                     stage=self.stage,
                     message_id=ctx.message_id,
@@ -380,6 +380,15 @@ class WorkflowConsumer(ConsumerBase):
                     dedup_signature=signature,
                     join=join,
                 )
+                if not held:
+                    logger.warning(
+                        "%s: task %s stage %s: the in-flight guard expired before completion; "
+                        "another worker may have run message %s too (raise lease_policy.ttl)",
+                        self.consumer_name,
+                        message.task_id,
+                        self.stage,
+                        ctx.message_id,
+                    )
             await delivery.ack()
             self.stats.acked += 1
             self._emit(WorkflowStageAcked(**common, **fields))

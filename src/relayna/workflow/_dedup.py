@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
-
-import orjson
 
 from relayna.contracts import WorkflowEnvelope
 
@@ -20,7 +19,8 @@ def dedup_signature(message: WorkflowEnvelope, fields: Sequence[str]) -> str:
     first completed. Key order, whitespace and the message id do not matter.
     """
     values = {name: message.payload.get(name) for name in fields}
-    canonical = orjson.dumps(
-        [message.action, values], option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+    # stdlib json: payloads may hold integers beyond 64 bits (orjson refuses them)
+    canonical = json.dumps(
+        [message.action, values], sort_keys=True, separators=(",", ":"), ensure_ascii=False
     )
-    return hashlib.sha256(canonical).hexdigest()[:40]
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()[:40]

@@ -21,10 +21,9 @@ stage (retry copy, DLQ); the copy re-enters as an arrival and re-claims.
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from typing import TYPE_CHECKING
-
-import orjson
 
 from relayna.consumer import InboundWorkflow, Poison, Settler
 from relayna.contracts import WorkflowEnvelope, decode_workflow
@@ -63,7 +62,7 @@ def branch_of(join: FanIn, message: WorkflowEnvelope) -> str | Poison:
         value = source.get(name)
     if value is None:
         return Poison("fan_in_key_missing", f"the join key {key!r} is missing from the message")
-    text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
     if not text or len(text) > _MAX_BRANCH:
         return Poison("fan_in_key_invalid", f"the join key {key!r} must be 1..{_MAX_BRANCH} chars")
     if key == "origin_stage" and join.expected_stages and text not in join.expected_stages:

@@ -27,7 +27,8 @@ guard, run state "running"); :data:`FANIN_ARRIVE_SCRIPT` records a branch of
 a join and, when the last expected branch is in, claims the join's guard and
 returns every branch; :data:`STAGE_SETTLE_SCRIPT` runs after it (completion
 markers, hand-offs marked queued, or the failure, and the guard released) in
-the same step. Timestamps are the caller's wall clock in ms (``ARGV``), so
+the same step; it answers 0 when the guard was no longer this worker's (it
+expired and another worker took the message over: both may have run it). Timestamps are the caller's wall clock in ms (``ARGV``), so
 workers need synchronised clocks (NTP) for guard expiry across hosts.
 """
 
@@ -251,7 +252,7 @@ for i, kind in ipairs({'hash', 'hash', 'string', 'hash'}) do
 end
 local verb, stage, mid, owner = ARGV[1], ARGV[2], ARGV[3], ARGV[5]
 local now = tonumber(ARGV[6])
-wf_guard_drop(KEYS[2], ARGV[4], owner)
+local held = wf_guard_drop(KEYS[2], ARGV[4], owner)
 local rec = wf_stage(KEYS[1], stage, now)
 local r = wf_run(KEYS[1], now)
 if verb == 'complete' then
@@ -306,7 +307,7 @@ end
 wf_save(KEYS[1], 's:' .. stage, rec)
 wf_save(KEYS[1], 'run', r)
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[7]))
-return 1
+return held
 """
 )
 

@@ -228,10 +228,15 @@ class WorkflowStore:
         terminal: bool = False,
         dedup_signature: str | None = None,
         join: bool = False,
-    ) -> None:
-        """The stage completed ``message_id``: markers, hand-offs, guard released."""
+    ) -> bool:
+        """The stage completed ``message_id``: markers, hand-offs, guard released.
+
+        Returns False when the guard was no longer ``owner``'s (it expired and
+        another worker may have run the message too); the completion is
+        recorded all the same.
+        """
         payload = [[h.target, h.message_id, _lineage_json(h.lineage).decode()] for h in handoffs]
-        await self._settle(
+        return await self._settle(
             task_id,
             stage,
             [
@@ -262,9 +267,9 @@ class WorkflowStore:
         owner: str,
         status: str,
         error: Mapping[str, Any],
-    ) -> None:
+    ) -> bool:
         """The attempt failed (``status``: retrying, dead_lettered, failed); guard released."""
-        await self._settle(
+        return await self._settle(
             task_id,
             stage,
             [
@@ -287,14 +292,15 @@ class WorkflowStore:
 
     async def _settle(
         self, task_id: str, stage: str, args: list[Any], signature: str | None
-    ) -> None:
+    ) -> bool:
         keys = [
             self.keys.run(task_id),
             self.keys.inflight(stage, task_id),
             self.keys.dedup(stage, task_id, signature or "-"),
             self.keys.fanin(task_id, stage),
         ]
-        await self.store.run_script(STAGE_SETTLE_SCRIPT, keys, args)
+        reply: Any = await self.store.run_script(STAGE_SETTLE_SCRIPT, keys, args)
+        return int(reply) == 1
 
     async def replayed(
         self, *, task_id: str, stage: str, message_id: str, lineage: Mapping[str, Any], reason: str
