@@ -106,6 +106,10 @@ local function wf_run(run, now)
   r.updated_at = now
   return r
 end
+local function wf_received(run, mid)
+  local l = wf_load(run, 'l:' .. mid)
+  return l ~= nil and l.state ~= 'published'
+end
 local function wf_lineage(run, mid, raw, state, now)
   local l = wf_load(run, 'l:' .. mid)
   if not l then
@@ -269,24 +273,26 @@ if verb == 'complete' then
   if ok and type(handoffs) == 'table' then
     for _, h in ipairs(handoffs) do
       local target, hmid = h[1], h[2]
-      if target == stage then
-        local q = rec.queued
-        if type(q) ~= 'table' then q = {} end
-        if #q < 64 then q[#q + 1] = hmid end
-        rec.queued = q
-        rec.status = 'queued'
-      else
-        local t = wf_stage(KEYS[1], target, now)
-        if t.status ~= 'running' and t.status ~= 'waiting' then t.status = 'queued' end
-        if redis.call('HEXISTS', KEYS[1], 'd:' .. target .. ':' .. hmid) == 0 then
+      -- the hand-off was confirmed before this script: its target may have
+      -- received it (and even settled it) already; then nothing is queued
+      if not wf_received(KEYS[1], hmid) then
+        if target == stage then
+          local q = rec.queued
+          if type(q) ~= 'table' then q = {} end
+          if #q < 64 then q[#q + 1] = hmid end
+          rec.queued = q
+          rec.status = 'queued'
+        else
+          local t = wf_stage(KEYS[1], target, now)
+          if t.status ~= 'running' and t.status ~= 'waiting' then t.status = 'queued' end
           local q = t.queued
           if type(q) ~= 'table' then q = {} end
           if #q < 64 then q[#q + 1] = hmid end
           t.queued = q
+          wf_save(KEYS[1], 's:' .. target, t)
         end
-        wf_save(KEYS[1], 's:' .. target, t)
+        wf_lineage(KEYS[1], hmid, h[3], 'published', now)
       end
-      wf_lineage(KEYS[1], hmid, h[3], 'published', now)
     end
   end
   if ARGV[12] == '1' then
@@ -342,20 +348,24 @@ if bad then return bad end
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local stage, mid, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local rec = wf_stage(KEYS[1], stage, now)
-rec.status = 'queued'
 rec.replays = (tonumber(rec.replays) or 0) + 1
 rec.last_replay_reason = ARGV[6]
-local q = rec.queued
-if type(q) ~= 'table' then q = {} end
-if #q < 64 then q[#q + 1] = mid end
-rec.queued = q
-wf_save(KEYS[1], 's:' .. stage, rec)
-wf_lineage(KEYS[1], mid, ARGV[5], 'published', now)
 local r = wf_run(KEYS[1], now)
-r.terminal = nil
-r.terminal_stage = nil
-r.completed_at = nil
-r.reopened_at = now
+-- published (and confirmed) before this script: a worker may have taken it
+-- already, and then its own scripts tell the stage's state
+if not wf_received(KEYS[1], mid) then
+  rec.status = 'queued'
+  local q = rec.queued
+  if type(q) ~= 'table' then q = {} end
+  if #q < 64 then q[#q + 1] = mid end
+  rec.queued = q
+  wf_lineage(KEYS[1], mid, ARGV[5], 'published', now)
+  r.terminal = nil
+  r.terminal_stage = nil
+  r.completed_at = nil
+  r.reopened_at = now
+end
+wf_save(KEYS[1], 's:' .. stage, rec)
 wf_save(KEYS[1], 'run', r)
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]))
 return 1

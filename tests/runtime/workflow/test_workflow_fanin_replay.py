@@ -1,4 +1,4 @@
-"""Joins, replay, resume and diagnosis on memory transports."""
+"""Joins, replay, resume and diagnosis (memory and real RabbitMQ + Redis)."""
 
 from __future__ import annotations
 
@@ -7,30 +7,36 @@ from typing import Any
 
 import anyio
 import pytest
-from _wf_support import Stack, fan_in_topology, stage, started, wait_for, workflow
 
+from _transports import TRANSPORTS, open_transports
+from _workflow_support import Stack, fan_in_topology, stage, started, wait_for, workflow
 from relayna.contracts import WorkflowEnvelope
 from relayna.contracts import headers as h
 from relayna.errors import WorkflowConflict, WorkflowRunNotFound
 from relayna.observability import TaskRecords, build_execution_graph, observation_record
 from relayna.rabbitmq import open_relayna_client
 from relayna.topology import FanIn
-from relayna.transport import Broker, Store, open_broker, open_store
+from relayna.transport import Broker, Store
 from relayna.workflow import JoinedMessage, WorkflowContext, WorkflowWorkerRuntime
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-async def broker() -> AsyncIterator[Broker]:
-    async with open_broker("memory://") as opened:
+@pytest.fixture(params=TRANSPORTS)
+async def transports(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Broker, Store]]:
+    """Every test runs on the memory transports and on real RabbitMQ + Redis."""
+    async with open_transports(request.param, request) as opened:
         yield opened
 
 
 @pytest.fixture
-async def store() -> AsyncIterator[Store]:
-    async with open_store("memory://") as opened:
-        yield opened
+def broker(transports: tuple[Broker, Store]) -> Broker:
+    return transports[0]
+
+
+@pytest.fixture
+def store(transports: tuple[Broker, Store]) -> Store:
+    return transports[1]
 
 
 async def test_a_join_of_three_branches_on_three_workers_runs_once_despite_duplicates(

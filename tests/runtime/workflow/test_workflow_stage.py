@@ -1,4 +1,4 @@
-"""The stage runtime on memory transports: hand-off, contracts, timeout, retry, DLQ."""
+"""The stage runtime (memory and real RabbitMQ + Redis): hand-off, contracts, timeout, retry, DLQ."""
 
 from __future__ import annotations
 
@@ -8,30 +8,36 @@ from typing import Any
 import anyio
 import orjson
 import pytest
-from _wf_support import Stack, planner_docsearch, stage, started, wait_for, workflow
 
+from _transports import TRANSPORTS, open_transports
+from _workflow_support import Stack, planner_docsearch, stage, started, wait_for, workflow
 from relayna.consumer import RetryPolicy
 from relayna.contracts import WorkflowEnvelope
 from relayna.contracts import headers as h
 from relayna.errors import EnvelopeTooLarge, WorkflowContractError
 from relayna.rabbitmq import open_relayna_client
 from relayna.topology import ActionSchema, PayloadSchema
-from relayna.transport import Broker, Properties, Store, open_broker, open_store
+from relayna.transport import Broker, Properties, Store
 from relayna.workflow import JoinedMessage, WorkflowContext
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-async def broker() -> AsyncIterator[Broker]:
-    async with open_broker("memory://") as opened:
+@pytest.fixture(params=TRANSPORTS)
+async def transports(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Broker, Store]]:
+    """Every test runs on the memory transports and on real RabbitMQ + Redis."""
+    async with open_transports(request.param, request) as opened:
         yield opened
 
 
 @pytest.fixture
-async def store() -> AsyncIterator[Store]:
-    async with open_store("memory://") as opened:
-        yield opened
+def broker(transports: tuple[Broker, Store]) -> Broker:
+    return transports[0]
+
+
+@pytest.fixture
+def store(transports: tuple[Broker, Store]) -> Store:
+    return transports[1]
 
 
 async def drain(
@@ -358,18 +364,6 @@ async def test_a_dead_workers_guard_is_taken_over_after_it_expires(
     topology = workflow(unique, stage(unique, "work", terminal=True))
     stack = Stack(topology, broker, store)
     message = WorkflowEnvelope(task_id="g1", stage="work")
-    # a worker that died holding the guard (never renewed, never released)
-    entry = await stack.runs.workflow.enter(
-        task_id="g1",
-        stage="work",
-        message_id=message.message_id,
-        guard=f"msg:{message.message_id}",
-        owner="dead-worker",
-        guard_ttl_ms=400,
-        envelope=b"{}",
-        lineage={},
-    )
-    assert entry.verdict == "go"
     calls: list[str] = []
 
     async def work(msg: WorkflowEnvelope, ctx: WorkflowContext) -> None:
@@ -378,6 +372,19 @@ async def test_a_dead_workers_guard_is_taken_over_after_it_expires(
     consumer = stack.consumer("work", work)
     with anyio.fail_after(20):
         async with open_relayna_client(topology, broker) as client, started(stack):
+            # a worker that died holding the guard (never renewed, never released);
+            # taken once the consumer is up, so the delivery surely finds it held
+            entry = await stack.runs.workflow.enter(
+                task_id="g1",
+                stage="work",
+                message_id=message.message_id,
+                guard=f"msg:{message.message_id}",
+                owner="dead-worker",
+                guard_ttl_ms=1500,
+                envelope=b"{}",
+                lineage={},
+            )
+            assert entry.verdict == "go"
             await client.publish_to_stage(message, "work")
             await wait_for(lambda: consumer.stats.acked == 1)
     assert calls == [message.message_id]

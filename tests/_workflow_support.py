@@ -21,8 +21,9 @@ from relayna.transport import Broker, Store
 from relayna.workflow import WorkflowConsumer, WorkflowRuns, WorkflowStoreConfig
 
 QUERY = PayloadSchema(name="query", required_fields=("q",), optional_fields=("lang",))
-#: Fast guards for tests: a dead owner's guard expires after 0.3 s.
-FAST_LEASES = LeasePolicy(ttl=0.3, heartbeat_interval=0.1, conflict_delay=0.02)
+#: Fast guards for tests: a dead owner's guard expires after 1 s (renewed every
+#: 0.2 s, so a live worker on a loaded machine keeps it).
+FAST_LEASES = LeasePolicy(ttl=1.0, heartbeat_interval=0.2, conflict_delay=0.02)
 
 
 def stage(unique: str, name: str, *nexts: str, **kw: Any) -> WorkflowStage:
@@ -85,7 +86,8 @@ class Stack:
         self.store = store
         self.collector = MemoryObservationCollector()
         self.consumers: list[WorkflowConsumer] = []
-        self.state = WorkflowStoreConfig(prefix="wf-test")
+        # one key prefix per topology (per test): the real Redis outlives a test
+        self.state = WorkflowStoreConfig(prefix=f"state-{topology.workflow_exchange}")
         self.runs = WorkflowRuns(store, topology, broker=broker, config=self.state)
         self._tg: Any = None
 
