@@ -1,4 +1,4 @@
-"""Starlette integration: the runtime lifespan and the route factories (status, health, DLQ).
+"""Starlette integration: the runtime lifespan and the route factories (status, health, DLQ, observability, workflow).
 
 ``app = Starlette(routes=status_routes(), lifespan=relayna_lifespan(RuntimeConfig(...)))``
 """
@@ -67,11 +67,17 @@ from relayna.api._route_ids import (
     STATUS_HISTORY,
     STATUS_LATEST,
     TASK_CANCEL,
+    WORKFLOW_CAPABILITY_ROUTE_IDS,
+    WORKFLOW_REPLAY,
+    WORKFLOW_RUNS,
+    WORKFLOW_STAGES,
+    WORKFLOW_TOPOLOGY,
 )
 from relayna.api._routes import JSONResponse as ORJSONResponse
 from relayna.api._routes import error_response, status_routes
 from relayna.api._serve import serve_asgi, serving
 from relayna.api._sse import SSE_HEADERS, StatusEventStreamResponse, encode_item
+from relayna.api._workflow_routes import workflow_routes
 
 __all__ = [
     "BodyError",
@@ -100,6 +106,11 @@ __all__ = [
     "STATUS_LATEST",
     "TASK_CANCEL",
     "cancel_routes",
+    "WORKFLOW_CAPABILITY_ROUTE_IDS",
+    "WORKFLOW_REPLAY",
+    "WORKFLOW_RUNS",
+    "WORKFLOW_STAGES",
+    "WORKFLOW_TOPOLOGY",
     "capabilities_routes",
     "execution_routes",
     "feed_routes",
@@ -141,6 +152,7 @@ __all__ = [
     "serve_asgi",
     "serving",
     "status_routes",
+    "workflow_routes",
 ]
 
 

@@ -56,6 +56,7 @@ __all__ = [
     "FAILED_TASKS_UNINVESTIGATE_ROUTE_ID",
     "Authorize",
     "DLQRouteContext",
+    "check_authorized",
     "InspectorOption",
 ]
 
@@ -63,6 +64,20 @@ __all__ = [
 #: mark-investigated/-uninvestigated, retry, delete). Return ``None`` to allow,
 #: or a response (e.g. 401/403) to answer instead. It may be async.
 Authorize: TypeAlias = Callable[[Request, str], Response | Awaitable[Response | None] | None]
+
+
+async def check_authorized(
+    authorize: Authorize | None, request: Request, route_id: str
+) -> Response | None:
+    """Run ``authorize`` (sync or async): ``None`` allows, a response refuses."""
+    if authorize is None:
+        return None
+    answer = authorize(request, route_id)
+    if inspect.isawaitable(answer):
+        answer = await answer
+    return answer
+
+
 #: An inspector, ``"peek"`` (read through the runtime's broker connection), or None.
 InspectorOption: TypeAlias = BrokerDLQInspector | Literal["peek"] | None
 
@@ -146,12 +161,7 @@ class DLQRouteContext:
         return service
 
     async def authorize(self, request: Request, route_id: str) -> Response | None:
-        if self._authorize is None:
-            return None
-        answer = self._authorize(request, route_id)
-        if inspect.isawaitable(answer):
-            answer = await answer
-        return answer
+        return await check_authorized(self._authorize, request, route_id)
 
     def output(self, item: dict[str, Any]) -> dict[str, Any]:
         """Rename ``task_id`` to the HTTP alias (when one is configured)."""

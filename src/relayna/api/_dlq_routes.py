@@ -60,14 +60,14 @@ __all__ = ["dlq_routes"]
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def guarded(handler: Handler) -> Handler:
+def guarded(handler: Handler, store: str = "DLQ store") -> Handler:
     """Map outages to 503 (the store or broker is down), never a 500."""
 
     async def endpoint(request: Request) -> Response:
         try:
             return await handler(request)
         except StoreError as exc:
-            return error_response(503, f"DLQ store unavailable: {exc}")
+            return error_response(503, f"{store} unavailable: {exc}")
         except BrokerError as exc:
             return error_response(503, f"broker unavailable: {exc}")
         except ConfigurationError as exc:

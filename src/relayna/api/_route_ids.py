@@ -33,6 +33,11 @@ __all__ = [
     "STATUS_HISTORY",
     "STATUS_LATEST",
     "TASK_CANCEL",
+    "WORKFLOW_CAPABILITY_ROUTE_IDS",
+    "WORKFLOW_REPLAY",
+    "WORKFLOW_RUNS",
+    "WORKFLOW_STAGES",
+    "WORKFLOW_TOPOLOGY",
 ]
 
 STATUS_LATEST = "status.latest"
@@ -59,6 +64,12 @@ FAILED_TASKS_INVESTIGATE_ROUTE_ID = "failed_tasks.investigate"
 FAILED_TASKS_UNINVESTIGATE_ROUTE_ID = "failed_tasks.uninvestigate"
 FAILED_TASKS_RETRY_ROUTE_ID = "failed_tasks.retry"
 FAILED_TASKS_DELETE_ROUTE_ID = "failed_tasks.delete"
+# Workflow (relayna.api.workflow_routes); the original advertised the first two,
+# ``workflow.replay`` tells a control plane that replay is mounted.
+WORKFLOW_TOPOLOGY = "workflow.topology"
+WORKFLOW_STAGES = "workflow.stages"
+WORKFLOW_RUNS = "workflow.runs"
+WORKFLOW_REPLAY = "workflow.replay"
 
 DLQ_CAPABILITY_ROUTE_IDS = (
     DLQ_QUEUES_ROUTE_ID,
@@ -75,6 +86,7 @@ FAILED_TASKS_CAPABILITY_ROUTE_IDS = (
     FAILED_TASKS_RETRY_ROUTE_ID,
     FAILED_TASKS_DELETE_ROUTE_ID,
 )
+WORKFLOW_CAPABILITY_ROUTE_IDS = (WORKFLOW_TOPOLOGY, WORKFLOW_STAGES, WORKFLOW_RUNS, WORKFLOW_REPLAY)
 
 #: Every route id relayna's factories advertise (other packages add theirs).
 KNOWN_ROUTE_IDS: frozenset[str] = frozenset(
@@ -89,5 +101,6 @@ KNOWN_ROUTE_IDS: frozenset[str] = frozenset(
         TASK_CANCEL,
         *DLQ_CAPABILITY_ROUTE_IDS,
         *FAILED_TASKS_CAPABILITY_ROUTE_IDS,
+        *WORKFLOW_CAPABILITY_ROUTE_IDS,
     }
 )

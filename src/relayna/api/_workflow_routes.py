@@ -1,0 +1,253 @@
+"""Workflow routes: the topology graph, the stages, a run, and replay.
+
+``GET {prefix}/topology`` (route id ``workflow.topology``) and
+``GET {prefix}/stages`` (``workflow.stages``) answer the original's shapes;
+``GET {prefix}/runs/{task_id}`` (``workflow.runs``) the run state, its
+diagnosis and its lineage; ``POST {prefix}/runs/{task_id}/replay``
+(``workflow.replay``) replays a stage (body ``{"stage", "payload"?,
+"reason"?, "force"?}``) or, without ``stage``, resumes the run. The replay
+route runs ``authorize(request, route_id)`` first when one is given.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from relayna.api._body import BodyError, read_json_body
+from relayna.api._dlq_common import Authorize, check_authorized
+from relayna.api._dlq_routes import guarded
+from relayna.api._lifespan import RelaynaRuntime
+from relayna.api._openapi import document
+from relayna.api._route_ids import (
+    WORKFLOW_REPLAY,
+    WORKFLOW_RUNS,
+    WORKFLOW_STAGES,
+    WORKFLOW_TOPOLOGY,
+)
+from relayna.api._routes import JSONResponse, error_response, invalid_identifier
+from relayna.api._workflow_docs import (
+    replay_operation,
+    run_operation,
+    stages_operation,
+    topology_operation,
+)
+from relayna.contracts import ContractAliasConfig, is_valid_identifier
+from relayna.errors import (
+    ContractError,
+    TopologyError,
+    WorkflowConflict,
+    WorkflowRunNotFound,
+)
+from relayna.topology import (
+    SharedStatusWorkflowTopology,
+    export_workflow_graph,
+    serialize_workflow_stage,
+)
+from relayna.workflow import WorkflowRuns, WorkflowStoreConfig
+
+__all__ = ["workflow_routes"]
+
+
+def _body_error(loc: str, msg: str) -> Response:
+    return error_response(422, [{"loc": ["body", loc], "msg": msg, "type": "value_error"}])
+
+
+def workflow_routes(
+    topology: SharedStatusWorkflowTopology | None = None,
+    *,
+    prefix: str = "/workflow",
+    aliases: ContractAliasConfig | None = None,
+    state: WorkflowStoreConfig | None = None,
+    authorize: Authorize | None = None,
+    replay: bool = True,
+    state_key: str = "relayna",
+) -> list[BaseRoute]:
+    """The workflow routes.
+
+    Args:
+        topology: the workflow topology (default: the runtime's, when it is one;
+            otherwise the routes answer 404).
+        state: the stage workers' key prefix and TTLs (``WorkflowConsumer.state``).
+        authorize: ``authorize(request, route_id)`` before every replay (as in
+            :func:`dlq_routes`): ``None`` allows, a response (401/403) refuses.
+        replay: ``False`` leaves out the replay route (a read-only service).
+    """
+    id_name = (aliases.http_alias_for("task_id") if aliases else None) or "task_id"
+    field = (aliases.payload_alias_for("task_id") if aliases else None) or "task_id"
+    cache: list[tuple[RelaynaRuntime, WorkflowRuns]] = []
+
+    def runtime_of(request: Request) -> RelaynaRuntime | Response:
+        runtime = getattr(request.state, state_key, None)
+        if not isinstance(runtime, RelaynaRuntime):
+            return error_response(503, "relayna runtime is not running")
+        return runtime
+
+    def topology_of(runtime: RelaynaRuntime) -> SharedStatusWorkflowTopology | Response:
+        found = topology if topology is not None else runtime.config.topology
+        if not isinstance(found, SharedStatusWorkflowTopology):
+            return error_response(404, "this service has no workflow topology")
+        return found
+
+    def runs_of(request: Request) -> WorkflowRuns | Response:
+        runtime = runtime_of(request)
+        if isinstance(runtime, Response):
+            return runtime
+        found = topology_of(runtime)
+        if isinstance(found, Response):
+            return found
+        if cache and cache[0][0] is runtime:
+            return cache[0][1]
+        runs = WorkflowRuns(runtime.store, found, broker=runtime.broker, config=state)
+        cache[:] = [(runtime, runs)]
+        return runs
+
+    def task_id_of(request: Request) -> str | Response:
+        task_id = request.path_params.get(id_name)
+        if not is_valid_identifier(task_id):
+            return invalid_identifier(id_name)
+        return str(task_id)
+
+    def output(body: dict[str, Any]) -> dict[str, Any]:
+        """``task_id`` under its payload alias, in the body and its run/diagnosis."""
+        if field == "task_id":
+            return body
+        out = {}
+        for key, value in body.items():
+            if key == "task_id":
+                key = field
+            elif isinstance(value, dict) and "task_id" in value:
+                value = {(field if k == "task_id" else k): v for k, v in value.items()}
+            out[key] = value
+        return out
+
+    async def graph(request: Request) -> Response:
+        runtime = runtime_of(request)
+        if isinstance(runtime, Response):
+            return runtime
+        found = topology_of(runtime)
+        if isinstance(found, Response):
+            return found
+        return JSONResponse(export_workflow_graph(found))
+
+    async def stages(request: Request) -> Response:
+        runtime = runtime_of(request)
+        if isinstance(runtime, Response):
+            return runtime
+        found = topology_of(runtime)
+        if isinstance(found, Response):
+            return found
+        serialized = [
+            serialize_workflow_stage(s, queue_arguments=found.workflow_queue_arguments(s.name))
+            for s in found.stages
+        ]
+        return JSONResponse({"stages": serialized})
+
+    async def run(request: Request) -> Response:
+        task_id = task_id_of(request)
+        if isinstance(task_id, Response):
+            return task_id
+        runs = runs_of(request)
+        if isinstance(runs, Response):
+            return runs
+        body = await runs.describe(task_id)
+        if body is None:
+            return error_response(404, f"No workflow run found for {id_name} '{task_id}'")
+        return JSONResponse(output(body))
+
+    async def replay_run(request: Request) -> Response:
+        task_id = task_id_of(request)
+        if isinstance(task_id, Response):
+            return task_id
+        refused = await check_authorized(authorize, request, WORKFLOW_REPLAY)
+        if refused is not None:
+            return refused
+        try:
+            body = await read_json_body(request, required=False)
+        except BodyError as exc:
+            return error_response(exc.status, exc.detail)
+        body = {} if body is None else body
+        if not isinstance(body, dict):
+            return error_response(422, [{"loc": ["body"], "msg": "expected a JSON object"}])
+        stage, payload = body.get("stage"), body.get("payload")
+        reason, force = body.get("reason", "replay"), body.get("force", False)
+        if stage is not None and not isinstance(stage, str):
+            return _body_error("stage", "expected a stage name")
+        if payload is not None and not isinstance(payload, dict):
+            return _body_error("payload", "expected a JSON object")
+        if not isinstance(reason, str) or not reason.strip() or len(reason) > 255:
+            return _body_error("reason", "expected a non-empty string of at most 255 chars")
+        if not isinstance(force, bool):
+            return _body_error("force", "expected true or false")
+        unknown = sorted(set(body) - {"stage", "payload", "reason", "force"})
+        if unknown:
+            return error_response(
+                422, [{"loc": ["body", k], "msg": "unknown field"} for k in unknown]
+            )
+        runs = runs_of(request)
+        if isinstance(runs, Response):
+            return runs
+        if runs.broker is None:
+            return error_response(503, "replay needs the runtime's broker")
+        try:
+            if stage is None:
+                if payload is not None or force:
+                    return _body_error("stage", "payload and force need a stage")
+                result = await runs.resume(task_id, reason=reason)
+            else:
+                result = await runs.replay_stage(
+                    task_id, stage, payload, reason=reason, force=force
+                )
+        except WorkflowRunNotFound:
+            return error_response(404, f"No workflow run found for {id_name} '{task_id}'")
+        except WorkflowConflict as exc:
+            return JSONResponse({"detail": str(exc), "error": exc.code}, status_code=409)
+        except TopologyError as exc:
+            return _body_error("stage", str(exc))
+        except ContractError as exc:
+            return error_response(
+                422, [{"loc": ["body", "payload"], "msg": str(exc), "type": exc.reason}]
+            )
+        return JSONResponse(output(result.to_dict()))
+
+    path = f"{prefix}/runs/{{{id_name}:relayna_id}}"
+    routes: list[BaseRoute] = [
+        document(
+            Route(
+                f"{prefix}/topology",
+                guarded(graph, "workflow store"),
+                methods=["GET"],
+                name=WORKFLOW_TOPOLOGY,
+            ),
+            get=topology_operation(),
+        ),
+        document(
+            Route(
+                f"{prefix}/stages",
+                guarded(stages, "workflow store"),
+                methods=["GET"],
+                name=WORKFLOW_STAGES,
+            ),
+            get=stages_operation(),
+        ),
+        document(
+            Route(path, guarded(run, "workflow store"), methods=["GET"], name=WORKFLOW_RUNS),
+            get=run_operation(id_name, field),
+        ),
+    ]
+    if replay:
+        routes.append(
+            document(
+                Route(
+                    f"{path}/replay",
+                    guarded(replay_run, "workflow store"),
+                    methods=["POST"],
+                    name=WORKFLOW_REPLAY,
+                ),
+                post=replay_operation(id_name, field, authorized=authorize is not None),
+            )
+        )
+    return routes
