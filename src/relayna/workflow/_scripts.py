@@ -177,6 +177,13 @@ local stage, branch, mid = ARGV[1], ARGV[2], ARGV[3]
 local expected, fanin_ttl = tonumber(ARGV[5]), tonumber(ARGV[6])
 local owner, now, guard_ttl = ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9])
 if redis.call('HEXISTS', KEYS[1], 'done') == 1 then
+  -- a late copy: counted and kept in the lineage, never joined again
+  local rec = wf_load(KEYS[2], 's:' .. stage)
+  if rec then
+    rec.deliveries = (tonumber(rec.deliveries) or 0) + 1
+    wf_save(KEYS[2], 's:' .. stage, rec)
+    wf_lineage(KEYS[2], mid, ARGV[11], 'received', now)
+  end
   return {'done', redis.call('HGET', KEYS[1], 'n') or '0', '0'}
 end
 local new = redis.call('HSETNX', KEYS[1], 'b:' .. branch, ARGV[4])
