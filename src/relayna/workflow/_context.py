@@ -100,6 +100,8 @@ class WorkflowContext(TaskContext):
     ) -> WorkflowEnvelope:
         """Hand off to ``stage`` (same task, this stage as origin) and wait for the confirm.
 
+        Nothing is published when any of the errors below is raised.
+
         Raises:
             WorkflowContractError: the outbound contract forbids it
                 (``terminal_stage_handoff``, ``forbidden_transition``,
@@ -107,7 +109,6 @@ class WorkflowContext(TaskContext):
             EnvelopeTooLarge: the message exceeds the size limit.
             TopologyError: ``stage`` is not a stage of the topology.
             BrokerError: the broker refused or lost it.
-            Nothing is published when any of these is raised.
         """
         index = sum(1 for m in self.handoffs if m.stage == stage)
         envelope = WorkflowEnvelope(
