@@ -186,7 +186,8 @@ def prepare_workflow(
         WorkflowContractError: the stage contract forbids this message.
     """
     validate_publish(topology, message, target)
-    m.check_priority(message.priority, topology.max_priority_for(target.queue), target.queue)
+    if message.priority is not None:  # the topology's plan is not free to compute
+        m.check_priority(message.priority, topology.max_priority_for(target.queue), target.queue)
     body = encode(message, limits=limits)
     table = {
         h.TASK_ID: message.task_id,

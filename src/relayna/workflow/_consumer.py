@@ -32,7 +32,7 @@ import logging
 import time
 import uuid
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import attrs
@@ -165,8 +165,8 @@ class WorkflowConsumer(ConsumerBase):
 
     @property
     def workflow_topology(self) -> WorkflowTopology:
-        assert isinstance(self.topology, WorkflowTopology)
-        return self.topology
+        # checked once in __attrs_post_init__ (a Protocol isinstance costs ~40 µs)
+        return cast(WorkflowTopology, self.topology)
 
     async def _declare(self, client: RelaynaClient) -> None:
         await self._declare_dlq(client)
