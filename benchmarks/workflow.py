@@ -103,6 +103,22 @@ async def _publish_all(client: Any, entries: list[dict[str, Any]], stage: str) -
                 tg.start_soon(one, entry)
 
 
+async def _timed_workflow(runtime: Any, chain: Chain, broker: Any) -> float:
+    """Seconds from starting ``runtime`` to ``chain`` finished; then its queues are deleted."""
+    async with anyio.create_task_group() as tg:
+        t0 = time.perf_counter()
+        await tg.start(runtime.run)
+        await chain.finished.wait()
+        elapsed = time.perf_counter() - t0
+        tg.cancel_scope.cancel()
+    topology = runtime.topology
+    for stage in topology.stages:
+        for suffix in ("", ".retry", ".dlq"):
+            await broker.delete_queue(stage.queue + suffix)
+    await broker.delete_exchange(topology.workflow_exchange)
+    return elapsed
+
+
 def _workflow_topology(tag: str, stages: int) -> SharedStatusWorkflowTopology:
     names = [f"s{i}" for i in range(stages)]
     return SharedStatusWorkflowTopology(
@@ -170,16 +186,7 @@ async def _relayna_chain(amqp: str, redis: str, stages: int, n: int, prefetch: i
                 "lease_policy": LeasePolicy(ttl=30, heartbeat_interval=10),
             },
         )
-        async with anyio.create_task_group() as tg:
-            t0 = time.perf_counter()
-            await tg.start(runtime.run)
-            await chain.finished.wait()
-            elapsed = time.perf_counter() - t0
-            tg.cancel_scope.cancel()
-        for stage in topology.stages:
-            for suffix in ("", ".retry", ".dlq"):
-                await broker.delete_queue(stage.queue + suffix)
-        await broker.delete_exchange(topology.workflow_exchange)
+        elapsed = await _timed_workflow(runtime, chain, broker)
     return n / elapsed, chain.hops
 
 
@@ -298,16 +305,7 @@ async def _fan_in(amqp: str, redis: str, n: int, prefetch: int) -> float:
                 "state": WorkflowStoreConfig(prefix=f"bench-fan-{tag}", run_ttl_seconds=600),
             },
         )
-        async with anyio.create_task_group() as tg:
-            t0 = time.perf_counter()
-            await tg.start(runtime.run)
-            await chain.finished.wait()
-            elapsed = time.perf_counter() - t0
-            tg.cancel_scope.cancel()
-        for s in topology.stages:
-            for suffix in ("", ".retry", ".dlq"):
-                await broker.delete_queue(s.queue + suffix)
-        await broker.delete_exchange(topology.workflow_exchange)
+        elapsed = await _timed_workflow(runtime, chain, broker)
     return n / elapsed
 
 

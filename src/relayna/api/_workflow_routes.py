@@ -21,7 +21,7 @@ from relayna.api._body import BodyError, read_json_body
 from relayna.api._dlq_common import Authorize, check_authorized
 from relayna.api._dlq_routes import guarded
 from relayna.api._lifespan import RelaynaRuntime
-from relayna.api._openapi import document
+from relayna.api._openapi import Operation, document
 from relayna.api._route_ids import (
     WORKFLOW_REPLAY,
     WORKFLOW_RUNS,
@@ -80,25 +80,20 @@ def workflow_routes(
     field = (aliases.payload_alias_for("task_id") if aliases else None) or "task_id"
     cache: list[tuple[RelaynaRuntime, WorkflowRuns]] = []
 
-    def runtime_of(request: Request) -> RelaynaRuntime | Response:
+    def resolve(request: Request) -> tuple[RelaynaRuntime, SharedStatusWorkflowTopology] | Response:
         runtime = getattr(request.state, state_key, None)
         if not isinstance(runtime, RelaynaRuntime):
             return error_response(503, "relayna runtime is not running")
-        return runtime
-
-    def topology_of(runtime: RelaynaRuntime) -> SharedStatusWorkflowTopology | Response:
         found = topology if topology is not None else runtime.config.topology
         if not isinstance(found, SharedStatusWorkflowTopology):
             return error_response(404, "this service has no workflow topology")
-        return found
+        return runtime, found
 
     def runs_of(request: Request) -> WorkflowRuns | Response:
-        runtime = runtime_of(request)
-        if isinstance(runtime, Response):
-            return runtime
-        found = topology_of(runtime)
-        if isinstance(found, Response):
-            return found
+        resolved = resolve(request)
+        if isinstance(resolved, Response):
+            return resolved
+        runtime, found = resolved
         if cache and cache[0][0] is runtime:
             return cache[0][1]
         runs = WorkflowRuns(runtime.store, found, broker=runtime.broker, config=state)
@@ -125,21 +120,16 @@ def workflow_routes(
         return out
 
     async def graph(request: Request) -> Response:
-        runtime = runtime_of(request)
-        if isinstance(runtime, Response):
-            return runtime
-        found = topology_of(runtime)
-        if isinstance(found, Response):
-            return found
-        return JSONResponse(export_workflow_graph(found))
+        resolved = resolve(request)
+        if isinstance(resolved, Response):
+            return resolved
+        return JSONResponse(export_workflow_graph(resolved[1]))
 
     async def stages(request: Request) -> Response:
-        runtime = runtime_of(request)
-        if isinstance(runtime, Response):
-            return runtime
-        found = topology_of(runtime)
-        if isinstance(found, Response):
-            return found
+        resolved = resolve(request)
+        if isinstance(resolved, Response):
+            return resolved
+        found = resolved[1]
         serialized = [
             serialize_workflow_stage(s, queue_arguments=found.workflow_queue_arguments(s.name))
             for s in found.stages
@@ -213,41 +203,17 @@ def workflow_routes(
             )
         return JSONResponse(output(result.to_dict()))
 
+    def route(path: str, endpoint: Any, method: str, name: str, op: Operation) -> BaseRoute:
+        handler = guarded(endpoint, "workflow store")
+        return document(Route(path, handler, methods=[method], name=name), **{method.lower(): op})
+
     path = f"{prefix}/runs/{{{id_name}:relayna_id}}"
-    routes: list[BaseRoute] = [
-        document(
-            Route(
-                f"{prefix}/topology",
-                guarded(graph, "workflow store"),
-                methods=["GET"],
-                name=WORKFLOW_TOPOLOGY,
-            ),
-            get=topology_operation(),
-        ),
-        document(
-            Route(
-                f"{prefix}/stages",
-                guarded(stages, "workflow store"),
-                methods=["GET"],
-                name=WORKFLOW_STAGES,
-            ),
-            get=stages_operation(),
-        ),
-        document(
-            Route(path, guarded(run, "workflow store"), methods=["GET"], name=WORKFLOW_RUNS),
-            get=run_operation(id_name, field),
-        ),
+    routes = [
+        route(f"{prefix}/topology", graph, "GET", WORKFLOW_TOPOLOGY, topology_operation()),
+        route(f"{prefix}/stages", stages, "GET", WORKFLOW_STAGES, stages_operation()),
+        route(path, run, "GET", WORKFLOW_RUNS, run_operation(id_name, field)),
     ]
     if replay:
-        routes.append(
-            document(
-                Route(
-                    f"{path}/replay",
-                    guarded(replay_run, "workflow store"),
-                    methods=["POST"],
-                    name=WORKFLOW_REPLAY,
-                ),
-                post=replay_operation(id_name, field, authorized=authorize is not None),
-            )
-        )
+        operation = replay_operation(id_name, field, authorized=authorize is not None)
+        routes.append(route(f"{path}/replay", replay_run, "POST", WORKFLOW_REPLAY, operation))
     return routes

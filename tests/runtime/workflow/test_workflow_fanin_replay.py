@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
 import pytest
 
-from _transports import TRANSPORTS, open_transports
 from _workflow_support import Stack, fan_in_topology, stage, started, wait_for, workflow
 from relayna.contracts import WorkflowEnvelope
 from relayna.contracts import headers as h
@@ -20,23 +18,6 @@ from relayna.transport import Broker, Store
 from relayna.workflow import JoinedMessage, WorkflowContext, WorkflowWorkerRuntime
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=TRANSPORTS)
-async def transports(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Broker, Store]]:
-    """Every test runs on the memory transports and on real RabbitMQ + Redis."""
-    async with open_transports(request.param, request) as opened:
-        yield opened
-
-
-@pytest.fixture
-def broker(transports: tuple[Broker, Store]) -> Broker:
-    return transports[0]
-
-
-@pytest.fixture
-def store(transports: tuple[Broker, Store]) -> Store:
-    return transports[1]
 
 
 async def test_a_join_of_three_branches_on_three_workers_runs_once_despite_duplicates(

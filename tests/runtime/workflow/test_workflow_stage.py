@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
 import orjson
 import pytest
 
-from _transports import TRANSPORTS, open_transports
 from _workflow_support import Stack, planner_docsearch, stage, started, wait_for, workflow
 from relayna.consumer import RetryPolicy
 from relayna.contracts import WorkflowEnvelope
@@ -21,23 +19,6 @@ from relayna.transport import Broker, Properties, Store
 from relayna.workflow import JoinedMessage, WorkflowContext
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=TRANSPORTS)
-async def transports(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Broker, Store]]:
-    """Every test runs on the memory transports and on real RabbitMQ + Redis."""
-    async with open_transports(request.param, request) as opened:
-        yield opened
-
-
-@pytest.fixture
-def broker(transports: tuple[Broker, Store]) -> Broker:
-    return transports[0]
-
-
-@pytest.fixture
-def store(transports: tuple[Broker, Store]) -> Store:
-    return transports[1]
 
 
 async def drain(
