@@ -36,6 +36,7 @@ from typing import Any, cast
 
 import anyio
 import attrs
+from anyio.abc import TaskStatus
 
 from relayna.consumer import (
     ConsumerBase,
@@ -74,6 +75,7 @@ from relayna.transport import Delivery, Store
 from ._context import WorkflowContext
 from ._dedup import dedup_signature
 from ._join import arrive
+from ._keeper import GuardKeeper
 from ._store import Handoff, WorkflowStore, WorkflowStoreConfig, lineage_of
 
 __all__ = ["WorkflowConsumer", "effective_retry_policy"]
@@ -137,6 +139,7 @@ class WorkflowConsumer(ConsumerBase):
     leases: LeaseStore | None = None
     _stage: WorkflowStage = attrs.field(init=False, default=None)
     _workflow: WorkflowStore | None = attrs.field(init=False, default=None)
+    _keeper: GuardKeeper = attrs.field(init=False, default=None)
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.topology, WorkflowTopology):
@@ -154,6 +157,27 @@ class WorkflowConsumer(ConsumerBase):
         super().__attrs_post_init__()
         if self.store is not None:
             self._workflow = WorkflowStore(self.store, self.state)
+        self._keeper = GuardKeeper(self.lease_policy)
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """As :meth:`TaskConsumer.run <relayna.consumer.TaskConsumer.run>`; with a
+        store, one :class:`GuardKeeper` renews the in-flight guards of all the
+        running handlers, shielded until the drain is over."""
+        if self._workflow is None:
+            await super().run(task_status=task_status)
+            return
+        keeper_scope = anyio.CancelScope(shield=True)
+
+        async def keep() -> None:
+            with keeper_scope:
+                await self._keeper.run()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(keep)
+            try:
+                await super().run(task_status=task_status)
+            finally:
+                keeper_scope.cancel()
 
     @property
     def queue_name(self) -> str:
@@ -425,7 +449,10 @@ class WorkflowConsumer(ConsumerBase):
         self, ctx: WorkflowContext, handler_input: Any, guard: str, owner: str, message_id: str
     ) -> Succeeded | Failed | None:
         call = partial(self._timed_call, ctx, handler_input)
-        if self._workflow is not None:
+        if self._workflow is not None and self._keeper.running:
+            guarded = self._workflow.guard(self.stage, ctx.task_id)
+            return await self._keeper.call(guarded, guard, owner, call)
+        if self._workflow is not None:  # not started through run(): a renewal task per call
             result = await call_with_lease(
                 self._workflow.guard(self.stage, ctx.task_id),
                 self.lease_policy,
