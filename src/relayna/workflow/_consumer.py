@@ -66,9 +66,11 @@ from relayna.observability import (
     WorkflowMessageReceived,
     WorkflowStageAcked,
     WorkflowStageFailed,
+    extract_trace,
+    extract_trace_context,
     log_context,
 )
-from relayna.rabbitmq import RelaynaClient, WorkflowTopology, extract_trace, extract_trace_context
+from relayna.rabbitmq import RelaynaClient, WorkflowTopology
 from relayna.topology import WorkflowStage, validate_workflow_inbound
 from relayna.transport import Delivery, Store
 
