@@ -11,22 +11,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from relayna.api._lifespan import RelaynaRuntime
-from relayna.api._route_ids import (
-    BROKER_DLQ_MESSAGES_ROUTE_ID,
-    BROKER_DLQ_QUEUES_ROUTE_ID,
-    DLQ_CAPABILITY_ROUTE_IDS,
-    DLQ_MESSAGE_DETAIL_ROUTE_ID,
-    DLQ_MESSAGES_ROUTE_ID,
-    DLQ_QUEUES_ROUTE_ID,
-    DLQ_REPLAY_ROUTE_ID,
-    FAILED_TASKS_CAPABILITY_ROUTE_IDS,
-    FAILED_TASKS_DELETE_ROUTE_ID,
-    FAILED_TASKS_DETAIL_ROUTE_ID,
-    FAILED_TASKS_INVESTIGATE_ROUTE_ID,
-    FAILED_TASKS_LIST_ROUTE_ID,
-    FAILED_TASKS_RETRY_ROUTE_ID,
-    FAILED_TASKS_UNINVESTIGATE_ROUTE_ID,
-)
 from relayna.api._routes import JSONResponse, error_response
 from relayna.contracts import ContractAliasConfig, is_valid_identifier
 from relayna.dlq import (
@@ -40,20 +24,6 @@ from relayna.errors import ContractError, DLQConflict
 from relayna.transport import SupportsPeek
 
 __all__ = [
-    "BROKER_DLQ_MESSAGES_ROUTE_ID",
-    "BROKER_DLQ_QUEUES_ROUTE_ID",
-    "DLQ_CAPABILITY_ROUTE_IDS",
-    "DLQ_MESSAGES_ROUTE_ID",
-    "DLQ_MESSAGE_DETAIL_ROUTE_ID",
-    "DLQ_QUEUES_ROUTE_ID",
-    "DLQ_REPLAY_ROUTE_ID",
-    "FAILED_TASKS_CAPABILITY_ROUTE_IDS",
-    "FAILED_TASKS_DELETE_ROUTE_ID",
-    "FAILED_TASKS_DETAIL_ROUTE_ID",
-    "FAILED_TASKS_INVESTIGATE_ROUTE_ID",
-    "FAILED_TASKS_LIST_ROUTE_ID",
-    "FAILED_TASKS_RETRY_ROUTE_ID",
-    "FAILED_TASKS_UNINVESTIGATE_ROUTE_ID",
     "Authorize",
     "DLQRouteContext",
     "check_authorized",

@@ -29,12 +29,6 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from relayna.api._dlq_common import (
-    BROKER_DLQ_MESSAGES_ROUTE_ID,
-    BROKER_DLQ_QUEUES_ROUTE_ID,
-    DLQ_MESSAGE_DETAIL_ROUTE_ID,
-    DLQ_MESSAGES_ROUTE_ID,
-    DLQ_QUEUES_ROUTE_ID,
-    DLQ_REPLAY_ROUTE_ID,
     Authorize,
     DLQRouteContext,
     InspectorOption,
@@ -43,6 +37,14 @@ from relayna.api._dlq_common import (
 from relayna.api._dlq_docs import DLQDocs
 from relayna.api._failed_routes import failed_task_routes
 from relayna.api._openapi import Operation, document
+from relayna.api._route_ids import (
+    BROKER_DLQ_MESSAGES_ROUTE_ID,
+    BROKER_DLQ_QUEUES_ROUTE_ID,
+    DLQ_MESSAGE_DETAIL_ROUTE_ID,
+    DLQ_MESSAGES_ROUTE_ID,
+    DLQ_QUEUES_ROUTE_ID,
+    DLQ_REPLAY_ROUTE_ID,
+)
 from relayna.api._routes import JSONResponse, error_response
 from relayna.contracts import ContractAliasConfig
 from relayna.dlq import DLQService, DLQStoreConfig, check_filter, parse_limit, parse_query

@@ -11,16 +11,18 @@ from starlette.routing import BaseRoute
 
 from relayna.api._body import BodyError, read_json_body
 from relayna.api._dlq_common import (
+    DLQRouteContext,
+)
+from relayna.api._dlq_docs import DLQDocs
+from relayna.api._openapi import Operation
+from relayna.api._route_ids import (
     FAILED_TASKS_DELETE_ROUTE_ID,
     FAILED_TASKS_DETAIL_ROUTE_ID,
     FAILED_TASKS_INVESTIGATE_ROUTE_ID,
     FAILED_TASKS_LIST_ROUTE_ID,
     FAILED_TASKS_RETRY_ROUTE_ID,
     FAILED_TASKS_UNINVESTIGATE_ROUTE_ID,
-    DLQRouteContext,
 )
-from relayna.api._dlq_docs import DLQDocs
-from relayna.api._openapi import Operation
 from relayna.api._routes import JSONResponse, error_response
 from relayna.dlq import ManualRetry, parse_query
 from relayna.errors import ContractError, DLQConflict, UnroutableError
