@@ -34,6 +34,7 @@ __all__ = [
     "READ_TOOLS",
     "RESOURCES",
     "RESOURCE_TEMPLATES",
+    "WORKFLOW_TOOLS",
     "JSON_MIME",
     "MERMAID_MIME",
     "PromptSpec",
@@ -369,9 +370,51 @@ OPERATION_TOOLS: Final = (
 )
 
 
+WORKFLOW_TOOLS: Final = (
+    ToolSpec(
+        name="replay_workflow_stage",
+        title="Replay a workflow stage",
+        description=(
+            "Publish the stage's last message again (or one built from `payload`) into a "
+            "workflow run's stage, with replay headers. Refused while the stage runs (unless "
+            "force=true), for a completed join, or when the stage never received a message "
+            "and no payload is given."
+        ),
+        input_schema=_input(
+            {
+                **_TASK_ID,
+                "stage": IDENTIFIER_SCHEMA,
+                "payload": {"type": "object"},
+                "reason": {"type": "string", "minLength": 1, "maxLength": 255, "default": "replay"},
+                "force": {"type": "boolean", "default": False},
+            },
+            ("task_id", "stage"),
+        ),
+        output_schema=_output(
+            {
+                "task_id": {"type": "string"},
+                "stage": {"type": "string"},
+                "message_id": {"type": "string"},
+                "previous_message_id": {"type": ["string", "null"]},
+                "previous_status": {"type": ["string", "null"]},
+                "replayed_at": {"type": "string"},
+                "forced": {"type": "boolean"},
+                "reason": {"type": "string"},
+            },
+            ("task_id", "stage", "message_id", "replayed_at", "forced"),
+        ),
+        read_only=False,
+        destructive=True,
+        idempotent=False,
+        open_world=True,
+        operational=True,
+    ),
+)
+
+
 def tool_spec(name: str) -> ToolSpec | None:
     """The spec of a tool by name (read or operational)."""
-    for spec in (*READ_TOOLS, *OPERATION_TOOLS):
+    for spec in (*READ_TOOLS, *OPERATION_TOOLS, *WORKFLOW_TOOLS):
         if spec.name == name:
             return spec
     return None
@@ -404,6 +447,12 @@ RESOURCE_TEMPLATES: Final = (
     ),
     ResourceSpec(
         "relayna://dlq/messages/{dlq_id}", "dlq-message", "Dead letter", "A DLQ record's detail."
+    ),
+    ResourceSpec(
+        "relayna://workflow/runs/{task_id}",
+        "workflow-run",
+        "Workflow run",
+        "A workflow run's stages, diagnosis and lineage (workflow topologies).",
     ),
 )
 

@@ -29,6 +29,7 @@ from relayna.api import RelaynaRuntime, error_response
 from relayna.errors import ConfigurationError
 from relayna.mcp._guard import MCPConfig
 from relayna.mcp._server import Publish, RelaynaMCP
+from relayna.workflow import WorkflowStoreConfig
 
 __all__ = ["MCP_ROUTE_NAME", "MCPRoutes", "mcp_routes"]
 
@@ -92,6 +93,7 @@ def mcp_routes(
     *,
     config: MCPConfig | None = None,
     publish: Publish | None = None,
+    workflow: WorkflowStoreConfig | None = None,
     path: str = "/mcp",
 ) -> MCPRoutes:
     """The MCP streamable HTTP endpoint at ``path`` over ``runtime``.
@@ -110,7 +112,7 @@ def mcp_routes(
     config = config or MCPConfig()
     if config.operations and config.token is None:
         raise ConfigurationError("MCP operational tools over HTTP need a bearer token")
-    server = RelaynaMCP(runtime, config=config, publish=publish)
+    server = RelaynaMCP(runtime, config=config, publish=publish, workflow=workflow)
     manager = StreamableHTTPSessionManager(
         app=server.server,
         security_settings=TransportSecuritySettings(

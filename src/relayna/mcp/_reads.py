@@ -18,7 +18,8 @@ from relayna.dlq import MAX_LIMIT, Cursor, DLQQuery, DLQService
 from relayna.errors import ConfigurationError
 from relayna.mcp._explain import TERMINAL_STATUSES, explain
 from relayna.observability import execution_graph_mermaid
-from relayna.topology import summarize_topology
+from relayna.topology import SharedStatusWorkflowTopology, summarize_topology
+from relayna.workflow import WorkflowRuns, WorkflowStoreConfig
 
 __all__ = [
     "Progress",
@@ -33,6 +34,7 @@ __all__ = [
     "topology",
     "wait_for_task",
     "workers",
+    "workflow_runs",
 ]
 
 #: ``progress(done, total, message)``: reports a long read to the client.
@@ -43,6 +45,16 @@ def dlq_service(runtime: RelaynaRuntime) -> DLQService:
     if runtime.dlq is None:
         raise ConfigurationError("this service keeps no DLQ records (RuntimeConfig(dlq=...))")
     return runtime.dlq
+
+
+def workflow_runs(
+    runtime: RelaynaRuntime, config: WorkflowStoreConfig | None = None
+) -> WorkflowRuns:
+    """Run state and replay of the runtime's workflow topology."""
+    topology = runtime.config.topology
+    if not isinstance(topology, SharedStatusWorkflowTopology):
+        raise ConfigurationError("this service has no workflow topology")
+    return WorkflowRuns(runtime.store, topology, broker=runtime.broker, config=config)
 
 
 async def status(runtime: RelaynaRuntime, task_id: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from relayna.contracts import validate_identifier
 from relayna.errors import ContractError
 from relayna.mcp import _reads as reads
 from relayna.mcp._catalog import JSON_MIME, MERMAID_MIME
+from relayna.workflow import WorkflowStoreConfig
 
 __all__ = ["parse_uri", "read_resource"]
 
@@ -27,7 +28,8 @@ def parse_uri(uri: str) -> tuple[str, str | None]:
     """``(kind, identifier)`` for a resource URI.
 
     Kinds: ``topology``, ``dlq.queues``, ``workers``, ``task.status``,
-    ``task.history``, ``task.graph``, ``task.graph.mermaid``, ``dlq.message``.
+    ``task.history``, ``task.graph``, ``task.graph.mermaid``, ``dlq.message``,
+    ``workflow.run``.
 
     Raises:
         ContractError: malformed URI or an identifier failing the rule.
@@ -50,6 +52,8 @@ def parse_uri(uri: str) -> tuple[str, str | None]:
             return kind, _identifier(parts[1], "task_id")
     if len(parts) == 3 and parts[:2] == ["dlq", "messages"]:
         return "dlq.message", _identifier(parts[2], "dlq_id")
+    if len(parts) == 3 and parts[:2] == ["workflow", "runs"]:
+        return "workflow.run", _identifier(parts[2], "task_id")
     raise LookupError(f"no resource {uri!r}")
 
 
@@ -65,8 +69,13 @@ def _json(data: Any) -> tuple[str, str]:
     return orjson.dumps(data).decode(), JSON_MIME
 
 
-async def read_resource(runtime: RelaynaRuntime, uri: str) -> tuple[str, str]:
-    """The resource's text and MIME type (LookupError when it does not exist)."""
+async def read_resource(
+    runtime: RelaynaRuntime, uri: str, *, workflow: WorkflowStoreConfig | None = None
+) -> tuple[str, str]:
+    """The resource's text and MIME type (LookupError when it does not exist).
+
+    ``workflow``: the stage workers' key prefix (``relayna://workflow/runs/...``).
+    """
     kind, ident = parse_uri(uri)
     if kind == "topology":
         return _json(reads.topology(runtime))
@@ -79,6 +88,11 @@ async def read_resource(runtime: RelaynaRuntime, uri: str) -> tuple[str, str]:
         return _json(await reads.status(runtime, ident))
     if kind == "task.history":
         return _json(await reads.history(runtime, ident))
+    if kind == "workflow.run":
+        run = await reads.workflow_runs(runtime, workflow).describe(ident)
+        if run is None:
+            raise LookupError(f"no workflow run for task {ident!r}")
+        return _json(run)
     if kind == "dlq.message":
         detail = await reads.dlq_message(runtime, ident)
         if detail is None:

@@ -49,6 +49,7 @@ from relayna.mcp._catalog import (
     READ_TOOLS,
     RESOURCE_TEMPLATES,
     RESOURCES,
+    WORKFLOW_TOOLS,
     ToolSpec,
     tool_spec,
 )
@@ -56,6 +57,8 @@ from relayna.mcp._guard import MCPConfig, check_arguments, check_operation
 from relayna.mcp._prompts import list_prompts, render_prompt
 from relayna.mcp._resources import read_resource
 from relayna.observability import make_observation_sink
+from relayna.topology import SharedStatusWorkflowTopology
+from relayna.workflow import WorkflowStoreConfig
 
 __all__ = ["INSTRUCTIONS", "MCPStatistics", "Publish", "RelaynaMCP"]
 
@@ -115,6 +118,9 @@ class RelaynaMCP:
         config: operations, token, origin rules, limits.
         publish: how ``publish_task`` publishes (``RelaynaClient.publish_task``
             with ``if_exists="error"``); without it the tool is not offered.
+        workflow: the stage workers' key prefix and TTLs, for
+            ``relayna://workflow/runs/{task_id}`` and ``replay_workflow_stage``
+            (offered when the runtime's topology is a workflow topology).
     """
 
     def __init__(
@@ -123,10 +129,12 @@ class RelaynaMCP:
         *,
         config: MCPConfig | None = None,
         publish: Publish | None = None,
+        workflow: WorkflowStoreConfig | None = None,
     ) -> None:
         self.runtime = runtime
         self.config = config or MCPConfig()
         self.publish = publish
+        self.workflow = workflow
         self.stats = MCPStatistics()
         self.server: Server[Any, Request] = Server(
             self.config.server_name, version=__version__, instructions=INSTRUCTIONS
@@ -141,6 +149,8 @@ class RelaynaMCP:
         specs = list(READ_TOOLS)
         if self.config.operations:
             specs += [s for s in OPERATION_TOOLS if s.name != "publish_task" or self.publish]
+            if isinstance(self.runtime.config.topology, SharedStatusWorkflowTopology):
+                specs += WORKFLOW_TOOLS
         return specs
 
     def initialization_options(self) -> Any:
@@ -193,7 +203,7 @@ class RelaynaMCP:
         @server.read_resource()  # type: ignore[no-untyped-call,untyped-decorator]
         async def _read(uri: AnyUrl) -> Iterable[ReadResourceContents]:
             try:
-                text, mime = await read_resource(self.runtime, str(uri))
+                text, mime = await read_resource(self.runtime, str(uri), workflow=self.workflow)
             except (ContractError, LookupError) as exc:
                 raise McpError(
                     types.ErrorData(code=types.INVALID_PARAMS, message=str(exc))
@@ -312,6 +322,16 @@ class RelaynaMCP:
             task.setdefault("task_id", os.urandom(16).hex())
             envelope = await self.publish(task)
             return {"task_id": envelope.task_id, "task_type": envelope.task_type, "published": True}
+        if name == "replay_workflow_stage":
+            runs = reads.workflow_runs(self.runtime, self.workflow)
+            result = await runs.replay_stage(
+                args["task_id"],
+                args["stage"],
+                args.get("payload"),
+                reason=args.get("reason", "replay"),
+                force=args.get("force", False),
+            )
+            return result.to_dict()
         dlq = reads.dlq_service(self.runtime)
         if name == "replay_dlq_message":
             replayed = await dlq.replay(

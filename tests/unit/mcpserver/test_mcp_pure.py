@@ -11,6 +11,7 @@ from relayna.errors import ContractError, EnvelopeTooLarge
 from relayna.mcp import (
     OPERATION_TOOLS,
     READ_TOOLS,
+    WORKFLOW_TOOLS,
     MCPConfig,
     bearer_token,
     check_arguments,
@@ -79,9 +80,10 @@ def test_token_matches() -> None:
 
 def test_annotations_tell_the_truth() -> None:
     assert all(t.read_only and not t.destructive and not t.operational for t in READ_TOOLS)
-    assert all(not t.read_only and t.operational and t.open_world for t in OPERATION_TOOLS)
-    assert {t.name for t in OPERATION_TOOLS if t.destructive} == {
-        "replay_dlq_message", "retry_failed_task",
+    operational = (*OPERATION_TOOLS, *WORKFLOW_TOOLS)
+    assert all(not t.read_only and t.operational and t.open_world for t in operational)
+    assert {t.name for t in operational if t.destructive} == {
+        "replay_dlq_message", "retry_failed_task", "replay_workflow_stage",
     }  # fmt: skip
 
 
@@ -92,6 +94,7 @@ def test_annotations_tell_the_truth() -> None:
         ("relayna://dlq/queues", ("dlq.queues", None)),
         ("relayna://tasks/t-1/graph.mermaid", ("task.graph.mermaid", "t-1")),
         ("relayna://dlq/messages/abc", ("dlq.message", "abc")),
+        ("relayna://workflow/runs/r1", ("workflow.run", "r1")),
     ],
 )
 def test_parse_uri(uri: str, parsed: tuple[str, str | None]) -> None:

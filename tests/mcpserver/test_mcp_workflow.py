@@ -1,0 +1,94 @@
+"""Workflow runs over MCP: ``relayna://workflow/runs/{task_id}`` and
+``replay_workflow_stage`` on a run whose last stage dead-lettered (memory transports and
+real RabbitMQ + Redis, both backends)."""
+
+from __future__ import annotations
+
+import json
+
+import anyio
+import pytest
+from _mcp_stack import TOKEN, http_server, http_session
+from mcp import types
+from pydantic import AnyUrl
+
+from _transports import TRANSPORTS, open_transports
+from _workflow_support import Stack, stage, started, wait_for, workflow
+from relayna.api import RuntimeConfig, open_relayna_runtime
+from relayna.contracts import WorkflowEnvelope
+from relayna.mcp import MCPConfig
+from relayna.rabbitmq import open_relayna_client
+from relayna.workflow import WorkflowContext
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+async def test_a_stalled_run_is_read_and_its_stage_replayed(
+    kind: str, request: pytest.FixtureRequest, unique: str
+) -> None:
+    topology = workflow(
+        unique,
+        stage(unique, "fetch", "store"),
+        stage(unique, "store", terminal=True, max_retries=0, retry_delay_ms=50),
+    )
+    broken = True
+
+    async def fetch(message: WorkflowEnvelope, ctx: WorkflowContext) -> None:
+        await ctx.publish_to_stage("store", {"doc": 1})
+
+    async def store_stage(message: WorkflowEnvelope, ctx: WorkflowContext) -> None:
+        if broken:
+            raise RuntimeError("disk full")
+
+    with anyio.fail_after(60):
+        async with open_transports(kind, request) as (broker, store):
+            stack = Stack(topology, broker, store)
+            stack.consumer("fetch", fetch)
+            store_consumer = stack.consumer("store", store_stage)
+            config = RuntimeConfig(
+                store_url=store.url, broker_url=broker.url, topology=topology, run_hub=False
+            )
+            async with (
+                open_relayna_runtime(config, broker=broker, store=store) as runtime,
+                open_relayna_client(topology, broker) as client,
+                started(stack),
+                http_server(
+                    runtime, MCPConfig(operations=True, token=TOKEN), workflow=stack.state
+                ) as (url, _mcp),
+                http_session(url, {"Authorization": f"Bearer {TOKEN}"}) as session,
+            ):
+                await client.publish_to_stage({"task_id": "r1"}, "fetch")
+                await wait_for(lambda: store_consumer.stats.dead_lettered == 1)
+
+                read = await session.read_resource(AnyUrl("relayna://workflow/runs/r1"))
+                [content] = read.contents
+                assert isinstance(content, types.TextResourceContents)
+                run = json.loads(content.text)
+                stages = {s["stage"]: s["status"] for s in run["run"]["stages"]}
+                assert stages["store"] == "dead_lettered"
+                codes = [r["code"] for r in run["diagnosis"]["reasons"]]
+                assert "stage_dead_lettered" in codes
+
+                tools = {t.name: t for t in (await session.list_tools()).tools}
+                hints = tools["replay_workflow_stage"].annotations
+                assert hints is not None
+                assert hints.destructiveHint is True
+                broken = False
+                replayed = await session.call_tool(
+                    "replay_workflow_stage",
+                    {"task_id": "r1", "stage": "store", "reason": "disk replaced"},
+                )
+                assert replayed.isError is False, replayed.content
+                assert replayed.structuredContent is not None
+                assert replayed.structuredContent["previous_status"] == "dead_lettered"
+                await wait_for(lambda: store_consumer.stats.acked == 1)  # it really ran again
+
+                unknown = await session.call_tool(
+                    "replay_workflow_stage", {"task_id": "nobody", "stage": "store"}
+                )
+                assert unknown.isError is True
+                bad_stage = await session.call_tool(
+                    "replay_workflow_stage", {"task_id": "r1", "stage": "nowhere"}
+                )
+                assert bad_stage.isError is True
