@@ -9,14 +9,16 @@ the task's id and its dead letter's id. The queues go on exit.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
 import attrs
 import httpx
-from mcp import ClientSession
+from mcp import ClientSession, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from starlette.applications import Starlette
@@ -147,3 +149,22 @@ def subprocess_env() -> dict[str, str]:
     """The environment for a ``relayna mcp`` subprocess (the repo on PYTHONPATH)."""
     env = dict(os.environ)
     return env
+
+
+HERE = Path(__file__).resolve().parent
+
+
+def stdio_server(
+    tmp_path: Path, backend: str, *extra: str, target: str = "mcp_target:config"
+) -> StdioServerParameters:
+    """``relayna mcp --app TARGET --backend BACKEND ...`` as a subprocess; TARGET's module
+    is written into ``tmp_path`` by the test (the test helpers are importable too)."""
+    return StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "relayna.cli", "mcp", "--app", target, "--backend", backend, *extra],
+        env={
+            "PYTHONPATH": os.pathsep.join((str(tmp_path), str(HERE), str(HERE.parent))),
+            "RELAYNA_LOG_LEVEL": "WARNING",
+        },
+        cwd=str(tmp_path),
+    )

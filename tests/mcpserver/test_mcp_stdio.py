@@ -10,8 +10,8 @@ from pathlib import Path
 
 import anyio
 import pytest
-from _mcp_stack import failed_task
-from mcp import ClientSession, StdioServerParameters, types
+from _mcp_stack import failed_task, stdio_server
+from mcp import ClientSession, types
 from mcp.client.stdio import stdio_client
 from pydantic import AnyUrl
 
@@ -19,30 +19,11 @@ from relayna.transport import open_broker
 
 pytestmark = [pytest.mark.anyio, pytest.mark.rabbitmq, pytest.mark.redis]
 
-HERE = Path(__file__).resolve().parent
 TARGET = """
 from _mcp_stack import runtime_config
 
 config = runtime_config({amqp!r}, {redis!r}, {unique!r})
 """
-
-
-def _server(tmp_path: Path, backend: str, *extra: str) -> StdioServerParameters:
-    return StdioServerParameters(
-        command=sys.executable,
-        args=[
-            "-m",
-            "relayna.cli",
-            "mcp",
-            "--app",
-            "mcp_target:config",
-            "--backend",
-            backend,
-            *extra,
-        ],
-        env={"PYTHONPATH": f"{tmp_path}:{HERE}", "RELAYNA_LOG_LEVEL": "WARNING"},
-        cwd=str(tmp_path),
-    )
 
 
 async def test_stdio_server_reads_and_replays(
@@ -53,7 +34,7 @@ async def test_stdio_server_reads_and_replays(
     )
     with anyio.fail_after(90):
         async with failed_task(amqp_url, redis_url, unique) as failed:
-            params = _server(tmp_path, anyio_backend, "--allow-operations")
+            params = stdio_server(tmp_path, anyio_backend, "--allow-operations")
             async with (
                 stdio_client(params) as (read, write),
                 ClientSession(read, write) as session,
@@ -99,7 +80,7 @@ async def test_stdio_server_keeps_operations_off_by_default(
     )
     with anyio.fail_after(60):
         async with (
-            stdio_client(_server(tmp_path, anyio_backend)) as (read, write),
+            stdio_client(stdio_server(tmp_path, anyio_backend)) as (read, write),
             ClientSession(read, write) as session,
         ):
             await session.initialize()
@@ -132,8 +113,9 @@ async def test_stdio_server_publishes_for_an_app(
     (tmp_path / "mcp_app_target.py").write_text(
         APP_TARGET.format(name=name, amqp=amqp_url, redis=redis_url)
     )
-    params = _server(tmp_path, anyio_backend, "--allow-operations")
-    params.args[params.args.index("mcp_target:config")] = "mcp_app_target:app"
+    params = stdio_server(
+        tmp_path, anyio_backend, "--allow-operations", target="mcp_app_target:app"
+    )
     sys.path.insert(0, str(tmp_path))
     try:
         import mcp_app_target  # the same App, to find its queue

@@ -5,11 +5,14 @@ real RabbitMQ + Redis, both backends)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
-from _mcp_stack import TOKEN, http_server, http_session
-from mcp import types
+from _mcp_stack import TOKEN, http_server, http_session, stdio_server
+from mcp import ClientSession, types
+from mcp.client.stdio import stdio_client
 from pydantic import AnyUrl
 
 from _transports import TRANSPORTS, open_transports
@@ -92,3 +95,87 @@ async def test_a_stalled_run_is_read_and_its_stage_replayed(
                     "replay_workflow_stage", {"task_id": "r1", "stage": "nowhere"}
                 )
                 assert bad_stage.isError is True
+
+
+STDIO_TARGET = """
+from _workflow_support import stage, workflow
+from relayna.api import RuntimeConfig
+
+topology = workflow(
+    {unique!r},
+    stage({unique!r}, "fetch", "store"),
+    stage({unique!r}, "store", terminal=True, max_retries=0, retry_delay_ms=50),
+)
+config = RuntimeConfig(store_url={redis!r}, broker_url={amqp!r}, topology=topology)
+"""
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.redis
+async def test_stdio_reads_a_run_and_replays_its_stage(
+    amqp_url: str,
+    redis_url: str,
+    unique: str,
+    tmp_path: Path,
+    anyio_backend: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    """``relayna mcp --workflow-prefix`` (a subprocess on the test's backend) over a run on
+    real RabbitMQ + Redis whose last stage dead-lettered: read it, replay the stage."""
+    (tmp_path / "mcp_target.py").write_text(
+        STDIO_TARGET.format(unique=unique, amqp=amqp_url, redis=redis_url)
+    )
+    topology = workflow(
+        unique,
+        stage(unique, "fetch", "store"),
+        stage(unique, "store", terminal=True, max_retries=0, retry_delay_ms=50),
+    )
+    attempts: list[dict[str, Any]] = []
+
+    async def fetch(message: WorkflowEnvelope, ctx: WorkflowContext) -> None:
+        await ctx.publish_to_stage("store", {"doc": 1})
+
+    async def store_stage(message: WorkflowEnvelope, ctx: WorkflowContext) -> None:
+        attempts.append(dict(message.payload))
+        if len(attempts) == 1:
+            raise RuntimeError("disk full")
+
+    task_id = f"run-{unique}"
+    with anyio.fail_after(90):
+        async with open_transports("real", request) as (broker, store):
+            stack = Stack(topology, broker, store)
+            stack.consumer("fetch", fetch)
+            store_consumer = stack.consumer("store", store_stage)
+            params = stdio_server(
+                tmp_path,
+                anyio_backend,
+                "--allow-operations",
+                "--workflow-prefix",
+                stack.state.prefix,
+            )
+            async with (
+                open_relayna_client(topology, broker) as client,
+                started(stack),
+            ):
+                await client.publish_to_stage({"task_id": task_id}, "fetch")
+                await wait_for(lambda: store_consumer.stats.dead_lettered == 1, limit=30)
+                async with (
+                    stdio_client(params) as (read, write),
+                    ClientSession(read, write) as session,
+                ):
+                    await session.initialize()
+                    uri = AnyUrl(f"relayna://workflow/runs/{task_id}")
+                    [content] = (await session.read_resource(uri)).contents
+                    assert isinstance(content, types.TextResourceContents)
+                    run = json.loads(content.text)
+                    stages = {s["stage"]: s["status"] for s in run["run"]["stages"]}
+                    assert stages == {"fetch": "completed", "store": "dead_lettered"}
+
+                    replayed = await session.call_tool(
+                        "replay_workflow_stage", {"task_id": task_id, "stage": "store"}
+                    )
+                    assert replayed.isError is False, replayed.content
+                    assert replayed.structuredContent is not None
+                    assert replayed.structuredContent["stage"] == "store"
+                    await wait_for(lambda: store_consumer.stats.acked == 1, limit=30)
+                    assert attempts == [{"doc": 1}, {"doc": 1}]  # the same message, run again

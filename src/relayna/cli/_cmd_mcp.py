@@ -51,8 +51,16 @@ def register(sub: Subcommands) -> None:
         "--allow-operations",
         action="store_true",
         help="offer the operational tools (publish_task, replay_dlq_message, "
-        "retry_failed_task): they publish for real; off by default. Over stdio the user "
+        "retry_failed_task, replay_workflow_stage): they publish for real; off by default. Over stdio the user "
         "who launched the server is the caller, so no token is asked; every call is audited",
+    )
+    p.add_argument(
+        "--workflow-prefix",
+        default="relayna",
+        metavar="PREFIX",
+        help="the key prefix the workflow stage workers keep run state under "
+        "(WorkflowStoreConfig.prefix; default: relayna), for relayna://workflow/runs/{task_id} "
+        "and replay_workflow_stage on a workflow topology",
     )
     add_backend_arg(p)
     add_logging_args(p)
@@ -90,16 +98,18 @@ async def _open(target: Any) -> AsyncIterator[tuple[RelaynaRuntime, Any]]:
 def _run(args: argparse.Namespace) -> int:
     try:
         from relayna.mcp import MCPConfig, RelaynaMCP
+        from relayna.workflow import WorkflowStoreConfig
     except ImportError as exc:  # the optional SDK is missing
         raise UsageError(
             f"relayna mcp needs the mcp extra (pip install 'relayna[mcp]'): {exc}"
         ) from None
     target = load_target(args.app, what="relayna.App or RuntimeConfig")
     config = MCPConfig(operations=args.allow_operations)
+    workflow = WorkflowStoreConfig(prefix=args.workflow_prefix)
 
     async def main() -> None:
         async with _open(target) as (runtime, publish):
-            server = RelaynaMCP(runtime, config=config, publish=publish)
+            server = RelaynaMCP(runtime, config=config, publish=publish, workflow=workflow)
             log.info("relayna mcp: serving %s over stdio (%s)", args.app, args.backend)
             await server.serve_stdio()
 
