@@ -15,6 +15,7 @@ import aiormq, coredis or redis-py to handle a failure.
     ├── TopologyError
     ├── DuplicateTaskError           (publish(if_exists="error") of an existing task id)
     ├── DLQConflict                  (replay / retry / delete refused: code, dlq_id)
+    ├── ToolDenied                   (an MCP operational tool refused: disabled, no token)
     ├── WorkflowError                (a workflow run cannot do what was asked)
     │   ├── WorkflowRunNotFound
     │   └── WorkflowConflict         (replay into a running stage, nothing to resume)

@@ -50,6 +50,7 @@ async def test_lists_and_resources_of_a_dead_lettered_task(
                 "inspect_topology",
                 "replay_dlq_message",
                 "retry_failed_task",
+                "cancel_task",
             }  # fmt: skip  (publish_task needs a publisher)
             for name in ("get_task_status", "explain_task", "search_dlq", "inspect_topology"):
                 hints = tools[name].annotations

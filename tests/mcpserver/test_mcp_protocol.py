@@ -59,6 +59,7 @@ BAD_CALLS: list[tuple[str, dict[str, Any], str]] = [
     ("get_task_status", {"task_id": "t1", "pad": "x" * 70_000}, "too large"),
     ("replay_dlq_message", {"dlq_id": "d1"}, "disabled"),
     ("retry_failed_task", {"task_id": "t1"}, "disabled"),
+    ("cancel_task", {"task_id": "t1"}, "disabled"),
     ("publish_task", {"task_type": "x"}, "disabled"),
 ]
 
@@ -84,7 +85,9 @@ async def test_operational_tools_are_not_offered_while_disabled() -> None:
     with anyio.fail_after(30):
         async with served() as (_runtime, session, _mcp):
             names = {t.name for t in (await session.list_tools()).tools}
-            assert names.isdisjoint({"publish_task", "replay_dlq_message", "retry_failed_task"})
+            assert names.isdisjoint(
+                {"publish_task", "replay_dlq_message", "retry_failed_task", "cancel_task"}
+            )
             assert "explain_task" in names
 
 

@@ -51,7 +51,7 @@ def register(sub: Subcommands) -> None:
         "--allow-operations",
         action="store_true",
         help="offer the operational tools (publish_task, replay_dlq_message, "
-        "retry_failed_task, replay_workflow_stage): they publish for real; off by default. Over stdio the user "
+        "retry_failed_task, cancel_task, replay_workflow_stage): they act for real; off by default. Over stdio the user "
         "who launched the server is the caller, so no token is asked; every call is audited",
     )
     p.add_argument(

@@ -23,7 +23,7 @@ import contextlib
 import getpass
 import logging
 import os
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import anyio
@@ -39,8 +39,7 @@ from starlette.requests import Request
 
 from relayna import __version__
 from relayna.api import RelaynaRuntime
-from relayna.contracts import TaskEnvelope, is_valid_identifier
-from relayna.dlq import ManualRetry
+from relayna.contracts import is_valid_identifier
 from relayna.errors import ContractError, RelaynaError, StoreError, ToolDenied
 from relayna.mcp import _reads as reads
 from relayna.mcp._audit import MCPOperationCalled, audit_log
@@ -54,6 +53,7 @@ from relayna.mcp._catalog import (
     tool_spec,
 )
 from relayna.mcp._guard import MCPConfig, check_arguments, check_operation
+from relayna.mcp._operations import Publish, operate
 from relayna.mcp._prompts import list_prompts, render_prompt
 from relayna.mcp._resources import read_resource
 from relayna.observability import make_observation_sink
@@ -64,14 +64,11 @@ __all__ = ["INSTRUCTIONS", "MCPStatistics", "Publish", "RelaynaMCP"]
 
 log = logging.getLogger("relayna.mcp")
 
-#: Publishes a task mapping with confirm (``RelaynaClient.publish_task``).
-Publish = Callable[[dict[str, Any]], Awaitable[TaskEnvelope]]
-
 INSTRUCTIONS = (
     "relayna hands tasks to workers over RabbitMQ and keeps their statuses in Redis. "
     "Start with explain_task(task_id) for any question about one task; search_dlq finds "
-    "dead letters; operational tools (replay_dlq_message, retry_failed_task, publish_task) "
-    "publish for real and may be disabled."
+    "dead letters; operational tools (replay_dlq_message, retry_failed_task, publish_task, "
+    "cancel_task) act for real and may be disabled."
 )
 
 
@@ -315,44 +312,14 @@ class RelaynaMCP:
         return reads.topology(runtime)  # inspect_topology
 
     async def _operate(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
-        if name == "publish_task":
-            assert self.publish is not None  # tool_specs() offers it only then
-            task = {k: v for k, v in args.items() if k != "payload"}
-            task["payload"] = args.get("payload", {})
-            task.setdefault("task_id", os.urandom(16).hex())
-            envelope = await self.publish(task)
-            return {"task_id": envelope.task_id, "task_type": envelope.task_type, "published": True}
-        if name == "replay_workflow_stage":
-            runs = reads.workflow_runs(self.runtime, self.workflow)
-            result = await runs.replay_stage(
-                args["task_id"],
-                args["stage"],
-                args.get("payload"),
-                reason=args.get("reason", "replay"),
-                force=args.get("force", False),
-            )
-            return result.to_dict()
-        dlq = reads.dlq_service(self.runtime)
-        if name == "replay_dlq_message":
-            replayed = await dlq.replay(
-                args["dlq_id"], force=args.get("force", False), direct=args.get("direct", False)
-            )
-            if replayed is None:
-                raise ContractError(f"no DLQ record {args['dlq_id']!r}")
-            return replayed.as_dict()
-        # retry_failed_task
-        dlq_id = args.get("dlq_id")
-        if dlq_id is None:
-            records = await dlq.records_for_task(args["task_id"], 1)
-            if not records:
-                raise ContractError(f"task {args['task_id']!r} has no dead letter to retry")
-            dlq_id = records[0]["dlq_id"]
-        retried = await dlq.retry_failed_task(
-            dlq_id, ManualRetry(force=args.get("force", False), retried_by=self._who()["who"])
+        return await operate(
+            self.runtime,
+            name,
+            args,
+            publish=self.publish,
+            workflow=self.workflow,
+            caller=self._who()["who"],
         )
-        if retried is None:
-            raise ContractError(f"no DLQ record {dlq_id!r}")
-        return retried.as_dict()
 
     # -- audit -----------------------------------------------------------------------
 

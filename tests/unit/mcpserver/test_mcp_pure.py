@@ -83,8 +83,10 @@ def test_annotations_tell_the_truth() -> None:
     operational = (*OPERATION_TOOLS, *WORKFLOW_TOOLS)
     assert all(not t.read_only and t.operational and t.open_world for t in operational)
     assert {t.name for t in operational if t.destructive} == {
-        "replay_dlq_message", "retry_failed_task", "replay_workflow_stage",
+        "replay_dlq_message", "retry_failed_task", "replay_workflow_stage", "cancel_task",
     }  # fmt: skip
+    # a second cancel changes nothing; a second publish or replay publishes again
+    assert {t.name for t in operational if t.idempotent} == {"cancel_task"}
 
 
 @pytest.mark.parametrize(
