@@ -11,6 +11,7 @@ from relayna._deprecated import moved_names
 from relayna.consumer._aggregation import AggregationConsumer
 from relayna.consumer._base import ConsumerBase, HandlerT, Middleware
 from relayna.consumer._cancel import InFlight, Running, StepBatcher
+from relayna.consumer._cancellable import CancellableConsumer
 from relayna.consumer._cli import main_worker
 from relayna.consumer._context import (
     LifecycleStatuses,
@@ -68,6 +69,7 @@ from relayna.consumer._task import TaskConsumer
 
 __all__ = [
     # building blocks of other runtimes (relayna.workflow)
+    "CancellableConsumer",
     "ConsumerBase",
     "HandlerT",
     "InboundWorkflow",

@@ -1,18 +1,20 @@
-"""A manual-retry hand-off: the same task id, republished for another task type."""
+"""Copies a task worker publishes onward: a manual-retry hand-off (the same task id,
+republished for another task type) and the items of a batch it fans out."""
 
 from __future__ import annotations
 
-from relayna.contracts import TaskEnvelope, without_headers
+from relayna.contracts import Limits, TaskEnvelope, encode, without_headers
 from relayna.contracts import headers as h
 from relayna.errors import ContractError, TopologyError, UnroutableError
 from relayna.rabbitmq import RelaynaClient
+from relayna.transport import Properties
 
 from ._context import ManualRetryRequest, TaskContext
 from ._decide import Failed, Succeeded
-from ._inbound import InboundTask
+from ._inbound import InboundBatch, InboundTask
 from ._settle import EXCEPTION_MESSAGE
 
-__all__ = ["HANDOFF_DROP", "hand_off"]
+__all__ = ["HANDOFF_DROP", "fan_out", "hand_off"]
 
 #: Headers a hand-off or a batch item does not inherit (retry state, batch identity).
 HANDOFF_DROP = (
@@ -111,3 +113,32 @@ async def hand_off(
     except UnroutableError as exc:  # nobody binds the type: keep the original
         return _kept(exc, "manual_retry_unroutable"), None, count
     return Succeeded(), new_task.task_type, count
+
+
+async def fan_out(
+    client: RelaynaClient, inbound: InboundBatch, *, queue: str, limits: Limits, concurrency: int
+) -> None:
+    """Publish each task of a batch to ``queue`` on its own (batch id, index and size
+    in its headers), at most ``concurrency`` publishes at a time."""
+    batch = inbound.batch
+    size = len(batch.tasks)
+    messages: list[tuple[str, str, bytes, Properties]] = []
+    for index, task in enumerate(batch.tasks):
+        headers = without_headers(inbound.headers, HANDOFF_DROP)
+        headers.update(
+            {
+                h.TASK_ID: task.task_id,
+                h.BATCH_ID: batch.batch_id,
+                h.BATCH_INDEX: index,
+                h.BATCH_SIZE: size,
+            }
+        )
+        props = Properties(
+            content_type="application/json",
+            delivery_mode=2,
+            correlation_id=task.correlation_id or task.task_id,
+            priority=task.priority,
+            headers=headers,
+        )
+        messages.append(("", queue, encode(task, limits=limits), props))
+    await client.publish_many_raw(messages, concurrency=concurrency)

@@ -18,26 +18,20 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
 import anyio
 import attrs
 
-from relayna.contracts import TaskEnvelope, encode, without_headers
-from relayna.contracts import headers as h
+from relayna.contracts import TaskEnvelope
 from relayna.errors import (
-    BrokerError,
     ConfigurationError,
-    ContractError,
-    EnvelopeTooLarge,
-    unwrap_groups,
 )
 from relayna.observability import (
     DuplicateSuppressed,
     TaskHandlerFailed,
-    TaskManualRetryPublished,
     TaskMessageReceived,
     TaskMessageRejected,
     TaskResourceSampled,
@@ -46,33 +40,25 @@ from relayna.observability import (
     log_context,
     sample_process_resources,
 )
-from relayna.rabbitmq import CancelStore, GateResult, RelaynaClient, Step, TaskTopology
-from relayna.transport import Delivery, Properties
+from relayna.rabbitmq import RelaynaClient, TaskTopology
+from relayna.transport import Delivery
 
-from ._base import ConsumerBase, HandlerT
-from ._cancel import InFlight, Running, StepBatcher, run_control_listener
+from ._base import HandlerT
+from ._cancel import Running
 from ._context import ManualRetryRequest, TaskContext
 from ._decide import (
-    Ack,
-    Cancelled,
-    Decision,
     Expired,
-    ExpiryAction,
     Failed,
-    FailureAction,
     Outcome,
     Poison,
     Stop,
     Succeeded,
-    decide,
-    terminal_status,
 )
-from ._handoff import HANDOFF_DROP, hand_off
-from ._idempotency import Idempotency
+from ._handoff import fan_out
 from ._inbound import InboundBatch, InboundTask, parse_task
 from ._lease import LeaseLost, LeasePolicy, LeaseStore, call_with_lease
-from ._runtime import Session
 from ._settle import MessageInfo, Settler
+from ._task_end import TaskSettlement
 
 __all__ = ["TaskConsumer"]
 
@@ -80,7 +66,7 @@ logger = logging.getLogger("relayna.consumer")
 
 
 @attrs.define(eq=False, kw_only=True)
-class TaskConsumer(ConsumerBase):
+class TaskConsumer(TaskSettlement):
     """Consume a task queue with retries, DLQ, statuses, idempotency and drain.
 
     Args:
@@ -100,34 +86,21 @@ class TaskConsumer(ConsumerBase):
             renewed while the handler runs (see :mod:`relayna.consumer._lease`).
         lease_policy: TTL, renewal interval and conflict delay.
         lease_owner: this worker's owner id (default: unique per instance).
-        cancels: the cancellation keys (see :class:`~relayna.rabbitmq.CancelStore`);
-            with them the worker applies cancels (before the handler starts,
-            and to running handlers through the control exchange) and
-            decides every task's one terminal status in the store.
-        cancel_grace: seconds a cancelled handler's ``ctx.cleanup_scope()`` may run.
-        deadline_tolerance: seconds of clock skew forgiven: a task expires
-            when the worker's clock is past ``deadline + tolerance``.
-        on_expiry: an expired task stops (``EXPIRE``, default) or is
-            dead-lettered for a replay (``DEAD_LETTER``).
+        cancels, cancel_grace, deadline_tolerance, on_expiry: see
+            :class:`CancellableConsumer`; with ``cancels`` the worker applies
+            cancels (before the handler starts, and to running handlers
+            through the control exchange) and decides every task's one
+            terminal status in the store.
+        failure_action, idempotency: see :class:`TaskSettlement`.
     """
 
     handler: HandlerT | Mapping[str, HandlerT]
     queue: str | None = None
     consumer_name: str = "relayna-task-consumer"
-    failure_action: FailureAction = FailureAction.REJECT
-    idempotency: Idempotency | None = None
     batch_publish_concurrency: int = 16
     leases: LeaseStore | None = None
     lease_policy: LeasePolicy = attrs.field(factory=LeasePolicy)
     lease_owner: str | None = None
-    cancels: CancelStore | None = None
-    cancel_grace: float = 5.0
-    deadline_tolerance: float = 1.0
-    on_expiry: ExpiryAction = ExpiryAction.EXPIRE
-    #: The handler runs a cancel can reach (read by tests and benchmarks).
-    runs: InFlight = attrs.field(init=False, factory=InFlight)
-    #: Batches the store steps of concurrent deliveries (set while consuming).
-    batcher: StepBatcher | None = attrs.field(init=False, default=None)
     # Resolved once: isinstance on a runtime Protocol costs tens of µs per call.
     _queue_name: str = attrs.field(init=False, default="")
     _routed: frozenset[str] | None = attrs.field(init=False, default=None)
@@ -142,8 +115,6 @@ class TaskConsumer(ConsumerBase):
             raise ConfigurationError(f"{type(self.topology).__name__} is not a task topology")
         if self.batch_publish_concurrency < 1:
             raise ConfigurationError("batch_publish_concurrency must be >= 1")
-        if not self.cancel_grace >= 0 or not self.deadline_tolerance >= 0:
-            raise ConfigurationError("cancel_grace and deadline_tolerance must be >= 0")
         self._queue_name = self.queue if self.queue is not None else self.topology.tasks_queue
         types = getattr(self.topology, "task_types", None)
         self._routed = frozenset(types) if types else None
@@ -160,36 +131,6 @@ class TaskConsumer(ConsumerBase):
 
     async def _declare(self, client: RelaynaClient) -> None:
         await self._declare_dlq(client)
-
-    async def _consume(
-        self, client: RelaynaClient, session: Session, ready: Callable[[], None]
-    ) -> None:
-        """The session, and beside it (with ``cancels``) the control listener."""
-        cancels = self.cancels
-        if cancels is None:
-            await session.run(ready)
-            return
-
-        async def listen(*, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
-            try:
-                await run_control_listener(
-                    client.broker,
-                    cancels,
-                    self.runs,
-                    consumer_name=self.consumer_name,
-                    task_status=task_status,
-                )
-            except BrokerError:
-                session.stop()  # drain; the consumer then reconnects
-                raise
-
-        self.batcher = StepBatcher(cancels)
-        with unwrap_groups():
-            async with anyio.create_task_group() as tg:
-                await tg.start(self.batcher.run)
-                await tg.start(listen)
-                await session.run(ready)
-                tg.cancel_scope.cancel()
 
     async def _process(self, client: RelaynaClient, settler: Settler, delivery: Delivery) -> None:
         parsed = parse_task(
@@ -210,32 +151,12 @@ class TaskConsumer(ConsumerBase):
     async def _fan_out(
         self, client: RelaynaClient, settler: Settler, delivery: Delivery, inbound: InboundBatch
     ) -> None:
-        batch = inbound.batch
-        size = len(batch.tasks)
-        messages: list[tuple[str, str, bytes, Properties]] = []
-        for index, task in enumerate(batch.tasks):
-            headers = without_headers(inbound.headers, HANDOFF_DROP)
-            headers.update(
-                {
-                    h.TASK_ID: task.task_id,
-                    h.BATCH_ID: batch.batch_id,
-                    h.BATCH_INDEX: index,
-                    h.BATCH_SIZE: size,
-                }
-            )
-            props = Properties(
-                content_type="application/json",
-                delivery_mode=2,
-                correlation_id=task.correlation_id or task.task_id,
-                priority=task.priority,
-                headers=headers,
-            )
-            messages.append(("", self.queue_name, encode(task, limits=self.limits), props))
-        await client.publish_many_raw(messages, concurrency=self.batch_publish_concurrency)
+        await fan_out(client, inbound, queue=self.queue_name, limits=self.limits,
+                      concurrency=self.batch_publish_concurrency)  # fmt: skip
         self.stats.batches_fanned_out += 1
         info = MessageInfo(
             task_id=None,
-            correlation_id=batch.batch_id,
+            correlation_id=inbound.batch.batch_id,
             attempt=inbound.attempt,
             headers=inbound.headers,
         )
@@ -406,111 +327,12 @@ class TaskConsumer(ConsumerBase):
         handed_off = handed_off and isinstance(outcome, Succeeded)
         await self._finish(settler, delivery, inbound, info, outcome, key=key, claim=not handed_off)
 
-    def _on_expiry(self) -> ExpiryAction:
-        return self.on_expiry
-
-    def _expired(self, deadline: float | None) -> bool:
-        return deadline is not None and time.time() > deadline + self.deadline_tolerance
-
     async def _run_handler(
         self, run: Running, handler: HandlerT, task: TaskEnvelope, ctx: TaskContext
     ) -> Outcome | ManualRetryRequest:
-        """The handler inside its cancel scope; a cancel or the deadline is an outcome.
-
-        A cancel that reached the worker makes the outcome :class:`Cancelled`
-        whatever the handler did (a sync handler cannot be interrupted and
-        may have run to the end): the store's ``finish`` step has the last word.
-        """
-        outcome: Outcome | ManualRetryRequest = Expired("running")
-        with run.scope:
-            if ctx.deadline is not None:
-                left = ctx.deadline + self.deadline_tolerance - time.time()
-                run.scope.deadline = anyio.current_time() + left
-            outcome = await self._call_handler(handler, task, ctx)
-        if run.reason is not None:
-            return Cancelled(run.reason, "running")
-        return outcome
-
-    async def _finish(
-        self,
-        settler: Settler,
-        delivery: Delivery,
-        inbound: InboundTask,
-        info: MessageInfo,
-        outcome: Outcome,
-        *,
-        key: str | None = None,
-        claim: bool = True,
-    ) -> None:
-        """Decide, claim the task's ending in the store (with ``cancels``), then settle.
-
-        The ``completed`` event is built and checked first: an event the
-        contract refuses (the result plus the event's own fields over
-        ``limits``) makes the outcome :class:`Failed` (reason
-        ``result_too_large`` or ``invalid_result``), which the retry policy
-        then settles with its own, small, ``retrying``/``failed`` status.
-        """
-        task = inbound.task
-        prepared = None
-        if isinstance(outcome, Succeeded) and claim:
-            try:
-                prepared = settler.prepare_status(
-                    info, self.statuses.completed, result=outcome.result
-                )
-            except ContractError as exc:
-                outcome = self._refused(info, exc)
-        remaining = None
-        if inbound.deadline is not None:
-            left = inbound.deadline + self.deadline_tolerance - time.time()
-            remaining = left * 1000.0
-        decision = self._decide(outcome, inbound.attempt, task.task_id, self.failure_action,
-                                remaining_ms=remaining)  # fmt: skip
-        if self.cancels is not None and claim:
-            decision = await self._claim(self.cancels, inbound, decision)
-        if isinstance(decision, Ack) and claim:
-            if prepared is not None:
-                await settler.publish_prepared(info, prepared)
-            if key is not None and self.idempotency is not None:
-                await self.idempotency.mark_completed(key)
-        await settler.settle(
-            delivery, decision, info, failure=outcome if isinstance(outcome, Failed) else None
-        )
-
-    async def _claim(
-        self, cancels: CancelStore, inbound: InboundTask, decision: Decision
-    ) -> Decision:
-        """The store's ``finish`` step: a cancel that came first wins; an ending that
-        another delivery already claimed is not reported twice."""
-        step = cancels.finish_step(
-            inbound.task.task_id, terminal_status(decision), batch_id=inbound.batch_id
-        )
-        gate = await self._step(cancels, step)
-        if gate.state == "cancelled":
-            phase = decision.phase if isinstance(decision, Stop) else "running"
-            return decide(Cancelled(gate.detail or "cancelled", phase), None, 0)
-        if gate.state == "terminal":
-            return Stop(None, "already_ended")
-        return decision
-
-    async def _step(self, cancels: CancelStore, step: Step) -> GateResult:
-        if self.batcher is not None:
-            return await self.batcher.step(step)
-        return (await cancels.steps([step]))[0]
-
-    def _refused(self, info: MessageInfo, exc: ContractError) -> Failed:
-        reason = "result_too_large" if isinstance(exc, EnvelopeTooLarge) else "invalid_result"
-        self.stats.handler_failures += 1
-        logger.warning(
-            "%s: task %s: the completed status was refused (%s): %s",
-            self.consumer_name,
-            info.task_id,
-            reason,
-            exc,
-        )
-        return Failed(
-            exception_type=type(exc).__name__,
-            exception_message=str(exc)[:1024],
-            reason=reason,
+        """The handler inside its cancel scope; a cancel or the deadline is an outcome."""
+        return await self._in_scope(
+            run, ctx.deadline, partial(self._call_handler, handler, task, ctx)
         )
 
     def _emit_resources(self, kind: str, common: dict[str, Any]) -> None:
@@ -528,30 +350,3 @@ class TaskConsumer(ConsumerBase):
         await delivery.nack(requeue=True)
         self.stats.requeued += 1
         self._emit(TaskMessageRejected(reason=reason, requeue=True, **common))
-
-    async def _manual_retry(
-        self, client: RelaynaClient, ctx: TaskContext, inbound: InboundTask, req: ManualRetryRequest
-    ) -> Succeeded | Failed:
-        outcome, target_type, count = await hand_off(
-            client,
-            ctx,
-            inbound,
-            req,
-            consumer_name=self.consumer_name,
-            status=self.statuses.manual_retrying,
-        )
-        if isinstance(outcome, Succeeded):
-            self.stats.manual_retries += 1
-            self._emit(
-                TaskManualRetryPublished(
-                    consumer_name=self.consumer_name,
-                    queue_name=self.queue_name,
-                    task_id=inbound.task.task_id,
-                    correlation_id=ctx.correlation_id,
-                    retry_attempt=inbound.attempt,
-                    target_task_type=target_type,
-                    manual_retry_count=count,
-                    reason=req.reason,
-                )
-            )
-        return outcome
