@@ -1,10 +1,11 @@
-"""Federation against two real relayna services (one with aliases) and a misbehaving upstream.
+"""Federation against two real relayna services (one with aliases) and misbehaving upstreams.
 
-The relayna services are relayna's own app (``relayna_lifespan`` +
-``status_routes``) on loopback, their status store seeded through
-``StatusStore.write``. Routes that relayna does not have on main yet
-(capability document, failed tasks) are answered by small test-side routes
-of the documented shape, mounted next to the real ones.
+The relayna services are relayna's own routes (``relayna_services``: status,
+history, execution graph, feed, DLQ and failed tasks, capability document)
+on loopback, over the parametrised store (memory or the real Redis); their
+records are written through relayna's own stores. Only the upstreams that
+must misbehave (timeout, reset, 5xx, non-JSON, 401 ...) are test-side, since
+no real relayna answers like that.
 """
 
 from __future__ import annotations
@@ -14,72 +15,24 @@ import struct
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from relayna.api import RelaynaRuntime, RuntimeConfig, open_relayna_runtime, serving, status_routes
+from relayna.api import serving
 from relayna.contracts import ContractAliasConfig
+from relayna_services import HOST, bind, dlq_record, relayna_service
 from relayna_studio._capabilities import _check as check_capabilities
 from studio_support import TableResolver, open_test_studio, settings_for
 
 pytestmark = pytest.mark.anyio
-
-HOST = "127.0.0.2"
-
-
-def bind() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((HOST, 0))
-    sock.listen(64)
-    return sock
-
-
-def capability_route(document: dict[str, Any]) -> Route:
-    async def caps(request: Request) -> Response:
-        return JSONResponse(document)
-
-    return Route("/relayna/capabilities", caps)
-
-
-def failed_tasks_route(items: list[dict[str, Any]]) -> Route:
-    """``GET /failed-tasks`` of the documented shape: newest first, cursor = offset."""
-
-    async def page(request: Request) -> Response:
-        limit = int(request.query_params.get("limit", "50"))
-        start = int(request.query_params.get("cursor") or 0)
-        chunk = items[start : start + limit]
-        nxt = str(start + limit) if start + limit < len(items) else None
-        return JSONResponse({"items": chunk, "next_cursor": nxt, "errors": []})
-
-    return Route("/failed-tasks", page)
-
-
-@asynccontextmanager
-async def relayna_service(
-    extra: list[Route], aliases: ContractAliasConfig | None = None
-) -> AsyncIterator[tuple[int, RelaynaRuntime]]:
-    async with open_relayna_runtime(RuntimeConfig(store_url="memory://")) as runtime:
-        routes = [*extra, *status_routes(aliases=aliases, keepalive=1.0)]
-
-        @asynccontextmanager
-        async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-            yield {"relayna": runtime}
-
-        sock = bind()
-        port = int(sock.getsockname()[1])
-        app = Starlette(routes=routes, lifespan=lifespan)
-        async with serving(app, sock=sock, graceful_timeout=0.5):
-            try:
-                yield port, runtime
-            finally:
-                runtime.request_shutdown()
 
 
 def bad_upstream(hang: anyio.Event) -> Starlette:
@@ -128,7 +81,8 @@ def bad_upstream(hang: anyio.Event) -> Starlette:
     }
 
     async def dispatch(request: Request) -> Response:
-        return await table[request.path_params["task_id"]](request)
+        # any other id (Studio's join probes): relayna's own 404 answer
+        return await table.get(request.path_params["task_id"], gone)(request)
 
     return Starlette(routes=[Route("/status/{task_id}", dispatch)])
 
@@ -177,26 +131,7 @@ async def register(client: Any, service_id: str, port: int, host: str) -> None:
 
 
 async def test_federation_against_real_services(store_url: str) -> None:
-    alias_doc = {
-        "relayna_version": "test",
-        "topology_kind": "shared_tasks",
-        "alias_config_summary": {
-            "aliasing_enabled": True,
-            "payload_aliases": {"task_id": "documentId"},
-            "http_aliases": {"task_id": "documentId"},
-        },
-        "supported_routes": ["status.latest", "status.events", "failed_tasks.list"],
-        "feature_flags": [],
-        "service_metadata": {"compatibility": "capabilities_v1", "discovery_source": "live"},
-    }
-    failed_a = [
-        {"failure_id": f"a{i}", "task_id": f"ta{i}", "failed_at": f"2026-05-01T10:{59 - i:02d}:00Z"}
-        for i in range(37)
-    ]
-    failed_b = [
-        {"failure_id": f"b{i}", "task_id": f"tb{i}", "failed_at": f"2026-05-01T10:{58 - i:02d}:30Z"}
-        for i in range(23)
-    ]
+    t0 = datetime(2026, 5, 1, 10, tzinfo=UTC)
     hang = anyio.Event()
     resolver = TableResolver(
         {"plain.test": [HOST], "aliased.test": [HOST], "bad.test": [HOST], "reset.test": [HOST]}
@@ -213,15 +148,24 @@ async def test_federation_against_real_services(store_url: str) -> None:
     bad_port = int(bad.getsockname()[1])
     with anyio.fail_after(90):
         async with (
-            relayna_service([failed_tasks_route(failed_a)]) as (plain_port, plain),
+            relayna_service(store_url, title="plain") as plain_svc,
             relayna_service(
-                [capability_route(alias_doc), failed_tasks_route(failed_b)],
+                store_url,
+                title="aliased",
                 aliases=ContractAliasConfig(field_aliases={"task_id": "documentId"}),
-            ) as (aliased_port, aliased),
+            ) as aliased_svc,
             serving(bad_upstream(hang), sock=bad, graceful_timeout=0.2),
             resetting_listener() as reset_port,
             open_test_studio(settings, resolver=resolver) as studio,
         ):
+            plain, aliased = plain_svc.runtime, aliased_svc.runtime
+            plain_port, aliased_port = plain_svc.port, aliased_svc.port
+            # failed tasks: 37 in one service, 23 in the other, interleaved in time
+            for i in range(37):
+                await plain_svc.dlq.add(dlq_record(f"ta{i}", t0 - timedelta(minutes=i)))
+            for i in range(23):
+                at = t0 - timedelta(minutes=i, seconds=30)
+                await aliased_svc.dlq.add(dlq_record(f"tb{i}", at))
             client = studio.client
             await register(client, "plain", plain_port, "plain.test")
             await register(client, "aliased", aliased_port, "aliased.test")
@@ -257,21 +201,52 @@ async def test_federation_against_real_services(store_url: str) -> None:
             missing = await client.get("/studio/services/plain/status/nope")
             assert missing.status_code == 404
             assert missing.json()["code"] == "upstream_not_found"
-            # capability gating: the aliased service does not advertise execution.graph
-            gated = await client.get("/studio/services/aliased/executions/doc%2F7/graph")
+            # capability gating: neither service mounts the workflow routes, and their
+            # capability documents (computed from the mounted routes) say so
+            gated = await client.get("/studio/services/plain/workflow/topology")
             assert gated.status_code == 501
             assert gated.json()["code"] == "unsupported_route"
-            # legacy service without the route: a bare 404 is an unsupported route
-            legacy = await client.get("/studio/services/plain/workflow/topology")
+            # legacy service (no capability document) without the route: a bare 404
+            legacy = await client.get("/studio/services/bad/workflow/topology")
             assert legacy.status_code == 501
             assert legacy.json()["code"] == "unsupported_route"
+            # the execution graph through the aliased service: task id under its alias
+            graph = await client.get("/studio/services/aliased/executions/doc%2F7/graph")
+            assert graph.status_code == 200, graph.text
+            assert graph.json()["documentId"] == "doc/7"
+            assert graph.json()["task_ref"]["task_id"] == "doc/7"
+            assert {n["service_id"] for n in graph.json()["nodes"]} == {"aliased"}
+            # the Mermaid form is relayna's own rendering: what the service itself answers
+            async with httpx.AsyncClient(base_url=f"http://{HOST}:{aliased_port}") as direct:
+                own = await direct.get("/executions/doc%2F7/graph?format=mermaid")
+            drawn = await client.get(
+                "/studio/services/aliased/executions/doc%2F7/graph?format=mermaid"
+            )
+            assert drawn.status_code == 200, drawn.text
+            assert drawn.headers["content-type"].startswith("text/vnd.mermaid")
+            assert drawn.text == own.text
+            assert drawn.text.startswith("flowchart LR\n")
+            view = (
+                await client.get("/studio/services/aliased/executions/doc%2F7/graph?format=view")
+            ).json()
+            assert set(view) == {"task_id", "topology_kind", "summary", "related_task_ids", "graph",
+                                 "mermaid", "service_id", "task_ref"}  # fmt: skip
+            assert (view["task_id"], view["mermaid"]) == ("doc/7", own.text)
+            assert view["summary"] == graph.json()["summary"]
 
             detail = await client.get("/studio/tasks/plain/job-1?join=correlation")
             assert detail.status_code == 200, detail.text
             d = detail.json()
             assert d["latest_status"]["status"] == "completed"
             assert d["task_ref"]["correlation_id"] == "corr-9"
-            assert {e["section"] for e in d["errors"]} >= {"dlq", "graph"}
+            # relayna's /history reads the status stream, which this service does not
+            # have (no broker topology): a section error, the rest of the detail stands
+            assert [(e["section"], e["upstream_status"]) for e in d["errors"]] == [("history", 400)]
+            assert d["dlq_messages"] == []
+            assert d["execution_graph"]["task_id"] == "job-1"
+            dead = (await client.get("/studio/tasks/plain/ta3")).json()
+            assert [m["task_id"] for m in dead["dlq_messages"]] == ["ta3"]
+            assert dead["dlq_messages"][0]["task_ref"]["service_id"] == "plain"
             assert d["join_warnings"] == [] or d["join_warnings"][0]["code"] in (
                 "incomplete_join_candidate_scan",
                 "ambiguous_join_candidate",
@@ -329,7 +304,14 @@ async def test_federation_against_real_services(store_url: str) -> None:
             assert unknown.json()["code"] == "service_not_found"
 
             # failed tasks across services: every item once, in order, at any page size
-            expected = sorted(failed_a + failed_b, key=lambda i: i["failed_at"], reverse=True)
+            expected_items = []
+            for port in (plain_port, aliased_port):
+                async with httpx.AsyncClient(base_url=f"http://{HOST}:{port}") as direct:
+                    listed = (await direct.get("/failed-tasks?limit=200")).json()
+                    assert listed["next_cursor"] is None
+                    expected_items += listed["items"]
+            assert len(expected_items) == 60
+            expected = sorted(expected_items, key=lambda i: i["failed_at"], reverse=True)
             for page_size in (1, 7, 50):
                 seen: list[str] = []
                 cursor = None
@@ -349,8 +331,13 @@ async def test_federation_against_real_services(store_url: str) -> None:
             assert bad_cursor.status_code == 400
             assert bad_cursor.json()["code"] == "invalid_cursor"
             one = await client.get("/studio/failed-tasks?service_id=aliased&limit=5")
-            assert [i["failure_id"] for i in one.json()["items"]] == [f"b{i}" for i in range(5)]
-            assert one.json()["next_cursor"] == "5"
+            assert [i["task_id"] for i in one.json()["items"]] == [f"tb{i}" for i in range(5)]
+            assert {i["service_id"] for i in one.json()["items"]} == {"aliased"}
+            nxt = await client.get(
+                "/studio/failed-tasks",
+                params={"service_id": "aliased", "limit": 5, "cursor": one.json()["next_cursor"]},
+            )
+            assert [i["task_id"] for i in nxt.json()["items"]] == [f"tb{i}" for i in range(5, 10)]
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,7 @@ from relayna_studio._errors import (
     StudioError,
     UpstreamError,
 )
+from relayna_studio._execution_view import build_execution_view
 from relayna_studio._gateway import build_gateway_catalog, gateway_name
 from relayna_studio._health import IngestFacts, Thresholds, materialize, overall_status
 from relayna_studio._health_service import HealthService
@@ -70,6 +71,7 @@ __all__ = [
     "TokenStore",
     "UpstreamError",
     "__version__",
+    "build_execution_view",
     "build_gateway_catalog",
     "create_studio_app",
     "fetch_capabilities",

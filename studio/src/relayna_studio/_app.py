@@ -44,6 +44,7 @@ from relayna_studio._pull_sync import pull_sync
 from relayna_studio._routes_auth import auth_routes
 from relayna_studio._routes_events import event_routes
 from relayna_studio._routes_federation import federation_routes
+from relayna_studio._routes_graphs import graph_routes
 from relayna_studio._routes_notify import notify_routes
 from relayna_studio._routes_registry import registry_routes
 from relayna_studio._routes_search import search_routes, task_index
@@ -73,6 +74,7 @@ def studio_routes() -> list[BaseRoute]:
         *registry_routes(),
         *event_routes(),
         *federation_routes(),
+        *graph_routes(),
         *telemetry_routes(),
         *notify_routes(),
         document(

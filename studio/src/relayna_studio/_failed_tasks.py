@@ -24,8 +24,9 @@ import anyio
 import orjson
 
 from relayna_studio._errors import UpstreamError
-from relayna_studio._federation import Federation
+from relayna_studio._federation import Federation, payload_aliases
 from relayna_studio._http import HTTPProblem
+from relayna_studio._task_ref import enrich_item
 
 __all__ = ["decode_cursor", "encode_cursor", "merged_failed_tasks"]
 
@@ -145,17 +146,8 @@ async def merged_failed_tasks(
             break
         item = dict(best.items[heads[best.sid]])
         heads[best.sid] += 1
-        item["service_id"] = best.sid
+        enrich_item(item, best.sid, payload_aliases(by_id[best.sid].get("capabilities")))
         item.setdefault("service_name", by_id[best.sid]["name"])
-        item["task_ref"] = {
-            "service_id": best.sid,
-            "task_id": item.get("task_id"),
-            "correlation_id": item.get("correlation_id")
-            if item.get("correlation_id") != item.get("task_id")
-            else None,
-            "parent_refs": [],
-            "child_refs": [],
-        }
         out.append(item)
     new_state: dict[str, tuple[str | None, int, bool]] = {}
     more = False

@@ -49,6 +49,8 @@ ROUTE_IDS: dict[str, tuple[str, ...]] = {
     "health.workers": ("health.workers",),
     "runtime.backpressure": ("runtime.backpressure",),
     "workflow.topology": ("workflow.topology",),
+    "workflow.runs": ("workflow.runs",),
+    "workflow.replay": ("workflow.replay",),
     "dlq.messages": ("dlq.messages",),
     "dlq.replay": ("dlq.replay",),
     "tasks.submit": ("tasks.submit",),

@@ -1,4 +1,4 @@
-"""Federated routes (ANCHOR §2.2): status, history, topology, DLQ, graph, backpressure,
+"""Federated routes (ANCHOR §2.2): status, history, DLQ, backpressure,
 task detail, failed tasks, and the task routes dispatcher (task ids may contain ``/``)."""
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from relayna_studio._routes_auth import int_param
 from relayna_studio._routes_events import task_event_stream, task_events
 from relayna_studio._routes_telemetry import LOG_PARAMS, METRICS_PARAMS, task_logs, task_metrics
 from relayna_studio._task_detail import JOINS, task_detail
-from relayna_studio._task_ref import build_task_ref
+from relayna_studio._task_ref import build_task_ref, enrich_item
 from relayna_studio._traces import task_trace_path, task_traces
 
-__all__ = ["federation_routes"]
+__all__ = ["federation_routes", "task_id_param"]
 
 _FAILED_FILTERS = (
     "service_name",
@@ -63,7 +63,8 @@ def _replay_params(request: Request) -> dict[str, str]:
     return params
 
 
-def _task_id(value: str, where: str = "path") -> str:
+def task_id_param(value: str, where: str = "path") -> str:
+    """A task id from the path (``/`` allowed), or 422."""
     if not is_valid_identifier(value):
         raise HTTPProblem(
             422, [{"loc": [where, "task_id"], "msg": "invalid identifier", "type": "value_error"}]
@@ -115,13 +116,20 @@ def _ref_events(body: Any, service_id: str, aliases: dict[str, str]) -> None:
                 )
 
 
+def _enrich_items(body: Any, service_id: str, aliases: dict[str, str]) -> None:
+    items = body.get("items") if isinstance(body, dict) else None
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, dict):
+            enrich_item(item, service_id, aliases)
+
+
 def federation_routes() -> list[BaseRoute]:
     def sid(request: Request) -> str:
         return validate_service_id(request.path_params["service_id"])
 
     async def status(request: Request, ctx: Ctx) -> Response:
         service_id = sid(request)
-        task_id = _task_id(request.path_params["task_id"])
+        task_id = task_id_param(request.path_params["task_id"])
         fed = Federation(ctx.runtime)
         record = await fed.service(service_id)
         body = await fed.call(
@@ -165,41 +173,16 @@ def federation_routes() -> list[BaseRoute]:
         async def handler(request: Request, ctx: Ctx) -> Response:
             service_id = sid(request)
             params = _params(request, allowed, limit=limit)
-            body = await Federation(ctx.runtime).call(service_id, route, "GET", path, params=params)
+            fed = Federation(ctx.runtime)
+            record = await fed.service(service_id)
+            body = await fed.call(service_id, route, "GET", path, params=params, record=record)
             if wrap_items:
                 return JSONResponse({"service_id": service_id, "items": body.get("items") or []})
-            for item in body.get("items") or []:
-                if isinstance(item, dict):
-                    item["service_id"] = service_id
+            _enrich_items(body, service_id, payload_aliases(record.get("capabilities")))
             body["service_id"] = service_id
             return JSONResponse(body)
 
         return handler
-
-    async def graph(request: Request, ctx: Ctx) -> Response:
-        service_id = sid(request)
-        rest = str(request.path_params["rest"])
-        if not rest.endswith("/graph"):
-            raise HTTPProblem(404, "Not Found")
-        task_id = _task_id(rest[: -len("/graph")])
-        fed = Federation(ctx.runtime)
-        record = await fed.service(service_id)
-        body = await fed.call(
-            service_id,
-            "execution.graph",
-            "GET",
-            task_path("/executions/{task_id}/graph", task_id),
-            record=record,
-        )
-        ref = build_task_ref(
-            service_id, task_id, graph=body, aliases=payload_aliases(record.get("capabilities"))
-        )
-        body.update(service_id=service_id, task_ref=ref)
-        for node in body.get("nodes") or []:
-            if isinstance(node, dict):
-                node["service_id"] = service_id
-                node["task_ref"] = ref
-        return JSONResponse(body)
 
     async def replay(request: Request, ctx: Ctx) -> Response:
         """Replay a service's DLQ record (relayna's ``POST /dlq/messages/{dlq_id}/replay``)."""
@@ -244,14 +227,14 @@ def federation_routes() -> list[BaseRoute]:
             ("/trace-path", task_trace_path),
         ):
             if rest.endswith(suffix):
-                return await handler(request, ctx, service_id, _task_id(rest[: -len(suffix)]))
+                return await handler(request, ctx, service_id, task_id_param(rest[: -len(suffix)]))
         if rest.endswith("/stream"):
-            task_id = _task_id(rest[: -len("/stream")])
+            task_id = task_id_param(rest[: -len("/stream")])
             last = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
             if last is not None and (len(last) > 512 or any(ord(c) < 32 for c in last)):
                 raise query_problem("last_event_id", "at most 512 printable characters")
             return RelayStream(Federation(ctx.runtime), service_id, task_id, last)
-        task_id = _task_id(rest)
+        task_id = task_id_param(rest)
         join = request.query_params.get("join", "none")
         if join not in JOINS:
             raise query_problem("join", "one of none, correlation, lineage, all")
@@ -266,12 +249,16 @@ def federation_routes() -> list[BaseRoute]:
         service_id = params.pop("service_id", None)
         if service_id is not None:
             service_id = validate_service_id(service_id)
+            record = await fed.service(service_id)
             body = await fed.call(
-                service_id, "failed_tasks.list", "GET", "/failed-tasks", params=params
+                service_id,
+                "failed_tasks.list",
+                "GET",
+                "/failed-tasks",
+                params=params,
+                record=record,
             )
-            for item in body.get("items") or []:
-                if isinstance(item, dict):
-                    item["service_id"] = service_id
+            _enrich_items(body, service_id, payload_aliases(record.get("capabilities")))
             body.setdefault("errors", [])
             body["scanned_services"] = [service_id]
             return JSONResponse(body)
@@ -293,21 +280,22 @@ def federation_routes() -> list[BaseRoute]:
                         422,
                         [{"loc": ["body"], "msg": "expected a JSON object", "type": "value_error"}],
                     )
-            result = await Federation(ctx.runtime).call(
+            fed = Federation(ctx.runtime)
+            record = await fed.service(service_id)
+            result = await fed.call(
                 service_id,
                 route,
                 method,
                 f"/failed-tasks/{failure_id}{suffix}",
                 json=payload,
+                record=record,
                 keep=(409, 422) if route == "failed_tasks.retry" else (),
             )
             if method == "DELETE":
                 return JSONResponse(
                     {"service_id": service_id, "failure_id": failure_id, "deleted": True}
                 )
-            result["service_id"] = service_id
-            if is_valid_identifier(result.get("task_id")):
-                result["task_ref"] = build_task_ref(service_id, result["task_id"])
+            enrich_item(result, service_id, payload_aliases(record.get("capabilities")))
             return JSONResponse(result)
 
         return handler
@@ -322,12 +310,6 @@ def federation_routes() -> list[BaseRoute]:
             methods=["GET"],
             role="reader",
             query=("task_id", "start_offset", "max_seconds", "max_scan"),
-        ),
-        studio_route(
-            f"{one}/workflow/topology",
-            passthrough("workflow.topology", "/workflow/topology", (), None),
-            methods=["GET"],
-            role="reader",
         ),
         studio_route(
             f"{one}/dlq/messages",
@@ -366,7 +348,6 @@ def federation_routes() -> list[BaseRoute]:
             methods=["GET"],
             role="reader",
         ),
-        studio_route(f"{one}/executions/{{rest:path}}", graph, methods=["GET"], role="reader"),
         studio_route(
             "/studio/tasks/{service_id}/{rest:path}",
             tasks,

@@ -15,7 +15,7 @@ from typing import Any
 
 from relayna.contracts import is_valid_identifier
 
-__all__ = ["aliased", "build_task_ref", "event_correlation", "event_parent"]
+__all__ = ["aliased", "build_task_ref", "enrich_item", "event_correlation", "event_parent"]
 
 
 def aliased(event: Mapping[str, Any], field: str, aliases: Mapping[str, str]) -> Any:
@@ -85,3 +85,15 @@ def build_task_ref(
         "parent_refs": [_ref(service_id, p) for p in parents],
         "child_refs": [_ref(service_id, c) for c in children],
     }
+
+
+def enrich_item(item: dict[str, Any], service_id: str, aliases: Mapping[str, str]) -> None:
+    """A listed record of a service (failed task, DLQ message), in place: ``service_id``,
+    the canonical ``task_id`` when the service sends it under its payload alias, and
+    ``task_ref`` (the record's own correlation id; no graph or history is fetched)."""
+    item["service_id"] = service_id
+    task_id = aliased(item, "task_id", aliases)
+    if not is_valid_identifier(task_id):
+        return
+    item.setdefault("task_id", task_id)
+    item["task_ref"] = build_task_ref(service_id, str(task_id), events=[item], aliases=aliases)

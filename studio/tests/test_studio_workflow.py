@@ -1,0 +1,247 @@
+"""Workflow runs and replay through Studio, against a real relayna workflow service.
+
+The service is relayna's own app (``relayna_services``: ``workflow_routes``
+and the capability document among relayna's other routes) on the memory
+broker and the parametrised store, with real ``WorkflowConsumer`` stage
+workers. A run dead-letters at its second stage; an operator replays that
+stage through Studio and the run completes. Studio runs with auth on: a
+reader is refused, every attempt is audited.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import pytest
+
+from relayna.consumer import LeasePolicy
+from relayna.contracts import WorkflowEnvelope
+from relayna.rabbitmq import open_relayna_client
+from relayna.topology import SharedStatusWorkflowTopology, WorkflowStage
+from relayna.workflow import WorkflowConsumer, WorkflowContext
+from relayna_services import HOST, RelaynaService, relayna_service
+from studio_support import Studio, TableResolver, open_test_studio, settings_for
+
+pytestmark = pytest.mark.anyio
+
+
+def topology(unique: str) -> SharedStatusWorkflowTopology:
+    """planner -> docsearch (terminal, no retries: a failure dead-letters at once)."""
+    return SharedStatusWorkflowTopology(
+        workflow_exchange=f"wf-{unique}",
+        status_exchange=f"wf-status-{unique}",
+        status_queue=f"wf-status-{unique}.q",
+        status_use_streams=False,
+        stages=(
+            WorkflowStage(
+                "planner",
+                f"wf-{unique}.planner",
+                ("planner.in",),
+                "planner.in",
+                allowed_next_stages=("docsearch",),
+            ),
+            WorkflowStage(
+                "docsearch",
+                f"wf-{unique}.docsearch",
+                ("docsearch.in",),
+                "docsearch.in",
+                terminal=True,
+                max_retries=0,
+            ),
+        ),
+    )
+
+
+@asynccontextmanager
+async def stage_workers(
+    service: RelaynaService,
+    wf: SharedStatusWorkflowTopology,
+    handlers: dict[str, Callable[..., Any]],
+) -> AsyncIterator[None]:
+    runtime = service.runtime
+    assert runtime.broker is not None
+    async with anyio.create_task_group() as tg:
+        for name, handler in handlers.items():
+            consumer = WorkflowConsumer(
+                topology=wf,
+                broker=runtime.broker,
+                stage=name,
+                handler=handler,
+                store=runtime.store,
+                consumer_name=name,
+                state=service.workflow_state,
+                lease_policy=LeasePolicy(ttl=1.0, heartbeat_interval=0.2, conflict_delay=0.02),
+                drain_timeout=1.0,
+            )
+            await tg.start(consumer.run)
+        try:
+            yield
+        finally:
+            tg.cancel_scope.cancel()
+
+
+async def run_status(studio: Studio, headers: dict[str, str], want: str) -> dict[str, Any]:
+    """Poll the run through Studio until its status is ``want`` (bounded by the caller)."""
+    while True:
+        answer = await studio.client.get(
+            "/studio/services/wf/workflow/runs/run%2F1", headers=headers
+        )
+        if answer.status_code == 200 and answer.json()["run"]["status"] == want:
+            return dict(answer.json())
+        assert answer.status_code in (200, 404), answer.text
+        await anyio.sleep(0.02)
+
+
+async def test_an_operator_replays_a_dead_lettered_stage_through_studio(store_url: str) -> None:
+    unique = uuid.uuid4().hex[:8]
+    wf = topology(unique)
+    broken = True
+
+    async def plan(message: WorkflowEnvelope, ctx: WorkflowContext) -> None:
+        await ctx.publish_to_stage("docsearch", {"q": "relayna"})
+
+    async def search(message: WorkflowEnvelope, ctx: WorkflowContext) -> None:
+        if broken:
+            raise RuntimeError("index offline")
+
+    settings = settings_for(
+        store_url,
+        f"wf:{unique}",
+        allowed_hosts=(".test",),
+        allowed_networks=(f"{HOST}/32",),
+        auth_enabled=True,
+    )
+    resolver = TableResolver({"wf.test": [HOST], "plain.test": [HOST]})
+    with anyio.fail_after(60):
+        async with (
+            relayna_service(store_url, topology=wf, title="wf") as service,
+            relayna_service(store_url, title="plain") as plain,
+            open_test_studio(settings, resolver=resolver) as studio,
+            stage_workers(service, wf, {"planner": plan, "docsearch": search}),
+        ):
+            tokens = {}
+            for role in ("reader", "operator", "admin"):
+                tokens[role], _ = await studio.runtime.tokens.create(
+                    name=f"t-{role}", role=role, created_by="test"
+                )
+            admin, operator, reader = (
+                studio.headers(tokens[r]) for r in ("admin", "operator", "reader")
+            )
+            for sid, port in (("wf", service.port), ("plain", plain.port)):
+                created = await studio.client.post(
+                    "/studio/services",
+                    headers=admin,
+                    json={
+                        "service_id": sid,
+                        "name": sid,
+                        "base_url": f"http://{sid}.test:{port}",
+                        "environment": "test",
+                        "auth_mode": "internal_network",
+                    },
+                )
+                assert created.status_code == 201, created.text
+                refreshed = await studio.client.post(
+                    f"/studio/services/{sid}/refresh", headers=admin
+                )
+                assert refreshed.status_code == 200, refreshed.text
+            caps = refreshed.json()["capabilities"]["supported_routes"]
+            assert "workflow.runs" not in caps  # 'plain' has no workflow routes
+
+            topo = await studio.client.get("/studio/services/wf/workflow/topology", headers=reader)
+            assert topo.status_code == 200, topo.text
+            assert [s["name"] for s in topo.json()["stages"]] == ["planner", "docsearch"]
+            assert topo.json()["service_id"] == "wf"
+
+            assert service.runtime.broker is not None
+            async with open_relayna_client(wf, service.runtime.broker) as client:
+                await client.publish_to_stage({"task_id": "run/1"}, "planner")
+            failed = await run_status(studio, reader, "failed")
+            assert failed["service_id"] == "wf"
+            assert failed["task_id"] == "run/1"
+            assert failed["task_ref"]["task_id"] == "run/1"
+            assert failed["diagnosis"]["reasons"][0]["code"] == "stage_dead_lettered"
+
+            path = "/studio/services/wf/workflow/runs/run%2F1/replay"
+            body = {"stage": "docsearch", "reason": "index rebuilt"}
+            refused = await studio.client.post(path, json=body, headers=reader)
+            assert refused.status_code == 403
+            # the service's own validation answers keep their status (nothing replayed)
+            unknown_stage = await studio.client.post(
+                path, json={"stage": "nowhere"}, headers=operator
+            )
+            assert unknown_stage.status_code == 422, unknown_stage.text
+            assert unknown_stage.json()["service_id"] == "wf"
+            not_object = await studio.client.post(path, json=[1], headers=operator)
+            assert not_object.status_code == 422
+            no_run = await studio.client.post(
+                "/studio/services/wf/workflow/runs/nobody/replay", json=body, headers=operator
+            )
+            assert no_run.status_code == 404
+            assert no_run.json()["code"] == "upstream_not_found"
+
+            broken = False
+            replayed = await studio.client.post(path, json=body, headers=operator)
+            assert replayed.status_code == 200, replayed.text
+            assert replayed.json()["stage"] == "docsearch"
+            assert replayed.json()["previous_status"] == "dead_lettered"
+            assert replayed.json()["service_id"] == "wf"
+            done = await run_status(studio, reader, "completed")
+            assert done["run"]["terminal_stage"] == "docsearch"
+            assert done["diagnosis"]["stalled"] is False
+
+            # capability gating: 'plain' does not advertise the workflow routes
+            for method, gated_path in (
+                ("GET", "/studio/services/plain/workflow/runs/run%2F1"),
+                ("POST", "/studio/services/plain/workflow/runs/run%2F1/replay"),
+                ("GET", "/studio/services/plain/workflow/topology"),
+            ):
+                gated = await studio.client.request(method, gated_path, headers=operator)
+                assert gated.status_code == 501, (gated_path, gated.text)
+                assert gated.json()["code"] == "unsupported_route"
+            missing = await studio.client.get(
+                "/studio/services/wf/workflow/runs/nobody", headers=reader
+            )
+            assert missing.status_code == 404
+            assert missing.json()["code"] == "upstream_not_found"
+
+            audit = await studio.client.get(
+                "/studio/audit", params={"action": "workflow.replay"}, headers=admin
+            )
+            outcomes = sorted(
+                (e["outcome"], e["status_code"], e["target"]) for e in audit.json()["items"]
+            )
+            assert outcomes == [
+                ("denied", 403, "wf/run/1"),
+                ("failure", 404, "wf/nobody"),
+                ("failure", 422, "wf/run/1"),
+                ("failure", 422, "wf/run/1"),
+                ("failure", 501, "plain/run/1"),
+                ("success", 200, "wf/run/1"),
+            ]
+            spec = (await studio.client.get("/openapi.json")).json()["paths"]
+            replay_op = spec["/studio/services/{service_id}/workflow/runs/{task_id}/replay"]
+            assert "post" in replay_op
+            assert "get" in spec["/studio/services/{service_id}/workflow/runs/{task_id}"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/studio/services/wf/workflow/runs/a%20b"),
+        ("GET", "/studio/services/wf/workflow/runs/x?bogus=1"),
+        ("POST", "/studio/services/wf/workflow/runs/a%0Ab/replay"),
+        ("GET", "/studio/services/wf/executions/t/graph?format=svg"),
+        ("GET", "/studio/services/wf/executions/t/graph?other=1"),
+    ],
+)
+async def test_bad_workflow_and_graph_input_is_4xx_before_any_call(method: str, path: str) -> None:
+    settings = settings_for("memory://", f"wfbad:{uuid.uuid4().hex[:8]}")
+    with anyio.fail_after(20):
+        async with open_test_studio(settings, resolver=TableResolver()) as studio:
+            response = await studio.client.request(method, path)
+            assert 400 <= response.status_code < 500, response.text
+            assert response.json()["detail"]
