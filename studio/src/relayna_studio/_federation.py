@@ -163,7 +163,9 @@ class Federation:
         Raises:
             UpstreamError: 404 ``service_not_found``.
         """
-        record = await self.runtime.registry.get(service_id)
+        record = await self.runtime.registry.cached(
+            service_id, self.runtime.settings.registry_cache_seconds
+        )
         if record is None:
             raise federated_not_found(ServiceNotFound(service_id))
         return record

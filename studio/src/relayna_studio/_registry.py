@@ -23,6 +23,7 @@ original's non-atomic create) does not block a new owner.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -86,6 +87,8 @@ DELETE_SCRIPT = Script(name="relayna_studio.registry.delete", lua=_DELETE_LUA)
 #: Compare-and-set retries before an update gives up (each retry means
 #: another writer changed the record in between).
 _CAS_ATTEMPTS = 32
+#: cached records per replica (the cache is emptied when full)
+_CACHE_MAX = 10_000
 
 
 def _text(value: Any) -> str:
@@ -99,6 +102,9 @@ class Registry:
         self.store = store
         self.prefix = prefix
         self.bad_records = 0
+        # service id -> (monotonic time read, record): see cached()
+        self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._writes = 0  # a read that overlapped one of this replica's writes is not kept
 
     def id_key(self, service_id: str) -> str:
         return f"{self.prefix}:by-id:{service_id}"
@@ -128,6 +134,7 @@ class Registry:
             RegistryConflict: the id, or the (environment, base URL) pair, is taken.
         """
         service_id = record["service_id"]
+        self._forget(service_id)
         result = await self.store.run_script(
             CREATE_SCRIPT,
             [self.id_key(service_id), self.env_url_key(record), self.all_key],
@@ -154,6 +161,33 @@ class Registry:
     async def get(self, service_id: str) -> dict[str, Any] | None:
         found = await self._read(service_id)
         return None if found is None else found[1]
+
+    async def cached(self, service_id: str, max_age: float | None) -> dict[str, Any] | None:
+        """The record as read at most ``max_age`` seconds ago (a copy), for the
+        federation hot path: one store round trip less per federated call.
+
+        This replica's own writes drop the entry at once; another replica's
+        writes are seen within ``max_age``. ``None`` reads the store every time.
+        A missing service is never cached.
+        """
+        if max_age is None:
+            return await self.get(service_id)
+        now = time.monotonic()
+        hit = self._cache.get(service_id)
+        if hit is not None and now - hit[0] < max_age:
+            return dict(hit[1])
+        writes = self._writes
+        record = await self.get(service_id)
+        if record is None or writes != self._writes:
+            return record
+        if len(self._cache) >= _CACHE_MAX:
+            self._cache.clear()
+        self._cache[service_id] = (now, record)
+        return dict(record)
+
+    def _forget(self, service_id: str) -> None:
+        self._writes += 1
+        self._cache.pop(service_id, None)
 
     async def require(self, service_id: str) -> dict[str, Any]:
         record = await self.get(service_id)
@@ -190,6 +224,7 @@ class Registry:
             ServiceNotFound: no such service (or it was deleted meanwhile).
             RegistryConflict: the new (environment, base URL) pair is taken.
         """
+        self._forget(service_id)
         for _ in range(_CAS_ATTEMPTS):
             found = await self._read(service_id)
             if found is None:
@@ -203,6 +238,7 @@ class Registry:
             )
             outcome = _text(result)
             if outcome == "ok":
+                self._forget(service_id)
                 return record, new
             if outcome == "missing":
                 raise ServiceNotFound(service_id)
@@ -223,6 +259,7 @@ class Registry:
         Raises:
             ServiceNotFound: no such service.
         """
+        self._forget(service_id)
         for _ in range(_CAS_ATTEMPTS):
             found = await self._read(service_id)
             if found is None:
@@ -235,6 +272,7 @@ class Registry:
             )
             outcome = _text(result)
             if outcome == "ok":
+                self._forget(service_id)
                 return record
             if outcome == "missing":
                 raise ServiceNotFound(service_id)

@@ -125,6 +125,7 @@ class StudioSettings:
     push_ingest_max_events: int = attrs.field(default=500, validator=_positive)
     request_max_body_bytes: int = attrs.field(default=256 * 1024, validator=_positive)
     telemetry_timeout_seconds: float = attrs.field(default=5.0, validator=_positive)
+    registry_cache_seconds: float | None = attrs.field(default=1.0, validator=_positive)
     # -- failed-task notifications (the original's email variables, plus a webhook) --
     failed_task_email_enabled: bool = False
     failed_task_email_service_url: str | None = None
@@ -243,6 +244,7 @@ class StudioSettings:
             "push_ingest_max_events": env.integer("PUSH_INGEST_MAX_EVENTS", 500, low=1),
             "request_max_body_bytes": env.integer("REQUEST_MAX_BODY_BYTES", 256 * 1024, low=1),
             "telemetry_timeout_seconds": env.number("TELEMETRY_TIMEOUT_SECONDS", 5.0),
+            "registry_cache_seconds": env.optional_number("REGISTRY_CACHE_SECONDS", 1.0),
             "failed_task_email_enabled": env.boolean("FAILED_TASK_EMAIL_ENABLED", False),
             "failed_task_email_service_url": env.text("FAILED_TASK_EMAIL_SERVICE_URL", "") or None,
             "failed_task_email_api_key": env.text("FAILED_TASK_EMAIL_API_KEY", "") or None,
