@@ -28,7 +28,7 @@ from relayna.contracts import is_valid_identifier
 from relayna.errors import ContractError
 from relayna_studio._timefmt import parse_time
 
-__all__ = ["dedupe_key", "fixed_time", "normalize_event", "sort_key"]
+__all__ = ["dedupe_key", "fixed_time", "normalize_event", "normalize_event_json", "sort_key"]
 
 SOURCE_KINDS = ("status", "observation")
 INGEST_METHODS = ("push", "pull")
@@ -50,7 +50,9 @@ MAX_PAYLOAD_BYTES = 256 * 1024
 
 
 def fixed_time(value: datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """``YYYY-MM-DDTHH:MM:SS.ffffffZ`` of a UTC time (``isoformat``: a C call, unlike
+    ``strftime``; it also pads years before 1000, so the strings still sort)."""
+    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def _fail(field: str, message: str) -> ContractError:
@@ -63,6 +65,16 @@ def normalize_event(raw: object) -> dict[str, Any]:
     Raises:
         ContractError: a field of the wrong type, an invalid identifier, a
             bad timestamp, a payload that is not an object or too large.
+    """
+    return normalize_event_json(raw)[0]
+
+
+def normalize_event_json(raw: object) -> tuple[dict[str, Any], bytes]:
+    """:func:`normalize_event` and the payload's JSON (encoded once: the size
+    check and the stored document share it).
+
+    Raises:
+        ContractError: as :func:`normalize_event`.
     """
     if not isinstance(raw, Mapping):
         raise _fail("event", "expected an object")
@@ -99,14 +111,14 @@ def normalize_event(raw: object) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise _fail("payload", "must be an object")
     try:
-        size = len(orjson.dumps(payload))
+        encoded = orjson.dumps(payload)
     except (TypeError, orjson.JSONEncodeError):
         raise _fail("payload", "not JSON-serialisable") from None
-    if size > MAX_PAYLOAD_BYTES:
+    if len(encoded) > MAX_PAYLOAD_BYTES:
         raise _fail("payload", f"larger than {MAX_PAYLOAD_BYTES} bytes")
     out["payload"] = payload
     out["_cursor"] = cursor
-    return out
+    return out, encoded
 
 
 def dedupe_key(service_id: str, event: Mapping[str, Any]) -> str:

@@ -1,15 +1,23 @@
-"""The Studio event store: one script per insert (dedupe, histories, latest times, pubsub).
+"""The Studio event store: one script call per batch of events (dedupe, histories,
+latest times, pubsub).
 
-Theory of operation: :data:`INSERT_SCRIPT` checks the event's key first and
-writes it *last* among the durable keys' checks — in one atomic step it
+Theory of operation: :data:`INSERT_SCRIPT` takes up to :data:`BATCH` events of
+one service and, for each in order, in one atomic step
 
 1. answers 0 (duplicate) when ``{p}:event:{dedupe_key}`` exists;
 2. compares the event's timestamp with the task's latest one, which sets
    ``out_of_order``;
 3. writes the event, pushes its dedupe key onto the service and task
-   histories (trimmed to ``maxlen``), advances the latest-timestamp keys,
-   sets the latest-ingested time, refreshes TTLs, and publishes the event on
-   the service and task channels.
+   histories, advances the latest-timestamp keys, refreshes the task keys'
+   TTLs, and publishes the event on the service and task channels;
+
+then trims the service history once, sets the latest-ingested time,
+refreshes the service keys' TTLs and, for a pull sync, stores the feed
+cursor of the page (so the cursor moves with exactly the events it covers). The result is the same as inserting the
+events one by one (a duplicate inside one batch is a duplicate), in one
+round trip and one script call: per event it sends five short arguments
+(the document, its dedupe key, timestamp, source kind and task id); the
+key names are built in the script from the prefix, as in seed 002.
 
 The original did a SET NX and then a separate pipeline, so a failed
 pipeline left a marker without an event (lost on retry); here nothing is
@@ -28,53 +36,78 @@ from relayna.contracts import loads
 from relayna.errors import ContractError, StoreError
 from relayna.transport import Script, Store
 from relayna_studio._event_keys import EventKeys
-from relayna_studio._event_model import dedupe_key, fixed_time, normalize_event, sort_key
+from relayna_studio._event_model import dedupe_key, fixed_time, normalize_event_json, sort_key
 from relayna_studio._timefmt import now_utc
 
-__all__ = ["INSERT_SCRIPT", "EventStore", "IngestResult"]
+__all__ = ["BATCH", "INSERT_SCRIPT", "EventStore", "IngestResult", "Prepared"]
 
 log = logging.getLogger("relayna_studio.events")
 
+#: Events per script call (a feed page): Redis runs one call at a time, so a
+#: call stays short (about a millisecond).
+BATCH = 200
+
 _INSERT_LUA = """
--- KEYS: 1 event, 2 service history, 3 task history, 4 task latest, 5 latest-status,
---       6 latest-observation, 7 latest-ingested
--- ARGV: 1 doc tail, 2 ttl_ms (0: none), 3 maxlen, 4 dedupe key, 5 timestamp ('' if none),
---       6 ingested_at, 7 source_kind, 8 service channel, 9 task channel
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local ts = ARGV[5]
-local latest = redis.call('GET', KEYS[4])
-local ooo = (latest ~= false and ts ~= '' and ts < latest)
-local doc = '{"out_of_order":' .. (ooo and 'true' or 'false') .. ARGV[1]
-local ttl = tonumber(ARGV[2])
-local maxlen = tonumber(ARGV[3])
-redis.call('LPUSH', KEYS[2], ARGV[4])
-redis.call('LTRIM', KEYS[2], 0, maxlen - 1)
-redis.call('LPUSH', KEYS[3], ARGV[4])
-redis.call('LTRIM', KEYS[3], 0, maxlen - 1)
-if ts ~= '' and (latest == false or ts > latest) then redis.call('SET', KEYS[4], ts) end
-local kind = nil
-if ARGV[7] == 'status' then kind = KEYS[5] elseif ARGV[7] == 'observation' then kind = KEYS[6] end
-if kind and ts ~= '' then
-  local current = redis.call('GET', kind)
-  if current == false or ts > current then redis.call('SET', kind, ts) end
-end
-redis.call('SET', KEYS[7], ARGV[6])
-if ttl > 0 then
-  redis.call('SET', KEYS[1], doc, 'PX', ttl)
-  for i = 2, 7 do
-    if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('PEXPIRE', KEYS[i], ttl) end
+-- KEYS: 1 service history, 2 latest-status, 3 latest-observation, 4 latest-ingested,
+--       5 pull cursor (optional)
+-- ARGV: 1 ttl_ms (0: none), 2 maxlen, 3 ingested_at, 4 service channel, 5 prefix {p},
+--       6 service id, 7 pull cursor ('' with no key 5), then per event: doc tail,
+--       dedupe key, timestamp ('' if none), source kind, task id
+local ttl = tonumber(ARGV[1])
+local maxlen = tonumber(ARGV[2])
+local p = ARGV[5]
+local sid = ARGV[6]
+local out = {}
+local stored = 0
+for i = 8, #ARGV, 5 do
+  local key, ts, source, tid = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  local event = p .. ':event:' .. key
+  if redis.call('EXISTS', event) == 1 then
+    out[#out + 1] = 0
+  else
+    local task = p .. ':task:' .. sid .. ':' .. tid
+    local task_latest = task .. ':latest-timestamp'
+    local latest = redis.call('GET', task_latest)
+    local ooo = (latest ~= false and ts ~= '' and ts < latest)
+    local doc = '{"out_of_order":' .. (ooo and 'true' or 'false') .. ARGV[i]
+    redis.call('LPUSH', KEYS[1], key)
+    redis.call('LPUSH', task .. ':history', key)
+    redis.call('LTRIM', task .. ':history', 0, maxlen - 1)
+    if ts ~= '' and (latest == false or ts > latest) then redis.call('SET', task_latest, ts) end
+    local kind = nil
+    if source == 'status' then kind = KEYS[2] elseif source == 'observation' then kind = KEYS[3] end
+    if kind and ts ~= '' then
+      local current = redis.call('GET', kind)
+      if current == false or ts > current then redis.call('SET', kind, ts) end
+    end
+    if ttl > 0 then
+      redis.call('SET', event, doc, 'PX', ttl)
+      redis.call('PEXPIRE', task .. ':history', ttl)
+      if redis.call('EXISTS', task_latest) == 1 then redis.call('PEXPIRE', task_latest, ttl) end
+    else
+      redis.call('SET', event, doc)
+    end
+    redis.call('PUBLISH', ARGV[4], doc)
+    redis.call('PUBLISH', p .. ':channel:task:' .. sid .. ':' .. tid, doc)
+    out[#out + 1] = ooo and 2 or 1
+    stored = stored + 1
   end
-else
-  redis.call('SET', KEYS[1], doc)
 end
-redis.call('PUBLISH', ARGV[8], doc)
-redis.call('PUBLISH', ARGV[9], doc)
-if ooo then return 2 end
-return 1
+if stored > 0 then
+  redis.call('LTRIM', KEYS[1], 0, maxlen - 1)
+  redis.call('SET', KEYS[4], ARGV[3])
+  if ttl > 0 then
+    for k = 1, 4 do
+      if redis.call('EXISTS', KEYS[k]) == 1 then redis.call('PEXPIRE', KEYS[k], ttl) end
+    end
+  end
+end
+if KEYS[5] then redis.call('SET', KEYS[5], ARGV[7]) end
+return out
 """
 
 
-INSERT_SCRIPT = Script(name="relayna_studio.events.insert", lua=_INSERT_LUA)
+INSERT_SCRIPT = Script(name="relayna_studio.events.insert_batch", lua=_INSERT_LUA)
 
 
 class IngestResult:
@@ -89,6 +122,18 @@ class IngestResult:
 
     def to_json(self) -> dict[str, int]:
         return {"inserted": self.inserted, "duplicate": self.duplicate, "invalid": self.invalid}
+
+
+class Prepared:
+    """Validated events, ready for :meth:`EventStore.insert`."""
+
+    __slots__ = ("args", "docs", "ingested_at", "invalid")
+
+    def __init__(self, ingested_at: str) -> None:
+        self.ingested_at = ingested_at
+        self.docs: list[dict[str, Any]] = []
+        self.args: list[list[Any]] = []
+        self.invalid = 0
 
 
 class EventStore:
@@ -106,85 +151,123 @@ class EventStore:
         self.maxlen = maxlen
 
     def prepare(
-        self, service_id: str, raw: object, ingest_method: str
-    ) -> tuple[dict[str, Any], list[str], list[Any]]:
-        """Validate one event and build its script call.
+        self, service_id: str, raw: object, ingest_method: str, ingested_at: str | None = None
+    ) -> tuple[dict[str, Any], list[Any]]:
+        """Validate one event; its document and its five script arguments.
 
         Raises:
             ContractError: the event is invalid.
         """
-        event = normalize_event(raw)
+        event, payload = normalize_event_json(raw)
         key = dedupe_key(service_id, event)
         event.pop("_cursor", None)
-        ingested_at = fixed_time(now_utc())
         doc = {
             "service_id": service_id,
             "ingest_method": ingest_method,
-            "ingested_at": ingested_at,
+            "ingested_at": ingested_at or fixed_time(now_utc()),
             "dedupe_key": key,
             **event,
         }
-        body = orjson.dumps(doc)
-        tid = event["task_id"]
+        # the payload is the last field: its JSON from the validation is reused
+        del doc["payload"]
+        head = orjson.dumps(doc)
+        doc["payload"] = event["payload"]
+        tail = b"," + head[1:-1] + b',"payload":' + payload + b"}"
+        args = [tail, key, event["timestamp"] or "", event["source_kind"], event["task_id"]]
+        return doc, args
+
+    def prepare_many(self, service_id: str, raws: Sequence[object], ingest_method: str) -> Prepared:
+        """Validate events (the CPU part of an insert, done before the round trip)."""
+        prepared = Prepared(fixed_time(now_utc()))
+        for raw in raws:
+            try:
+                doc, args = self.prepare(service_id, raw, ingest_method, prepared.ingested_at)
+            except ContractError:
+                prepared.invalid += 1
+                continue
+            prepared.docs.append(doc)
+            prepared.args.append(args)
+        return prepared
+
+    def batch_calls(
+        self,
+        service_id: str,
+        events: Sequence[list[Any]],
+        ingested_at: str,
+        cursor: str | None = None,
+    ) -> list[tuple[list[str], list[Any]]]:
+        """The script calls for prepared events (:meth:`prepare`), :data:`BATCH` per
+        call; ``cursor`` (a pull sync's) is stored by the last call."""
         k = self.keys
         keys = [
-            k.event(key),
             k.service_history(service_id),
-            k.task_history(service_id, tid),
-            k.task_latest(service_id, tid),
             k.latest_status(service_id),
             k.latest_observation(service_id),
             k.latest_ingested(service_id),
         ]
-        args = [
-            b"," + body[1:],
+        head = [
             self.ttl_ms,
             self.maxlen,
-            key,
-            event["timestamp"] or "",
             ingested_at,
-            event["source_kind"],
             k.service_channel(service_id),
-            k.task_channel(service_id, tid),
+            k.prefix,
+            service_id,
+            "",
         ]
-        return doc, keys, args
+        starts = range(0, max(len(events), 1), BATCH)
+        calls = []
+        for start in starts:
+            args = list(head)
+            call_keys = keys
+            if cursor is not None and start == starts[-1]:
+                call_keys = [*keys, k.pull_cursor(service_id)]
+                args[6] = cursor
+            for event_args in events[start : start + BATCH]:
+                args += event_args
+            calls.append((call_keys, args))
+        return calls
 
     async def insert_many(
         self, service_id: str, raws: Sequence[object], ingest_method: str
     ) -> IngestResult:
-        """Validate and insert events in order, in one round trip.
+        """Validate and insert events in order, in one round trip (see :meth:`insert`)."""
+        return await self.insert(service_id, self.prepare_many(service_id, raws, ingest_method))
+
+    async def insert(
+        self, service_id: str, prepared: Prepared, *, cursor: str | None = None
+    ) -> IngestResult:
+        """Insert prepared events in one round trip; with ``cursor``, store it as the
+        service's pull cursor in the same script call (even when no event is left).
 
         Invalid events are counted (never stored, never raise); a store
-        failure of one call counts that event as invalid and is logged.
+        failure of one batch counts its events as invalid and is logged.
 
         Raises:
             StoreError: the round trip itself failed (nothing is known to be
                 stored; inserting again is safe: duplicates are skipped).
         """
         result = IngestResult()
-        calls: list[tuple[list[str], list[Any]]] = []
-        docs: list[dict[str, Any]] = []
-        for raw in raws:
-            try:
-                doc, keys, args = self.prepare(service_id, raw, ingest_method)
-            except ContractError:
-                result.invalid += 1
-                continue
-            docs.append(doc)
-            calls.append((keys, args))
-        if not calls:
+        result.invalid = prepared.invalid
+        docs = prepared.docs
+        if not docs and cursor is None:
             return result
+        calls = self.batch_calls(service_id, prepared.args, prepared.ingested_at, cursor)
         replies = await self.store.run_script_many(INSERT_SCRIPT, calls)
-        for doc, reply in zip(docs, replies, strict=True):
-            if isinstance(reply, StoreError):
-                log.warning("event %s of %s not stored: %s", doc["dedupe_key"], service_id, reply)
-                result.invalid += 1
-            elif int(reply) == 0:
-                result.duplicate += 1
-            else:
-                doc["out_of_order"] = int(reply) == 2
-                result.inserted += 1
-                result.stored.append(doc)
+        for start, reply in zip(range(0, max(len(docs), 1), BATCH), replies, strict=True):
+            batch = docs[start : start + BATCH]
+            if isinstance(reply, StoreError) or not isinstance(reply, list):
+                if isinstance(reply, StoreError) and cursor is not None:
+                    raise reply  # the cursor must not move past events that were not stored
+                log.warning("%d events of %s not stored: %s", len(batch), service_id, reply)
+                result.invalid += len(batch)
+                continue
+            for doc, code in zip(batch, reply, strict=True):
+                if int(code) == 0:
+                    result.duplicate += 1
+                else:
+                    doc["out_of_order"] = int(code) == 2
+                    result.inserted += 1
+                    result.stored.append(doc)
         return result
 
     async def _load(self, history_key: str) -> list[dict[str, Any]]:

@@ -7,12 +7,13 @@ original). Per service and run:
 1. read the stored cursor ``{p}:pull-cursor:{sid}`` (none: start from the
    oldest event the feed still retains);
 2. fetch pages of 200 **after** the cursor (oldest first, relayna's feed),
-   at most 25 pages per run; ingest each page (one round trip of insert
-   scripts) and store the page's ``next_cursor`` right after it, so a crash
-   loses no progress and a replay is deduplicated. The next page is fetched
-   while the current one is stored (a bounded two-stage pipeline in the
-   run's own task group). New events reach the search index every 5 pages
-   and at the end of the run;
+   at most 25 pages per run; ingest each page and store its
+   ``next_cursor`` in one script call (the cursor moves with exactly the
+   events it covers: a crash loses no progress, a replay is deduplicated).
+   The next page is fetched and validated while the current one is stored
+   (a bounded two-stage pipeline in the run's own task group). New events
+   reach the search index at the end of the run (every 25 pages), so a task
+   seen on many pages of a run is rewritten once;
 3. a page with ``reset: true`` means the cursor fell off the feed's retained
    window: events were trimmed before Studio could fetch them. The number
    the feed reports as ``skipped`` (1 when it does not say) is added to
@@ -30,8 +31,9 @@ from typing import Any
 import anyio
 
 from relayna_studio._errors import UpstreamError
+from relayna_studio._events import Prepared
 from relayna_studio._federation import Federation, advertised
-from relayna_studio._routes_events import event_store, run_event_hooks, store_events
+from relayna_studio._routes_events import count_ingest, event_store, run_event_hooks
 from relayna_studio._runtime import StudioRuntime
 
 __all__ = ["MAX_PAGES", "PAGE_SIZE", "pull_sync"]
@@ -40,7 +42,7 @@ PAGE_SIZE = 200
 MAX_PAGES = 25
 #: Pages whose new events are folded into the search index together (a task
 #: seen on several pages is rewritten once, not once per page).
-INDEX_EVERY = 5
+INDEX_EVERY = MAX_PAGES
 
 
 async def pull_sync(runtime: StudioRuntime, service_id: str) -> int:
@@ -57,13 +59,15 @@ async def pull_sync(runtime: StudioRuntime, service_id: str) -> int:
         or advertised(record.get("capabilities"), "events.feed") is not True
     ):
         return 0
-    keys = event_store(runtime).keys
+    events = event_store(runtime)
+    keys = events.keys
     fed = Federation(runtime)
     raw = await runtime.store.get(keys.pull_cursor(service_id))
     start = raw.decode() if raw else None
     stored = 0
-    # two stages: the next page is fetched while the current one is stored
-    send, pages = anyio.create_memory_object_stream[tuple[list[Any], Any, Any]](1)
+    # two stages: the next page is fetched and validated while the current one is
+    # stored (the store round trip is I/O, so the CPU work of the next page fits in it)
+    send, pages = anyio.create_memory_object_stream[tuple[Prepared, Any, Any]](1)
 
     async def fetch() -> None:
         cursor = start
@@ -84,7 +88,7 @@ async def pull_sync(runtime: StudioRuntime, service_id: str) -> int:
                         service_id=service_id,
                     )
                 nxt = body.get("next_cursor")
-                await send.send((items, body, nxt))
+                await send.send((events.prepare_many(service_id, items, "pull"), body, nxt))
                 if not (isinstance(nxt, str) and nxt and nxt != cursor) or len(items) < PAGE_SIZE:
                     return
                 cursor = nxt
@@ -94,20 +98,22 @@ async def pull_sync(runtime: StudioRuntime, service_id: str) -> int:
         cursor = start
         unindexed: list[dict[str, Any]] = []
         async with pages:
-            async for items, body, nxt in pages:
+            async for prepared, body, nxt in pages:
                 if body.get("reset") is True:
                     skipped = body.get("skipped")
                     count = skipped if type(skipped) is int and skipped > 0 else 1
                     await runtime.store.incr(keys.events_skipped(service_id), count)
                     runtime.metrics.events_skipped.inc(count)
-                result = await store_events(runtime, service_id, items, "pull", hooks=False)
+                moved = isinstance(nxt, str) and nxt and nxt != cursor
+                # the events and the cursor past them are stored in one script call
+                result = await events.insert(service_id, prepared, cursor=nxt if moved else None)
+                count_ingest(runtime, "pull", result)
                 stored += result.inserted
                 unindexed += result.stored
                 if len(unindexed) >= INDEX_EVERY * PAGE_SIZE:
                     await run_event_hooks(runtime, service_id, unindexed)
                     unindexed = []
-                if isinstance(nxt, str) and nxt and nxt != cursor:
-                    await runtime.store.set(keys.pull_cursor(service_id), nxt)
+                if moved:
                     cursor = nxt
         await run_event_hooks(runtime, service_id, unindexed)
     return stored

@@ -31,6 +31,7 @@ __all__ = [
     "event_routes",
     "event_store",
     "service_events",
+    "count_ingest",
     "store_events",
     "task_events",
     "task_event_stream",
@@ -51,18 +52,21 @@ def event_store(runtime: StudioRuntime) -> EventStore:
 
 
 async def store_events(
-    runtime: StudioRuntime, service_id: str, raws: list[Any], method: str, *, hooks: bool = True
+    runtime: StudioRuntime, service_id: str, raws: list[Any], method: str
 ) -> IngestResult:
-    """Insert events; with ``hooks``, feed every hook (search index) with what was new
-    (pull sync batches several pages per hook call with :func:`run_event_hooks`)."""
+    """Insert events and feed every hook (search index) with what was new (pull sync
+    inserts pages itself and batches pages per hook call with :func:`run_event_hooks`)."""
     result = await event_store(runtime).insert_many(service_id, raws, method)
+    count_ingest(runtime, method, result)
+    await run_event_hooks(runtime, service_id, result.stored)
+    return result
+
+
+def count_ingest(runtime: StudioRuntime, method: str, result: IngestResult) -> None:
     metrics = runtime.metrics.ingested_events
     metrics.labels(method, "inserted").inc(result.inserted)
     metrics.labels(method, "duplicate").inc(result.duplicate)
     metrics.labels(method, "invalid").inc(result.invalid)
-    if hooks:
-        await run_event_hooks(runtime, service_id, result.stored)
-    return result
 
 
 async def run_event_hooks(
