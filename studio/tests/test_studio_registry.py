@@ -124,3 +124,32 @@ async def test_unreadable_records_are_skipped(store_url: str) -> None:
         await store.sadd(registry.all_key, "bad")
         assert [r["service_id"] for r in await registry.list()] == ["good"]
         assert registry.bad_records == 1
+
+
+async def test_the_federation_cache_sees_own_writes_at_once_and_others_within_its_age(
+    store_url: str,
+) -> None:
+    """Two replicas (two Registry objects on one store): a replica's own update or
+    delete is seen by its next cached read; another replica's within ``max_age``
+    (a deterministic check: a max_age of 0 always reads)."""
+    async with open_store(store_url) as store:
+        prefix = f"t:{uuid.uuid4().hex}"
+        mine, other = Registry(store, prefix), Registry(store, prefix)
+        with anyio.fail_after(10):
+            assert await mine.cached("svc", 60.0) is None  # a miss is not cached
+            await other.create(record("svc"))
+            first = await mine.cached("svc", 60.0)
+            assert first is not None
+            assert first["status"] == "registered"
+            first["status"] = "mutated by a caller"  # callers get a copy
+            assert (await mine.cached("svc", 60.0) or {})["status"] == "registered"
+
+            await other.update("svc", lambda r: {**r, "status": "disabled"})
+            assert (await mine.cached("svc", 60.0) or {})["status"] == "registered"  # stale
+            assert (await mine.cached("svc", None) or {})["status"] == "disabled"
+            assert (await mine.cached("svc", 1e-9) or {})["status"] == "disabled"
+
+            await mine.update("svc", lambda r: {**r, "name": "renamed"})
+            assert (await mine.cached("svc", 60.0) or {})["name"] == "renamed"
+            await mine.delete("svc")
+            assert await mine.cached("svc", 60.0) is None
