@@ -11,11 +11,14 @@ test runs sharing one Redis never see each other's records.
 
 from __future__ import annotations
 
+import importlib.util
 import socket
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -36,14 +39,22 @@ from relayna.api import (
     status_routes,
     workflow_routes,
 )
-from relayna.consumer import DLQRecord, make_dlq_record
+from relayna.consumer import DLQRecord
 from relayna.contracts import ContractAliasConfig
-from relayna.contracts import headers as h
 from relayna.dlq import DLQStore, DLQStoreConfig
 from relayna.observability import ObservationStoreConfig, ServiceEventFeedConfig
 from relayna.status import StatusStoreConfig
 from relayna.topology import SharedStatusWorkflowTopology
 from relayna.workflow import WorkflowStoreConfig
+
+# relayna's DLQ test records (tests/ is not on this suite's path)
+_SPEC = importlib.util.spec_from_file_location(
+    "_dlq_records", Path(__file__).resolve().parents[2] / "tests/_dlq_records.py"
+)
+assert _SPEC is not None
+assert _SPEC.loader is not None
+_records = sys.modules.setdefault("_dlq_records", importlib.util.module_from_spec(_SPEC))
+_SPEC.loader.exec_module(_records)
 
 __all__ = ["HOST", "RelaynaService", "bind", "dlq_record", "relayna_service"]
 
@@ -66,27 +77,14 @@ class RelaynaService:
     workflow_state: WorkflowStoreConfig
 
 
-def dlq_record(task_id: str, dead_lettered_at: datetime, **changes: Any) -> DLQRecord:
-    """``task_id`` dead-lettered from ``orders`` after its one retry, at ``dead_lettered_at``."""
-    values: dict[str, Any] = {
-        "queue_name": "orders.dlq",
-        "source_queue_name": "orders",
-        "retry_queue_name": "orders.retry",
-        "task_id": task_id,
-        "correlation_id": None,
-        "service_name": "worker",
-        "reason": "handler_error",
-        "exception_type": "ValueError",
-        "exception_message": "boom",
-        "retry_attempt": 1,
-        "max_retries": 1,
-        "headers": {h.RETRY_ATTEMPT: 1, h.SOURCE_QUEUE: "orders"},
-        "content_type": "application/json",
-        "body": b'{"task_id": "%s", "payload": {}}' % task_id.encode(),
-        "dead_lettered_at": dead_lettered_at,
-        **changes,
-    }
-    return make_dlq_record(**values)
+def dlq_record(task_id: str, dead_lettered_at: datetime) -> DLQRecord:
+    """``task_id`` dead-lettered from ``orders`` at ``dead_lettered_at`` (relayna's
+    test records, ``tests/_dlq_records.py``)."""
+    body = b'{"task_id": "%s", "payload": {}}' % task_id.encode()
+    record: DLQRecord = _records.dlq_record(
+        0, task_id=task_id, correlation_id=None, dead_lettered_at=dead_lettered_at, body=body
+    )
+    return record
 
 
 @asynccontextmanager

@@ -95,6 +95,16 @@ class Studio:
         self.runtime = runtime
         self.client = client
 
+    async def role_headers(self) -> dict[str, dict[str, str]]:
+        """``{role: Authorization headers}`` for a fresh token of each role."""
+        out = {}
+        for role in ("reader", "operator", "admin"):
+            token, _ = await self.runtime.tokens.create(
+                name=f"t-{role}", role=role, created_by="test"
+            )
+            out[role] = self.headers(token)
+        return out
+
     def headers(self, token: str | None) -> dict[str, str]:
         return {} if token is None else {"authorization": f"Bearer {token}"}
 

@@ -110,14 +110,8 @@ async def test_an_operator_replays_a_dead_letter_through_studio() -> None:
             dlq_service(f"dlq-{prefix}") as (url, service, records),
             open_test_studio(settings, resolver=resolver) as studio,
         ):
-            tokens = {}
-            for role in ("reader", "operator", "admin"):
-                tokens[role], _ = await studio.runtime.tokens.create(
-                    name=f"t-{role}", role=role, created_by="test"
-                )
-            admin, operator, reader = (
-                studio.headers(tokens[r]) for r in ("admin", "operator", "reader")
-            )
+            roles = await studio.role_headers()
+            admin, operator, reader = roles["admin"], roles["operator"], roles["reader"]
             await register(studio, url, admin)
             refreshed = await studio.client.post("/studio/services/orders/refresh", headers=admin)
             assert refreshed.status_code == 200, refreshed.text

@@ -123,14 +123,8 @@ async def test_an_operator_replays_a_dead_lettered_stage_through_studio(store_ur
             open_test_studio(settings, resolver=resolver) as studio,
             stage_workers(service, wf, {"planner": plan, "docsearch": search}),
         ):
-            tokens = {}
-            for role in ("reader", "operator", "admin"):
-                tokens[role], _ = await studio.runtime.tokens.create(
-                    name=f"t-{role}", role=role, created_by="test"
-                )
-            admin, operator, reader = (
-                studio.headers(tokens[r]) for r in ("admin", "operator", "reader")
-            )
+            roles = await studio.role_headers()
+            admin, operator, reader = roles["admin"], roles["operator"], roles["reader"]
             for sid, port in (("wf", service.port), ("plain", plain.port)):
                 created = await studio.client.post(
                     "/studio/services",

@@ -157,6 +157,14 @@ class Federation:
         check_callable(record)
         return record
 
+    async def fetch(
+        self, service_id: str, route: str, method: str, path: str, **options: Any
+    ) -> tuple[dict[str, Any], Any]:
+        """``(record, body)``: :meth:`service` then :meth:`call` with that record
+        (for handlers that read the record's aliases too)."""
+        record = await self.service(service_id)
+        return record, await self.call(service_id, route, method, path, record=record, **options)
+
     async def record(self, service_id: str) -> dict[str, Any]:
         """The registered record, whatever its status or auth mode.
 

@@ -130,14 +130,8 @@ def federation_routes() -> list[BaseRoute]:
     async def status(request: Request, ctx: Ctx) -> Response:
         service_id = sid(request)
         task_id = task_id_param(request.path_params["task_id"])
-        fed = Federation(ctx.runtime)
-        record = await fed.service(service_id)
-        body = await fed.call(
-            service_id,
-            "status.latest",
-            "GET",
-            task_path("/status/{task_id}", task_id),
-            record=record,
+        record, body = await Federation(ctx.runtime).fetch(
+            service_id, "status.latest", "GET", task_path("/status/{task_id}", task_id)
         )
         aliases = payload_aliases(record.get("capabilities"))
         body.update(
@@ -173,9 +167,9 @@ def federation_routes() -> list[BaseRoute]:
         async def handler(request: Request, ctx: Ctx) -> Response:
             service_id = sid(request)
             params = _params(request, allowed, limit=limit)
-            fed = Federation(ctx.runtime)
-            record = await fed.service(service_id)
-            body = await fed.call(service_id, route, "GET", path, params=params, record=record)
+            record, body = await Federation(ctx.runtime).fetch(
+                service_id, route, "GET", path, params=params
+            )
             if wrap_items:
                 return JSONResponse({"service_id": service_id, "items": body.get("items") or []})
             _enrich_items(body, service_id, payload_aliases(record.get("capabilities")))
@@ -249,14 +243,8 @@ def federation_routes() -> list[BaseRoute]:
         service_id = params.pop("service_id", None)
         if service_id is not None:
             service_id = validate_service_id(service_id)
-            record = await fed.service(service_id)
-            body = await fed.call(
-                service_id,
-                "failed_tasks.list",
-                "GET",
-                "/failed-tasks",
-                params=params,
-                record=record,
+            record, body = await fed.fetch(
+                service_id, "failed_tasks.list", "GET", "/failed-tasks", params=params
             )
             _enrich_items(body, service_id, payload_aliases(record.get("capabilities")))
             body.setdefault("errors", [])
@@ -280,15 +268,12 @@ def federation_routes() -> list[BaseRoute]:
                         422,
                         [{"loc": ["body"], "msg": "expected a JSON object", "type": "value_error"}],
                     )
-            fed = Federation(ctx.runtime)
-            record = await fed.service(service_id)
-            result = await fed.call(
+            record, result = await Federation(ctx.runtime).fetch(
                 service_id,
                 route,
                 method,
                 f"/failed-tasks/{failure_id}{suffix}",
                 json=payload,
-                record=record,
                 keep=(409, 422) if route == "failed_tasks.retry" else (),
             )
             if method == "DELETE":

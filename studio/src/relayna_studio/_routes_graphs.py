@@ -63,14 +63,8 @@ def graph_routes() -> list[BaseRoute]:
         fmt = request.query_params.get("format", "json")
         if fmt not in _FORMATS:
             raise query_problem("format", "one of json, mermaid, view")
-        fed = Federation(ctx.runtime)
-        record = await fed.service(service_id)
-        body = await fed.call(
-            service_id,
-            "execution.graph",
-            "GET",
-            task_path("/executions/{task_id}/graph", task_id),
-            record=record,
+        record, body = await Federation(ctx.runtime).fetch(
+            service_id, "execution.graph", "GET", task_path("/executions/{task_id}/graph", task_id)
         )
         if fmt == "mermaid":
             return PlainTextResponse(graph_mermaid(body), media_type=MERMAID_MEDIA_TYPE)
@@ -102,17 +96,9 @@ def graph_routes() -> list[BaseRoute]:
         request: Request, ctx: Ctx, route: str, method: str, task_id: str, **kw: Any
     ) -> Response:
         service_id = validate_service_id(request.path_params["service_id"])
-        fed = Federation(ctx.runtime)
-        record = await fed.service(service_id)
         suffix = _REPLAY_SUFFIX if route == "workflow.replay" else ""
-        body = await fed.call(
-            service_id,
-            route,
-            method,
-            task_path("/workflow/runs/{task_id}", task_id) + suffix,
-            record=record,
-            **kw,
-        )
+        path = task_path("/workflow/runs/{task_id}", task_id) + suffix
+        record, body = await Federation(ctx.runtime).fetch(service_id, route, method, path, **kw)
         body.update(
             service_id=service_id,
             task_ref=build_task_ref(
