@@ -30,6 +30,7 @@ from relayna.api import serving
 from relayna.contracts import ContractAliasConfig
 from relayna_services import HOST, bind, dlq_record, relayna_service
 from relayna_studio._capabilities import _check as check_capabilities
+from relayna_studio._federation import advertised
 from studio_support import TableResolver, open_test_studio, settings_for
 
 pytestmark = pytest.mark.anyio
@@ -377,3 +378,20 @@ def test_feature_flags_are_read_as_a_list_or_as_relayna_s_object() -> None:
                 {"supported_routes": {"status.latest": True}}, [1]):  # fmt: skip
         with pytest.raises(ValueError, match=r"must be|not a JSON object"):
             check_capabilities(bad)
+
+
+def test_history_and_graph_routes_are_found_under_either_id() -> None:
+    """A service advertising only the original ids, only relayna's issue ids, or
+    both (relayna's capability document) is gated the same way."""
+    meta = {"service_metadata": {"compatibility": "capabilities_v1"}}
+    for ids in (
+        ["status.history", "execution.graph"],
+        ["history.list", "executions.graph"],
+        ["execution.graph", "executions.graph", "history.list", "status.history"],
+    ):
+        document = {**meta, "supported_routes": ids}
+        assert advertised(document, "status.history") is True
+        assert advertised(document, "execution.graph") is True
+    neither = {**meta, "supported_routes": ["status.latest"]}
+    assert advertised(neither, "status.history") is False
+    assert advertised(neither, "execution.graph") is False

@@ -17,8 +17,11 @@ from starlette.routing import BaseRoute
 from relayna.api import (
     EVENTS_FEED,
     EXECUTION_GRAPH,
+    EXECUTIONS_GRAPH,
     HEALTH_WORKERS,
+    HISTORY_LIST,
     STATUS_EVENTS,
+    STATUS_HISTORY,
     STATUS_LATEST,
     RelaynaRuntime,
     RuntimeConfig,
@@ -228,8 +231,10 @@ async def test_capability_document_lists_only_mounted_routes(serve: Serve, uniqu
     with anyio.fail_after(10):
         async with service(serve, unique, some_routes) as (_runtime, client):
             doc = (await client.get("/relayna/capabilities")).json()
+            # the graph route under the original's id and the (Studio reads either);
+            # status history is not mounted, so neither of its ids is advertised
             assert doc["supported_routes"] == sorted(
-                [EXECUTION_GRAPH, STATUS_EVENTS, STATUS_LATEST]
+                [EXECUTION_GRAPH, EXECUTIONS_GRAPH, STATUS_EVENTS, STATUS_LATEST]
             )
             assert doc["topology_kind"] == "shared_tasks_shared_status"
             assert doc["service_metadata"]["compatibility"] == "capabilities_v1"
@@ -237,7 +242,14 @@ async def test_capability_document_lists_only_mounted_routes(serve: Serve, uniqu
             assert doc["feature_flags"]["service_event_feed"] is True
         async with service(serve, unique + "b", all_routes) as (_runtime, client):
             doc = (await client.get("/relayna/capabilities")).json()
-            assert set(doc["supported_routes"]) >= {EVENTS_FEED, HEALTH_WORKERS, EXECUTION_GRAPH}
+            assert set(doc["supported_routes"]) >= {
+                EVENTS_FEED,
+                HEALTH_WORKERS,
+                EXECUTION_GRAPH,
+                EXECUTIONS_GRAPH,
+                STATUS_HISTORY,
+                HISTORY_LIST,
+            }
             assert doc["service_metadata"]["service_title"] == "orders"
 
 

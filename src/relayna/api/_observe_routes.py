@@ -38,6 +38,7 @@ from relayna.api._route_ids import (
     HEALTH_WORKERS,
     KNOWN_ROUTE_IDS,
     METRICS,
+    ROUTE_ID_ALIASES,
 )
 from relayna.api._routes import JSONResponse, error_response, invalid_identifier
 from relayna.api._serve import serve_asgi
@@ -249,7 +250,8 @@ async def serve_metrics(
 
 
 def mounted_route_ids(routes: Iterable[BaseRoute], known: Iterable[str] = ()) -> list[str]:
-    """The route ids (route names) among ``routes``, searched through Mounts."""
+    """The route ids (route names) among ``routes``, searched through Mounts, plus
+    the further ids of those routes (:data:`ROUTE_ID_ALIASES`)."""
     wanted = KNOWN_ROUTE_IDS | frozenset(known)
     found: set[str] = set()
     stack = list(routes)
@@ -260,6 +262,7 @@ def mounted_route_ids(routes: Iterable[BaseRoute], known: Iterable[str] = ()) ->
         name = getattr(route, "name", None)
         if isinstance(name, str) and name in wanted:
             found.add(name)
+            found.update(ROUTE_ID_ALIASES.get(name, ()))
     return sorted(found)
 
 

@@ -4,7 +4,11 @@ The capability document lists the ids of the routes that are *mounted* in
 the app (found by walking the app's routes at request time), so it can never
 advertise a route the service does not serve. Ids are the original's wire
 names (``execution.graph``, ``status.history`` ...), which a control plane
-gates its calls on.
+gates its calls on. Two routes are also advertised under a second id
+(:data:`ROUTE_ID_ALIASES`): ``history.list`` next to ``status.history`` and
+``executions.graph`` next to ``execution.graph``, the names relayna's own
+issue gave them, so a control plane written against either spelling finds
+the route. The route's name stays the original id.
 """
 
 from __future__ import annotations
@@ -25,10 +29,13 @@ __all__ = [
     "FAILED_TASKS_RETRY_ROUTE_ID",
     "FAILED_TASKS_UNINVESTIGATE_ROUTE_ID",
     "EVENTS_FEED",
+    "EXECUTIONS_GRAPH",
     "EXECUTION_GRAPH",
+    "HISTORY_LIST",
     "HEALTH_WORKERS",
     "KNOWN_ROUTE_IDS",
     "METRICS",
+    "ROUTE_ID_ALIASES",
     "STATUS_EVENTS",
     "STATUS_HISTORY",
     "STATUS_LATEST",
@@ -45,6 +52,9 @@ STATUS_EVENTS = "status.events"
 STATUS_HISTORY = "status.history"
 EXECUTION_GRAPH = "execution.graph"
 EVENTS_FEED = "events.feed"
+#: Second ids of ``status.history`` / ``execution.graph`` (see the module doc).
+HISTORY_LIST = "history.list"
+EXECUTIONS_GRAPH = "executions.graph"
 HEALTH_WORKERS = "health.workers"
 METRICS = "metrics"
 # Cancellation (relayna.api.cancel_routes)
@@ -87,6 +97,12 @@ FAILED_TASKS_CAPABILITY_ROUTE_IDS = (
     FAILED_TASKS_DELETE_ROUTE_ID,
 )
 WORKFLOW_CAPABILITY_ROUTE_IDS = (WORKFLOW_TOPOLOGY, WORKFLOW_STAGES, WORKFLOW_RUNS, WORKFLOW_REPLAY)
+
+#: A mounted route's id → the further ids it is advertised under.
+ROUTE_ID_ALIASES: dict[str, tuple[str, ...]] = {
+    STATUS_HISTORY: (HISTORY_LIST,),
+    EXECUTION_GRAPH: (EXECUTIONS_GRAPH,),
+}
 
 #: Every route id relayna's factories advertise (other packages add theirs).
 KNOWN_ROUTE_IDS: frozenset[str] = frozenset(
