@@ -140,6 +140,8 @@ class MessageInfo:
     headers: dict[str, Any]
     meta: dict[str, Any] = attrs.field(factory=dict)
     parent_task_id: str | None = None
+    #: Carried into every observation of the attempt.
+    task_type: str | None = None
 
 
 @attrs.define(eq=False)
@@ -168,6 +170,7 @@ class Settler:
             "task_id": info.task_id,
             "correlation_id": info.correlation_id,
             "retry_attempt": info.attempt,
+            "task_type": info.task_type,
         }
         if self.aggregation:
             common["parent_task_id"] = info.parent_task_id

@@ -190,6 +190,7 @@ class TaskConsumer(TaskSettlement):
             correlation_id=correlation_id,
             attempt=inbound.attempt,
             headers=inbound.headers,
+            task_type=task.task_type,
         )
         common: dict[str, Any] = {
             "consumer_name": self.consumer_name,
@@ -197,14 +198,11 @@ class TaskConsumer(TaskSettlement):
             "task_id": task.task_id,
             "correlation_id": correlation_id,
             "retry_attempt": inbound.attempt,
+            "task_type": task.task_type,
         }
         observe = self._pump.enabled  # no sink: build no observation at all
         if observe:
-            self._emit(
-                TaskMessageReceived(
-                    redelivered=delivery.redelivered, task_type=task.task_type, **common
-                )
-            )
+            self._emit(TaskMessageReceived(redelivered=delivery.redelivered, **common))
         key = self.idempotency.key_for(task) if self.idempotency is not None else None
         if (
             self.cancels is None

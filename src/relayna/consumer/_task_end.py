@@ -124,6 +124,7 @@ class TaskSettlement(CancellableConsumer):
                     task_id=inbound.task.task_id,
                     correlation_id=ctx.correlation_id,
                     retry_attempt=inbound.attempt,
+                    task_type=inbound.task.task_type,
                     target_task_type=target_type,
                     manual_retry_count=count,
                     reason=req.reason,

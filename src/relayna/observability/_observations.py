@@ -92,6 +92,8 @@ class _MessageObservation(Observation):
     task_id: str | None = None
     correlation_id: str | None = None
     retry_attempt: int = 0
+    #: The task's ``task_type`` (routed topologies), on every observation of an attempt.
+    task_type: str | None = None
     #: The active span when the observation was made (hex), when tracing is on.
     trace_id: str | None = attrs.field(factory=_trace_id)
     span_id: str | None = attrs.field(factory=_span_id)
@@ -100,7 +102,6 @@ class _MessageObservation(Observation):
 @attrs.frozen(kw_only=True)
 class TaskMessageReceived(_MessageObservation):
     redelivered: bool = False
-    task_type: str | None = None
 
 
 @attrs.frozen(kw_only=True)

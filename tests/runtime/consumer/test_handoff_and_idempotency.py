@@ -13,6 +13,7 @@ from relayna.consumer import (
     AggregationConsumer,
     Idempotency,
     InMemoryDLQRecorder,
+    LifecycleStatuses,
     RetryPolicy,
     TaskConsumer,
     TaskContext,
@@ -188,3 +189,57 @@ async def test_slow_sink_drops_are_counted_not_blocking(
             await until(lambda: consumer.stats.acked == 20)
             gate.set()
     assert consumer.observations_dropped > 0
+
+
+async def test_every_observation_of_an_attempt_carries_its_task_type(
+    broker: Broker, routed_topology: Any, running: Any, until: Until
+) -> None:
+    """Received, resources, failure, retry, lifecycle status, hand-off and ack
+    observations all name the attempt's task type (the graph and Studio filter
+    on it), not only ``TaskMessageReceived``."""
+    collector = MemoryObservationCollector()
+
+    async def handler(task: TaskEnvelope, ctx: TaskContext) -> None:
+        if ctx.attempt == 0:
+            raise RuntimeError("once more")
+        if task.task_type == "resize":
+            ctx.manual_retry(task_type="ocr", reason="needs text")
+
+    consumer = TaskConsumer(
+        topology=routed_topology,
+        broker=broker,
+        handler=handler,
+        prefetch=1,
+        retry_policy=RetryPolicy(max_retries=2, delay_ms=1),
+        statuses=LifecycleStatuses(enabled=True),
+        observation_sink=collector,
+    )
+
+    def acked() -> int:
+        return sum(e.event_type == "TaskMessageAcked" for e in collector.events)
+
+    with anyio.fail_after(10):
+        async with open_relayna_client(routed_topology, broker) as client, running(consumer):
+            await client.publish_task({"task_id": "tt-1", "task_type": "resize"})
+            # resize: fails, retried, hands off; ocr: fails, retried, completes
+            await until(lambda: acked() == 2)
+    of_task = [e for e in collector.events if getattr(e, "task_id", None) == "tt-1"]
+    kinds = {e.event_type for e in of_task}
+    assert {
+        "TaskMessageReceived",
+        "TaskResourceSampled",
+        "TaskHandlerFailed",
+        "ConsumerRetryScheduled",
+        "TaskLifecycleStatusPublished",
+        "TaskManualRetryPublished",
+        "TaskMessageAcked",
+    } <= kinds
+    handed_off = next(e for e in of_task if e.event_type == "TaskManualRetryPublished")
+    assert getattr(handed_off, "task_type", None) == "resize"
+    assert getattr(handed_off, "target_task_type", None) == "ocr"
+    # every observation names the type of the attempt it belongs to
+    types = [getattr(e, "task_type", "missing") for e in of_task]
+    assert set(types) == {"resize", "ocr"}
+    first_ocr = types.index("ocr")
+    assert types[:first_ocr] == ["resize"] * first_ocr
+    assert types[first_ocr:] == ["ocr"] * (len(types) - first_ocr)
