@@ -54,9 +54,21 @@ def tracing_enabled() -> bool:
     )
 
 
+#: ``(provider, tracer)``: the SDK builds a new Tracer (scope, resource, span
+#: limits) on every ``get_tracer`` call, which cost more than the span itself;
+#: relayna asks once per installed provider.
+_cached_tracer: tuple[Any, Any] = (None, None)
+
+
 def _tracer() -> Any:
+    global _cached_tracer
     assert _trace is not None
-    return _trace.get_tracer(_TRACER_NAME)
+    provider = _trace.get_tracer_provider()
+    cached_provider, tracer = _cached_tracer
+    if cached_provider is not provider:
+        tracer = provider.get_tracer(_TRACER_NAME)
+        _cached_tracer = (provider, tracer)
+    return tracer
 
 
 def _clean(attributes: Mapping[str, Any]) -> dict[str, Any]:
