@@ -11,7 +11,6 @@ from relayna.observability._feed import (
     ServiceEventFeed,
     ServiceEventFeedConfig,
     encode_status_feed_item,
-    observation_feed_item,
     parse_feed_cursor,
     status_feed_item,
 )
@@ -52,11 +51,18 @@ from relayna.observability._metrics import (
     RelaynaMetrics,
     check_label_names,
 )
+from relayna.observability._observation_codec import (
+    EncodedObservation,
+    encode_observation,
+    observation_feed_item,
+    observation_record,
+    observation_token,
+)
 from relayna.observability._observation_store import (
+    WRITE_OBSERVATION_AND_FEED_SCRIPT,
     WRITE_OBSERVATION_SCRIPT,
     ObservationStore,
     ObservationStoreConfig,
-    observation_record,
 )
 from relayna.observability._observations import (
     AggregationDeadLetterPublished,
@@ -128,6 +134,7 @@ __all__ = [
     "DLQRecordReader",
     "DuplicateSuppressed",
     "EDGE_KINDS",
+    "EncodedObservation",
     "ExecutionGraph",
     "ExecutionGraphEdge",
     "ExecutionGraphNode",
@@ -168,6 +175,7 @@ __all__ = [
     "TaskRecords",
     "TaskResourceSampled",
     "TraceContext",
+    "WRITE_OBSERVATION_AND_FEED_SCRIPT",
     "WRITE_OBSERVATION_SCRIPT",
     "WorkflowFanInArrived",
     "WorkflowFanInReleased",
@@ -182,6 +190,7 @@ __all__ = [
     "configure_logging",
     "consumer_span",
     "current_log_context",
+    "encode_observation",
     "encode_status_feed_item",
     "execution_graph_mermaid",
     "extract_trace",
@@ -194,6 +203,7 @@ __all__ = [
     "make_observation_sink",
     "observation_feed_item",
     "observation_record",
+    "observation_token",
     "observation_to_dict",
     "parse_feed_cursor",
     "parse_timestamp",

@@ -23,7 +23,6 @@ from another epoch) answers from the oldest retained entry with
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 from collections.abc import Mapping, Sequence
@@ -35,7 +34,10 @@ import orjson
 from relayna._validators import key_prefix, positive
 from relayna.contracts import is_valid_identifier
 from relayna.errors import ContractError, StoreError
-from relayna.observability._observation_store import observation_record
+from relayna.observability._observation_codec import (
+    encode_observation,
+    encode_observation_feed_item,
+)
 from relayna.observability._observations import Observation
 from relayna.transport import Script, Store, Value
 
@@ -206,29 +208,6 @@ def encode_status_feed_item(event: Mapping[str, Any], payload: bytes) -> tuple[s
     return key, orjson.dumps(head)[:-1] + b',"payload":' + payload + b"}"
 
 
-def observation_feed_item(
-    event: Observation | Mapping[str, Any],
-) -> tuple[str, dict[str, Any]] | None:
-    """``(event_key, item)`` for an observation, None when it has no valid task id."""
-    record = observation_record(event)
-    task_id = record.get("task_id")
-    if not is_valid_identifier(task_id):
-        return None
-    token = hashlib.sha256(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    item = {
-        "task_id": task_id,
-        "event_type": record.get("event_type"),
-        "source_kind": "observation",
-        "component": record.get("component"),
-        "timestamp": record.get("timestamp"),
-        "event_id": token,
-        "correlation_id": record.get("correlation_id"),
-        "parent_task_id": record.get("parent_task_id"),
-        "payload": record,
-    }
-    return f"observation:{token}", item
-
-
 class ServiceEventFeed:
     """Append status/observation events; read pages after a cursor (see the module doc)."""
 
@@ -264,7 +243,9 @@ class ServiceEventFeed:
         Each result is the entry's sequence, 0 for a duplicate, or the
         StoreError of that call. Raises StoreError when the round trip failed.
         """
-        calls = [self._call(key, item) for key, item in entries]
+        return await self._append([self._call(key, item) for key, item in entries])
+
+    async def _append(self, calls: list[tuple[list[str], list[Value]]]) -> list[int | StoreError]:
         if not calls:
             return []
         many = getattr(self.store, "run_script_many", None)
@@ -285,8 +266,11 @@ class ServiceEventFeed:
     async def append_observations(
         self, events: Sequence[Observation | Mapping[str, Any]]
     ) -> list[int | StoreError]:
-        items = [e for e in map(observation_feed_item, events) if e is not None]
-        return await self.append_many(items)
+        """Append observations (those with a valid task id) in one round trip."""
+        encoded = [e for e in map(encode_observation, events) if e is not None]
+        return await self._append(
+            [self.append_call(*encode_observation_feed_item(e)) for e in encoded]
+        )
 
     async def read(self, after: str | None = None, limit: int = 100) -> FeedPage:
         """Events after ``after`` (None: from the oldest retained), oldest first.

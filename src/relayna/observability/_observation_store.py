@@ -15,7 +15,6 @@ skipped and counted (:attr:`ObservationStore.bad_entries`), never raised.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -24,13 +23,24 @@ import attrs
 import orjson
 
 from relayna._validators import key_prefix, positive
-from relayna.contracts import is_valid_identifier, validate_identifier
+from relayna.contracts import validate_identifier
 from relayna.errors import StoreError
-from relayna.observability._graph_model import format_timestamp
+from relayna.observability._feed import (
+    FEED_APPEND_LUA_FUNCTION,
+    FEED_TYPE_CHECK_LUA,
+    ServiceEventFeed,
+)
+from relayna.observability._observation_codec import (
+    EncodedObservation,
+    encode_observation,
+    encode_observation_feed_item,
+    observation_record,
+)
 from relayna.observability._observations import Observation
 from relayna.transport import Script, Store, Value
 
 __all__ = [
+    "WRITE_OBSERVATION_AND_FEED_SCRIPT",
     "WRITE_OBSERVATION_SCRIPT",
     "ObservationStore",
     "ObservationStoreConfig",
@@ -55,6 +65,33 @@ return 1
 #: The atomic observation write (see the module docstring).
 WRITE_OBSERVATION_SCRIPT = Script(name="relayna.observations.write", lua=_WRITE_LUA)
 
+_WRITE_WITH_FEED_LUA = (
+    FEED_TYPE_CHECK_LUA
+    + FEED_APPEND_LUA_FUNCTION
+    + """
+-- KEYS: marker, history, feed marker, feed, feed seq, feed epoch
+-- ARGV: payload, ttl_ms, maxlen, feed item, feed ttl_ms, feed maxlen, feed epoch candidate
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local t = redis.call('TYPE', KEYS[2])['ok']
+if t ~= 'none' and t ~= 'list' then return redis.error_reply('WRONGTYPE history key') end
+local bad = relayna_feed_check(KEYS[4])
+if bad then return bad end
+redis.call('LPUSH', KEYS[2], ARGV[1])
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+relayna_feed_append({KEYS[3], KEYS[4], KEYS[5], KEYS[6]}, {ARGV[4], ARGV[5], ARGV[6], ARGV[7]})
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])
+return 1
+"""
+)
+
+#: The observation write that also appends it to the service event feed, in the
+#: same atomic script (the sink's writes when it has a feed: one round trip per
+#: batch for both, and a duplicate is neither stored nor fed twice).
+WRITE_OBSERVATION_AND_FEED_SCRIPT = Script(
+    name="relayna.observations.write_with_feed", lua=_WRITE_WITH_FEED_LUA
+)
+
 
 @attrs.frozen
 class ObservationStoreConfig:
@@ -63,21 +100,6 @@ class ObservationStoreConfig:
     prefix: str = attrs.field(default="relayna-observations", validator=key_prefix)
     ttl_seconds: float = attrs.field(default=86400.0, validator=positive)
     history_maxlen: int = attrs.field(default=500, validator=positive)
-
-
-def observation_record(event: Observation | Mapping[str, Any]) -> dict[str, Any]:
-    """The stored JSON shape: the event's fields, ``event_type``, ``timestamp`` (UTC, ms)."""
-    if isinstance(event, Observation):
-        data = attrs.asdict(event, recurse=False)
-        data["timestamp"] = format_timestamp(event.timestamp)
-        data["event_type"] = event.event_type
-        return data
-    return dict(event)
-
-
-def observation_token(record: Mapping[str, Any]) -> str:
-    """sha256 of the normalised record (sorted keys): the dedupe token."""
-    return hashlib.sha256(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 class ObservationStore:
@@ -98,17 +120,17 @@ class ObservationStore:
     def history_key(self, task_id: str) -> str:
         return f"{self.config.prefix}:history:{validate_identifier(task_id)}"
 
-    def _call(self, record: Mapping[str, Any]) -> tuple[list[str], list[Value]] | None:
-        task_id = record.get("task_id")
-        if not is_valid_identifier(task_id):
-            return None
-        payload = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
-        token = hashlib.sha256(payload).hexdigest()
-        keys = [
-            f"{self.config.prefix}:event:{task_id}:{token}",
-            f"{self.config.prefix}:history:{task_id}",
-        ]
-        return keys, [payload, self._ttl_ms, self.config.history_maxlen]
+    def _call(
+        self, encoded: EncodedObservation, feed: ServiceEventFeed | None = None
+    ) -> tuple[list[str], list[Value]]:
+        prefix, task_id, token = self.config.prefix, encoded.task_id, encoded.token
+        keys = [f"{prefix}:event:{task_id}:{token}", f"{prefix}:history:{task_id}"]
+        args: list[Value] = [encoded.payload, self._ttl_ms, self.config.history_maxlen]
+        if feed is not None:
+            feed_keys, feed_args = feed.append_call(*encode_observation_feed_item(encoded))
+            keys.extend(feed_keys)
+            args.extend(feed_args)
+        return keys, args
 
     async def write(self, event: Observation | Mapping[str, Any]) -> bool:
         """Store one observation; False when it is a duplicate or has no valid task id.
@@ -116,43 +138,50 @@ class ObservationStore:
         Raises:
             StoreError: nothing (no marker) was written; retrying is safe.
         """
-        call = self._call(observation_record(event))
-        if call is None:
+        encoded = encode_observation(event)
+        if encoded is None:
             self.skipped_without_task += 1
             return False
+        call = self._call(encoded)
         return bool(int(await self.store.run_script(WRITE_OBSERVATION_SCRIPT, *call)))
 
     async def write_many(
-        self, events: Sequence[Observation | Mapping[str, Any]]
+        self,
+        events: Sequence[Observation | Mapping[str, Any]],
+        *,
+        feed: ServiceEventFeed | None = None,
     ) -> list[bool | StoreError]:
         """Store several observations in one round trip (one script call each, in order).
 
-        Entries without a valid task id are not sent (their result is False).
+        With ``feed``, each stored observation is also appended to that service
+        event feed by the same script (a duplicate goes to neither). Each
+        observation is encoded once: the stored entry, its dedupe token and the
+        feed item share the bytes. Entries without a valid task id are not sent
+        (their result is False).
 
         Raises:
             StoreError: the round trip failed; retrying every event is safe.
         """
+        script = WRITE_OBSERVATION_SCRIPT if feed is None else WRITE_OBSERVATION_AND_FEED_SCRIPT
         calls: list[tuple[list[str], list[Value]]] = []
         index: list[int | None] = []
         for event in events:
-            call = self._call(observation_record(event))
-            if call is None:
+            encoded = encode_observation(event)
+            if encoded is None:
                 self.skipped_without_task += 1
                 index.append(None)
             else:
                 index.append(len(calls))
-                calls.append(call)
+                calls.append(self._call(encoded, feed))
         results: list[Any] = []
         if calls:
             many = getattr(self.store, "run_script_many", None)
             if many is not None:
-                results = await many(WRITE_OBSERVATION_SCRIPT, calls)
+                results = await many(script, calls)
             else:
                 for keys, args in calls:
                     try:
-                        results.append(
-                            await self.store.run_script(WRITE_OBSERVATION_SCRIPT, keys, args)
-                        )
+                        results.append(await self.store.run_script(script, keys, args))
                     except StoreError as exc:
                         results.append(exc)
         out: list[bool | StoreError] = []

@@ -3,7 +3,6 @@ service event feed) in batches, one round trip per batch."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 from relayna.errors import StoreError
@@ -12,8 +11,6 @@ from relayna.observability._observation_store import ObservationStore
 from relayna.observability._observations import Observation
 
 __all__ = ["ObservationStoreSink", "make_observation_sink"]
-
-log = logging.getLogger("relayna.observability")
 
 
 class ObservationStoreSink:
@@ -37,8 +34,10 @@ class ObservationStoreSink:
         await self.send_batch([event])
 
     async def send_batch(self, events: Sequence[Observation]) -> None:
+        """Store ``events`` (and feed them) in one round trip: one script call each,
+        pipelined, each observation encoded once."""
         try:
-            results = await self.store.write_many(events)
+            results = await self.store.write_many(events, feed=self.feed)
         except StoreError:
             self.failed += len(events)
             raise
@@ -49,14 +48,6 @@ class ObservationStoreSink:
                 self.written += 1
             else:
                 self.duplicates += 1
-        if self.feed is not None:
-            try:
-                await self.feed.append_observations(events)
-            except StoreError as exc:
-                log.warning(
-                    "service event feed append failed for %d observations: %s", len(events), exc
-                )
-                raise
 
 
 def make_observation_sink(

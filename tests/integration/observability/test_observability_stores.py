@@ -19,6 +19,8 @@ from relayna.observability import (
     ServiceEventFeed,
     ServiceEventFeedConfig,
     TaskMessageReceived,
+    observation_record,
+    observation_token,
     parse_feed_cursor,
 )
 from relayna.status import StatusStore, StatusStoreConfig
@@ -189,6 +191,42 @@ async def test_pumped_observations_reach_store_and_feed_in_batches(
             assert len(page.items) == 200
             assert page.items[0]["source_kind"] == "observation"
             assert page.items[0]["event_type"] == "TaskMessageReceived"
+
+
+async def test_observation_and_feed_entry_are_one_atomic_write(store_url: str, unique: str) -> None:
+    """The sink's write stores the observation and appends its feed entry in one
+    script: a duplicate goes to neither, the feed item carries the token as its
+    event id, and a broken feed key fails the write with nothing stored (no
+    marker), so the retry stores it once."""
+    with anyio.fail_after(10):
+        async with opened(store_url) as store:
+            obs = ObservationStore(store, ObservationStoreConfig(prefix=f"o-{unique}"))
+            feed = ServiceEventFeed(store, ServiceEventFeedConfig(prefix=f"f-{unique}"))
+            sink = ObservationStoreSink(obs, feed)
+            first, second = received("t1", 0), received("t1", 1, task_type="resize")
+            await sink.send_batch([first, second, first])  # the repeat is a duplicate
+            assert (sink.written, sink.duplicates) == (2, 1)
+            await sink.send_batch([second])
+            assert (sink.written, sink.duplicates) == (2, 2)
+            stored = await obs.history("t1")
+            assert [h["retry_attempt"] for h in stored] == [1, 0]
+            assert stored[0]["task_type"] == "resize"
+            items = (await feed.read()).items
+            assert [i["event_id"] for i in items] == [
+                observation_token(observation_record(first)),
+                observation_token(observation_record(second)),
+            ]
+            assert items[1]["payload"] == stored[0]
+            await store.delete(f"f-{unique}:feed")
+            await store.set(f"f-{unique}:feed", b"not a list")
+            third = received("t2", 0)
+            await sink.send_batch([third])
+            assert sink.failed == 1
+            assert await obs.history("t2") == []
+            await store.delete(f"f-{unique}:feed")
+            await sink.send_batch([third])
+            assert [h["task_id"] for h in await obs.history("t2")] == ["t2"]
+            assert [i["task_id"] for i in (await feed.read()).items] == ["t2"]
 
 
 async def test_status_writes_append_to_the_feed_atomically(store_url: str, unique: str) -> None:
