@@ -51,6 +51,7 @@ from relayna.observability._metrics import (
     RelaynaMetrics,
     check_label_names,
 )
+from relayna.observability._observation_batch import WRITE_OBSERVATIONS_SCRIPT
 from relayna.observability._observation_codec import (
     EncodedObservation,
     encode_observation,
@@ -59,7 +60,6 @@ from relayna.observability._observation_codec import (
     observation_token,
 )
 from relayna.observability._observation_store import (
-    WRITE_OBSERVATION_AND_FEED_SCRIPT,
     WRITE_OBSERVATION_SCRIPT,
     ObservationStore,
     ObservationStoreConfig,
@@ -175,8 +175,8 @@ __all__ = [
     "TaskRecords",
     "TaskResourceSampled",
     "TraceContext",
-    "WRITE_OBSERVATION_AND_FEED_SCRIPT",
     "WRITE_OBSERVATION_SCRIPT",
+    "WRITE_OBSERVATIONS_SCRIPT",
     "WorkflowFanInArrived",
     "WorkflowFanInReleased",
     "WorkflowMessagePublished",

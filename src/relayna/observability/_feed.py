@@ -229,6 +229,14 @@ class ServiceEventFeed:
         keys = [f"{self.config.prefix}:event:{event_key}", self._feed, self._seq, self._epoch]
         return keys, [item, self._ttl_ms, self.config.feed_maxlen, self._epoch_candidate()]
 
+    def batch_target(self) -> tuple[str, list[str], tuple[int, int, str]]:
+        """For a script appending many entries at once: the marker key prefix
+        (``+ event_key``), the feed, sequence and epoch keys, and the TTL (ms),
+        maxlen and epoch candidate."""
+        keys = [self._feed, self._seq, self._epoch]
+        marker = f"{self.config.prefix}:event:"
+        return marker, keys, (self._ttl_ms, self.config.feed_maxlen, self._epoch_candidate())
+
     def _epoch_candidate(self) -> str:
         """A fresh epoch id per call (used only when the feed is created): a random
         per-instance prefix and a counter, so no random bytes are drawn per append."""

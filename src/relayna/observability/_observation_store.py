@@ -24,23 +24,18 @@ import orjson
 
 from relayna._validators import key_prefix, positive
 from relayna.contracts import validate_identifier
-from relayna.errors import StoreError
-from relayna.observability._feed import (
-    FEED_APPEND_LUA_FUNCTION,
-    FEED_TYPE_CHECK_LUA,
-    ServiceEventFeed,
-)
+from relayna.errors import ScriptError, StoreError
+from relayna.observability._feed import ServiceEventFeed
+from relayna.observability._observation_batch import WRITE_OBSERVATIONS_SCRIPT, batch_call
 from relayna.observability._observation_codec import (
     EncodedObservation,
     encode_observation,
-    encode_observation_feed_item,
     observation_record,
 )
 from relayna.observability._observations import Observation
 from relayna.transport import Script, Store, Value
 
 __all__ = [
-    "WRITE_OBSERVATION_AND_FEED_SCRIPT",
     "WRITE_OBSERVATION_SCRIPT",
     "ObservationStore",
     "ObservationStoreConfig",
@@ -64,33 +59,6 @@ return 1
 
 #: The atomic observation write (see the module docstring).
 WRITE_OBSERVATION_SCRIPT = Script(name="relayna.observations.write", lua=_WRITE_LUA)
-
-_WRITE_WITH_FEED_LUA = (
-    FEED_TYPE_CHECK_LUA
-    + FEED_APPEND_LUA_FUNCTION
-    + """
--- KEYS: marker, history, feed marker, feed, feed seq, feed epoch
--- ARGV: payload, ttl_ms, maxlen, feed item, feed ttl_ms, feed maxlen, feed epoch candidate
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local t = redis.call('TYPE', KEYS[2])['ok']
-if t ~= 'none' and t ~= 'list' then return redis.error_reply('WRONGTYPE history key') end
-local bad = relayna_feed_check(KEYS[4])
-if bad then return bad end
-redis.call('LPUSH', KEYS[2], ARGV[1])
-redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
-redis.call('PEXPIRE', KEYS[2], ARGV[2])
-relayna_feed_append({KEYS[3], KEYS[4], KEYS[5], KEYS[6]}, {ARGV[4], ARGV[5], ARGV[6], ARGV[7]})
-redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])
-return 1
-"""
-)
-
-#: The observation write that also appends it to the service event feed, in the
-#: same atomic script (the sink's writes when it has a feed: one round trip per
-#: batch for both, and a duplicate is neither stored nor fed twice).
-WRITE_OBSERVATION_AND_FEED_SCRIPT = Script(
-    name="relayna.observations.write_with_feed", lua=_WRITE_WITH_FEED_LUA
-)
 
 
 @attrs.frozen
@@ -120,17 +88,10 @@ class ObservationStore:
     def history_key(self, task_id: str) -> str:
         return f"{self.config.prefix}:history:{validate_identifier(task_id)}"
 
-    def _call(
-        self, encoded: EncodedObservation, feed: ServiceEventFeed | None = None
-    ) -> tuple[list[str], list[Value]]:
+    def _call(self, encoded: EncodedObservation) -> tuple[list[str], list[Value]]:
         prefix, task_id, token = self.config.prefix, encoded.task_id, encoded.token
         keys = [f"{prefix}:event:{task_id}:{token}", f"{prefix}:history:{task_id}"]
-        args: list[Value] = [encoded.payload, self._ttl_ms, self.config.history_maxlen]
-        if feed is not None:
-            feed_keys, feed_args = feed.append_call(*encode_observation_feed_item(encoded))
-            keys.extend(feed_keys)
-            args.extend(feed_args)
-        return keys, args
+        return keys, [encoded.payload, self._ttl_ms, self.config.history_maxlen]
 
     async def write(self, event: Observation | Mapping[str, Any]) -> bool:
         """Store one observation; False when it is a duplicate or has no valid task id.
@@ -151,46 +112,43 @@ class ObservationStore:
         *,
         feed: ServiceEventFeed | None = None,
     ) -> list[bool | StoreError]:
-        """Store several observations in one round trip (one script call each, in order).
+        """Store several observations with one script call (one round trip).
 
         With ``feed``, each stored observation is also appended to that service
         event feed by the same script (a duplicate goes to neither). Each
         observation is encoded once: the stored entry, its dedupe token and the
         feed item share the bytes. Entries without a valid task id are not sent
-        (their result is False).
+        (their result is False); an entry whose history key has the wrong type
+        gets a StoreError (the others are stored).
 
         Raises:
-            StoreError: the round trip failed; retrying every event is safe.
+            StoreError: the script failed (e.g. the feed key has the wrong
+                type): nothing was stored, retrying every event is safe.
         """
-        script = WRITE_OBSERVATION_SCRIPT if feed is None else WRITE_OBSERVATION_AND_FEED_SCRIPT
-        calls: list[tuple[list[str], list[Value]]] = []
+        encoded: list[EncodedObservation] = []
         index: list[int | None] = []
         for event in events:
-            encoded = encode_observation(event)
-            if encoded is None:
+            one = encode_observation(event)
+            if one is None:
                 self.skipped_without_task += 1
                 index.append(None)
             else:
-                index.append(len(calls))
-                calls.append(self._call(encoded, feed))
+                index.append(len(encoded))
+                encoded.append(one)
         results: list[Any] = []
-        if calls:
-            many = getattr(self.store, "run_script_many", None)
-            if many is not None:
-                results = await many(script, calls)
-            else:
-                for keys, args in calls:
-                    try:
-                        results.append(await self.store.run_script(script, keys, args))
-                    except StoreError as exc:
-                        results.append(exc)
+        if encoded:
+            call = batch_call(
+                self.config.prefix, self._ttl_ms, self.config.history_maxlen, encoded, feed
+            )
+            results = list(await self.store.run_script(WRITE_OBSERVATIONS_SCRIPT, *call))
         out: list[bool | StoreError] = []
         for i in index:
             if i is None:
                 out.append(False)
+            elif int(results[i]) < 0:
+                out.append(ScriptError(f"WRONGTYPE history key of task {encoded[i].task_id}"))
             else:
-                r = results[i]
-                out.append(r if isinstance(r, StoreError) else bool(int(r)))
+                out.append(bool(int(results[i])))
         return out
 
     async def history(self, task_id: str, limit: int | None = None) -> list[dict[str, Any]]:

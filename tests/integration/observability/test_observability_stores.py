@@ -220,13 +220,47 @@ async def test_observation_and_feed_entry_are_one_atomic_write(store_url: str, u
             await store.delete(f"f-{unique}:feed")
             await store.set(f"f-{unique}:feed", b"not a list")
             third = received("t2", 0)
-            await sink.send_batch([third])
+            with pytest.raises(StoreError):  # the pump counts it as a sink error
+                await sink.send_batch([third])
             assert sink.failed == 1
             assert await obs.history("t2") == []
             await store.delete(f"f-{unique}:feed")
             await sink.send_batch([third])
             assert [h["task_id"] for h in await obs.history("t2")] == ["t2"]
             assert [i["task_id"] for i in (await feed.read()).items] == ["t2"]
+
+
+async def test_a_batch_isolates_a_broken_history_key(store_url: str, unique: str) -> None:
+    """One script writes the whole batch: a task whose history key has the wrong
+    type fails alone (a StoreError in its place), the rest of the batch is
+    stored and fed in order, trimmed per task, with one feed sequence each."""
+    with anyio.fail_after(10):
+        async with opened(store_url) as store:
+            obs = ObservationStore(
+                store, ObservationStoreConfig(prefix=f"o-{unique}", history_maxlen=2)
+            )
+            feed = ServiceEventFeed(store, ServiceEventFeedConfig(prefix=f"f-{unique}"))
+            await store.set(obs.history_key("bad"), b"not a list")
+            batch = [received("a", 0), received("bad", 0), received("a", 1), received("b", 0)]
+            batch += [received("a", 2), received("bad", 1), batch[0]]  # the last: a repeat
+            results = await obs.write_many(batch, feed=feed)
+            assert [type(r).__name__ if isinstance(r, StoreError) else r for r in results] == [
+                True, "ScriptError", True, True, True, "ScriptError", False,
+            ]  # fmt: skip
+            assert [h["retry_attempt"] for h in await obs.history("a")] == [2, 1]  # trimmed
+            assert [h["task_id"] for h in await obs.history("b")] == ["b"]
+            page = await feed.read()
+            assert [(i["task_id"], i["payload"]["retry_attempt"]) for i in page.items] == [
+                ("a", 0), ("a", 1), ("b", 0), ("a", 2),
+            ]  # fmt: skip
+            _, seq = parse_feed_cursor(page.next_cursor or "")
+            assert seq == 4
+            # the broken key repaired, the failed ones go in once
+            await store.delete(obs.history_key("bad"))
+            assert await obs.write_many([batch[1], batch[5], batch[1]], feed=feed) == [
+                True, True, False,
+            ]  # fmt: skip
+            assert len((await feed.read()).items) == 6
 
 
 async def test_status_writes_append_to_the_feed_atomically(store_url: str, unique: str) -> None:
