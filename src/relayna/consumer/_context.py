@@ -13,7 +13,7 @@ import attrs
 from relayna.contracts import StatusEvent, TaskEnvelope, format_deadline
 from relayna.contracts import headers as h
 from relayna.errors import ContractError
-from relayna.observability import TraceContext
+from relayna.observability import TraceContext, extract_trace_context
 from relayna.rabbitmq import RelaynaClient, with_deadline
 
 __all__ = [
@@ -105,6 +105,10 @@ class TaskCancelled(Exception):
         self.reason = reason
 
 
+#: ``TaskContext.otel_context`` not built yet (it is, from the headers, on first read).
+_FROM_TRACE: Any = object()
+
+
 @attrs.define(eq=False, kw_only=True)
 class TaskContext:
     """Per-delivery context handed to task handlers (and aggregation handlers).
@@ -114,7 +118,9 @@ class TaskContext:
     is the broker flag (a hint only; idempotency is what prevents repeats).
     ``trace`` is the message's validated W3C trace context (None when absent
     or malformed); ``otel_context`` the matching OpenTelemetry context when
-    ``opentelemetry-api`` is installed (use it as the parent of your spans).
+    ``opentelemetry-api`` is installed (use it as the parent of your spans),
+    built from the headers on first read: a handler that never asks for it
+    does not pay for a second propagator run (the consumer span has its own).
     """
 
     client: RelaynaClient
@@ -136,7 +142,7 @@ class TaskContext:
     manual_retry_reason: str | None = None
     allow_manual_retry: bool = True
     trace: TraceContext | None = None
-    otel_context: Any = None
+    _otel_context: Any = _FROM_TRACE
     last_heartbeat: float = attrs.field(factory=anyio.current_time)
     statuses_published: int = 0
     #: The task's deadline, epoch seconds UTC (``None``: none).
@@ -144,6 +150,19 @@ class TaskContext:
     #: Seconds a cancelled handler's :meth:`cleanup_scope` may run.
     cancel_grace: float = 5.0
     cancel_reason: str | None = None
+
+    @property
+    def otel_context(self) -> Any:
+        """The OpenTelemetry context of :attr:`trace` (None without one)."""
+        if self._otel_context is _FROM_TRACE:
+            self._otel_context = (
+                extract_trace_context(self.headers) if self.trace is not None else None
+            )
+        return self._otel_context
+
+    @otel_context.setter
+    def otel_context(self, value: Any) -> None:
+        self._otel_context = value
 
     # -- cancellation and deadline -------------------------------------------
 

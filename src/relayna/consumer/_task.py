@@ -36,7 +36,6 @@ from relayna.observability import (
     TaskMessageRejected,
     TaskResourceSampled,
     extract_trace,
-    extract_trace_context,
     log_context,
     sample_process_resources,
 )
@@ -237,8 +236,7 @@ class TaskConsumer(TaskSettlement):
             info.meta["manual_retry"] = lineage
         trace = extract_trace(inbound.headers)
         if trace is not None:
-            ctx.trace = trace
-            ctx.otel_context = extract_trace_context(inbound.headers)
+            ctx.trace = trace  # ctx.otel_context is built from it when a handler asks
         with self.runs.track(task.task_id, inbound.batch_id, ctx) as run:
             await self._run_tracked(client, settler, delivery, inbound, info, ctx, run, key, common)
 

@@ -67,7 +67,6 @@ from relayna.observability import (
     WorkflowStageAcked,
     WorkflowStageFailed,
     extract_trace,
-    extract_trace_context,
     log_context,
 )
 from relayna.rabbitmq import RelaynaClient, WorkflowTopology
@@ -355,8 +354,7 @@ class WorkflowConsumer(ConsumerBase):
         )
         trace = extract_trace(inbound.headers)
         if trace is not None:
-            ctx.trace = trace
-            ctx.otel_context = extract_trace_context(inbound.headers)
+            ctx.trace = trace  # ctx.otel_context is built from it when a handler asks
         return ctx
 
     async def run_and_settle(
