@@ -4,15 +4,14 @@ aggregation with children), both backends."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
 import pytest
-from _topologies import shared_topology
+from _topologies import real_runtime, shared_topology
 
-from relayna.api import RelaynaRuntime, RuntimeConfig, open_relayna_runtime
+from relayna.api import RelaynaRuntime
 from relayna.consumer import (
     AggregationConsumer,
     LifecycleStatuses,
@@ -23,42 +22,15 @@ from relayna.consumer import (
 from relayna.contracts import StatusEvent, TaskEnvelope
 from relayna.observability import (
     ExecutionGraph,
-    ObservationStoreConfig,
-    ServiceEventFeedConfig,
     make_observation_sink,
 )
 from relayna.rabbitmq import open_relayna_client
-from relayna.status import StatusStoreConfig
 from relayna.topology import (
     RoutedTasksSharedStatusTopology,
     SharedTasksSharedStatusShardedAggregationTopology,
-    StatusTopologyBase,
 )
 
 pytestmark = [pytest.mark.anyio, pytest.mark.rabbitmq, pytest.mark.redis]
-
-
-@asynccontextmanager
-async def real_runtime(
-    topology: StatusTopologyBase, amqp_url: str, redis_url: str, unique: str
-) -> AsyncIterator[RelaynaRuntime]:
-    config = RuntimeConfig(
-        store_url=redis_url,
-        broker_url=amqp_url,
-        topology=topology,
-        store=StatusStoreConfig(prefix=f"gs-{unique}"),
-        observations=ObservationStoreConfig(prefix=f"go-{unique}"),
-        feed=ServiceEventFeedConfig(prefix=f"gf-{unique}"),
-    )
-    async with open_relayna_runtime(config) as runtime:
-        try:
-            yield runtime
-        finally:
-            assert runtime.broker is not None
-            with anyio.CancelScope(shield=True):
-                for queue in topology.plan().queue_names:
-                    for suffix in ("", ".retry", ".dlq"):
-                        await runtime.broker.delete_queue(queue + suffix)
 
 
 def worker(runtime: RelaynaRuntime, handler: Any, **options: Any) -> TaskConsumer:

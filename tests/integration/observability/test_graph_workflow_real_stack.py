@@ -6,18 +6,12 @@ from __future__ import annotations
 
 import anyio
 import pytest
+from _topologies import real_runtime
 
 from _workflow_support import planner_docsearch
-from relayna.api import RuntimeConfig, open_relayna_runtime
 from relayna.contracts import WorkflowEnvelope
-from relayna.observability import (
-    ExecutionGraph,
-    ObservationStoreConfig,
-    ServiceEventFeedConfig,
-    make_observation_sink,
-)
+from relayna.observability import ExecutionGraph, make_observation_sink
 from relayna.rabbitmq import open_relayna_client
-from relayna.status import StatusStoreConfig
 from relayna.workflow import WorkflowConsumer, WorkflowContext, WorkflowStoreConfig
 
 pytestmark = [pytest.mark.anyio, pytest.mark.rabbitmq, pytest.mark.redis]
@@ -34,14 +28,6 @@ def finished(graph: ExecutionGraph | None) -> bool:
 
 async def test_two_stage_workflow_graph(amqp_url: str, redis_url: str, unique: str) -> None:
     topology = planner_docsearch(f"gw-{unique}")
-    config = RuntimeConfig(
-        store_url=redis_url,
-        broker_url=amqp_url,
-        topology=topology,
-        store=StatusStoreConfig(prefix=f"gws-{unique}"),
-        observations=ObservationStoreConfig(prefix=f"gwo-{unique}"),
-        feed=ServiceEventFeedConfig(prefix=f"gwf-{unique}"),
-    )
     handed_off: list[WorkflowEnvelope] = []
 
     async def planner(message: WorkflowEnvelope, ctx: WorkflowContext) -> None:
@@ -55,7 +41,7 @@ async def test_two_stage_workflow_graph(amqp_url: str, redis_url: str, unique: s
         await ctx.publish_status(status="completed")
 
     with anyio.fail_after(60):
-        async with open_relayna_runtime(config) as runtime:
+        async with real_runtime(topology, amqp_url, redis_url, unique) as runtime:
             assert runtime.broker is not None
             assert runtime.observations is not None
             assert runtime.graphs is not None
@@ -72,23 +58,17 @@ async def test_two_stage_workflow_graph(amqp_url: str, redis_url: str, unique: s
                 )
                 for name, handler in (("planner", planner), ("docsearch", docsearch))
             ]
-            try:
-                async with anyio.create_task_group() as tg:
-                    for w in workers:
-                        await tg.start(w.run)
-                    async with open_relayna_client(topology, runtime.broker) as client:
-                        first = await client.publish_to_stage(
-                            {"task_id": "w-1", "payload": {"topic": "otters"}}, "planner"
-                        )
-                    # observations are written off the hot path: poll the graph
-                    while not finished(graph := await runtime.graphs.get_graph("w-1")):  # noqa: ASYNC110
-                        await anyio.sleep(0.05)
-                    tg.cancel_scope.cancel()
-            finally:
-                with anyio.CancelScope(shield=True):
-                    for queue in topology.plan().queue_names:
-                        for suffix in ("", ".retry", ".dlq"):
-                            await runtime.broker.delete_queue(queue + suffix)
+            async with anyio.create_task_group() as tg:
+                for w in workers:
+                    await tg.start(w.run)
+                async with open_relayna_client(topology, runtime.broker) as client:
+                    first = await client.publish_to_stage(
+                        {"task_id": "w-1", "payload": {"topic": "otters"}}, "planner"
+                    )
+                # observations are written off the hot path: poll the graph
+                while not finished(graph := await runtime.graphs.get_graph("w-1")):  # noqa: ASYNC110
+                    await anyio.sleep(0.05)
+                tg.cancel_scope.cancel()
 
     [second] = handed_off
     assert graph is not None
