@@ -70,8 +70,9 @@ def _pct(values: list[float], q: float) -> float:
 # -- (a) worker throughput ----------------------------------------------------------
 
 
-async def _worker_round(amqp: str, redis: str, tasks: int, mode: str) -> float:
-    """One worker run in this process: tasks/s (the child side of (a))."""
+async def _worker_round(amqp: str, redis: str, tasks: int, mode: str) -> tuple[float, float]:
+    """One worker run in this process: tasks/s and this process's CPU µs per task
+    (every thread, e.g. the span processor's) while consuming (the child side of (a))."""
     from relayna.consumer import TaskConsumer, TaskContext
     from relayna.contracts import TaskEnvelope
     from relayna.observability import (
@@ -138,30 +139,36 @@ async def _worker_round(amqp: str, redis: str, tasks: int, mode: str) -> float:
             topology=topology, broker=amqp, handler=handler, prefetch=32, **options
         )
         async with anyio.create_task_group() as tg:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             await tg.start(consumer.run)
             await done.wait()
-            elapsed = time.perf_counter() - started
+            elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
             tg.cancel_scope.cancel()
         for queue in (topology.tasks_queue, topology.tasks_queue + ".dlq", topology.status_queue):
             await broker.delete_queue(queue)
-    return tasks / elapsed
+    return tasks / elapsed, cpu / tasks * 1e6
 
 
 def _child(argv: list[str]) -> int:
     amqp, redis, tasks, mode = argv
-    rate = anyio.run(_worker_round, amqp, redis, int(tasks), mode)
-    print(json.dumps({"rate": rate}))
+    rate, cpu_us = anyio.run(_worker_round, amqp, redis, int(tasks), mode)
+    print(json.dumps({"rate": rate, "cpu_us_per_task": cpu_us}))
     return 0
 
 
 def bench_worker(amqp: str, redis: str, tasks: int, rounds: int) -> None:
     print(f"\n(a) worker throughput, {tasks} tasks (status publish + ack each), prefetch 32")
-    print(f"    {'round':<6} {'off (tasks/s)':>14} {'on (tasks/s)':>14} {'on/off':>8}")
-    ratios, offs, ons = [], [], []
+    print("    (CPU: the worker process's CPU per task while consuming, all its threads;")
+    print("     on a shared host it varies less than tasks/s; Redis/RabbitMQ CPU not included)")
+    print(
+        f"    {'round':<6} {'off (tasks/s)':>14} {'on (tasks/s)':>14} {'on/off':>8}"
+        f" {'off CPU µs/task':>16} {'on CPU µs/task':>15} {'off/on CPU':>11}"
+    )
+    ratios, offs, ons, cpu_ratios = [], [], [], []
     for r in range(rounds):
         order = ("off", "on") if r % 2 == 0 else ("on", "off")
         rate: dict[str, float] = {}
+        cpu: dict[str, float] = {}
         for mode in order:
             out = subprocess.run(
                 [
@@ -179,14 +186,20 @@ def bench_worker(amqp: str, redis: str, tasks: int, rounds: int) -> None:
                 text=True,
                 check=True,
             )
-            rate[mode] = json.loads(out.stdout.strip().splitlines()[-1])["rate"]
+            result = json.loads(out.stdout.strip().splitlines()[-1])
+            rate[mode], cpu[mode] = result["rate"], result["cpu_us_per_task"]
         offs.append(rate["off"])
         ons.append(rate["on"])
         ratios.append(rate["on"] / rate["off"])
-        print(f"    {r + 1:<6} {rate['off']:>14,.0f} {rate['on']:>14,.0f} {ratios[-1]:>8.2f}")
+        cpu_ratios.append(cpu["off"] / cpu["on"])
+        print(
+            f"    {r + 1:<6} {rate['off']:>14,.0f} {rate['on']:>14,.0f} {ratios[-1]:>8.2f}"
+            f" {cpu['off']:>16,.0f} {cpu['on']:>15,.0f} {cpu_ratios[-1]:>11.2f}"
+        )
     print(
         f"    {'median':<6} {statistics.median(offs):>14,.0f} {statistics.median(ons):>14,.0f}"
-        f" {statistics.median(ratios):>8.2f}   (target on/off >= 0.90)"
+        f" {statistics.median(ratios):>8.2f} {'':>16} {'':>15}"
+        f" {statistics.median(cpu_ratios):>11.2f}   (target on/off >= 0.90)"
     )
 
 
