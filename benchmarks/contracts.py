@@ -13,8 +13,11 @@ encode and decode+validate ops/s of:
 * ``pydantic`` - v2 models of the same shape (``extra="allow"``),
   ``model_validate_json`` and the core serializer's ``to_json(exclude_none=True)``.
 
-Status encode is measured with ``event_id`` already set; the one-off cost of
-hashing it (stdlib JSON, as the original) is printed as ``status event_id``.
+Status encode is measured from an event without ``event_id``, so it includes
+the id hash every publisher pays (sha256 of the original's canonical JSON); the
+hash alone is printed as ``status event_id`` next to the encode of an event
+whose id is already set, with the ratio hash/encode (target >= 1.00x: the hash
+is at least as fast as the encode).
 
 Ratios are relayna / pydantic and relayna / orjson (higher is better for relayna).
 Payloads are container-heavy (lists of small objects), the unfavourable case for
@@ -24,6 +27,8 @@ the depth scan. The limit is raised to 2 MiB so the "1 MB" body is not refused.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -106,9 +111,8 @@ def _envelopes(target: int) -> dict[str, tuple[Any, Any, bytes, type[BaseModel]]
         task_type="ingest",
         priority=5,
     )
-    # event_id is filled once up front: the publisher hashes an event once, and
-    # pydantic computes no id. The hash (stdlib JSON, the original's rule) is
-    # timed separately as "status event_id".
+    # event_id is filled here only to build the pydantic twin and the bytes;
+    # the encode case below starts from the event without it (see main).
     status = StatusEvent(
         task_id="task-0001",
         status="completed",
@@ -153,8 +157,11 @@ def _rates(fns: list[Callable[[], object]], budget: float, repeats: int) -> list
     return [1.0 / b for b in best]
 
 
-def _rate(fn: Callable[[], object], budget: float, repeats: int) -> float:
-    return _rates([fn], budget, repeats)[0]
+def _stdlib_event_id(wire: dict[str, Any]) -> str:
+    """The original's rule, spelled with the stdlib (what relayna ran before the
+    orjson fast path): the reference for the ``status event_id`` row."""
+    text = json.dumps(wire, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def main(argv: list[str]) -> int:
@@ -174,6 +181,7 @@ def main(argv: list[str]) -> int:
         for kind, (env, pyd, body, model) in _envelopes(target).items():
             plain = orjson.loads(body)
             ser = model.__pydantic_serializer__
+            unset = attrs.evolve(env, event_id=None) if kind == "status" else env
             cases = {
                 "decode+validate": (
                     lambda body=body, decode=DECODERS[kind]: decode(body, limits=LIMITS),
@@ -181,15 +189,27 @@ def main(argv: list[str]) -> int:
                     lambda body=body, model=model: model.model_validate_json(body),
                 ),
                 "encode": (
-                    lambda env=env: encode(env, limits=LIMITS),
+                    lambda env=unset: encode(env, limits=LIMITS),
                     lambda plain=plain: orjson.dumps(plain),
                     lambda pyd=pyd, ser=ser: ser.to_json(pyd, exclude_none=True),
                 ),
             }
             if kind == "status":
-                unset = attrs.evolve(env, event_id=None)
-                r_hash = _rate(lambda unset=unset: ensure_event_id(unset), budget, repeats)
-                print(f"{'status event_id':<20}{label:>9}{r_hash:>12,.0f}")
+                wire = {k: v for k, v in plain.items() if k != "event_id"}
+                r_hash, r_set, r_stdlib = _rates(
+                    [
+                        lambda unset=unset: ensure_event_id(unset),
+                        lambda env=env: encode(env, limits=LIMITS),
+                        lambda wire=wire: _stdlib_event_id(wire),
+                    ],
+                    budget,
+                    repeats,
+                )
+                print(
+                    f"{'status event_id':<20}{label:>9}{r_hash:>12,.0f}"
+                    f"  (stdlib rule alone {r_stdlib:,.0f}/s; encode with the id set"
+                    f" {r_set:,.0f}/s; hash/encode {r_hash / r_set:.2f}x, target >= 1.00x)"
+                )
             for op, (ours, raw, pydantic_fn) in cases.items():
                 r_ours, r_raw, r_pyd = _rates([ours, raw, pydantic_fn], budget, repeats)
                 if op.startswith("decode"):
