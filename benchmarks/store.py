@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import statistics
 import sys
 import time
 import uuid
@@ -153,56 +154,66 @@ async def _sample(write: Write, samples: int, times: list[float]) -> None:
         times.append(time.perf_counter() - start)
 
 
-def _best(fn: Callable[..., Awaitable[float]], backend: str, *args: Any, repeat: int) -> float:
-    return max(anyio.run(fn, *args, backend=backend) for _ in range(repeat))
+Case = tuple[str, Callable[..., Awaitable[float]], str, tuple[Any, ...]]
+
+
+def _interleaved(cases: list[Case], rounds: int) -> dict[str, list[float]]:
+    """Every case once per round, the order rotating between rounds, so drift
+    on a shared machine hits all cases alike."""
+    samples: dict[str, list[float]] = {name: [] for name, _, _, _ in cases}
+    for r in range(rounds):
+        shift = r % len(cases)
+        for name, fn, backend, args in cases[shift:] + cases[:shift]:
+            samples[name].append(anyio.run(fn, *args, backend=backend))
+    return samples
 
 
 def run(url: str, events: int, repeat: int) -> None:
-    print(f"store benchmark: {events} status writes per run, best of {repeat}, {url}")
-    header = f"{'writers':>7}  {'case':<28} {'events/s':>10}  {'ratio':>22}"
+    print(
+        f"store benchmark: {events} status writes per run, median (range) over {repeat}"
+        f" interleaved rounds, {url}"
+    )
+    header = f"{'writers':>7}  {'case':<26} {'events/s':>9} {'range':>15}  {'ratio':<40}"
     print(header)
     print("-" * len(header))
     for writers in (1, 16):
-        raw = {
-            b: _best(bench_raw_coredis, b, url, events, writers, repeat=repeat)
-            for b in ("asyncio", "trio")
-        }
-        ours = {
-            b: _best(bench_adapter, b, url, events, writers, "coredis", repeat=repeat)
-            for b in ("asyncio", "trio")
-        }
-        native = {
-            b: _best(bench_adapter, b, url, events, writers, "native", repeat=repeat)
-            for b in ("asyncio", "trio")
-        }
-        peer = _best(bench_raw_redispy, "asyncio", url, events, writers, repeat=repeat)
-        rows = [
-            ("raw coredis asyncio", raw["asyncio"], ""),
-            ("raw coredis trio", raw["trio"], ""),
-            ("raw redis-py asyncio", peer, f"{peer / raw['asyncio']:.2f}x raw coredis"),
-            (
-                "relayna coredis asyncio",
-                ours["asyncio"],
-                f"{ours['asyncio'] / raw['asyncio']:.2f}x raw (same backend)",
-            ),
-            (
-                "relayna coredis trio",
-                ours["trio"],
-                f"{ours['trio'] / raw['trio']:.2f}x raw; {ours['trio'] / ours['asyncio']:.2f}x asyncio",
-            ),
-            (
-                "relayna native asyncio",
-                native["asyncio"],
-                f"{native['asyncio'] / raw['asyncio']:.2f}x raw coredis",
-            ),
-            (
-                "relayna native trio",
-                native["trio"],
-                f"{native['trio'] / raw['trio']:.2f}x raw; {native['trio'] / native['asyncio']:.2f}x asyncio",
-            ),
+        common = (url, events, writers)
+        cases: list[Case] = [
+            ("raw coredis asyncio", bench_raw_coredis, "asyncio", common),
+            ("raw coredis trio", bench_raw_coredis, "trio", common),
+            ("raw redis-py asyncio", bench_raw_redispy, "asyncio", common),
+            ("relayna coredis asyncio", bench_adapter, "asyncio", (*common, "coredis")),
+            ("relayna coredis trio", bench_adapter, "trio", (*common, "coredis")),
+            ("relayna native asyncio", bench_adapter, "asyncio", (*common, "native")),
+            ("relayna native trio", bench_adapter, "trio", (*common, "native")),
         ]
-        for name, rate, ratio in rows:
-            print(f"{writers:>7}  {name:<28} {rate:>10,.0f}  {ratio:>22}")
+        samples = _interleaved(cases, repeat)
+        m = {name: statistics.median(values) for name, values in samples.items()}
+        raw_a, raw_t, peer = (
+            m["raw coredis asyncio"],
+            m["raw coredis trio"],
+            m["raw redis-py asyncio"],
+        )
+        ratios = {
+            "raw redis-py asyncio": f"{peer / raw_a:.2f}x raw coredis",
+            "relayna coredis asyncio": f"{m['relayna coredis asyncio'] / raw_a:.2f}x raw coredis",
+            "relayna coredis trio": (
+                f"{m['relayna coredis trio'] / raw_t:.2f}x raw (trio);"
+                f" {m['relayna coredis trio'] / m['relayna coredis asyncio']:.2f}x asyncio"
+            ),
+            "relayna native asyncio": (
+                f"{m['relayna native asyncio'] / raw_a:.2f}x raw coredis;"
+                f" {m['relayna native asyncio'] / peer:.2f}x redis-py"
+            ),
+            "relayna native trio": (
+                f"{m['relayna native trio'] / raw_t:.2f}x raw (trio);"
+                f" {m['relayna native trio'] / m['relayna native asyncio']:.2f}x asyncio"
+            ),
+        }
+        for name, _, _, _ in cases:
+            values = samples[name]
+            spread = f"{min(values):,.0f}-{max(values):,.0f}"
+            print(f"{writers:>7}  {name:<26} {m[name]:>9,.0f} {spread:>15}  {ratios.get(name, '')}")
     print("\none status write every 20 ms (the process idles between writes): round trip")
     cases = [("redis-py", "asyncio")] + [
         (c, b) for c in ("coredis", "native") for b in ("asyncio", "trio")
@@ -214,8 +225,8 @@ def run(url: str, events: int, repeat: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks store", description=__doc__)
-    parser.add_argument("--events", type=int, default=4000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--events", type=int, default=4000, help="status writes per run")
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds")
     args = parser.parse_args(argv)
     with redis_url() as url:
         run(url, args.events, args.repeat)
