@@ -144,9 +144,10 @@ async def _bench_aiormq(url: str) -> tuple[float, float]:
                 done.set()
 
         t0 = time.perf_counter()
-        await ch.basic_consume(q, on_message)
+        consume_ok = await ch.basic_consume(q, on_message)
         await done.wait()
         t_con = time.perf_counter() - t0
+        await ch.basic_cancel(consume_ok.consumer_tag)
         await ch.queue_delete(q)
     finally:
         await conn.close()
