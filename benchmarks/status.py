@@ -109,6 +109,20 @@ async def bench_store(url: str, n: int) -> float:
         return (n // WRITERS * WRITERS) / (time.perf_counter() - start)
 
 
+async def _fill_stream(broker: Any, topology: Any, n: int) -> None:
+    """``n`` events for 16 tasks on the status exchange, confirms pipelined,
+    each task's events in order."""
+
+    async def publish(start: int) -> None:
+        for i in range(start, n, WRITERS):
+            body = orjson.dumps(_event(f"t{i % WRITERS}", i))
+            await broker.publish(topology.status_exchange, "s", body)
+
+    async with anyio.create_task_group() as tg:
+        for start in range(WRITERS):
+            tg.start_soon(publish, start)
+
+
 async def bench_hub(url: str, n: int, broker_url: str = "memory://") -> float:
     """Events/s: status stream -> StatusHub -> Redis (16 tasks interleaved).
 
@@ -124,15 +138,7 @@ async def bench_hub(url: str, n: int, broker_url: str = "memory://") -> float:
     topology = StatusTopologyBase(status_exchange=f"bx.{unique}", status_queue=f"bq.{unique}")
     async with open_broker(broker_url) as broker, open_store(url) as store:
         await topology.plan().apply(broker)
-
-        async def publish(start: int) -> None:
-            for i in range(start, n, WRITERS):
-                body = orjson.dumps(_event(f"t{i % WRITERS}", i))
-                await broker.publish(topology.status_exchange, "s", body)
-
-        async with anyio.create_task_group() as tg:  # confirms pipelined, per-task order kept
-            for start in range(WRITERS):
-                tg.start_soon(publish, start)
+        await _fill_stream(broker, topology, n)
         status = StatusStore(store, StatusStoreConfig(prefix=f"bench-hub-{unique}"))
         hub = StatusHub(
             broker, status, StatusHubConfig(queue=topology.status_queue, offset="first")
@@ -354,6 +360,20 @@ def _proc_cmdlines(name: str) -> list[str]:
     return found
 
 
+ORIGINAL_LEGEND = """\
+legend - "the original's status path REBUILT": not the original package (it ships
+through GitHub releases, not the package index, so it cannot be installed here)
+but its status path rebuilt from ANCHOR.md section 1.5 with the libraries it uses
+(benchmarks/_original_path.py). Reproduced: aio-pika publisher with confirms; hub
+consuming the stream (prefetch 200, offset last), one asyncio task per message
+under a per-task_id lock, SET NX EX of the dedupe marker then one pipeline
+LPUSH + LTRIM + EXPIRE + PUBLISH (redis-py), ack after; SSE subscribing a redis-py
+PubSub, replaying the LRANGE history and skipping ids already sent. Differs: its
+SSE response is sse-starlette's EventSourceResponse on uvicorn (h11, no uvloop)
+as configured by this rebuild (ping interval, headers), not the original's own
+response code."""
+
+
 def _sse_case(args: argparse.Namespace, url: str, broker: str | None, rate: float,
               case: str) -> tuple[SseLatency, str]:  # fmt: skip
     if case == "original":
@@ -362,7 +382,10 @@ def _sse_case(args: argparse.Namespace, url: str, broker: str | None, rate: floa
             bench_original_latency, url, rate, args.sse_seconds, broker,
             args.sse_min_events, backend="asyncio",
         )  # fmt: skip
-        return lat, "the original's design: aio-pika, redis-py, sse-starlette, uvicorn"
+        return (
+            lat,
+            "the original's status path REBUILT (see the legend): aio-pika, redis-py, sse-starlette, uvicorn",
+        )
     if case == "uvicorn":
         lat = anyio.run(
             bench_sse_latency, url, rate, args.sse_seconds, broker,
@@ -410,6 +433,10 @@ def main(argv: list[str]) -> int:
         help="runs per SSE latency case, interleaved and pooled (the box drifts: one run "
         "of 400 events gives a noisy p99)",
     )  # fmt: skip
+    parser.add_argument(
+        "--hub-rounds", type=int, default=3,
+        help="rounds of the RabbitMQ-stream hub and its fair reference, interleaved",
+    )  # fmt: skip
     parser.add_argument("--idle", type=int, default=2000, help="idle SSE connections (0: skip)")
     args = parser.parse_args(argv)
     url = _redis_url()
@@ -426,9 +453,22 @@ def main(argv: list[str]) -> int:
     amqp = os.environ.get("RELAYNA_TEST_AMQP_URL")
     if amqp:
         print(f"RabbitMQ scheduler busy-wait: {_erlang_busy_wait()}")
-        hub_amqp = anyio.run(bench_hub, url, n, amqp, backend=args.backend)
+        from benchmarks._hub_reference import bench_hub_reference
+
+        fill = partial(_fill_stream, n=n)
+        hubs: list[float] = []
+        refs: list[float] = []
+        for _ in range(args.hub_rounds):  # interleaved: hub, reference, hub, ...
+            hubs.append(anyio.run(bench_hub, url, n, amqp, backend=args.backend))
+            refs.append(anyio.run(bench_hub_reference, url, n, amqp, fill, backend="asyncio"))
+        hub_amqp, ref = statistics.median(hubs), statistics.median(refs)
+        print(f"fair reference RabbitMQ-stream->Redis (aiormq consumer + redis-py pipelined "
+              f"EVALSHA x128, asyncio): {ref:10.0f} events/s  "
+              f"(range {min(refs):.0f}-{max(refs):.0f}; benchmarks/_hub_reference.py)")  # fmt: skip
         print(f"relayna StatusHub RabbitMQ-stream->Redis ({args.backend}) : {hub_amqp:10.0f} "
-              f"events/s  ratio {hub_amqp / raw:.2f}  (RabbitMQ shares the CPUs)")  # fmt: skip
+              f"events/s  (range {min(hubs):.0f}-{max(hubs):.0f})  {hub_amqp / ref:.2f}x the fair "
+              f"reference (target >= 1.2x), {hub_amqp / raw:.2f}x the one-EVALSHA loop; "
+              f"medians of {args.hub_rounds} interleaved rounds; RabbitMQ shares the CPUs")  # fmt: skip
         from benchmarks._broker_floor import stream_hop_latency
 
         adapters = ["native", "aiormq"] if args.backend == "asyncio" else ["native"]
@@ -443,6 +483,8 @@ def main(argv: list[str]) -> int:
                 )  # fmt: skip
                 print(f"broker floor publish->stream->consumer @ {rate:5.0f} ev/s ({count}, "
                       f"{adapter}, {args.backend}): p50 {p50:6.2f} ms  p99 {p99:6.2f} ms")  # fmt: skip
+    if amqp and args.backend == "asyncio":
+        print(ORIGINAL_LEGEND)
     for path, broker in (("store->SSE", None), ("publish->hub->SSE", amqp)):
         if path == "store->SSE" or broker is not None:
             _sse_rows(args, url, path, broker)
