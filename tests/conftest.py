@@ -132,12 +132,30 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         report.longrepr = f"skipped in CI, which is not allowed: {report.longrepr}"
 
 
+#: marker -> the environment switch that runs it; deselected (not skipped) without it.
+_TIERS = {"soak": "RELAYNA_SOAK", "slow_tier": "RELAYNA_SLOW_TIER"}
+
+
+def _left_out(config: pytest.Config, item: pytest.Item) -> bool:
+    if item.get_closest_marker("soak") is not None:
+        return os.environ.get("RELAYNA_SOAK") != "1"
+    if item.get_closest_marker("slow_tier") is not None:
+        # Naming files or directories runs their slow-tier tests: only the
+        # default whole-suite run (no paths, pytest's testpaths) leaves them out.
+        whole_suite = config.args_source is not pytest.Config.ArgsSource.ARGS
+        return whole_suite and os.environ.get("RELAYNA_SLOW_TIER") != "1"
+    return False
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The soak (marker ``soak``) runs only when ``RELAYNA_SOAK=1``: it is the slow
-    tier, its own step of ``.ci/run``. Elsewhere it is deselected (not skipped)."""
-    if os.environ.get("RELAYNA_SOAK") == "1":
-        return
-    soak = [item for item in items if item.get_closest_marker("soak") is not None]
-    if soak:
-        config.hook.pytest_deselected(items=soak)
-        items[:] = [item for item in items if item.get_closest_marker("soak") is None]
+    """Two tiers leave the default run (``scripts/test`` with no paths) and are
+    steps of their own in ``.ci/run``: the soak (marker ``soak``, only with
+    ``RELAYNA_SOAK=1``) and the slow tier (marker ``slow_tier``: tests of tens of
+    seconds each, such as schemathesis runs and whole-system browser tests; with
+    ``RELAYNA_SLOW_TIER=1``, or when the run names their files). Left out means
+    deselected, never skipped, so CI still runs every test."""
+    left_out = [item for item in items if _left_out(config, item)]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        dropped = set(map(id, left_out))
+        items[:] = [item for item in items if id(item) not in dropped]

@@ -40,6 +40,9 @@ from relayna.api import serving
 from relayna_studio import open_studio, studio_app
 from studio_support import TableResolver, settings_for
 
+# Tens of seconds per test: the slow tier (its own step of .ci/run; see tests/conftest.py).
+pytestmark = pytest.mark.slow_tier
+
 # The runner relayna's own schemathesis test uses (tests/ is not on this suite's path).
 _RUNNER = Path(__file__).resolve().parents[2] / "tests/_schemathesis_run.py"
 _spec = importlib.util.spec_from_file_location("_schemathesis_run", _RUNNER)

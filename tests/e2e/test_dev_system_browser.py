@@ -26,7 +26,8 @@ from services import free_port
 import studio_ui  # scripts/ is on sys.path (tests/conftest.py)
 from _dev_process import relayna_dev  # tests/ is on sys.path (rootdir conftest)
 
-pytestmark = pytest.mark.timeout(300)
+# Tens of seconds per test: the slow tier (its own step of .ci/run; see tests/conftest.py).
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow_tier]
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "dev-system"

@@ -25,6 +25,9 @@ from services import free_port  # scripts/ is on sys.path (tests/conftest.py)
 
 from _dev_process import relayna_dev  # tests/ is on sys.path (rootdir conftest)
 
+# Tens of seconds per test: the slow tier (its own step of .ci/run; see tests/conftest.py).
+pytestmark = pytest.mark.slow_tier
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -41,6 +41,9 @@ from _schemathesis_run import (
 )
 from relayna.devserver import DevConfig, run_dev
 
+# Tens of seconds per test: the slow tier (its own step of .ci/run; see tests/conftest.py).
+pytestmark = pytest.mark.slow_tier
+
 #: Cases per operation and generation mode, by transports (the closing note
 #: quotes the totals; real servers cost more per case, the contract is the same).
 EXAMPLES = {"memory": 30, "real": 15}
