@@ -14,8 +14,12 @@ across processes on Linux).
   makes the server write the events through ``StatusStore.write``
   (``--store memory`` by default, so the store does not dominate; ``redis``
   uses ``RELAYNA_TEST_REDIS_URL``).
-* ``relayna-stock`` (``--stock``): ``open_status_stream`` behind
-  sse-starlette's ``EventSourceResponse`` instead of relayna's response.
+* ``relayna-stock`` (on by default; ``--no-stock`` leaves it out):
+  ``open_status_stream`` behind sse-starlette's ``EventSourceResponse`` instead
+  of relayna's response - the same store write and fan-out, so relayna vs
+  relayna-stock compares the **SSE response alone** (the like-with-like row
+  printed last). ``bare`` does less work (no store write, no fan-out): it is a
+  floor, not a competitor.
 * ``bare-fastpath``, ``asgi-fastpath`` (``--fastpath``, trio only): with
   hypercorn's trio send path patched not to yield on a send that does not
   block (see :mod:`benchmarks._sse_bare`); compared against the same kind on
@@ -28,7 +32,7 @@ the client). Runs are interleaved (kind x backend inside each repetition);
 the table shows min - max over the repetitions.
 
 ``python -m benchmarks sse [--reps 3] [--events 20000] [--store memory|redis]
-[--kinds bare,relayna] [--stock] [--fastpath] [--seconds 10]``
+[--kinds bare,relayna] [--no-stock] [--fastpath] [--seconds 10]``
 """
 
 from __future__ import annotations
@@ -163,16 +167,21 @@ def _span(values: list[float], fmt: str = "{:.2f}") -> str:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks sse")
-    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--reps", type=int, default=3, help="interleaved repetitions")
     parser.add_argument("--events", type=int, default=20_000, help="throughput run size")
     parser.add_argument("--seconds", type=float, default=10.0, help="latency run at 20 ev/s")
     parser.add_argument("--store", choices=["memory", "redis"], default="memory")
-    parser.add_argument("--kinds", default="bare,relayna")
-    parser.add_argument("--stock", action="store_true", help="also relayna-stock")
+    parser.add_argument("--kinds", default="bare,relayna", help="comma-separated server kinds")
+    parser.add_argument(
+        "--no-stock",
+        dest="stock",
+        action="store_false",
+        help="leave out relayna-stock (relayna's stream behind sse-starlette's response)",
+    )
     parser.add_argument(
         "--fastpath", action="store_true", help="also KIND-fastpath (trio) of bare and asgi"
     )
-    parser.add_argument("--backends", default="asyncio,trio")
+    parser.add_argument("--backends", default="asyncio,trio", help="comma-separated backends")
     args = parser.parse_args(argv)
     store_url = "memory://"
     if args.store == "redis":
@@ -213,7 +222,8 @@ def main(argv: list[str]) -> int:
         for server in servers.values():
             server.close()
 
-    print(f"\nSSE delivery, hypercorn, {args.reps} runs (min - max), store {args.store}")
+    print(f"\nSSE delivery, hypercorn, {args.reps} runs (min - max), store {args.store}; "
+          "bare = a floor (a generator only: no store write, no fan-out)")  # fmt: skip
     print(f"{'server':>22} | {'throughput ev/s':>17} | {'CPU µs/ev':>11} | "
           f"{'20 ev/s p50 / p99 ms':>25} | {'500 ev/s p50 / p99 ms':>25}")  # fmt: skip
     for (kind, backend), out in results.items():
@@ -237,6 +247,18 @@ def main(argv: list[str]) -> int:
         ]
         print(f"trio / asyncio {kind:>13}: throughput {_span(ratios)} x "
               f"(per run), CPU-per-event efficiency {_span(cpu)} x")  # fmt: skip
+    for backend in backends:  # like with like: the same stream, two SSE responses
+        ours, stock = results.get(("relayna", backend)), results.get(("relayna-stock", backend))
+        if ours is None or stock is None:
+            continue
+        tput = [o.rate / k.rate for o, k in zip(ours["tput"], stock["tput"], strict=True)]
+        cpu = [
+            (k.cpu_s / k.events) / (o.cpu_s / o.events) if o.cpu_s else float("nan")
+            for o, k in zip(ours["tput"], stock["tput"], strict=True)
+        ]
+        print(f"relayna's SSE response / sse-starlette's, same stream and store work "
+              f"({backend}): throughput {_span(tput)} x, CPU-per-event efficiency "
+              f"{_span(cpu)} x (per run)")  # fmt: skip
     return 0
 
 
