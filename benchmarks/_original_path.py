@@ -29,7 +29,8 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-__all__ = ["original_path", "serve_uvicorn"]
+__all__ = ["original_hub", "original_path", "serve_uvicorn"]
+
 
 TTL = 86_400
 MAXLEN = 50
@@ -40,11 +41,11 @@ def _keys(prefix: str, task_id: str) -> tuple[str, str]:
     return f"{prefix}:history:{task_id}", f"{prefix}:channel:{task_id}"
 
 
-async def _store(redis: Any, prefix: str, event: dict[str, Any]) -> None:
+async def _store(redis: Any, prefix: str, event: dict[str, Any]) -> bool:
     task_id = event["task_id"]
     marker = f"{prefix}:event:{task_id}:{event['event_id']}"
     if not await redis.set(marker, "1", nx=True, ex=TTL):
-        return  # duplicate
+        return False  # duplicate
     history, channel = _keys(prefix, task_id)
     payload = json.dumps(event)
     async with redis.pipeline(transaction=False) as pipe:
@@ -53,9 +54,14 @@ async def _store(redis: Any, prefix: str, event: dict[str, Any]) -> None:
         pipe.expire(history, TTL)
         pipe.publish(channel, payload)
         await pipe.execute()
+    return True
 
 
-async def _hub(queue: Any, redis: Any, prefix: str) -> None:
+async def _hub(
+    queue: Any, redis: Any, prefix: str, on_stored: Callable[[], None] | None = None
+) -> None:
+    """The original's hub; ``on_stored`` is called after each event stored (not
+    for duplicates): the end-to-end benchmark's clock."""
     locks: dict[str, asyncio.Lock] = {}
     running: set[asyncio.Task[None]] = set()
 
@@ -64,14 +70,19 @@ async def _hub(queue: Any, redis: Any, prefix: str) -> None:
         event.get("meta", {}).pop("auth_token", None)
         lock = locks.setdefault(event["task_id"], asyncio.Lock())
         async with lock:
-            await _store(redis, prefix, event)
+            stored = await _store(redis, prefix, event)
         await message.ack()
+        if stored and on_stored is not None:
+            on_stored()
 
     async with queue.iterator(arguments={"x-stream-offset": "last"}) as messages:
         async for message in messages:
             task = asyncio.create_task(handle(message))
             running.add(task)
             task.add_done_callback(running.discard)
+
+
+original_hub = _hub
 
 
 def _app(redis: Any, prefix: str) -> Any:
