@@ -245,26 +245,38 @@ async def bench_federation(redis_url: str, requests: int) -> list[str]:
                 "studio GET /studio/tasks/svc/{id} (detail)": (studio, "/studio/tasks/svc/t1"),
             }
             times: dict[str, list[float]] = {k: [] for k in kinds}
+            cpu: dict[str, float] = dict.fromkeys(kinds, 0.0)
             for _ in range(20):
                 for client, path in kinds.values():
                     await client.get(path)
             for _ in range(requests):
                 for name, (client, path) in kinds.items():
-                    t0 = time.perf_counter()
+                    c0, t0 = time.process_time(), time.perf_counter()
                     r = await client.get(path)
                     times[name].append((time.perf_counter() - t0) * 1000)
+                    cpu[name] += time.process_time() - c0
                     assert r.status_code == 200, r.text
     ref = times["direct GET /status/{id}"]
     hop = times["minimal proxy GET /status/{id}"]
+    ref_cpu = cpu["direct GET /status/{id}"] * 1000 / requests
     rows = ["(a) federation overhead, ms per request (sequential, keep-alive)"]
-    rows.append(f"  {'route':<48} {'p50':>7} {'p99':>7} {'+p50':>7} {'+p99':>7} {'-proxy p50':>10}")
+    rows.append(
+        f"  {'route':<44} {'p50':>6} {'p99':>6} {'+p50':>6} {'+p99':>6} {'-proxy p50':>10}"
+        f" {'cpu':>5} {'+cpu':>5}"
+    )
     for name, values in times.items():
+        mean_cpu = cpu[name] * 1000 / requests
+        p50, p99 = _pct(values, 0.5), _pct(values, 0.99)
         rows.append(
-            f"  {name:<48} {_pct(values, 0.5):7.2f} {_pct(values, 0.99):7.2f} "
-            f"{_pct(values, 0.5) - _pct(ref, 0.5):7.2f} {_pct(values, 0.99) - _pct(ref, 0.99):7.2f}"
-            f" {_pct(values, 0.5) - _pct(hop, 0.5):10.2f}"
+            f"  {name:<44} {p50:6.2f} {p99:6.2f} {p50 - _pct(ref, 0.5):6.2f}"
+            f" {p99 - _pct(ref, 0.99):6.2f} {p50 - _pct(hop, 0.5):10.2f}"
+            f" {mean_cpu:5.2f} {mean_cpu - ref_cpu:5.2f}"
         )
-    rows.append("  (+ = added to the direct call; -proxy = added beyond the minimal proxy's hop)")
+    rows.append(
+        "  (+ = added to the direct call; -proxy = added beyond the minimal proxy's hop;"
+        " cpu = mean CPU time of this process per request: client, Studio and service"
+        " share it, so on a busy machine the latency grows with it)"
+    )
     return rows
 
 
