@@ -9,6 +9,7 @@ registration) or 502/504 (at request time) with **0 canary hits**.
 
 from __future__ import annotations
 
+import gzip
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -40,6 +41,15 @@ def upstream_app(canary_port: int, big: int) -> Starlette:
     async def huge(request: Request) -> Response:
         return Response(b'{"x":"' + b"a" * big + b'"}', media_type="application/json")
 
+    async def bomb(request: Request) -> Response:
+        """A few hundred bytes on the wire, ``big`` bytes once decoded."""
+        body = gzip.compress(b'{"x":"' + b"a" * big + b'"}')
+        return Response(body, media_type="application/json", headers={"content-encoding": "gzip"})
+
+    async def gzipped(request: Request) -> Response:
+        body = gzip.compress(b'{"supported_routes": ["status.latest"], "feature_flags": []}')
+        return Response(body, media_type="application/json", headers={"content-encoding": "gzip"})
+
     async def drip(request: Request) -> Response:
         async def body() -> AsyncIterator[bytes]:
             for _ in range(100):
@@ -54,6 +64,8 @@ def upstream_app(canary_port: int, big: int) -> Starlette:
             Route("/redirect/relayna/capabilities", redirect),
             Route("/huge/relayna/capabilities", huge),
             Route("/drip/relayna/capabilities", drip),
+            Route("/bomb/relayna/capabilities", bomb),
+            Route("/gzipped/relayna/capabilities", gzipped),
         ]
     )
 
@@ -254,12 +266,20 @@ async def test_every_outbound_path_refuses_and_pins(
                     health = (await client.post(f"/studio/services/old{i}/health/refresh")).json()
                     assert health["http_status"]["state"] == "unreachable"
 
+                # a gzip-encoded answer is decoded (and counted decoded: the bomb below)
+                gz = await register("gz", f"http://good.test:{good_port}/gzipped")
+                assert gz.status_code == 201
+                gz_refresh = await client.post("/studio/services/gz/refresh")
+                assert gz_refresh.status_code == 200, gz_refresh.text
+                assert gz_refresh.json()["capabilities"]["supported_routes"] == ["status.latest"]
+
                 # redirects are answers, never followed
                 for i, (suffix, code, status) in enumerate(
                     [
                         ("redirect", "capability_refresh_failed", 502),
                         ("huge", "upstream_response_too_large", 502),
                         ("drip", "upstream_timeout", 504),
+                        ("bomb", "upstream_response_too_large", 502),
                     ]
                 ):
                     url = f"http://good.test:{good_port}/{suffix}"

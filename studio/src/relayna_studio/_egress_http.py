@@ -13,7 +13,9 @@ Also bounded here: redirects are never followed (``follow_redirects=False``),
 proxies from the environment are ignored (``trust_env=False``: a proxy would
 resolve the name itself), every request runs under one overall deadline
 (slow-drip responses included), and a response body larger than
-``max_response_bytes`` is cut off and reported.
+``max_response_bytes`` is cut off and reported. :meth:`EgressClient.request`
+sends on the same pool without httpx's client layer (``_egress_wire``: the
+federation hot path); :meth:`EgressClient.stream` (SSE relays) uses httpx.
 
 Why a replaced private attribute: ``httpx.AsyncHTTPTransport`` builds its
 ``httpcore.AsyncConnectionPool`` without a ``network_backend`` argument, so
@@ -39,6 +41,7 @@ import httpx
 from relayna.contracts import loads
 from relayna.errors import ContractError
 from relayna_studio._egress import EgressPolicy, IPAddress
+from relayna_studio._egress_wire import TooLarge, send
 from relayna_studio._errors import EgressDenied, UpstreamError
 
 __all__ = [
@@ -178,12 +181,14 @@ class EgressClient:
         http: httpx.AsyncClient,
         backend: PinnedBackend,
         *,
+        pool: httpcore.AsyncConnectionPool,
         deadline: float,
         max_response_bytes: int,
         on_request: Callable[[str], None] | None = None,
     ) -> None:
         self.http = http
         self.backend = backend
+        self.pool = pool
         self.deadline = deadline
         self.max_response_bytes = max_response_bytes
         self.on_request = on_request
@@ -215,35 +220,26 @@ class EgressClient:
             send_headers.setdefault("content-type", "application/json")
         try:
             with anyio.fail_after(deadline):
-                request = self.http.build_request(
-                    method, url, params=params, content=content, headers=send_headers
+                status, received, body = await send(
+                    self.pool,
+                    method,
+                    url,
+                    params=params,
+                    content=content,
+                    headers=send_headers,
+                    io_timeout=deadline,
+                    max_bytes=self.max_response_bytes,
                 )
-                response = await self.http.send(request, stream=True)
-                try:
-                    body = await self._read_bounded(response, service_id)
-                finally:
-                    await response.aclose()
-        except (EgressDenied, TimeoutError, httpx.HTTPError) as exc:
+        except TooLarge:
+            raise _too_large(self.max_response_bytes, service_id) from None
+        except (EgressDenied, TimeoutError, httpx.HTTPError, httpx.InvalidURL, *_WIRE) as exc:
             raise upstream_error(exc, service_id, deadline) from exc
         return EgressResponse(
-            status_code=response.status_code,
-            headers=response.headers,
+            status_code=status,
+            headers=received,
             content=body,
             elapsed=time.perf_counter() - started,
         )
-
-    async def _read_bounded(self, response: httpx.Response, service_id: str | None) -> bytes:
-        declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_response_bytes:
-            raise _too_large(self.max_response_bytes, service_id)
-        body = bytearray()
-        # decoded bytes (gzip from Prometheus or Loki is undone here), counted as
-        # they are decoded, so a compression bomb stops at the same limit
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > self.max_response_bytes:
-                raise _too_large(self.max_response_bytes, service_id)
-        return bytes(body)
 
     @asynccontextmanager
     async def stream(
@@ -278,9 +274,18 @@ class EgressClient:
                 await response.aclose()
 
 
-def upstream_error(
-    exc: EgressDenied | TimeoutError | httpx.HTTPError, service_id: str | None, deadline: float
-) -> UpstreamError:
+#: What the connection pool raises (httpx maps these to its own types; :func:`send`
+#: calls the pool directly).
+_WIRE = (
+    httpcore.TimeoutException,
+    httpcore.NetworkError,
+    httpcore.ProtocolError,
+    httpcore.UnsupportedProtocol,
+    httpcore.ProxyError,
+)
+
+
+def upstream_error(exc: Exception, service_id: str | None, deadline: float) -> UpstreamError:
     """The FederatedError for a failure of the egress path itself."""
     if isinstance(exc, EgressDenied):
         return UpstreamError(
@@ -289,7 +294,7 @@ def upstream_error(
             code="upstream_policy_violation",
             service_id=service_id,
         )
-    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+    if isinstance(exc, TimeoutError | httpx.TimeoutException | httpcore.TimeoutException):
         return UpstreamError(
             f"no complete answer within {deadline:g}s",
             status=504,
@@ -346,7 +351,7 @@ async def open_egress_client(
     backend = PinnedBackend(policy, resolver or SystemResolver())
     ssl_context = httpx.create_ssl_context(trust_env=False)
     transport = httpx.AsyncHTTPTransport(trust_env=False)
-    transport._pool = httpcore.AsyncConnectionPool(
+    pool = transport._pool = httpcore.AsyncConnectionPool(
         ssl_context=ssl_context,
         max_connections=max_connections,
         max_keepalive_connections=min(max_connections, 100),
@@ -362,7 +367,7 @@ async def open_egress_client(
     )
     try:
         yield EgressClient(
-            client, backend, deadline=deadline, max_response_bytes=max_response_bytes
+            client, backend, pool=pool, deadline=deadline, max_response_bytes=max_response_bytes
         )
     finally:
         with anyio.CancelScope(shield=True), anyio.move_on_after(5.0):
