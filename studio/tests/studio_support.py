@@ -108,6 +108,24 @@ class Studio:
     def headers(self, token: str | None) -> dict[str, str]:
         return {} if token is None else {"authorization": f"Bearer {token}"}
 
+    async def register(
+        self, service_id: str, url: str, headers: dict[str, str] | None = None
+    ) -> None:
+        """Register the service listening at ``url`` as ``service_id``, reached as
+        ``{service_id}.test`` on that port (a :class:`TableResolver` maps the name)."""
+        created = await self.client.post(
+            "/studio/services",
+            headers=headers or {},
+            json={
+                "service_id": service_id,
+                "name": service_id,
+                "base_url": f"http://{service_id}.test:{url.rsplit(':', 1)[1]}",
+                "environment": "test",
+                "auth_mode": "internal_network",
+            },
+        )
+        assert created.status_code == 201, created.text
+
 
 @asynccontextmanager
 async def open_test_studio(

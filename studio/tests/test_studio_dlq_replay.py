@@ -30,7 +30,7 @@ from relayna.consumer import DLQRecord, make_dlq_record
 from relayna.contracts import headers as h
 from relayna.dlq import DLQStore, DLQStoreConfig
 from relayna.transport import QueueSpec
-from studio_support import Studio, TableResolver, open_test_studio, settings_for
+from studio_support import TableResolver, open_test_studio, settings_for
 
 pytestmark = pytest.mark.anyio
 
@@ -79,22 +79,6 @@ async def dlq_service(prefix: str) -> AsyncIterator[tuple[str, RelaynaRuntime, D
             yield url, runtime, DLQStore(runtime.store, config)
 
 
-async def register(studio: Studio, url: str, headers: dict[str, str] | None = None) -> None:
-    """Register the service at ``url`` as ``orders`` (reached as orders.test)."""
-    created = await studio.client.post(
-        "/studio/services",
-        headers=headers or {},
-        json={
-            "service_id": "orders",
-            "name": "orders",
-            "base_url": f"http://orders.test:{url.rsplit(':', 1)[1]}",
-            "environment": "test",
-            "auth_mode": "internal_network",
-        },
-    )
-    assert created.status_code == 201, created.text
-
-
 async def test_an_operator_replays_a_dead_letter_through_studio() -> None:
     prefix = uuid.uuid4().hex[:8]
     settings = settings_for(
@@ -112,7 +96,7 @@ async def test_an_operator_replays_a_dead_letter_through_studio() -> None:
         ):
             roles = await studio.role_headers()
             admin, operator, reader = roles["admin"], roles["operator"], roles["reader"]
-            await register(studio, url, admin)
+            await studio.register("orders", url, admin)
             refreshed = await studio.client.post("/studio/services/orders/refresh", headers=admin)
             assert refreshed.status_code == 200, refreshed.text
             capabilities = refreshed.json()["capabilities"]
@@ -200,7 +184,7 @@ async def test_bad_replay_input_is_422_before_any_call(query: dict[str, str], wh
             dlq_service(f"dlq-{prefix}") as (url, service, records),
             open_test_studio(settings, resolver=resolver) as studio,
         ):
-            await register(studio, url)
+            await studio.register("orders", url)
             record = dlq_record(2)
             await records.add(record)
             answer = await studio.client.post(

@@ -246,3 +246,30 @@ def test_a_reader_cannot_replay_or_change_the_registry(
         f"{studio}/studio/services/demo", headers={"authorization": f"Bearer {tokens['reader']}"}
     )
     assert answer.status == 403, answer.text()
+
+
+def test_an_operator_cancels_a_running_task_from_its_page(
+    slow_stack: dict[str, Any], page: Page
+) -> None:
+    """relayna dev's demo service (the cancel route in its capabilities): the task page's
+    Cancel button, its confirm dialog, and the timeline ending ``cancelled`` live."""
+    studio, service = slow_stack["studio"], slow_stack["service"]
+    register(page, studio, "demo", service)
+    expect(page).to_have_url(f"{studio}/services/demo")
+    refreshed = page.request.post(f"{studio}/studio/services/demo/refresh")  # read its routes now
+    assert "tasks.cancel" in refreshed.json()["capabilities"]["supported_routes"]
+    task_id = submit(service, "ok", steps=20)  # about 20 s: it is cancelled long before
+    page.goto(f"{studio}/tasks/demo/{task_id}")
+    timeline = page.get_by_test_id("timeline")
+    expect(timeline.locator("li[data-status='running']").first).to_be_visible(timeout=30_000)
+    page.get_by_role("button", name="Cancel task").click()
+    dialog = page.get_by_role("dialog", name=f"Cancel {task_id}?")
+    expect(dialog).to_be_visible()
+    check_axe(page)
+    page.screenshot(path=str(ARTIFACTS / "task-cancel-dialog.png"), full_page=True)
+    dialog.get_by_role("button", name="Yes, cancel it").click()
+    expect(timeline.locator("li[data-status='cancelled']")).to_have_count(1, timeout=30_000)
+    expect(page.get_by_role("button", name="Cancel task")).to_have_count(0)
+    statuses = timeline.locator("li").evaluate_all("els => els.map(e => e.dataset.status)")
+    assert statuses[-1] == "cancelled", statuses
+    assert "completed" not in statuses

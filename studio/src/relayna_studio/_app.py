@@ -42,6 +42,7 @@ from relayna_studio._leases import Leases
 from relayna_studio._notify import run_notifications
 from relayna_studio._pull_sync import pull_sync
 from relayna_studio._routes_auth import auth_routes
+from relayna_studio._routes_cancel import cancel_routes
 from relayna_studio._routes_events import event_routes
 from relayna_studio._routes_federation import federation_routes
 from relayna_studio._routes_graphs import graph_routes
@@ -75,6 +76,7 @@ def studio_routes() -> list[BaseRoute]:
         *event_routes(),
         *federation_routes(),
         *graph_routes(),
+        *cancel_routes(),
         *telemetry_routes(),
         *notify_routes(),
         document(

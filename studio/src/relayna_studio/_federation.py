@@ -54,6 +54,7 @@ ROUTE_IDS: dict[str, tuple[str, ...]] = {
     "dlq.messages": ("dlq.messages",),
     "dlq.replay": ("dlq.replay",),
     "tasks.submit": ("tasks.submit",),
+    "tasks.cancel": ("tasks.cancel",),
     "broker.dlq.messages": ("broker.dlq.messages",),
     "failed_tasks.list": ("failed_tasks.list",),
     "failed_tasks.detail": ("failed_tasks.detail",),

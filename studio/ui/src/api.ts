@@ -4,6 +4,7 @@ import type {
   ApiToken,
   AuditEntry,
   BrokerDlqMessage,
+  CancelResult,
   ControlPlaneEvent,
   CreatedToken,
   DlqMessageSummary,
@@ -201,6 +202,8 @@ export function createApi({ token, fetch: fetchImpl }: ApiOptions) {
     gatewayServices: () => get<{ count: number; services: GatewayServiceExport[] }>("/studio/gateway/services"),
     // tasks
     searchTasks: (q: Query) => get<Page<TaskSearchDocument>>("/studio/tasks/search", q),
+    cancelTask: (sid: string, tid: string, reason?: string) =>
+      request<CancelResult>("POST", `/studio/services/${enc(sid)}/tasks/${enc(tid)}/cancel`, { body: reason ? { reason } : undefined }),
     submitTask: (sid: string, body: SubmitTaskRequest) => request<SubmitTaskResult>("POST", `/studio/services/${enc(sid)}/tasks`, { body }),
     taskDetail: async (sid: string, tid: string) => normalizeTaskDetail(await get<TaskDetailWire>(`/studio/tasks/${enc(sid)}/${enc(tid)}`, { join: "all" })),
     taskGraph: (sid: string, tid: string) => get<ExecutionGraph>(`/studio/services/${enc(sid)}/executions/${enc(tid)}/graph`),

@@ -103,7 +103,7 @@ export function defaultSleep(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 /** Statuses that end a task: the server closes the stream after one. */
-export const TERMINAL_STATUSES = new Set(["completed", "failed"]);
+export const TERMINAL_STATUSES = new Set(["completed", "failed", "cancelled", "expired"]);
 
 /**
  * Follow an SSE URL until `signal` aborts or the server ends the stream after a

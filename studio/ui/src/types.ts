@@ -231,6 +231,15 @@ export interface BrokerDlqMessage {
   [key: string]: Json | undefined;
 }
 
+/** Studio's answer to a task cancel (relayna's 202 body). */
+export interface CancelResult {
+  service_id: string;
+  task_id: string;
+  state: "requested" | "pending";
+  reason: string | null;
+  status: null;
+}
+
 export interface ReplayResult {
   dlq_id: string;
   target_queue_name: string;

@@ -4,6 +4,7 @@
 import { useQuery } from "@tanstack/react-query";
 import { lazy, Suspense, useMemo, useState } from "react";
 import { Link, useParams } from "react-router-dom";
+import { CancelTask } from "../components/CancelTask";
 import { TableHead } from "../components/filters";
 import { useApi } from "../auth";
 import { LogView } from "../components/LogView";
@@ -47,6 +48,7 @@ export default function TaskDetail() {
         </div>
         <div className="head-status">
           <Badge status={latest?.status ?? "unknown"} />
+          {detail.isSuccess ? <CancelTask serviceId={serviceId} taskId={taskId} status={latest?.status} /> : null}
           <span className={`live-state live-${live.state}`} role="status" aria-live="polite">
             {live.state === "open" ? "live" : live.state === "reconnecting" ? "reconnecting…" : live.state === "closed" ? "stream ended" : "connecting…"}
           </span>
