@@ -65,8 +65,7 @@ def slow_app(effects: list[str], started: anyio.Event) -> relayna.App:
     async def slow(ctx: TaskContext, payload: dict[str, Any]) -> None:
         started.set()
         try:
-            await anyio.sleep(60)
-            effects.append("finished")
+            await anyio.sleep_forever()  # only a cancel ends it
         finally:
             effects.append("finally")
 
