@@ -49,13 +49,7 @@ async def studio_with_roles(prefix: str) -> AsyncIterator[tuple[Studio, dict[str
     )
     resolver = TableResolver({"svc.test": [HOST]})
     async with open_test_studio(settings, resolver=resolver) as studio:
-        headers = {}
-        for role in ("reader", "operator", "admin"):
-            token, _ = await studio.runtime.tokens.create(
-                name=f"t-{role}", role=role, created_by="test"
-            )
-            headers[role] = studio.headers(token)
-        yield studio, headers
+        yield studio, await studio.role_headers()
 
 
 def slow_app(effects: list[str], started: anyio.Event) -> relayna.App:
