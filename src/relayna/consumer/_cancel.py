@@ -59,20 +59,29 @@ logger = logging.getLogger("relayna.consumer")
 
 @attrs.define(eq=False)
 class Running:
-    """One handler run a cancel can reach."""
+    """One handler run a cancel can reach (``ctx``: attached once the context exists)."""
 
     task_id: str
     batch_id: str | None
-    ctx: TaskContext
+    ctx: TaskContext | None = None
     scope: CancelScope = attrs.field(factory=CancelScope)
+    _reason: str | None = None
 
     @property
     def reason(self) -> str | None:
-        return self.ctx.cancel_reason
+        return self._reason
+
+    def attach(self, ctx: TaskContext) -> None:
+        """Give the run its context (a cancel that came before shows in ``ctx.cancelled``)."""
+        self.ctx = ctx
+        if self._reason is not None and ctx.cancel_reason is None:
+            ctx.cancel_reason = self._reason
 
     def cancel(self, reason: str) -> None:
         """Mark the context cancelled (sync handlers poll it), then cancel the scope."""
-        if self.ctx.cancel_reason is None:
+        if self._reason is None:
+            self._reason = reason
+        if self.ctx is not None and self.ctx.cancel_reason is None:
             self.ctx.cancel_reason = reason
         self.scope.cancel()
 
@@ -96,7 +105,9 @@ class InFlight:
         return len({id(r) for runs in self._by_key.values() for r in runs})
 
     @contextmanager
-    def track(self, task_id: str, batch_id: str | None, ctx: TaskContext) -> Iterator[Running]:
+    def track(
+        self, task_id: str, batch_id: str | None, ctx: TaskContext | None = None
+    ) -> Iterator[Running]:
         run = Running(task_id=task_id, batch_id=batch_id, ctx=ctx)
         keys = [task_id] if batch_id is None or batch_id == task_id else [task_id, batch_id]
         for key in keys:

@@ -222,15 +222,19 @@ class TaskContext:
             ContractError: invalid task or deadline (see
                 :meth:`~relayna.rabbitmq.RelaynaClient.publish_task`).
         """
-        merged = with_deadline(headers, deadline=deadline, timeout=timeout)
-        if self.deadline is not None:
-            own = merged.get(h.DEADLINE) if merged else None
-            inherited = format_deadline(self.deadline)
-            table = dict(merged or {})
-            # ISO 8601 UTC with fixed width: text order is time order.
-            table[h.DEADLINE] = inherited if own is None else min(own, inherited)
-            merged = table
+        merged = self.inherit_deadline(with_deadline(headers, deadline=deadline, timeout=timeout))
         return await self.client.publish_task(task, headers=merged)
+
+    def inherit_deadline(self, headers: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+        """``headers`` with this message's deadline, or their own if it is earlier."""
+        if self.deadline is None:
+            return headers
+        own = h.get_header(headers, h.DEADLINE) if headers else None
+        inherited = format_deadline(self.deadline)
+        table = dict(headers or {})
+        # ISO 8601 UTC with fixed width: text order is time order.
+        table[h.DEADLINE] = inherited if not isinstance(own, str) else min(own, inherited)
+        return table
 
     def heartbeat(self) -> None:
         """Record progress of a long handler (read by worker health reporting)."""

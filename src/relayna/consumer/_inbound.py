@@ -88,6 +88,8 @@ class InboundStatus(Inbound):
 @attrs.frozen
 class InboundWorkflow(Inbound):
     message: WorkflowEnvelope
+    #: The ``relayna-deadline`` header as epoch seconds (``None``: no deadline).
+    deadline: float | None = None
 
 
 def _poison(exc: ContractError) -> Poison:
@@ -222,8 +224,9 @@ def parse_workflow(
     try:
         headers, attempt = _check_envelope(properties, limits)
         message = structure(loads(body, limits=limits), WorkflowEnvelope, aliases=aliases)
+        deadline = parse_deadline(get_header(headers, h.DEADLINE))
     except ContractError as exc:
         return _poison(exc)
     except Exception as exc:  # noqa: BLE001 - the decode boundary: see decoder_failure
         return _poison(decoder_failure(exc, "workflow message"))
-    return InboundWorkflow(attempt=attempt, headers=headers, message=message)
+    return InboundWorkflow(attempt=attempt, headers=headers, message=message, deadline=deadline)

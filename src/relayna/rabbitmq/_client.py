@@ -326,13 +326,20 @@ class RelaynaClient:
         stage: str | None = None,
         *,
         headers: Mapping[str, Any] | None = None,
+        deadline: datetime | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the run's time budget
     ) -> WorkflowEnvelope:
         """Publish a workflow message to ``stage`` (default: the message's stage).
+
+        ``deadline`` / ``timeout``: the run's deadline (as for
+        :meth:`publish_task`); every hand-off of the run carries it on.
 
         Raises:
             WorkflowContractError: the stage contract forbids this message.
             TopologyError: not a workflow topology, or an unknown stage.
+            ContractError: a bad deadline (nothing is published).
         """
+        headers = with_deadline(headers, deadline=deadline, timeout=timeout)
         topology = self._workflow_topology()
         message = stage_message(message, stage, self.aliases)
         target = resolve_stage(topology, message.stage)
@@ -344,8 +351,12 @@ class RelaynaClient:
         route: str,
         *,
         headers: Mapping[str, Any] | None = None,
+        deadline: datetime | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the run's time budget
     ) -> WorkflowEnvelope:
-        """Publish a workflow message through entry route ``route`` (stage = route target)."""
+        """Publish a workflow message through entry route ``route`` (stage = route target),
+        with the run's ``deadline`` / ``timeout`` as in :meth:`publish_to_stage`."""
+        headers = with_deadline(headers, deadline=deadline, timeout=timeout)
         topology = self._workflow_topology()
         entry = resolve_entry(topology, route)
         message = entry_message(message, entry, self.aliases)
