@@ -10,6 +10,7 @@ import anyio
 
 from relayna.consumer import LeasePolicy
 from relayna.observability import MemoryObservationCollector
+from relayna.rabbitmq import CancelStore
 from relayna.topology import (
     ActionSchema,
     FanIn,
@@ -17,7 +18,7 @@ from relayna.topology import (
     SharedStatusWorkflowTopology,
     WorkflowStage,
 )
-from relayna.transport import Broker, Store
+from relayna.transport import Broker, Properties, Store
 from relayna.workflow import WorkflowConsumer, WorkflowRuns, WorkflowStoreConfig
 
 QUERY = PayloadSchema(name="query", required_fields=("q",), optional_fields=("lang",))
@@ -138,3 +139,46 @@ async def _call(predicate: Callable[[], Any]) -> Any:
     if hasattr(result, "__await__"):
         return await result
     return result
+
+
+async def drain(
+    broker: Broker, queue: str, *, limit: float = 2.0
+) -> list[tuple[bytes, Properties]]:
+    """Every message now in ``queue`` (acked)."""
+    out: list[tuple[bytes, Properties]] = []
+    info = await broker.inspect_queue(queue)
+    if info.message_count == 0:
+        return out
+    with anyio.fail_after(limit):
+        async with broker.consume(queue, prefetch=info.message_count) as consumer:
+            async for delivery in consumer:
+                out.append((delivery.body, delivery.properties))
+                await delivery.ack()
+                if len(out) == info.message_count:
+                    break
+    return out
+
+
+class Cancellable(Stack):
+    """A stack whose consumers apply cancels (keys under a per-test prefix)."""
+
+    def __init__(self, topology: SharedStatusWorkflowTopology, broker: Broker, store: Store):
+        super().__init__(topology, broker, store)
+        self.cancels = CancelStore(store, prefix=f"c-{topology.workflow_exchange}")
+        self.runs = WorkflowRuns(
+            store, topology, broker=broker, config=self.state, cancels=self.cancels
+        )
+
+    def consumer(self, stage: str, handler: Any, **kw: Any) -> WorkflowConsumer:
+        kw.setdefault("cancels", self.cancels)
+        kw.setdefault("deadline_tolerance", 0.0)
+        return super().consumer(stage, handler, **kw)
+
+
+@asynccontextmanager
+async def running(*consumers: WorkflowConsumer) -> AsyncIterator[None]:
+    async with anyio.create_task_group() as tg:
+        for consumer in consumers:
+            await tg.start(consumer.run)
+        yield
+        tg.cancel_scope.cancel()

@@ -219,12 +219,20 @@ class WorkflowRunNotFound(WorkflowError):
 
 class WorkflowConflict(WorkflowError):
     """The run's state forbids it (``code``: ``stage_running``, ``run_completed``,
-    ``nothing_to_replay``, ``nothing_to_resume``, ``join_completed``)."""
+    ``nothing_to_replay``, ``nothing_to_resume``, ``join_completed``,
+    ``run_cancelled``, ``run_ended``; ``status``: how an ended run ended)."""
 
     def __init__(
-        self, message: str, *, code: str, task_id: str | None = None, stage: str | None = None
+        self,
+        message: str,
+        *,
+        code: str,
+        task_id: str | None = None,
+        stage: str | None = None,
+        status: str | None = None,
     ) -> None:
         self.code = code
+        self.status = status
         super().__init__(message, task_id=task_id, stage=stage)
 
 

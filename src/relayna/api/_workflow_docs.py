@@ -9,7 +9,13 @@ from typing import Any
 from relayna.api._openapi import Operation, Parameter, ResponseSpec, error_responses, json_content
 from relayna.contracts import IDENTIFIER_SCHEMA
 
-__all__ = ["replay_operation", "run_operation", "stages_operation", "topology_operation"]
+__all__ = [
+    "cancel_operation",
+    "replay_operation",
+    "run_operation",
+    "stages_operation",
+    "topology_operation",
+]
 
 _TAGS = ("workflow",)
 _S = {"type": "string"}
@@ -137,6 +143,8 @@ _STAGE_STATE = _object(
             "completed",
             "dead_lettered",
             "failed",
+            "cancelled",
+            "expired",
         ]
     },
     attempts=_I,
@@ -188,6 +196,8 @@ def run_operation(id_name: str, field: str) -> Operation:
         updated_at=_S_N,
         completed_at=_S_N,
         last_error=_OBJ_N,
+        cancelled_at=_S_N,
+        cancel_reason=_S_N,
         stages={"type": "array", "items": _ref("WorkflowStageState")},
     )
     diagnosis = _object(
@@ -259,4 +269,38 @@ def replay_operation(id_name: str, field: str, *, authorized: bool) -> Operation
         },
         tags=_TAGS,
         operation_id=f"workflow_replay_{id_name}",
+    )
+
+
+def cancel_operation(id_name: str, field: str, *, authorized: bool) -> Operation:
+    """``POST {prefix}/runs/{task_id}/cancel``: the task cancel route's shapes."""
+    request = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"reason": {"type": "string", "maxLength": 500}},
+    }
+    answer = _object(
+        **{field: _S},
+        state={"enum": ["requested", "pending"]},
+        reason=_S_N,
+        status={"type": "null"},
+    )
+    conflict = _object(detail=_S, error=_S, **{field: _S}, state={"const": "terminal"}, status=_S)
+    codes = (401, 403) if authorized else ()
+    return Operation(
+        summary="Cancel a workflow run (no stage is entered any more; a running stage is cancelled)",
+        description=(
+            "202 `state`: `requested` (recorded now) or `pending` (an earlier cancel waits)."
+            " 409 `error`: `run_ended` (the run completed, or a stage already ended it)."
+        ),
+        parameters=[Parameter(id_name, "path", IDENTIFIER_SCHEMA, description="the task id")],
+        request_body=json_content(request),
+        responses={
+            202: ResponseSpec("Cancel recorded", json_content(answer)),
+            409: ResponseSpec("The run already ended", json_content(conflict)),
+            **{c: ResponseSpec("Not authorized", json_content(_OBJ)) for c in codes},
+            **error_responses(404, 413, 415, 422, 503),
+        },
+        tags=_TAGS,
+        operation_id=f"workflow_cancel_{id_name}",
     )

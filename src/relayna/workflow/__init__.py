@@ -19,12 +19,13 @@ from relayna.workflow._dedup import dedup_signature
 from relayna.workflow._diagnose import StallReason, WorkflowDiagnosis, explain_stall
 from relayna.workflow._join import branch_of, join_message_id
 from relayna.workflow._lineage import LineageEdge, build_lineage
-from relayna.workflow._runs import ReplayResult, WorkflowRuns
+from relayna.workflow._runs import ReplayResult, WorkflowRuns, cancel_run
 from relayna.workflow._runtime import WorkflowWorkerRuntime
 from relayna.workflow._scripts import (
     FANIN_ARRIVE_SCRIPT,
     GUARD_RELEASE_SCRIPT,
     GUARD_RENEW_SCRIPT,
+    RUN_CANCEL_SCRIPT,
     RUN_REPLAY_SCRIPT,
     STAGE_ENTER_SCRIPT,
     STAGE_SETTLE_SCRIPT,
@@ -55,6 +56,7 @@ __all__ = [
     "FANIN_ARRIVE_SCRIPT",
     "GUARD_RELEASE_SCRIPT",
     "GUARD_RENEW_SCRIPT",
+    "RUN_CANCEL_SCRIPT",
     "RUN_REPLAY_SCRIPT",
     "STAGE_ENTER_SCRIPT",
     "STAGE_SETTLE_SCRIPT",
@@ -80,6 +82,7 @@ __all__ = [
     "WorkflowWorkerRuntime",
     "branch_of",
     "build_lineage",
+    "cancel_run",
     "dedup_signature",
     "derive_message_id",
     "effective_retry_policy",

@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from contextvars import ContextVar
 from functools import partial
 from typing import Any, cast
 
@@ -39,18 +40,22 @@ import attrs
 from anyio.abc import TaskStatus
 
 from relayna.consumer import (
-    ConsumerBase,
+    Ack,
+    CancellableConsumer,
+    Cancelled,
+    Decision,
+    Expired,
     Failed,
-    FailureAction,
     HandlerT,
     InboundWorkflow,
     LeaseLost,
     LeasePolicy,
     LeaseStore,
-    MessageInfo,
     Poison,
     Retry,
+    Running,
     Settler,
+    Stop,
     Succeeded,
     call_with_lease,
     parse_workflow,
@@ -75,6 +80,7 @@ from relayna.transport import Delivery, Store
 
 from ._context import WorkflowContext
 from ._dedup import dedup_signature
+from ._gate import info_of, stage_ending, stop_before_entry
 from ._join import arrive
 from ._keeper import GuardKeeper
 from ._store import Handoff, WorkflowStore, WorkflowStoreConfig, lineage_of
@@ -99,7 +105,13 @@ def effective_retry_policy(stage: WorkflowStage, base: Any) -> Any:
     )
 
 
+#: The run entry of the delivery being processed (for the handler's cancel scope).
+_RUN: ContextVar[Running | None] = ContextVar("relayna_workflow_run", default=None)
+
+
 def _status_of(decision: Any) -> str:
+    if isinstance(decision, Stop):
+        return decision.status or "cancelled"
     if isinstance(decision, Retry):
         return "retrying"
     if isinstance(decision, DeadLetterDecision):
@@ -110,7 +122,7 @@ def _status_of(decision: Any) -> str:
 
 
 @attrs.define(eq=False, kw_only=True)
-class WorkflowConsumer(ConsumerBase):
+class WorkflowConsumer(CancellableConsumer):
     """Consume one workflow stage's inbox.
 
     Args:
@@ -129,6 +141,11 @@ class WorkflowConsumer(ConsumerBase):
         lease_policy: TTL and renewal of the in-flight guard (and of
             ``leases``), and how long a busy duplicate waits before requeue.
         leases: without a ``store``: one worker per message id at a time.
+        cancels: cancel runs (the marker keyed by the run's task id is
+            checked before a stage is entered; a running stage handler is
+            cancelled through the control exchange; the run's one ending is
+            decided in the store). ``cancel_grace``, ``deadline_tolerance``
+            and ``on_expiry`` apply to the run's deadline as to a task's.
     """
 
     stage: str
@@ -189,6 +206,11 @@ class WorkflowConsumer(ConsumerBase):
         return self._stage
 
     @property
+    def workflow_store(self) -> WorkflowStore | None:
+        """The run state, dedup and join keys (None without a ``store``)."""
+        return self._workflow
+
+    @property
     def workflow_topology(self) -> WorkflowTopology:
         # checked once in __attrs_post_init__ (a Protocol isinstance costs ~40 µs)
         return cast(WorkflowTopology, self.topology)
@@ -221,11 +243,22 @@ class WorkflowConsumer(ConsumerBase):
                 parsed.attempt,
             ),
             log_context(task_id=message.task_id, correlation_id=correlation_id),
+            self.runs.track(message.task_id, None) as run,
         ):
-            if self._stage.join is not None:
-                await arrive(self, client, settler, delivery, parsed)
-            else:
-                await self._handle(client, settler, delivery, parsed)
+            token = _RUN.set(run)
+            try:
+                if not await stop_before_entry(self, settler, delivery, parsed):
+                    await self._enter(client, settler, delivery, parsed)
+            finally:
+                _RUN.reset(token)
+
+    async def _enter(
+        self, client: RelaynaClient, settler: Settler, delivery: Delivery, parsed: InboundWorkflow
+    ) -> None:
+        if self._stage.join is not None:
+            await arrive(self, client, settler, delivery, parsed)
+        else:
+            await self._handle(client, settler, delivery, parsed)
 
     def _refuse(self, message: WorkflowEnvelope) -> Poison | None:
         """Why the stage refuses ``message`` before any handler (None: it does not)."""
@@ -351,6 +384,8 @@ class WorkflowConsumer(ConsumerBase):
             message=message,
             joined=joined,
             on_publish=published,
+            deadline=inbound.deadline,
+            cancel_grace=self.cancel_grace,
         )
         trace = extract_trace(inbound.headers)
         if trace is not None:
@@ -370,28 +405,32 @@ class WorkflowConsumer(ConsumerBase):
         signature: str | None,
         join: bool,
     ) -> None:
-        """Run the handler (guard renewed, timeout applied) and settle the delivery."""
+        """Run the handler (guard renewed, timeout and deadline applied, cancellable)
+        and settle the delivery."""
         message = inbound.message
         common = self.common(message, inbound.attempt)
         fields = self.workflow_fields(ctx.message_id, ctx.message)
-        info = MessageInfo(
-            task_id=message.task_id,
-            correlation_id=message.correlation_id or message.task_id,
-            attempt=inbound.attempt,
-            headers=inbound.headers,
-        )
+        run = _RUN.get()
+        if run is not None:
+            run.attach(ctx)
         started = time.perf_counter()
         outcome = await self._guarded_call(ctx, handler_input, guard, owner, message.message_id)
         if outcome is None:  # the guard was lost: another worker took the message over
             await self.requeue_busy(delivery, common, reason="guard_lost", wait=False)
             return
         if self.metrics is not None:
-            kind = "failed" if isinstance(outcome, Failed) else "succeeded"
+            kind = "succeeded" if isinstance(outcome, Succeeded) else "failed"
             self.metrics.observe_handler(
                 self.queue_name, self.consumer_name, kind, time.perf_counter() - started
             )
         workflow = self._workflow
-        if isinstance(outcome, Succeeded):
+        decision: Decision | None = None
+        if isinstance(outcome, Succeeded) and self._stage.terminal and self.cancels is not None:
+            # the run ends here: claim "completed" unless a cancel came first
+            decision = await self._claim(self.cancels, message.task_id, None, Ack())
+            if isinstance(decision, Ack):
+                decision = None
+        if isinstance(outcome, Succeeded) and decision is None:
             if workflow is not None:
                 held = await workflow.complete(
                     task_id=message.task_id,
@@ -417,17 +456,30 @@ class WorkflowConsumer(ConsumerBase):
             self.stats.acked += 1
             self._emit(WorkflowStageAcked(**common, **fields))
             return
-        assert isinstance(outcome, Failed)
-        self._emit(
-            WorkflowStageFailed(
-                exception_type=outcome.exception_type,
-                exception_message=outcome.exception_message,
-                reason=outcome.reason,
-                **common,
-                **fields,
+        error: dict[str, Any]
+        if isinstance(outcome, Failed):
+            self._emit(
+                WorkflowStageFailed(
+                    exception_type=outcome.exception_type,
+                    exception_message=outcome.exception_message,
+                    reason=outcome.reason,
+                    **common,
+                    **fields,
+                )
             )
-        )
-        decision = self._decide(outcome, inbound.attempt, message.task_id, FailureAction.REJECT)
+            error = {
+                "reason": outcome.reason,
+                "exception_type": outcome.exception_type,
+                "message": outcome.exception_message[:500],
+                "attempt": inbound.attempt,
+            }
+        else:  # cancelled or expired while running, or a cancel won the claim
+            error = {"reason": "cancelled", "phase": "running", "attempt": inbound.attempt}
+        if decision is None:
+            assert not isinstance(outcome, Succeeded)
+            decision = await stage_ending(self, outcome, inbound)
+        if isinstance(decision, Stop) and decision.status == "expired":
+            error["reason"] = "deadline_exceeded"
         if workflow is not None:
             await workflow.fail(
                 task_id=message.task_id,
@@ -436,19 +488,15 @@ class WorkflowConsumer(ConsumerBase):
                 guard=guard,
                 owner=owner,
                 status=_status_of(decision),
-                error={
-                    "reason": outcome.reason,
-                    "exception_type": outcome.exception_type,
-                    "message": outcome.exception_message[:500],
-                    "attempt": inbound.attempt,
-                },
+                error=error,
             )
-        await settler.settle(delivery, decision, info)
+        failure = outcome if isinstance(outcome, Failed) else None
+        await settler.settle(delivery, decision, info_of(inbound), failure=failure)
 
     async def _guarded_call(
         self, ctx: WorkflowContext, handler_input: Any, guard: str, owner: str, message_id: str
-    ) -> Succeeded | Failed | None:
-        call = partial(self._timed_call, ctx, handler_input)
+    ) -> Succeeded | Failed | Cancelled | Expired | None:
+        call = partial(self._scoped_call, ctx, handler_input)
         if self._workflow is not None and self._keeper.running:
             guarded = self._workflow.guard(self.stage, ctx.task_id)
             return await self._keeper.call(guarded, guard, owner, call)
@@ -468,6 +516,16 @@ class WorkflowConsumer(ConsumerBase):
         else:
             result = await call()
         return None if isinstance(result, LeaseLost) else result
+
+    async def _scoped_call(
+        self, ctx: WorkflowContext, handler_input: Any
+    ) -> Succeeded | Failed | Cancelled | Expired:
+        """The handler in the run's cancel scope, held to the run's deadline."""
+        run = _RUN.get()
+        call = partial(self._timed_call, ctx, handler_input)
+        if run is None:
+            return await call()
+        return await self._in_scope(run, ctx.deadline, call)
 
     async def _timed_call(self, ctx: WorkflowContext, handler_input: Any) -> Succeeded | Failed:
         timeout = self._stage.timeout_seconds

@@ -100,9 +100,12 @@ class WorkflowContext(TaskContext):
     ) -> WorkflowEnvelope:
         """Hand off to ``stage`` (same task, this stage as origin) and wait for the confirm.
 
-        Nothing is published when any of the errors below is raised.
+        The hand-off carries the run's deadline (``headers`` may set an
+        earlier one, never a later one). Nothing is published when any of
+        the errors below is raised.
 
         Raises:
+            TaskCancelled: the run was cancelled (no further hand-off).
             WorkflowContractError: the outbound contract forbids it
                 (``terminal_stage_handoff``, ``forbidden_transition``,
                 ``unsupported_action``, ``payload_schema_violation``).
@@ -110,6 +113,7 @@ class WorkflowContext(TaskContext):
             TopologyError: ``stage`` is not a stage of the topology.
             BrokerError: the broker refused or lost it.
         """
+        self.raise_if_cancelled()
         index = sum(1 for m in self.handoffs if m.stage == stage)
         envelope = WorkflowEnvelope(
             task_id=self.task_id,
@@ -123,7 +127,9 @@ class WorkflowContext(TaskContext):
             meta=dict(meta or {}),
             priority=priority,
         )
-        published = await self.client.publish_to_stage(envelope, headers=headers)
+        published = await self.client.publish_to_stage(
+            envelope, headers=self.inherit_deadline(headers)
+        )
         self.handoffs.append(published)
         if self.on_publish is not None:
             self.on_publish(published)

@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 import orjson
 
-from relayna.contracts import WorkflowEnvelope, decode_workflow
+from relayna.contracts import WorkflowEnvelope, decode_workflow, validate_identifier
 from relayna.contracts import headers as h
 from relayna.errors import (
     ConfigurationError,
@@ -25,7 +25,7 @@ from relayna.errors import (
     WorkflowConflict,
     WorkflowRunNotFound,
 )
-from relayna.rabbitmq import RelaynaClient
+from relayna.rabbitmq import CancelResult, CancelStore, RelaynaClient, cancel_task
 from relayna.topology import SharedStatusWorkflowTopology
 from relayna.transport import Broker, Store
 
@@ -34,7 +34,7 @@ from ._lineage import build_lineage
 from ._state import WorkflowRunState
 from ._store import WorkflowStore, WorkflowStoreConfig, lineage_of
 
-__all__ = ["ReplayResult", "WorkflowRuns"]
+__all__ = ["ReplayResult", "WorkflowRuns", "cancel_run"]
 
 
 @attrs.frozen
@@ -71,6 +71,8 @@ class WorkflowRuns:
         topology: the workflow topology.
         broker: an open broker for replays (read-only use needs none).
         config: the workers' key prefix and TTLs.
+        cancels: the cancellation keys the stage workers use (default: the
+            status store's default prefix ``relayna``).
     """
 
     def __init__(
@@ -80,10 +82,12 @@ class WorkflowRuns:
         *,
         broker: Broker | None = None,
         config: WorkflowStoreConfig | None = None,
+        cancels: CancelStore | None = None,
     ) -> None:
         self.topology = topology
         self.workflow = WorkflowStore(store, config)
         self.broker = broker
+        self.cancels = cancels if cancels is not None else CancelStore(store)
 
     async def get(self, task_id: str) -> WorkflowRunState | None:
         """The run of ``task_id``, or None (never started, or expired)."""
@@ -138,6 +142,13 @@ class WorkflowRuns:
         run = await self.get(task_id)
         if run is None:
             raise WorkflowRunNotFound(f"no workflow run for task {task_id!r}", task_id=task_id)
+        if run.cancelled_at is not None and not run.terminal:
+            raise WorkflowConflict(
+                f"the run of task {task_id!r} was cancelled; its stages do not run any more",
+                code="run_cancelled",
+                task_id=task_id,
+                stage=stage,
+            )
         state = run.stages.get(stage)
         previous = state.status if state is not None else None
         if target.join is not None and previous == "completed":
@@ -240,7 +251,67 @@ class WorkflowRuns:
             )
         return await self.replay_stage(task_id, open_stages[-1].name, reason=reason)
 
+    async def cancel(self, task_id: str, reason: str | None = None) -> CancelResult:
+        """Cancel the run of ``task_id`` (see :func:`cancel_run`).
+
+        Raises:
+            ConfigurationError: no broker.
+            and as :func:`cancel_run`.
+        """
+        if self.broker is None:
+            raise ConfigurationError("cancel needs a broker (WorkflowRuns(..., broker=...))")
+        return await cancel_run(self.broker, self.cancels, self.workflow, task_id, reason)
+
     def _client(self) -> RelaynaClient:
         if self.broker is None:
             raise ConfigurationError("replay needs a broker (WorkflowRuns(..., broker=...))")
         return RelaynaClient(topology=self.topology, broker=self.broker)
+
+
+async def cancel_run(
+    broker: Broker,
+    cancels: CancelStore,
+    workflow: WorkflowStore,
+    task_id: str,
+    reason: str | None = None,
+) -> CancelResult:
+    """Cancel the workflow run of ``task_id``: no stage is entered any more, a
+    running stage handler is cancelled, and the run ends ``cancelled`` exactly once.
+
+    These are the cancellation steps of tasks, keyed by the run's task id:
+    the marker (every stage checks it before its handler, in the store step
+    that decides the run's one ending), the control message (the worker
+    running a stage handler of the run cancels its scope), then the run state
+    records the cancel. Answers ``requested``, or ``pending`` when an earlier
+    cancel waits (cancelling twice changes nothing).
+
+    Raises:
+        ContractError: invalid id or reason (``invalid_reason``).
+        WorkflowRunNotFound: no run state for ``task_id``.
+        WorkflowConflict: the run already ended (``run_ended``, with
+            ``status``: its terminal stage completed, or a stage already
+            reported the run's end).
+        StoreError, BrokerError: the store or the broker failed.
+    """
+    validate_identifier(task_id)
+    text = cancels.check_reason(reason)
+    run = WorkflowRunState.from_hash(task_id, await workflow.read_run(task_id))
+    if run is None:
+        raise WorkflowRunNotFound(f"no workflow run for task {task_id!r}", task_id=task_id)
+    if run.terminal:
+        raise WorkflowConflict(
+            f"the run of task {task_id!r} completed",
+            code="run_ended",
+            task_id=task_id,
+            status="completed",
+        )
+    result = await cancel_task(broker, cancels, task_id, text, require_known=False)
+    if result.state == "terminal":
+        raise WorkflowConflict(
+            f"the run of task {task_id!r} already ended with status {result.status!r}",
+            code="run_ended",
+            task_id=task_id,
+            status=result.status,
+        )
+    await workflow.cancelled(task_id, result.reason or text)
+    return result

@@ -37,7 +37,7 @@ class WorkflowWorkerRuntime:
         handlers: stage name -> handler.
         options: keyword arguments for every consumer (``retry_policy``,
             ``observation_sink``, ``dlq_recorder``, ``drain_timeout``,
-            ``lease_policy``, ``state`` ...).
+            ``lease_policy``, ``state``, ``cancels`` ...).
         stage_options: per stage, keyword arguments that override ``options``.
         consumer_name: consumers are named ``{consumer_name}.{stage}``.
     """

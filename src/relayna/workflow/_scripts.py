@@ -40,6 +40,7 @@ __all__ = [
     "FANIN_ARRIVE_SCRIPT",
     "GUARD_RELEASE_SCRIPT",
     "GUARD_RENEW_SCRIPT",
+    "RUN_CANCEL_SCRIPT",
     "RUN_REPLAY_SCRIPT",
     "STAGE_ENTER_SCRIPT",
     "STAGE_SETTLE_SCRIPT",
@@ -379,9 +380,32 @@ return 1
 """
 )
 
+#: The run was cancelled: ``run.cancelled_at`` / ``run.cancel_reason`` (first cancel
+#: wins); the run's ending itself is decided by the cancellation steps
+#: (:data:`~relayna.rabbitmq.CANCEL_SCRIPT`), this records it for the run state.
+_CANCEL_LUA = (
+    _PRELUDE
+    + """
+-- KEYS: run   ARGV: now_ms, run_ttl_ms, reason
+local bad = wf_check(KEYS[1], 'hash')
+if bad then return bad end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local now = tonumber(ARGV[1])
+local r = wf_run(KEYS[1], now)
+if r.cancelled_at == nil then
+  r.cancelled_at = now
+  r.cancel_reason = ARGV[3]
+end
+wf_save(KEYS[1], 'run', r)
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+return 1
+"""
+)
+
 STAGE_ENTER_SCRIPT = Script(name="relayna.workflow.stage_enter", lua=_ENTER_LUA)
 FANIN_ARRIVE_SCRIPT = Script(name="relayna.workflow.fanin_arrive", lua=_FANIN_LUA)
 STAGE_SETTLE_SCRIPT = Script(name="relayna.workflow.stage_settle", lua=_SETTLE_LUA)
 GUARD_RENEW_SCRIPT = Script(name="relayna.workflow.guard_renew", lua=_RENEW_LUA)
 GUARD_RELEASE_SCRIPT = Script(name="relayna.workflow.guard_release", lua=_RELEASE_LUA)
 RUN_REPLAY_SCRIPT = Script(name="relayna.workflow.run_replay", lua=_REPLAY_LUA)
+RUN_CANCEL_SCRIPT = Script(name="relayna.workflow.run_cancel", lua=_CANCEL_LUA)

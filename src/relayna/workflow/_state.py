@@ -212,6 +212,9 @@ class WorkflowRunState:
     stages: Mapping[str, WorkflowStageState]
     messages: tuple[LineageMessage, ...] = ()
     last_messages: Mapping[str, bytes] = attrs.field(factory=dict, repr=False)
+    #: When a cancel of the run was accepted, and its reason (``None``: not cancelled).
+    cancelled_at: datetime | None = None
+    cancel_reason: str | None = None
 
     @classmethod
     def from_hash(cls, task_id: str, raw: Mapping[bytes, bytes]) -> WorkflowRunState | None:
@@ -262,6 +265,8 @@ class WorkflowRunState:
             stages={s.name: s for s in stages},
             messages=tuple(messages),
             last_messages=last,
+            cancelled_at=_time(run.get("cancelled_at")),
+            cancel_reason=_str(run.get("cancel_reason")),
         )
 
     @property
@@ -280,13 +285,19 @@ class WorkflowRunState:
 
     @property
     def status(self) -> str:
-        """``completed`` (a terminal stage completed), ``running`` (work left),
-        ``failed`` (a stage stopped on an error, nothing left to run) or
-        ``stalled`` (nothing running and no terminal stage)."""
+        """``completed`` (a terminal stage completed), ``cancelled`` (a cancel was
+        accepted: no stage runs any more), ``running`` (work left), ``expired`` (a
+        stage met the run's deadline), ``failed`` (a stage stopped on an error,
+        nothing left to run) or ``stalled`` (nothing running and no terminal
+        stage)."""
         if self.terminal:
             return "completed"
+        if self.cancelled_at is not None:
+            return "cancelled"
         if self.current_stages:
             return "running"
+        if any(s.status == "expired" for s in self.stages.values()):
+            return "expired"
         if any(s.status in FAILED_STATUSES for s in self.stages.values()):
             return "failed"
         return "stalled"
@@ -303,5 +314,7 @@ class WorkflowRunState:
             "updated_at": _iso(self.updated_at),
             "completed_at": _iso(self.completed_at),
             "last_error": self.last_error,
+            "cancelled_at": _iso(self.cancelled_at),
+            "cancel_reason": self.cancel_reason,
             "stages": [s.to_dict() for s in self.stages.values()],
         }

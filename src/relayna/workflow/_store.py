@@ -19,6 +19,7 @@ from ._scripts import (
     FANIN_ARRIVE_SCRIPT,
     GUARD_RELEASE_SCRIPT,
     GUARD_RENEW_SCRIPT,
+    RUN_CANCEL_SCRIPT,
     RUN_REPLAY_SCRIPT,
     STAGE_ENTER_SCRIPT,
     STAGE_SETTLE_SCRIPT,
@@ -310,6 +311,13 @@ class WorkflowStore:
             RUN_REPLAY_SCRIPT,
             [self.keys.run(task_id)],
             [stage, message_id, now_ms(), self.config.run_ttl_ms, _lineage_json(lineage), reason],
+        )
+        return int(reply) == 1
+
+    async def cancelled(self, task_id: str, reason: str) -> bool:
+        """Record in the run state that the run was cancelled; False: no such run."""
+        reply: Any = await self.store.run_script(
+            RUN_CANCEL_SCRIPT, [self.keys.run(task_id)], [now_ms(), self.config.run_ttl_ms, reason]
         )
         return int(reply) == 1
 

@@ -8,7 +8,15 @@ import anyio
 import orjson
 import pytest
 
-from _workflow_support import Stack, planner_docsearch, stage, started, wait_for, workflow
+from _workflow_support import (
+    Stack,
+    drain,
+    planner_docsearch,
+    stage,
+    started,
+    wait_for,
+    workflow,
+)
 from relayna.consumer import RetryPolicy
 from relayna.contracts import WorkflowEnvelope
 from relayna.contracts import headers as h
@@ -19,24 +27,6 @@ from relayna.transport import Broker, Properties, Store
 from relayna.workflow import JoinedMessage, WorkflowContext
 
 pytestmark = pytest.mark.anyio
-
-
-async def drain(
-    broker: Broker, queue: str, *, limit: float = 2.0
-) -> list[tuple[bytes, Properties]]:
-    """Every message now in ``queue`` (acked)."""
-    out: list[tuple[bytes, Properties]] = []
-    info = await broker.inspect_queue(queue)
-    if info.message_count == 0:
-        return out
-    with anyio.fail_after(limit):
-        async with broker.consume(queue, prefetch=info.message_count) as consumer:
-            async for delivery in consumer:
-                out.append((delivery.body, delivery.properties))
-                await delivery.ack()
-                if len(out) == info.message_count:
-                    break
-    return out
 
 
 async def test_two_stage_handoff_carries_stage_origin_action_and_lineage(
