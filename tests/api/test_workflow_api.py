@@ -31,7 +31,7 @@ from relayna.api import (
 )
 from relayna.contracts import ContractAliasConfig, WorkflowEnvelope
 from relayna.contracts import headers as h
-from relayna.rabbitmq import open_relayna_client
+from relayna.rabbitmq import CancelStore, open_relayna_client
 from relayna.topology import SharedStatusWorkflowTopology, SharedTasksSharedStatusTopology
 from relayna.workflow import WorkflowContext
 
@@ -259,6 +259,78 @@ async def test_bad_requests_get_typed_answers_and_publish_nothing(
     assert depth.message_count == 0  # no refused replay reached the broker
 
 
+@pytest.mark.parametrize("kind", TRANSPORTS)
+async def test_cancel_route_cancels_a_running_run_and_answers_bad_input(
+    serve: Serve, request: pytest.FixtureRequest, unique: str, kind: str
+) -> None:
+    topology = planner_docsearch(unique)
+    blocked, done = f"blocked-{unique}", f"done-{unique}"
+    entered = anyio.Event()
+
+    async def plan(message: WorkflowEnvelope, ctx: WorkflowContext) -> None:
+        if message.task_id == blocked:
+            entered.set()
+            await anyio.sleep_forever()
+        await ctx.publish_to_stage("docsearch", {"q": "relayna"}, action="search")
+
+    async def search(message: WorkflowEnvelope, ctx: WorkflowContext) -> None:
+        return None
+
+    def refuse(req: Request, route_id: str) -> Response | None:
+        if req.headers.get("x-operator") != "ops":
+            return ORJSONResponse({"detail": f"{route_id} needs an operator"}, status_code=403)
+        return None
+
+    path = "/workflow/runs/{task_id}/cancel"
+    ops = {"x-operator": "ops"}
+    with anyio.fail_after(30):
+        async with workflow_app(serve, request, kind, topology, authorize=refuse) as app:
+            cancels = CancelStore(app.runtime.store, prefix=app.runtime.status.config.prefix)
+            planner = app.stack.consumer("planner", plan, cancels=cancels)
+            docsearch = app.stack.consumer("docsearch", search, cancels=cancels)
+            c = app.client
+            refused = await c.post(f"/workflow/runs/{blocked}/cancel")
+            unknown = await c.post(f"/workflow/runs/nobody-{unique}/cancel", headers=ops)
+            bad_id = await c.post("/workflow/runs/" + "x" * 300 + "/cancel", headers=ops)
+            bad_bodies = [
+                await c.post(f"/workflow/runs/{blocked}/cancel", json=body, headers=ops)
+                for body in ({"reason": 5}, {"why": "x"}, [1], {"reason": "r" * 501},
+                             {"reason": "a\x00b"})
+            ]  # fmt: skip
+            async with (
+                open_relayna_client(topology, app.runtime.broker) as client,
+                started(app.stack),
+            ):
+                await client.publish_to_stage({"task_id": blocked}, "planner")
+                await entered.wait()
+                first = await c.post(
+                    f"/workflow/runs/{blocked}/cancel", json={"reason": "not needed"}, headers=ops
+                )
+                await wait_for(lambda: planner.stats.cancelled["running"] == 1)
+                again = await c.post(f"/workflow/runs/{blocked}/cancel", headers=ops)
+                cancelled = (await c.get(f"/workflow/runs/{blocked}")).json()
+                await client.publish_to_stage({"task_id": done}, "planner")
+                await wait_for(lambda: docsearch.stats.acked == 1)
+                ended = await c.post(f"/workflow/runs/{done}/cancel", headers=ops)
+    assert refused.status_code == 403
+    assert refused.json()["detail"] == "workflow.cancel needs an operator"
+    assert unknown.status_code == 404
+    app.check(path, "post", unknown)
+    assert bad_id.status_code == 422
+    assert [r.status_code for r in bad_bodies] == [422] * 5
+    assert first.status_code == 202
+    assert app.check(path, "post", first) == {
+        "task_id": blocked, "state": "requested", "reason": "not needed", "status": None,
+    }  # fmt: skip
+    assert again.status_code == 409  # the stage reported the run's end: cancelled
+    assert (again.json()["error"], again.json()["status"]) == ("run_ended", "cancelled")
+    assert cancelled["run"]["status"] == "cancelled"
+    assert cancelled["run"]["cancel_reason"] == "not needed"
+    assert ended.status_code == 409
+    body = app.check(path, "post", ended)
+    assert (body["error"], body["state"], body["status"]) == ("run_ended", "terminal", "completed")
+
+
 async def test_a_service_without_a_workflow_topology_answers_404(serve: Serve, unique: str) -> None:
     topology = SharedTasksSharedStatusTopology(
         tasks_exchange=f"t-{unique}",
@@ -306,9 +378,12 @@ async def test_every_workflow_route_is_documented_and_the_document_is_valid(
         "/workflow/stages",
         f"/workflow/runs/{{{name}}}",
         f"/workflow/runs/{{{name}}}/replay",
+        f"/workflow/runs/{{{name}}}/cancel",
     }
     replay = doc["paths"][f"/workflow/runs/{{{name}}}/replay"]["post"]
     assert {"200", "401", "403", "404", "409", "422"} <= set(replay["responses"])
+    cancel = doc["paths"][f"/workflow/runs/{{{name}}}/cancel"]["post"]
+    assert {"202", "401", "403", "404", "409", "422", "503"} <= set(cancel["responses"])
     read_only = workflow_routes(replay=False)
     assert [getattr(r, "name", None) for r in read_only] == [
         "workflow.topology",

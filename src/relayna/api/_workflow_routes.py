@@ -5,8 +5,11 @@
 ``GET {prefix}/runs/{task_id}`` (``workflow.runs``) the run state, its
 diagnosis and its lineage; ``POST {prefix}/runs/{task_id}/replay``
 (``workflow.replay``) replays a stage (body ``{"stage", "payload"?,
-"reason"?, "force"?}``) or, without ``stage``, resumes the run. The replay
-route runs ``authorize(request, route_id)`` first when one is given.
+"reason"?, "force"?}``) or, without ``stage``, resumes the run;
+``POST {prefix}/runs/{task_id}/cancel`` (``workflow.cancel``, body
+``{"reason"?}``) cancels the run (202 / 404 / 409 / 422, as the task cancel
+route). The replay and cancel routes run ``authorize(request, route_id)``
+first when one is given.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from relayna.api._dlq_routes import guarded
 from relayna.api._lifespan import RelaynaRuntime
 from relayna.api._openapi import Operation, document
 from relayna.api._route_ids import (
+    WORKFLOW_CANCEL,
     WORKFLOW_REPLAY,
     WORKFLOW_RUNS,
     WORKFLOW_STAGES,
@@ -30,6 +34,7 @@ from relayna.api._route_ids import (
 )
 from relayna.api._routes import JSONResponse, error_response, invalid_identifier
 from relayna.api._workflow_docs import (
+    cancel_operation,
     replay_operation,
     run_operation,
     stages_operation,
@@ -42,6 +47,7 @@ from relayna.errors import (
     WorkflowConflict,
     WorkflowRunNotFound,
 )
+from relayna.rabbitmq import CancelStore
 from relayna.topology import (
     SharedStatusWorkflowTopology,
     export_workflow_graph,
@@ -74,7 +80,7 @@ def workflow_routes(
         state: the stage workers' key prefix and TTLs (``WorkflowConsumer.state``).
         authorize: ``authorize(request, route_id)`` before every replay (as in
             :func:`dlq_routes`): ``None`` allows, a response (401/403) refuses.
-        replay: ``False`` leaves out the replay route (a read-only service).
+        replay: ``False`` leaves out the replay and cancel routes (a read-only service).
     """
     id_name = (aliases.http_alias_for("task_id") if aliases else None) or "task_id"
     field = (aliases.payload_alias_for("task_id") if aliases else None) or "task_id"
@@ -96,7 +102,10 @@ def workflow_routes(
         runtime, found = resolved
         if cache and cache[0][0] is runtime:
             return cache[0][1]
-        runs = WorkflowRuns(runtime.store, found, broker=runtime.broker, config=state)
+        cancels = CancelStore(runtime.store, prefix=runtime.status.config.prefix)
+        runs = WorkflowRuns(
+            runtime.store, found, broker=runtime.broker, config=state, cancels=cancels
+        )
         cache[:] = [(runtime, runs)]
         return runs
 
@@ -203,6 +212,42 @@ def workflow_routes(
             )
         return JSONResponse(output(result.to_dict()))
 
+    async def cancel_run(request: Request) -> Response:
+        task_id = task_id_of(request)
+        if isinstance(task_id, Response):
+            return task_id
+        refused = await check_authorized(authorize, request, WORKFLOW_CANCEL)
+        if refused is not None:
+            return refused
+        try:
+            body = await read_json_body(request, required=False)
+        except BodyError as exc:
+            return error_response(exc.status, exc.detail)
+        body = {} if body is None else body
+        if not isinstance(body, dict) or set(body) - {"reason"}:
+            return _body_error("reason", 'expected {"reason": "..."} (or no body)')
+        reason = body.get("reason")
+        if reason is not None and not isinstance(reason, str):
+            return _body_error("reason", "must be a string")
+        runs = runs_of(request)
+        if isinstance(runs, Response):
+            return runs
+        if runs.broker is None:
+            return error_response(503, "cancel needs the runtime's broker")
+        try:
+            result = await runs.cancel(task_id, reason)
+        except WorkflowRunNotFound:
+            return error_response(404, f"No workflow run found for {id_name} '{task_id}'")
+        except WorkflowConflict as exc:
+            conflict = {"detail": str(exc), "error": exc.code, field: task_id,
+                        "state": "terminal", "status": exc.status or "completed"}  # fmt: skip
+            return JSONResponse(conflict, status_code=409)
+        except ContractError as exc:
+            return _body_error("reason", str(exc))
+        answer = result.as_dict()
+        answer[field] = answer.pop("task_id")
+        return JSONResponse(answer, status_code=202)
+
     def route(path: str, endpoint: Any, method: str, name: str, op: Operation) -> BaseRoute:
         handler = guarded(endpoint, "workflow store")
         return document(Route(path, handler, methods=[method], name=name), **{method.lower(): op})
@@ -216,4 +261,6 @@ def workflow_routes(
     if replay:
         operation = replay_operation(id_name, field, authorized=authorize is not None)
         routes.append(route(f"{path}/replay", replay_run, "POST", WORKFLOW_REPLAY, operation))
+        operation = cancel_operation(id_name, field, authorized=authorize is not None)
+        routes.append(route(f"{path}/cancel", cancel_run, "POST", WORKFLOW_CANCEL, operation))
     return routes

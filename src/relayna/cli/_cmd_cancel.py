@@ -2,8 +2,11 @@
 
 Writes the cancellation marker in the store (``--store-url``) and sends the
 control message through the broker (``--broker-url``), as ``client.cancel``
-does. Exit codes: 0 the cancel is recorded (or was already), 1 the task
-already ended or is unknown (or a transport failed), 2 usage.
+does. ``--workflow`` names a workflow run's task id: the run state must
+exist (else "unknown") and records the cancel too (as
+``POST /workflow/runs/{task_id}/cancel``). Exit codes: 0 the cancel is
+recorded (or was already), 1 the task or run already ended or is unknown (or
+a transport failed), 2 usage.
 """
 
 from __future__ import annotations
@@ -31,6 +34,17 @@ def register(sub: Subcommands) -> None:
         "--reason", default=None, help="why (at most 500 characters; default 'cancelled')"
     )
     p.add_argument("--batch", action="store_true", help="TASK_ID is a batch id: cancel every item")
+    p.add_argument(
+        "--workflow",
+        action="store_true",
+        help="TASK_ID is a workflow run: no stage is entered any more, a running stage is "
+        "cancelled, and the run state says cancelled",
+    )
+    p.add_argument(
+        "--workflow-prefix",
+        default="relayna",
+        help="with --workflow: the stage workers' state key prefix (default relayna)",
+    )
     p.add_argument(
         "--store-url",
         default=env_default("RELAYNA_STORE_URL"),
@@ -61,6 +75,8 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("--broker-url (or RELAYNA_BROKER_URL) is required")
     if not is_valid_identifier(args.task_id):
         raise UsageError(f"invalid task id {args.task_id!r}")
+    if args.workflow and args.batch:
+        raise UsageError("--workflow and --batch exclude each other")
     found: list[Any] = []
 
     async def main() -> None:
@@ -74,11 +90,14 @@ def _run(args: argparse.Namespace) -> int:
                 cancels.check_reason(args.reason)
             except ContractError as exc:
                 raise UsageError(str(exc)) from None
-            found.append(
-                await cancel_task(
-                    broker, cancels, args.task_id, args.reason, require_known=not args.batch
+            if args.workflow:
+                found.append(await _cancel_run(broker, store, cancels, args))
+            else:
+                found.append(
+                    await cancel_task(
+                        broker, cancels, args.task_id, args.reason, require_known=not args.batch
+                    )
                 )
-            )
 
     code = run_async(main, args.backend)
     if code != 0 or not found:
@@ -93,3 +112,18 @@ def _run(args: argparse.Namespace) -> int:
     elif result.state == "unknown":
         print(f"relayna: no task {result.task_id}", file=sys.stderr)
     return 0 if result.accepted else 1
+
+
+async def _cancel_run(broker: Any, store: Any, cancels: Any, args: argparse.Namespace) -> Any:
+    """:func:`~relayna.workflow.cancel_run`, its refusals as a ``CancelResult``."""
+    from relayna.errors import WorkflowConflict, WorkflowRunNotFound
+    from relayna.rabbitmq import CancelResult
+    from relayna.workflow import WorkflowStore, WorkflowStoreConfig, cancel_run
+
+    workflow = WorkflowStore(store, WorkflowStoreConfig(prefix=args.workflow_prefix))
+    try:
+        return await cancel_run(broker, cancels, workflow, args.task_id, args.reason)
+    except WorkflowRunNotFound:
+        return CancelResult(args.task_id, "unknown")
+    except WorkflowConflict as exc:
+        return CancelResult(args.task_id, "terminal", status=exc.status)
