@@ -157,11 +157,13 @@ def workflow_routes(
             return error_response(404, f"No workflow run found for {id_name} '{task_id}'")
         return JSONResponse(output(body))
 
-    async def replay_run(request: Request) -> Response:
+    async def mutation(request: Request, route_id: str) -> tuple[str, dict[str, Any]] | Response:
+        """A mutating route's task id (422), ``authorize`` (401/403) and JSON object body
+        (``{}`` for none; 413/415/422)."""
         task_id = task_id_of(request)
         if isinstance(task_id, Response):
             return task_id
-        refused = await check_authorized(authorize, request, WORKFLOW_REPLAY)
+        refused = await check_authorized(authorize, request, route_id)
         if refused is not None:
             return refused
         try:
@@ -171,6 +173,13 @@ def workflow_routes(
         body = {} if body is None else body
         if not isinstance(body, dict):
             return error_response(422, [{"loc": ["body"], "msg": "expected a JSON object"}])
+        return str(task_id), body
+
+    async def replay_run(request: Request) -> Response:
+        begun = await mutation(request, WORKFLOW_REPLAY)
+        if isinstance(begun, Response):
+            return begun
+        task_id, body = begun
         stage, payload = body.get("stage"), body.get("payload")
         reason, force = body.get("reason", "replay"), body.get("force", False)
         if stage is not None and not isinstance(stage, str):
@@ -213,18 +222,11 @@ def workflow_routes(
         return JSONResponse(output(result.to_dict()))
 
     async def cancel_run(request: Request) -> Response:
-        task_id = task_id_of(request)
-        if isinstance(task_id, Response):
-            return task_id
-        refused = await check_authorized(authorize, request, WORKFLOW_CANCEL)
-        if refused is not None:
-            return refused
-        try:
-            body = await read_json_body(request, required=False)
-        except BodyError as exc:
-            return error_response(exc.status, exc.detail)
-        body = {} if body is None else body
-        if not isinstance(body, dict) or set(body) - {"reason"}:
+        begun = await mutation(request, WORKFLOW_CANCEL)
+        if isinstance(begun, Response):
+            return begun
+        task_id, body = begun
+        if set(body) - {"reason"}:
             return _body_error("reason", 'expected {"reason": "..."} (or no body)')
         reason = body.get("reason")
         if reason is not None and not isinstance(reason, str):
