@@ -479,7 +479,7 @@ class WorkflowConsumer(CancellableConsumer):
             assert not isinstance(outcome, Succeeded)
             decision = await stage_ending(self, outcome, inbound)
         if isinstance(decision, Stop) and decision.status == "expired":
-            error["reason"] = "deadline_exceeded"
+            error["reason"] = decision.reason  # deadline_exceeded, deadline_before_retry
         if workflow is not None:
             await workflow.fail(
                 task_id=message.task_id,

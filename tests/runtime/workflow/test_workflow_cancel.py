@@ -308,3 +308,36 @@ async def test_a_stage_running_past_the_run_deadline_expires_and_is_not_retried(
     assert docsearch.stats.retried == 0
     assert state is not None
     assert state.stages["docsearch"].status == "expired"
+
+
+async def test_a_retry_that_would_outlive_the_run_deadline_expires_instead(
+    broker: Broker, store: Store, unique: str
+) -> None:
+    topology = planner_docsearch(unique, max_retries=3, retry_delay_ms=60_000)
+    stack = Cancellable(topology, broker, store)
+    calls: list[int] = []
+
+    async def plan(message: WorkflowEnvelope, ctx: WorkflowContext) -> None:
+        await ctx.publish_to_stage("docsearch", {"q": "x"}, action="search")
+
+    async def search(message: WorkflowEnvelope, ctx: WorkflowContext) -> None:
+        calls.append(ctx.attempt)
+        raise RuntimeError("index offline")
+
+    stack.consumer("planner", plan)
+    docsearch = stack.consumer("docsearch", search)
+    run_id = f"retry-{unique}"
+    with anyio.fail_after(20):
+        async with open_relayna_client(topology, broker) as client, running(*stack.consumers):
+            await client.publish_to_stage({"task_id": run_id, "payload": {}}, "planner", timeout=30)
+            await wait_for(lambda: docsearch.stats.expired["running"] == 1)
+            state = await stack.runs.get(run_id)
+            events = await statuses(stack)
+    assert calls == [0]  # a 60 s retry delay would pass the 30 s deadline: no retry
+    assert docsearch.stats.retried == 0
+    expired = [e for e in events if e["status"] == "expired"]
+    assert [e["meta"]["reason"] for e in expired] == ["deadline_before_retry"]
+    assert state is not None
+    assert state.stages["docsearch"].status == "expired"
+    assert state.stages["docsearch"].last_error is not None
+    assert state.stages["docsearch"].last_error["reason"] == "deadline_before_retry"
