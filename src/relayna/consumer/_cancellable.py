@@ -106,11 +106,22 @@ class CancellableConsumer(ConsumerBase):
         return (await cancels.steps([step]))[0]
 
     async def _claim(
-        self, cancels: CancelStore, task_id: str, batch_id: str | None, decision: Decision
+        self,
+        cancels: CancelStore,
+        task_id: str,
+        batch_id: str | None,
+        decision: Decision,
+        *,
+        once: bool = False,
     ) -> Decision:
         """The store's ``finish`` step: a cancel that came first wins; an ending that
-        another delivery already claimed is not reported twice."""
-        step = cancels.finish_step(task_id, terminal_status(decision), batch_id=batch_id)
+        another delivery already claimed is not reported twice. ``once``: the ``end``
+        step (any ending claimed before wins: a workflow run reports its expiry once)."""
+        status = terminal_status(decision)
+        if once:
+            step = cancels.end_step(task_id, status)
+        else:
+            step = cancels.finish_step(task_id, status, batch_id=batch_id)
         gate = await self._step(cancels, step)
         if gate.state == "cancelled":
             phase = decision.phase if isinstance(decision, Stop) else "running"

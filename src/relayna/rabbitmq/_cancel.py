@@ -33,6 +33,8 @@ step          what it does, atomically
               nothing): it was cancelled → ``terminal``; a marker → claim
               ``cancelled`` → ``cancelled``; else claim the status (replacing
               the ending of an earlier run of the same id) → ``ok``
+``end``       as ``finish``, but any ending already claimed → ``terminal``
+              (several deliveries of one workflow run expiring report it once)
 ============  =====================================================================
 
 So a cancel that reaches the store before the worker's ``finish`` wins (the
@@ -97,7 +99,7 @@ local function step(k, a)
     if terminal == 'cancelled' then return {'terminal', terminal} end
     -- another ending is history: this delivery (redelivered, replayed, published again) runs
     if terminal then redis.call('DEL', KEYS[k + 2]) end
-  elseif terminal == 'cancelled' then
+  elseif terminal == 'cancelled' or (kind == 'end' and terminal) then
     return {'terminal', terminal}
   end
   local marker = redis.call('GET', KEYS[k + 1])
@@ -307,6 +309,11 @@ class CancelStore:
     def finish_step(task_id: str, status: str, *, batch_id: str | None = None) -> Step:
         """The ``finish`` step claiming ``status`` (empty: a retry), for :meth:`steps`."""
         return ("finish", task_id, batch_id, None, status, "0")
+
+    @staticmethod
+    def end_step(task_id: str, status: str) -> Step:
+        """The ``end`` step: claim ``status`` unless any ending was claimed, for :meth:`steps`."""
+        return ("end", task_id, None, None, status, "0")
 
     async def start(
         self, task_id: str, *, batch_id: str | None = None, idempotency_key: str | None = None

@@ -10,7 +10,9 @@ worker's store steps (:class:`~relayna.rabbitmq.CancelStore`):
   delivery whose run deadline passed is acked as ``expired``;
 * a stage that does not succeed (failed, cancelled or expired while running)
   and a terminal stage that succeeds claim the run's ending in the ``finish``
-  step: a cancel that reached the store first wins, so a run ends once.
+  step: a cancel that reached the store first wins, so a run ends once. An
+  expiry claims with the ``end`` step instead: the first ending claimed wins,
+  so fan-out branches that all meet the deadline report ``expired`` once.
 """
 
 from __future__ import annotations
@@ -91,5 +93,8 @@ async def stage_ending(
     decision = consumer._decide(outcome, inbound.attempt, message.task_id, FailureAction.REJECT,
                                 remaining_ms=remaining)  # fmt: skip
     if consumer.cancels is not None:
-        decision = await consumer._claim(consumer.cancels, message.task_id, None, decision)
+        expired = isinstance(decision, Stop) and decision.status == "expired"
+        decision = await consumer._claim(
+            consumer.cancels, message.task_id, None, decision, once=expired
+        )
     return decision

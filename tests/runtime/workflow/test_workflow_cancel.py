@@ -256,6 +256,7 @@ async def test_a_run_deadline_travels_with_hand_offs_and_expires_between_stages(
             await wait_for(lambda: time.time() > deadline + 0.05)  # the hand-off waits, late
             async with running(docsearch):
                 await wait_for(lambda: docsearch.stats.expired["before_start"] == 1)
+                await wait_for(lambda: docsearch.inflight == 0)
             state = await stack.runs.get(run_id)
             events = await statuses(stack)
     assert ran == []  # the hand-off carried the deadline: stage 2 knew it was late
@@ -331,6 +332,7 @@ async def test_a_retry_that_would_outlive_the_run_deadline_expires_instead(
         async with open_relayna_client(topology, broker) as client, running(*stack.consumers):
             await client.publish_to_stage({"task_id": run_id, "payload": {}}, "planner", timeout=30)
             await wait_for(lambda: docsearch.stats.expired["running"] == 1)
+            await wait_for(lambda: docsearch.inflight == 0)  # its status is out
             state = await stack.runs.get(run_id)
             events = await statuses(stack)
     assert calls == [0]  # a 60 s retry delay would pass the 30 s deadline: no retry
@@ -341,3 +343,37 @@ async def test_a_retry_that_would_outlive_the_run_deadline_expires_instead(
     assert state.stages["docsearch"].status == "expired"
     assert state.stages["docsearch"].last_error is not None
     assert state.stages["docsearch"].last_error["reason"] == "deadline_before_retry"
+
+
+async def test_fan_out_branches_that_expire_report_the_run_expired_once(
+    broker: Broker, store: Store, unique: str
+) -> None:
+    topology = fan_in_topology(unique, branches=2)
+    stack = Cancellable(topology, broker, store)
+    ran: list[str] = []
+    seen: list[float | None] = []
+
+    async def split(message: WorkflowEnvelope, ctx: WorkflowContext) -> None:
+        seen.append(ctx.deadline)
+        for name in ("b0", "b1"):
+            await ctx.publish_to_stage(name, {})
+
+    async def branch(message: WorkflowEnvelope, ctx: WorkflowContext) -> None:
+        ran.append(ctx.stage)
+
+    splitter = stack.consumer("split", split)
+    branches = [stack.consumer(n, branch) for n in ("b0", "b1")]
+    run_id = f"fanlate-{unique}"
+    with anyio.fail_after(20):
+        async with open_relayna_client(topology, broker) as client:
+            async with running(splitter):
+                await client.publish_to_stage({"task_id": run_id}, "split", timeout=0.4)
+                await wait_for(lambda: splitter.stats.acked == 1)
+            deadline = seen[0]
+            assert deadline is not None
+            await wait_for(lambda: time.time() > deadline + 0.05)
+            async with running(*branches):
+                await wait_for(lambda: sum(c.stats.acked for c in branches) == 2)
+            events = await statuses(stack)
+    assert ran == []
+    assert endings(events) == ["expired"]  # two late branches, one ending
