@@ -29,7 +29,8 @@ import studio_ui  # scripts/ is on sys.path (tests/conftest.py)
 from _dev_process import running  # tests/ is on sys.path (rootdir conftest)
 
 # A browser, a Studio and a service per test; each test's waits are bounded below.
-pytestmark = pytest.mark.timeout(300)
+# Tens of seconds per test: the slow tier (its own step of .ci/run; see tests/conftest.py).
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow_tier]
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "studio-ui"
