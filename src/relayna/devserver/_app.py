@@ -36,13 +36,16 @@ from relayna.api import (
     read_json_body,
     status_routes,
     worker_health_routes,
+    workflow_routes,
 )
 from relayna.contracts import TaskEnvelope
 from relayna.devserver._demo import DEMO_TASK_TYPES, check_demo_payload
 from relayna.devserver._docs import page_operation, submit_links, submit_operation
+from relayna.devserver._workflow import WORKFLOW_TASK_TYPE, check_workflow_payload
 from relayna.dlq import DLQService
 from relayna.errors import ContractError, DuplicateTaskError, RelaynaError, TopologyError
 from relayna.rabbitmq import RelaynaClient
+from relayna.topology import SharedStatusWorkflowTopology
 
 __all__ = ["MAX_BODY_BYTES", "SUBMIT_ROUTE_ID", "build_app", "task_page_routes"]
 
@@ -100,10 +103,13 @@ def _submit_endpoint(
     async def submit(request: Request) -> Response:
         try:
             task = task_from_body(await _read_json(request), default_task_type)
+            errors = []
             if task["task_type"] in DEMO_TASK_TYPES:
                 errors = check_demo_payload(task["payload"])
-                if errors:
-                    raise ContractError("invalid demo payload", errors=errors)
+            elif task["task_type"] == WORKFLOW_TASK_TYPE:
+                errors = check_workflow_payload(task["payload"])
+            if errors:
+                raise ContractError("invalid demo payload", errors=errors)
             published = await publish(task)
         except _HTTPError as exc:
             return error_response(exc.status, exc.detail)
@@ -175,6 +181,7 @@ def build_app(
     default_task_type: str = "demo.process",
     dlq: DLQService | None = None,
     mcp: Sequence[BaseRoute] = (),
+    workflow: tuple[SharedStatusWorkflowTopology, Publish] | None = None,
 ) -> Starlette:
     """The app serving an already-open runtime (its lifespan just exposes it).
 
@@ -182,10 +189,14 @@ def build_app(
     /tasks``, the status routes, ``POST /tasks/{task_id}/cancel``, ``/healthz``
     + ``/readyz``, the DLQ and failed-task routes (with ``dlq``), the MCP
     endpoint (``mcp``: the routes of :func:`relayna.mcp.mcp_routes`, run by
-    the caller) and the OpenAPI document.
+    the caller) and the OpenAPI document. With ``workflow`` (the workflow
+    topology and the publish of ``demo.workflow`` tasks), ``POST /tasks``
+    also starts workflow runs and the workflow routes are served.
     """
 
     async def publish(task: dict[str, Any]) -> TaskEnvelope:
+        if workflow is not None and task["task_type"] == WORKFLOW_TASK_TYPE:
+            return await workflow[1](task)
         return await client.publish_task(task, if_exists="error")
 
     @asynccontextmanager
@@ -193,6 +204,8 @@ def build_app(
         yield {"relayna": runtime}
 
     types = [default_task_type, *(t for t in DEMO_TASK_TYPES if t != default_task_type)]
+    if workflow is not None:
+        types.append(WORKFLOW_TASK_TYPE)
     routes = [
         *task_page_routes(
             publish,
@@ -212,6 +225,8 @@ def build_app(
     ]
     if dlq is not None:
         routes += dlq_routes(service=dlq)
+    if workflow is not None:
+        routes += workflow_routes(workflow[0])
     routes += mcp
     routes.append(openapi_route(title="relayna dev"))
     return Starlette(routes=routes, lifespan=lifespan)

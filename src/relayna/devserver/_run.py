@@ -14,16 +14,23 @@ from anyio.abc import TaskStatus
 from relayna._urls import redact_url
 from relayna.api import RelaynaRuntime, RuntimeConfig, open_relayna_runtime, serve_asgi
 from relayna.consumer import (
+    AggregationConsumer,
     LifecycleStatuses,
     RetryPolicy,
     TaskConsumer,
     TaskContext,
     WorkerHeartbeats,
 )
-from relayna.contracts import TaskEnvelope
+from relayna.contracts import StatusEvent, TaskEnvelope
 from relayna.devserver._app import build_app
-from relayna.devserver._demo import demo_handler, demo_topology
+from relayna.devserver._demo import SHARDS, demo_handler, demo_topology
+from relayna.devserver._fanout import FanoutResults, aggregate_child
 from relayna.devserver._studio import DevStudioConfig, run_dev_studio
+from relayna.devserver._workflow import (
+    demo_workflow_topology,
+    run_demo_workflow,
+    workflow_publisher,
+)
 from relayna.dlq import DLQService, DLQStoreConfig, PeekDLQInspector
 from relayna.errors import unwrap_groups
 from relayna.observability import make_observation_sink
@@ -37,8 +44,8 @@ logger = logging.getLogger("relayna.dev")
 
 #: A long-running part that joins the dev service's worker task group:
 #: ``await component(runtime, task_status=...)`` is started with ``tg.start``
-#: after the demo worker consumes, and cancelled (drained) with it. This is
-#: where the two-stage workflow of issue 18's workflow runtime plugs in.
+#: after the demo worker consumes, and cancelled (drained) with it (the
+#: demo's own two-stage workflow and aggregation consumer run the same way).
 DevComponent = Callable[..., Coroutine[Any, Any, None]]
 
 
@@ -124,34 +131,35 @@ async def run_dev(
             ttl_seconds=runtime_config.store.ttl_seconds,
         )
         cancels = CancelStore(runtime.store, prefix=runtime_config.store.prefix)
-        async with open_relayna_client(
-            topology, runtime.broker, declare=False, task_ids=task_ids, cancels=cancels
-        ) as client:
-
-            async def latest(task_id: str) -> str | None:
-                event = await runtime.status.latest(task_id)
-                return None if event is None else str(event.get("status"))
+        workflow_topology = demo_workflow_topology(config.prefix)
+        async with (
+            open_relayna_client(
+                topology, runtime.broker, declare=False, task_ids=task_ids, cancels=cancels
+            ) as client,
+            open_relayna_client(workflow_topology, runtime.broker) as workflow_client,
+        ):
 
             async def handler(task: TaskEnvelope, ctx: TaskContext) -> dict[str, Any]:
-                return await demo_handler(
-                    task, ctx, step_seconds=config.step_seconds, latest=latest
-                )
+                return await demo_handler(task, ctx, step_seconds=config.step_seconds)
 
+            sink = (
+                make_observation_sink(runtime.observations, runtime.feed)
+                if runtime.observations is not None
+                else None
+            )
+            retry_policy = RetryPolicy(
+                max_retries=config.max_retries, delay_ms=config.retry_delay_ms
+            )
             consumer = TaskConsumer(
                 topology=topology,
                 broker=runtime.broker,
                 handler=handler,
                 consumer_name="relayna-dev-worker",
-                retry_policy=RetryPolicy(
-                    max_retries=config.max_retries, delay_ms=config.retry_delay_ms
-                ),
-                statuses=LifecycleStatuses(enabled=True),
+                retry_policy=retry_policy,
+                # the handler publishes "completed": a fan-out's comes from its last child
+                statuses=LifecycleStatuses(enabled=True, completed=None),
                 drain_timeout=config.drain_timeout,
-                observation_sink=(
-                    make_observation_sink(runtime.observations, runtime.feed)
-                    if runtime.observations is not None
-                    else None
-                ),
+                observation_sink=sink,
                 heartbeats=WorkerHeartbeats(store=runtime.store, interval=5.0, ttl=15.0),
                 metrics=runtime.metrics,
                 dlq_recorder=runtime.dlq.store,
@@ -167,8 +175,30 @@ async def run_dev(
                 if consumer.retry_policy
                 else (),
             )
+            results = FanoutResults(runtime.store, prefix=runtime_config.store.prefix)
+
+            async def child(event: StatusEvent, ctx: TaskContext) -> None:
+                await aggregate_child(event, ctx, results=results, step_seconds=config.step_seconds)
+
+            aggregator = AggregationConsumer(
+                topology=topology,
+                broker=runtime.broker,
+                handler=child,
+                shards=range(SHARDS),
+                consumer_name="relayna-dev-aggregator",
+                retry_policy=retry_policy,
+                drain_timeout=config.drain_timeout,
+                observation_sink=sink,
+                dlq_recorder=runtime.dlq.store,
+            )
             mcp = _mcp_routes(runtime)
-            app = build_app(runtime, client, dlq=dlq, mcp=mcp or ())
+            app = build_app(
+                runtime,
+                client,
+                dlq=dlq,
+                mcp=mcp or (),
+                workflow=(workflow_topology, workflow_publisher(workflow_client, task_ids)),
+            )
             http_stopped = anyio.Event()
 
             async def stop_http() -> None:
@@ -189,6 +219,17 @@ async def run_dev(
 
             async with anyio.create_task_group() as workers:
                 await workers.start(consumer.run)
+                await workers.start(aggregator.run)
+                await workers.start(
+                    partial(
+                        run_demo_workflow,
+                        runtime,
+                        topology=workflow_topology,
+                        step_seconds=config.step_seconds,
+                        retry_policy=retry_policy,
+                        drain_timeout=config.drain_timeout,
+                    )
+                )
                 for component in config.components:
                     await workers.start(partial(component, runtime))
                 async with anyio.create_task_group() as web:
