@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import anyio
 import httpx
@@ -137,7 +138,7 @@ async def test_dev_shows_the_execution_graph_of_a_handed_off_task(base_url: str)
                 if "manual_retry_to" in kinds and graph["summary"]["status"] == "completed":  # type: ignore[index]
                     break
                 await anyio.sleep(0.05)
-            assert graph["topology_kind"] == "routed_tasks_shared_status"
+            assert graph["topology_kind"] == "routed_tasks_shared_status_sharded_aggregation"
             assert graph["summary"]["graph_completeness"] == "full"  # type: ignore[index]
             attempts = [n for n in graph["nodes"] if n["kind"] == "task_attempt"]  # type: ignore[union-attr,index]
             assert [a["annotations"]["task_type"] for a in attempts] == [
@@ -247,25 +248,135 @@ async def test_a_dead_lettered_demo_task_is_found_and_replayed_over_http(base_ur
             assert states == ["dead_lettered", "replayed"]
 
 
-async def test_a_fanout_task_shows_its_children_in_its_graph(base_url: str) -> None:
+async def _graph_until(client: httpx.AsyncClient, task_id: str, ok: Any) -> dict[str, Any]:
+    """The task's execution graph once ``ok(graph)`` (observations land off the hot path)."""
+    while True:
+        graph: dict[str, Any] = (await client.get(f"/executions/{task_id}/graph")).json()
+        if ok(graph):
+            return graph
+        await anyio.sleep(0.05)
+
+
+async def test_a_fanout_runs_its_children_on_the_aggregation_consumer(base_url: str) -> None:
+    """The parent queues its children on its aggregation shard and returns; the
+    aggregation consumer runs them and the last one completes the parent."""
     with anyio.fail_after(30):
         async with httpx.AsyncClient(base_url=base_url, timeout=20) as client:
             task_id = await _submit(client, {"steps": 3, "mode": "fanout"})
             events = await _events(client, task_id)
-            assert events[-1]["status"] == "completed"
+            statuses = [e["status"] for e in events]
+            assert statuses.count("completed") == 1, statuses
+            assert statuses[-1] == "completed", statuses
             children = [f"{task_id}.{n}" for n in (1, 2, 3)]
-            assert events[-1]["result"] == {"children": children}
+            assert events[-1]["result"] == {
+                "children": {c: {"part": n, "steps": 2} for n, c in enumerate(children, 1)}
+            }
             for child in children:
-                assert (await _events(client, child))[-1]["status"] == "completed"
-            while True:  # the graph reads the children set the hub writes: poll for it
-                graph = (await client.get(f"/executions/{task_id}/graph")).json()
-                linked = sorted(
-                    n["task_id"] for n in graph["nodes"] if n["kind"] == "aggregation_child"
-                )
-                if linked == children:
-                    break
-                await anyio.sleep(0.05)
+                child_events = await _events(client, child)
+                assert child_events[0]["status"] == "queued"
+                assert child_events[-1]["status"] == "completed"
+                assert child_events[0]["meta"]["aggregation_role"] == "aggregation"
+                assert {e["meta"]["parent_task_id"] for e in child_events} == {task_id}
+
+            def linked(graph: dict[str, Any]) -> bool:
+                attempts = {n["task_id"] for n in graph["nodes"] if n["kind"] == "task_attempt"}
+                return attempts >= {task_id, *children}
+
+            graph = await _graph_until(client, task_id, linked)
+            nodes = graph["nodes"]
+            assert (
+                sorted(n["task_id"] for n in nodes if n["kind"] == "aggregation_child") == children
+            )
             assert sorted(graph["related_task_ids"]) == children
+            kinds = {e["kind"] for e in graph["edges"]}
+            assert {"aggregated_into", "received_by", "published_status"} <= kinds
+            child_attempts = [
+                n for n in nodes if n["kind"] == "task_attempt" and n["task_id"] in children
+            ]
+            assert {n["annotations"]["consumer_name"] for n in child_attempts} == {
+                "relayna-dev-aggregator"
+            }
+
+
+async def test_more_fanouts_than_the_prefetch_do_not_starve_their_children(
+    base_url: str,
+) -> None:
+    """12 fan-outs of 5 children at once, with a worker prefetch of 8: a parent no
+    longer holds its slot while its children run, so every one completes."""
+    with anyio.fail_after(30):
+        async with httpx.AsyncClient(base_url=base_url, timeout=20) as client:
+            parents = [await _submit(client, {"steps": 5, "mode": "fanout"}) for _ in range(12)]
+            for parent in parents:
+                events = await _events(client, parent)
+                assert events[-1]["status"] == "completed"
+                assert len(events[-1]["result"]["children"]) == 5
+
+
+async def test_a_workflow_task_runs_both_stages_and_its_graph_shows_them(base_url: str) -> None:
+    """demo.workflow: planner hands to worker (whose first attempt fails once); the
+    statuses, the run state, the topology and the execution graph all show both stages."""
+    with anyio.fail_after(30):
+        async with httpx.AsyncClient(base_url=base_url, timeout=20) as client:
+            body = {"task_type": "demo.workflow", "payload": {"text": "a b", "mode": "fail_once"}}
+            posted = await client.post("/tasks", json=body)
+            assert posted.status_code == 202, posted.text
+            task_id = posted.json()["task_id"]
+            assert posted.json()["task_type"] == "demo.workflow"
+            taken = await client.post("/tasks", json={**body, "task_id": task_id})
+            assert taken.status_code == 409, taken.text
+            events = await _events(client, task_id)
+            assert events[-1]["status"] == "completed"
+            assert events[-1]["result"] == {"parts": ["A", "B"], "attempts": 2}
+            assert {e["meta"].get("stage") for e in events} == {"planner", "worker"}
+
+            run = (await client.get(f"/workflow/runs/{task_id}")).json()
+            assert run["run"]["status"] == "completed"
+            assert {s["stage"]: s["status"] for s in run["run"]["stages"]} == {
+                "planner": "completed",
+                "worker": "completed",
+            }
+            topology = (await client.get("/workflow/topology")).json()
+            assert [(e["source"], e["target"]) for e in topology["edges"]] == [
+                ("planner", "worker")
+            ]
+
+            def both_stages(graph: dict[str, Any]) -> bool:
+                stages = [n for n in graph["nodes"] if n["kind"] == "stage_attempt"]
+                return len(stages) == 3 and graph["summary"]["status"] == "completed"
+
+            graph = await _graph_until(client, task_id, both_stages)
+            by_id = {n["id"]: n for n in graph["nodes"]}
+            planner = f"stage-attempt:{task_id}:planner:1"
+            assert {f"stage-attempt:{task_id}:worker:{n}" for n in (1, 2)} | {planner} == {
+                i for i, n in by_id.items() if n["kind"] == "stage_attempt"
+            }
+            [hop] = [e for e in graph["edges"] if e["kind"] == "stage_transitioned_to"]
+            assert hop["source"] == planner
+            assert by_id[hop["target"]]["kind"] == "workflow_message"
+            entered = {
+                (e["source"], e["target"]) for e in graph["edges"] if e["kind"] == "entered_stage"
+            }
+            assert (hop["target"], f"stage-attempt:{task_id}:worker:1") in entered
+            assert any(n["kind"] == "retry" for n in graph["nodes"])  # the worker's retry
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"mode": "fanout"}, "mode"),
+        ({"steps": 0}, "steps"),
+        ({"text": ["a"]}, "text"),
+        ({"parts": ["x"]}, "parts"),  # the planner's contract: no unknown fields
+    ],
+)
+async def test_workflow_payloads_outside_the_planner_contract_are_422(
+    base_url: str, payload: dict[str, object], field: str
+) -> None:
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        resp = await client.post("/tasks", json={"task_type": "demo.workflow", "payload": payload})
+    assert resp.status_code == 422, resp.text
+    [error] = resp.json()["detail"]
+    assert error["loc"] == ["body", "payload", field]
 
 
 async def test_a_task_that_fails_until_replayed_completes_after_its_replay(
