@@ -116,6 +116,47 @@ async def test_studio_comes_up_with_the_demo_service_registered() -> None:
                 assert found["items"][0]["service_id"] == "demo"
                 audit = (await ui.get("/studio/audit", params={"action": "dlq.replay"})).json()
                 assert [e["outcome"] for e in audit["items"]] == ["success"]
+                await _workflow_and_fanout_through_studio(ui)
+
+
+async def _workflow_and_fanout_through_studio(ui: httpx.AsyncClient) -> None:
+    """The two kinds every graph needs, submitted and read through Studio only: a
+    workflow task's graph has both stages and the hop between them; an aggregation
+    fan-out's graph has its children, each run by the aggregation consumer."""
+    topology = (await ui.get("/studio/services/demo/workflow/topology")).json()
+    assert [s["name"] for s in topology["stages"]] == ["planner", "worker"]
+    assert [(e["source"], e["target"]) for e in topology["edges"]] == [("planner", "worker")]
+    submit = "/studio/services/demo/tasks"
+    bad = await ui.post(submit, json={"task_type": "demo.workflow", "payload": {"q": 1}})
+    assert bad.status_code == 422, bad.text
+    flow = await ui.post(submit, json={"task_type": "demo.workflow", "payload": {"steps": 2}})
+    fan = await ui.post(submit, json={"payload": {"mode": "fanout", "steps": 3}})
+    assert flow.status_code == fan.status_code == 200, (flow.text, fan.text)
+    flow_id, fan_id = flow.json()["task_id"], fan.json()["task_id"]
+
+    def kinds(graph: dict[str, Any]) -> list[str]:
+        return sorted(n["kind"] for n in graph["nodes"])
+
+    graph = await _until(
+        ui,
+        f"/studio/services/demo/executions/{flow_id}/graph",
+        lambda g: kinds(g).count("stage_attempt") == 2 and g["summary"]["status"] == "completed",
+    )
+    stages = sorted(
+        n["annotations"]["stage"] for n in graph["nodes"] if n["kind"] == "stage_attempt"
+    )
+    assert stages == ["planner", "worker"]
+    assert [e["kind"] for e in graph["edges"]].count("stage_transitioned_to") == 1
+    graph = await _until(
+        ui,
+        f"/studio/services/demo/executions/{fan_id}/graph",
+        lambda g: kinds(g).count("aggregation_child") == 3 and kinds(g).count("task_attempt") == 4,
+    )
+    await _until(
+        ui,
+        f"/studio/services/demo/status/{fan_id}",
+        lambda body: body["event"]["status"] == "completed",
+    )
 
 
 async def test_studio_port_in_use_stops_the_whole_system() -> None:
@@ -180,3 +221,4 @@ async def test_real_rabbitmq_and_redis_unchanged_and_a_second_run_repoints_the_s
                     f"/studio/services/demo/status/{task_id}",
                     lambda body: body["event"]["status"] == "completed",
                 )
+                await _workflow_and_fanout_through_studio(ui)
