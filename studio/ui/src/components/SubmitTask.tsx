@@ -11,13 +11,14 @@ import { ErrorNote, Section } from "./ui";
 /** The capability id a service advertises for `POST /tasks`. */
 export const SUBMIT_ROUTE = "tasks.submit";
 
-/** Examples for relayna dev's demo worker, one per kind of run it can show. */
+/** Examples for relayna dev's demo, one per kind of run it can show: [label, payload, task type ("" = the default)]. */
 const FIRST_PAYLOAD = '{"mode": "ok", "steps": 3}';
-export const DEMO_PAYLOADS: Array<[string, string]> = [
-  ["succeeds", FIRST_PAYLOAD],
-  ["fails once, retried", '{"mode": "fail_once", "steps": 3}'],
-  ["dead-lettered until replayed", '{"mode": "fail_until_replayed", "steps": 2}'],
-  ["fans out to 3 children", '{"mode": "fanout", "steps": 3}'],
+export const DEMO_PAYLOADS: Array<[string, string, string]> = [
+  ["succeeds", FIRST_PAYLOAD, ""],
+  ["fails once, retried", '{"mode": "fail_once", "steps": 3}', ""],
+  ["dead-lettered until replayed", '{"mode": "fail_until_replayed", "steps": 2}', ""],
+  ["aggregation fan-out, 3 children", '{"mode": "fanout", "steps": 3}', ""],
+  ["two-stage workflow", '{"text": "plan then work", "steps": 3}', "demo.workflow"],
 ];
 
 export function SubmitTask({ serviceId }: { serviceId: string }) {
@@ -57,8 +58,8 @@ export function SubmitTask({ serviceId }: { serviceId: string }) {
         </p>
         <JsonField label="Payload (JSON object)" rows={3} value={payload} onChange={setPayload} invalid={invalid} />
         <div className="row-actions" role="group" aria-label="Example payloads">
-          {DEMO_PAYLOADS.map(([label, text]) => (
-            <button key={label} type="button" onClick={() => { setPayload(text); setInvalid(null); }}>
+          {DEMO_PAYLOADS.map(([label, text, type]) => (
+            <button key={label} type="button" onClick={() => { setPayload(text); setTaskType(type); setInvalid(null); }}>
               {label}
             </button>
           ))}

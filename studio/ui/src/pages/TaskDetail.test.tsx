@@ -1,7 +1,8 @@
 import { screen, waitFor, within } from "@testing-library/react";
 import { describe, expect, it } from "vitest";
 import { asRole, FakeStudio, renderApp } from "../test/server";
-import { lifecycleWindow } from "./TaskDetail";
+import type { ExecutionGraph } from "../types";
+import { lifecycleWindow, workflowStages } from "./TaskDetail";
 
 const T0 = "2026-06-01T12:00:00Z";
 
@@ -129,5 +130,22 @@ describe("a panel that gets an answer of the wrong shape", () => {
     expect(await screen.findByText(/Trace could not be shown/)).toBeInTheDocument();
     await waitFor(() => expect(node("task:t1")).toHaveAttribute("data-status", "queued"));
     expect(screen.getByTestId("timeline")).toBeInTheDocument();
+  });
+});
+
+describe("workflowStages", () => {
+  it("lists a workflow task's stages in the order of their first attempt", () => {
+    const attempt = (stage: string, n: number) => ({ id: `stage-attempt:t:${stage}:${n}`, kind: "stage_attempt", label: stage, annotations: { stage } });
+    const graph = {
+      task_id: "t",
+      nodes: [{ id: "task:t", kind: "task", label: "t" }, attempt("planner", 1), attempt("worker", 1), { id: "retry:t:1", kind: "retry", label: "retry", annotations: { stage: "worker" } }, attempt("worker", 2)],
+      edges: [],
+    } as unknown as ExecutionGraph;
+    expect(workflowStages(graph)).toEqual(["planner", "worker"]);
+  });
+
+  it("is empty for a task without stages", () => {
+    expect(workflowStages({ task_id: "t", nodes: [{ id: "task:t", kind: "task", label: "t" }], edges: [] } as unknown as ExecutionGraph)).toEqual([]);
+    expect(workflowStages(undefined)).toEqual([]);
   });
 });

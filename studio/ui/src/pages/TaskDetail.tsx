@@ -2,7 +2,7 @@
 // by side, Mermaid export, resources, logs, metrics and traces. Each panel
 // loads and fails on its own.
 import { useQuery } from "@tanstack/react-query";
-import { lazy, Suspense, useMemo, useState } from "react";
+import { lazy, type ReactNode, Suspense, useMemo, useState } from "react";
 import { Link, useParams } from "react-router-dom";
 import { CancelTask } from "../components/CancelTask";
 import { TableHead } from "../components/filters";
@@ -68,6 +68,7 @@ export default function TaskDetail() {
                   ["Correlation id", latest?.correlation_id ?? null],
                   ["Duration", formatDuration(graph.data?.summary?.duration_ms ?? null)],
                   ["Graph", graph.data?.summary?.graph_completeness ?? null],
+                  ...workflowRow(serviceId, graph.data),
                 ]}
               />
               <RelatedTasks refs={[...(d.task_ref.parent_refs ?? []), ...(d.task_ref.child_refs ?? []), ...d.joined_refs]} />
@@ -170,6 +171,29 @@ function RelatedTasks({ refs }: { refs: TaskRef[] }) {
       ))}
     </p>
   );
+}
+
+/** The workflow stages a task went through, in order of their first attempt (none for a plain task). */
+export function workflowStages(graph: ExecutionGraph | undefined): string[] {
+  const stages: string[] = [];
+  for (const node of graph?.nodes ?? []) {
+    const stage = node.annotations?.stage;
+    if (node.kind === "stage_attempt" && typeof stage === "string" && !stages.includes(stage)) stages.push(stage);
+  }
+  return stages;
+}
+
+function workflowRow(serviceId: string, graph: ExecutionGraph | undefined): Array<[string, ReactNode]> {
+  const stages = workflowStages(graph);
+  if (stages.length === 0) return [];
+  return [
+    [
+      "Workflow stages",
+      <span key="w" data-testid="workflow-stages">
+        {stages.join(" → ")} (<Link to={`/services/${encodeURIComponent(serviceId)}/topology`}>topology</Link>)
+      </span>,
+    ],
+  ];
 }
 
 function GraphExtras({ graph, taskId }: { graph: ExecutionGraph; taskId: string }) {
