@@ -4,8 +4,9 @@
 ports); Playwright drives Debian's Chromium (system browser) from the Studio
 URL it prints: submit a task of each kind from the task list, watch the task
 detail's graph gain an attempt, a retry and a dead letter live, replay the
-dead letter from the DLQ explorer and see the task complete, follow a
-fan-out's children, search a task by id, and refuse an invalid JSON override
+dead letter from the DLQ explorer and see the task complete, follow an
+aggregation fan-out's children, open a two-stage workflow task and see both
+stages (and its topology), search a task by id, and refuse an invalid JSON override
 (client-side message; 422 from the backend when forced). axe-core checks
 every page; screenshots land in artifacts/dev-system/.
 """
@@ -73,6 +74,12 @@ def submit(page: Page, task_list: str, example: str) -> str:
     return page.url.rsplit("/", 1)[1]
 
 
+def fit_graph(page: Page) -> None:
+    """Fit the live-grown graph into its view (React Flow fits only on first render)."""
+    graph = page.get_by_test_id("execution-graph")
+    graph.get_by_role("button", name=re.compile("fit view", re.IGNORECASE)).click()
+
+
 def graph_nodes(page: Page, kind: str) -> object:
     return page.get_by_test_id("execution-graph").locator(f"[data-kind='{kind}']")
 
@@ -117,10 +124,33 @@ def test_a_newcomer_runs_every_kind_of_task_from_studio(dev: tuple[str, str], pa
         1, timeout=LIVE
     )
 
-    # Fan-out: its children hang off the parent's graph.
-    parent = submit(page, task_list, "fans out to 3 children")
+    # Aggregation fan-out: the children, each run by the aggregation consumer, hang
+    # off the parent's graph; the last one completes the parent.
+    parent = submit(page, task_list, "aggregation fan-out, 3 children")
     expect(graph_nodes(page, "aggregation_child")).to_have_count(3, timeout=LIVE)
+    expect(graph_nodes(page, "task_attempt")).to_have_count(4, timeout=LIVE)  # parent + 3
+    expect(timeline.locator("li[data-status='completed']")).to_have_count(1, timeout=LIVE)
+    fit_graph(page)
     shot(page, backend, "task-fanout")
+
+    # Two-stage workflow: the task page shows both stages and the hop between them,
+    # and links to the workflow topology, drawn as a graph.
+    submit(page, task_list, "two-stage workflow")
+    stages = graph_nodes(page, "stage_attempt")
+    expect(stages.filter(has_text="planner attempt 1")).to_have_count(1, timeout=LIVE)
+    expect(stages.filter(has_text="worker attempt 1")).to_have_count(1, timeout=LIVE)
+    graph = page.get_by_test_id("execution-graph")
+    expect(graph.locator(".gedge-stage_transitioned_to")).to_have_count(1, timeout=LIVE)
+    expect(timeline.locator("li[data-status='completed']")).to_have_count(1, timeout=LIVE)
+    expect(page.get_by_test_id("workflow-stages")).to_contain_text("planner → worker")
+    fit_graph(page)
+    shot(page, backend, "task-workflow")
+    page.get_by_test_id("workflow-stages").get_by_role("link", name="topology").click()
+    expect(page.get_by_role("heading", name="Workflow topology")).to_be_visible()
+    expect(graph_nodes(page, "stage")).to_have_count(1, timeout=LIVE)  # planner
+    expect(graph_nodes(page, "terminal_stage")).to_have_count(1)  # worker
+    expect(graph_nodes(page, "terminal_stage")).to_contain_text("worker")
+    shot(page, backend, "workflow-topology")
 
     # Search a task by id.
     page.goto(f"{studio}/tasks/search")
