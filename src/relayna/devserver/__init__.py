@@ -1,6 +1,7 @@
 """``relayna dev``: the whole system in one process.
 
-Broker, store, demo worker, status hub and a Starlette app (status routes,
+Broker, store, demo worker (with its aggregation consumer and its two-stage
+workflow), status hub and a Starlette app (status routes, workflow routes,
 ``POST /tasks``, ``GET /``) share one task group with Studio (when
 relayna-studio is installed) and the demo service registered in it;
 leaving it (Ctrl-C) drains the worker and ends every SSE stream.
@@ -15,10 +16,12 @@ from relayna.devserver._studio import (
     studio_installed,
     studio_start_url,
 )
+from relayna.devserver._workflow import WORKFLOW_TASK_TYPE, demo_workflow_topology
 
 __all__ = [
     "DEMO_TASK_TYPES",
     "STUDIO_INSTALL_HINT",
+    "WORKFLOW_TASK_TYPE",
     "DevComponent",
     "DevConfig",
     "DevStudioConfig",
@@ -26,6 +29,7 @@ __all__ = [
     "build_app",
     "demo_handler",
     "demo_topology",
+    "demo_workflow_topology",
     "run_dev",
     "run_dev_system",
     "studio_installed",
