@@ -52,16 +52,18 @@ def demo_topology(prefix: str = "relayna.dev") -> RoutedTasksSharedStatusSharded
     )
 
 
-def check_demo_payload(payload: Mapping[str, Any]) -> list[tuple[str, str]]:
+def check_demo_payload(
+    payload: Mapping[str, Any], modes: tuple[str, ...] = MODES
+) -> list[tuple[str, str]]:
     """What is wrong with a demo task's payload, as ``(path, message)`` pairs.
 
-    ``mode`` is one of :data:`MODES` (default ``ok``), ``steps`` an integer
+    ``mode`` is one of ``modes`` (default ``ok``), ``steps`` an integer
     1..20 (default 5), ``text`` a string; other keys are left to the handler.
     """
     errors: list[tuple[str, str]] = []
     mode = payload.get("mode", "ok")
-    if mode not in MODES:
-        errors.append(("payload.mode", f"must be one of {', '.join(MODES)}, got {mode!r}"))
+    if mode not in modes:
+        errors.append(("payload.mode", f"must be one of {', '.join(modes)}, got {mode!r}"))
     steps = payload.get("steps", 5)
     if type(steps) is not int or not 1 <= steps <= 20:
         errors.append(("payload.steps", f"must be an integer 1..20, got {steps!r}"))

@@ -22,6 +22,7 @@ from anyio.abc import TaskStatus
 from relayna.api import RelaynaRuntime
 from relayna.consumer import RetryPolicy, TaskContext
 from relayna.contracts import TaskEnvelope, WorkflowEnvelope
+from relayna.devserver._demo import check_demo_payload
 from relayna.errors import DuplicateTaskError
 from relayna.observability import make_observation_sink
 from relayna.rabbitmq import RelaynaClient, TaskIds
@@ -94,15 +95,7 @@ def check_workflow_payload(payload: Mapping[str, Any]) -> list[tuple[str, str]]:
     """What is wrong with a ``demo.workflow`` payload, as ``(path, message)`` pairs:
     ``mode`` one of :data:`WORKFLOW_MODES`, ``steps`` 1..20, ``text`` a string,
     nothing else (the planner's contract)."""
-    errors: list[tuple[str, str]] = []
-    mode = payload.get("mode", "ok")
-    if mode not in WORKFLOW_MODES:
-        errors.append(("payload.mode", f"must be one of {', '.join(WORKFLOW_MODES)}, got {mode!r}"))
-    steps = payload.get("steps", 3)
-    if type(steps) is not int or not 1 <= steps <= 20:
-        errors.append(("payload.steps", f"must be an integer 1..20, got {steps!r}"))
-    if not isinstance(payload.get("text", ""), str):
-        errors.append(("payload.text", "must be a string"))
+    errors = check_demo_payload(payload, WORKFLOW_MODES)
     errors += [(f"payload.{k}", "unknown field") for k in sorted(set(payload) - set(_PLAN_FIELDS))]
     return errors
 
