@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from browser import launch  # scripts/ is on sys.path (tests/conftest.py)
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect, sync_playwright
 from services import free_port
 
 from _dev_process import relayna_dev  # tests/ is on sys.path (rootdir conftest)
@@ -51,5 +51,13 @@ def test_submit_task_and_watch_it_complete_live(dev_server: tuple[str, str]) -> 
             assert timeline[-1].startswith("completed"), timeline
             assert card.locator(".state").inner_text().lower() == "completed"
             page.screenshot(path=str(ARTIFACTS / f"relayna-dev-{backend}.png"), full_page=True)
+            # The page starts the two-stage workflow too: planner, then worker.
+            page.fill("#steps", "1")
+            page.select_option("#mode", "workflow")
+            page.click("#go")
+            expect(page.locator(".card.completed")).to_have_count(2, timeout=30_000)
+            flow = page.locator(".card").first
+            expect(flow.locator("li").last).to_contain_text("worker: done")
+            expect(flow.locator("li").first).to_contain_text("planner")
         finally:
             browser.close()
