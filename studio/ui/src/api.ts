@@ -36,6 +36,7 @@ import type {
   TaskRef,
   TaskSearchDocument,
   TracesResponse,
+  WorkflowRun,
   WorkflowTopology,
 } from "./types";
 
@@ -220,6 +221,7 @@ export function createApi({ token, fetch: fetchImpl }: ApiOptions) {
     serviceMetrics: async (sid: string, q: Query) => expectList(await get<MetricsResponse>(`/studio/services/${enc(sid)}/metrics`, q), "series", "metrics"),
     servicePods: async (sid: string) => expectList(await get<{ service_id: string; count: number; pods: Pod[] }>(`/studio/services/${enc(sid)}/pods`), "pods", "pods"),
     workflowTopology: (sid: string) => get<WorkflowTopology>(`/studio/services/${enc(sid)}/workflow/topology`),
+    workflowRun: (sid: string, tid: string) => get<WorkflowRun>(`/studio/services/${enc(sid)}/workflow/runs/${enc(tid)}`),
     // DLQ
     dlqMessages: (sid: string, q: Query) => get<Page<DlqMessageSummary>>(`/studio/services/${enc(sid)}/dlq/messages`, q),
     brokerDlqMessages: (sid: string, q: Query) => get<{ service_id: string; items: BrokerDlqMessage[] }>(`/studio/services/${enc(sid)}/broker/dlq/messages`, q),

@@ -432,6 +432,18 @@ export interface WorkflowTopology {
   edges: { source: string; target: string; [key: string]: Json | undefined }[];
 }
 
+/** A workflow run as the service describes it (`GET /studio/services/{id}/workflow/runs/{task_id}`). */
+export interface WorkflowRun {
+  service_id?: string;
+  run: {
+    task_id: string;
+    status: string;
+    stages: { stage: string; status: string; attempts?: number; deliveries?: number; last_error?: Json }[];
+  };
+  messages?: Json;
+  lineage?: Json;
+}
+
 export interface WorkflowStage {
   name: string;
   queue?: string | null;

@@ -41,11 +41,12 @@ describe("Submit a task", () => {
     renderApp(s, "/tasks/search?service_id=svc");
     await userEvent.click(await screen.findByRole("button", { name: "two-stage workflow" }));
     expect(screen.getByLabelText(/^Task type/)).toHaveValue("demo.workflow");
+    await userEvent.click(screen.getByRole("button", { name: "aggregation fan-out, 3 children" }));
+    expect(screen.getByLabelText(/^Task type/)).toHaveValue("");
+    await userEvent.click(screen.getByRole("button", { name: "two-stage workflow" }));
     await userEvent.click(screen.getByRole("button", { name: "Submit task" }));
     await waitFor(() => expect(s.requests("POST", "/studio/services/svc/tasks")).toHaveLength(1));
     expect(s.requests("POST", "/studio/services/svc/tasks")[0]?.body).toEqual({ task_type: "demo.workflow", payload: { text: "plan then work", steps: 3 } });
-    await userEvent.click(screen.getByRole("button", { name: "aggregation fan-out, 3 children" }));
-    expect(screen.getByLabelText(/^Task type/)).toHaveValue("");
   });
 
   it("is absent for readers", async () => {

@@ -149,3 +149,55 @@ describe("workflowStages", () => {
     expect(workflowStages(undefined)).toEqual([]);
   });
 });
+
+describe("Task detail of a workflow task", () => {
+  function studioWithWorkflowTask() {
+    const studio = asRole(new FakeStudio(), "reader", false);
+    const attempt = (stage: string) => ({ id: `stage-attempt:w1:${stage}:1`, kind: "stage_attempt", label: `${stage} attempt 1`, annotations: { stage } });
+    return studio
+      .on("GET", "/studio/tasks/svc/w1", {
+        body: {
+          service_id: "svc",
+          task_id: "w1",
+          task_ref: { service_id: "svc", task_id: "w1", parent_refs: [], child_refs: [] },
+          latest_status: { task_id: "w1", status: "completed", timestamp: T0, event_id: "e1" },
+          history: [{ task_id: "w1", status: "completed", timestamp: T0, event_id: "e1" }],
+          errors: [],
+        },
+      })
+      .on("GET", "/studio/services/svc/executions/w1/graph", {
+        body: {
+          task_id: "w1",
+          summary: { status: "completed", graph_completeness: "full" },
+          nodes: [{ id: "task:w1", kind: "task", label: "w1" }, attempt("planner"), { id: "workflow-message:m2", kind: "workflow_message", label: "worker" }, attempt("worker")],
+          edges: [
+            { source: "task:w1", target: "stage-attempt:w1:planner:1", kind: "received_by" },
+            { source: "stage-attempt:w1:planner:1", target: "workflow-message:m2", kind: "stage_transitioned_to" },
+            { source: "workflow-message:m2", target: "stage-attempt:w1:worker:1", kind: "entered_stage" },
+          ],
+        },
+      })
+      .on("GET", "/studio/services/svc/workflow/runs/w1", {
+        body: {
+          service_id: "svc",
+          run: { task_id: "w1", status: "completed", stages: [{ stage: "planner", status: "completed", attempts: 1, deliveries: 1 }, { stage: "worker", status: "completed", attempts: 2, deliveries: 2 }] },
+        },
+      })
+      .on("GET", "/studio/tasks/svc/w1/logs", { status: 501, body: { detail: "no log_config", code: "not_configured" } })
+      .on("GET", "/studio/tasks/svc/w1/metrics", { status: 501, body: { detail: "no metrics_config", code: "not_configured" } })
+      .on("GET", "/studio/tasks/svc/w1/traces", { body: { service_id: "svc", task_id: "w1", trace_ids: [], spans: [], warnings: [] } })
+      .stream("/studio/tasks/svc/w1/stream");
+  }
+
+  it("shows the stages from the graph and the run from Studio's federated run route", async () => {
+    const studio = studioWithWorkflowTask();
+    renderApp(studio, "/tasks/svc/w1");
+    expect(await screen.findByTestId("workflow-stages")).toHaveTextContent("planner → worker");
+    const run = await screen.findByTestId("workflow-run");
+    expect(within(run).getAllByRole("row").slice(1).map((r) => [r.getAttribute("data-stage"), r.getAttribute("data-status"), (r as HTMLTableRowElement).cells[2]?.textContent])).toEqual([
+      ["planner", "completed", "1"],
+      ["worker", "completed", "2"],
+    ]);
+    expect(studio.requests("GET", "/studio/services/svc/workflow/runs/w1").length).toBeGreaterThan(0);
+  });
+});

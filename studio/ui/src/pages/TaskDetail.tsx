@@ -110,6 +110,7 @@ export default function TaskDetail() {
           )}
         </Section>
       </div>
+      {workflowStages(graph.data).length > 0 ? <WorkflowRunSection serviceId={serviceId} taskId={taskId} status={latest?.status ?? null} /> : null}
       {graph.data ? <GraphExtras graph={graph.data} taskId={taskId} /> : null}
       <Section title="Logs">
         {/* Logs wait for the task: their default window is its lifecycle. */}
@@ -194,6 +195,43 @@ function workflowRow(serviceId: string, graph: ExecutionGraph | undefined): Arra
       </span>,
     ],
   ];
+}
+
+/** The run state of a workflow task, read through Studio's federated run route (re-read on each new status). */
+function WorkflowRunSection({ serviceId, taskId, status }: { serviceId: string; taskId: string; status: string | null }) {
+  const api = useApi();
+  const run = useQuery({
+    queryKey: ["workflow-run", serviceId, taskId, status],
+    queryFn: () => api.workflowRun(serviceId, taskId),
+    placeholderData: (prev) => prev,
+    retry: false,
+  });
+  return (
+    <Section title="Workflow run">
+      <Async query={run} what="the workflow run">
+        {(r) => (
+          <>
+            <KeyValues items={[["Run status", <Badge key="s" status={r.run.status} />]]} />
+            <table data-testid="workflow-run">
+              <TableHead columns={["Stage", "Status", "Attempts", "Deliveries"]} />
+              <tbody>
+                {r.run.stages.map((s) => (
+                  <tr key={s.stage} data-stage={s.stage} data-status={s.status}>
+                    <td>{s.stage}</td>
+                    <td>
+                      <Badge status={s.status} />
+                    </td>
+                    <td>{s.attempts ?? "—"}</td>
+                    <td>{s.deliveries ?? "—"}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </>
+        )}
+      </Async>
+    </Section>
+  );
 }
 
 function GraphExtras({ graph, taskId }: { graph: ExecutionGraph; taskId: string }) {
