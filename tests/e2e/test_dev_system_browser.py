@@ -143,6 +143,11 @@ def test_a_newcomer_runs_every_kind_of_task_from_studio(dev: tuple[str, str], pa
     expect(graph.locator(".gedge-stage_transitioned_to")).to_have_count(1, timeout=LIVE)
     expect(timeline.locator("li[data-status='completed']")).to_have_count(1, timeout=LIVE)
     expect(page.get_by_test_id("workflow-stages")).to_contain_text("planner → worker")
+    run = page.get_by_test_id("workflow-run")  # Studio's federated workflow run
+    expect(run.locator("tr[data-stage='worker'][data-status='completed']")).to_have_count(
+        1, timeout=LIVE
+    )
+    expect(run.locator("tr[data-stage='planner'][data-status='completed']")).to_have_count(1)
     fit_graph(page)
     shot(page, backend, "task-workflow")
     page.get_by_test_id("workflow-stages").get_by_role("link", name="topology").click()
