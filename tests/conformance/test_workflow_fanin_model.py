@@ -29,7 +29,8 @@ from hypothesis.stateful import (
 )
 
 from relayna.transport import Store, open_store
-from relayna.workflow import FANIN_ARRIVE_SCRIPT, STAGE_SETTLE_SCRIPT, WorkflowKeys
+from relayna.workflow import WorkflowKeys
+from relayna.workflow._scripts import FANIN_ARRIVE_SCRIPT, STAGE_SETTLE_SCRIPT
 
 GUARD_TTL = 1000
 FANIN_TTL = 60_000

@@ -104,6 +104,28 @@ def test_the_task_id_scripts_are_deprecated_names(name: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("name", "script_name"),
+    [
+        ("FANIN_ARRIVE_SCRIPT", "relayna.workflow.fanin_arrive"),
+        ("GUARD_RELEASE_SCRIPT", "relayna.workflow.guard_release"),
+        ("GUARD_RENEW_SCRIPT", "relayna.workflow.guard_renew"),
+        ("RUN_REPLAY_SCRIPT", "relayna.workflow.run_replay"),
+        ("STAGE_ENTER_SCRIPT", "relayna.workflow.stage_enter"),
+        ("STAGE_SETTLE_SCRIPT", "relayna.workflow.stage_settle"),
+    ],
+)
+def test_the_workflow_scripts_are_deprecated_names(name: str, script_name: str) -> None:
+    import relayna.workflow
+    from relayna.workflow import _scripts
+
+    assert name not in relayna.workflow.__all__
+    with pytest.warns(DeprecationWarning, match="use WorkflowStore"):
+        script = getattr(relayna.workflow, name)
+    assert script is getattr(_scripts, name)
+    assert script.name == script_name
+
+
+@pytest.mark.parametrize(
     "name",
     [
         "TraceContext",

@@ -13,6 +13,7 @@ run state, lineage, replay and diagnostics.
 See ``docs/workflow.md``.
 """
 
+from relayna._deprecated import moved_names
 from relayna.workflow._consumer import WorkflowConsumer, effective_retry_policy
 from relayna.workflow._context import JoinedMessage, WorkflowContext, derive_message_id
 from relayna.workflow._dedup import dedup_signature
@@ -21,15 +22,6 @@ from relayna.workflow._join import branch_of, join_message_id
 from relayna.workflow._lineage import LineageEdge, build_lineage
 from relayna.workflow._runs import ReplayResult, WorkflowRuns, cancel_run
 from relayna.workflow._runtime import WorkflowWorkerRuntime
-from relayna.workflow._scripts import (
-    FANIN_ARRIVE_SCRIPT,
-    GUARD_RELEASE_SCRIPT,
-    GUARD_RENEW_SCRIPT,
-    RUN_CANCEL_SCRIPT,
-    RUN_REPLAY_SCRIPT,
-    STAGE_ENTER_SCRIPT,
-    STAGE_SETTLE_SCRIPT,
-)
 from relayna.workflow._state import (
     ACTIVE_STATUSES,
     FAILED_STATUSES,
@@ -53,13 +45,6 @@ from relayna.workflow._store import (
 __all__ = [
     "ACTIVE_STATUSES",
     "FAILED_STATUSES",
-    "FANIN_ARRIVE_SCRIPT",
-    "GUARD_RELEASE_SCRIPT",
-    "GUARD_RENEW_SCRIPT",
-    "RUN_CANCEL_SCRIPT",
-    "RUN_REPLAY_SCRIPT",
-    "STAGE_ENTER_SCRIPT",
-    "STAGE_SETTLE_SCRIPT",
     "Arrival",
     "Entry",
     "FanInProgress",
@@ -91,3 +76,20 @@ __all__ = [
     "lineage_of",
     "now_ms",
 ]
+
+#: The store scripts behind run state, guards, joins and replay were exported
+#: here; they are details of WorkflowStore (and WorkflowRuns), which run them.
+__getattr__ = moved_names(
+    __name__,
+    {
+        name: (f"relayna.workflow._scripts:{name}", "use WorkflowStore")
+        for name in (
+            "FANIN_ARRIVE_SCRIPT",
+            "GUARD_RELEASE_SCRIPT",
+            "GUARD_RENEW_SCRIPT",
+            "RUN_REPLAY_SCRIPT",
+            "STAGE_ENTER_SCRIPT",
+            "STAGE_SETTLE_SCRIPT",
+        )
+    },
+)
