@@ -1,7 +1,11 @@
 """One Redis connection shared by every caller, pipelined, on anyio.
 
-Callers write their commands in turn (the order of the writes is the order of
-the replies) and queue a :class:`_Pending` for their replies. Whoever finds
+Callers queue their encoded commands and a :class:`_Pending` for their replies
+(the order of the queue is the order of the writes and of the replies).
+Whoever finds nobody writing becomes the writer: it writes its own commands
+and then, in one write each time, everything other callers queued while it
+was writing, until nothing is left (auto-pipelining: concurrent callers cost
+one socket write per batch, not one each). Whoever finds
 nobody reading becomes the reader: it reads replies for the queue's head,
 handing completed replies to their callers, until its own are complete, then
 passes the reading role to the next waiting caller. A caller alone on the
@@ -10,11 +14,16 @@ wake-up and no hand-over between tasks; concurrent callers share one
 connection and one read per batch of replies, and the number of connections
 does not grow with them.
 
-Cancellation never desynchronises the connection: a caller cancelled after
-writing leaves its :class:`_Pending` marked abandoned and the next reader
-reads and drops those replies (the parser keeps partial input). A caller
-cancelled during its write, a lost connection or bytes that are not RESP
-break the connection: every queued caller gets :class:`StoreConnectionLost`.
+Cancellation never desynchronises the connection: a caller cancelled before
+its commands went out takes them back out of the queue; one cancelled after
+leaves its :class:`_Pending` marked abandoned and the next reader reads and
+drops those replies (the parser keeps partial input). A write carrying other
+callers' commands is shielded from the writer's cancellation (bytes half
+written would break the connection for all of them) and bounded by
+``stream_timeout`` (else ``connect_timeout``) instead. A caller cancelled
+during the write of its own commands, a write that fails or times out, a
+lost connection or bytes that are not RESP break the connection: every
+queued caller gets :class:`StoreConnectionLost`.
 """
 
 from __future__ import annotations
@@ -40,10 +49,11 @@ _poll = getattr(select, "poll", None)  # not on Windows: idle connections are th
 
 
 class _Pending:
-    __slots__ = ("abandoned", "remaining", "replies", "turn")
+    __slots__ = ("abandoned", "remaining", "replies", "sent", "turn")
 
     def __init__(self, count: int) -> None:
         self.remaining = count
+        self.sent = False  # taken by the writer: its commands are (being) written
         self.replies: list[Any] = []
         self.turn: anyio.Event | None = None  # set: your replies are in, or read them
         self.abandoned = False
@@ -64,9 +74,12 @@ class RespConnection:
             self._idle_poll = _poll()
             self._idle_poll.register(self._raw.fileno(), select.POLLIN)
         self.error: StoreConnectionLost | None = None
-        self._send_lock = anyio.Lock()
         self._queue: deque[_Pending] = deque()
+        self._unsent: list[tuple[bytes, _Pending]] = []  # queued, not yet written
+        self._writing = False
         self._reading = False
+        timeout = params.stream_timeout
+        self._write_timeout = timeout if timeout is not None else params.connect_timeout
 
     @property
     def broken(self) -> bool:
@@ -76,6 +89,11 @@ class RespConnection:
     def idle(self) -> bool:
         """Nothing in flight: no caller waits for a reply."""
         return not self._queue
+
+    @property
+    def unsent(self) -> int:
+        """Callers whose commands wait for the write in flight (not yet written)."""
+        return len(self._unsent)
 
     def fail(self, error: StoreConnectionLost) -> StoreConnectionLost:
         """Break the connection: every queued caller raises ``error``.
@@ -89,6 +107,7 @@ class RespConnection:
             if pending.turn is not None:
                 pending.turn.set()
         self._queue.clear()
+        self._unsent.clear()
         return self.error
 
     async def send(self, data: bytes) -> None:
@@ -126,7 +145,8 @@ class RespConnection:
             parser.feed(data)
 
     async def roundtrip(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
-        """Send ``commands`` in one write and return one reply each, in order.
+        """Send ``commands`` (with whatever other callers queued meanwhile) and
+        return one reply each, in order.
 
         Raises:
             StoreConnectionLost: the connection broke before every reply was read.
@@ -135,29 +155,12 @@ class RespConnection:
             raise self.error
         data = b"".join([encode_command(c) for c in commands])
         pending = _Pending(len(commands))
+        await anyio.lowlevel.checkpoint_if_cancelled()  # a cancelled caller queues nothing
+        self._queue.append(pending)  # before the write: a reply may follow at once
+        self._unsent.append((data, pending))
         try:
-            self._send_lock.acquire_nowait()
-        except anyio.WouldBlock:
-            await self._send_lock.acquire()
-        try:
-            # Nothing goes out on a connection that failed while we waited, and a
-            # caller already cancelled leaves before writing (not mid-write).
-            if self.error is not None:
-                raise self.error
-            await anyio.lowlevel.checkpoint_if_cancelled()
-            self._queue.append(pending)  # before the write: a reply may follow at once
-            written = False
-            try:
-                await self.send(data)
-                written = True
-            finally:
-                if not written and self.error is None:  # cancelled mid-write: unknown bytes sent
-                    await self._break(
-                        StoreConnectionLost("a write to Redis was cancelled", url=self.params.url)
-                    )
-        finally:
-            self._send_lock.release()
-        try:
+            if not self._writing:
+                await self._write_unsent(pending)
             while pending.remaining:
                 if self.error is not None:
                     raise self.error
@@ -172,11 +175,57 @@ class RespConnection:
                     self._reading = False
                 self._pass_turn()
         except BaseException:
-            pending.abandoned = True  # the next reader drops what is still due
+            if not pending.sent:  # still queued: nothing of it went out, take it back
+                self._unsent = [entry for entry in self._unsent if entry[1] is not pending]
+                if pending in self._queue:
+                    self._queue.remove(pending)
+            else:
+                pending.abandoned = True  # the next reader drops what is still due
             if not self._reading:
                 self._pass_turn()
             raise
         return pending.replies
+
+    async def _write_unsent(self, mine: _Pending) -> None:
+        """Be the writer: write the queued commands, a batch per write, until none are left.
+
+        The first batch holds only the writer's own commands: cancelled midway,
+        it breaks the connection, as a lone caller's write always did. A later
+        batch carries other callers' commands: it is shielded from the
+        writer's cancellation and bounded by the write timeout instead.
+        """
+        self._writing = True
+        try:
+            while self._unsent and self.error is None:
+                batch, self._unsent = self._unsent, []
+                for _, pending in batch:
+                    pending.sent = True
+                if len(batch) == 1 and batch[0][1] is mine:
+                    await self._write_own(batch[0][0])
+                    continue
+                with anyio.CancelScope(shield=True):
+                    with anyio.move_on_after(self._write_timeout):
+                        await self.send(b"".join([data for data, _ in batch]))
+                        continue
+                    await self._break(
+                        StoreConnectionLost(
+                            f"a write to Redis did not finish within {self._write_timeout:g}s",
+                            url=self.params.url,
+                        )
+                    )
+        finally:
+            self._writing = False
+
+    async def _write_own(self, data: bytes) -> None:
+        written = False
+        try:
+            await self.send(data)
+            written = True
+        finally:
+            if not written and self.error is None:  # cancelled mid-write: unknown bytes sent
+                await self._break(
+                    StoreConnectionLost("a write to Redis was cancelled", url=self.params.url)
+                )
 
     async def _read_until(self, mine: _Pending) -> None:
         queue = self._queue
