@@ -470,7 +470,7 @@ async def test_every_dlq_route_is_documented_and_the_document_is_valid(aliased: 
     assert undocumented_routes(routes) == []
     doc = openapi_document(routes, title="t", version="1")
     validate(doc)
-    assert len(doc["paths"]) == 11
+    assert len(doc["paths"]) == 12
     replay = doc["paths"]["/dlq/messages/{dlq_id}/replay"]["post"]
     assert {"200", "401", "403", "404", "409", "422"} <= set(replay["responses"])
     name = "documentId" if aliased else "task_id"

@@ -44,6 +44,7 @@ from relayna.api._openapi import (
     undocumented_routes,
 )
 from relayna.api._route_ids import (
+    BROKER_DLQ_IMPORT_ROUTE_ID,
     BROKER_DLQ_MESSAGES_ROUTE_ID,
     BROKER_DLQ_QUEUES_ROUTE_ID,
     DLQ_CAPABILITY_ROUTE_IDS,
@@ -127,6 +128,7 @@ __all__ = [
     "serve_metrics",
     "worker_health_document",
     "worker_health_routes",
+    "BROKER_DLQ_IMPORT_ROUTE_ID",
     "BROKER_DLQ_MESSAGES_ROUTE_ID",
     "BROKER_DLQ_QUEUES_ROUTE_ID",
     "DLQ_CAPABILITY_ROUTE_IDS",

@@ -326,6 +326,29 @@ class DLQDocs:
             parameters=params,
         )
 
+    def broker_import(self) -> Operation:
+        params = [
+            Parameter("queue_name", "query", {**_FILTER, "minLength": 1}, required=True),
+            Parameter("limit", "query", _LIMIT),
+        ]
+        shape = _object(
+            {
+                "queue_name": _S,
+                "dlq_ids": {"type": "array", "items": _S},
+                "added": {"type": "array", "items": _S},
+                "count": _I,
+            }
+        )
+        return self._op(
+            "Index live messages of an allowlisted DLQ queue (left in the queue; idempotent)",
+            "broker_dlq_import",
+            {
+                **self._ok("Indexed", shape),
+                **error_responses(400, 422, 503, *self.mutating_errors),
+            },
+            parameters=params,
+        )
+
     def failed_list(self) -> Operation:
         params = [
             Parameter(name, "query", _FILTER)

@@ -9,6 +9,7 @@ GET      /dlq/messages/{dlq_id}                             200, 404, 422
 POST     /dlq/messages/{dlq_id}/replay?force=               200, 404, 409, 422
 GET      /broker/dlq/queues                                 200 (with an allowlist)
 GET      /broker/dlq/messages                               200, 400, 422
+POST     /broker/dlq/messages/import?queue_name=&limit=     200, 400, 422
 GET      /failed-tasks                                      200, 422
 GET      /failed-tasks/{failure_id}                         200, 404
 POST     /failed-tasks/{failure_id}/mark-investigated       200, 404
@@ -38,6 +39,7 @@ from relayna.api._dlq_docs import DLQDocs
 from relayna.api._failed_routes import failed_task_routes
 from relayna.api._openapi import Operation, document
 from relayna.api._route_ids import (
+    BROKER_DLQ_IMPORT_ROUTE_ID,
     BROKER_DLQ_MESSAGES_ROUTE_ID,
     BROKER_DLQ_QUEUES_ROUTE_ID,
     DLQ_MESSAGE_DETAIL_ROUTE_ID,
@@ -212,6 +214,32 @@ def dlq_routes(
             return error_response(400, str(exc))
         return JSONResponse({"items": [ctx.output(item.as_dict()) for item in items]})
 
+    async def broker_import(request: Request) -> Response:
+        params = request.query_params
+        queue_name = params.get("queue_name")
+        try:
+            limit = parse_limit(params.get("limit"))
+            if not queue_name:
+                raise ContractError(
+                    "invalid queue_name",
+                    errors=[("queue_name", "required")],
+                    reason="invalid_query",
+                )
+            check_filter("queue_name", queue_name)
+        except ContractError as exc:
+            return ctx.query_error(exc)
+        refused = await ctx.authorize(request, BROKER_DLQ_IMPORT_ROUTE_ID)
+        if refused is not None:
+            return refused
+        svc = ctx.service(request)
+        if isinstance(svc, Response):
+            return svc
+        try:
+            imported = await svc.import_broker_messages(queue_name, limit=limit)
+        except ContractError as exc:  # outside the allowlist
+            return error_response(400, str(exc))
+        return JSONResponse(imported.as_dict())
+
     docs = DLQDocs(ctx.id_name, authorized=authorize is not None)
 
     def route(path: str, handler: Handler, method: str, name: str, op: Operation) -> BaseRoute:
@@ -244,6 +272,15 @@ def dlq_routes(
                     "GET",
                     BROKER_DLQ_MESSAGES_ROUTE_ID,
                     docs.broker_messages(),
+                )
+            )
+            routes.append(
+                route(
+                    "/broker/dlq/messages/import",
+                    broker_import,
+                    "POST",
+                    BROKER_DLQ_IMPORT_ROUTE_ID,
+                    docs.broker_import(),
                 )
             )
     if failed_tasks:

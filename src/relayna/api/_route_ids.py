@@ -14,6 +14,7 @@ the route. The route's name stays the original id.
 from __future__ import annotations
 
 __all__ = [
+    "BROKER_DLQ_IMPORT_ROUTE_ID",
     "BROKER_DLQ_MESSAGES_ROUTE_ID",
     "BROKER_DLQ_QUEUES_ROUTE_ID",
     "DLQ_CAPABILITY_ROUTE_IDS",
@@ -66,6 +67,9 @@ DLQ_MESSAGES_ROUTE_ID = "dlq.messages"
 DLQ_MESSAGE_DETAIL_ROUTE_ID = "dlq.message_detail"
 DLQ_REPLAY_ROUTE_ID = "dlq.replay"
 BROKER_DLQ_MESSAGES_ROUTE_ID = "broker.dlq.messages"
+#: ``POST /broker/dlq/messages/import``: relayna's addition (indexes broker-only
+#: DLQ messages, as ``relayna dlq import`` does).
+BROKER_DLQ_IMPORT_ROUTE_ID = "broker.dlq.import"
 #: ``/broker/dlq/queues``: the original advertised no id for it; it is not in
 #: :data:`KNOWN_ROUTE_IDS`, so the capability document does not list it.
 BROKER_DLQ_QUEUES_ROUTE_ID = "broker.dlq.queues"
@@ -89,6 +93,7 @@ DLQ_CAPABILITY_ROUTE_IDS = (
     DLQ_MESSAGE_DETAIL_ROUTE_ID,
     DLQ_REPLAY_ROUTE_ID,
     BROKER_DLQ_MESSAGES_ROUTE_ID,
+    BROKER_DLQ_IMPORT_ROUTE_ID,
 )
 FAILED_TASKS_CAPABILITY_ROUTE_IDS = (
     FAILED_TASKS_LIST_ROUTE_ID,

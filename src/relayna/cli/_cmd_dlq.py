@@ -246,11 +246,12 @@ def _replay(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace) -> int:
     if not 1 <= args.limit <= 200:
         raise UsageError("--limit must be 1..200")
-    ids = _with_service(
+    imported = _with_service(
         args, lambda svc: svc.import_broker_messages(args.queue, limit=args.limit), broker=True
     )
-    if ids is None:
+    if imported is None:
         return 1
+    ids = list(imported.dlq_ids)
     if args.json:
         _print(ids)
     else:

@@ -39,12 +39,13 @@ from relayna.dlq._replay import (
 )
 from relayna.dlq._republish import UNKNOWN_SOURCE, manual_retry_headers, replay_headers
 from relayna.dlq._scripts import ALL_SCRIPTS
-from relayna.dlq._service import DLQService
+from relayna.dlq._service import BrokerImport, DLQService
 from relayna.dlq._store import Claim, DLQPage, DLQStore, QueueCount
 from relayna.dlq._views import diagnosis, dlq_detail, dlq_summary, failed_detail, failed_summary
 
 __all__ = [
     "ALL_SCRIPTS",
+    "BrokerImport",
     "RETRYABLE_STATUSES",
     "UNKNOWN_SOURCE",
     "BrokerDLQInspector",

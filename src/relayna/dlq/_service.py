@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import anyio
+import attrs
 
 from relayna.contracts import format_datetime, is_valid_identifier
 from relayna.dlq._inspect import BrokerDLQInspector, BrokerDLQMessage, record_from_broker
@@ -21,7 +22,28 @@ from relayna.errors import ConfigurationError, ContractError, NotFound
 from relayna.status import StatusStore
 from relayna.transport import Broker
 
-__all__ = ["DLQService"]
+__all__ = ["BrokerImport", "DLQService"]
+
+
+@attrs.frozen(kw_only=True)
+class BrokerImport:
+    """What :meth:`DLQService.import_broker_messages` indexed.
+
+    ``dlq_ids``: the record of every message read, in queue order;
+    ``added``: those this import created (the others were indexed already).
+    """
+
+    queue_name: str
+    dlq_ids: tuple[str, ...]
+    added: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "queue_name": self.queue_name,
+            "dlq_ids": list(self.dlq_ids),
+            "added": list(self.added),
+            "count": len(self.dlq_ids),
+        }
 
 
 class DLQService(Republishing):
@@ -227,20 +249,33 @@ class DLQService(Republishing):
                         return items
         return items
 
-    async def import_broker_messages(self, queue_name: str, *, limit: int = 50) -> list[str]:
+    async def import_broker_messages(self, queue_name: str, *, limit: int = 50) -> BrokerImport:
         """Index live messages of an allowlisted DLQ queue (e.g. dead-lettered by
         RabbitMQ itself, without relayna headers) so they can be replayed.
 
-        Idempotent: ids come from the message facts. Returns the ids.
+        The messages stay in the queue. Idempotent: ids come from the message
+        facts, so importing twice adds nothing. Shared by ``relayna dlq
+        import`` and ``POST /broker/dlq/messages/import``.
+
+        Raises:
+            ConfigurationError: no inspector is configured.
+            ContractError: ``queue_name`` is outside the allowlist.
+            StoreError: a record could not be written (those before it were).
         """
         if self.inspector is None:
             raise ConfigurationError("no broker DLQ inspector is configured")
         name = self.check_broker_queue(queue_name)
-        ids = []
-        for message in await self.inspector.list_messages(
-            name, limit=max(1, min(limit, MAX_LIMIT))
-        ):
-            record = record_from_broker(message, now=self.store.now())
-            await self.store.add(record)
-            ids.append(record.dlq_id)
-        return ids
+        messages = await self.inspector.list_messages(name, limit=max(1, min(limit, MAX_LIMIT)))
+        now = self.store.now()
+        records = [record_from_broker(message, now=now) for message in messages]
+        added = []
+        for record, outcome in zip(records, await self.store.add_many(records), strict=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
+            if outcome:
+                added.append(record.dlq_id)
+        return BrokerImport(
+            queue_name=name,
+            dlq_ids=tuple(r.dlq_id for r in records),
+            added=tuple(added),
+        )
