@@ -133,6 +133,13 @@ class DLQRouteContext:
     async def authorize(self, request: Request, route_id: str) -> Response | None:
         return await check_authorized(self._authorize, request, route_id)
 
+    async def mutating_service(self, request: Request, route_id: str) -> DLQService | Response:
+        """The service for a mutating route, once ``authorize`` allowed it (else its answer)."""
+        refused = await self.authorize(request, route_id)
+        if refused is not None:
+            return refused
+        return self.service(request)
+
     def output(self, item: dict[str, Any]) -> dict[str, Any]:
         """Rename ``task_id`` to the HTTP alias (when one is configured)."""
         if self.id_name != "task_id" and "task_id" in item:

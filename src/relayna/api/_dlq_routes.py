@@ -164,10 +164,7 @@ def dlq_routes(
         except ContractError as exc:
             return ctx.query_error(exc)
         target = params.get("target_queue") or None
-        refused = await ctx.authorize(request, DLQ_REPLAY_ROUTE_ID)
-        if refused is not None:
-            return refused
-        svc = ctx.service(request)
+        svc = await ctx.mutating_service(request, DLQ_REPLAY_ROUTE_ID)
         if isinstance(svc, Response):
             return svc
         try:
@@ -228,10 +225,7 @@ def dlq_routes(
             check_filter("queue_name", queue_name)
         except ContractError as exc:
             return ctx.query_error(exc)
-        refused = await ctx.authorize(request, BROKER_DLQ_IMPORT_ROUTE_ID)
-        if refused is not None:
-            return refused
-        svc = ctx.service(request)
+        svc = await ctx.mutating_service(request, BROKER_DLQ_IMPORT_ROUTE_ID)
         if isinstance(svc, Response):
             return svc
         try:

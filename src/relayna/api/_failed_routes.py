@@ -131,10 +131,7 @@ def failed_task_routes(ctx: DLQRouteContext, route: RouteMaker) -> list[BaseRout
             body = await read_json_body(request, required=False)
         except BodyError as exc:
             return error_response(exc.status, exc.detail)
-        refused = await ctx.authorize(request, route_id)
-        if refused is not None:
-            return refused
-        svc = ctx.service(request)
+        svc = await ctx.mutating_service(request, route_id)
         if isinstance(svc, Response):
             return svc
         return failure_id, svc, body

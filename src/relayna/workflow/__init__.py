@@ -14,6 +14,7 @@ See ``docs/workflow.md``.
 """
 
 from relayna._deprecated import moved_names
+from relayna.workflow import _scripts
 from relayna.workflow._consumer import WorkflowConsumer, effective_retry_policy
 from relayna.workflow._context import JoinedMessage, WorkflowContext, derive_message_id
 from relayna.workflow._dedup import dedup_signature
@@ -81,15 +82,5 @@ __all__ = [
 #: here; they are details of WorkflowStore (and WorkflowRuns), which run them.
 __getattr__ = moved_names(
     __name__,
-    {
-        name: (f"relayna.workflow._scripts:{name}", "use WorkflowStore")
-        for name in (
-            "FANIN_ARRIVE_SCRIPT",
-            "GUARD_RELEASE_SCRIPT",
-            "GUARD_RENEW_SCRIPT",
-            "RUN_REPLAY_SCRIPT",
-            "STAGE_ENTER_SCRIPT",
-            "STAGE_SETTLE_SCRIPT",
-        )
-    },
+    {name: (f"relayna.workflow._scripts:{name}", "use WorkflowStore") for name in _scripts.__all__},
 )
