@@ -149,8 +149,8 @@ async def test_a_writer_cancelled_mid_batch_still_writes_the_others(
 ) -> None:
     """A writes its SET; B and C queue meanwhile. A is cancelled just as it
     starts the write carrying B's and C's commands: that write completes
-    (shielded), B and C get their replies, A raises its cancellation, the
-    connection is kept and no later reply is mixed up."""
+    (shielded), B and C get their replies, A raises its cancellation (or has
+    its reply already), the connection is kept and no later reply is mixed up."""
     a, b, c = (f"relayna-test:{unique}:{n}" for n in "abc")
     first_held = anyio.Event()
     outcome: dict[str, object] = {}
@@ -182,7 +182,9 @@ async def test_a_writer_cancelled_mid_batch_still_writes_the_others(
                 tg.start_soon(set_key, "c", c)
                 await wait_until(lambda: conn.unsent == 2, "B and C are queued")
                 first_held.set()
-            assert scope_a.cancelled_caught
+            # A's own reply may have been read for it before it waited again:
+            # then it completed instead of raising its cancellation.
+            assert scope_a.cancelled_caught or outcome.pop("a") is True
             assert outcome == {"b": True, "c": True}
             assert len(tap.writes) == 2
             assert b.encode() in tap.writes[1]
