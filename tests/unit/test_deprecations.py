@@ -109,6 +109,7 @@ def test_the_task_id_scripts_are_deprecated_names(name: str) -> None:
         ("FANIN_ARRIVE_SCRIPT", "relayna.workflow.fanin_arrive"),
         ("GUARD_RELEASE_SCRIPT", "relayna.workflow.guard_release"),
         ("GUARD_RENEW_SCRIPT", "relayna.workflow.guard_renew"),
+        ("RUN_CANCEL_SCRIPT", "relayna.workflow.run_cancel"),
         ("RUN_REPLAY_SCRIPT", "relayna.workflow.run_replay"),
         ("STAGE_ENTER_SCRIPT", "relayna.workflow.stage_enter"),
         ("STAGE_SETTLE_SCRIPT", "relayna.workflow.stage_settle"),
