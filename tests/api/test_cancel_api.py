@@ -138,6 +138,11 @@ async def test_cancelling_twice_is_idempotent(
         ("/tasks/t1/cancel", {"json": {"reason": 5}}, 422),
         ("/tasks/t1/cancel", {"json": {"why": "x"}}, 422),
         ("/tasks/t1/cancel", {"json": ["reason"]}, 422),
+        # JSON null is not "no body" (schemathesis found it answered 202)
+        ("/tasks/t1/cancel", {"content": b"null", "headers": {"content-type": "application/json"}},
+         422),
+        ("/tasks/t1/cancel?batch=true",
+         {"content": b"null", "headers": {"content-type": "application/json"}}, 422),
         ("/tasks/t1/cancel", {"content": b"{bad", "headers": {"content-type": "application/json"}},
          422),
         ("/tasks/t1/cancel", {"content": b"reason=x", "headers": {"content-type": "text/plain"}},

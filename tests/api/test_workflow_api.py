@@ -297,6 +297,11 @@ async def test_cancel_route_cancels_a_running_run_and_answers_bad_input(
                 for body in ({"reason": 5}, {"why": "x"}, [1], {"reason": "r" * 501},
                              {"reason": "a\x00b"})
             ]  # fmt: skip
+            null_body = await c.post(  # JSON null is not "no body"
+                f"/workflow/runs/{blocked}/cancel",
+                content=b"null",
+                headers={**ops, "content-type": "application/json"},
+            )
             async with (
                 open_relayna_client(topology, app.runtime.broker) as client,
                 started(app.stack),
@@ -318,6 +323,7 @@ async def test_cancel_route_cancels_a_running_run_and_answers_bad_input(
     app.check(path, "post", unknown)
     assert bad_id.status_code == 422
     assert [r.status_code for r in bad_bodies] == [422] * 5
+    assert null_body.status_code == 422, null_body.text
     assert first.status_code == 202
     assert app.check(path, "post", first) == {
         "task_id": blocked, "state": "requested", "reason": "not needed", "status": None,

@@ -85,7 +85,9 @@ async def read_json_body(
     invalid_json_status: int = 422,
     limits: Limits = DEFAULT_LIMITS,
 ) -> Any:
-    """The parsed JSON body; ``None`` for an empty optional body.
+    """The parsed JSON body; ``None`` for an empty optional body (and only for
+    that: an optional body that is JSON ``null`` is refused with 422, since every
+    optional body relayna reads is an object and ``None`` means "no body").
 
     Raises:
         BodyError: 415 (not ``application/json`` or ``application/*+json``;
@@ -105,7 +107,7 @@ async def read_json_body(
     if not required:
         _check_type(request)
     try:
-        return loads(
+        parsed = loads(
             body, limits=attrs.evolve(limits, max_body_bytes=max_bytes), allow_non_finite=False
         )
     except EnvelopeTooLarge as exc:
@@ -117,3 +119,6 @@ async def read_json_body(
             for p, m in exc.errors
         ] or str(exc)
         raise BodyError(status, detail) from None
+    if parsed is None and not required:
+        raise BodyError(422, [{"loc": ["body"], "msg": "send no body or a JSON object, not null"}])
+    return parsed
