@@ -120,6 +120,8 @@ async def test_cancelling_twice_is_idempotent(
     with anyio.fail_after(20):
         async with served(serve, app) as client:
             # a batch id has no status of its own: ?batch=true records the cancel anyway
+            unset = await client.post(f"/tasks/u-{unique}/cancel?batch=true", json={"reason": None})
+            assert (unset.status_code, unset.json()["reason"]) == (202, "cancelled")
             first = await client.post(f"/tasks/b-{unique}/cancel?batch=true", json={"reason": "a"})
             second = await client.post(f"/tasks/b-{unique}/cancel?batch=1", json={"reason": "b"})
             assert (first.status_code, first.json()["state"]) == (202, "requested")

@@ -75,7 +75,8 @@ def _schemas(id_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 _BODY = {
     "type": "object",
-    "properties": {"reason": {"type": "string", "maxLength": _MAX_REASON}},
+    # null is the same as leaving the reason out (the reason becomes "cancelled")
+    "properties": {"reason": {"type": ["string", "null"], "maxLength": _MAX_REASON}},
     "additionalProperties": False,
 }
 

@@ -277,7 +277,8 @@ def cancel_operation(id_name: str, field: str, *, authorized: bool) -> Operation
     request = {
         "type": "object",
         "additionalProperties": False,
-        "properties": {"reason": {"type": "string", "maxLength": 500}},
+        # null is the same as leaving the reason out
+        "properties": {"reason": {"type": ["string", "null"], "maxLength": 500}},
     }
     answer = _object(
         **{field: _S},
