@@ -29,6 +29,8 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from benchmarks._redis import drop_prefix
+
 __all__ = ["original_hub", "original_path", "serve_uvicorn"]
 
 
@@ -195,7 +197,5 @@ async def original_path(
             await exchange.delete()
     finally:
         await connection.close()
-        keys = [key async for key in redis.scan_iter(match=f"{prefix}:*")]
-        if keys:
-            await redis.delete(*keys)
+        await drop_prefix(redis, prefix)
         await redis.aclose()

@@ -1,4 +1,5 @@
-"""A Redis for a benchmark: RELAYNA_TEST_REDIS_URL when set, else a throwaway server."""
+"""Servers for a benchmark: a Redis (RELAYNA_TEST_REDIS_URL when set, else a throwaway
+server), or RabbitMQ and Redis together; and removing a benchmark's keys."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 @contextmanager
@@ -30,3 +32,24 @@ def redis_url() -> Iterator[str]:
         yield svc.redis_url
     finally:
         svc.stop_redis()
+
+
+def amqp_and_redis_urls() -> tuple[str, str]:
+    """RELAYNA_TEST_AMQP_URL and RELAYNA_TEST_REDIS_URL when both are set, else both
+    servers started with scripts/services.py (left running for the process)."""
+    amqp, redis = os.environ.get("RELAYNA_TEST_AMQP_URL"), os.environ.get("RELAYNA_TEST_REDIS_URL")
+    if amqp and redis:
+        return amqp, redis
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    from services import Services
+
+    svc = Services.start()
+    os.environ.update(svc.env())
+    return svc.amqp_url, svc.redis_url
+
+
+async def drop_prefix(redis: Any, prefix: str) -> None:
+    """Delete every key under ``prefix:`` with a redis-py asyncio client."""
+    keys = [key async for key in redis.scan_iter(match=f"{prefix}:*")]
+    if keys:
+        await redis.delete(*keys)

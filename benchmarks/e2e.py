@@ -49,6 +49,8 @@ from typing import Any
 
 import anyio
 
+from benchmarks._redis import amqp_and_redis_urls, drop_prefix
+
 ROOT = Path(__file__).resolve().parents[1]
 PREFETCH = 32
 KINDS = ("relayna/asyncio", "relayna/trio", "original/asyncio")
@@ -219,9 +221,7 @@ async def _original_round(amqp: str, redis_url: str, tasks: int) -> float:
         await status_exchange.delete()
     finally:
         await connection.close()
-        keys = [key async for key in redis.scan_iter(match=f"{prefix}:*")]
-        if keys:
-            await redis.delete(*keys)
+        await drop_prefix(redis, prefix)
         await redis.aclose()
     return tasks / elapsed
 
@@ -231,20 +231,6 @@ def _child(kind: str, amqp: str, redis: str, tasks: int) -> float:
         return asyncio.run(_original_round(amqp, redis, tasks))
     backend = kind.split("/", 1)[1]
     return anyio.run(_relayna_round, amqp, redis, tasks, backend=backend)
-
-
-def _urls() -> tuple[str, str]:
-    import os
-
-    amqp, redis = os.environ.get("RELAYNA_TEST_AMQP_URL"), os.environ.get("RELAYNA_TEST_REDIS_URL")
-    if amqp and redis:
-        return amqp, redis
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from services import Services
-
-    svc = Services.start()
-    os.environ.update(svc.env())
-    return svc.amqp_url, svc.redis_url
 
 
 def main(argv: list[str]) -> int:
@@ -258,7 +244,7 @@ def main(argv: list[str]) -> int:
         kind, amqp, redis, tasks = args.child
         print(json.dumps({"rate": _child(kind, amqp, redis, int(tasks))}))
         return 0
-    amqp, redis = _urls()
+    amqp, redis = amqp_and_redis_urls()
     rates: dict[str, list[float]] = {kind: [] for kind in KINDS}
     for r in range(args.rounds):
         order = KINDS[r % len(KINDS) :] + KINDS[: r % len(KINDS)]

@@ -47,19 +47,9 @@ from typing import Any
 
 import anyio
 
+from benchmarks._redis import amqp_and_redis_urls
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _urls() -> tuple[str, str]:
-    amqp, redis = os.environ.get("RELAYNA_TEST_AMQP_URL"), os.environ.get("RELAYNA_TEST_REDIS_URL")
-    if amqp and redis:
-        return amqp, redis
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from services import Services
-
-    svc = Services.start()
-    os.environ.update(svc.env())
-    return svc.amqp_url, svc.redis_url
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -472,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
     skip = set(args.skip.split(",")) - {""}
     print(f"observability benchmark ({os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f})")
     needs_servers = bool({"a", "c"} - skip)
-    amqp, redis = _urls() if needs_servers else ("", "")
+    amqp, redis = amqp_and_redis_urls() if needs_servers else ("", "")
     if "a" not in skip:
         bench_worker(amqp, redis, args.tasks, args.rounds)
     if "b" not in skip:
