@@ -11,7 +11,6 @@ Starlette app with the status routes and that runtime as its lifespan.
 
 from __future__ import annotations
 
-import inspect
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -29,16 +28,13 @@ from relayna.api import (
     Authorize,
     RelaynaRuntime,
     RuntimeConfig,
-    cancel_routes,
-    dlq_routes,
-    health_routes,
     open_relayna_runtime,
-    status_routes,
 )
 from relayna.app._handle import TaskHandle
-from relayna.consumer import LifecycleStatuses, RetryPolicy, TaskConsumer, TaskContext
+from relayna.app._task import Task, TaskFunction
+from relayna.app._web import build_routes
+from relayna.consumer import LifecycleStatuses, RetryPolicy, TaskConsumer
 from relayna.contracts import TaskEnvelope, is_valid_identifier
-from relayna.devserver import task_page_routes
 from relayna.dlq import DLQStoreConfig
 from relayna.errors import ConfigurationError
 from relayna.rabbitmq import (
@@ -55,61 +51,7 @@ from relayna.transport import Broker, Store, open_broker, open_store
 
 __all__ = ["App", "Task"]
 
-TaskFunction = Callable[[TaskContext, dict[str, Any]], Any]
-
 _DEFAULT_DLQ = DLQStoreConfig()
-
-
-def _is_async(fn: Callable[..., Any]) -> bool:
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)  # noqa: B004 - async callable objects
-    )
-
-
-def _adapt(fn: TaskFunction) -> Callable[[TaskEnvelope, TaskContext], Any]:
-    """``fn(ctx, payload)`` as a consumer handler ``handler(task, ctx)`` (sync stays sync,
-    so the consumer runs it in a worker thread)."""
-    handler: Callable[[TaskEnvelope, TaskContext], Any]
-    if _is_async(fn):
-
-        async def run_async(task: TaskEnvelope, ctx: TaskContext) -> Any:
-            return await fn(ctx, task.payload)
-
-        handler = run_async
-    else:
-
-        def run_sync(task: TaskEnvelope, ctx: TaskContext) -> Any:
-            return fn(ctx, task.payload)
-
-        handler = run_sync
-    handler.__name__ = getattr(fn, "__name__", "handler")
-    handler.__qualname__ = getattr(fn, "__qualname__", handler.__name__)
-    return handler
-
-
-@attrs.frozen(eq=False)
-class Task:
-    """A task function registered with :meth:`App.task`.
-
-    Calling it calls the function (``await render(ctx, payload)`` in a unit
-    test); :meth:`publish` sends it to the workers.
-    """
-
-    app: App = attrs.field(repr=False)
-    task_type: str
-    fn: TaskFunction = attrs.field(repr=False)
-    retry: RetryPolicy | None = None
-
-    def __call__(self, ctx: TaskContext, payload: dict[str, Any]) -> Any:
-        return self.fn(ctx, payload)
-
-    @property
-    def handler(self) -> Callable[[TaskEnvelope, TaskContext], Any]:
-        return _adapt(self.fn)
-
-    async def publish(self, payload: Mapping[str, Any] | None = None, **options: Any) -> TaskHandle:
-        """``app.publish(self.task_type, payload, **options)``."""
-        return await self.app.publish(self.task_type, payload, **options)
 
 
 @attrs.define
@@ -583,21 +525,15 @@ class App:
         Raises:
             ConfigurationError: ``dlq=True`` for an app without ``dlq_config``.
         """
-        routes: list[BaseRoute] = [
-            *status_routes(),
-            *cancel_routes(authorize=authorize),
-            *health_routes(),
-        ]
-        if page:
-            types = list(self._tasks)
-            routes += task_page_routes(
-                self._publish_from_page, types, page={"title": self.name, "task_types": types}
-            )
-        if dlq:
-            if self.dlq_config is None:
-                raise ConfigurationError(f"app {self.name!r} has no dlq_config: no DLQ routes")
-            routes += dlq_routes(store_config=self.dlq_config, authorize=authorize)
-        return routes
+        return build_routes(
+            self.name,
+            self._tasks,
+            self._publish_from_page,
+            page=page,
+            dlq_config=self.dlq_config,
+            dlq=dlq,
+            authorize=authorize,
+        )
 
     def lifespan(
         self, *, worker: bool = False, shutdown_event: anyio.Event | None = None
