@@ -28,6 +28,8 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 
+from benchmarks._rounds import rotated
+
 N = 20_000
 BODY = b"x" * 1024
 PREFETCH = 100
@@ -172,8 +174,7 @@ def main(argv: list[str]) -> int:
     ]
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name, _, _ in runs}
     for r in range(args.rounds):
-        order = runs[r % len(runs) :] + runs[: r % len(runs)]
-        for name, fn, backend in order:
+        for name, fn, backend in rotated(runs, r):
             samples[name].append(anyio.run(fn, backend=backend))
     pub = {name: [p for p, _ in xs] for name, xs in samples.items()}
     con = {name: [c for _, c in xs] for name, xs in samples.items()}

@@ -50,6 +50,7 @@ from typing import Any
 import anyio
 
 from benchmarks._redis import amqp_and_redis_urls, drop_prefix
+from benchmarks._rounds import rotated
 
 ROOT = Path(__file__).resolve().parents[1]
 PREFETCH = 32
@@ -247,8 +248,7 @@ def main(argv: list[str]) -> int:
     amqp, redis = amqp_and_redis_urls()
     rates: dict[str, list[float]] = {kind: [] for kind in KINDS}
     for r in range(args.rounds):
-        order = KINDS[r % len(KINDS) :] + KINDS[: r % len(KINDS)]
-        for kind in order:
+        for kind in rotated(KINDS, r):
             out = subprocess.run(
                 [sys.executable, "-m", "benchmarks.e2e", "--child", kind, amqp, redis,
                  str(args.tasks)],

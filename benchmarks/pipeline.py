@@ -42,6 +42,7 @@ from anyio import BrokenResourceError, EndOfStream, WouldBlock
 from anyio.lowlevel import checkpoint
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from benchmarks._rounds import rotated
 from relayna.pipeline import DEFAULT_BUFFER_SIZE, Batch, Filter, Map
 
 #: key -> (label, concurrency)
@@ -308,8 +309,7 @@ def main(argv: list[str]) -> int:
     ]
     samples: dict[tuple[str, str], list[float]] = {(sc, name): [] for sc, name, _, _ in cells}
     for r in range(rounds):
-        shift = (r * len(cells)) // max(rounds, 1)
-        for scenario, name, fn, backend in cells[shift:] + cells[:shift]:
+        for scenario, name, fn, backend in rotated(cells, (r * len(cells)) // max(rounds, 1)):
             samples[scenario, name].append(_once(fn, scenario, n, backend))
     med = {key: statistics.median(values) for key, values in samples.items()}
     print(f"{n} items per run; median (range) over {rounds} interleaved rounds; items/s")

@@ -29,6 +29,7 @@ from typing import Any
 import anyio
 
 from benchmarks._redis import redis_url
+from benchmarks._rounds import rotated
 from relayna.status import WRITE_STATUS_SCRIPT as STATUS_WRITE_SCRIPT
 from relayna.transport import open_store
 
@@ -162,8 +163,7 @@ def _interleaved(cases: list[Case], rounds: int) -> dict[str, list[float]]:
     on a shared machine hits all cases alike."""
     samples: dict[str, list[float]] = {name: [] for name, _, _, _ in cases}
     for r in range(rounds):
-        shift = r % len(cases)
-        for name, fn, backend, args in cases[shift:] + cases[:shift]:
+        for name, fn, backend, args in rotated(cases, r):
             samples[name].append(anyio.run(fn, *args, backend=backend))
     return samples
 
