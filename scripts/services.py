@@ -8,6 +8,7 @@ Usage::
     python scripts/services.py start [--dir DIR]   # prints `export NAME=value` lines
     python scripts/services.py stop --dir DIR
     python scripts/services.py run -- CMD ...       # start, run CMD with the URLs, stop
+    python scripts/services.py start --redis-cluster  # also a 6-node Redis Cluster
 
 The servers run as plain processes on free loopback ports in a temporary
 directory (no systemd, no Docker). Missing Debian packages are installed with
@@ -17,6 +18,8 @@ apt-get when running as root. Exported variables:
     RELAYNA_TEST_RABBITMQ_NODE, RELAYNA_TEST_RABBITMQ_DIR,
     RELAYNA_TEST_REDIS_URL, RELAYNA_TEST_REDIS_PORT, RELAYNA_TEST_SERVICES_DIR
     RELAYNA_BROKER_URL, RELAYNA_STORE_URL    (the names the CLI and examples read)
+    RELAYNA_TEST_REDIS_CLUSTER_URL, RELAYNA_TEST_REDIS_CLUSTER_DIR
+                                             (with --redis-cluster: scripts/redis_cluster.py)
 
 A temporary directory the script created is removed when the services stop.
 Erlang crash dumps go into that directory, never into the working tree.
@@ -455,9 +458,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="cmd", required=True)
     p_start = sub.add_parser("start", help="start both services, print export lines")
-    p_start.add_argument("--dir", default=None)
+    p_start.add_argument("--dir", default=None, help="directory for the servers' data and logs")
+    p_start.add_argument(
+        "--redis-cluster",
+        action="store_true",
+        help="also start a 6-node Redis Cluster (3 primaries, 3 replicas) in DIR/redis-cluster",
+    )
     p_stop = sub.add_parser("stop", help="stop the services started in DIR")
-    p_stop.add_argument("--dir", required=True)
+    p_stop.add_argument("--dir", required=True, help="the directory `start` printed")
     p_run = sub.add_parser("run", help="start, run a command with the URLs exported, stop")
     p_run.add_argument("command", nargs=argparse.REMAINDER)
     sub.add_parser("install", help="install rabbitmq-server and redis-server if missing")
@@ -468,11 +476,22 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.cmd == "start":
             svc = Services.start(args.dir)
-            lines = "".join(f"export {k}={v}\n" for k, v in svc.env().items())
+            env = svc.env()
+            if args.redis_cluster:
+                try:
+                    cluster = RedisCluster.start(str(Path(svc.directory) / "redis-cluster"))
+                except BaseException:
+                    svc.stop()
+                    raise
+                env.update(cluster.env())
+            lines = "".join(f"export {k}={v}\n" for k, v in env.items())
             (Path(svc.directory) / "env.sh").write_text(lines)
             print(lines, end="")
             return 0
         if args.cmd == "stop":
+            cluster_dir = Path(args.dir) / "redis-cluster"
+            if (cluster_dir / "redis-cluster.json").exists():
+                RedisCluster.load(str(cluster_dir)).stop()
             Services.load(args.dir).stop()
             return 0
         command = (
@@ -485,10 +504,12 @@ def main(argv: list[str] | None = None) -> int:
             return subprocess.call(command, env=dict(os.environ, **svc.env()))
         finally:
             svc.stop()
-    except ServiceError as exc:
+    except (ServiceError, ClusterError) as exc:
         print(f"services: {exc}", file=sys.stderr)
         return 3
 
+
+from redis_cluster import ClusterError, RedisCluster  # noqa: E402 (it imports free_port from here)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+from redis_cluster import RedisCluster
 from services import Services
 
 BACKENDS = [
@@ -75,6 +76,31 @@ def private_rabbit() -> Iterator[Services]:
         yield svc
     finally:
         svc.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    """A 6-node Redis Cluster (3 primaries, 3 replicas; ``scripts/redis_cluster.py``).
+
+    Started on first use (``services.py start --redis-cluster`` exports
+    ``RELAYNA_TEST_REDIS_CLUSTER_DIR`` to share one), stopped at the end of the
+    session. A test that kills a node restarts it and waits for the cluster's
+    replicas before it ends, so the next test finds all six nodes."""
+    directory = os.environ.get("RELAYNA_TEST_REDIS_CLUSTER_DIR")
+    if directory:
+        yield RedisCluster.load(directory)
+        return
+    cluster = RedisCluster.start()
+    os.environ.update(cluster.env())
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(redis_cluster: RedisCluster) -> str:
+    return redis_cluster.url
 
 
 @pytest.fixture(scope="session")
