@@ -33,7 +33,7 @@ from relayna.consumer import (
 from relayna.transport import Delivery
 
 if TYPE_CHECKING:
-    from ._consumer import WorkflowConsumer
+    from ._stage_run import StageRunner
 
 __all__ = ["info_of", "stage_ending", "stop_before_entry"]
 
@@ -50,7 +50,7 @@ def info_of(inbound: InboundWorkflow) -> MessageInfo:
 
 
 async def stop_before_entry(
-    consumer: WorkflowConsumer, settler: Settler, delivery: Delivery, inbound: InboundWorkflow
+    consumer: StageRunner, settler: Settler, delivery: Delivery, inbound: InboundWorkflow
 ) -> bool:
     """Stop a delivery of a cancelled run, or one past the run's deadline, before
     the stage is entered (a join's branch is then not recorded: the join never
@@ -84,7 +84,7 @@ async def stop_before_entry(
 
 
 async def stage_ending(
-    consumer: WorkflowConsumer, outcome: Cancelled | Expired | Failed, inbound: InboundWorkflow
+    consumer: StageRunner, outcome: Cancelled | Expired | Failed, inbound: InboundWorkflow
 ) -> Decision:
     """The decision for a stage that did not succeed (retries clamped to the run's
     deadline), with the run's ending claimed in the store (a cancel that came first wins)."""
