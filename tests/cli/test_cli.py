@@ -110,6 +110,27 @@ def test_declare_applies_plan_to_memory_broker(capsys: pytest.CaptureFixture[str
     assert "declared 2 exchanges, 2 queues, 2 bindings on memory://" in out
 
 
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_declare_on_a_node_list_from_the_environment(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, amqp_url: str, backend: str
+) -> None:
+    """RELAYNA_BROKER_URL may list the nodes of a cluster: the first one that
+    answers (here the second: nothing listens on the first) is used."""
+    import socket
+    from urllib.parse import urlsplit
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = sock.getsockname()[1]
+    real = urlsplit(amqp_url).port
+    monkeypatch.setenv(
+        "RELAYNA_BROKER_URL", f"amqp://guest:guest@127.0.0.1:{dead},127.0.0.1:{real}/"
+    )
+    code, out, err = run_cli(capsys, "declare", "_topo_fixture:topology", "--backend", backend)
+    assert code == 0, err
+    assert f"on amqp://guest:***@127.0.0.1:{dead},127.0.0.1:{real}/" in out
+
+
 def test_declare_needs_a_broker_url(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

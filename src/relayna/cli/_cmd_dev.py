@@ -38,7 +38,7 @@ def register(sub: Subcommands) -> None:
     p.add_argument(
         "--broker-url",
         default=env_default("RELAYNA_BROKER_URL", "memory://"),
-        help="amqp://, amqps:// or memory:// (default memory://, env RELAYNA_BROKER_URL)",
+        help="amqp://, amqps:// (a cluster: user:pw@h1:5672,h2:5672) or memory:// (default memory://, env RELAYNA_BROKER_URL)",
     )
     p.add_argument(
         "--store-url",

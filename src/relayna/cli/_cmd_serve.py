@@ -51,7 +51,8 @@ def register(sub: Subcommands) -> None:
     p.add_argument(
         "--broker-url",
         default=None,
-        help="App only: amqp://, amqps:// or memory:// instead of the App's "
+        help="App only: amqp://, amqps:// (a cluster: user:pw@h1:5672,h2:5672) or memory:// "
+        "instead of the App's "
         "(which defaults to env RELAYNA_BROKER_URL, else memory://)",
     )
     p.add_argument(

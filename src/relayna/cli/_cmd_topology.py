@@ -28,7 +28,7 @@ def register(sub: Subcommands) -> None:
     p.add_argument(
         "--broker-url",
         default=env_default("RELAYNA_BROKER_URL"),
-        help="amqp://, amqps:// or memory:// (env RELAYNA_BROKER_URL)",
+        help="amqp://, amqps:// (a cluster: user:pw@h1:5672,h2:5672) or memory:// (env RELAYNA_BROKER_URL)",
     )
     p.add_argument("--dry-run", action="store_true", help="print the plan, declare nothing")
     add_backend_arg(p)

@@ -77,7 +77,7 @@ def register(sub: Subcommands) -> None:
     p.add_argument(
         "--broker-url",
         default=env_default("RELAYNA_BROKER_URL"),
-        help="amqp://, amqps:// or memory:// (env RELAYNA_BROKER_URL; default: the App's)",
+        help="amqp://, amqps:// (a cluster: user:pw@h1:5672,h2:5672) or memory:// (env RELAYNA_BROKER_URL; default: the App's)",
     )
     p.add_argument(
         "--store-url",

@@ -12,7 +12,7 @@ when the publisher leaves it unset (it uses it to match ``basic.return``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from functools import cached_property
 from typing import Any
@@ -24,6 +24,7 @@ import anyio
 import sniffio
 from pamqp import commands
 
+from relayna._urls import join_urls
 from relayna.errors import (
     AccessRefused,
     AuthenticationError,
@@ -50,7 +51,8 @@ from relayna.transport._broker import (
 )
 from relayna.transport.amqp._broker_impl import stream_offset_argument
 from relayna.transport.amqp._codec import from_pamqp_properties, to_pamqp_properties, to_wire_table
-from relayna.transport.amqp._url import parse_amqp_url
+from relayna.transport.amqp._hosts import FAILURE_MEMORY, connect_order, host_url
+from relayna.transport.amqp._url import AMQPParams, parse_amqp_url
 from relayna.transport.amqp._util import channel_error
 
 __all__ = ["AiormqBroker", "open_aiormq_broker"]
@@ -373,9 +375,44 @@ class AiormqBroker:
                         pass  # already closing: the broker requeues unsettled deliveries
 
 
+async def _connect_aiormq(url: str, params: AMQPParams) -> aiormq.abc.AbstractConnection:
+    """The first node of ``url`` that answers, in the native client's order
+    (``host_order``; nodes that failed recently last), one single-host URL each."""
+    addresses = params.addresses
+    failures: list[str] = []
+    for address in connect_order(addresses, params.host_order, FAILURE_MEMORY.recent(addresses)):
+        single = host_url(url, address) if len(addresses) > 1 else url
+        try:
+            with anyio.fail_after(params.connect_timeout):
+                connection = await aiormq.connect(single)
+        except TimeoutError:
+            err: BrokerError = BrokerConnectionError(
+                f"timed out connecting to {address[0]}:{address[1]}", url=params.url
+            )
+        except _MAPPED as exc:
+            err = map_error(exc, params.url)
+            if type(err) is ConnectionLost:
+                err = BrokerConnectionError(
+                    f"cannot connect to {address[0]}:{address[1]}: {exc!r}", url=params.url
+                )
+        else:
+            FAILURE_MEMORY.succeeded(address)
+            return connection
+        if isinstance(err, AuthenticationError) or len(addresses) == 1:
+            raise err from None
+        FAILURE_MEMORY.failed(address)
+        failures.append(str(err))
+    raise BrokerConnectionError(
+        f"no node of {len(addresses)} answered: " + "; ".join(failures), url=params.url
+    )
+
+
 @asynccontextmanager
-async def open_aiormq_broker(url: str) -> AsyncIterator[AiormqBroker]:
+async def open_aiormq_broker(url: str | Sequence[str]) -> AsyncIterator[AiormqBroker]:
     """Open a :class:`~relayna.transport.Broker` on aiormq.
+
+    A URL listing several nodes is accepted like by the native client: aiormq
+    is given one single-node URL per node, in ``host_order``, until one answers.
 
     Raises:
         UnsupportedBackendError: not running under asyncio.
@@ -385,17 +422,9 @@ async def open_aiormq_broker(url: str) -> AsyncIterator[AiormqBroker]:
         raise UnsupportedBackendError(
             f"the aiormq adapter runs on asyncio only, not {sniffio.current_async_library()}"
         )
+    url = join_urls(url)
     params = parse_amqp_url(url)
-    try:
-        with anyio.fail_after(params.connect_timeout):
-            connection = await aiormq.connect(url)
-    except TimeoutError:
-        raise BrokerConnectionError("timed out connecting", url=params.url) from None
-    except _MAPPED as exc:
-        err = map_error(exc, params.url)
-        if type(err) is ConnectionLost:
-            err = BrokerConnectionError(f"cannot connect: {exc!r}", url=params.url)
-        raise err from None
+    connection = await _connect_aiormq(url, params)
     try:
         yield AiormqBroker(connection, params.url)
     finally:

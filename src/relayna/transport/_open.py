@@ -13,11 +13,11 @@ when its adapter is selected.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Literal, TypeVar
 
-from relayna._urls import split_url
+from relayna._urls import join_urls, split_url
 from relayna.errors import ConfigurationError
 from relayna.transport._broker import Broker
 from relayna.transport._store import Store
@@ -48,7 +48,7 @@ def _open(
 ) -> AbstractAsyncContextManager[_T]:
     """The one selection rule: a ``memory://`` URL opens the in-memory
     implementation (whatever the adapter), any other URL the named adapter."""
-    scheme = split_url(url, schemes=schemes).scheme
+    scheme = split_url(url, schemes=schemes, host_list=what == "broker").scheme
     key = "memory" if scheme == "memory" else adapter
     if key not in openers or (key == "memory") != (scheme == "memory"):
         names = ", ".join(repr(name) for name in openers if name != "memory")
@@ -61,15 +61,19 @@ def _open(
 
 
 def open_broker(
-    url: str, *, adapter: Literal["native", "aiormq"] = "native"
+    url: str | Sequence[str], *, adapter: Literal["native", "aiormq"] = "native"
 ) -> AbstractAsyncContextManager[Broker]:
     """Return an async context manager that opens the broker at ``url``.
+
+    ``url`` may list the nodes of a RabbitMQ cluster, in its host part
+    (``amqp://u:p@h1:5672,h2:5673/vhost``) or as a list of URLs that differ only
+    in their host; the client connects to the first node that answers.
 
     Raises:
         ConfigurationError: unparseable URL, unknown scheme or adapter, or an
             adapter that cannot run under the current async backend.
     """
-    return _open(url, adapter, schemes=BROKER_SCHEMES, openers=_BROKERS, what="broker")
+    return _open(join_urls(url), adapter, schemes=BROKER_SCHEMES, openers=_BROKERS, what="broker")
 
 
 def open_store(

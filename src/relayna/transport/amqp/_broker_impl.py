@@ -8,7 +8,7 @@ PRECONDITION_FAILED) and one channel per consumer with ``basic.qos(prefetch)``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -16,6 +16,7 @@ import anyio
 from pamqp import commands
 from pamqp.base import Frame as MethodFrame
 
+from relayna._urls import join_urls
 from relayna.errors import BrokerError
 from relayna.transport._broker import (
     BindingSpec,
@@ -238,11 +239,14 @@ class AMQPBroker:
 
 
 @asynccontextmanager
-async def open_amqp_broker(url: str) -> AsyncIterator[AMQPBroker]:
+async def open_amqp_broker(url: str | Sequence[str]) -> AsyncIterator[AMQPBroker]:
     """Open a :class:`~relayna.transport.Broker` on the native anyio client.
+
+    ``url`` may list several nodes (``amqp://u:p@h1:5672,h2:5673/``) or be a list
+    of URLs differing only in their host (see :func:`open_connection`).
 
     Raises the errors of :func:`open_connection`; see :class:`relayna.transport.Broker`
     for the per-operation semantics.
     """
-    async with open_connection(url) as conn:
+    async with open_connection(join_urls(url)) as conn:
         yield AMQPBroker(conn)

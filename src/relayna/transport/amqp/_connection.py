@@ -22,6 +22,7 @@ import anyio.abc
 from pamqp import commands
 
 from relayna.errors import (
+    AuthenticationError,
     BrokerConnectionError,
     BrokerError,
     ConnectionLost,
@@ -34,6 +35,7 @@ from relayna.transport.amqp._channel import Channel
 from relayna.transport.amqp._core import NEED_DATA, ConnectionCore
 from relayna.transport.amqp._establish import IO_ERRORS, READ_SIZE, connect, handshake
 from relayna.transport.amqp._frames import FrameError
+from relayna.transport.amqp._hosts import FAILURE_MEMORY, connect_order
 from relayna.transport.amqp._url import AMQPParams, parse_amqp_url
 
 __all__ = ["AMQPConnection", "open_connection"]
@@ -302,20 +304,8 @@ class AMQPConnection:
         self._services.cancel()
 
 
-@asynccontextmanager
-async def open_connection(url: str | AMQPParams) -> AsyncIterator[AMQPConnection]:
-    """Connect to an AMQP 0-9-1 broker.
-
-    Raises:
-        ConfigurationError: a bad URL.
-        BrokerConnectionError: refused, DNS/TLS failure, handshake timeout, unknown vhost.
-        AuthenticationError: wrong credentials.
-        ProtocolError: the peer does not speak AMQP 0-9-1.
-
-    Cancellation / resources: the reader, writer and heartbeat tasks live in a
-    task group owned by this context manager; leaving it closes the connection.
-    """
-    params = url if isinstance(url, AMQPParams) else parse_amqp_url(url)
+async def _establish(params: AMQPParams) -> tuple[AMQPConnection, anyio.abc.ByteStream]:
+    """Connect to one node and run the handshake; the stream is closed on failure."""
     stream = await connect(params)
     conn = AMQPConnection(params, stream)
     try:
@@ -324,16 +314,77 @@ async def open_connection(url: str | AMQPParams) -> AsyncIterator[AMQPConnection
                 await conn.handshake()
         except TimeoutError:
             raise BrokerConnectionError(
-                "timed out during the AMQP handshake", url=params.url
+                f"timed out during the AMQP handshake with {params.host}:{params.port}",
+                url=params.url,
             ) from None
         except IO_ERRORS as exc:
-            raise BrokerConnectionError(f"handshake failed: {exc!r}", url=params.url) from None
+            raise BrokerConnectionError(
+                f"handshake with {params.host}:{params.port} failed: {exc!r}", url=params.url
+            ) from None
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await stream.aclose()
+        raise
+    return conn, stream
+
+
+async def _establish_any(params: AMQPParams) -> tuple[AMQPConnection, anyio.abc.ByteStream]:
+    """The first node of the URL that answers (see :func:`._hosts.connect_order`).
+
+    A refused credential (:class:`AuthenticationError`) or a protocol error
+    stops the search: the nodes of one cluster share users and speak the same
+    protocol. Otherwise every node is tried once.
+    """
+    addresses = params.addresses
+    order = connect_order(addresses, params.host_order, FAILURE_MEMORY.recent(addresses))
+    failures: list[str] = []
+    for address in order:
+        try:
+            established = await _establish(params.for_host(address))
+        except (AuthenticationError, ProtocolError):
+            raise
+        except BrokerConnectionError as exc:
+            FAILURE_MEMORY.failed(address)
+            if len(addresses) == 1:
+                raise
+            failures.append(str(exc))
+            continue
+        FAILURE_MEMORY.succeeded(address)
+        return established
+    raise BrokerConnectionError(
+        f"no node of {len(addresses)} answered: " + "; ".join(failures), url=params.url
+    )
+
+
+@asynccontextmanager
+async def open_connection(url: str | AMQPParams) -> AsyncIterator[AMQPConnection]:
+    """Connect to an AMQP 0-9-1 broker: the first node that answers when the
+    URL lists several (``host_order``: ``ordered`` or ``shuffle``; nodes that
+    failed recently are tried last).
+
+    Raises:
+        ConfigurationError: a bad URL.
+        BrokerConnectionError: refused, DNS/TLS failure, handshake timeout, unknown
+            vhost (on every node of the list).
+        AuthenticationError: wrong credentials.
+        ProtocolError: the peer does not speak AMQP 0-9-1.
+
+    Cancellation / resources: the reader, writer and heartbeat tasks live in a
+    task group owned by this context manager; leaving it closes the connection.
+    A connection lost to anything but its own closing marks its node as failed,
+    so the supervisor's next attempt starts at the next node.
+    """
+    params = url if isinstance(url, AMQPParams) else parse_amqp_url(url)
+    conn, stream = await _establish_any(params)
+    try:
         with unwrap_groups():
             async with anyio.create_task_group() as tg:
                 tg.start_soon(conn._run_services)
                 try:
                     yield conn
                 finally:
+                    if isinstance(conn.error, ConnectionLost):
+                        FAILURE_MEMORY.failed((conn.params.host, conn.params.port))
                     with anyio.CancelScope(shield=True):
                         await conn.aclose()
     finally:

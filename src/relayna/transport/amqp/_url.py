@@ -1,7 +1,10 @@
 """``amqp://`` / ``amqps://`` URL parsing.
 
 ``amqp://user:pass@host:port/vhost?heartbeat=30&frame_max=131072&connection_name=x``
-(also ``channel_max``, ``connection_timeout``, ``publish_timeout``, ``verify``, ``cafile``).
+(also ``channel_max``, ``connection_timeout``, ``publish_timeout``, ``verify``, ``cafile``,
+``host_order``). The host part may list the nodes of a cluster,
+``h1:5672,h2:5673,[::1]:5674`` (see :mod:`._hosts`); ``host``/``port`` are then
+the first node and ``hosts`` all of them.
 An empty path or ``/`` selects the default vhost ``/``; other vhosts are
 percent-decoded (``%2F`` is ``/``). Unknown query parameters are rejected.
 """
@@ -9,12 +12,13 @@ percent-decoded (``%2F`` is ``/``). Unknown query parameters are rejected.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 import attrs
 
 from relayna._urls import redact_url, split_url
 from relayna.errors import ConfigurationError
+from relayna.transport.amqp._hosts import HOST_ORDERS, Address, HostOrder, split_hosts
 
 __all__ = ["AMQPParams", "parse_amqp_url"]
 
@@ -38,6 +42,17 @@ class AMQPParams:
     publish_timeout: float = 60.0
     verify: bool = True
     cafile: str | None = None
+    hosts: tuple[Address, ...] = ()
+    host_order: HostOrder = "ordered"
+
+    @property
+    def addresses(self) -> tuple[Address, ...]:
+        """Every node to try (``(host, port)`` alone for a one-host URL)."""
+        return self.hosts or ((self.host, self.port),)
+
+    def for_host(self, address: Address) -> AMQPParams:
+        """These parameters aimed at one node of the list."""
+        return attrs.evolve(self, host=address[0], port=address[1])
 
 
 def _int(name: str, value: str, url: str, lo: int, hi: int) -> int:
@@ -56,10 +71,22 @@ def parse_amqp_url(url: str) -> AMQPParams:
     """Parse an AMQP URL.
 
     Raises:
-        ConfigurationError: wrong scheme, bad port, unknown or invalid query parameters.
+        ConfigurationError: wrong scheme, bad host or port (naming the host and
+            its position in a list), unknown or invalid query parameters.
     """
-    parts = split_url(url, schemes=("amqp", "amqps"))
     redacted = redact_url(url)
+    try:
+        whole = urlsplit(url) if isinstance(url, str) else None
+    except ValueError as exc:
+        raise ConfigurationError(f"cannot parse URL {redacted}: {exc}") from None
+    hosts: tuple[Address, ...] = ()
+    if whole is not None and whole.scheme in ("amqp", "amqps"):
+        userinfo, at, hostlist = whole.netloc.rpartition("@")
+        hosts = split_hosts(hostlist, 5671 if whole.scheme == "amqps" else 5672, redacted)
+        host, port = hosts[0]
+        first = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        url = urlunsplit(whole._replace(netloc=userinfo + at + first))
+    parts = split_url(url, schemes=("amqp", "amqps"))
     tls = parts.scheme == "amqps"
     path = parts.path
     if path in ("", "/"):
@@ -98,6 +125,12 @@ def parse_amqp_url(url: str) -> AMQPParams:
             kwargs["verify"] = value.lower() not in ("0", "false", "no", "off")
         elif key == "cafile":
             kwargs["cafile"] = value
+        elif key == "host_order":
+            if value not in HOST_ORDERS:
+                raise ConfigurationError(
+                    f"host_order={value!r} in {redacted}; expected one of {', '.join(HOST_ORDERS)}"
+                )
+            kwargs["host_order"] = value
         else:
             raise ConfigurationError(f"unknown query parameter {key!r} in {redacted}")
     return AMQPParams(
@@ -108,5 +141,6 @@ def parse_amqp_url(url: str) -> AMQPParams:
         vhost=vhost,
         tls=tls,
         url=redacted,
+        hosts=hosts if len(hosts) > 1 else (),
         **kwargs,
     )
