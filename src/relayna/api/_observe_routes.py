@@ -142,10 +142,10 @@ def feed_routes(*, path: str = "/events/feed", state_key: str = "relayna") -> li
         if runtime.feed is None:
             return error_response(404, "this service has no event feed")
         try:
-            page = await runtime.feed.read(after, limit)
+            body = await runtime.feed.read_json(after, limit)
         except ContractError as exc:
             return error_response(422, [{"loc": ["query", "after"], "msg": str(exc)}])
-        return JSONResponse(page.to_dict())
+        return Response(body, media_type="application/json")
 
     return [document(Route(path, feed, methods=["GET"], name=EVENTS_FEED), get=feed_operation())]
 

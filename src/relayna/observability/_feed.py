@@ -289,6 +289,56 @@ class ServiceEventFeed:
                 / ``schema``).
             StoreError: the store failed.
         """
+        window = await self._window(after, limit)
+        items: list[dict[str, Any]] = []
+        for position, entry in enumerate(window.entries, window.start):
+            item = _load_object(entry)
+            if item is None:
+                self.bad_entries += 1
+                continue
+            item["cursor"] = f"{window.epoch}-{position}"
+            items.append(item)
+        return FeedPage(
+            items=items,
+            next_cursor=window.next_cursor,
+            reset=window.reset,
+            has_more=window.has_more,
+            skipped=window.skipped,
+        )
+
+    async def read_json(self, after: str | None = None, limit: int = 100) -> bytes:
+        """The page :meth:`read` answers, as the JSON of :meth:`FeedPage.to_dict`.
+
+        Built from the stored bytes: each entry is parsed only to check that
+        it is a JSON object (a bad entry is skipped and counted, as in
+        :meth:`read`) and its ``cursor`` is spliced in; nothing is encoded
+        again. Raises as :meth:`read`.
+        """
+        window = await self._window(after, limit)
+        epoch = window.epoch.encode()
+        parts: list[bytes] = []
+        for position, entry in enumerate(window.entries, window.start):
+            item = _load_object(entry)
+            if item is None:
+                self.bad_entries += 1
+            elif item and "cursor" not in item:
+                parts.append(b'%s,"cursor":"%s-%d"}' % (entry.rstrip()[:-1], epoch, position))
+            else:  # {} or an entry that carries its own cursor: rare, encode it
+                item["cursor"] = f"{window.epoch}-{position}"
+                parts.append(orjson.dumps(item))
+        tail = {
+            "next_cursor": window.next_cursor,
+            "reset": window.reset,
+            "has_more": window.has_more,
+            "skipped": window.skipped,
+        }
+        return b'{"count":%d,"items":[%s],%s' % (
+            len(parts),
+            b",".join(parts),
+            orjson.dumps(tail)[1:],
+        )
+
+    async def _window(self, after: str | None, limit: int) -> _Window:
         if type(limit) is not int or not 1 <= limit <= FEED_MAX_LIMIT:
             raise ContractError(
                 "invalid limit", errors=[("limit", f"must be 1..{FEED_MAX_LIMIT}")], reason="schema"
@@ -313,21 +363,37 @@ class ServiceEventFeed:
             reset = after_epoch != epoch or after_seq < head - 1
             if reset and after_epoch == epoch:
                 skipped = head - 1 - after_seq
-        items: list[dict[str, Any]] = []
-        position = start
-        for entry in raw:
-            try:
-                item = orjson.loads(entry)
-            except orjson.JSONDecodeError:
-                item = None
-            if isinstance(item, dict):
-                item["cursor"] = f"{epoch}-{position}"
-                items.append(item)
-            else:
-                self.bad_entries += 1
-            position += 1
-        last = start + len(raw) - 1
-        next_cursor = f"{epoch}-{last}" if epoch else None  # empty feed: start over
-        return FeedPage(
-            items=items, next_cursor=next_cursor, reset=reset, has_more=last < seq, skipped=skipped
-        )
+        entries = [e if isinstance(e, bytes) else str(e).encode() for e in raw]
+        return _Window(epoch, seq, start, entries, reset, skipped)
+
+
+@attrs.frozen
+class _Window:
+    """What one read script answered: the entries from ``start`` and the page's flags."""
+
+    epoch: str
+    seq: int
+    start: int
+    entries: list[bytes]
+    reset: bool
+    skipped: int | None
+
+    @property
+    def last(self) -> int:
+        return self.start + len(self.entries) - 1
+
+    @property
+    def next_cursor(self) -> str | None:
+        return f"{self.epoch}-{self.last}" if self.epoch else None  # empty feed: start over
+
+    @property
+    def has_more(self) -> bool:
+        return self.last < self.seq
+
+
+def _load_object(entry: bytes) -> dict[str, Any] | None:
+    try:
+        item = orjson.loads(entry)
+    except orjson.JSONDecodeError:
+        return None
+    return item if isinstance(item, dict) else None
