@@ -213,6 +213,11 @@ def test_nested_arrays_with_nils_and_errors() -> None:
         (b"*2\r\n$2\r\n\r\n\r\n-ERR x\r\n", [b"\r\n", ErrorReply("ERR x")]),
         # a header too long for the fast path (leading zeros) is still read
         (b"*1\r\n$00000000000001\r\nz\r\n", [b"z"]),
+        # HMGET of missing fields: nils between bulk strings, and nils only
+        (b"*5\r\n$-1\r\n$1\r\na\r\n$-1\r\n$-1\r\n$0\r\n\r\n", [None, b"a", None, None, b""]),
+        (b"*2\r\n$-1\r\n$-1\r\n", [None, None]),
+        # other spellings of a negative length take the general path, as before
+        (b"*2\r\n$-01\r\n$-0\r\n\r\n", [None, b""]),
     ],
 )
 def test_arrays_mixing_bulk_strings_with_other_elements(wire: bytes, expected: list[Any]) -> None:
@@ -222,7 +227,15 @@ def test_arrays_mixing_bulk_strings_with_other_elements(wire: bytes, expected: l
 
 @pytest.mark.parametrize(
     "bad_element",
-    [b"$1\r\nabX\r\n", b"$+1\r\na\r\n", b"$ 1\r\na\r\n", b"$999999999\r\n", b"$1_0\r\n"],
+    [
+        b"$1\r\nabX\r\n",
+        b"$+1\r\na\r\n",
+        b"$ 1\r\na\r\n",
+        b"$999999999\r\n",
+        b"$1_0\r\n",
+        b"$-2\r\n",
+        b"$-1 \r\n",
+    ],
 )
 def test_a_bad_bulk_string_inside_an_array_is_refused(bad_element: bytes) -> None:
     _parse_error(b"*2\r\n$1\r\na\r\n" + bad_element)

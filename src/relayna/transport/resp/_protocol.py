@@ -191,11 +191,11 @@ class ReplyParser:
                 return value
 
     def _bulks(self, pos: int, items: list[Any], count: int) -> int:
-        """Fast path: append the complete, well-formed bulk strings at ``pos``
-        (up to ``count`` items in all); return where they end.
+        """Fast path: append the complete, well-formed bulk strings and nils at
+        ``pos`` (up to ``count`` items in all); return where they end.
 
-        Anything else (a nil, another type, a partial or malformed element)
-        stops it; the general path then parses or refuses that element.
+        Anything else (another type, a partial or malformed element) stops
+        it; the general path then parses or refuses that element.
         """
         buf = self._buf
         size = len(buf)
@@ -206,6 +206,10 @@ class ReplyParser:
                 break
             digits = buf[pos + 1 : end]
             if not digits.isdigit():
+                if digits == b"-1":  # nil (HMGET of a missing field): common, kept here
+                    items.append(None)
+                    pos = end + 2
+                    continue
                 break
             start = end + 2
             stop = start + int(digits)
