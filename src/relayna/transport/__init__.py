@@ -30,6 +30,13 @@ from relayna.transport._broker import (
     SupportsPeek,
     check_stream_offset,
 )
+from relayna.transport._keyslot import (
+    CLUSTER_SLOTS,
+    check_cluster_prefix,
+    hash_tag,
+    key_slot,
+    tag_prefix,
+)
 from relayna.transport._open import BROKER_SCHEMES, STORE_SCHEMES, open_broker, open_store
 from relayna.transport._pubsub import (
     DEFAULT_SUBSCRIBER_BUFFER,
@@ -55,6 +62,11 @@ from relayna.transport._store import (
 __all__ = [
     "Backoff",
     "supervise",
+    "CLUSTER_SLOTS",
+    "check_cluster_prefix",
+    "hash_tag",
+    "key_slot",
+    "tag_prefix",
     "BROKER_SCHEMES",
     "STORE_SCHEMES",
     "open_broker",
