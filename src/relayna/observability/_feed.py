@@ -9,6 +9,12 @@ Keys (``prefix`` defaults to ``relayna-service-events``)::
     {prefix}:event:{event_key}    dedupe marker, TTL (``status:{task}:{event_id}``
                                   or ``observation:{sha256}``)
 
+With ``cluster=True`` (Redis Cluster) the prefix is the keys' hash tag
+(``{relayna-service-events}:feed`` ...), so one feed lives in one slot: every
+append and read script touches that slot only. A feed is one list, so it does
+not spread over the cluster; services that need more write throughput than one
+slot's node give each service its own feed prefix.
+
 Theory of operation. An append is one script: dedupe check, ``INCR`` of the
 sequence, ``RPUSH``, ``LTRIM`` to the newest ``feed_maxlen``, TTLs, marker
 last. Entries are therefore contiguous: the list holds sequences
@@ -31,7 +37,7 @@ from typing import Any
 import attrs
 import orjson
 
-from relayna._validators import key_prefix, positive
+from relayna._validators import cluster_layout, key_prefix, positive
 from relayna.contracts import is_valid_identifier
 from relayna.errors import ContractError, StoreError
 from relayna.observability._observation_codec import (
@@ -39,7 +45,7 @@ from relayna.observability._observation_codec import (
     encode_observation_feed_item,
 )
 from relayna.observability._observations import Observation
-from relayna.transport import Script, Store, Value
+from relayna.transport import Script, Store, Value, tag_prefix
 
 __all__ = [
     "APPEND_FEED_SCRIPT",
@@ -137,11 +143,13 @@ def parse_feed_cursor(cursor: str) -> tuple[str, int]:
 
 @attrs.frozen
 class ServiceEventFeedConfig:
-    """Feed location, retention and length (the original's defaults)."""
+    """Feed location, retention and length (the original's defaults); ``cluster``
+    selects the Redis Cluster key layout (the prefix as hash tag)."""
 
     prefix: str = attrs.field(default="relayna-service-events", validator=key_prefix)
     ttl_seconds: float = attrs.field(default=86400.0, validator=positive)
     feed_maxlen: int = attrs.field(default=5000, validator=positive)
+    cluster: bool = attrs.field(default=False, validator=cluster_layout, kw_only=True)
 
 
 @attrs.frozen
@@ -215,7 +223,7 @@ class ServiceEventFeed:
         self.store = store
         self.config = config or ServiceEventFeedConfig()
         self._ttl_ms = max(1, round(self.config.ttl_seconds * 1000))
-        p = self.config.prefix
+        p = self._prefix = tag_prefix(self.config.prefix, self.config.cluster)
         self._feed, self._seq, self._epoch = f"{p}:feed", f"{p}:feed:seq", f"{p}:feed:epoch"
         self.bad_entries = 0
         self._epoch_base = secrets.token_hex(6)
@@ -226,7 +234,7 @@ class ServiceEventFeed:
 
     def append_call(self, event_key: str, item: bytes) -> tuple[list[str], list[Value]]:
         """Keys and arguments of ``relayna_feed_append`` for one encoded entry."""
-        keys = [f"{self.config.prefix}:event:{event_key}", self._feed, self._seq, self._epoch]
+        keys = [f"{self._prefix}:event:{event_key}", self._feed, self._seq, self._epoch]
         return keys, [item, self._ttl_ms, self.config.feed_maxlen, self._epoch_candidate()]
 
     def batch_target(self) -> tuple[str, list[str], tuple[int, int, str]]:
@@ -234,7 +242,7 @@ class ServiceEventFeed:
         (``+ event_key``), the feed, sequence and epoch keys, and the TTL (ms),
         maxlen and epoch candidate."""
         keys = [self._feed, self._seq, self._epoch]
-        marker = f"{self.config.prefix}:event:"
+        marker = f"{self._prefix}:event:"
         return marker, keys, (self._ttl_ms, self.config.feed_maxlen, self._epoch_candidate())
 
     def _epoch_candidate(self) -> str:

@@ -7,6 +7,12 @@ Key families (``prefix`` defaults to ``relayna``)::
     {prefix}:event:{task_id}:{event_id} dedupe marker, TTL
     {prefix}:children:{parent_task_id}  set of child task ids, TTL
 
+With ``cluster=True`` (the Redis Cluster layout, opt-in because it renames
+keys) the task id is the key's hash tag, so a task's keys share one slot::
+
+    {prefix}:history:{{task_id}}          {prefix}:channel:{{task_id}}
+    {prefix}:event:{{task_id}}:{event_id} {prefix}:children:{{parent_task_id}}
+
 Theory of operation: one write is one :class:`~relayna.transport.Script`
 (the same Lua on Redis and on the memory store), so it is one atomic round
 trip. The script checks the marker first and writes it *last*: a write that
@@ -14,6 +20,16 @@ fails part-way (a key of the wrong type, a server error) never leaves a
 marker behind, so the hub's retry writes the event again instead of dropping
 it as a duplicate. (The original wrote the marker with SET NX *before* a
 separate pipeline, so a failed pipeline lost the event.)
+
+The cluster layout cannot write a child's keys and its parent's children set
+in one script (two tasks, two slots), nor the service event feed (the feed's
+own slot). There a write is up to three script calls, in order: the task's
+atomic script (history, channel, marker), then an idempotent ``SADD`` into the
+parent's children set, then the feed append (deduplicated by its own marker).
+The later calls are issued for duplicates too, and :meth:`StatusStore.write`
+returns only after all of them: the hub acks an event only then, so a crash
+or a store failure between two calls is repaired when the event is delivered
+again (the task's script answers "duplicate", the other two are written).
 """
 
 from __future__ import annotations
@@ -24,18 +40,19 @@ from typing import Any
 
 import attrs
 
-from relayna._validators import key_prefix, positive
+from relayna._validators import cluster_layout, key_prefix, positive
 from relayna.errors import ContractError, StoreError
-from relayna.observability import (
-    FEED_APPEND_LUA_FUNCTION,
-    FEED_TYPE_CHECK_LUA,
-    ServiceEventFeed,
-    encode_status_feed_item,
-)
+from relayna.observability import APPEND_FEED_SCRIPT, ServiceEventFeed, encode_status_feed_item
 from relayna.status._event import EventDict, dumps_event, loads_stored, validate_identifier
+from relayna.status._store_scripts import (
+    ADD_CHILD_SCRIPT,
+    WRITE_STATUS_AND_FEED_SCRIPT,
+    WRITE_STATUS_SCRIPT,
+)
 from relayna.transport import Script, Store, Value
 
 __all__ = [
+    "ADD_CHILD_SCRIPT",
     "WRITE_STATUS_AND_FEED_SCRIPT",
     "WRITE_STATUS_SCRIPT",
     "StatusStore",
@@ -44,70 +61,7 @@ __all__ = [
 
 log = logging.getLogger("relayna.status")
 
-_WRITE_LUA = """
--- KEYS: marker, history, [children]   ARGV: payload, ttl_ms, max_history, channel, task_id
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local t = redis.call('TYPE', KEYS[2])['ok']
-if t ~= 'none' and t ~= 'list' then return redis.error_reply('WRONGTYPE history key') end
-if #KEYS >= 3 then
-  local c = redis.call('TYPE', KEYS[3])['ok']
-  if c ~= 'none' and c ~= 'set' then return redis.error_reply('WRONGTYPE children key') end
-end
-redis.call('LPUSH', KEYS[2], ARGV[1])
-redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
-redis.call('PEXPIRE', KEYS[2], ARGV[2])
-if #KEYS >= 3 then
-  redis.call('SADD', KEYS[3], ARGV[5])
-  redis.call('PEXPIRE', KEYS[3], ARGV[2])
-end
-redis.call('PUBLISH', ARGV[4], ARGV[1])
-redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])
-return 1
-"""
-
-
-#: The atomic status write (see the module docstring).
-WRITE_STATUS_SCRIPT = Script(name="relayna.status.write", lua=_WRITE_LUA)
-
-
-_WRITE_WITH_FEED_LUA = (
-    FEED_TYPE_CHECK_LUA
-    + FEED_APPEND_LUA_FUNCTION
-    + """
--- KEYS: marker, history, children (the history key again when ARGV[6] ~= '1'),
---       feed marker, feed, feed seq, feed epoch
--- ARGV: payload, ttl_ms, max_history, channel, task_id, has_children,
---       feed item, feed ttl_ms, feed maxlen, feed epoch candidate
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local t = redis.call('TYPE', KEYS[2])['ok']
-if t ~= 'none' and t ~= 'list' then return redis.error_reply('WRONGTYPE history key') end
-local kids = ARGV[6] == '1'
-if kids then
-  local c = redis.call('TYPE', KEYS[3])['ok']
-  if c ~= 'none' and c ~= 'set' then return redis.error_reply('WRONGTYPE children key') end
-end
-local bad = relayna_feed_check(KEYS[5])
-if bad then return bad end
-redis.call('LPUSH', KEYS[2], ARGV[1])
-redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
-redis.call('PEXPIRE', KEYS[2], ARGV[2])
-if kids then
-  redis.call('SADD', KEYS[3], ARGV[5])
-  redis.call('PEXPIRE', KEYS[3], ARGV[2])
-end
-redis.call('PUBLISH', ARGV[4], ARGV[1])
-relayna_feed_append({KEYS[4], KEYS[5], KEYS[6], KEYS[7]}, {ARGV[7], ARGV[8], ARGV[9], ARGV[10]})
-redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])
-return 1
-"""
-)
-
-
-#: The status write that also appends the event to the service event feed, in
-#: the same atomic round trip (used when the store has a feed).
-WRITE_STATUS_AND_FEED_SCRIPT = Script(
-    name="relayna.status.write_with_feed", lua=_WRITE_WITH_FEED_LUA
-)
+_Call = tuple[Script, list[str], list[Value]]
 
 
 @attrs.frozen
@@ -118,11 +72,15 @@ class StatusStoreConfig:
         prefix: key prefix (the anchor's lifespan default ``relayna``).
         ttl_seconds: TTL of history, children and dedupe markers.
         max_history: history length kept per task (older entries are trimmed).
+        cluster: the Redis Cluster key layout (each task id is its keys' hash
+            tag; see the module docstring). Off by default: it changes every
+            key name, so it is chosen per deployment (``docs/store.md``).
     """
 
     prefix: str = attrs.field(default="relayna", validator=key_prefix)
     ttl_seconds: float = attrs.field(default=86400.0, validator=positive)
     max_history: int = attrs.field(default=50, validator=positive)
+    cluster: bool = attrs.field(default=False, validator=cluster_layout, kw_only=True)
 
 
 class StatusStore:
@@ -142,7 +100,11 @@ class StatusStore:
         self.store = store
         self.config = config or StatusStoreConfig()
         self.feed = feed
-        self._script = WRITE_STATUS_SCRIPT if feed is None else WRITE_STATUS_AND_FEED_SCRIPT
+        self._cluster = self.config.cluster
+        self._open, self._close = ("{", "}") if self._cluster else ("", "")
+        self._script = (
+            WRITE_STATUS_SCRIPT if feed is None or self._cluster else WRITE_STATUS_AND_FEED_SCRIPT
+        )
         self._bad_entries = 0
         self._ttl_ms = max(1, round(self.config.ttl_seconds * 1000))
 
@@ -162,18 +124,17 @@ class StatusStore:
     # The key formats, for identifiers already validated (the write path
     # validates each once per event).
     def _history_key(self, task_id: str) -> str:
-        return f"{self.config.prefix}:history:{task_id}"
+        return f"{self.config.prefix}:history:{self._open}{task_id}{self._close}"
 
     def _channel(self, task_id: str) -> str:
-        return f"{self.config.prefix}:channel:{task_id}"
+        return f"{self.config.prefix}:channel:{self._open}{task_id}{self._close}"
 
     def _event_key(self, task_id: str, event_id: str) -> str:
-        return f"{self.config.prefix}:event:{task_id}:{event_id}"
+        return f"{self.config.prefix}:event:{self._open}{task_id}{self._close}:{event_id}"
 
     def children_key(self, parent_task_id: str) -> str:
-        return (
-            f"{self.config.prefix}:children:{validate_identifier(parent_task_id, 'parent_task_id')}"
-        )
+        parent = validate_identifier(parent_task_id, "parent_task_id")
+        return f"{self.config.prefix}:children:{self._open}{parent}{self._close}"
 
     @property
     def bad_entries(self) -> int:
@@ -192,6 +153,10 @@ class StatusStore:
         load = getattr(self.store, "load_script", None)
         if load is not None:
             await load(self._script)
+            if self._cluster:
+                await load(ADD_CHILD_SCRIPT)
+                if self.feed is not None:
+                    await load(APPEND_FEED_SCRIPT)
 
     async def write(self, event: Mapping[str, Any]) -> bool:
         """Store one event atomically; ``True`` if stored, ``False`` if a duplicate.
@@ -205,6 +170,12 @@ class StatusStore:
             StoreError: the store failed; nothing (in particular no dedupe
                 marker) was written, so retrying is safe.
         """
+        if self._cluster:
+            first, *rest = self._cluster_calls(event)
+            result = await self.store.run_script(*first)
+            for call in rest:  # issued for a duplicate too: it may be a repair
+                await self.store.run_script(*call)
+            return bool(int(result))
         keys, args = self._script_call(event)
         result = await self.store.run_script(self._script, keys, args)
         return bool(int(result))
@@ -220,28 +191,93 @@ class StatusStore:
             ContractError: an invalid ``task_id`` / ``event_id`` (nothing sent).
             StoreError: the round trip failed; retrying every event is safe.
         """
+        if self._cluster:
+            return await self._write_many_cluster(events)
         calls = [self._script_call(event) for event in events]
-        many = getattr(self.store, "run_script_many", None)
-        if many is None:
-            out: list[bool | StoreError] = []
-            for keys, args in calls:
-                try:
-                    out.append(bool(int(await self.store.run_script(self._script, keys, args))))
-                except StoreError as exc:
-                    out.append(exc)
-            return out
-        results = await many(self._script, calls)
+        results = await self._run_many(self._script, calls)
         return [r if isinstance(r, StoreError) else bool(int(r)) for r in results]
+
+    async def _run_many(
+        self, script: Script, calls: list[tuple[list[str], list[Value]]]
+    ) -> list[Any]:
+        """One result (or StoreError) per call, in one round trip where the store can."""
+        many = getattr(self.store, "run_script_many", None)
+        if many is not None:
+            return list(await many(script, calls))
+        out: list[Any] = []
+        for keys, args in calls:
+            try:
+                out.append(await self.store.run_script(script, keys, args))
+            except StoreError as exc:
+                out.append(exc)
+        return out
+
+    async def _write_many_cluster(
+        self, events: Sequence[Mapping[str, Any]]
+    ) -> list[bool | StoreError]:
+        """The cluster layout's batch: every task script, then the children and
+        feed writes of the events whose task script succeeded (module docstring)."""
+        plans = [self._cluster_calls(event) for event in events]
+        firsts = await self._run_many(
+            self._script, [(keys, args) for (_s, keys, args), *_ in plans]
+        )
+        out: list[bool | StoreError] = [
+            r if isinstance(r, StoreError) else bool(int(r)) for r in firsts
+        ]
+        for script in (ADD_CHILD_SCRIPT, APPEND_FEED_SCRIPT):
+            owners: list[int] = []
+            calls: list[tuple[list[str], list[Value]]] = []
+            for i, plan in enumerate(plans):
+                if isinstance(out[i], StoreError):
+                    continue
+                for s, keys, args in plan[1:]:
+                    if s is script:
+                        owners.append(i)
+                        calls.append((keys, args))
+            if calls:
+                for i, result in zip(owners, await self._run_many(script, calls), strict=True):
+                    if isinstance(result, StoreError):
+                        out[i] = result
+        return out
+
+    def _cluster_calls(self, event: Mapping[str, Any]) -> list[_Call]:
+        """The task's script call, then its parent's children write and its
+        feed append when it has them (each call's keys in one slot)."""
+        task_id = validate_identifier(event.get("task_id"))
+        event_id = validate_identifier(event.get("event_id"), "event_id")
+        payload = dumps_event(event)
+        calls: list[_Call] = [
+            (
+                self._script,
+                [self._event_key(task_id, event_id), self._history_key(task_id)],
+                [payload, self._ttl_ms, self.config.max_history, self._channel(task_id), task_id],
+            )
+        ]
+        parent = self._parent(event, task_id)
+        if parent is not None:
+            calls.append((ADD_CHILD_SCRIPT, [self.children_key(parent)], [task_id, self._ttl_ms]))
+        if self.feed is not None:
+            item = encode_status_feed_item(event, payload)
+            assert item is not None  # task_id and event_id were validated above
+            calls.append((APPEND_FEED_SCRIPT, *self.feed.append_call(*item)))
+        return calls
+
+    @staticmethod
+    def _parent(event: Mapping[str, Any], task_id: str) -> str | None:
+        meta = event.get("meta")
+        if meta:
+            parent = meta.get("parent_task_id") if isinstance(meta, Mapping) else None
+            if isinstance(parent, str) and parent != task_id:
+                return parent
+        return None
 
     def _script_call(self, event: Mapping[str, Any]) -> tuple[list[str], list[Value]]:
         task_id = validate_identifier(event.get("task_id"))
         event_id = validate_identifier(event.get("event_id"), "event_id")
         keys = [self._event_key(task_id, event_id), self._history_key(task_id)]
-        meta = event.get("meta")
-        if meta:
-            parent = meta.get("parent_task_id") if isinstance(meta, Mapping) else None
-            if isinstance(parent, str) and parent != task_id:
-                keys.append(self.children_key(parent))
+        parent = self._parent(event, task_id)
+        if parent is not None:
+            keys.append(self.children_key(parent))
         payload = dumps_event(event)
         args: list[Value] = [
             payload,

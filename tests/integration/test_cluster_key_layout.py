@@ -1,0 +1,295 @@
+"""The Redis Cluster key layout (``cluster=True``), store by store.
+
+For each store: its real operations, on the memory store and on the real
+Redis, through a recorder, and every script call's KEYS map to one slot
+(Hypothesis over identifiers for the pure key computations); identifiers
+with braces are refused with a typed error; the default layout's key names
+are byte-for-byte those of the key reference (ANCHOR §5, docs/operations.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from _slot_recorder import SlotRecorder
+from relayna.contracts import StatusEvent, encode_status
+from relayna.errors import ConfigurationError, ContractError, ScriptError, StoreError
+from relayna.observability import ServiceEventFeed, ServiceEventFeedConfig
+from relayna.status import StatusHub, StatusHubConfig, StatusStore, StatusStoreConfig
+from relayna.topology import StatusTopologyBase
+from relayna.transport import Script, Store, Value, key_slot, open_broker, open_store
+
+#: Valid identifiers (task, event, run ids), mixing the characters the rule allows.
+ids = st.from_regex(
+    r"[A-Za-z0-9_:@/+=\-][A-Za-z0-9_:@/+=\-.]{0,30}[A-Za-z0-9_]", fullmatch=True
+).filter(lambda s: ".." not in s)
+braced = st.builds(
+    lambda a, b: f"{a}{{{b}}}", st.sampled_from(["", "t", "x:"]), st.sampled_from(["", "a", "t1"])
+)
+
+
+def one_slot(keys: list[str]) -> bool:
+    return len({key_slot(k) for k in keys}) == 1
+
+
+@asynccontextmanager
+async def recorded(url: str) -> AsyncIterator[SlotRecorder]:
+    async with open_store(url) as store:
+        yield SlotRecorder(store)
+
+
+def as_store(recorder: SlotRecorder) -> Store:
+    return recorder  # type: ignore[return-value]
+
+
+# -- status store (with the service event feed) --------------------------------
+
+
+def status_event(task: str, n: int, parent: str | None = None) -> dict[str, Any]:
+    event: dict[str, Any] = {"task_id": task, "event_id": f"e{n}", "status": "running"}
+    if parent is not None:
+        event["meta"] = {"parent_task_id": parent}
+    return event
+
+
+@given(task=ids, event_id=ids, parent=ids)
+def test_status_calls_each_touch_one_slot(task: str, event_id: str, parent: str) -> None:
+    status = StatusStore(
+        None,  # type: ignore[arg-type]  # key computations only
+        StatusStoreConfig(prefix="relayna", cluster=True),
+        feed=ServiceEventFeed(None, ServiceEventFeedConfig(cluster=True)),  # type: ignore[arg-type]
+    )
+    event = {
+        "task_id": task,
+        "event_id": event_id,
+        "status": "x",
+        "meta": {"parent_task_id": parent},
+    }
+    calls = status._cluster_calls(event)
+    for _script, keys, _args in calls:
+        assert one_slot(keys)
+    task_script = calls[0]
+    # history, marker and channel (an argument: SPUBLISH needs it in the slot) share the task's slot
+    assert key_slot(str(task_script[2][3])) == key_slot(task) == key_slot(task_script[1][0])
+    assert status.history_key(task) == f"relayna:history:{{{task}}}"
+
+
+@given(bad=braced)
+def test_status_refuses_braced_ids(bad: str) -> None:
+    status = StatusStore(None, StatusStoreConfig(cluster=True))  # type: ignore[arg-type]
+    with pytest.raises(ContractError):
+        status._cluster_calls(status_event(bad, 1))
+    with pytest.raises(ContractError):
+        status._cluster_calls(status_event("t", 1, parent=bad))
+    with pytest.raises(ContractError):
+        status.history_key(bad)
+
+
+@pytest.mark.parametrize("prefix", ["a{b}", "{relayna}", "x}"])
+def test_cluster_configs_refuse_braced_prefixes(prefix: str) -> None:
+    with pytest.raises(ConfigurationError):
+        StatusStoreConfig(prefix=prefix, cluster=True)
+    with pytest.raises(ConfigurationError):
+        ServiceEventFeedConfig(prefix=prefix, cluster=True)
+    StatusStoreConfig(prefix=prefix)  # the default layout: unchanged rules
+
+
+def test_status_default_layout_names_unchanged() -> None:
+    status = StatusStore(None)  # type: ignore[arg-type]
+    assert status.history_key("t1") == "relayna:history:t1"
+    assert status.channel("t1") == "relayna:channel:t1"
+    assert status.event_key("t1", "e1") == "relayna:event:t1:e1"
+    assert status.children_key("p") == "relayna:children:p"
+    keys, args = status._script_call(status_event("t1", 1, parent="p"))
+    assert keys == ["relayna:event:t1:e1", "relayna:history:t1", "relayna:children:p"]
+    assert args[3] == "relayna:channel:t1"
+    feed = ServiceEventFeed(None)  # type: ignore[arg-type]
+    assert feed.append_call("status:t1:e1", b"{}")[0] == [
+        "relayna-service-events:event:status:t1:e1",
+        "relayna-service-events:feed",
+        "relayna-service-events:feed:seq",
+        "relayna-service-events:feed:epoch",
+    ]
+
+
+def test_status_cluster_layout_names() -> None:
+    status = StatusStore(None, StatusStoreConfig(cluster=True))  # type: ignore[arg-type]
+    assert status.history_key("t1") == "relayna:history:{t1}"
+    assert status.channel("t1") == "relayna:channel:{t1}"
+    assert status.event_key("t1", "e1") == "relayna:event:{t1}:e1"
+    assert status.children_key("p") == "relayna:children:{p}"
+    feed = ServiceEventFeed(None, ServiceEventFeedConfig(cluster=True))  # type: ignore[arg-type]
+    assert feed.append_call("status:t1:e1", b"{}")[0] == [
+        "{relayna-service-events}:event:status:t1:e1",
+        "{relayna-service-events}:feed",
+        "{relayna-service-events}:feed:seq",
+        "{relayna-service-events}:feed:epoch",
+    ]
+
+
+pytestmark_anyio = pytest.mark.anyio
+
+
+@pytestmark_anyio
+async def test_status_store_operations_one_slot(store_url: str, unique: str) -> None:
+    """Writes (single and batched, with parents and the feed), duplicates and
+    reads on the cluster layout: same results as the default layout, and every
+    script call in one slot."""
+    with anyio.fail_after(15):
+        async with recorded(store_url) as rec:
+            feed = ServiceEventFeed(
+                as_store(rec), ServiceEventFeedConfig(prefix=f"f-{unique}", cluster=True)
+            )
+            status = StatusStore(
+                as_store(rec), StatusStoreConfig(prefix=f"s-{unique}", cluster=True), feed=feed
+            )
+            await status.prepare()
+            assert await status.write(status_event("p:1", 1)) is True
+            assert await status.write(status_event("c/1", 1, parent="p:1")) is True
+            assert await status.write(status_event("c/1", 1, parent="p:1")) is False
+            results = await status.write_many(
+                [
+                    status_event("c=2", 1, parent="p:1"),
+                    status_event("c=2", 2, parent="p:1"),
+                    status_event("p:1", 2),
+                ]
+            )
+            assert results == [True, True, True]
+            assert await status.write_many([status_event("c=2", 2, parent="p:1")]) == [False]
+            assert await status.children("p:1") == ["c/1", "c=2"]
+            assert [e["event_id"] for e in await status.history("c=2")] == ["e2", "e1"]
+            assert (await status.latest("p:1") or {})["event_id"] == "e2"
+            page = await feed.read(limit=50)
+            assert [(i["task_id"], i["event_id"]) for i in page.items] == [
+                ("p:1", "e1"),
+                ("c/1", "e1"),
+                ("c=2", "e1"),
+                ("c=2", "e2"),
+                ("p:1", "e2"),
+            ]
+            assert {
+                "relayna.status.write",
+                "relayna.status.add_child",
+                "relayna.feed.append",
+                "relayna.feed.read",
+            } <= rec.names()
+            assert rec.cross_slot() == []
+
+
+class FailOnce:
+    """Fault injection: the first call of ``script_name`` fails (as a lost
+    connection would) before reaching the store."""
+
+    def __init__(self, store: Store, script_name: str) -> None:
+        self._store = store
+        self._name = script_name
+        self.failed = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def _maybe_fail(self, script: Script) -> None:
+        if script.name == self._name and not self.failed:
+            self.failed += 1
+            raise StoreError(f"injected: the store went away before {script.name}")
+
+    async def run_script(self, script: Script, keys: list[str], args: list[Value]) -> Any:
+        self._maybe_fail(script)
+        return await self._store.run_script(script, keys, args)
+
+    async def run_script_many(self, script: Script, calls: list[Any]) -> list[Any]:
+        self._maybe_fail(script)
+        return list(await self._store.run_script_many(script, calls))  # type: ignore[attr-defined]
+
+
+@pytestmark_anyio
+@pytest.mark.parametrize("batched", [False, True], ids=["write", "write_many"])
+async def test_crash_between_child_and_parent_write_is_repaired(
+    store_url: str, unique: str, batched: bool
+) -> None:
+    """The child's script ran, the parent's SADD did not (the store failed in
+    between): the write reports the failure, so the hub does not ack; the
+    redelivered event is a duplicate for the child's keys but still adds the
+    child to its parent's children set, and appends to the feed once."""
+    with anyio.fail_after(15):
+        async with open_store(store_url) as store:
+            faulty = FailOnce(store, "relayna.status.add_child")
+            s: Store = faulty  # type: ignore[assignment]
+            feed = ServiceEventFeed(s, ServiceEventFeedConfig(prefix=f"f-{unique}", cluster=True))
+            status = StatusStore(
+                s, StatusStoreConfig(prefix=f"s-{unique}", cluster=True), feed=feed
+            )
+            event = status_event("child", 1, parent="parent")
+            with pytest.raises(StoreError):  # the hub retries (or requeues) the batch
+                await (status.write_many([event]) if batched else status.write(event))
+            assert faulty.failed == 1
+            # The crash window: the child's history is written, the parent does not know it yet.
+            assert [e["event_id"] for e in await status.history("child")] == ["e1"]
+            assert await status.children("parent") == []
+            # Redelivery (the hub never acked): duplicate for the child, repair for the parent.
+            if batched:
+                assert await status.write_many([event]) == [False]
+            else:
+                assert await status.write(event) is False
+            assert await status.children("parent") == ["child"]
+            assert [e["event_id"] for e in await status.history("child")] == ["e1"]
+            assert [i["event_id"] for i in (await feed.read()).items] == ["e1"]
+
+
+@pytestmark_anyio
+async def test_children_key_of_wrong_type_fails_the_write(store_url: str, unique: str) -> None:
+    """A parent's children key holding a string: the write fails with a typed
+    error (nothing acked, nothing lost: the history already holds the event and
+    a retry is a duplicate there), the other events of the batch are stored."""
+    with anyio.fail_after(15):
+        async with open_store(store_url) as store:
+            status = StatusStore(store, StatusStoreConfig(prefix=f"s-{unique}", cluster=True))
+            await store.set(status.children_key("p"), "not a set")
+            results = await status.write_many(
+                [status_event("c", 1, parent="p"), status_event("d", 1)]
+            )
+            assert isinstance(results[0], ScriptError)
+            assert results[1] is True
+            with pytest.raises(ScriptError):
+                await status.write(status_event("c", 1, parent="p"))
+            assert [e["event_id"] for e in await status.history("c")] == ["e1"]
+
+
+@pytestmark_anyio
+async def test_hub_repairs_the_children_set_after_a_failure_between_the_writes(
+    unique: str,
+) -> None:
+    """End to end on the memory broker: the hub's write fails between the
+    child's script and the parent's SADD; the hub does not ack, writes the
+    event again, and the parent's children set gets the child (at least once)."""
+    topology = StatusTopologyBase(status_exchange=f"sx.{unique}", status_queue=f"sq.{unique}")
+    with anyio.fail_after(15):
+        async with open_broker("memory://") as broker, open_store("memory://") as raw:
+            await topology.plan().apply(broker)
+            faulty = FailOnce(raw, "relayna.status.add_child")
+            status = StatusStore(faulty, StatusStoreConfig(cluster=True))  # type: ignore[arg-type]
+            hub = StatusHub(
+                broker,
+                status,
+                StatusHubConfig(queue=topology.status_queue, offset="first", persist_offset=False),
+            )
+            async with anyio.create_task_group() as tg:
+                await tg.start(hub.run)
+                event = StatusEvent(
+                    task_id="child", status="running", event_id="e1", meta={"parent_task_id": "p"}
+                )
+                await broker.publish(topology.status_exchange, "child", encode_status(event))
+                while hub.stats.stored + hub.stats.duplicates < 1:  # noqa: ASYNC110 - the hub's counter
+                    await anyio.sleep(0.005)
+                tg.cancel_scope.cancel()
+            assert faulty.failed == 1
+            assert hub.stats.store_failures == 1
+            assert await status.children("p") == ["child"]
+            assert [e["event_id"] for e in await status.history("child")] == ["e1"]
