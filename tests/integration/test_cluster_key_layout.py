@@ -21,7 +21,15 @@ from hypothesis import strategies as st
 from _slot_recorder import SlotRecorder
 from relayna.contracts import StatusEvent, encode_status
 from relayna.errors import ConfigurationError, ContractError, ScriptError, StoreError
-from relayna.observability import ServiceEventFeed, ServiceEventFeedConfig
+from relayna.observability import (
+    ObservationStore,
+    ObservationStoreConfig,
+    ServiceEventFeed,
+    ServiceEventFeedConfig,
+    TaskMessageReceived,
+    encode_observation,
+)
+from relayna.observability._observation_batch import batch_call
 from relayna.status import StatusHub, StatusHubConfig, StatusStore, StatusStoreConfig
 from relayna.topology import StatusTopologyBase
 from relayna.transport import Script, Store, Value, key_slot, open_broker, open_store
@@ -293,3 +301,93 @@ async def test_hub_repairs_the_children_set_after_a_failure_between_the_writes(
             assert hub.stats.store_failures == 1
             assert await status.children("p") == ["child"]
             assert [e["event_id"] for e in await status.history("child")] == ["e1"]
+
+
+# -- observations ----------------------------------------------------------------
+
+
+def received(task: str, attempt: int = 0) -> TaskMessageReceived:
+    return TaskMessageReceived(
+        consumer_name="w", queue_name="q", task_id=task, retry_attempt=attempt
+    )
+
+
+@given(tasks=st.lists(ids, min_size=1, max_size=4))
+def test_observation_calls_each_touch_one_slot(tasks: list[str]) -> None:
+    obs = ObservationStore(None, ObservationStoreConfig(cluster=True))  # type: ignore[arg-type]
+    for task in tasks:
+        encoded = encode_observation(received(task))
+        assert encoded is not None
+        keys, _ = obs._call(encoded)
+        assert one_slot(keys)
+        assert key_slot(keys[0]) == key_slot(task)
+        batch = [encode_observation(received(task, n)) for n in range(3)]
+        keys, _ = batch_call("p", 1, 1, batch, None, cluster=True)  # type: ignore[arg-type]
+        assert one_slot(keys)
+    with pytest.raises(ContractError):
+        obs.history_key("a{b}")
+
+
+def test_observation_layout_names() -> None:
+    encoded = encode_observation(received("t1"))
+    assert encoded is not None
+    default = ObservationStore(None)  # type: ignore[arg-type]
+    assert default.history_key("t1") == "relayna-observations:history:t1"
+    assert default._call(encoded)[0] == [
+        f"relayna-observations:event:t1:{encoded.token}",
+        "relayna-observations:history:t1",
+    ]
+    cluster = ObservationStore(None, ObservationStoreConfig(cluster=True))  # type: ignore[arg-type]
+    assert cluster.history_key("t1") == "relayna-observations:history:{t1}"
+    assert cluster._call(encoded)[0] == [
+        f"relayna-observations:event:{{t1}}:{encoded.token}",
+        "relayna-observations:history:{t1}",
+    ]
+    with pytest.raises(ConfigurationError):
+        ObservationStoreConfig(prefix="o{x}", cluster=True)
+
+
+@pytestmark_anyio
+async def test_observation_operations_one_slot(store_url: str, unique: str) -> None:
+    with anyio.fail_after(15):
+        async with recorded(store_url) as rec:
+            feed = ServiceEventFeed(
+                as_store(rec), ServiceEventFeedConfig(prefix=f"f-{unique}", cluster=True)
+            )
+            obs = ObservationStore(
+                as_store(rec), ObservationStoreConfig(prefix=f"o-{unique}", cluster=True)
+            )
+            first = received("t/1")
+            assert await obs.write(first) is True
+            assert await obs.write(first) is False
+            batch = [received("t/1", 1), received("t=2"), received("t/1", 2)]
+            batch.append(batch[1])
+            assert await obs.write_many(batch, feed=feed) == [True, True, True, False]
+            assert [h["retry_attempt"] for h in await obs.history("t/1")] == [2, 1, 0]
+            page = await feed.read()
+            assert [(i["task_id"], i["payload"]["retry_attempt"]) for i in page.items] == [
+                ("t/1", 1), ("t=2", 0), ("t/1", 2),
+            ]  # fmt: skip
+            assert {"relayna.observations.write", "relayna.observations.write_batch"} <= rec.names()
+            assert rec.cross_slot() == []
+
+
+@pytestmark_anyio
+async def test_observation_feed_failure_is_repaired_by_the_retry(
+    store_url: str, unique: str
+) -> None:
+    """The task's write went in, the feed append did not: the batch reports the
+    failure; the retry finds the observation a duplicate and still feeds it once."""
+    with anyio.fail_after(15):
+        async with open_store(store_url) as store:
+            faulty = FailOnce(store, "relayna.feed.append")
+            s: Store = faulty  # type: ignore[assignment]
+            feed = ServiceEventFeed(s, ServiceEventFeedConfig(prefix=f"f-{unique}", cluster=True))
+            obs = ObservationStore(s, ObservationStoreConfig(prefix=f"o-{unique}", cluster=True))
+            event = received("t")
+            with pytest.raises(StoreError):
+                await obs.write_many([event], feed=feed)
+            assert len(await obs.history("t")) == 1
+            assert (await feed.read()).items == []
+            assert await obs.write_many([event], feed=feed) == [False]
+            assert [i["task_id"] for i in (await feed.read()).items] == ["t"]

@@ -40,7 +40,7 @@ from relayna.dlq._scripts import (
     SUMMARY_SCRIPT,
 )
 from relayna.errors import ContractError, DLQConflict, StoreError
-from relayna.transport import Script, Store, Value
+from relayna.transport import Script, Store, Value, run_script_calls
 
 __all__ = ["Claim", "DLQPage", "DLQStore", "QueueCount"]
 
@@ -190,16 +190,7 @@ class DLQStore:
         for record in records:
             keys, args = self._add_call(record)
             calls.append((keys, [*context, *args]))
-        many = getattr(self.store, "run_script_many", None)
-        if many is None:
-            out: list[bool | StoreError] = []
-            for keys, args in calls:
-                try:
-                    out.append(int(await self.store.run_script(ADD_SCRIPT, keys, args)) == 1)
-                except StoreError as exc:
-                    out.append(exc)
-            return out
-        results = await many(ADD_SCRIPT, calls)
+        results = await run_script_calls(self.store, ADD_SCRIPT, calls)
         return [r if isinstance(r, StoreError) else int(r) == 1 for r in results]
 
     def _add_call(self, record: DLQRecord) -> tuple[list[str], list[Value]]:

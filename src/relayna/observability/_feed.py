@@ -45,7 +45,7 @@ from relayna.observability._observation_codec import (
     encode_observation_feed_item,
 )
 from relayna.observability._observations import Observation
-from relayna.transport import Script, Store, Value, tag_prefix
+from relayna.transport import Script, Store, Value, run_script_calls, tag_prefix
 
 __all__ = [
     "APPEND_FEED_SCRIPT",
@@ -264,16 +264,7 @@ class ServiceEventFeed:
     async def _append(self, calls: list[tuple[list[str], list[Value]]]) -> list[int | StoreError]:
         if not calls:
             return []
-        many = getattr(self.store, "run_script_many", None)
-        if many is not None:
-            results = await many(APPEND_FEED_SCRIPT, calls)
-        else:
-            results = []
-            for keys, args in calls:
-                try:
-                    results.append(await self.store.run_script(APPEND_FEED_SCRIPT, keys, args))
-                except StoreError as exc:
-                    results.append(exc)
+        results = await run_script_calls(self.store, APPEND_FEED_SCRIPT, calls)
         return [r if isinstance(r, StoreError) else int(r) for r in results]
 
     async def append_statuses(self, events: Sequence[Mapping[str, Any]]) -> list[int | StoreError]:

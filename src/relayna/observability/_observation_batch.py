@@ -113,10 +113,17 @@ def batch_call(
     maxlen: int,
     batch: Sequence[EncodedObservation],
     feed: ServiceEventFeed | None,
+    *,
+    cluster: bool = False,
 ) -> tuple[list[str], list[Value]]:
-    """Keys and arguments of one :data:`WRITE_OBSERVATIONS_SCRIPT` call."""
-    markers = [f"{prefix}:event:{e.task_id}:{e.token}" for e in batch]
-    histories = [f"{prefix}:history:{e.task_id}" for e in batch]
+    """Keys and arguments of one :data:`WRITE_OBSERVATIONS_SCRIPT` call.
+
+    With ``cluster`` the task id is each key's hash tag (the caller passes one
+    task's observations and no feed, so the call touches one slot).
+    """
+    o, c = ("{", "}") if cluster else ("", "")
+    markers = [f"{prefix}:event:{o}{e.task_id}{c}:{e.token}" for e in batch]
+    histories = [f"{prefix}:history:{o}{e.task_id}{c}" for e in batch]
     keys = markers + histories
     args: list[Value] = [ttl_ms, maxlen, len(batch), b"0", 1, 1, b""]
     args.extend(e.payload for e in batch)

@@ -6,6 +6,13 @@ Keys (``prefix`` defaults to ``relayna-observations``, as the original)::
     {prefix}:event:{task_id}:{token}   dedupe marker, TTL; token = sha256 of the
                                        normalised event (sorted-key JSON)
 
+With ``cluster=True`` (Redis Cluster, opt-in: it renames keys) the task id is
+the hash tag (``{prefix}:history:{{task_id}}``, ``{prefix}:event:{{task_id}}:{token}``).
+A batch then becomes one script call per task (one slot each, still one round
+trip) and the feed entries of its stored observations one append each in the
+feed's slot, issued after the task writes, for duplicates too (the feed's own
+markers deduplicate them): a failure in between is repaired by the retry.
+
 One write is one :class:`~relayna.transport.Script` (dedupe check, push, trim,
 TTL, marker last, like the status store), so a failed write leaves no marker
 and can be retried. :meth:`ObservationStore.write_many` sends many writes in
@@ -22,18 +29,19 @@ from typing import Any
 import attrs
 import orjson
 
-from relayna._validators import key_prefix, positive
+from relayna._validators import cluster_layout, key_prefix, positive
 from relayna.contracts import validate_identifier
 from relayna.errors import ScriptError, StoreError
-from relayna.observability._feed import ServiceEventFeed
+from relayna.observability._feed import APPEND_FEED_SCRIPT, ServiceEventFeed
 from relayna.observability._observation_batch import WRITE_OBSERVATIONS_SCRIPT, batch_call
 from relayna.observability._observation_codec import (
     EncodedObservation,
     encode_observation,
+    encode_observation_feed_item,
     observation_record,
 )
 from relayna.observability._observations import Observation
-from relayna.transport import Script, Store, Value
+from relayna.transport import Script, Store, Value, run_script_calls
 
 __all__ = [
     "WRITE_OBSERVATION_SCRIPT",
@@ -63,11 +71,13 @@ WRITE_OBSERVATION_SCRIPT = Script(name="relayna.observations.write", lua=_WRITE_
 
 @attrs.frozen
 class ObservationStoreConfig:
-    """Where observations live and for how long (the original's defaults)."""
+    """Where observations live and for how long (the original's defaults);
+    ``cluster`` selects the Redis Cluster key layout (module docstring)."""
 
     prefix: str = attrs.field(default="relayna-observations", validator=key_prefix)
     ttl_seconds: float = attrs.field(default=86400.0, validator=positive)
     history_maxlen: int = attrs.field(default=500, validator=positive)
+    cluster: bool = attrs.field(default=False, validator=cluster_layout, kw_only=True)
 
 
 class ObservationStore:
@@ -84,13 +94,16 @@ class ObservationStore:
         self._ttl_ms = max(1, round(self.config.ttl_seconds * 1000))
         self.bad_entries = 0
         self.skipped_without_task = 0
+        self._open, self._close = ("{", "}") if self.config.cluster else ("", "")
 
     def history_key(self, task_id: str) -> str:
-        return f"{self.config.prefix}:history:{validate_identifier(task_id)}"
+        task = validate_identifier(task_id)
+        return f"{self.config.prefix}:history:{self._open}{task}{self._close}"
 
     def _call(self, encoded: EncodedObservation) -> tuple[list[str], list[Value]]:
-        prefix, task_id, token = self.config.prefix, encoded.task_id, encoded.token
-        keys = [f"{prefix}:event:{task_id}:{token}", f"{prefix}:history:{task_id}"]
+        prefix, token = self.config.prefix, encoded.token
+        task = f"{self._open}{encoded.task_id}{self._close}"
+        keys = [f"{prefix}:event:{task}:{token}", f"{prefix}:history:{task}"]
         return keys, [encoded.payload, self._ttl_ms, self.config.history_maxlen]
 
     async def write(self, event: Observation | Mapping[str, Any]) -> bool:
@@ -136,7 +149,9 @@ class ObservationStore:
                 index.append(len(encoded))
                 encoded.append(one)
         results: list[Any] = []
-        if encoded:
+        if encoded and self.config.cluster:
+            results = await self._write_cluster(encoded, feed)
+        elif encoded:
             call = batch_call(
                 self.config.prefix, self._ttl_ms, self.config.history_maxlen, encoded, feed
             )
@@ -145,11 +160,52 @@ class ObservationStore:
         for i in index:
             if i is None:
                 out.append(False)
+            elif isinstance(results[i], StoreError):
+                out.append(results[i])
             elif int(results[i]) < 0:
                 out.append(ScriptError(f"WRONGTYPE history key of task {encoded[i].task_id}"))
             else:
                 out.append(bool(int(results[i])))
         return out
+
+    async def _write_cluster(
+        self, encoded: list[EncodedObservation], feed: ServiceEventFeed | None
+    ) -> list[Any]:
+        """The cluster layout's batch: one batch call per task, then the feed
+        appends of every observation not refused (module docstring). One
+        result per observation: 1, 0, -1, or the StoreError of its call."""
+        by_task: dict[str, list[int]] = {}
+        for i, one in enumerate(encoded):
+            by_task.setdefault(one.task_id, []).append(i)
+        calls = [
+            batch_call(
+                self.config.prefix,
+                self._ttl_ms,
+                self.config.history_maxlen,
+                [encoded[i] for i in members],
+                None,
+                cluster=True,
+            )
+            for members in by_task.values()
+        ]
+        replies = await run_script_calls(self.store, WRITE_OBSERVATIONS_SCRIPT, calls)
+        results: list[Any] = [0] * len(encoded)
+        for members, reply in zip(by_task.values(), replies, strict=True):
+            for n, i in enumerate(members):
+                results[i] = reply if isinstance(reply, StoreError) else int(reply[n])
+        if feed is not None:
+            # Duplicates too: the task write may have succeeded in an earlier
+            # attempt whose feed append did not (the feed's markers dedupe).
+            pending = [i for i, r in enumerate(results) if r in (0, 1)]
+            appended = await run_script_calls(
+                self.store,
+                APPEND_FEED_SCRIPT,
+                [feed.append_call(*encode_observation_feed_item(encoded[i])) for i in pending],
+            )
+            for i, reply in zip(pending, appended, strict=True):
+                if isinstance(reply, StoreError):
+                    results[i] = reply
+        return results
 
     async def history(self, task_id: str, limit: int | None = None) -> list[dict[str, Any]]:
         """The task's observations, newest first; undecodable entries are skipped and counted."""

@@ -49,7 +49,7 @@ from relayna.status._store_scripts import (
     WRITE_STATUS_AND_FEED_SCRIPT,
     WRITE_STATUS_SCRIPT,
 )
-from relayna.transport import Script, Store, Value
+from relayna.transport import Script, Store, Value, run_script_calls
 
 __all__ = [
     "ADD_CHILD_SCRIPT",
@@ -194,23 +194,8 @@ class StatusStore:
         if self._cluster:
             return await self._write_many_cluster(events)
         calls = [self._script_call(event) for event in events]
-        results = await self._run_many(self._script, calls)
+        results = await run_script_calls(self.store, self._script, calls)
         return [r if isinstance(r, StoreError) else bool(int(r)) for r in results]
-
-    async def _run_many(
-        self, script: Script, calls: list[tuple[list[str], list[Value]]]
-    ) -> list[Any]:
-        """One result (or StoreError) per call, in one round trip where the store can."""
-        many = getattr(self.store, "run_script_many", None)
-        if many is not None:
-            return list(await many(script, calls))
-        out: list[Any] = []
-        for keys, args in calls:
-            try:
-                out.append(await self.store.run_script(script, keys, args))
-            except StoreError as exc:
-                out.append(exc)
-        return out
 
     async def _write_many_cluster(
         self, events: Sequence[Mapping[str, Any]]
@@ -218,8 +203,8 @@ class StatusStore:
         """The cluster layout's batch: every task script, then the children and
         feed writes of the events whose task script succeeded (module docstring)."""
         plans = [self._cluster_calls(event) for event in events]
-        firsts = await self._run_many(
-            self._script, [(keys, args) for (_s, keys, args), *_ in plans]
+        firsts = await run_script_calls(
+            self.store, self._script, [(keys, args) for (_s, keys, args), *_ in plans]
         )
         out: list[bool | StoreError] = [
             r if isinstance(r, StoreError) else bool(int(r)) for r in firsts
@@ -235,7 +220,9 @@ class StatusStore:
                         owners.append(i)
                         calls.append((keys, args))
             if calls:
-                for i, result in zip(owners, await self._run_many(script, calls), strict=True):
+                for i, result in zip(
+                    owners, await run_script_calls(self.store, script, calls), strict=True
+                ):
                     if isinstance(result, StoreError):
                         out[i] = result
         return out

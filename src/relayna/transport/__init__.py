@@ -58,6 +58,7 @@ from relayna.transport._store import (
     Subscription,
     Value,
 )
+from relayna.transport._store_util import run_script_calls
 
 __all__ = [
     "Backoff",
@@ -96,6 +97,7 @@ __all__ = [
     "Store",
     "Subscription",
     "Value",
+    "run_script_calls",
     "DEFAULT_SUBSCRIBER_BUFFER",
     "PubSubMultiplexer",
     "RawEvent",

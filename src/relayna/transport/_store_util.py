@@ -7,10 +7,35 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+from collections.abc import Sequence
+from typing import Any
 
-from relayna.transport._store import Script, Value
+from relayna.errors import StoreError
+from relayna.transport._store import Script, Store, Value
 
-__all__ = ["encode_value", "script_sha", "ttl_ms"]
+__all__ = ["encode_value", "run_script_calls", "script_sha", "ttl_ms"]
+
+
+async def run_script_calls(
+    store: Store, script: Script, calls: Sequence[tuple[Sequence[str], Sequence[Value]]]
+) -> list[Any]:
+    """One reply (or the :class:`StoreError` of that call) per ``(keys, args)``
+    call of ``script``: one round trip with ``run_script_many`` where the store
+    has it, else one ``run_script`` each.
+
+    Raises:
+        StoreError: the round trip itself failed (``run_script_many``).
+    """
+    many = getattr(store, "run_script_many", None)
+    if many is not None:
+        return list(await many(script, calls))
+    out: list[Any] = []
+    for keys, args in calls:
+        try:
+            out.append(await store.run_script(script, keys, args))
+        except StoreError as exc:
+            out.append(exc)
+    return out
 
 
 def encode_value(value: Value) -> bytes:

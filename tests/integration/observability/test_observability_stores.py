@@ -230,16 +230,23 @@ async def test_observation_and_feed_entry_are_one_atomic_write(store_url: str, u
             assert [i["task_id"] for i in (await feed.read()).items] == ["t2"]
 
 
-async def test_a_batch_isolates_a_broken_history_key(store_url: str, unique: str) -> None:
-    """One script writes the whole batch: a task whose history key has the wrong
-    type fails alone (a StoreError in its place), the rest of the batch is
-    stored and fed in order, trimmed per task, with one feed sequence each."""
+@pytest.mark.parametrize("cluster", [False, True], ids=["default-layout", "cluster-layout"])
+async def test_a_batch_isolates_a_broken_history_key(
+    store_url: str, unique: str, cluster: bool
+) -> None:
+    """One script writes the whole batch (one per task in the cluster layout):
+    a task whose history key has the wrong type fails alone (a StoreError in
+    its place), the rest of the batch is stored and fed in order, trimmed per
+    task, with one feed sequence each."""
     with anyio.fail_after(10):
         async with opened(store_url) as store:
             obs = ObservationStore(
-                store, ObservationStoreConfig(prefix=f"o-{unique}", history_maxlen=2)
+                store,
+                ObservationStoreConfig(prefix=f"o-{unique}", history_maxlen=2, cluster=cluster),
             )
-            feed = ServiceEventFeed(store, ServiceEventFeedConfig(prefix=f"f-{unique}"))
+            feed = ServiceEventFeed(
+                store, ServiceEventFeedConfig(prefix=f"f-{unique}", cluster=cluster)
+            )
             await store.set(obs.history_key("bad"), b"not a list")
             batch = [received("a", 0), received("bad", 0), received("a", 1), received("b", 0)]
             batch += [received("a", 2), received("bad", 1), batch[0]]  # the last: a repeat
