@@ -18,8 +18,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from _dlq_records import dlq_record
 from _slot_recorder import SlotRecorder
 from relayna.contracts import StatusEvent, encode_status
+from relayna.dlq import DLQKeys, DLQQuery, DLQStore, DLQStoreConfig
 from relayna.errors import ConfigurationError, ContractError, ScriptError, StoreError
 from relayna.observability import (
     ObservationStore,
@@ -391,3 +393,65 @@ async def test_observation_feed_failure_is_repaired_by_the_retry(
             assert (await feed.read()).items == []
             assert await obs.write_many([event], feed=feed) == [False]
             assert [i["task_id"] for i in (await feed.read()).items] == ["t"]
+
+
+# -- DLQ records and indexes -----------------------------------------------------
+
+
+@given(dlq_id=ids, field=ids, value=st.text(max_size=300))
+def test_dlq_keys_share_the_prefix_slot(dlq_id: str, field: str, value: str) -> None:
+    keys = DLQKeys.of(DLQStoreConfig(prefix="relayna", cluster=True))
+    every = [
+        keys.records, keys.queues, keys.record(dlq_id), keys.lock(dlq_id),
+        keys.index(field, value), keys.index_base + "x", keys.record_base + "y",
+    ]  # fmt: skip
+    assert one_slot(every)
+    assert key_slot(keys.records) == key_slot("relayna")
+
+
+def test_dlq_layout_names() -> None:
+    default = DLQKeys.of(DLQStoreConfig())
+    assert (default.records, default.queues) == ("relayna:dlq:records", "relayna:dlq:queues")
+    assert default.record("d1") == "relayna:dlq:record:d1"
+    assert default.lock("d1") == "relayna:dlq:replay-lock:d1"
+    assert default.index("queue", "orders.dlq") == "relayna:dlq:index:queue:orders.dlq"
+    cluster = DLQKeys.of(DLQStoreConfig(cluster=True))
+    assert cluster.records == "{relayna}:dlq:records"
+    assert cluster.index("queue", "orders.dlq") == "{relayna}:dlq:index:queue:orders.dlq"
+    with pytest.raises(ConfigurationError):
+        DLQStoreConfig(prefix="a{b}", cluster=True)
+
+
+@pytestmark_anyio
+async def test_dlq_operations_one_slot(store_url: str, unique: str) -> None:
+    """Adding, listing with index intersections, investigating, the replay
+    claim protocol and deleting: every script's declared keys and the key
+    bases it derives further keys from (its first arguments) are in the
+    prefix's slot."""
+    with anyio.fail_after(15):
+        async with recorded(store_url) as rec:
+            dlq = DLQStore(
+                as_store(rec), DLQStoreConfig(prefix=f"d-{unique}", max_records=50, cluster=True)
+            )
+            await dlq.prepare()
+            records = [
+                dlq_record(n, reason="handler_error" if n % 2 else "timeout") for n in range(4)
+            ]
+            assert await dlq.add(records[0]) is True
+            assert await dlq.add_many(records[1:]) == [True, True, True]
+            page = await dlq.list_records(DLQQuery(reason="timeout", queue_name="orders.dlq"))
+            assert sorted(r.task_id for r in page.records) == ["t0", "t2"]
+            assert await dlq.set_investigation(records[1].dlq_id, investigated=True, by="me")
+            page = await dlq.list_records(DLQQuery(investigation_status="investigated"))
+            assert [r.task_id for r in page.records] == ["t1"]
+            claim = await dlq.claim(records[2].dlq_id, kind="replay", force=False, target="q")
+            assert claim is not None
+            assert await dlq.finish(records[2].dlq_id, claim.token, target="q") == "done"
+            assert await dlq.delete(records[3].dlq_id) is True
+            assert [(c.queue_name, c.indexed_count) for c in await dlq.queue_counts()] == [
+                ("orders.dlq", 3)
+            ]
+            assert rec.cross_slot() == []
+            slot = key_slot(f"d-{unique}")
+            assert {key_slot(k) for _, keys in rec.calls for k in keys} == {slot}
+            assert {key_slot(str(a)) for a in dlq._context()[:4]} == {slot}

@@ -13,6 +13,14 @@ Indexed fields: ``source`` (source queue), ``queue`` (DLQ), ``reason``,
 ``state`` and ``investigation`` (moved atomically when they change). A value
 that is not a plain identifier of at most 200 characters is replaced in the
 key by ``~`` and a hash of it, so no value can forge another key.
+
+With ``cluster=True`` (Redis Cluster, opt-in: it renames keys) the prefix is
+the hash tag of every key (``{relayna}:dlq:records``, ...): adding a record
+updates the global index and several field indexes atomically, and a listing
+intersects indexes, so all of one DLQ prefix lives in **one slot**, on one
+primary. That caps a DLQ prefix's memory and write rate at one node's; the DLQ
+is a low-rate store (one record per dead letter), and deployments that need
+more spread the load over several prefixes (one per service or team).
 """
 
 from __future__ import annotations
@@ -22,7 +30,9 @@ from typing import Any
 
 import attrs
 
+from relayna._validators import cluster_layout
 from relayna.contracts import is_valid_identifier
+from relayna.transport import tag_prefix
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "DLQKeys", "DLQStoreConfig", "INDEXED_FIELDS", "key_value"]
 
@@ -83,6 +93,8 @@ class DLQStoreConfig:
             lock; a process that dies mid-replay leaves it for this long.
         publish_timeout: longest wait for a replay publish's confirm; must be
             shorter than ``lock_seconds``.
+        cluster: the Redis Cluster key layout (the prefix as every key's hash
+            tag; module docstring).
     """
 
     prefix: str = attrs.field(default="relayna", validator=_prefix)
@@ -91,6 +103,7 @@ class DLQStoreConfig:
     max_body_bytes: int = attrs.field(default=DEFAULT_MAX_BODY_BYTES, validator=_positive)
     lock_seconds: float = attrs.field(default=30.0, validator=_positive)
     publish_timeout: float = attrs.field(default=10.0, validator=_positive)
+    cluster: bool = attrs.field(default=False, validator=cluster_layout, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
         if self.publish_timeout >= self.lock_seconds:
@@ -99,9 +112,14 @@ class DLQStoreConfig:
 
 @attrs.frozen
 class DLQKeys:
-    """Key names for one prefix."""
+    """Key names for one prefix (``{prefix}`` in the cluster layout: :meth:`of`)."""
 
     prefix: str
+
+    @classmethod
+    def of(cls, config: DLQStoreConfig) -> DLQKeys:
+        """The keys of ``config``'s prefix and layout."""
+        return cls(tag_prefix(config.prefix, config.cluster))
 
     @property
     def records(self) -> str:

@@ -115,7 +115,7 @@ class DLQStore:
     ) -> None:
         self.store = store
         self.config = config or DLQStoreConfig()
-        self.keys = DLQKeys(self.config.prefix)
+        self.keys = DLQKeys.of(self.config)
         self._clock = clock
         self._ttl_ms = (
             0 if self.config.ttl_seconds is None else round(self.config.ttl_seconds * 1000)
