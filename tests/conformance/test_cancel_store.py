@@ -3,7 +3,9 @@
 The race at the heart of issue 27: a cancel racing the worker's ``finish``
 (completion, failure, retry scheduling) must leave exactly one terminal
 status. Here the two run concurrently, 200 times, with random timing, on
-the real Redis and on the memory store, both backends.
+the real Redis and on the memory store, both backends; every test in the
+default key layout and in the Redis Cluster layout (``cluster=True``, where
+each script call is also checked to touch one slot).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import anyio
 import pytest
 
+from _slot_recorder import SlotRecorder
 from relayna.errors import ContractError
 from relayna.rabbitmq import CancelStore, TaskIds
 from relayna.transport import Store, open_store
@@ -22,21 +25,26 @@ from relayna.transport import Store, open_store
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-async def cancels(store_url: str, unique: str) -> AsyncIterator[CancelStore]:
+@pytest.fixture(params=[False, True], ids=["default-layout", "cluster-layout"])
+async def cancels(
+    store_url: str, unique: str, request: pytest.FixtureRequest
+) -> AsyncIterator[CancelStore]:
     async with open_store(store_url) as store:
-        yield CancelStore(store, prefix=f"cx-{unique}")
+        recorder = SlotRecorder(store)
+        yield CancelStore(recorder, prefix=f"cx-{unique}", cluster=request.param)  # type: ignore[arg-type]
+        if request.param:
+            assert recorder.cross_slot() == []
 
 
-async def _known(store: Store, prefix: str, task_id: str) -> None:
-    assert await TaskIds(store, prefix=prefix).claim(task_id) is not None
+async def _known(store: Store, prefix: str, task_id: str, cluster: bool = False) -> None:
+    assert await TaskIds(store, prefix=prefix, cluster=cluster).claim(task_id) is not None
 
 
 async def test_a_cancel_before_pickup_is_applied_at_start(
     anyio_backend: str, cancels: CancelStore
 ) -> None:
     with anyio.fail_after(10):
-        await _known(cancels.store, cancels.prefix, "t1")
+        await _known(cancels.store, cancels.prefix, cluster=cancels.cluster, task_id="t1")
         result = await cancels.request("t1", "stop it")
         assert (result.state, result.reason) == ("requested", "stop it")
         again = await cancels.request("t1", "other words")  # idempotent: the first reason stays
@@ -56,7 +64,9 @@ async def test_pending_ids_list_the_live_markers(anyio_backend: str, cancels: Ca
         await cancels.request("b-1", "x", require_known=False)
         await cancels.request("b-2", "y", require_known=False)
         assert await cancels.pending_ids() == {"b-1", "b-2"}
-        short = CancelStore(cancels.store, prefix=cancels.prefix, ttl_seconds=0.05)
+        short = CancelStore(
+            cancels.store, prefix=cancels.prefix, ttl_seconds=0.05, cluster=cancels.cluster
+        )
         await short.request("b-3", require_known=False)
         with anyio.fail_after(5):
             while "b-3" in await cancels.pending_ids():  # noqa: ASYNC110 - its marker expires
@@ -70,7 +80,7 @@ async def test_unknown_ids_and_finished_tasks_are_refused(
     with anyio.fail_after(10):
         assert (await cancels.request("never-published")).state == "unknown"
         assert (await cancels.request("batch-1", require_known=False)).state == "requested"
-        await _known(cancels.store, cancels.prefix, "t2")
+        await _known(cancels.store, cancels.prefix, cluster=cancels.cluster, task_id="t2")
         assert (await cancels.start("t2")).state == "run"
         assert (await cancels.finish("t2", "completed")).state == "ok"
         result = await cancels.request("t2", "late")
@@ -86,7 +96,7 @@ async def test_a_retry_meets_the_cancel_and_a_batch_cancel_reaches_its_items(
     anyio_backend: str, cancels: CancelStore
 ) -> None:
     with anyio.fail_after(10):
-        await _known(cancels.store, cancels.prefix, "t3")
+        await _known(cancels.store, cancels.prefix, cluster=cancels.cluster, task_id="t3")
         assert (await cancels.start("t3")).state == "run"
         await cancels.request("t3", "while failing")
         gate = await cancels.finish("t3", "")  # the worker wanted to schedule a retry
@@ -131,7 +141,7 @@ async def test_cancel_racing_finish_leaves_exactly_one_terminal_status(
     with anyio.fail_after(60):
         for i in range(200):
             task_id = f"race-{i}"
-            await _known(cancels.store, cancels.prefix, task_id)
+            await _known(cancels.store, cancels.prefix, cluster=cancels.cluster, task_id=task_id)
             assert (await cancels.start(task_id)).state == "run"
             ending = rng.choice(["completed", "failed", ""])
             delays = (rng.random() * 0.002, rng.random() * 0.002)

@@ -32,6 +32,7 @@ from relayna.observability import (
     encode_observation,
 )
 from relayna.observability._observation_batch import batch_call
+from relayna.rabbitmq import CancelStore, TaskIds
 from relayna.status import StatusHub, StatusHubConfig, StatusStore, StatusStoreConfig
 from relayna.topology import StatusTopologyBase
 from relayna.transport import Script, Store, Value, key_slot, open_broker, open_store
@@ -455,3 +456,55 @@ async def test_dlq_operations_one_slot(store_url: str, unique: str) -> None:
             slot = key_slot(f"d-{unique}")
             assert {key_slot(k) for _, keys in rec.calls for k in keys} == {slot}
             assert {key_slot(str(a)) for a in dlq._context()[:4]} == {slot}
+
+
+# -- cancellation and task ids ----------------------------------------------------
+# (every step of the cancellation conformance suite runs in the cluster layout
+# through a SlotRecorder too: tests/conformance/test_cancel_store.py)
+
+
+@given(task=ids, batch=ids)
+def test_cancel_and_task_id_keys_share_the_task_slot(task: str, batch: str) -> None:
+    cancels = CancelStore(None, cluster=True)  # type: ignore[arg-type]
+    assert one_slot(cancels._keys(task, batch, "idem-key"))
+    task_ids = TaskIds(None, cluster=True)  # type: ignore[arg-type]
+    assert one_slot([task_ids.key(task), task_ids.history_key(task), *cancels._keys(task)])
+    status = StatusStore(None, StatusStoreConfig(cluster=True))  # type: ignore[arg-type]
+    assert task_ids.history_key(task) == status.history_key(task)
+
+
+def test_cancel_layout_names() -> None:
+    default = CancelStore(None)  # type: ignore[arg-type]
+    assert default._keys("t1", "b1", "idem") == [
+        "relayna:cancel:t1", "relayna:terminal:t1", "relayna:task:t1", "relayna:history:t1",
+        "relayna:cancel:b1", "idem", "relayna:cancels",
+    ]  # fmt: skip
+    assert TaskIds(None).key("t1") == "relayna:task:t1"  # type: ignore[arg-type]
+    cluster = CancelStore(None, cluster=True)  # type: ignore[arg-type]
+    assert cluster._keys("t1")[:4] == [
+        "relayna:cancel:{t1}", "relayna:terminal:{t1}", "relayna:task:{t1}", "relayna:history:{t1}",
+    ]  # fmt: skip
+    with pytest.raises(ConfigurationError):
+        CancelStore(None, prefix="a{b}", cluster=True)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError):
+        TaskIds(None, prefix="a{b}", cluster=True)  # type: ignore[arg-type]
+
+
+@pytestmark_anyio
+async def test_a_lost_pending_entry_is_repaired_by_the_repeated_cancel(
+    store_url: str, unique: str
+) -> None:
+    """The marker was written, the pending-set entry was not (the store failed
+    in between): the cancel reports the failure; the caller's retry answers
+    ``pending`` and lists the id, so workers load it."""
+    with anyio.fail_after(15):
+        async with open_store(store_url) as store:
+            faulty = FailOnce(store, "relayna.cancel.pending")
+            cancels = CancelStore(faulty, prefix=f"c-{unique}", cluster=True)  # type: ignore[arg-type]
+            with pytest.raises(StoreError):
+                await cancels.request("b1", "stop", require_known=False)
+            assert await cancels.pending_ids() == set()
+            again = await cancels.request("b1", "stop", require_known=False)
+            assert (again.state, again.reason) == ("pending", "stop")
+            assert await cancels.pending_ids() == {"b1"}
+            assert (await cancels.start("item", batch_id="b1")).state == "cancelled"

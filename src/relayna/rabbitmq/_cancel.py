@@ -43,6 +43,17 @@ comes after finds the terminal claim and is refused. The marker outlives
 worker restarts (it is in the store); a task in a queue or a retry queue
 meets it in ``start`` when a worker takes it.
 
+Redis Cluster (``cluster=True``, the status store's layout): the task id is
+the hash tag of the marker, terminal claim, publish claim and history
+(``{prefix}:cancel:{{id}}`` ...), so each step stays one atomic script in the
+task's slot. The three keys of other slots move out of the script: the batch
+marker and the idempotency key are read just before the step (one round trip
+for a whole batch of steps), and the pending set is written just after a
+``requested`` or ``pending`` cancel (idempotent ``ZADD``; a repeated cancel
+repairs a missing entry). So a batch cancel takes effect for an item from the
+moment of that read, not of the step; one that lands in between still reaches
+a running handler through the control message, as any cancel does.
+
 A running handler learns of a cancel through the control exchange: a fanout
 exchange every task worker binds an exclusive queue to. :func:`cancel_task`
 writes the marker first, then publishes the control message (not mandatory:
@@ -58,10 +69,21 @@ from typing import Any, Literal, TypeAlias
 import attrs
 
 from relayna.contracts import dumps, is_valid_identifier, loads, validate_identifier
-from relayna.errors import ConfigurationError, ContractError
-from relayna.transport import Broker, ExchangeSpec, Properties, Script, Store
+from relayna.errors import ConfigurationError, ContractError, StoreError
+from relayna.transport import (
+    Broker,
+    ExchangeSpec,
+    Properties,
+    Script,
+    Store,
+    Value,
+    check_cluster_prefix,
+    run_script_calls,
+)
 
 __all__ = [
+    "CANCEL_PENDING_SCRIPT",
+    "CANCEL_READ_SCRIPT",
     "CANCEL_SCRIPT",
     "CancelResult",
     "CancelStore",
@@ -73,9 +95,11 @@ __all__ = [
 ]
 
 _LUA = """
--- One step per item; items are 7 KEYS and 4 ARGV each, after ARGV[1] = ttl_ms.
+-- One step per item; items are 7 KEYS and 5 ARGV each, after ARGV[1] = ttl_ms.
 -- KEYS: marker, terminal, claim, history, batch marker, idempotency key, pending zset
--- ARGV: step, status or reason, flag (check known / check idempotency), now_ms
+--       (the cluster layout passes the marker again for the last three: other slots)
+-- ARGV: step, status or reason, flag (check known / check idempotency), now_ms,
+--       the batch marker read beforehand (cluster layout; '' otherwise)
 local ttl = tonumber(ARGV[1])
 local function step(k, a)
   local kind, text, flag = ARGV[a], ARGV[a + 1], ARGV[a + 2]
@@ -89,9 +113,11 @@ local function step(k, a)
       return {'unknown', ''}
     end
     redis.call('SET', KEYS[k + 1], text, 'PX', ttl)
-    local now = tonumber(ARGV[a + 3])
-    redis.call('ZREMRANGEBYSCORE', KEYS[k + 7], '-inf', now)
-    redis.call('ZADD', KEYS[k + 7], now + ttl, KEYS[k + 1])
+    if KEYS[k + 7] ~= KEYS[k + 1] then
+      local now = tonumber(ARGV[a + 3])
+      redis.call('ZREMRANGEBYSCORE', KEYS[k + 7], '-inf', now)
+      redis.call('ZADD', KEYS[k + 7], now + ttl, KEYS[k + 1])
+    end
     return {'requested', text}
   end
   if kind == 'start' then
@@ -104,6 +130,7 @@ local function step(k, a)
   end
   local marker = redis.call('GET', KEYS[k + 1])
   if not marker and KEYS[k + 5] ~= KEYS[k + 1] then marker = redis.call('GET', KEYS[k + 5]) end
+  if not marker and ARGV[a + 4] ~= '' then marker = ARGV[a + 4] end
   if marker then
     redis.call('SET', KEYS[k + 2], 'cancelled', 'PX', ttl)
     return {'cancelled', marker}
@@ -114,7 +141,7 @@ local function step(k, a)
 end
 local out = {}
 for i = 0, math.floor(#KEYS / 7) - 1 do
-  local reply = step(i * 7, 2 + i * 4)
+  local reply = step(i * 7, 2 + i * 5)
   out[#out + 1] = reply[1]
   out[#out + 1] = reply[2]
 end
@@ -123,6 +150,23 @@ return out
 
 #: The cancellation steps (see the module docs).
 CANCEL_SCRIPT = Script(name="relayna.cancel", lua=_LUA)
+
+_PENDING_LUA = """
+-- KEYS: pending zset   ARGV: marker key, now_ms, ttl_ms
+local now = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+return 1
+"""
+
+#: The cluster layout's second write of a cancel: list the marker in the
+#: pending set (its own slot), idempotently.
+CANCEL_PENDING_SCRIPT = Script(name="relayna.cancel.pending", lua=_PENDING_LUA)
+
+_GET_LUA = "return redis.call('GET', KEYS[1])"
+
+#: One GET per call (a batch of reads of keys in different slots, one round trip).
+CANCEL_READ_SCRIPT = Script(name="relayna.cancel.read", lua=_GET_LUA)
 
 CancelState = Literal["requested", "pending", "terminal", "unknown"]
 GateState = Literal[
@@ -187,6 +231,8 @@ class CancelStore:
             week: a cancel waits that long for a worker to take the task).
         max_reason_length: the longest reason accepted (characters).
         control_exchange: the fanout exchange that carries cancels to workers.
+        cluster: the status store's Redis Cluster key layout (see "Redis
+            Cluster" in the module docs).
     """
 
     store: Store
@@ -194,12 +240,15 @@ class CancelStore:
     ttl_seconds: float = 7 * 86_400.0
     max_reason_length: int = 500
     control_exchange: str = "relayna.control"
+    cluster: bool = attrs.field(default=False, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
         if not self.ttl_seconds > 0:
             raise ConfigurationError(f"ttl_seconds must be > 0, got {self.ttl_seconds!r}")
         if not is_valid_identifier(self.control_exchange):
             raise ConfigurationError(f"invalid control exchange {self.control_exchange!r}")
+        if self.cluster:
+            check_cluster_prefix(self.prefix)
 
     @property
     def pending_key(self) -> str:
@@ -215,7 +264,12 @@ class CancelStore:
         """
         members = await self.store.zrangebyscore(self.pending_key, time.time() * 1000, float("inf"))
         prefix = f"{self.prefix}:cancel:"
-        return {_text(m)[len(prefix) :] for m in members if _text(m).startswith(prefix)}
+        ids = {_text(m)[len(prefix) :] for m in members if _text(m).startswith(prefix)}
+        return {i[1:-1] for i in ids if i[:1] == "{"} if self.cluster else ids
+
+    def _id(self, task_id: str) -> str:
+        """``task_id`` as it appears in its keys (the hash tag in the cluster layout)."""
+        return "{" + task_id + "}" if self.cluster else task_id
 
     @property
     def _ttl_ms(self) -> str:
@@ -224,8 +278,10 @@ class CancelStore:
     def _keys(
         self, task_id: str, batch_id: str | None = None, idempotency_key: str | None = None
     ) -> list[str]:
-        p = self.prefix
-        marker = f"{p}:cancel:{task_id}"
+        p, t = self.prefix, self._id(task_id)
+        marker = f"{p}:cancel:{t}"
+        if self.cluster:  # other slots: read before (batch, idempotency), written after (pending)
+            return [marker, f"{p}:terminal:{t}", f"{p}:task:{t}", f"{p}:history:{t}"] + [marker] * 3
         return [
             marker,
             f"{p}:terminal:{task_id}",
@@ -264,17 +320,63 @@ class CancelStore:
         see the module docs. Workers batch their ``start`` and ``finish``
         steps this way (:class:`~relayna.consumer.StepBatcher`).
         """
+        now = str(round(time.time() * 1000))
+        if self.cluster:
+            return await self._cluster_steps(items, now)
         keys: list[str] = []
         args: list[str] = [self._ttl_ms]
-        now = str(round(time.time() * 1000))
         for kind, task_id, batch_id, idempotency_key, text, flag in items:
             keys += self._keys(task_id, batch_id, idempotency_key)
-            args += [kind, text, flag, now]
+            args += [kind, text, flag, now, ""]
         reply = await self.store.run_script(CANCEL_SCRIPT, keys, args)
         return [
             GateResult(_text(reply[i]), _text(reply[i + 1]))  # type: ignore[arg-type]
             for i in range(0, len(reply), 2)
         ]
+
+    async def _cluster_steps(self, items: Sequence[Step], now: str) -> list[GateResult]:
+        """The steps in the cluster layout (module docs, "Redis Cluster")."""
+        reads: dict[str, bytes | None] = {}
+        for kind, _task, batch_id, idempotency_key, _reason, flag in items:
+            if kind == "start" and flag == "1" and idempotency_key:
+                reads[idempotency_key] = None
+            if batch_id and kind in ("start", "finish"):
+                reads[f"{self.prefix}:cancel:{self._id(batch_id)}"] = None
+        if reads:
+            calls: list[tuple[list[str], list[Value]]] = [([key], []) for key in reads]
+            for key, value in zip(
+                reads, await run_script_calls(self.store, CANCEL_READ_SCRIPT, calls), strict=True
+            ):
+                if isinstance(value, StoreError):
+                    raise value
+                reads[key] = value
+        results: list[GateResult | None] = [None] * len(items)
+        owners: list[int] = []
+        step_calls: list[tuple[list[str], list[Value]]] = []
+        for i, (kind, task_id, batch_id, idempotency_key, text, flag) in enumerate(items):
+            if kind == "start" and flag == "1" and idempotency_key:
+                if reads[idempotency_key] == b"done":
+                    results[i] = GateResult("duplicate")
+                    continue
+                flag = "0"
+            batch = reads.get(f"{self.prefix}:cancel:{self._id(batch_id)}") if batch_id else None
+            owners.append(i)
+            step_calls.append(
+                (self._keys(task_id), [self._ttl_ms, kind, text, flag, now, _text(batch)])
+            )
+        replies = await run_script_calls(self.store, CANCEL_SCRIPT, step_calls)
+        pending: list[tuple[list[str], list[Value]]] = []
+        for i, reply in zip(owners, replies, strict=True):
+            if isinstance(reply, StoreError):
+                raise reply
+            results[i] = gate = GateResult(_text(reply[0]), _text(reply[1]))  # type: ignore[arg-type]
+            if items[i][0] == "cancel" and gate.state in ("requested", "pending"):
+                marker = self._keys(items[i][1])[0]
+                pending.append(([self.pending_key], [marker, now, self._ttl_ms]))
+        for reply in await run_script_calls(self.store, CANCEL_PENDING_SCRIPT, pending):
+            if isinstance(reply, StoreError):
+                raise reply
+        return [r for r in results if r is not None]
 
     async def request(
         self, task_id: str, reason: str | None = None, *, require_known: bool = True
@@ -329,7 +431,8 @@ class CancelStore:
 
     async def terminal(self, task_id: str) -> str | None:
         """The terminal status claimed for ``task_id`` (``None``: none yet)."""
-        value = await self.store.get(f"{self.prefix}:terminal:{validate_identifier(task_id)}")
+        task = self._id(validate_identifier(task_id))
+        value = await self.store.get(f"{self.prefix}:terminal:{task}")
         return None if value is None else _text(value)
 
 

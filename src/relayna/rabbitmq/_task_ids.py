@@ -18,6 +18,10 @@ producers publishing the same id at once cannot both see it as new.
 * ``"skip"``: publish nothing and return the task as given;
 * ``"error"``: raise :class:`~relayna.errors.DuplicateTaskError`.
 
+With ``cluster=True`` (the status store's Redis Cluster layout) the task id
+is both keys' hash tag (``{prefix}:task:{{task_id}}``,
+``{prefix}:history:{{task_id}}``): the claim script touches one slot.
+
 A claim whose publish then failed is released (only that claim: a token
 compare), so a retry of the same publish is not refused as a duplicate.
 """
@@ -33,7 +37,7 @@ import anyio
 
 from relayna.contracts import validate_identifier
 from relayna.errors import ConfigurationError, DuplicateTaskError, StoreError
-from relayna.transport import Script, Store
+from relayna.transport import Script, Store, check_cluster_prefix
 
 __all__ = [
     "CLAIM_TASK_SCRIPT",
@@ -92,21 +96,32 @@ class TaskIds:
         store: an open store (the runtime's: the status history must be there).
         prefix: the status store's key prefix.
         ttl_seconds: how long a claim lives (default: the status TTL, a day).
+        cluster: the status store's Redis Cluster key layout (module docs).
     """
 
-    def __init__(self, store: Store, *, prefix: str = "relayna", ttl_seconds: float = 86400.0):
+    def __init__(
+        self,
+        store: Store,
+        *,
+        prefix: str = "relayna",
+        ttl_seconds: float = 86400.0,
+        cluster: bool = False,
+    ):
         if not ttl_seconds > 0:
             raise ConfigurationError(f"ttl_seconds must be > 0, got {ttl_seconds!r}")
         self.store = store
-        self.prefix = prefix
+        self.prefix = check_cluster_prefix(prefix) if cluster else prefix
+        self._open, self._close = ("{", "}") if cluster else ("", "")
         self._ttl_ms = max(1, round(ttl_seconds * 1000))
 
     def key(self, task_id: str) -> str:
-        return f"{self.prefix}:task:{validate_identifier(task_id)}"
+        task = validate_identifier(task_id)
+        return f"{self.prefix}:task:{self._open}{task}{self._close}"
 
     def history_key(self, task_id: str) -> str:
         """The status store's history key (``StatusStore.history_key``)."""
-        return f"{self.prefix}:history:{validate_identifier(task_id)}"
+        task = validate_identifier(task_id)
+        return f"{self.prefix}:history:{self._open}{task}{self._close}"
 
     async def claim(self, task_id: str) -> str | None:
         """Claim ``task_id``: a token to :meth:`release` it with, or ``None`` if it exists.
