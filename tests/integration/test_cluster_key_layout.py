@@ -18,11 +18,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import relayna
 from _dlq_records import dlq_record
 from _slot_recorder import SlotRecorder
+from relayna.app import TaskFailed
+from relayna.consumer import RetryPolicy, TaskContext
 from relayna.contracts import StatusEvent, encode_status
 from relayna.dlq import DLQKeys, DLQQuery, DLQStore, DLQStoreConfig
-from relayna.errors import ConfigurationError, ContractError, ScriptError, StoreError
+from relayna.errors import (
+    ConfigurationError,
+    ContractError,
+    DuplicateTaskError,
+    ScriptError,
+    StoreError,
+)
 from relayna.observability import (
     ObservationStore,
     ObservationStoreConfig,
@@ -508,3 +517,53 @@ async def test_a_lost_pending_entry_is_repaired_by_the_repeated_cancel(
             assert (again.state, again.reason) == ("pending", "stop")
             assert await cancels.pending_ids() == {"b1"}
             assert (await cancels.start("item", batch_id="b1")).state == "cancelled"
+
+
+# -- the App: one setting for every store ------------------------------------------
+
+
+@pytestmark_anyio
+async def test_the_app_with_cluster_keys_touches_one_slot_per_call(
+    anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``RELAYNA_STORE_CLUSTER_KEYS=1``: an App's worker, publisher, DLQ,
+    cancellation and feed writes all use the cluster layout, and every script
+    call (and multi-key command) touches one slot."""
+    monkeypatch.setenv("RELAYNA_STORE_CLUSTER_KEYS", "1")
+    with anyio.fail_after(30):
+        async with open_store("memory://") as raw:
+            rec = SlotRecorder(raw)
+            app = relayna.App(name="cl", broker="memory://", store=as_store(rec))
+            assert app.store_config.cluster is True
+
+            @app.task("work", retry=RetryPolicy(max_retries=1, delay_ms=20))
+            async def work(ctx: TaskContext, payload: dict[str, Any]) -> int:
+                if payload.get("fail"):
+                    raise RuntimeError("no")
+                return 1
+
+            async with app.open(worker=True):
+                ok = await app.publish("work", {}, task_id="ok-1")
+                assert await ok.result() == {"value": 1}
+                bad = await app.publish("work", {"fail": True}, task_id="bad-1")
+                with pytest.raises(TaskFailed):
+                    await bad.result()
+                with pytest.raises(DuplicateTaskError):
+                    await app.publish("work", {}, task_id="ok-1", if_exists="error")
+                assert (await app.cancel("ok-1")).state == "terminal"
+                assert (await app.cancel("never")).state == "unknown"
+                assert (await app.cancel_batch("batch-9")).state == "requested"
+                assert await raw.exists("relayna:history:{ok-1}")
+                dlq = app.runtime.dlq
+                assert dlq is not None
+                assert [r.task_id for r in (await dlq.store.list_records()).records] == ["bad-1"]
+            assert {"relayna.status.write", "relayna.cancel", "relayna.task.claim"} <= rec.names()
+            assert rec.cross_slot() == []
+
+
+def test_cluster_keys_env_must_be_a_yes_or_a_no(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RELAYNA_STORE_CLUSTER_KEYS", "maybe")
+    with pytest.raises(ConfigurationError):
+        relayna.App(name="x", broker="memory://", store="memory://")
+    monkeypatch.setenv("RELAYNA_STORE_CLUSTER_KEYS", "off")
+    assert relayna.App(name="x", store="memory://").store_config.cluster is False

@@ -138,7 +138,11 @@ def cancel_routes(
         runtime: RelaynaRuntime | None = getattr(request.state, state_key, None)
         if runtime is None or runtime.broker is None:
             return error_response(503, "no broker: cancellation needs the runtime's broker")
-        cancels = CancelStore(runtime.store, prefix=runtime.status.config.prefix)
+        cancels = CancelStore(
+            runtime.store,
+            prefix=runtime.status.config.prefix,
+            cluster=runtime.status.config.cluster,
+        )
         try:
             result = await cancel_task(
                 runtime.broker, cancels, task_id, reason, require_known=not batch

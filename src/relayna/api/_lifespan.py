@@ -147,6 +147,19 @@ class RelaynaRuntime:
         self.shutdown_event.set()
 
 
+def cluster_layout_everywhere(config: RuntimeConfig) -> RuntimeConfig:
+    """``config`` with the Redis Cluster key layout on every store it configures
+    when the status store has it (``store.cluster``: the one setting)."""
+    if not config.store.cluster:
+        return config
+    changes: dict[str, Any] = {}
+    for name in ("observations", "feed", "dlq"):
+        value = getattr(config, name)
+        if value is not None and not value.cluster:
+            changes[name] = attrs.evolve(value, cluster=True)
+    return attrs.evolve(config, **changes) if changes else config
+
+
 @asynccontextmanager
 async def open_relayna_runtime(
     config: RuntimeConfig,
@@ -167,6 +180,7 @@ async def open_relayna_runtime(
         TransportError: the store or broker could not be opened, or the hub
             could not start consuming (startup fails as a whole).
     """
+    config = cluster_layout_everywhere(config)
     async with AsyncExitStack() as stack:
         if store is None:
             store = await stack.enter_async_context(

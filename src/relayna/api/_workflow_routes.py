@@ -102,7 +102,11 @@ def workflow_routes(
         runtime, found = resolved
         if cache and cache[0][0] is runtime:
             return cache[0][1]
-        cancels = CancelStore(runtime.store, prefix=runtime.status.config.prefix)
+        cancels = CancelStore(
+            runtime.store,
+            prefix=runtime.status.config.prefix,
+            cluster=runtime.status.config.cluster,
+        )
         runs = WorkflowRuns(
             runtime.store, found, broker=runtime.broker, config=state, cancels=cancels
         )

@@ -64,6 +64,24 @@ def _env_url(variable: str) -> str:
     return os.environ.get(variable) or "memory://"
 
 
+_YES, _NO = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
+
+def cluster_keys_from_env() -> bool:
+    """``RELAYNA_STORE_CLUSTER_KEYS``: the Redis Cluster key layout (default off).
+
+    Raises:
+        ConfigurationError: a value that is neither yes (1/true/yes/on) nor no
+            (0/false/no/off or empty).
+    """
+    value = os.environ.get("RELAYNA_STORE_CLUSTER_KEYS", "").strip().lower()
+    if value in _YES or value in _NO:
+        return value in _YES
+    raise ConfigurationError(
+        f"RELAYNA_STORE_CLUSTER_KEYS must be 1/true/yes/on or 0/false/no/off, got {value!r}"
+    )
+
+
 class App:
     """A relayna service: its topology, transports and task functions.
 
@@ -97,7 +115,11 @@ class App:
         statuses: lifecycle statuses (default: all on).
         prefetch: concurrent tasks per worker (default: the topology's).
         drain_timeout: seconds in-flight tasks get on shutdown.
-        store_config: status key prefix, history size and TTL.
+        store_config: status key prefix, history size, TTL and key layout
+            (``cluster=True``: the Redis Cluster layout, which the app's
+            feed, observations, DLQ, cancellation and task-id keys follow);
+            default: ``StatusStoreConfig()`` with ``cluster`` from
+            ``RELAYNA_STORE_CLUSTER_KEYS``.
         dlq_config: where the app's worker records dead letters in its store
             (``{prefix}:dlq:*``, see :doc:`dlq`) and where :meth:`routes`
             with ``dlq=True`` reads them; ``None`` records none.
@@ -136,7 +158,7 @@ class App:
         self.drain_timeout = drain_timeout
         self.cancel_grace = cancel_grace
         self.deadline_tolerance = deadline_tolerance
-        self.store_config = store_config or StatusStoreConfig()
+        self.store_config = store_config or StatusStoreConfig(cluster=cluster_keys_from_env())
         self.dlq_config = dlq_config
         self._explicit_topology = topology
         self._broker: Broker | str = (
@@ -355,8 +377,11 @@ class App:
                     store,
                     prefix=self.store_config.prefix,
                     ttl_seconds=self.store_config.ttl_seconds,
+                    cluster=self.store_config.cluster,
                 )
-                cancels = CancelStore(store, prefix=self.store_config.prefix)
+                cancels = CancelStore(
+                    store, prefix=self.store_config.prefix, cluster=self.store_config.cluster
+                )
                 client = await stack.enter_async_context(
                     open_relayna_client(
                         topology, broker, declare=False, task_ids=task_ids, cancels=cancels

@@ -129,8 +129,11 @@ async def run_dev(
             runtime.store,
             prefix=runtime_config.store.prefix,
             ttl_seconds=runtime_config.store.ttl_seconds,
+            cluster=runtime_config.store.cluster,
         )
-        cancels = CancelStore(runtime.store, prefix=runtime_config.store.prefix)
+        cancels = CancelStore(
+            runtime.store, prefix=runtime_config.store.prefix, cluster=runtime_config.store.cluster
+        )
         workflow_topology = demo_workflow_topology(config.prefix)
         async with (
             open_relayna_client(

@@ -41,7 +41,9 @@ async def cancel(runtime: RelaynaRuntime, args: dict[str, Any]) -> dict[str, Any
     if runtime.broker is None:
         raise ConfigurationError("cancellation needs the runtime's broker")
     batch = bool(args.get("batch", False))
-    cancels = CancelStore(runtime.store, prefix=runtime.status.config.prefix)
+    cancels = CancelStore(
+        runtime.store, prefix=runtime.status.config.prefix, cluster=runtime.status.config.cluster
+    )
     result = await cancel_task(
         runtime.broker, cancels, args["task_id"], args.get("reason"), require_known=not batch
     )
