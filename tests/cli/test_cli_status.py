@@ -16,10 +16,11 @@ from relayna.status import StatusStore, StatusStoreConfig
 from relayna.transport import open_store
 
 
-def _seed(redis_url: str, prefix: str, task_id: str) -> None:
+def _seed(redis_url: str, prefix: str, task_id: str, *, cluster: bool = False) -> None:
     async def write() -> None:
         async with open_store(redis_url) as store:
-            status = StatusStore(store, StatusStoreConfig(prefix=prefix, ttl_seconds=60))
+            config = StatusStoreConfig(prefix=prefix, ttl_seconds=60, cluster=cluster)
+            status = StatusStore(store, config)
             for i, name in enumerate(["processing", "running", "completed"]):
                 await status.write(
                     {
@@ -59,6 +60,33 @@ def test_status_and_history_read_the_store(
     code, _, err = run_cli(capsys, "status", f"missing-{unique}", "--store-url", redis_url)
     assert code == 1
     assert "no status stored" in err
+
+
+def test_status_reads_the_cluster_key_layout_when_asked(
+    capsys: pytest.CaptureFixture[str],
+    redis_url: str,
+    unique: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    prefix, task_id = f"clu{unique}", f"task-{unique}"
+    _seed(redis_url, prefix, task_id, cluster=True)
+    base = ("status", task_id, "--store-url", redis_url, "--prefix", prefix)
+    code, _, err = run_cli(capsys, *base)  # the default layout: other key names
+    assert code == 1
+    assert "no status stored" in err
+    code, out, _ = run_cli(capsys, *base, "--cluster-keys")
+    assert code == 0
+    assert "completed" in out
+    monkeypatch.setenv("RELAYNA_STORE_CLUSTER_KEYS", "yes")
+    code, out, _ = run_cli(capsys, *base)
+    assert code == 0
+    assert "completed" in out
+    code, _, _ = run_cli(capsys, *base, "--no-cluster-keys")
+    assert code == 1
+    monkeypatch.setenv("RELAYNA_STORE_CLUSTER_KEYS", "perhaps")
+    code, _, err = run_cli(capsys, *base)
+    assert code == 2
+    assert "RELAYNA_STORE_CLUSTER_KEYS" in err
 
 
 @pytest.mark.parametrize("bad", ["a b", "x" * 5000, "a\r\nb"])

@@ -16,7 +16,15 @@ import json
 import sys
 from typing import Any
 
-from relayna.cli._common import Subcommands, UsageError, add_backend_arg, env_default, run_async
+from relayna.cli._common import (
+    Subcommands,
+    UsageError,
+    add_backend_arg,
+    add_cluster_keys_arg,
+    cluster_keys,
+    env_default,
+    run_async,
+)
 
 
 def register(sub: Subcommands) -> None:
@@ -56,6 +64,7 @@ def register(sub: Subcommands) -> None:
         help="amqp:// or amqps:// broker of the workers (env RELAYNA_BROKER_URL)",
     )
     p.add_argument("--prefix", default="relayna", help="status key prefix (default relayna)")
+    add_cluster_keys_arg(p)
     p.add_argument(
         "--control-exchange",
         default="relayna.control",
@@ -85,7 +94,12 @@ def _run(args: argparse.Namespace) -> int:
         from relayna.transport import open_broker, open_store
 
         async with open_store(args.store_url) as store, open_broker(args.broker_url) as broker:
-            cancels = CancelStore(store, prefix=args.prefix, control_exchange=args.control_exchange)
+            cancels = CancelStore(
+                store,
+                prefix=args.prefix,
+                control_exchange=args.control_exchange,
+                cluster=cluster_keys(args),
+            )
             try:
                 cancels.check_reason(args.reason)
             except ContractError as exc:

@@ -13,7 +13,14 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from relayna.cli._common import Subcommands, UsageError, env_default, run_async
+from relayna.cli._common import (
+    Subcommands,
+    UsageError,
+    add_cluster_keys_arg,
+    cluster_keys,
+    env_default,
+    run_async,
+)
 
 
 def _common(p: argparse.ArgumentParser, *, broker: bool = False) -> None:
@@ -23,6 +30,7 @@ def _common(p: argparse.ArgumentParser, *, broker: bool = False) -> None:
         help="redis://, rediss:// or unix:// store holding the records (env RELAYNA_STORE_URL)",
     )
     p.add_argument("--prefix", default="relayna", help="DLQ key prefix (default relayna)")
+    add_cluster_keys_arg(p)
     if broker:
         p.add_argument(
             "--broker-url",
@@ -123,10 +131,11 @@ def _with_service(
             if broker:
                 opened = await stack.enter_async_context(open_broker(args.broker_url))
             inspector = PeekDLQInspector(opened) if isinstance(opened, SupportsPeek) else None
+            cluster = cluster_keys(args)
             service = DLQService(
-                DLQStore(store, DLQStoreConfig(prefix=args.prefix)),
+                DLQStore(store, DLQStoreConfig(prefix=args.prefix, cluster=cluster)),
                 opened,
-                status=StatusStore(store, StatusStoreConfig(prefix=args.prefix)),
+                status=StatusStore(store, StatusStoreConfig(prefix=args.prefix, cluster=cluster)),
                 inspector=inspector,
                 broker_queue_names=[args.queue] if getattr(args, "queue", None) else (),
             )

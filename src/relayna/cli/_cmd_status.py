@@ -8,7 +8,15 @@ import math
 import sys
 from typing import Any
 
-from relayna.cli._common import Subcommands, UsageError, add_backend_arg, env_default, run_async
+from relayna.cli._common import (
+    Subcommands,
+    UsageError,
+    add_backend_arg,
+    add_cluster_keys_arg,
+    cluster_keys,
+    env_default,
+    run_async,
+)
 from relayna.contracts import is_valid_identifier
 
 
@@ -20,6 +28,7 @@ def _store_args(p: argparse.ArgumentParser) -> None:
         help="redis://, rediss:// or unix:// store (env RELAYNA_STORE_URL)",
     )
     p.add_argument("--prefix", default="relayna", help="status key prefix (default relayna)")
+    add_cluster_keys_arg(p)
     p.add_argument("--json", action="store_true", help="print raw JSON")
     add_backend_arg(p)
 
@@ -104,7 +113,8 @@ async def _with_status(args: argparse.Namespace, fn: Any) -> Any:
     if not args.store_url:
         raise UsageError("--store-url (or RELAYNA_STORE_URL) is required")
     async with open_store(args.store_url) as store:
-        return await fn(StatusStore(store, StatusStoreConfig(prefix=args.prefix)))
+        config = StatusStoreConfig(prefix=args.prefix, cluster=cluster_keys(args))
+        return await fn(StatusStore(store, config))
 
 
 def _status(args: argparse.Namespace) -> int:

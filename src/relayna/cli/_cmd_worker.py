@@ -23,6 +23,7 @@ from functools import partial
 from typing import Any
 
 import anyio
+import attrs
 from anyio import CancelScope
 from anyio.abc import TaskStatus
 
@@ -33,7 +34,9 @@ from relayna.cli._common import (
     Subcommands,
     UsageError,
     add_backend_arg,
+    add_cluster_keys_arg,
     add_logging_args,
+    cluster_keys,
     env_default,
     load_target,
     run_async,
@@ -93,6 +96,7 @@ def register(sub: Subcommands) -> None:
         help="status key prefix of the cancellation keys in --store-url "
         "(default: the App's store_config.prefix, else relayna)",
     )
+    add_cluster_keys_arg(p)
     p.add_argument(
         "--cancel-grace",
         type=float,
@@ -198,6 +202,9 @@ def build_consumer(args: argparse.Namespace, target: Any) -> TaskConsumer:
     }
     if args.prefix is None:
         args.prefix = target.store_config.prefix if isinstance(target, App) else "relayna"
+    args.cluster_keys = cluster_keys(
+        args, target.store_config.cluster if isinstance(target, App) else None
+    )
     if args.queue is not None:
         common["queue"] = args.queue
     if args.metrics_port is not None:
@@ -240,6 +247,9 @@ async def _serve(
     """Run ``consumer`` until a signal. Dead letters are recorded in the
     ``--store-url`` store, else in ``dlq_store_url`` (an App's own store)."""
     exit_code = EXIT_OK
+    cluster = bool(getattr(args, "cluster_keys", False))
+    if cluster:
+        dlq_config = attrs.evolve(dlq_config or DLQStoreConfig(), cluster=True)
     if isinstance(consumer.broker, str):
         # Once before starting: a broker that cannot be reached (or refuses the
         # credentials) at start is a configuration error, not a reason to retry
@@ -253,12 +263,12 @@ async def _serve(
             if consumer.dlq_recorder is None:
                 consumer.dlq_recorder = DLQStore(store, dlq_config)
             if consumer.cancels is None:
-                consumer.cancels = CancelStore(store, prefix=args.prefix)
+                consumer.cancels = CancelStore(store, prefix=args.prefix, cluster=cluster)
         elif dlq_store_url is not None and consumer.dlq_recorder is None:
             store = await stack.enter_async_context(open_store(dlq_store_url))
             consumer.dlq_recorder = DLQStore(store, dlq_config)
             if consumer.cancels is None:  # the App's store: its cancels too
-                consumer.cancels = CancelStore(store, prefix=args.prefix)
+                consumer.cancels = CancelStore(store, prefix=args.prefix, cluster=cluster)
         consumer_scope = CancelScope()
         done = anyio.Event()
 

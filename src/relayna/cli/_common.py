@@ -48,6 +48,36 @@ def env_default(name: str, default: str | None = None) -> str | None:
     return value if value else default
 
 
+def add_cluster_keys_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--cluster-keys",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="use the Redis Cluster key layout (hash-tagged key names; see the Redis key "
+        "reference in the docs); default: env RELAYNA_STORE_CLUSTER_KEYS, else off "
+        "(a worker of an App: the App's store_config)",
+    )
+
+
+def cluster_keys(args: argparse.Namespace, default: bool | None = None) -> bool:
+    """``--cluster-keys`` / ``--no-cluster-keys``, else ``default``, else the env.
+
+    Raises:
+        UsageError: RELAYNA_STORE_CLUSTER_KEYS is neither a yes nor a no.
+    """
+    if args.cluster_keys is not None:
+        return bool(args.cluster_keys)
+    if default is not None:
+        return default
+    from relayna.app import cluster_keys_from_env
+    from relayna.errors import ConfigurationError
+
+    try:
+        return cluster_keys_from_env()
+    except ConfigurationError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def add_backend_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--backend",
