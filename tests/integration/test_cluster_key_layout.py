@@ -22,7 +22,13 @@ import relayna
 from _dlq_records import dlq_record
 from _slot_recorder import SlotRecorder
 from relayna.app import TaskFailed
-from relayna.consumer import RetryPolicy, TaskContext
+from relayna.consumer import (
+    HeartbeatSnapshot,
+    RetryPolicy,
+    TaskContext,
+    WorkerHeartbeats,
+    list_worker_heartbeats,
+)
 from relayna.contracts import StatusEvent, encode_status
 from relayna.dlq import DLQKeys, DLQQuery, DLQStore, DLQStoreConfig
 from relayna.errors import (
@@ -567,3 +573,29 @@ def test_cluster_keys_env_must_be_a_yes_or_a_no(monkeypatch: pytest.MonkeyPatch)
         relayna.App(name="x", broker="memory://", store="memory://")
     monkeypatch.setenv("RELAYNA_STORE_CLUSTER_KEYS", "off")
     assert relayna.App(name="x", store="memory://").store_config.cluster is False
+
+
+# -- worker heartbeats --------------------------------------------------------------
+
+
+@pytestmark_anyio
+async def test_worker_heartbeats_one_slot(store_url: str, unique: str) -> None:
+    with anyio.fail_after(15):
+        async with recorded(store_url) as rec:
+            prefix = f"hb-{unique}"
+            snapshot = HeartbeatSnapshot(
+                consumer_name="c", queue_name="q", in_flight=0, processed=1, state="running"
+            )
+            for worker in ("w1", "w/2"):
+                beats = WorkerHeartbeats(
+                    store=as_store(rec), prefix=prefix, worker_id=worker, cluster=True
+                )
+                await beats.write(snapshot, started_at=0.0)
+            listed = await list_worker_heartbeats(as_store(rec), prefix, cluster=True)
+            assert [b.worker_id for b in listed] == ["w/2", "w1"]
+            assert await list_worker_heartbeats(as_store(rec), prefix) == []  # other names
+            assert await rec.exists(f"{{{prefix}}}:workers:w1")
+            assert {"relayna.consumer.heartbeat", "MGET"} <= rec.names()
+            assert rec.cross_slot() == []
+    with pytest.raises(ConfigurationError):
+        WorkerHeartbeats(store=as_store(rec), prefix="a{b}", cluster=True)

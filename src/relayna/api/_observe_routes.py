@@ -160,7 +160,9 @@ async def worker_health_document(
     ``last_heartbeat_age_seconds``, ``stale`` (older than ``stale_after``
     seconds), ``in_flight``, ``processed``, ``queue_name``, ``pid``, ``host``.
     """
-    beats = await list_worker_heartbeats(runtime.store, runtime.config.heartbeat_prefix)
+    beats = await list_worker_heartbeats(
+        runtime.store, runtime.config.heartbeat_prefix, cluster=runtime.config.store.cluster
+    )
     now = time.time()
     out: list[dict[str, Any]] = []
     for hb in beats:

@@ -9,6 +9,10 @@ and its record expires; :func:`list_worker_heartbeats` returns the live
 records (what a ``/relayna/health/workers`` route serves). The final record
 (state ``stopped``) is written when the consumer's ``run`` returns.
 
+With ``cluster=True`` (Redis Cluster) the prefix is the keys' hash tag
+(``{relayna}:workers:{worker_id}``, ``{relayna}:workers``): the write script
+and the listing's ``MGET`` touch one slot.
+
 A failed write is counted and logged; it never stops the consumer.
 """
 
@@ -27,7 +31,7 @@ import orjson
 from anyio import CancelScope
 
 from relayna.errors import ConfigurationError, StoreError
-from relayna.transport import Script, Store
+from relayna.transport import Script, Store, tag_prefix
 
 __all__ = [
     "WORKER_HEARTBEAT_SCRIPT",
@@ -85,8 +89,12 @@ def _index(prefix: str) -> str:
     return f"{prefix}:workers"
 
 
-async def list_worker_heartbeats(store: Store, prefix: str = "relayna") -> list[WorkerHeartbeat]:
-    """The live worker records under ``prefix`` (expired ones are skipped), by worker id."""
+async def list_worker_heartbeats(
+    store: Store, prefix: str = "relayna", *, cluster: bool = False
+) -> list[WorkerHeartbeat]:
+    """The live worker records under ``prefix`` (expired ones are skipped), by
+    worker id; ``cluster``: the Redis Cluster key layout (module docs)."""
+    prefix = tag_prefix(prefix, cluster)
     live = await store.zrangebyscore(_index(prefix), time.time(), float("inf"))
     names = [n.decode("utf-8", "replace") for n in live]
     if not names:
@@ -124,6 +132,7 @@ class WorkerHeartbeats:
         interval: seconds between writes.
         ttl: record lifetime (should be a few intervals).
         worker_id: defaults to ``{consumer_name}@{host}:{pid}``.
+        cluster: the Redis Cluster key layout (module docs).
     """
 
     store: Store
@@ -131,11 +140,13 @@ class WorkerHeartbeats:
     interval: float = 10.0
     ttl: float = 30.0
     worker_id: str | None = None
+    cluster: bool = False
     write_errors: int = attrs.field(init=False, default=0)
 
     def __attrs_post_init__(self) -> None:
         if not 0 < self.interval < self.ttl:
             raise ConfigurationError("worker heartbeats need 0 < interval < ttl")
+        tag_prefix(self.prefix, self.cluster)  # a braced prefix: ConfigurationError
 
     async def write(self, snapshot: HeartbeatSnapshot, *, started_at: float) -> None:
         """Write one record now. Raises StoreError."""
@@ -146,9 +157,10 @@ class WorkerHeartbeats:
         record = WorkerHeartbeat(worker_id=worker_id, pid=pid, host=host, started_at=started_at,
                                  last_heartbeat=now, **attrs.asdict(snapshot))  # fmt: skip
         ttl_ms = max(1, int(self.ttl * 1000))
+        index = _index(tag_prefix(self.prefix, self.cluster))
         await self.store.run_script(
             WORKER_HEARTBEAT_SCRIPT,
-            [f"{_index(self.prefix)}:{worker_id}", _index(self.prefix)],
+            [f"{index}:{worker_id}", index],
             [worker_id, record.to_json(), ttl_ms, repr(now + self.ttl), repr(now)],
         )
 

@@ -163,7 +163,12 @@ async def run_dev(
                 statuses=LifecycleStatuses(enabled=True, completed=None),
                 drain_timeout=config.drain_timeout,
                 observation_sink=sink,
-                heartbeats=WorkerHeartbeats(store=runtime.store, interval=5.0, ttl=15.0),
+                heartbeats=WorkerHeartbeats(
+                    store=runtime.store,
+                    interval=5.0,
+                    ttl=15.0,
+                    cluster=runtime_config.store.cluster,
+                ),
                 metrics=runtime.metrics,
                 dlq_recorder=runtime.dlq.store,
                 cancels=cancels,
