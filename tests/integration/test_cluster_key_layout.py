@@ -51,6 +51,7 @@ from relayna.rabbitmq import CancelStore, TaskIds
 from relayna.status import StatusHub, StatusHubConfig, StatusStore, StatusStoreConfig
 from relayna.topology import StatusTopologyBase
 from relayna.transport import Script, Store, Value, key_slot, open_broker, open_store
+from relayna.workflow import WorkflowStore, WorkflowStoreConfig
 
 #: Valid identifiers (task, event, run ids), mixing the characters the rule allows.
 ids = st.from_regex(
@@ -599,3 +600,57 @@ async def test_worker_heartbeats_one_slot(store_url: str, unique: str) -> None:
             assert rec.cross_slot() == []
     with pytest.raises(ConfigurationError):
         WorkerHeartbeats(store=as_store(rec), prefix="a{b}", cluster=True)
+
+
+# -- workflow run state -------------------------------------------------------------
+
+
+@given(task=ids, stage=ids, signature=ids)
+def test_a_runs_keys_share_its_slot(task: str, stage: str, signature: str) -> None:
+    keys = WorkflowStore(None, WorkflowStoreConfig(cluster=True)).keys  # type: ignore[arg-type]
+    every = [
+        keys.run(task), keys.fanin(task, stage), keys.dedup(stage, task, signature),
+        keys.inflight(stage, task),
+    ]  # fmt: skip
+    assert one_slot(every)
+    assert key_slot(every[0]) == key_slot(task)
+
+
+def test_workflow_layout_names() -> None:
+    default = WorkflowStore(None).keys  # type: ignore[arg-type]
+    assert default.run("t1") == "relayna:workflow:run:t1"
+    assert default.fanin("t1", "join") == "relayna:workflow:fanin:t1:join"
+    assert default.dedup("s", "t1", "sig") == "relayna:workflow:contract:s:dedup:t1:sig"
+    assert default.inflight("s", "t1") == "relayna:workflow:contract:s:inflight:t1"
+    cluster = WorkflowStore(None, WorkflowStoreConfig(cluster=True)).keys  # type: ignore[arg-type]
+    assert cluster.run("t1") == "relayna:workflow:run:{t1}"
+    assert cluster.fanin("t1", "join") == "relayna:workflow:fanin:{t1}:join"
+    with pytest.raises(ConfigurationError):
+        WorkflowStoreConfig(prefix="w{x}", cluster=True)
+
+
+@pytestmark_anyio
+async def test_workflow_store_operations_one_slot(store_url: str, unique: str) -> None:
+    with anyio.fail_after(15):
+        async with recorded(store_url) as rec:
+            wf = WorkflowStore(
+                as_store(rec), WorkflowStoreConfig(prefix=f"w-{unique}", cluster=True)
+            )
+            common = {"task_id": "run-1", "owner": "me", "guard_ttl_ms": 5000}
+            entry = await wf.enter(
+                stage="a", message_id="m1", guard="g1", envelope=b"{}", lineage={}, **common
+            )
+            assert entry.verdict == "go"
+            assert await wf.complete(
+                task_id="run-1", stage="a", message_id="m1", guard="g1", owner="me"
+            )
+            for branch in ("b1", "b2"):
+                arrival = await wf.arrive(
+                    stage="join", branch=branch, message_id=f"m-{branch}", envelope=b"{}",
+                    expected=2, fanin_ttl_ms=5000, lineage={}, **common,
+                )  # fmt: skip
+            assert arrival.verdict == "release"
+            assert await wf.cancelled("run-1", "stop")
+            assert (await wf.read_run("run-1")) != {}
+            assert await rec.exists(f"w-{unique}:workflow:run:{{run-1}}")
+            assert rec.cross_slot() == []

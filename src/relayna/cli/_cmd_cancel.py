@@ -134,7 +134,9 @@ async def _cancel_run(broker: Any, store: Any, cancels: Any, args: argparse.Name
     from relayna.rabbitmq import CancelResult
     from relayna.workflow import WorkflowStore, WorkflowStoreConfig, cancel_run
 
-    workflow = WorkflowStore(store, WorkflowStoreConfig(prefix=args.workflow_prefix))
+    workflow = WorkflowStore(
+        store, WorkflowStoreConfig(prefix=args.workflow_prefix, cluster=cluster_keys(args))
+    )
     try:
         return await cancel_run(broker, cancels, workflow, args.task_id, args.reason)
     except WorkflowRunNotFound:

@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 import orjson
 
+from relayna._validators import cluster_layout
 from relayna.contracts import WorkflowEnvelope, validate_identifier
 from relayna.errors import ConfigurationError
 from relayna.transport import Store
@@ -57,11 +58,15 @@ class WorkflowStoreConfig:
         run_ttl_seconds: lifetime of a run's state after its last change.
         dedup_ttl_seconds: lifetime of a completion marker of a stage with
             ``dedup_key_fields`` (a duplicate after that runs again).
+        cluster: the Redis Cluster key layout: the run's task id is the hash
+            tag of every key of the run (run state, fan-in barriers, dedup
+            markers, in-flight guards), so each script touches one slot.
     """
 
     prefix: str = "relayna"
     run_ttl_seconds: float = attrs.field(default=7 * 86_400.0, validator=_positive)
     dedup_ttl_seconds: float = attrs.field(default=86_400.0, validator=_positive)
+    cluster: bool = attrs.field(default=False, validator=cluster_layout, kw_only=True)
 
     @property
     def run_ttl_ms(self) -> int:
@@ -74,21 +79,26 @@ class WorkflowStoreConfig:
 
 @attrs.frozen
 class WorkflowKeys:
-    """The original's key names (ANCHOR §5; seed 002 "Workflow Helper State")."""
+    """The original's key names (ANCHOR §5; seed 002 "Workflow Helper State");
+    with ``cluster`` the task id in braces (its hash tag)."""
 
     prefix: str = "relayna"
+    cluster: bool = False
+
+    def _t(self, task_id: str) -> str:
+        return "{" + task_id + "}" if self.cluster else task_id
 
     def run(self, task_id: str) -> str:
-        return f"{self.prefix}:workflow:run:{validate_identifier(task_id)}"
+        return f"{self.prefix}:workflow:run:{self._t(validate_identifier(task_id))}"
 
     def fanin(self, task_id: str, stage: str) -> str:
-        return f"{self.prefix}:workflow:fanin:{task_id}:{stage}"
+        return f"{self.prefix}:workflow:fanin:{self._t(task_id)}:{stage}"
 
     def dedup(self, stage: str, task_id: str, signature: str) -> str:
-        return f"{self.prefix}:workflow:contract:{stage}:dedup:{task_id}:{signature}"
+        return f"{self.prefix}:workflow:contract:{stage}:dedup:{self._t(task_id)}:{signature}"
 
     def inflight(self, stage: str, task_id: str) -> str:
-        return f"{self.prefix}:workflow:contract:{stage}:inflight:{task_id}"
+        return f"{self.prefix}:workflow:contract:{stage}:inflight:{self._t(task_id)}"
 
 
 @attrs.frozen
@@ -145,7 +155,7 @@ class WorkflowStore:
     def __init__(self, store: Store, config: WorkflowStoreConfig | None = None) -> None:
         self.store = store
         self.config = config or WorkflowStoreConfig()
-        self.keys = WorkflowKeys(self.config.prefix)
+        self.keys = WorkflowKeys(self.config.prefix, self.config.cluster)
 
     async def enter(
         self,
