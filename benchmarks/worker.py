@@ -7,7 +7,12 @@ prefetch 1/16/32/64 under asyncio and trio, next to the same loop written
 directly on aiormq (asyncio) as the reference. Prints tasks/s, the ratio to
 the reference at the same prefetch, and the worker process's CPU time per
 task during the timed part (``cpu µs``); ``+µs`` is the CPU cost per task
-above the reference, i.e. relayna's per-message overhead.
+above the reference, i.e. relayna's per-message overhead; ``publish µs`` is
+the median time one status publish waits, call to confirm, inside the
+handler. At prefetch 1 only one task is in flight, so a task takes at least
+that wait plus the ack and the next delivery's trip: the broker's confirm of
+a persistent message bounds both implementations there, whatever the client
+costs.
 
 Each prefetch runs ``--repeat`` interleaved rounds (aiormq, asyncio, trio,
 then reversed); the medians are printed, ratios are taken within a round.
@@ -74,7 +79,7 @@ async def _cleanup(url: str, topology: Any) -> None:
         await broker.delete_exchange(topology.status_exchange)
 
 
-Result = tuple[float, float]  # (tasks/s, worker CPU µs per task)
+Result = tuple[float, float, float]  # (tasks/s, worker CPU µs per task, publish µs)
 
 
 async def _relayna_worker(url: str, n: int, prefetch: int) -> Result:
@@ -85,10 +90,13 @@ async def _relayna_worker(url: str, n: int, prefetch: int) -> Result:
     await _fill(url, topology, n)
     done = anyio.Event()
     count = 0
+    waits: list[float] = []
 
     async def handler(task: TaskEnvelope, ctx: TaskContext) -> None:
         nonlocal count
+        started = time.perf_counter()
         await ctx.publish_status(status="done")
+        waits.append(time.perf_counter() - started)
         count += 1
         if count == n:
             done.set()
@@ -101,7 +109,7 @@ async def _relayna_worker(url: str, n: int, prefetch: int) -> Result:
         elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
         tg.cancel_scope.cancel()
     await _cleanup(url, topology)
-    return n / elapsed, cpu / n * 1e6
+    return n / elapsed, cpu / n * 1e6, _median(waits) * 1e6
 
 
 async def _aiormq_worker(url: str, n: int, prefetch: int) -> Result:
@@ -116,11 +124,13 @@ async def _aiormq_worker(url: str, n: int, prefetch: int) -> Result:
         await channel.basic_qos(prefetch_count=prefetch)
         done = asyncio.Event()
         count = 0
+        waits: list[float] = []
         props = aiormq.spec.Basic.Properties(content_type="application/json", delivery_mode=2)
 
         async def on_message(message: aiormq.abc.DeliveredMessage) -> None:
             nonlocal count
             body = b'{"task_id":"x","status":"done"}'
+            started = time.perf_counter()
             await channel.basic_publish(
                 body,
                 exchange=topology.status_exchange,
@@ -128,6 +138,7 @@ async def _aiormq_worker(url: str, n: int, prefetch: int) -> Result:
                 properties=props,
                 mandatory=True,
             )
+            waits.append(time.perf_counter() - started)
             await channel.basic_ack(message.delivery.delivery_tag)
             count += 1
             if count == n:
@@ -140,7 +151,7 @@ async def _aiormq_worker(url: str, n: int, prefetch: int) -> Result:
     finally:
         await connection.close()
     await _cleanup(url, topology)
-    return n / elapsed, cpu / n * 1e6
+    return n / elapsed, cpu / n * 1e6, _median(waits) * 1e6
 
 
 def _median(values: list[float]) -> float:
@@ -171,7 +182,8 @@ def main(argv: list[str]) -> int:
         f"median of {args.repeat} interleaved rounds (ratios taken within a round)"
     )
     print(
-        f"{'prefetch':>8} {'implementation':<22} {'tasks/s':>10} {'ratio':>7} {'cpu µs':>8} {'+µs':>6}"
+        f"{'prefetch':>8} {'implementation':<22} {'tasks/s':>10} {'ratio':>7} {'cpu µs':>8}"
+        f" {'+µs':>6} {'publish µs':>11}"
     )
     for prefetch in prefetches:
         rounds: dict[str, list[Result]] = {kind: [] for kind in kinds}
@@ -180,15 +192,17 @@ def main(argv: list[str]) -> int:
             for kind in order:
                 rounds[kind].append(_run(kind, url, args.n, prefetch))
         ref = rounds["aiormq"]
-        ref_cpu = _median([cpu for _, cpu in ref])
+        ref_cpu = _median([r[1] for r in ref])
         for kind in kinds:
-            rate = _median([rate for rate, _ in rounds[kind]])
+            rate = _median([r[0] for r in rounds[kind]])
             ratio = _median([a[0] / b[0] for a, b in zip(rounds[kind], ref, strict=True)])
-            cpu = _median([c for _, c in rounds[kind]])
+            cpu = _median([r[1] for r in rounds[kind]])
+            wait = _median([r[2] for r in rounds[kind]])
             name = "aiormq raw (asyncio)" if kind == "aiormq" else "relayna " + kind
-            extra = "" if kind == "aiormq" else f" {cpu - ref_cpu:>+6.0f}"
+            extra = f" {'':>6}" if kind == "aiormq" else f" {cpu - ref_cpu:>+6.0f}"
             print(
-                f"{prefetch:>8} {name:<22} {rate:>10.0f} {ratio:>7.2f} {cpu:>8.0f}{extra}",
+                f"{prefetch:>8} {name:<22} {rate:>10.0f} {ratio:>7.2f} {cpu:>8.0f}{extra}"
+                f" {wait:>11.0f}",
                 flush=True,
             )
         trio_vs = _median(
