@@ -6,7 +6,11 @@
     to a no-op exporter) **on**, against the same worker with
     all of it **off** (the reference). Each round is a fresh process (a tracer
     provider cannot be unset), rounds interleave off/on; medians and the ratio
-    per round. Target: on >= 0.9 x off.
+    per round. Target: on >= 0.9 x off. Below the table: the CPU per task a
+    0.9 ratio leaves the whole plane, and the tracing floor: spans exported
+    per task (counted by the exporter) times the SDK's own CPU per span,
+    measured in the "on" child with the same provider and processor and no
+    relayna code (:mod:`benchmarks._span_floor`).
 (b) ``build_execution_graph`` for 1k / 10k / 100k events: ms and µs per event
     (linear growth = flat µs/event). Target: 10k events < 50 ms.
 (c) ``GET /events/feed`` (page of 100, random cursors) from a 50k-entry feed on
@@ -48,6 +52,7 @@ from typing import Any
 import anyio
 
 from benchmarks._redis import amqp_and_redis_urls
+from benchmarks._span_floor import install_counting_provider, sdk_span_cpu_us
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,9 +65,12 @@ def _pct(values: list[float], q: float) -> float:
 # -- (a) worker throughput ----------------------------------------------------------
 
 
-async def _worker_round(amqp: str, redis: str, tasks: int, mode: str) -> tuple[float, float]:
-    """One worker run in this process: tasks/s and this process's CPU µs per task
-    (every thread, e.g. the span processor's) while consuming (the child side of (a))."""
+async def _worker_round(
+    amqp: str, redis: str, tasks: int, mode: str
+) -> tuple[float, float, float | None]:
+    """One worker run in this process: tasks/s, this process's CPU µs per task
+    (every thread, e.g. the span processor's) while consuming, and with tracing
+    the spans exported per task (the child side of (a))."""
     from relayna.consumer import TaskConsumer, TaskContext
     from relayna.contracts import TaskEnvelope
     from relayna.observability import (
@@ -78,21 +86,7 @@ async def _worker_round(amqp: str, redis: str, tasks: int, mode: str) -> tuple[f
     from relayna.transport import open_broker, open_store
 
     features = {"sink", "metrics", "tracing"} if mode == "on" else set(mode.split("+")) - {"off"}
-    if "tracing" in features:
-        from opentelemetry import trace
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-
-        class _Drop(SpanExporter):
-            def export(self, spans: Any) -> Any:
-                from opentelemetry.sdk.trace.export import SpanExportResult
-
-                return SpanExportResult.SUCCESS
-
-        provider = TracerProvider()
-        # what a deployment configures: spans are exported off the handler's path
-        provider.add_span_processor(BatchSpanProcessor(_Drop()))
-        trace.set_tracer_provider(provider)
+    spans = install_counting_provider() if "tracing" in features else None
     tag = uuid.uuid4().hex[:8]
     topology = SharedTasksSharedStatusTopology(
         tasks_exchange=f"bo-{tag}",
@@ -128,21 +122,26 @@ async def _worker_round(amqp: str, redis: str, tasks: int, mode: str) -> tuple[f
         consumer = TaskConsumer(
             topology=topology, broker=amqp, handler=handler, prefetch=32, **options
         )
+        before = spans.flushed() if spans is not None else 0  # the fill's producer spans
         async with anyio.create_task_group() as tg:
             started, cpu = time.perf_counter(), time.process_time()
             await tg.start(consumer.run)
             await done.wait()
             elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
             tg.cancel_scope.cancel()
+        per_task = (spans.flushed() - before) / tasks if spans is not None else None
         for queue in (topology.tasks_queue, topology.tasks_queue + ".dlq", topology.status_queue):
             await broker.delete_queue(queue)
-    return tasks / elapsed, cpu / tasks * 1e6
+    return tasks / elapsed, cpu / tasks * 1e6, per_task
 
 
 def _child(argv: list[str]) -> int:
     amqp, redis, tasks, mode = argv
-    rate, cpu_us = anyio.run(_worker_round, amqp, redis, int(tasks), mode)
-    print(json.dumps({"rate": rate, "cpu_us_per_task": cpu_us}))
+    rate, cpu_us, spans = anyio.run(_worker_round, amqp, redis, int(tasks), mode)
+    result = {"rate": rate, "cpu_us_per_task": cpu_us, "spans_per_task": spans}
+    if spans is not None:  # the SDK alone, same provider and processor, same process
+        result["sdk_cpu_us_per_span"] = sdk_span_cpu_us()
+    print(json.dumps(result))
     return 0
 
 
@@ -155,6 +154,7 @@ def bench_worker(amqp: str, redis: str, tasks: int, rounds: int) -> None:
         f" {'off CPU µs/task':>16} {'on CPU µs/task':>15} {'off/on CPU':>11}"
     )
     ratios, offs, ons, cpu_ratios = [], [], [], []
+    off_cpus, on_cpus, floors = [], [], []
     for r in range(rounds):
         order = ("off", "on") if r % 2 == 0 else ("on", "off")
         rate: dict[str, float] = {}
@@ -178,7 +178,11 @@ def bench_worker(amqp: str, redis: str, tasks: int, rounds: int) -> None:
             )
             result = json.loads(out.stdout.strip().splitlines()[-1])
             rate[mode], cpu[mode] = result["rate"], result["cpu_us_per_task"]
+            if result.get("spans_per_task") is not None:
+                floors.append((result["spans_per_task"], result["sdk_cpu_us_per_span"]))
         offs.append(rate["off"])
+        off_cpus.append(cpu["off"])
+        on_cpus.append(cpu["on"])
         ons.append(rate["on"])
         ratios.append(rate["on"] / rate["off"])
         cpu_ratios.append(cpu["off"] / cpu["on"])
@@ -190,6 +194,18 @@ def bench_worker(amqp: str, redis: str, tasks: int, rounds: int) -> None:
         f"    {'median':<6} {statistics.median(offs):>14,.0f} {statistics.median(ons):>14,.0f}"
         f" {statistics.median(ratios):>8.2f} {'':>16} {'':>15}"
         f" {statistics.median(cpu_ratios):>11.2f}   (target on/off >= 0.90)"
+    )
+    off_cpu, on_cpu = statistics.median(off_cpus), statistics.median(on_cpus)
+    per_task = statistics.median(spans for spans, _ in floors)
+    per_span = statistics.median(cost for _, cost in floors)
+    print(
+        f"    CPU µs/task: off {off_cpu:,.0f}, on {on_cpu:,.0f}; a 0.90 ratio leaves the"
+        f" whole plane {off_cpu / 0.9 - off_cpu:,.0f} µs/task"
+    )
+    print(
+        f"    tracing floor (the SDK alone, same provider and BatchSpanProcessor, no relayna"
+        f" code): {per_task:.1f} spans/task x {per_span:.1f} µs/span ="
+        f" {per_task * per_span:,.0f} µs/task"
     )
 
 
