@@ -21,13 +21,26 @@ __all__ = [
     "QueueType",
     "merge_queue_arguments",
     "queue_builtin_arguments",
+    "WORK_QUEUE_TYPES",
+    "check_quorum_arguments",
     "status_builtin_arguments",
     "validate_max_priority",
+    "work_queue_arguments",
     "validate_stream_offset",
 ]
 
 QueueType: TypeAlias = Literal["classic", "quorum", "stream"]
 QUEUE_TYPES: tuple[str, ...] = ("classic", "quorum", "stream")
+#: What ``work_queue_type`` may be: task, retry, DLQ and workflow stage queues.
+WORK_QUEUE_TYPES: tuple[str, ...] = ("classic", "quorum")
+
+#: Classic-queue arguments a quorum queue refuses (RabbitMQ 3.10), and why.
+_NOT_FOR_QUORUM = {
+    "x-max-priority": "quorum queues have no priorities",
+    "x-queue-mode": "quorum queues have no lazy mode (they keep messages on disk anyway)",
+    "x-queue-master-locator": "quorum queues place their leader with x-queue-leader-locator",
+    "x-queue-version": "x-queue-version is a classic queue setting",
+}
 
 _GIB = 1024**3
 _MIB = 1024**2
@@ -151,6 +164,72 @@ def queue_builtin_arguments(
     return args
 
 
+def work_queue_arguments(
+    family: str,
+    *,
+    work_queue_type: str,
+    delivery_limit: int | None,
+    dead_letters: bool,
+) -> dict[str, Any]:
+    """The cluster arguments of a work queue (task, retry, DLQ, workflow stage).
+
+    ``classic`` adds nothing (a classic queue keeps its arguments). ``quorum``
+    adds ``x-queue-type=quorum``, ``x-delivery-limit`` when given, and for a
+    queue that dead-letters (``dead_letters``: it has a dead-letter exchange)
+    ``x-dead-letter-strategy=at-least-once`` with ``x-overflow=reject-publish``
+    (what at-least-once needs): a quorum queue's default dead-lettering is
+    at-most-once, which may drop a message when a leader changes.
+
+    Raises:
+        TopologyError: an unknown type, a non-positive limit, or a limit on a
+            classic queue (classic queues do not count deliveries).
+    """
+    problems: list[str] = []
+    if work_queue_type not in WORK_QUEUE_TYPES:
+        problems.append(
+            f"work_queue_type must be one of {WORK_QUEUE_TYPES}, got {work_queue_type!r}"
+        )
+    limit = _positive(delivery_limit, f"{family} delivery limit", problems)
+    if limit is not None and work_queue_type != "quorum":
+        problems.append(
+            f"{family} delivery_limit={limit} needs work_queue_type='quorum' "
+            "(classic queues do not count deliveries)"
+        )
+    if problems:
+        raise TopologyError(problems[0], problems=problems)
+    if work_queue_type != "quorum":
+        return {}
+    args: dict[str, Any] = {"x-queue-type": "quorum"}
+    if limit is not None:
+        args["x-delivery-limit"] = limit
+    if dead_letters:
+        args["x-dead-letter-strategy"] = "at-least-once"
+        args["x-overflow"] = "reject-publish"
+    return args
+
+
+def check_quorum_arguments(family: str, arguments: Mapping[str, Any]) -> None:
+    """Refuse merged arguments a quorum queue does not take (e.g. ``x-max-priority``).
+
+    Raises:
+        TopologyError: one problem per refused argument, each saying why.
+    """
+    if arguments.get("x-queue-type") != "quorum":
+        return
+    problems = [
+        f"{family} queue is a quorum queue: {key} is not allowed ({why})"
+        for key, why in _NOT_FOR_QUORUM.items()
+        if key in arguments
+    ]
+    if arguments.get("x-overflow") == "reject-publish-dlx":
+        problems.append(
+            f"{family} queue is a quorum queue: x-overflow=reject-publish-dlx is not allowed "
+            "(use reject-publish or drop-head)"
+        )
+    if problems:
+        raise TopologyError(problems[0], problems=problems)
+
+
 def status_builtin_arguments(
     *,
     use_streams: bool,
@@ -158,13 +237,15 @@ def status_builtin_arguments(
     stream_max_length_gb: int | None = None,
     stream_max_segment_size_mb: int | None = None,
     stream_max_age: str | None = None,
+    stream_initial_cluster_size: int | None = None,
 ) -> dict[str, Any]:
     """The ``x-*`` arguments of the shared status queue.
 
     Streams on (the default): ``x-queue-type=stream``, ``x-max-length-bytes``
-    (GB * 1024**3), ``x-stream-max-segment-size-bytes`` (MB * 1024**2) and
-    ``x-max-age`` (e.g. ``"7D"``). Streams off: ``x-expires`` from
-    ``queue_ttl_ms``.
+    (GB * 1024**3), ``x-stream-max-segment-size-bytes`` (MB * 1024**2),
+    ``x-max-age`` (e.g. ``"7D"``) and ``x-initial-cluster-size`` (how many
+    nodes hold a replica; RabbitMQ's default is every node). Streams off:
+    ``x-expires`` from ``queue_ttl_ms``.
     """
     problems: list[str] = []
     args: dict[str, Any] = {}
@@ -184,6 +265,11 @@ def status_builtin_arguments(
                 )
             else:
                 args["x-max-age"] = stream_max_age
+        size = _positive(
+            stream_initial_cluster_size, "status stream initial cluster size", problems
+        )
+        if size is not None:
+            args["x-initial-cluster-size"] = size
     else:
         ttl = _positive(queue_ttl_ms, "status queue TTL (ms)", problems)
         if ttl is not None:
@@ -192,6 +278,10 @@ def status_builtin_arguments(
             problems.append("status stream retention is set but status_use_streams is False")
         if stream_max_age is not None:
             problems.append("status stream max age is set but status_use_streams is False")
+        if stream_initial_cluster_size is not None:
+            problems.append(
+                "status stream initial cluster size is set but status_use_streams is False"
+            )
     if problems:
         raise TopologyError(problems[0], problems=problems)
     return args

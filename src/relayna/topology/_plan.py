@@ -10,12 +10,12 @@ is harmless; a redeclare with *other* arguments is refused by the broker.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TypeVar
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
 
 import attrs
 
-from relayna.errors import TopologyError
+from relayna.errors import PreconditionFailed, TopologyError
 from relayna.transport import BindingSpec, Broker, ExchangeSpec, QueueInfo, QueueSpec
 
 __all__ = ["DeclarationPlan", "retry_plan"]
@@ -121,18 +121,36 @@ class DeclarationPlan:
             The :class:`QueueInfo` of each declared queue, in plan order.
 
         Raises:
-            BrokerError: as raised by the adapter (e.g. ``PreconditionFailed``
-                when a queue already exists with other arguments).
+            BrokerError: as raised by the adapter; ``PreconditionFailed`` when a
+                queue already exists with other arguments, its message saying
+                that a queue's type cannot change in place.
 
         Cancellation: declarations already sent stay declared; the plan can
         simply be applied again.
         """
         for exchange in self.exchanges:
             await broker.declare_exchange(exchange)
-        infos = [await broker.declare_queue(queue) for queue in self.queues]
+        infos = [await _declare_queue(broker, queue) for queue in self.queues]
         for binding in self.bindings:
             await broker.bind_queue(binding)
         return tuple(infos)
+
+
+async def _declare_queue(broker: Broker, queue: QueueSpec) -> QueueInfo:
+    try:
+        return await broker.declare_queue(queue)
+    except PreconditionFailed as exc:
+        wanted = queue.arguments.get("x-queue-type", "classic")
+        raise PreconditionFailed(
+            f"queue {queue.name!r} already exists with other arguments "
+            f"({exc.reply_text or exc}); this plan declares it as a {wanted} queue. "
+            "A queue's type (x-queue-type: classic, quorum, stream) and its other "
+            "x-arguments cannot change in place: declare the new queue under a new name, "
+            "or drain and delete the old one first (see docs/cluster.md)",
+            url=exc.url,
+            reply_code=exc.reply_code,
+            reply_text=exc.reply_text,
+        ) from exc
 
 
 _Spec = TypeVar("_Spec", ExchangeSpec, QueueSpec)
@@ -165,6 +183,8 @@ def retry_plan(
     *,
     retry_suffix: str = ".retry",
     dlq_suffix: str = ".dlq",
+    retry_arguments: Mapping[str, Any] | None = None,
+    dlq_arguments: Mapping[str, Any] | None = None,
 ) -> DeclarationPlan:
     """Retry and dead-letter queues for ``source_queue`` (wire contract of the original).
 
@@ -174,6 +194,8 @@ def retry_plan(
     the default exchange back to the source queue. Also declares a plain
     durable ``<source><dlq_suffix>`` with no arguments. Both are reached
     through the default exchange, so the plan has no exchanges or bindings.
+    ``retry_arguments`` / ``dlq_arguments`` are added to each (a topology's
+    ``work_queue_type`` arguments, e.g. quorum with at-least-once dead-lettering).
 
     Raises:
         TopologyError: empty source name or suffix, equal suffixes, or
@@ -199,7 +221,10 @@ def retry_plan(
             "x-message-ttl": delay_ms,
             "x-dead-letter-exchange": "",
             "x-dead-letter-routing-key": source_queue,
+            **(retry_arguments or {}),
         },
     )
-    dead_letter_queue = QueueSpec(name=f"{source_queue}{dlq_suffix}", durable=True)
+    dead_letter_queue = QueueSpec(
+        name=f"{source_queue}{dlq_suffix}", durable=True, arguments=dict(dlq_arguments or {})
+    )
     return DeclarationPlan(queues=(retry_queue, dead_letter_queue))

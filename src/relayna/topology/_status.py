@@ -18,6 +18,7 @@ from relayna.topology._arguments import (
     merge_queue_arguments,
     status_builtin_arguments,
     validate_stream_offset,
+    work_queue_arguments,
 )
 from relayna.topology._plan import DeclarationPlan, retry_plan
 from relayna.transport import BindingSpec, ExchangeSpec, QueueSpec, StreamOffset
@@ -44,7 +45,14 @@ class StatusTopologyBase:
     The status queue is bound with ``#``: it receives every status message,
     aggregation messages included. As a stream (``status_use_streams=True``)
     every API replica's status hub reads every event from its own offset
-    (``status_stream_initial_offset``, default ``"last"``).
+    (``status_stream_initial_offset``, default ``"last"``); on a cluster
+    ``status_stream_initial_cluster_size`` → ``x-initial-cluster-size``.
+
+    ``work_queue_type`` (``"classic"``, the default, or ``"quorum"``) is the type
+    of the work queues: task, retry, dead-letter and workflow stage queues;
+    ``delivery_limit`` → ``x-delivery-limit`` (quorum only). A queue's type
+    cannot change in place: switching an existing deployment means new queue
+    names or draining and deleting the old queues (see docs/cluster.md).
     """
 
     status_exchange: str
@@ -57,6 +65,9 @@ class StatusTopologyBase:
     status_stream_max_segment_size_mb: int | None = None
     status_stream_max_age: str | None = None
     status_stream_initial_offset: StreamOffset = "last"
+    status_stream_initial_cluster_size: int | None = None
+    work_queue_type: str = "classic"
+    delivery_limit: int | None = None
     status_queue_arguments_overrides: dict[str, Any] = attrs.field(
         factory=dict, converter=copy_table
     )
@@ -97,7 +108,25 @@ class StatusTopologyBase:
         except TopologyError as exc:
             problems.append(str(exc))
         _collect(problems, self.status_queue_arguments)
+        _collect(problems, lambda: self.work_queue_arguments("task", dead_letters=False))
         return problems
+
+    def work_queue_arguments(
+        self, family: str, *, dead_letters: bool, consumed: bool = True
+    ) -> dict[str, Any]:
+        """The ``work_queue_type`` / ``delivery_limit`` arguments of one work queue.
+
+        ``consumed=False`` (retry and dead-letter queues) leaves the delivery
+        limit out: a retry queue is never consumed, and every ``peek`` of a
+        DLQ returns its messages, which a quorum queue counts as deliveries
+        (a DLQ with a limit would drop what an operator looked at too often).
+        """
+        return work_queue_arguments(
+            family,
+            work_queue_type=self.work_queue_type,
+            delivery_limit=self.delivery_limit if consumed else None,
+            dead_letters=dead_letters,
+        )
 
     # -- status queue --------------------------------------------------------
 
@@ -109,6 +138,7 @@ class StatusTopologyBase:
             stream_max_length_gb=self.status_stream_max_length_gb,
             stream_max_segment_size_mb=self.status_stream_max_segment_size_mb,
             stream_max_age=self.status_stream_max_age,
+            stream_initial_cluster_size=self.status_stream_initial_cluster_size,
         )
         return merge_queue_arguments(
             "status",
@@ -181,7 +211,16 @@ class StatusTopologyBase:
         """
         if source_queue == self.status_queue:
             raise TopologyError(f"the status queue {source_queue!r} has no retry infrastructure")
-        return retry_plan(source_queue, delay_ms, retry_suffix=retry_suffix, dlq_suffix=dlq_suffix)
+        return retry_plan(
+            source_queue,
+            delay_ms,
+            retry_suffix=retry_suffix,
+            dlq_suffix=dlq_suffix,
+            retry_arguments=self.work_queue_arguments("retry", dead_letters=True, consumed=False),
+            dlq_arguments=self.work_queue_arguments(
+                "dead-letter", dead_letters=False, consumed=False
+            ),
+        )
 
     def _static_queue_names(self) -> tuple[str, ...]:
         """Queues declared by :meth:`plan` (cheap: no argument computation)."""

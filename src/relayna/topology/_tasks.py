@@ -7,7 +7,11 @@ from typing import Any
 import attrs
 
 from relayna.errors import TopologyError
-from relayna.topology._arguments import merge_queue_arguments, queue_builtin_arguments
+from relayna.topology._arguments import (
+    check_quorum_arguments,
+    merge_queue_arguments,
+    queue_builtin_arguments,
+)
 from relayna.topology._plan import DeclarationPlan
 from relayna.topology._status import StatusTopologyBase, copy_table, require_id
 from relayna.transport import BindingSpec, ExchangeSpec, QueueSpec
@@ -84,12 +88,18 @@ class TaskTopologyBase(StatusTopologyBase):
             max_priority=self.task_max_priority,
             queue_type=self.task_queue_type,
         )
-        return merge_queue_arguments(
+        merged = merge_queue_arguments(
             "task",
             ("built-in fields", builtins),
+            (
+                "work_queue_type",
+                self.work_queue_arguments("task", dead_letters=bool(self.dead_letter_exchange)),
+            ),
             ("task_queue_arguments_overrides", self.task_queue_arguments_overrides),
             ("task_queue_kwargs", self.task_queue_kwargs),
         )
+        check_quorum_arguments("task", merged)
+        return merged
 
     def task_binding_keys(self) -> tuple[str, ...]:
         raise NotImplementedError

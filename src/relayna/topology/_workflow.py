@@ -8,7 +8,11 @@ from typing import Any
 import attrs
 
 from relayna.errors import TopologyError
-from relayna.topology._arguments import merge_queue_arguments, queue_builtin_arguments
+from relayna.topology._arguments import (
+    check_quorum_arguments,
+    merge_queue_arguments,
+    queue_builtin_arguments,
+)
 from relayna.topology._plan import DeclarationPlan
 from relayna.topology._routing import topic_matches
 from relayna.topology._schemas import ActionSchema
@@ -291,14 +295,21 @@ class SharedStatusWorkflowTopology(StatusTopologyBase):
             max_priority=self.workflow_max_priority,
             queue_type=self.workflow_queue_type,
         )
-        return merge_queue_arguments(
-            f"workflow stage {resolved.name!r}",
+        family = f"workflow stage {resolved.name!r}"
+        merged = merge_queue_arguments(
+            family,
             ("built-in fields", builtins),
+            (
+                "work_queue_type",
+                self.work_queue_arguments(family, dead_letters=bool(self.dead_letter_exchange)),
+            ),
             ("workflow_queue_arguments_overrides", self.workflow_queue_arguments_overrides),
             ("stage queue_arguments_overrides", resolved.queue_arguments_overrides),
             ("workflow_queue_kwargs", self.workflow_queue_kwargs),
             ("stage queue_kwargs", resolved.queue_kwargs),
         )
+        check_quorum_arguments(family, merged)
+        return merged
 
     # -- routing -------------------------------------------------------------
 

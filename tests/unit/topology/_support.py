@@ -78,20 +78,26 @@ opt_qtype = st.sampled_from([None, "classic", "quorum"])
 @st.composite
 def task_options(draw: st.DrawFn) -> dict[str, Any]:
     use_streams = draw(st.booleans())
+    work_queue_type = draw(st.sampled_from(["classic", "quorum"]))
+    # a quorum queue has no priorities (refused at construction, tested apart)
+    qtype = None if work_queue_type == "quorum" else draw(opt_qtype)
     opts: dict[str, Any] = {
         "dead_letter_exchange": draw(st.none() | st.just("dlx")),
         "prefetch_count": draw(st.integers(min_value=1, max_value=500)),
         "tasks_message_ttl_ms": draw(opt_pos),
         "task_consumer_timeout_ms": draw(opt_pos),
         "task_single_active_consumer": draw(opt_bool),
-        "task_max_priority": draw(opt_priority),
-        "task_queue_type": draw(opt_qtype),
+        "task_max_priority": None if "quorum" in (qtype, work_queue_type) else draw(opt_priority),
+        "task_queue_type": qtype,
         "task_queue_kwargs": draw(st.dictionaries(st.just("x-custom"), words, max_size=1)),
         "status_use_streams": use_streams,
+        "work_queue_type": work_queue_type,
+        "delivery_limit": draw(opt_pos) if work_queue_type == "quorum" else None,
     }
     if use_streams:
         opts["status_stream_max_length_gb"] = draw(st.none() | st.integers(1, 50))
         opts["status_stream_max_segment_size_mb"] = draw(st.none() | st.integers(1, 500))
+        opts["status_stream_initial_cluster_size"] = draw(st.none() | st.integers(1, 7))
     else:
         opts["status_queue_ttl_ms"] = draw(opt_pos)
     return opts
@@ -120,9 +126,16 @@ def workflow_topologies(draw: st.DrawFn) -> SharedStatusWorkflowTopology:
         status_queue="status.q",
         stages=tuple(stages),
         dead_letter_exchange=draw(st.none() | st.just("dlx")),
-        workflow_max_priority=draw(opt_priority),
-        workflow_queue_type=draw(opt_qtype),
+        **_workflow_queue_options(draw),
     )
+
+
+def _workflow_queue_options(draw: st.DrawFn) -> dict[str, Any]:
+    if draw(st.booleans()):
+        return {"work_queue_type": "quorum", "delivery_limit": draw(opt_pos)}
+    qtype = draw(opt_qtype)
+    priority = None if qtype == "quorum" else draw(opt_priority)
+    return {"workflow_max_priority": priority, "workflow_queue_type": qtype}
 
 
 @st.composite

@@ -49,7 +49,7 @@ def test_task_queue_arguments_from_typed_fields_and_overrides() -> None:
         task_consumer_timeout_ms=1_800_000,
         task_single_active_consumer=True,
         task_max_priority=10,
-        task_queue_type="quorum",
+        task_queue_type="classic",
         task_queue_arguments_overrides={"x-delivery-limit": 5},
         task_queue_kwargs={"x-custom": "v"},
     )
@@ -58,7 +58,7 @@ def test_task_queue_arguments_from_typed_fields_and_overrides() -> None:
         "x-consumer-timeout": 1_800_000,
         "x-single-active-consumer": True,
         "x-max-priority": 10,
-        "x-queue-type": "quorum",
+        "x-queue-type": "classic",
         "x-delivery-limit": 5,
         "x-custom": "v",
     }
