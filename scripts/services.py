@@ -6,6 +6,7 @@ Also installs Debian's chromium for the browser test of ``relayna dev``.
 Usage::
 
     python scripts/services.py start [--dir DIR]   # prints `export NAME=value` lines
+    python scripts/services.py start --rabbitmq-cluster 3   # and a 3-node RabbitMQ cluster
     python scripts/services.py stop --dir DIR
     python scripts/services.py run -- CMD ...       # start, run CMD with the URLs, stop
     python scripts/services.py start --redis-cluster  # also a 6-node Redis Cluster
@@ -464,6 +465,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also start a 6-node Redis Cluster (3 primaries, 3 replicas) in DIR/redis-cluster",
     )
+    p_start.add_argument(
+        "--rabbitmq-cluster",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also start an N-node RabbitMQ cluster (scripts/rabbitmq_cluster.py); exports "
+        "RELAYNA_TEST_RABBITMQ_CLUSTER_URL and _DIR",
+    )
     p_stop = sub.add_parser("stop", help="stop the services started in DIR")
     p_stop.add_argument("--dir", required=True, help="the directory `start` printed")
     p_run = sub.add_parser("run", help="start, run a command with the URLs exported, stop")
@@ -484,6 +493,17 @@ def main(argv: list[str] | None = None) -> int:
                     svc.stop()
                     raise
                 env.update(cluster.env())
+            if args.rabbitmq_cluster:
+                from rabbitmq_cluster import RabbitCluster
+
+                try:
+                    rabbit = RabbitCluster.start(
+                        args.rabbitmq_cluster, str(Path(svc.directory) / "rabbitmq-cluster")
+                    )
+                except BaseException:
+                    svc.stop()
+                    raise
+                env.update(rabbit.env())
             lines = "".join(f"export {k}={v}\n" for k, v in env.items())
             (Path(svc.directory) / "env.sh").write_text(lines)
             print(lines, end="")
@@ -492,6 +512,10 @@ def main(argv: list[str] | None = None) -> int:
             cluster_dir = Path(args.dir) / "redis-cluster"
             if (cluster_dir / "redis-cluster.json").exists():
                 RedisCluster.load(str(cluster_dir)).stop()
+            if (Path(args.dir) / "rabbitmq-cluster" / "cluster.json").exists():
+                from rabbitmq_cluster import RabbitCluster
+
+                RabbitCluster.load(str(Path(args.dir) / "rabbitmq-cluster")).stop()
             Services.load(args.dir).stop()
             return 0
         command = (

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+from rabbitmq_cluster import RabbitCluster
 from redis_cluster import RedisCluster
 from services import Services
 
@@ -92,6 +93,23 @@ def redis_cluster() -> Iterator[RedisCluster]:
         return
     cluster = RedisCluster.start()
     os.environ.update(cluster.env())
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def rabbit_cluster() -> Iterator[RabbitCluster]:
+    """A 3-node RabbitMQ cluster (scripts/rabbitmq_cluster.py), started on first
+    use (about a minute on a busy 2-core box) and shared by the session; only
+    slow-tier tests use it. ``services.py start --rabbitmq-cluster 3`` exports
+    ``RELAYNA_TEST_RABBITMQ_CLUSTER_DIR`` to reuse one."""
+    directory = os.environ.get("RELAYNA_TEST_RABBITMQ_CLUSTER_DIR")
+    if directory:
+        yield RabbitCluster.load(directory)
+        return
+    cluster = RabbitCluster.start(3)
     try:
         yield cluster
     finally:

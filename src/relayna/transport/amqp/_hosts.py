@@ -108,6 +108,10 @@ class FailureMemory:
     def succeeded(self, address: Address) -> None:
         self._failed.pop(address, None)
 
+    def clear(self) -> None:
+        """Forget every failure (every node is tried in the URL's order again)."""
+        self._failed.clear()
+
     def recent(self, hosts: Iterable[Address]) -> dict[Address, float]:
         now = time.monotonic()
         return {
