@@ -1,8 +1,9 @@
 """The broker conformance suite over every adapter x async backend.
 
 ``memory`` runs on asyncio and trio; the native ``amqp`` adapter (both
-backends) and ``aiormq`` (asyncio only) against the real RabbitMQ, once
-their modules exist.
+backends) and ``aiormq`` (asyncio only) against the real RabbitMQ node,
+and both again against a 3-node cluster through a URL naming every node
+(slow tier).
 """
 
 from __future__ import annotations
@@ -20,12 +21,18 @@ pytestmark = pytest.mark.anyio
 
 
 # aiormq is asyncio-only: its trio combination is not generated (never skipped).
+_CLUSTER = (pytest.mark.rabbitmq, pytest.mark.slow_tier)
 _COMBOS = [
     pytest.param("memory", "asyncio", id="memory-asyncio"),
     pytest.param("memory", "trio", id="memory-trio"),
     pytest.param("amqp", "asyncio", id="amqp-asyncio", marks=pytest.mark.rabbitmq),
     pytest.param("amqp", "trio", id="amqp-trio", marks=pytest.mark.rabbitmq),
     pytest.param("aiormq", "asyncio", id="aiormq-asyncio", marks=pytest.mark.rabbitmq),
+    # a 3-node RabbitMQ cluster through a URL naming every node (slow tier: the
+    # cluster takes about a minute to start)
+    pytest.param("cluster-amqp", "asyncio", id="cluster-amqp-asyncio", marks=_CLUSTER),
+    pytest.param("cluster-amqp", "trio", id="cluster-amqp-trio", marks=_CLUSTER),
+    pytest.param("cluster-aiormq", "asyncio", id="cluster-aiormq-asyncio", marks=_CLUSTER),
 ]
 
 CAPABILITIES = BrokerCapabilities()
@@ -38,7 +45,12 @@ def _opener(
 
     if adapter == "memory":
         return lambda: open_broker("memory://")
-    url = str(request.getfixturevalue("amqp_url"))
+    if adapter.startswith("cluster-"):
+        # shuffled: a check's connections land on different nodes
+        url = request.getfixturevalue("rabbit_cluster").amqp_url + "?host_order=shuffle"
+        adapter = adapter.removeprefix("cluster-")
+    else:
+        url = str(request.getfixturevalue("amqp_url"))
     if adapter == "aiormq":
         return lambda: open_broker(url, adapter="aiormq")
     return lambda: open_broker(url)
