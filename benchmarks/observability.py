@@ -44,6 +44,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -347,18 +348,18 @@ async def _feed(redis: str, requests: int) -> None:
                 start = time.perf_counter()
                 await client.get("/bare")
                 bare_ms.append((time.perf_counter() - start) * 1000)
-        read_ms: list[float] = []
-        for _ in range(requests):
-            after = f"{epoch}-{random.randint(1, 49_800)}"
-            start = time.perf_counter()
-            await feed.read(after, 100)
-            read_ms.append((time.perf_counter() - start) * 1000)
-        json_ms: list[float] = []
-        for _ in range(requests):
-            after = f"{epoch}-{random.randint(1, 49_800)}"
-            start = time.perf_counter()
-            await feed.read_json(after, 100)
-            json_ms.append((time.perf_counter() - start) * 1000)
+
+        async def in_process(read: Callable[[str, int], Awaitable[object]]) -> list[float]:
+            samples: list[float] = []
+            for _ in range(requests):
+                after = f"{epoch}-{random.randint(1, 49_800)}"
+                start = time.perf_counter()
+                await read(after, 100)
+                samples.append((time.perf_counter() - start) * 1000)
+            return samples
+
+        read_ms = await in_process(feed.read)
+        json_ms = await in_process(feed.read_json)
         raw_ms: list[float] = []
         for _ in range(requests):
             first = random.randint(0, 49_800)
