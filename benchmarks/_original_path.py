@@ -60,10 +60,20 @@ async def _store(redis: Any, prefix: str, event: dict[str, Any]) -> bool:
 
 
 async def _hub(
-    queue: Any, redis: Any, prefix: str, on_stored: Callable[[], None] | None = None
+    queue: Any,
+    redis: Any,
+    prefix: str,
+    on_stored: Callable[[], None] | None = None,
+    *,
+    offset: str = "last",
 ) -> None:
     """The original's hub; ``on_stored`` is called after each event stored (not
-    for duplicates): the end-to-end benchmark's clock."""
+    for duplicates): the end-to-end benchmark's clock.
+
+    ``offset`` is the original's ``last`` by default; a benchmark that starts
+    the hub next to the producers passes ``first`` on its fresh stream, or the
+    events written before the consumer attached (outside the last chunk) are
+    never read and the run waits forever."""
     locks: dict[str, asyncio.Lock] = {}
     running: set[asyncio.Task[None]] = set()
 
@@ -77,7 +87,7 @@ async def _hub(
         if stored and on_stored is not None:
             on_stored()
 
-    async with queue.iterator(arguments={"x-stream-offset": "last"}) as messages:
+    async with queue.iterator(arguments={"x-stream-offset": offset}) as messages:
         async for message in messages:
             task = asyncio.create_task(handle(message))
             running.add(task)

@@ -55,6 +55,7 @@ from benchmarks._rounds import rotated
 ROOT = Path(__file__).resolve().parents[1]
 PREFETCH = 32
 KINDS = ("relayna/asyncio", "relayna/trio", "original/asyncio")
+CHILD_TIMEOUT = 300.0  # one round is seconds; a lost event must end the run, not hang it
 
 
 async def _relayna_round(amqp: str, redis: str, tasks: int) -> float:
@@ -210,7 +211,7 @@ async def _original_round(amqp: str, redis_url: str, tasks: int) -> float:
                     job.add_done_callback(running.discard)
 
         started = time.perf_counter()
-        hub = asyncio.create_task(original_hub(stream, redis, prefix, on_stored))
+        hub = asyncio.create_task(original_hub(stream, redis, prefix, on_stored, offset="first"))
         consumer = asyncio.create_task(worker())
         await done.wait()
         elapsed = time.perf_counter() - started
@@ -252,7 +253,7 @@ def main(argv: list[str]) -> int:
             out = subprocess.run(
                 [sys.executable, "-m", "benchmarks.e2e", "--child", kind, amqp, redis,
                  str(args.tasks)],
-                cwd=ROOT, capture_output=True, text=True, check=True,
+                cwd=ROOT, capture_output=True, text=True, check=True, timeout=CHILD_TIMEOUT,
             )  # fmt: skip
             rates[kind].append(json.loads(out.stdout.strip().splitlines()[-1])["rate"])
             print(f"  round {r + 1} {kind:<18} {rates[kind][-1]:8.0f} tasks/s", flush=True)
