@@ -3,7 +3,6 @@ redis-server's CLUSTER KEYSLOT; hash_tag and the cluster prefix rule."""
 
 from __future__ import annotations
 
-import socket
 import tempfile
 from collections.abc import Iterator
 
@@ -11,6 +10,7 @@ import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from services import free_port  # scripts/ is on sys.path (tests/conftest.py)
 
 from _redis_server import redis_server
 from relayna._validators import check_cluster_prefix
@@ -59,21 +59,21 @@ def test_cluster_prefix() -> None:
             check_cluster_prefix(bad)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def cluster_node() -> Iterator[redis.Redis]:
     """One redis-server in cluster mode: CLUSTER KEYSLOT needs cluster mode
-    (it is answered without slots assigned)."""
-    port = _free_port()
+    (it is answered without slots assigned). Its cluster bus gets its own free
+    port (the default, port + 10000, may be taken or past 65535)."""
+    port = free_port()
+    bus = free_port()
+    while bus == port:
+        bus = free_port()
     with tempfile.TemporaryDirectory(prefix="redis-cluster-node-") as d:
         with redis_server(
             "--cluster-enabled",
             "yes",
+            "--cluster-port",
+            str(bus),
             "--cluster-config-file",
             f"{d}/nodes.conf",
             port=port,
