@@ -49,6 +49,7 @@ from relayna.consumer._dlq import (
     jsonable_headers,
     make_dlq_record,
 )
+from relayna.consumer._group_commit import GroupCommit
 from relayna.consumer._heartbeat import (
     HeartbeatSnapshot,
     WorkerHeartbeat,
@@ -71,6 +72,7 @@ __all__ = [
     # building blocks of other runtimes (relayna.workflow)
     "CancellableConsumer",
     "ConsumerBase",
+    "GroupCommit",
     "HandlerT",
     "InboundWorkflow",
     "LeaseLost",

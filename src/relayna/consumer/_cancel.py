@@ -37,20 +37,20 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import anyio
 import attrs
 from anyio import CancelScope
 from anyio.abc import TaskStatus
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from relayna.errors import RelaynaError, StoreError
+from relayna.errors import StoreError
 from relayna.rabbitmq import CancelStore, ControlMessage, GateResult, Step, declare_control
 from relayna.transport import BindingSpec, Broker, QueueSpec
 
 from ._context import TaskContext
+from ._group_commit import GroupCommit
 
 __all__ = ["InFlight", "Running", "StepBatcher", "run_control_listener"]
 
@@ -195,96 +195,12 @@ async def run_control_listener(
 
 
 @attrs.define(eq=False)
-class _Job:
-    step: Step
-    done: anyio.Event = attrs.field(factory=anyio.Event)
-    result: GateResult | None = None
-    error: Exception | None = None
-
-    def fail(self, error: Exception) -> None:
-        if not self.done.is_set():
-            self.error = error
-            self.done.set()
-
-
-@attrs.define(eq=False)
-class StepBatcher:
-    """Group commit of the store steps of one worker's deliveries.
-
-    :meth:`run` (in the session's task group) owns ``executors`` tasks; each
-    takes every step waiting (up to ``max_batch``) and runs them in one
-    :meth:`~relayna.rabbitmq.CancelStore.steps` call. While one call is in
-    flight, the next batch gathers. Without a running batcher, :meth:`step`
-    calls the store directly.
-    """
+class StepBatcher(GroupCommit[Step, GateResult]):
+    """Group commit of the cancellation steps of one worker's deliveries: one
+    :meth:`~relayna.rabbitmq.CancelStore.steps` call per batch (see
+    :class:`GroupCommit`)."""
 
     cancels: CancelStore
-    max_batch: int = 64
-    executors: int = 2
-    buffer: int = 1024
-    #: Store calls made, and steps they carried (steps / calls = mean batch size).
-    calls: int = 0
-    steps: int = 0
-    _send: MemoryObjectSendStream[_Job] | None = attrs.field(init=False, default=None)
 
-    async def step(self, step: Step) -> GateResult:
-        """Run ``step`` with whatever else is waiting.
-
-        Raises:
-            StoreError: the store call failed (or the batcher stopped).
-        """
-        if self._send is None:
-            self.calls += 1
-            self.steps += 1
-            return (await self.cancels.steps([step]))[0]
-        job = _Job(step)
-        await self._send.send(job)
-        await job.done.wait()
-        if job.error is not None:
-            raise job.error
-        assert job.result is not None
-        return job.result
-
-    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Serve :meth:`step` until cancelled; waiting steps then fail with StoreError."""
-        send, receive = anyio.create_memory_object_stream[_Job](self.buffer)
-        self._send = send
-        try:
-            async with anyio.create_task_group() as tg:
-                for _ in range(self.executors):
-                    tg.start_soon(self._execute, receive.clone())
-                task_status.started()
-        finally:
-            self._send = None
-            stopped = StoreError("the worker's store step batcher stopped")
-            while True:
-                try:
-                    receive.receive_nowait().fail(stopped)
-                except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
-                    break
-            send.close()
-            receive.close()
-
-    async def _execute(self, receive: MemoryObjectReceiveStream[_Job]) -> None:
-        async with receive:
-            async for first in receive:
-                jobs = [first]
-                while len(jobs) < self.max_batch:
-                    try:
-                        jobs.append(receive.receive_nowait())
-                    except anyio.WouldBlock:
-                        break
-                try:
-                    self.calls += 1
-                    self.steps += len(jobs)
-                    results = await self.cancels.steps([job.step for job in jobs])
-                except RelaynaError as exc:  # the callers raise it (StoreError, ScriptError)
-                    for job in jobs:
-                        job.fail(exc)
-                else:
-                    for job, result in zip(jobs, results, strict=True):
-                        job.result = result
-                        job.done.set()
-                finally:
-                    for job in jobs:  # cancelled mid-call: nobody waits forever
-                        job.fail(StoreError("the worker's store step batcher stopped"))
+    async def call(self, items: Sequence[Step]) -> Sequence[GateResult | Exception]:
+        return await self.cancels.steps(items)
