@@ -80,7 +80,12 @@ __all__ = [
 
 #: The store scripts behind run state, guards, joins and replay were exported
 #: here; they are details of WorkflowStore (and WorkflowRuns), which run them.
+#: (STAGE_STEPS_SCRIPT came later and never was.)
 __getattr__ = moved_names(
     __name__,
-    {name: (f"relayna.workflow._scripts:{name}", "use WorkflowStore") for name in _scripts.__all__},
+    {
+        name: (f"relayna.workflow._scripts:{name}", "use WorkflowStore")
+        for name in _scripts.__all__
+        if name != "STAGE_STEPS_SCRIPT"
+    },
 )

@@ -58,13 +58,14 @@ from relayna.rabbitmq import RelaynaClient, WorkflowTopology
 from relayna.topology import WorkflowStage, validate_workflow_inbound
 from relayna.transport import Delivery
 
+from ._batch import StageStepBatcher
 from ._context import WorkflowContext
 from ._dedup import dedup_signature
 from ._gate import stop_before_entry
 from ._join import arrive
 from ._keeper import GuardKeeper
 from ._stage_run import RUN, StageRunner
-from ._store import WorkflowStore, lineage_of
+from ._store import Entry, WorkflowStore, lineage_of
 
 __all__ = ["WorkflowConsumer", "effective_retry_policy"]
 
@@ -131,23 +132,28 @@ class WorkflowConsumer(StageRunner):
         super().__attrs_post_init__()
         if self.store is not None:
             self._workflow = WorkflowStore(self.store, self.state)
+            self._batcher = StageStepBatcher(self._workflow)
         self._keeper = GuardKeeper(self.lease_policy)
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """As :meth:`TaskConsumer.run <relayna.consumer.TaskConsumer.run>`; with a
         store, one :class:`GuardKeeper` renews the in-flight guards of all the
-        running handlers, shielded until the drain is over."""
+        running handlers and one :class:`StageStepBatcher` runs the deliveries'
+        store steps, both shielded until the drain is over."""
         if self._workflow is None:
             await super().run(task_status=task_status)
             return
         keeper_scope = anyio.CancelScope(shield=True)
 
-        async def keep() -> None:
+        async def keep(*, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
             with keeper_scope:
-                await self._keeper.run()
+                async with anyio.create_task_group() as companions:
+                    await companions.start(self._batcher.run)
+                    task_status.started()
+                    await self._keeper.run()
 
         async with anyio.create_task_group() as tg:
-            tg.start_soon(keep)
+            await tg.start(keep)
             try:
                 await super().run(task_status=task_status)
             finally:
@@ -240,17 +246,20 @@ class WorkflowConsumer(StageRunner):
         guard = f"sig:{signature}" if signature else f"msg:{message.message_id}"
         owner = uuid.uuid4().hex
         if self._workflow is not None:
-            entry = await self._workflow.enter(
-                task_id=message.task_id,
-                stage=self.stage,
-                message_id=message.message_id,
-                guard=guard,
-                owner=owner,
-                guard_ttl_ms=self.lease_policy.ttl_ms,
-                envelope=delivery.body,
-                lineage=lineage_of(message),
-                dedup_signature=signature,
+            entry = await self._batcher.step(
+                self._workflow.enter_step(
+                    task_id=message.task_id,
+                    stage=self.stage,
+                    message_id=message.message_id,
+                    guard=guard,
+                    owner=owner,
+                    guard_ttl_ms=self.lease_policy.ttl_ms,
+                    envelope=delivery.body,
+                    lineage=lineage_of(message),
+                    dedup_signature=signature,
+                )
             )
+            assert isinstance(entry, Entry)
             if entry.verdict == "duplicate":
                 key = signature if entry.detail == "dedup" else message.message_id
                 await self.ack_duplicate(delivery, common, f"{self.stage}:{key}")

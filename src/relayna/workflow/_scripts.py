@@ -28,8 +28,13 @@ a join and, when the last expected branch is in, claims the join's guard and
 returns every branch; :data:`STAGE_SETTLE_SCRIPT` runs after it (completion
 markers, hand-offs marked queued, or the failure, and the guard released) in
 the same step; it answers 0 when the guard was no longer this worker's (it
-expired and another worker took the message over: both may have run it). Timestamps are the caller's wall clock in ms (``ARGV``), so
-workers need synchronised clocks (NTP) for guard expiry across hosts.
+expired and another worker took the message over: both may have run it).
+:data:`STAGE_STEPS_SCRIPT` runs any number of enter and settle steps (of a
+consumer's concurrent deliveries) in one call, each as atomic as alone, in
+order (:class:`~relayna.workflow._batch.StageStepBatcher`); the enter and
+settle bodies are the same Lua functions in both forms. Timestamps are the
+caller's wall clock in ms (``ARGV``), so workers need synchronised clocks
+(NTP) for guard expiry across hosts.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ __all__ = [
     "RUN_REPLAY_SCRIPT",
     "STAGE_ENTER_SCRIPT",
     "STAGE_SETTLE_SCRIPT",
+    "STAGE_STEPS_SCRIPT",
 ]
 
 #: Shared helpers: JSON records in the run hash, guards in the in-flight hash.
@@ -125,42 +131,52 @@ local function wf_lineage(run, mid, raw, state, now)
 end
 """
 
+#: Before a handler: ``wf_enter(K, A)`` with K = run, inflight, dedup marker and
+#: A = stage, message_id, guard field, owner, now_ms, guard_ttl_ms, run_ttl_ms,
+#: envelope, lineage json, check marker ('1'/'0'). Returns ``(reply, nil)`` or
+#: ``(nil, wrongtype error text)`` (nothing written then).
+_ENTER_FN = """
+local function wf_enter(K, A)
+  for i, kind in ipairs({'hash', 'hash', 'string'}) do
+    local bad = wf_check(K[i], kind)
+    if bad then return nil, bad.err end
+  end
+  local stage, mid, guard, owner = A[1], A[2], A[3], A[4]
+  local now, guard_ttl = tonumber(A[5]), tonumber(A[6])
+  if redis.call('HEXISTS', K[1], 'd:' .. stage .. ':' .. mid) == 1 then
+    return {'duplicate', 'message'}
+  end
+  if A[10] == '1' and redis.call('EXISTS', K[3]) == 1 then
+    return {'duplicate', 'dedup'}
+  end
+  if not wf_guard_free(K[2], guard, owner, now) then
+    return {'busy', guard}
+  end
+  wf_guard_take(K[2], guard, owner, now, guard_ttl)
+  local rec = wf_stage(K[1], stage, now)
+  rec.status = 'running'
+  rec.attempts = (tonumber(rec.attempts) or 0) + 1
+  rec.deliveries = (tonumber(rec.deliveries) or 0) + 1
+  rec.last_message_id = mid
+  rec.started_at = now
+  wf_unqueue(rec, mid)
+  wf_save(K[1], 's:' .. stage, rec)
+  redis.call('HSET', K[1], 'm:' .. stage, A[8])
+  wf_lineage(K[1], mid, A[9], 'received', now)
+  local r = wf_run(K[1], now)
+  wf_save(K[1], 'run', r)
+  redis.call('PEXPIRE', K[1], tonumber(A[7]))
+  return {'go', tostring(rec.attempts)}
+end
+"""
+
 _ENTER_LUA = (
     _PRELUDE
+    + _ENTER_FN
     + """
--- KEYS: run, inflight, dedup marker
--- ARGV: stage, message_id, guard field, owner, now_ms, guard_ttl_ms, run_ttl_ms,
---       envelope, lineage json, check marker ('1'/'0')
-for i, kind in ipairs({'hash', 'hash', 'string'}) do
-  local bad = wf_check(KEYS[i], kind)
-  if bad then return bad end
-end
-local stage, mid, guard, owner = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local now, guard_ttl = tonumber(ARGV[5]), tonumber(ARGV[6])
-if redis.call('HEXISTS', KEYS[1], 'd:' .. stage .. ':' .. mid) == 1 then
-  return {'duplicate', 'message'}
-end
-if ARGV[10] == '1' and redis.call('EXISTS', KEYS[3]) == 1 then
-  return {'duplicate', 'dedup'}
-end
-if not wf_guard_free(KEYS[2], guard, owner, now) then
-  return {'busy', guard}
-end
-wf_guard_take(KEYS[2], guard, owner, now, guard_ttl)
-local rec = wf_stage(KEYS[1], stage, now)
-rec.status = 'running'
-rec.attempts = (tonumber(rec.attempts) or 0) + 1
-rec.deliveries = (tonumber(rec.deliveries) or 0) + 1
-rec.last_message_id = mid
-rec.started_at = now
-wf_unqueue(rec, mid)
-wf_save(KEYS[1], 's:' .. stage, rec)
-redis.call('HSET', KEYS[1], 'm:' .. stage, ARGV[8])
-wf_lineage(KEYS[1], mid, ARGV[9], 'received', now)
-local r = wf_run(KEYS[1], now)
-wf_save(KEYS[1], 'run', r)
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[7]))
-return {'go', tostring(rec.attempts)}
+local reply, bad = wf_enter(KEYS, ARGV)
+if bad then return redis.error_reply(bad) end
+return reply
 """
 )
 
@@ -250,78 +266,127 @@ return out
 """
 )
 
-_SETTLE_LUA = (
-    _PRELUDE
-    + """
--- KEYS: run, inflight, dedup marker, fan-in
--- ARGV: verb (complete/fail), stage, message_id, guard field, owner, now_ms,
---       run_ttl_ms, dedup_ttl_ms (0: no marker), failure status, error json,
---       hand-offs json [[target, message_id, lineage json]...], terminal ('1'/'0'),
---       join done ('1'/'0')
-for i, kind in ipairs({'hash', 'hash', 'string', 'hash'}) do
-  local bad = wf_check(KEYS[i], kind)
-  if bad then return bad end
-end
-local verb, stage, mid, owner = ARGV[1], ARGV[2], ARGV[3], ARGV[5]
-local now = tonumber(ARGV[6])
-local held = wf_guard_drop(KEYS[2], ARGV[4], owner)
-local rec = wf_stage(KEYS[1], stage, now)
-local r = wf_run(KEYS[1], now)
-if verb == 'complete' then
-  redis.call('HSET', KEYS[1], 'd:' .. stage .. ':' .. mid, '1')
-  local dedup_ttl = tonumber(ARGV[8]) or 0
-  if dedup_ttl > 0 then redis.call('SET', KEYS[3], '1', 'PX', dedup_ttl) end
-  if ARGV[13] == '1' then
-    redis.call('HSET', KEYS[4], 'done', string.format('%d', now))
+#: After a handler: ``wf_settle(K, A)`` with K = run, inflight, dedup marker, fan-in
+#: and A = verb (complete/fail), stage, message_id, guard field, owner, now_ms,
+#: run_ttl_ms, dedup_ttl_ms (0: no marker), failure status, error json,
+#: hand-offs json [[target, message_id, lineage json]...], terminal ('1'/'0'),
+#: join done ('1'/'0'). Returns ``(1 or 0, nil)`` (1: the guard was still the
+#: owner's) or ``(nil, wrongtype error text)`` (nothing written then).
+_SETTLE_FN = """
+local function wf_settle(K, A)
+  for i, kind in ipairs({'hash', 'hash', 'string', 'hash'}) do
+    local bad = wf_check(K[i], kind)
+    if bad then return nil, bad.err end
   end
-  rec.status = 'completed'
-  rec.completed_at = now
-  rec.last_error = nil
-  local ok, handoffs = pcall(cjson.decode, ARGV[11])
-  if ok and type(handoffs) == 'table' then
-    for _, h in ipairs(handoffs) do
-      local target, hmid = h[1], h[2]
-      -- the hand-off was confirmed before this script: its target may have
-      -- received it (and even settled it) already; then nothing is queued
-      if not wf_received(KEYS[1], hmid) then
-        if target == stage then
-          local q = rec.queued
-          if type(q) ~= 'table' then q = {} end
-          if #q < 64 then q[#q + 1] = hmid end
-          rec.queued = q
-          rec.status = 'queued'
-        else
-          local t = wf_stage(KEYS[1], target, now)
-          if t.status ~= 'running' and t.status ~= 'waiting' then t.status = 'queued' end
-          local q = t.queued
-          if type(q) ~= 'table' then q = {} end
-          if #q < 64 then q[#q + 1] = hmid end
-          t.queued = q
-          wf_save(KEYS[1], 's:' .. target, t)
+  local verb, stage, mid, owner = A[1], A[2], A[3], A[5]
+  local now = tonumber(A[6])
+  local held = wf_guard_drop(K[2], A[4], owner)
+  local rec = wf_stage(K[1], stage, now)
+  local r = wf_run(K[1], now)
+  if verb == 'complete' then
+    redis.call('HSET', K[1], 'd:' .. stage .. ':' .. mid, '1')
+    local dedup_ttl = tonumber(A[8]) or 0
+    if dedup_ttl > 0 then redis.call('SET', K[3], '1', 'PX', dedup_ttl) end
+    if A[13] == '1' then
+      redis.call('HSET', K[4], 'done', string.format('%d', now))
+    end
+    rec.status = 'completed'
+    rec.completed_at = now
+    rec.last_error = nil
+    local ok, handoffs = pcall(cjson.decode, A[11])
+    if ok and type(handoffs) == 'table' then
+      for _, h in ipairs(handoffs) do
+        local target, hmid = h[1], h[2]
+        -- the hand-off was confirmed before this script: its target may have
+        -- received it (and even settled it) already; then nothing is queued
+        if not wf_received(K[1], hmid) then
+          if target == stage then
+            local q = rec.queued
+            if type(q) ~= 'table' then q = {} end
+            if #q < 64 then q[#q + 1] = hmid end
+            rec.queued = q
+            rec.status = 'queued'
+          else
+            local t = wf_stage(K[1], target, now)
+            if t.status ~= 'running' and t.status ~= 'waiting' then t.status = 'queued' end
+            local q = t.queued
+            if type(q) ~= 'table' then q = {} end
+            if #q < 64 then q[#q + 1] = hmid end
+            t.queued = q
+            wf_save(K[1], 's:' .. target, t)
+          end
+          wf_lineage(K[1], hmid, h[3], 'published', now)
         end
-        wf_lineage(KEYS[1], hmid, h[3], 'published', now)
       end
     end
+    if A[12] == '1' then
+      r.terminal = true
+      r.terminal_stage = stage
+      r.completed_at = now
+    end
+  else
+    rec.status = A[9]
+    local ok, err = pcall(cjson.decode, A[10])
+    if ok and type(err) == 'table' then
+      err.at = now
+      err.stage = stage
+      rec.last_error = err
+      r.last_error = err
+    end
   end
-  if ARGV[12] == '1' then
-    r.terminal = true
-    r.terminal_stage = stage
-    r.completed_at = now
+  wf_save(K[1], 's:' .. stage, rec)
+  wf_save(K[1], 'run', r)
+  redis.call('PEXPIRE', K[1], tonumber(A[7]))
+  return held
+end
+"""
+
+_SETTLE_LUA = (
+    _PRELUDE
+    + _SETTLE_FN
+    + """
+local held, bad = wf_settle(KEYS, ARGV)
+if bad then return redis.error_reply(bad) end
+return held
+"""
+)
+
+#: Several enter and settle steps (of concurrent deliveries) in one call, each as
+#: atomic as alone and run in order. Per step: 4 KEYS (run, inflight, dedup
+#: marker, fan-in; enter ignores the 4th) and ARGV ``verb, argc, args...``
+#: (verb ``enter`` or ``settle``). Reply: two items per step, ``verdict,
+#: detail`` for enter, ``held`` ('1'/'0'), '' for settle, ``'error', text``
+#: for a step refused by a key of the wrong type (that step wrote nothing).
+_STEPS_LUA = (
+    _PRELUDE
+    + _ENTER_FN
+    + _SETTLE_FN
+    + """
+local out, a = {}, 1
+for i = 0, math.floor(#KEYS / 4) - 1 do
+  local verb, argc = ARGV[a], tonumber(ARGV[a + 1])
+  local args = {}
+  for j = 1, argc do args[j] = ARGV[a + 1 + j] end
+  a = a + 2 + argc
+  local keys = {KEYS[i * 4 + 1], KEYS[i * 4 + 2], KEYS[i * 4 + 3], KEYS[i * 4 + 4]}
+  local reply, bad
+  if verb == 'enter' then
+    reply, bad = wf_enter(keys, args)
+  else
+    reply, bad = wf_settle(keys, args)
   end
-else
-  rec.status = ARGV[9]
-  local ok, err = pcall(cjson.decode, ARGV[10])
-  if ok and type(err) == 'table' then
-    err.at = now
-    err.stage = stage
-    rec.last_error = err
-    r.last_error = err
+  if bad then
+    out[#out + 1] = 'error'
+    out[#out + 1] = bad
+  elseif verb == 'enter' then
+    out[#out + 1] = reply[1]
+    out[#out + 1] = reply[2]
+  else
+    out[#out + 1] = tostring(reply)
+    out[#out + 1] = ''
   end
 end
-wf_save(KEYS[1], 's:' .. stage, rec)
-wf_save(KEYS[1], 'run', r)
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[7]))
-return held
+return out
 """
 )
 
@@ -405,6 +470,7 @@ return 1
 STAGE_ENTER_SCRIPT = Script(name="relayna.workflow.stage_enter", lua=_ENTER_LUA)
 FANIN_ARRIVE_SCRIPT = Script(name="relayna.workflow.fanin_arrive", lua=_FANIN_LUA)
 STAGE_SETTLE_SCRIPT = Script(name="relayna.workflow.stage_settle", lua=_SETTLE_LUA)
+STAGE_STEPS_SCRIPT = Script(name="relayna.workflow.stage_steps", lua=_STEPS_LUA)
 GUARD_RENEW_SCRIPT = Script(name="relayna.workflow.guard_renew", lua=_RENEW_LUA)
 GUARD_RELEASE_SCRIPT = Script(name="relayna.workflow.guard_release", lua=_RELEASE_LUA)
 RUN_REPLAY_SCRIPT = Script(name="relayna.workflow.run_replay", lua=_REPLAY_LUA)

@@ -54,6 +54,7 @@ from relayna.observability import (
 from relayna.topology import WorkflowStage
 from relayna.transport import Delivery, Store
 
+from ._batch import StageStepBatcher
 from ._context import WorkflowContext
 from ._gate import info_of, stage_ending
 from ._keeper import GuardKeeper
@@ -92,6 +93,7 @@ class StageRunner(CancellableConsumer):
     _stage: WorkflowStage = attrs.field(init=False, default=None)
     _workflow: WorkflowStore | None = attrs.field(init=False, default=None)
     _keeper: GuardKeeper = attrs.field(init=False, default=None)
+    _batcher: StageStepBatcher = attrs.field(init=False, default=None)
 
     @property
     def workflow_store(self) -> WorkflowStore | None:
@@ -155,16 +157,20 @@ class StageRunner(CancellableConsumer):
                 decision = None
         if isinstance(outcome, Succeeded) and decision is None:
             if workflow is not None:
-                held = await workflow.complete(
-                    task_id=message.task_id,
-                    stage=self.stage,
-                    message_id=ctx.message_id,
-                    guard=guard,
-                    owner=owner,
-                    handoffs=[Handoff(m.stage, m.message_id, lineage_of(m)) for m in ctx.handoffs],
-                    terminal=self._stage.terminal,
-                    dedup_signature=signature,
-                    join=join,
+                held = await self._batcher.step(
+                    workflow.complete_step(
+                        task_id=message.task_id,
+                        stage=self.stage,
+                        message_id=ctx.message_id,
+                        guard=guard,
+                        owner=owner,
+                        handoffs=[
+                            Handoff(m.stage, m.message_id, lineage_of(m)) for m in ctx.handoffs
+                        ],
+                        terminal=self._stage.terminal,
+                        dedup_signature=signature,
+                        join=join,
+                    )
                 )
                 if not held:
                     logger.warning(
@@ -204,14 +210,16 @@ class StageRunner(CancellableConsumer):
         if isinstance(decision, Stop) and decision.status == "expired":
             error["reason"] = decision.reason  # deadline_exceeded, deadline_before_retry
         if workflow is not None:
-            await workflow.fail(
-                task_id=message.task_id,
-                stage=self.stage,
-                message_id=ctx.message_id,
-                guard=guard,
-                owner=owner,
-                status=_status_of(decision),
-                error=error,
+            await self._batcher.step(
+                workflow.fail_step(
+                    task_id=message.task_id,
+                    stage=self.stage,
+                    message_id=ctx.message_id,
+                    guard=guard,
+                    owner=owner,
+                    status=_status_of(decision),
+                    error=error,
+                )
             )
         failure = outcome if isinstance(outcome, Failed) else None
         await settler.settle(delivery, decision, info_of(inbound), failure=failure)

@@ -13,7 +13,7 @@ import orjson
 
 from relayna._validators import cluster_layout
 from relayna.contracts import WorkflowEnvelope, validate_identifier
-from relayna.errors import ConfigurationError
+from relayna.errors import ConfigurationError, ScriptError
 from relayna.transport import Store
 
 from ._scripts import (
@@ -24,6 +24,7 @@ from ._scripts import (
     RUN_REPLAY_SCRIPT,
     STAGE_ENTER_SCRIPT,
     STAGE_SETTLE_SCRIPT,
+    STAGE_STEPS_SCRIPT,
 )
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "Entry",
     "Guard",
     "Handoff",
+    "StageStep",
     "WorkflowKeys",
     "WorkflowStore",
     "WorkflowStoreConfig",
@@ -102,6 +104,16 @@ class WorkflowKeys:
 
 
 @attrs.frozen
+class StageStep:
+    """One enter or settle step for :meth:`WorkflowStore.steps` (4 keys: run,
+    in-flight, dedup marker, fan-in)."""
+
+    verb: str
+    keys: list[str]
+    args: list[Any]
+
+
+@attrs.frozen
 class Entry:
     """What :meth:`WorkflowStore.enter` decided: ``go`` (run the handler),
     ``duplicate`` (completed before: ack), ``busy`` (another worker runs it)."""
@@ -170,11 +182,35 @@ class WorkflowStore:
         lineage: Mapping[str, Any],
         dedup_signature: str | None = None,
     ) -> Entry:
-        keys = [
-            self.keys.run(task_id),
-            self.keys.inflight(stage, task_id),
-            self.keys.dedup(stage, task_id, dedup_signature or "-"),
-        ]
+        op = self.enter_step(
+            task_id=task_id,
+            stage=stage,
+            message_id=message_id,
+            guard=guard,
+            owner=owner,
+            guard_ttl_ms=guard_ttl_ms,
+            envelope=envelope,
+            lineage=lineage,
+            dedup_signature=dedup_signature,
+        )
+        reply: Any = await self.store.run_script(STAGE_ENTER_SCRIPT, op.keys[:3], op.args)
+        return Entry(_text(reply[0]), _text(reply[1]))
+
+    def enter_step(
+        self,
+        *,
+        task_id: str,
+        stage: str,
+        message_id: str,
+        guard: str,
+        owner: str,
+        guard_ttl_ms: int,
+        envelope: bytes,
+        lineage: Mapping[str, Any],
+        dedup_signature: str | None = None,
+    ) -> StageStep:
+        """:meth:`enter` as a step for :meth:`steps`."""
+        keys = self._step_keys(task_id, stage, dedup_signature)
         args: list[Any] = [
             stage,
             message_id,
@@ -187,8 +223,7 @@ class WorkflowStore:
             _lineage_json(lineage),
             "1" if dedup_signature else "0",
         ]
-        reply: Any = await self.store.run_script(STAGE_ENTER_SCRIPT, keys, args)
-        return Entry(_text(reply[0]), _text(reply[1]))
+        return StageStep("enter", keys, args)
 
     async def arrive(
         self,
@@ -246,10 +281,37 @@ class WorkflowStore:
         another worker may have run the message too); the completion is
         recorded all the same.
         """
+        op = self.complete_step(
+            task_id=task_id,
+            stage=stage,
+            message_id=message_id,
+            guard=guard,
+            owner=owner,
+            handoffs=handoffs,
+            terminal=terminal,
+            dedup_signature=dedup_signature,
+            join=join,
+        )
+        return await self._settle(op)
+
+    def complete_step(
+        self,
+        *,
+        task_id: str,
+        stage: str,
+        message_id: str,
+        guard: str,
+        owner: str,
+        handoffs: Sequence[Handoff] = (),
+        terminal: bool = False,
+        dedup_signature: str | None = None,
+        join: bool = False,
+    ) -> StageStep:
+        """:meth:`complete` as a step for :meth:`steps`."""
         payload = [[h.target, h.message_id, _lineage_json(h.lineage).decode()] for h in handoffs]
-        return await self._settle(
-            task_id,
-            stage,
+        return StageStep(
+            "settle",
+            self._step_keys(task_id, stage, dedup_signature),
             [
                 "complete",
                 stage,
@@ -265,7 +327,6 @@ class WorkflowStore:
                 "1" if terminal else "0",
                 "1" if join else "0",
             ],
-            dedup_signature,
         )
 
     async def fail(
@@ -280,9 +341,32 @@ class WorkflowStore:
         error: Mapping[str, Any],
     ) -> bool:
         """The attempt failed (``status``: retrying, dead_lettered, failed); guard released."""
-        return await self._settle(
-            task_id,
-            stage,
+        op = self.fail_step(
+            task_id=task_id,
+            stage=stage,
+            message_id=message_id,
+            guard=guard,
+            owner=owner,
+            status=status,
+            error=error,
+        )
+        return await self._settle(op)
+
+    def fail_step(
+        self,
+        *,
+        task_id: str,
+        stage: str,
+        message_id: str,
+        guard: str,
+        owner: str,
+        status: str,
+        error: Mapping[str, Any],
+    ) -> StageStep:
+        """:meth:`fail` as a step for :meth:`steps`."""
+        return StageStep(
+            "settle",
+            self._step_keys(task_id, stage, None),
             [
                 "fail",
                 stage,
@@ -298,20 +382,45 @@ class WorkflowStore:
                 "0",
                 "0",
             ],
-            None,
         )
 
-    async def _settle(
-        self, task_id: str, stage: str, args: list[Any], signature: str | None
-    ) -> bool:
-        keys = [
+    def _step_keys(self, task_id: str, stage: str, signature: str | None) -> list[str]:
+        return [
             self.keys.run(task_id),
             self.keys.inflight(stage, task_id),
             self.keys.dedup(stage, task_id, signature or "-"),
             self.keys.fanin(task_id, stage),
         ]
-        reply: Any = await self.store.run_script(STAGE_SETTLE_SCRIPT, keys, args)
+
+    async def _settle(self, op: StageStep) -> bool:
+        reply: Any = await self.store.run_script(STAGE_SETTLE_SCRIPT, op.keys, op.args)
         return int(reply) == 1
+
+    async def steps(self, ops: Sequence[StageStep]) -> list[Entry | bool | ScriptError]:
+        """Run enter and settle steps in one script call (one round trip), each atomic,
+        in order: an :class:`Entry` per enter step, ``held`` per settle step, or the
+        :class:`~relayna.errors.ScriptError` of a step refused for a key of the wrong
+        type (that step wrote nothing; the others ran).
+
+        Raises:
+            StoreError: the store failed (no step may have run, or all did).
+        """
+        keys: list[str] = []
+        args: list[Any] = []
+        for op in ops:
+            keys += op.keys
+            args += [op.verb, len(op.args), *op.args]
+        reply: Any = await self.store.run_script(STAGE_STEPS_SCRIPT, keys, args)
+        out: list[Entry | bool | ScriptError] = []
+        for op, i in zip(ops, range(0, len(reply), 2), strict=True):
+            verdict, detail = _text(reply[i]), _text(reply[i + 1])
+            if verdict == "error":
+                out.append(ScriptError(detail))
+            elif op.verb == "enter":
+                out.append(Entry(verdict, detail))
+            else:
+                out.append(verdict == "1")
+        return out
 
     async def replayed(
         self, *, task_id: str, stage: str, message_id: str, lineage: Mapping[str, Any], reason: str
