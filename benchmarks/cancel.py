@@ -13,9 +13,13 @@ confirmed status and is acked) with cancellation off (``cancels=None``) and
 on (``CancelStore`` in Redis, no cancel pending), with and without
 idempotency keys, in interleaved rounds; the ratio on/off is the cost. With
 cancellation on, every task runs the store's ``start`` step (merged with the
-idempotency check when there are keys) and its ``finish`` step.
+idempotency check when there are keys) and its ``finish`` step. Also printed:
+the worker process's CPU time per task (``cpu µs``, during the timed part),
+which varies much less than tasks/s on a shared machine; ``+µs`` is what
+cancellation adds per task. A round of the default 10,000 tasks takes a few
+seconds (1,000 is ~0.4 s: too short for a stable ratio).
 
-Usage: ``python -m benchmarks cancel [--cancels 1000] [--n 3000] [--repeat 3]``
+Usage: ``python -m benchmarks cancel [--cancels 1000] [--n 10000] [--repeat 5]``
 """
 
 from __future__ import annotations
@@ -136,7 +140,8 @@ async def _latency(broker_url: str, store_url: str, cancels_n: int) -> list[floa
 
 async def _throughput(
     broker_url: str, store_url: str, n: int, *, cancel_on: bool, idempotent: bool
-) -> float:
+) -> tuple[float, float]:
+    """Tasks/s and the worker's CPU seconds per task."""
     from relayna.consumer import Idempotency, TaskConsumer, TaskContext
     from relayna.contracts import TaskEnvelope
     from relayna.rabbitmq import CancelStore
@@ -165,20 +170,20 @@ async def _throughput(
             idempotency=Idempotency(store, prefix=f"bench-{tag}:idem") if idempotent else None,
         )
         async with anyio.create_task_group() as tg:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             await tg.start(consumer.run)
             await done.wait()
-            elapsed = time.perf_counter() - t0
+            elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
             tg.cancel_scope.cancel()
     await worker_bench._cleanup(broker_url, topology)
-    return n / elapsed
+    return n / elapsed, cpu / n
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks cancel")
     parser.add_argument("--cancels", type=int, default=1000, help="cancels per latency run")
-    parser.add_argument("--n", type=int, default=3000, help="tasks per throughput run")
-    parser.add_argument("--repeat", type=int, default=3, help="interleaved throughput rounds")
+    parser.add_argument("--n", type=int, default=10000, help="tasks per throughput run")
+    parser.add_argument("--repeat", type=int, default=5, help="interleaved throughput rounds")
     parser.add_argument(
         "--part", choices=["all", "latency", "throughput"], default="all", help="what to run"
     )
@@ -209,24 +214,30 @@ def _print_throughput(amqp: str, redis: str, n: int, repeat: int) -> None:
         f"\nworker throughput, {n} tasks (one confirmed status + ack each), prefetch 32, "
         f"RabbitMQ + Redis, median of {repeat} interleaved rounds; no cancel pending"
     )
-    print(f"{'backend':<8} {'idempotency':<12} {'off t/s':>9} {'on t/s':>9} {'on/off':>7}")
+    print(
+        f"{'backend':<8} {'idempotency':<12} {'off t/s':>9} {'on t/s':>9} {'on/off':>7} "
+        f"{'off cpu µs':>10} {'on cpu µs':>9} {'+µs':>5}"
+    )
     for backend in BACKENDS:
         for idempotent in (False, True):
-            off: list[float] = []
-            on: list[float] = []
+            off: list[tuple[float, float]] = []
+            on: list[tuple[float, float]] = []
             for r in range(repeat):
                 for cancel_on in (False, True) if r % 2 == 0 else (True, False):
-                    rate = anyio.run(
+                    result = anyio.run(
                         partial(
                             _throughput, amqp, redis, n, cancel_on=cancel_on,
                             idempotent=idempotent,
                         ),
                         backend=backend,
                     )  # fmt: skip
-                    (on if cancel_on else off).append(rate)
-            ratio = worker_bench._median([a / b for a, b in zip(on, off, strict=True)])
+                    (on if cancel_on else off).append(result)
+            med = worker_bench._median
+            ratio = med([a[0] / b[0] for a, b in zip(on, off, strict=True)])
+            off_cpu, on_cpu = med([c for _, c in off]) * 1e6, med([c for _, c in on]) * 1e6
             print(
-                f"{backend:<8} {'yes' if idempotent else 'no':<12} {worker_bench._median(off):>9.0f} "
-                f"{worker_bench._median(on):>9.0f} {ratio:>7.2f}",
+                f"{backend:<8} {'yes' if idempotent else 'no':<12} {med([r for r, _ in off]):>9.0f} "
+                f"{med([r for r, _ in on]):>9.0f} {ratio:>7.2f} {off_cpu:>10.0f} {on_cpu:>9.0f} "
+                f"{on_cpu - off_cpu:>5.0f}",
                 flush=True,
             )

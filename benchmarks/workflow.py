@@ -10,8 +10,10 @@
     contracts, no dedup, no run state. Same broker, same prefetch.
     Printed: runs/s (entry messages pre-published, timed from the start of
     the consumers to the last run's completion), per-hop latency p50 / p99
-    (a handler's publish to the next handler's start) and the ratio of
-    relayna's runs/s to the reference's. Target: >= 0.85x.
+    (a handler's publish to the next handler's start), the worker process's
+    CPU time per delivery in that time (``cpu µs``: it varies much less than
+    runs/s on a shared machine; Redis's and RabbitMQ's CPU are not in it) and
+    the ratio of relayna's runs/s to the reference's. Target: >= 0.85x.
 (b) A fan-in of 3 (split -> b0, b1, b2 -> join): joins/s over ``--joins``
     runs.
 
@@ -79,6 +81,7 @@ class Chain:
         self.done = 0
         self.finished = anyio.Event()
         self.hops: list[float] = []
+        self.cpu = 0.0
 
     def hop(self, sent_at: float) -> None:
         self.hops.append(time.time() - sent_at)
@@ -104,12 +107,13 @@ async def _publish_all(client: Any, entries: list[dict[str, Any]], stage: str) -
 
 
 async def _timed_workflow(runtime: Any, chain: Chain, broker: Any) -> float:
-    """Seconds from starting ``runtime`` to ``chain`` finished; then its queues are deleted."""
+    """Seconds from starting ``runtime`` to ``chain`` finished (its CPU seconds in
+    ``chain.cpu``); then its queues are deleted."""
     async with anyio.create_task_group() as tg:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         await tg.start(runtime.run)
         await chain.finished.wait()
-        elapsed = time.perf_counter() - t0
+        elapsed, chain.cpu = time.perf_counter() - t0, time.process_time() - c0
         tg.cancel_scope.cancel()
     topology = runtime.topology
     for stage in topology.stages:
@@ -187,7 +191,7 @@ async def _relayna_chain(amqp: str, redis: str, stages: int, n: int, prefetch: i
             },
         )
         elapsed = await _timed_workflow(runtime, chain, broker)
-    return n / elapsed, chain.hops
+    return n / elapsed, chain.hops, chain.cpu / (n * stages)
 
 
 async def _plain_chain(amqp: str, stages: int, n: int, prefetch: int) -> Any:
@@ -235,18 +239,18 @@ async def _plain_chain(amqp: str, stages: int, n: int, prefetch: int) -> Any:
             for i, t in enumerate(topologies)
         ]
         async with anyio.create_task_group() as tg:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for consumer in consumers:
                 await tg.start(consumer.run)
             await chain.finished.wait()
-            elapsed = time.perf_counter() - t0
+            elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
             tg.cancel_scope.cancel()
         for t in topologies:
             for suffix in ("", ".retry", ".dlq"):
                 await broker.delete_queue(t.tasks_queue + suffix)
         await broker.delete_queue(topologies[0].status_queue)
         await broker.delete_exchange(topologies[0].tasks_exchange)
-    return n / elapsed, chain.hops
+    return n / elapsed, chain.hops, cpu / (n * stages)
 
 
 async def _fan_in(amqp: str, redis: str, n: int, prefetch: int) -> float:
@@ -326,21 +330,24 @@ def main(argv: list[str]) -> int:
         )
         print(
             f"{'backend':<8} {'stages':>6} {'implementation':<16} {'runs/s':>8} "
-            f"{'hop p50 ms':>10} {'hop p99 ms':>10} {'ratio':>6}"
+            f"{'hop p50 ms':>10} {'hop p99 ms':>10} {'cpu µs':>7} {'ratio':>6}"
         )
         for backend in backends:
             for stages in (int(s) for s in args.stages.split(",")):
-                ref_rate, ref_hops = anyio.run(
+                ref_rate, ref_hops, ref_cpu = anyio.run(
                     _plain_chain, amqp, stages, args.n, args.prefetch, backend=backend
                 )
-                rate, hops = anyio.run(
+                rate, hops, cpu = anyio.run(
                     _relayna_chain, amqp, redis, stages, args.n, args.prefetch, backend=backend
                 )
-                for name, r, h in (("plain tasks", ref_rate, ref_hops), ("relayna", rate, hops)):
+                for name, r, h, c in (
+                    ("plain tasks", ref_rate, ref_hops, ref_cpu),
+                    ("relayna", rate, hops, cpu),
+                ):
                     print(
                         f"{backend:<8} {stages:>6} {name:<16} {r:>8.0f} "
                         f"{_pct(h, 0.5) * 1000:>10.1f} {_pct(h, 0.99) * 1000:>10.1f} "
-                        f"{r / ref_rate:>6.2f}",
+                        f"{c * 1e6:>7.0f} {r / ref_rate:>6.2f}",
                         flush=True,
                     )
             joins = anyio.run(_fan_in, amqp, redis, args.joins, args.prefetch, backend=backend)
