@@ -117,6 +117,21 @@ async def test_idempotency_is_checked_in_the_same_step(
         assert (await cancels.start("t5", idempotency_key=f"{key}-other")).state == "run"
 
 
+async def test_the_mark_step_makes_the_next_start_a_duplicate(
+    anyio_backend: str, cancels: CancelStore
+) -> None:
+    with anyio.fail_after(10):
+        key = f"{cancels.prefix}:idem:m"
+        assert (await cancels.start("t7", idempotency_key=key)).state == "run"
+        [marked] = await cancels.steps([cancels.mark_step("t7", key, 60_000)])
+        assert marked.state == "ok"
+        assert (await cancels.start("t7", idempotency_key=key)).state == "duplicate"
+        ttl = await cancels.store.ttl(key)
+        assert ttl is not None
+        assert 0 < ttl <= 60
+        assert await cancels.terminal("t7") is None  # it claims no ending
+
+
 @pytest.mark.parametrize("reason", ["x" * 501, "line\nbreak", "nul\x00", "\x7f"])
 async def test_bad_reasons_are_refused_before_the_store(
     anyio_backend: str, cancels: CancelStore, reason: str

@@ -64,6 +64,9 @@ class Idempotency:
         result: Any = await self.store.run_script(IDEMPOTENCY_SCRIPT, [key], ["check", "0"])
         return int(result) == 1
 
+    @property
+    def ttl_ms(self) -> int:
+        return max(1, int(self.ttl_seconds * 1000))
+
     async def mark_completed(self, key: str) -> None:
-        ttl_ms = max(1, int(self.ttl_seconds * 1000))
-        await self.store.run_script(IDEMPOTENCY_SCRIPT, [key], ["complete", str(ttl_ms)])
+        await self.store.run_script(IDEMPOTENCY_SCRIPT, [key], ["complete", str(self.ttl_ms)])

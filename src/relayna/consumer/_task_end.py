@@ -83,10 +83,20 @@ class TaskSettlement(CancellableConsumer):
             if prepared is not None:
                 await settler.publish_prepared(info, prepared)
             if key is not None and self.idempotency is not None:
-                await self.idempotency.mark_completed(key)
+                await self._mark(key, task.task_id)
         await settler.settle(
             delivery, decision, info, failure=outcome if isinstance(outcome, Failed) else None
         )
+
+    async def _mark(self, key: str, task_id: str) -> None:
+        """The idempotency mark; with ``cancels`` on the same store, a step of the
+        worker's batched store calls instead of a call of its own."""
+        assert self.idempotency is not None
+        cancels = self.cancels
+        if cancels is not None and cancels.store is self.idempotency.store:
+            await self._step(cancels, cancels.mark_step(task_id, key, self.idempotency.ttl_ms))
+        else:
+            await self.idempotency.mark_completed(key)
 
     def _refused(self, info: MessageInfo, exc: ContractError) -> Failed:
         reason = "result_too_large" if isinstance(exc, EnvelopeTooLarge) else "invalid_result"

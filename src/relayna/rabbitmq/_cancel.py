@@ -35,6 +35,9 @@ step          what it does, atomically
               the ending of an earlier run of the same id) → ``ok``
 ``end``       as ``finish``, but any ending already claimed → ``terminal``
               (several deliveries of one workflow run expiring report it once)
+``mark``      the idempotency key is done (``SET key done PX ttl``) → ``ok``: the
+              :class:`~relayna.consumer.Idempotency` mark of a completed task, in
+              the same batched call as other deliveries' steps
 ============  =====================================================================
 
 So a cancel that reaches the store before the worker's ``finish`` wins (the
@@ -103,6 +106,10 @@ _LUA = """
 local ttl = tonumber(ARGV[1])
 local function step(k, a)
   local kind, text, flag = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+  if kind == 'mark' then
+    redis.call('SET', KEYS[k + 6], 'done', 'PX', tonumber(text))
+    return {'ok', ''}
+  end
   local terminal = redis.call('GET', KEYS[k + 2])
   if kind == 'cancel' then
     if terminal then return {'terminal', terminal} end
@@ -411,6 +418,11 @@ class CancelStore:
     def finish_step(task_id: str, status: str, *, batch_id: str | None = None) -> Step:
         """The ``finish`` step claiming ``status`` (empty: a retry), for :meth:`steps`."""
         return ("finish", task_id, batch_id, None, status, "0")
+
+    @staticmethod
+    def mark_step(task_id: str, idempotency_key: str, ttl_ms: int) -> Step:
+        """The ``mark`` step: the idempotency key is done for ``ttl_ms``, for :meth:`steps`."""
+        return ("mark", task_id, None, idempotency_key, str(max(1, ttl_ms)), "0")
 
     @staticmethod
     def end_step(task_id: str, status: str) -> Step:

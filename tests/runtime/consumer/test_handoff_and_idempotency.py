@@ -26,7 +26,7 @@ from relayna.observability import (
     MemoryObservationCollector,
     Observation,
 )
-from relayna.rabbitmq import open_relayna_client
+from relayna.rabbitmq import CancelStore, open_relayna_client
 from relayna.transport import Broker, open_store
 
 pytestmark = pytest.mark.anyio
@@ -98,9 +98,12 @@ async def test_manual_retry_misuse_is_a_handler_failure(
     assert consumer.stats.handler_failures == 1
 
 
+@pytest.mark.parametrize("with_cancels", [False, True], ids=["alone", "with-cancels"])
 async def test_completed_idempotency_key_skips_the_handler(
-    broker: Broker, topology: Any, running: Any, until: Until
+    broker: Broker, topology: Any, running: Any, until: Until, with_cancels: bool
 ) -> None:
+    """With ``cancels`` the check is the start step and the mark a batched step of the
+    cancellation script; the key, its TTL and the outcome are the same."""
     calls: list[str] = []
 
     async def handler(task: TaskEnvelope, ctx: TaskContext) -> None:
@@ -118,6 +121,7 @@ async def test_completed_idempotency_key_skips_the_handler(
                 prefetch=1,
                 idempotency=Idempotency(store=store, ttl_seconds=60),
                 observation_sink=collector,
+                cancels=CancelStore(store, prefix="idem-cx") if with_cancels else None,
             )
             async with open_relayna_client(topology, broker) as client, running(consumer):
                 await client.publish_task({"task_id": "i-1"})
@@ -126,6 +130,9 @@ async def test_completed_idempotency_key_skips_the_handler(
                 await client.publish_task({"task_id": "i-3", "idempotency_key": "k-2"})
                 await until(lambda: consumer.stats.acked == 4)
             assert await store.get("relayna:idempotency:i-1") == b"done"
+            ttl = await store.ttl("relayna:idempotency:k-2")
+    assert ttl is not None
+    assert 0 < ttl <= 60
     assert calls == ["i-1", "i-2"]
     assert consumer.stats.duplicates_suppressed == 2
     assert len(collector.of_type(DuplicateSuppressed)) == 2
