@@ -170,15 +170,21 @@ local function wf_enter(K, A)
 end
 """
 
-_ENTER_LUA = (
-    _PRELUDE
-    + _ENTER_FN
-    + """
-local reply, bad = wf_enter(KEYS, ARGV)
+
+def _alone(function: str, name: str) -> str:
+    """A script running one step: the prelude, the step's function, and its call."""
+    return (
+        _PRELUDE
+        + function
+        + f"""
+local reply, bad = {name}(KEYS, ARGV)
 if bad then return redis.error_reply(bad) end
 return reply
 """
-)
+    )
+
+
+_ENTER_LUA = _alone(_ENTER_FN, "wf_enter")
 
 _FANIN_LUA = (
     _PRELUDE
@@ -341,15 +347,7 @@ local function wf_settle(K, A)
 end
 """
 
-_SETTLE_LUA = (
-    _PRELUDE
-    + _SETTLE_FN
-    + """
-local held, bad = wf_settle(KEYS, ARGV)
-if bad then return redis.error_reply(bad) end
-return held
-"""
-)
+_SETTLE_LUA = _alone(_SETTLE_FN, "wf_settle")
 
 #: Several enter and settle steps (of concurrent deliveries) in one call, each as
 #: atomic as alone and run in order. Per step: 4 KEYS (run, inflight, dedup

@@ -149,6 +149,8 @@ class StageRunner(CancellableConsumer):
                 self.queue_name, self.consumer_name, kind, time.perf_counter() - started
             )
         workflow = self._workflow
+        step = {"task_id": message.task_id, "stage": self.stage, "message_id": ctx.message_id,
+                "guard": guard, "owner": owner}  # fmt: skip
         decision: Decision | None = None
         if isinstance(outcome, Succeeded) and self._stage.terminal and self.cancels is not None:
             # the run ends here: claim "completed" unless a cancel came first
@@ -159,11 +161,7 @@ class StageRunner(CancellableConsumer):
             if workflow is not None:
                 held = await self._batcher.step(
                     workflow.complete_step(
-                        task_id=message.task_id,
-                        stage=self.stage,
-                        message_id=ctx.message_id,
-                        guard=guard,
-                        owner=owner,
+                        **step,
                         handoffs=[
                             Handoff(m.stage, m.message_id, lineage_of(m)) for m in ctx.handoffs
                         ],
@@ -212,11 +210,7 @@ class StageRunner(CancellableConsumer):
         if workflow is not None:
             await self._batcher.step(
                 workflow.fail_step(
-                    task_id=message.task_id,
-                    stage=self.stage,
-                    message_id=ctx.message_id,
-                    guard=guard,
-                    owner=owner,
+                    **step,
                     status=_status_of(decision),
                     error=error,
                 )

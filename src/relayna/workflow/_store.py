@@ -16,6 +16,7 @@ from relayna.contracts import WorkflowEnvelope, validate_identifier
 from relayna.errors import ConfigurationError, ScriptError
 from relayna.transport import Store
 
+from ._records import Arrival, Entry, Handoff, StageStep
 from ._scripts import (
     FANIN_ARRIVE_SCRIPT,
     GUARD_RELEASE_SCRIPT,
@@ -103,45 +104,6 @@ class WorkflowKeys:
         return f"{self.prefix}:workflow:contract:{stage}:inflight:{self._t(task_id)}"
 
 
-@attrs.frozen
-class StageStep:
-    """One enter or settle step for :meth:`WorkflowStore.steps` (4 keys: run,
-    in-flight, dedup marker, fan-in)."""
-
-    verb: str
-    keys: list[str]
-    args: list[Any]
-
-
-@attrs.frozen
-class Entry:
-    """What :meth:`WorkflowStore.enter` decided: ``go`` (run the handler),
-    ``duplicate`` (completed before: ack), ``busy`` (another worker runs it)."""
-
-    verdict: str
-    detail: str
-
-
-@attrs.frozen
-class Arrival:
-    """A branch recorded at a join: ``waiting``, ``done`` (the join completed
-    before), ``busy`` (another worker runs the join) or ``release``."""
-
-    verdict: str
-    arrived: int
-    new: bool
-    branches: tuple[tuple[str, bytes], ...] = ()
-
-
-@attrs.frozen
-class Handoff:
-    """A message a handler published (recorded as queued at its target)."""
-
-    target: str
-    message_id: str
-    lineage: Mapping[str, Any]
-
-
 def lineage_of(message: WorkflowEnvelope) -> dict[str, Any]:
     """What the run state keeps of a message for its lineage."""
     return {
@@ -169,30 +131,11 @@ class WorkflowStore:
         self.config = config or WorkflowStoreConfig()
         self.keys = WorkflowKeys(self.config.prefix, self.config.cluster)
 
-    async def enter(
-        self,
-        *,
-        task_id: str,
-        stage: str,
-        message_id: str,
-        guard: str,
-        owner: str,
-        guard_ttl_ms: int,
-        envelope: bytes,
-        lineage: Mapping[str, Any],
-        dedup_signature: str | None = None,
-    ) -> Entry:
-        op = self.enter_step(
-            task_id=task_id,
-            stage=stage,
-            message_id=message_id,
-            guard=guard,
-            owner=owner,
-            guard_ttl_ms=guard_ttl_ms,
-            envelope=envelope,
-            lineage=lineage,
-            dedup_signature=dedup_signature,
-        )
+    async def enter(self, **fields: Any) -> Entry:
+        """Before a handler: completed before (``duplicate``), another worker runs it
+        (``busy``), else the guard is taken and the run state says running (``go``).
+        ``fields``: those of :meth:`enter_step`."""
+        op = self.enter_step(**fields)
         reply: Any = await self.store.run_script(STAGE_ENTER_SCRIPT, op.keys[:3], op.args)
         return Entry(_text(reply[0]), _text(reply[1]))
 
@@ -209,7 +152,7 @@ class WorkflowStore:
         lineage: Mapping[str, Any],
         dedup_signature: str | None = None,
     ) -> StageStep:
-        """:meth:`enter` as a step for :meth:`steps`."""
+        """The :meth:`enter` step (also for :meth:`steps`)."""
         keys = self._step_keys(task_id, stage, dedup_signature)
         args: list[Any] = [
             stage,
@@ -262,37 +205,15 @@ class WorkflowStore:
         branches = tuple((_text(rest[i]), bytes(rest[i + 1])) for i in range(0, len(rest) - 1, 2))
         return Arrival(_text(reply[0]), int(_text(reply[1])), _text(reply[2]) == "1", branches)
 
-    async def complete(
-        self,
-        *,
-        task_id: str,
-        stage: str,
-        message_id: str,
-        guard: str,
-        owner: str,
-        handoffs: Sequence[Handoff] = (),
-        terminal: bool = False,
-        dedup_signature: str | None = None,
-        join: bool = False,
-    ) -> bool:
-        """The stage completed ``message_id``: markers, hand-offs, guard released.
+    async def complete(self, **fields: Any) -> bool:
+        """The stage completed ``message_id``: markers, hand-offs, guard released
+        (``fields``: those of :meth:`complete_step`).
 
         Returns False when the guard was no longer ``owner``'s (it expired and
         another worker may have run the message too); the completion is
         recorded all the same.
         """
-        op = self.complete_step(
-            task_id=task_id,
-            stage=stage,
-            message_id=message_id,
-            guard=guard,
-            owner=owner,
-            handoffs=handoffs,
-            terminal=terminal,
-            dedup_signature=dedup_signature,
-            join=join,
-        )
-        return await self._settle(op)
+        return await self._settle(self.complete_step(**fields))
 
     def complete_step(
         self,
@@ -307,7 +228,7 @@ class WorkflowStore:
         dedup_signature: str | None = None,
         join: bool = False,
     ) -> StageStep:
-        """:meth:`complete` as a step for :meth:`steps`."""
+        """The :meth:`complete` step (also for :meth:`steps`)."""
         payload = [[h.target, h.message_id, _lineage_json(h.lineage).decode()] for h in handoffs]
         return StageStep(
             "settle",
@@ -329,28 +250,10 @@ class WorkflowStore:
             ],
         )
 
-    async def fail(
-        self,
-        *,
-        task_id: str,
-        stage: str,
-        message_id: str,
-        guard: str,
-        owner: str,
-        status: str,
-        error: Mapping[str, Any],
-    ) -> bool:
-        """The attempt failed (``status``: retrying, dead_lettered, failed); guard released."""
-        op = self.fail_step(
-            task_id=task_id,
-            stage=stage,
-            message_id=message_id,
-            guard=guard,
-            owner=owner,
-            status=status,
-            error=error,
-        )
-        return await self._settle(op)
+    async def fail(self, **fields: Any) -> bool:
+        """The attempt failed (``status``: retrying, dead_lettered, failed); guard
+        released (``fields``: those of :meth:`fail_step`)."""
+        return await self._settle(self.fail_step(**fields))
 
     def fail_step(
         self,
@@ -363,7 +266,7 @@ class WorkflowStore:
         status: str,
         error: Mapping[str, Any],
     ) -> StageStep:
-        """:meth:`fail` as a step for :meth:`steps`."""
+        """The :meth:`fail` step (also for :meth:`steps`)."""
         return StageStep(
             "settle",
             self._step_keys(task_id, stage, None),
