@@ -20,8 +20,8 @@ from _workflow_support import Stack, stage, started, wait_for, workflow
 from relayna.api import RuntimeConfig, open_relayna_runtime
 from relayna.contracts import WorkflowEnvelope
 from relayna.mcp import MCPConfig
-from relayna.rabbitmq import open_relayna_client
-from relayna.workflow import WorkflowContext
+from relayna.rabbitmq import CancelStore, open_relayna_client
+from relayna.workflow import WorkflowContext, WorkflowStore
 
 pytestmark = pytest.mark.anyio
 
@@ -179,3 +179,86 @@ async def test_stdio_reads_a_run_and_replays_its_stage(
                     assert replayed.structuredContent["stage"] == "store"
                     await wait_for(lambda: store_consumer.stats.acked == 1, limit=30)
                     assert attempts == [{"doc": 1}, {"doc": 1}]  # the same message, run again
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+async def test_cancel_task_with_workflow_cancels_a_running_run(
+    kind: str, request: pytest.FixtureRequest, unique: str
+) -> None:
+    """``cancel_task`` with ``workflow: true``: the route's path for a run — its running
+    stage handler is cancelled (its ``finally`` runs), the run ends ``cancelled``, a
+    second cancel answers ``terminal``; an unknown run, a completed run and ``batch`` with
+    ``workflow`` are answered as the route answers them."""
+    topology = workflow(
+        unique, stage(unique, "fetch", "store"), stage(unique, "store", terminal=True)
+    )
+    blocked, done, nobody = f"blocked-{unique}", f"done-{unique}", f"nobody-{unique}"
+    entered, cleaned = anyio.Event(), anyio.Event()
+
+    async def fetch(message: WorkflowEnvelope, ctx: WorkflowContext) -> None:
+        if message.task_id == blocked:
+            entered.set()
+            try:
+                await anyio.sleep_forever()
+            finally:
+                cleaned.set()
+        await ctx.publish_to_stage("store", {"doc": 1})
+
+    async def store_stage(message: WorkflowEnvelope, ctx: WorkflowContext) -> None:
+        return None
+
+    with anyio.fail_after(60):
+        async with open_transports(kind, request) as (broker, store):
+            config = RuntimeConfig(
+                store_url=store.url, broker_url=broker.url, topology=topology, run_hub=False
+            )
+            async with open_relayna_runtime(config, broker=broker, store=store) as runtime:
+                cancels = CancelStore(store, prefix=runtime.status.config.prefix)
+                stack = Stack(topology, broker, store)
+                fetcher = stack.consumer("fetch", fetch, cancels=cancels)
+                storer = stack.consumer("store", store_stage, cancels=cancels)
+                async with (
+                    open_relayna_client(topology, broker) as client,
+                    started(stack),
+                    http_server(
+                        runtime, MCPConfig(operations=True, token=TOKEN), workflow=stack.state
+                    ) as (url, _mcp),
+                    http_session(url, {"Authorization": f"Bearer {TOKEN}"}) as session,
+                ):
+                    await client.publish_to_stage({"task_id": blocked}, "fetch")
+                    await entered.wait()
+                    first = await session.call_tool(
+                        "cancel_task", {"task_id": blocked, "reason": "stop", "workflow": True}
+                    )
+                    await cleaned.wait()
+                    await wait_for(lambda: fetcher.stats.cancelled["running"] == 1)
+                    again = await session.call_tool(
+                        "cancel_task", {"task_id": blocked, "workflow": True}
+                    )
+                    await client.publish_to_stage({"task_id": done}, "fetch")
+                    await wait_for(lambda: storer.stats.acked == 1)
+                    ended = await session.call_tool(
+                        "cancel_task", {"task_id": done, "workflow": True}
+                    )
+                    unknown = await session.call_tool(
+                        "cancel_task", {"task_id": nobody, "workflow": True}
+                    )
+                    both = await session.call_tool(
+                        "cancel_task", {"task_id": blocked, "workflow": True, "batch": True}
+                    )
+                    run = await WorkflowStore(store, stack.state).read_run(blocked)
+    assert first.isError is False, first.content
+    assert first.structuredContent == {
+        "task_id": blocked, "state": "requested", "reason": "stop", "status": None,
+    }  # fmt: skip
+    assert again.structuredContent is not None
+    assert (again.structuredContent["state"], again.structuredContent["status"]) == (
+        "terminal", "cancelled",
+    )  # fmt: skip
+    assert ended.structuredContent is not None
+    assert (ended.structuredContent["state"], ended.structuredContent["status"]) == (
+        "terminal", "completed",
+    )  # fmt: skip
+    assert unknown.isError is True
+    assert both.isError is True
+    assert json.loads(run[b"run"])["cancel_reason"] == "stop"

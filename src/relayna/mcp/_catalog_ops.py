@@ -141,13 +141,17 @@ OPERATION_TOOLS: Final = (
             "batch id), through the same path as POST /tasks/{task_id}/cancel. Answers the "
             "state: requested (recorded now; the task ends cancelled), pending (an earlier "
             "cancel is waiting; nothing new), or terminal (it already ended with `status`; "
-            "nothing changed). An unknown task id is an error result."
+            "nothing changed). An unknown task id is an error result. With workflow=true it "
+            "cancels the workflow run of task_id instead (POST /workflow/runs/{task_id}/cancel:"
+            " no further stage is entered, a running stage is cancelled); terminal then also "
+            "means the run completed."
         ),
         input_schema=input_schema(
             {
                 **TASK_ID,
                 "reason": {"type": "string", "minLength": 1, "maxLength": CANCEL_REASON_MAX},
                 "batch": {"type": "boolean", "default": False},
+                "workflow": {"type": "boolean", "default": False},
             },
             ("task_id",),
         ),

@@ -15,10 +15,16 @@ from typing import Any
 from relayna.api import RelaynaRuntime
 from relayna.contracts import TaskEnvelope
 from relayna.dlq import ManualRetry
-from relayna.errors import ConfigurationError, ContractError
+from relayna.errors import (
+    ConfigurationError,
+    ContractError,
+    WorkflowConflict,
+    WorkflowRunNotFound,
+)
 from relayna.mcp import _reads as reads
 from relayna.rabbitmq import CancelStore, cancel_task
-from relayna.workflow import WorkflowStoreConfig
+from relayna.topology import SharedStatusWorkflowTopology
+from relayna.workflow import WorkflowRuns, WorkflowStoreConfig
 
 __all__ = ["Publish", "cancel", "operate"]
 
@@ -26,17 +32,22 @@ __all__ = ["Publish", "cancel", "operate"]
 Publish = Callable[[dict[str, Any]], Awaitable[TaskEnvelope]]
 
 
-async def cancel(runtime: RelaynaRuntime, args: dict[str, Any]) -> dict[str, Any]:
-    """``cancel_task``: the path of ``POST /tasks/{task_id}/cancel`` (``client.cancel``).
+async def cancel(
+    runtime: RelaynaRuntime, args: dict[str, Any], workflow: WorkflowStoreConfig | None = None
+) -> dict[str, Any]:
+    """``cancel_task``: the path of ``POST /tasks/{task_id}/cancel`` (``client.cancel``),
+    or with ``workflow: true`` that of ``POST /workflow/runs/{task_id}/cancel``.
 
     Answers ``{task_id, state, reason, status}`` with ``state`` ``requested``,
-    ``pending`` or ``terminal`` (the route's 409: the task already ended with
-    ``status``; nothing changed — a result, not an error, since a second
+    ``pending`` or ``terminal`` (the route's 409: the task or run already ended
+    with ``status``; nothing changed — a result, not an error, since a second
     cancel of a finished task is the expected idempotent case).
 
     Raises:
-        ContractError: no such task (the route's 404), or a bad reason.
-        ConfigurationError: the runtime has no broker (the route's 503).
+        ContractError: no such task or run (the route's 404), a bad reason, or
+            ``batch`` and ``workflow`` together.
+        ConfigurationError: the runtime has no broker (the route's 503), or
+            ``workflow`` without a workflow topology.
     """
     if runtime.broker is None:
         raise ConfigurationError("cancellation needs the runtime's broker")
@@ -44,6 +55,10 @@ async def cancel(runtime: RelaynaRuntime, args: dict[str, Any]) -> dict[str, Any
     cancels = CancelStore(
         runtime.store, prefix=runtime.status.config.prefix, cluster=runtime.status.config.cluster
     )
+    if args.get("workflow", False):
+        if batch:
+            raise ContractError("batch and workflow cannot be combined", reason="invalid_request")
+        return await _cancel_run(runtime, cancels, args, workflow)
     result = await cancel_task(
         runtime.broker, cancels, args["task_id"], args.get("reason"), require_known=not batch
     )
@@ -51,6 +66,29 @@ async def cancel(runtime: RelaynaRuntime, args: dict[str, Any]) -> dict[str, Any
         raise ContractError(
             f"no task {args['task_id']!r} (no publish, no status)", reason="unknown"
         )
+    return result.as_dict()
+
+
+async def _cancel_run(
+    runtime: RelaynaRuntime,
+    cancels: CancelStore,
+    args: dict[str, Any],
+    workflow: WorkflowStoreConfig | None,
+) -> dict[str, Any]:
+    topology = runtime.config.topology
+    if not isinstance(topology, SharedStatusWorkflowTopology):
+        raise ConfigurationError("this service has no workflow topology")
+    runs = WorkflowRuns(
+        runtime.store, topology, broker=runtime.broker, config=workflow, cancels=cancels
+    )
+    task_id = args["task_id"]
+    try:
+        result = await runs.cancel(task_id, args.get("reason"))
+    except WorkflowRunNotFound:
+        raise ContractError(f"no workflow run for task {task_id!r}", reason="unknown") from None
+    except WorkflowConflict as exc:
+        return {"task_id": task_id, "state": "terminal", "reason": None,
+                "status": exc.status or "completed"}  # fmt: skip
     return result.as_dict()
 
 
@@ -65,7 +103,7 @@ async def operate(
 ) -> dict[str, Any]:
     """Run operational tool ``name`` with checked ``args``; ``caller`` is the audited who."""
     if name == "cancel_task":
-        return await cancel(runtime, args)
+        return await cancel(runtime, args, workflow)
     if name == "publish_task":
         assert publish is not None  # the server offers the tool only then
         task = {k: v for k, v in args.items() if k != "payload"}
