@@ -14,13 +14,14 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 import pytest
 
 from relayna.consumer import LeasePolicy
 from relayna.contracts import WorkflowEnvelope
-from relayna.rabbitmq import open_relayna_client
+from relayna.rabbitmq import CancelStore, open_relayna_client
 from relayna.topology import SharedStatusWorkflowTopology, WorkflowStage
 from relayna.workflow import WorkflowConsumer, WorkflowContext
 from relayna_services import HOST, RelaynaService, relayna_service
@@ -61,6 +62,7 @@ async def stage_workers(
     service: RelaynaService,
     wf: SharedStatusWorkflowTopology,
     handlers: dict[str, Callable[..., Any]],
+    **options: Any,
 ) -> AsyncIterator[None]:
     runtime = service.runtime
     assert runtime.broker is not None
@@ -76,6 +78,7 @@ async def stage_workers(
                 state=service.workflow_state,
                 lease_policy=LeasePolicy(ttl=1.0, heartbeat_interval=0.2, conflict_delay=0.02),
                 drain_timeout=1.0,
+                **options,
             )
             await tg.start(consumer.run)
         try:
@@ -239,3 +242,99 @@ async def test_bad_workflow_and_graph_input_is_4xx_before_any_call(method: str, 
             response = await studio.client.request(method, path)
             assert 400 <= response.status_code < 500, response.text
             assert response.json()["detail"]
+
+
+async def test_an_operator_cancels_a_running_run_through_studio(store_url: str) -> None:
+    """``POST /studio/services/{id}/workflow/runs/{task_id}/cancel`` (capability
+    ``workflow.cancel``): the running stage's handler is cancelled (its ``finally``
+    runs), the run ends ``cancelled``; a second cancel is the service's 409; a reader
+    is refused; a service without the route is not called."""
+    unique = uuid.uuid4().hex[:8]
+    wf = topology(unique)
+    task_id = f"cx/{unique}"
+    entered, cleaned = anyio.Event(), anyio.Event()
+
+    async def plan(message: WorkflowEnvelope, ctx: WorkflowContext) -> None:
+        entered.set()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            cleaned.set()
+
+    settings = settings_for(
+        store_url,
+        f"wfc:{unique}",
+        allowed_hosts=(".test",),
+        allowed_networks=(f"{HOST}/32",),
+        auth_enabled=True,
+    )
+    resolver = TableResolver({"wf.test": [HOST], "plain.test": [HOST]})
+    with anyio.fail_after(60):
+        async with (
+            relayna_service(store_url, topology=wf, title="wf") as service,
+            relayna_service(store_url, title="plain") as plain,
+            open_test_studio(settings, resolver=resolver) as studio,
+        ):
+            cancels = CancelStore(
+                service.runtime.store, prefix=service.runtime.status.config.prefix
+            )
+            async with stage_workers(service, wf, {"planner": plan}, cancels=cancels):
+                roles = await studio.role_headers()
+                admin, operator, reader = roles["admin"], roles["operator"], roles["reader"]
+                for sid, port in (("wf", service.port), ("plain", plain.port)):
+                    created = await studio.client.post(
+                        "/studio/services",
+                        headers=admin,
+                        json={
+                            "service_id": sid,
+                            "name": sid,
+                            "base_url": f"http://{sid}.test:{port}",
+                            "environment": "test",
+                            "auth_mode": "internal_network",
+                        },
+                    )
+                    assert created.status_code == 201, created.text
+                    refreshed = await studio.client.post(
+                        f"/studio/services/{sid}/refresh", headers=admin
+                    )
+                    assert refreshed.status_code == 200, refreshed.text
+                    caps = refreshed.json()["capabilities"]["supported_routes"]
+                    assert ("workflow.cancel" in caps) == (sid == "wf")
+                assert service.runtime.broker is not None
+                async with open_relayna_client(wf, service.runtime.broker) as client:
+                    await client.publish_to_stage({"task_id": task_id}, "planner")
+                await entered.wait()
+                path = f"/studio/services/wf/workflow/runs/{quote(task_id, safe='')}/cancel"
+                refused = await studio.client.post(path, headers=reader)
+                bad = await studio.client.post(path, json={"reason": ""}, headers=operator)
+                first = await studio.client.post(
+                    path, json={"reason": "not needed"}, headers=operator
+                )
+                await cleaned.wait()
+                while True:  # the stage reports the run's end
+                    run = await studio.client.get(path.removesuffix("/cancel"), headers=reader)
+                    if run.status_code == 200 and run.json()["run"]["status"] == "cancelled":
+                        break
+                    await anyio.sleep(0.02)
+                again = await studio.client.post(path, headers=operator)
+                gated = await studio.client.post(
+                    f"/studio/services/plain/workflow/runs/{quote(task_id, safe='')}/cancel",
+                    headers=operator,
+                )
+                audit = await studio.client.get(
+                    "/studio/audit", params={"action": "workflow.cancel"}, headers=admin
+                )
+    assert refused.status_code == 403
+    assert bad.status_code == 422
+    assert first.status_code == 202, first.text
+    body = first.json()
+    assert (body["service_id"], body["task_id"]) == ("wf", task_id)
+    assert (body["state"], body["reason"]) == ("requested", "not needed")
+    assert run.json()["run"]["cancel_reason"] == "not needed"
+    assert again.status_code == 409, again.text
+    assert again.json()["code"] == "run_ended"  # the service's own code comes through
+    assert gated.status_code == 501
+    assert gated.json()["code"] == "unsupported_route"
+    outcomes = sorted((e["outcome"], e["status_code"]) for e in audit.json()["items"])
+    assert ("success", 202) in outcomes
+    assert ("denied", 403) in outcomes

@@ -51,6 +51,7 @@ ROUTE_IDS: dict[str, tuple[str, ...]] = {
     "workflow.topology": ("workflow.topology",),
     "workflow.runs": ("workflow.runs",),
     "workflow.replay": ("workflow.replay",),
+    "workflow.cancel": ("workflow.cancel",),
     "dlq.messages": ("dlq.messages",),
     "dlq.replay": ("dlq.replay",),
     "tasks.submit": ("tasks.submit",),

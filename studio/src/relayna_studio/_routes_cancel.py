@@ -1,5 +1,9 @@
 """``POST /studio/services/{service_id}/tasks/{task_id}/cancel``: cancel a task of a
-registered service through relayna's ``POST /tasks/{task_id}/cancel``.
+registered service through relayna's ``POST /tasks/{task_id}/cancel``; and
+``POST /studio/services/{service_id}/workflow/runs/{task_id}/cancel``: cancel a
+workflow run through ``POST /workflow/runs/{task_id}/cancel`` (capability
+``workflow.cancel``, audited as ``workflow.cancel``; the same body and answers, but
+a run that ended is the service's 409 with its own code ``run_ended``).
 
 Operator role, audited (action ``task.cancel``, target ``{service_id}/{task_id}``) like
 the DLQ replay route. The service's capability document must list ``tasks.cancel``
@@ -27,10 +31,12 @@ from relayna_studio._http import Ctx, HTTPProblem, JSONResponse, read_json, stud
 from relayna_studio._models import validate_service_id
 from relayna_studio._task_ref import build_task_ref
 
-__all__ = ["CANCEL_ROUTE_ID", "cancel_routes"]
+__all__ = ["CANCEL_ROUTE_ID", "RUN_CANCEL_ROUTE_ID", "cancel_routes"]
 
 #: The capability id of relayna's cancel route.
 CANCEL_ROUTE_ID = "tasks.cancel"
+#: The capability id of relayna's workflow run cancel route.
+RUN_CANCEL_ROUTE_ID = "workflow.cancel"
 _MAX_REASON = 500
 
 
@@ -57,7 +63,9 @@ async def _body(request: Request, max_bytes: int) -> dict[str, Any] | None:
     return {"reason": reason}
 
 
-def cancel_routes() -> list[BaseRoute]:
+def _canceller(route_id: str, upstream: str) -> Any:
+    """The handler that cancels through the service's ``upstream`` path (``route_id``)."""
+
     async def cancel(request: Request, ctx: Ctx) -> Response:
         service_id = validate_service_id(request.path_params["service_id"])
         task_id = request.path_params["task_id"]
@@ -67,9 +75,9 @@ def cancel_routes() -> list[BaseRoute]:
         try:
             result = await Federation(ctx.runtime).call(
                 service_id,
-                CANCEL_ROUTE_ID,
+                route_id,
                 "POST",
-                task_path("/tasks/{task_id}/cancel", task_id),
+                task_path(upstream, task_id),
                 json=body,
                 keep=(409, 422),
             )
@@ -84,13 +92,26 @@ def cancel_routes() -> list[BaseRoute]:
         )
         return JSONResponse(result, status_code=202)
 
+    return cancel
+
+
+def cancel_routes() -> list[BaseRoute]:
+    one = "/studio/services/{service_id}"
     return [
         studio_route(
-            "/studio/services/{service_id}/tasks/{task_id:path}/cancel",
-            cancel,
+            f"{one}/tasks/{{task_id:path}}/cancel",
+            _canceller(CANCEL_ROUTE_ID, "/tasks/{task_id}/cancel"),
             methods=["POST"],
             role="operator",
             action="task.cancel",
             status=202,
-        )
+        ),
+        studio_route(
+            f"{one}/workflow/runs/{{task_id:path}}/cancel",
+            _canceller(RUN_CANCEL_ROUTE_ID, "/workflow/runs/{task_id}/cancel"),
+            methods=["POST"],
+            role="operator",
+            action="workflow.cancel",
+            status=202,
+        ),
     ]

@@ -205,6 +205,8 @@ export function createApi({ token, fetch: fetchImpl }: ApiOptions) {
     searchTasks: (q: Query) => get<Page<TaskSearchDocument>>("/studio/tasks/search", q),
     cancelTask: (sid: string, tid: string, reason?: string) =>
       request<CancelResult>("POST", `/studio/services/${enc(sid)}/tasks/${enc(tid)}/cancel`, { body: reason ? { reason } : undefined }),
+    cancelWorkflowRun: (sid: string, tid: string, reason?: string) =>
+      request<CancelResult>("POST", `/studio/services/${enc(sid)}/workflow/runs/${enc(tid)}/cancel`, { body: reason ? { reason } : undefined }),
     submitTask: (sid: string, body: SubmitTaskRequest) => request<SubmitTaskResult>("POST", `/studio/services/${enc(sid)}/tasks`, { body }),
     taskDetail: async (sid: string, tid: string) => normalizeTaskDetail(await get<TaskDetailWire>(`/studio/tasks/${enc(sid)}/${enc(tid)}`, { join: "all" })),
     taskGraph: (sid: string, tid: string) => get<ExecutionGraph>(`/studio/services/${enc(sid)}/executions/${enc(tid)}/graph`),

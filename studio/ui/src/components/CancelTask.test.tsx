@@ -53,4 +53,24 @@ describe("Cancel a task", () => {
       view.unmount();
     }
   });
+
+  it("cancels the run of a workflow task through the workflow route", async () => {
+    const event = { task_id: "w1", status: "processing", timestamp: T0, event_id: "e1" };
+    const attempt = { id: "stage-attempt:w1:planner:1", kind: "stage_attempt", label: "planner attempt 1", annotations: { stage: "planner" } };
+    const s = asRole(new FakeStudio(), "operator")
+      .on("GET", "/studio/services/svc", { body: { service_id: "svc", name: "svc", environment: "dev", auth_mode: "internal_network", base_url: "http://svc.test", tags: [], status: "healthy", capabilities: { supported_routes: ["tasks.cancel", "workflow.cancel", "workflow.runs"] } } })
+      .on("GET", "/studio/tasks/svc/w1", { body: { service_id: "svc", task_id: "w1", task_ref: { service_id: "svc", task_id: "w1" }, latest_status: event, history: [event], errors: [] } })
+      .on("GET", "/studio/services/svc/executions/w1/graph", { body: { task_id: "w1", summary: { status: "processing", graph_completeness: "full" }, nodes: [{ id: "task:w1", kind: "task", label: "w1" }, attempt], edges: [{ source: "task:w1", target: attempt.id, kind: "received_by" }] } })
+      .on("GET", "/studio/services/svc/workflow/runs/w1", { status: 404, body: { detail: "no run yet", code: "upstream_not_found" } })
+      .on("GET", /^\/studio\/tasks\/svc\/w1\/(logs|metrics|traces)/, { status: 501, body: { detail: "not configured", code: "not_configured" } })
+      .on("POST", "/studio/services/svc/workflow/runs/w1/cancel", { status: 202, body: { service_id: "svc", task_id: "w1", state: "requested", reason: "cancelled from Studio", status: null } })
+      .stream("/studio/tasks/svc/w1/stream");
+    renderApp(s, "/tasks/svc/w1");
+    await userEvent.click(await screen.findByRole("button", { name: "Cancel run" }));
+    await userEvent.click(screen.getByRole("button", { name: "Yes, cancel it" }));
+    await waitFor(() => expect(s.requests("POST", "/studio/services/svc/workflow/runs/w1/cancel")).toHaveLength(1));
+    expect(s.requests("POST", "/studio/services/svc/workflow/runs/w1/cancel")[0]?.body).toEqual({ reason: "cancelled from Studio" });
+    expect(s.requests("POST", "/studio/services/svc/tasks/w1/cancel")).toHaveLength(0);
+    expect(await screen.findByRole("button", { name: "Cancel requested…" })).toBeDisabled();
+  });
 });

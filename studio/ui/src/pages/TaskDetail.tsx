@@ -48,7 +48,9 @@ export default function TaskDetail() {
         </div>
         <div className="head-status">
           <Badge status={latest?.status ?? "unknown"} />
-          {detail.isSuccess ? <CancelTask serviceId={serviceId} taskId={taskId} status={latest?.status} /> : null}
+          {detail.isSuccess ? (
+            <CancelTask serviceId={serviceId} taskId={taskId} status={latest?.status} workflow={workflowStages(graph.data).length > 0} />
+          ) : null}
           <span className={`live-state live-${live.state}`} role="status" aria-live="polite">
             {live.state === "open" ? "live" : live.state === "reconnecting" ? "reconnecting…" : live.state === "closed" ? "stream ended" : "connecting…"}
           </span>
