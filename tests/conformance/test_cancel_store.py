@@ -18,7 +18,7 @@ import anyio
 import pytest
 
 from _slot_recorder import SlotRecorder
-from relayna.errors import ContractError
+from relayna.errors import ConfigurationError, ContractError
 from relayna.rabbitmq import CancelStore, TaskIds
 from relayna.transport import Store, open_store
 
@@ -120,9 +120,17 @@ async def test_idempotency_is_checked_in_the_same_step(
 async def test_the_mark_step_makes_the_next_start_a_duplicate(
     anyio_backend: str, cancels: CancelStore
 ) -> None:
+    """In the cluster layout the idempotency key is in another slot than the task's
+    keys: the step is refused there (the worker marks the key with a call of its own)
+    and nothing is written."""
     with anyio.fail_after(10):
         key = f"{cancels.prefix}:idem:m"
         assert (await cancels.start("t7", idempotency_key=key)).state == "run"
+        if cancels.cluster:
+            with pytest.raises(ConfigurationError):
+                await cancels.steps([cancels.mark_step("t7", key, 60_000)])
+            assert await cancels.store.get(key) is None
+            return
         [marked] = await cancels.steps([cancels.mark_step("t7", key, 60_000)])
         assert marked.state == "ok"
         assert (await cancels.start("t7", idempotency_key=key)).state == "duplicate"

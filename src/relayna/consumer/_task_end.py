@@ -89,11 +89,12 @@ class TaskSettlement(CancellableConsumer):
         )
 
     async def _mark(self, key: str, task_id: str) -> None:
-        """The idempotency mark; with ``cancels`` on the same store, a step of the
-        worker's batched store calls instead of a call of its own."""
+        """The idempotency mark; with ``cancels`` on the same store (not in the
+        cluster layout, where the key is in another slot than the task's), a step of
+        the worker's batched store calls instead of a call of its own."""
         assert self.idempotency is not None
         cancels = self.cancels
-        if cancels is not None and cancels.store is self.idempotency.store:
+        if cancels is not None and not cancels.cluster and cancels.store is self.idempotency.store:
             await self._step(cancels, cancels.mark_step(task_id, key, self.idempotency.ttl_ms))
         else:
             await self.idempotency.mark_completed(key)

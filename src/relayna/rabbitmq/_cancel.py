@@ -343,6 +343,11 @@ class CancelStore:
 
     async def _cluster_steps(self, items: Sequence[Step], now: str) -> list[GateResult]:
         """The steps in the cluster layout (module docs, "Redis Cluster")."""
+        if any(kind == "mark" for kind, *_ in items):
+            raise ConfigurationError(
+                "the mark step is not available in the cluster layout "
+                "(the idempotency key is in another slot): use Idempotency.mark_completed"
+            )
         reads: dict[str, bytes | None] = {}
         for kind, _task, batch_id, idempotency_key, _reason, flag in items:
             if kind == "start" and flag == "1" and idempotency_key:
@@ -421,7 +426,8 @@ class CancelStore:
 
     @staticmethod
     def mark_step(task_id: str, idempotency_key: str, ttl_ms: int) -> Step:
-        """The ``mark`` step: the idempotency key is done for ``ttl_ms``, for :meth:`steps`."""
+        """The ``mark`` step: the idempotency key is done for ``ttl_ms``, for :meth:`steps`
+        (not in the cluster layout: ConfigurationError there)."""
         return ("mark", task_id, None, idempotency_key, str(max(1, ttl_ms)), "0")
 
     @staticmethod

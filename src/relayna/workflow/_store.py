@@ -13,8 +13,8 @@ import orjson
 
 from relayna._validators import cluster_layout
 from relayna.contracts import WorkflowEnvelope, validate_identifier
-from relayna.errors import ConfigurationError, ScriptError
-from relayna.transport import Store
+from relayna.errors import ConfigurationError, ScriptError, StoreError
+from relayna.transport import Store, run_script_calls
 
 from ._records import Arrival, Entry, Handoff, StageStep
 from ._scripts import (
@@ -303,20 +303,27 @@ class WorkflowStore:
         """Run enter and settle steps in one script call (one round trip), each atomic,
         in order: an :class:`Entry` per enter step, ``held`` per settle step, or the
         :class:`~relayna.errors.ScriptError` of a step refused for a key of the wrong
-        type (that step wrote nothing; the others ran).
+        type (that step wrote nothing; the others ran). In the cluster layout the
+        steps of different runs live in different slots: each step is a call of its
+        own, the calls pipelined in one round trip where the store can.
 
         Raises:
             StoreError: the store failed (no step may have run, or all did).
         """
-        keys: list[str] = []
-        args: list[Any] = []
-        for op in ops:
-            keys += op.keys
-            args += [op.verb, len(op.args), *op.args]
-        reply: Any = await self.store.run_script(STAGE_STEPS_SCRIPT, keys, args)
+        calls = [(op.keys, [op.verb, len(op.args), *op.args]) for op in ops]
+        if self.config.cluster:
+            replies: list[Any] = []
+            for reply in await run_script_calls(self.store, STAGE_STEPS_SCRIPT, calls):
+                if isinstance(reply, StoreError):
+                    raise reply
+                replies += reply
+        else:
+            keys: list[str] = [key for op_keys, _ in calls for key in op_keys]
+            args: list[Any] = [arg for _, op_args in calls for arg in op_args]
+            replies = await self.store.run_script(STAGE_STEPS_SCRIPT, keys, args)
         out: list[Entry | bool | ScriptError] = []
-        for op, i in zip(ops, range(0, len(reply), 2), strict=True):
-            verdict, detail = _text(reply[i]), _text(reply[i + 1])
+        for op, i in zip(ops, range(0, len(replies), 2), strict=True):
+            verdict, detail = _text(replies[i]), _text(replies[i + 1])
             if verdict == "error":
                 out.append(ScriptError(detail))
             elif op.verb == "enter":

@@ -11,6 +11,7 @@ import anyio
 import orjson
 import pytest
 
+from _slot_recorder import SlotRecorder
 from relayna.errors import ScriptError
 from relayna.transport import Store
 from relayna.workflow import WorkflowStore, WorkflowStoreConfig
@@ -153,3 +154,19 @@ async def test_concurrent_steps_share_store_calls(store: Store, unique: str) -> 
     assert answers == [Entry("go", "1")] * 20
     assert batcher.steps == 20
     assert batcher.calls < 20  # steps waiting together went out in one call
+
+
+async def test_in_the_cluster_layout_each_step_touches_one_slot(store: Store, unique: str) -> None:
+    """Steps of different runs live in different slots: one call per step (pipelined),
+    the same answers as in one call."""
+    recorder = SlotRecorder(store)
+    w = WorkflowStore(recorder, WorkflowStoreConfig(prefix=f"k-{unique}", cluster=True))  # type: ignore[arg-type]
+    with anyio.fail_after(10):
+        together = await w.steps(_script(w))
+    assert together == [
+        Entry("go", "1"), Entry("busy", "msg:m1"), Entry("go", "1"), True,
+        Entry("duplicate", "message"), Entry("duplicate", "dedup"), False,
+    ]  # fmt: skip
+    assert recorder.names() == {"relayna.workflow.stage_steps"}
+    assert len(recorder.calls) == 7
+    assert recorder.cross_slot() == []
