@@ -39,6 +39,7 @@ import aiormq, coredis or redis-py to handle a failure.
             │   ├── StoreAuthenticationError
             │   └── StoreConnectionLost
             ├── ScriptError
+            ├── CrossSlotError        (one call's keys in several Redis Cluster slots)
             └── SlowSubscriberError
 """
 
@@ -58,6 +59,7 @@ __all__ = [
     "ConfigurationError",
     "ConnectionLost",
     "ConsumerCancelled",
+    "CrossSlotError",
     "ConsumerTimedOut",
     "ContractError",
     "DuplicateTaskError",
@@ -363,6 +365,15 @@ class StoreConnectionLost(StoreConnectionError):
 
 class ScriptError(StoreError):
     """A server-side script failed."""
+
+
+class CrossSlotError(StoreError):
+    """The keys of one atomic call hash to different Redis Cluster slots
+    (raised before anything is sent); ``keys`` names them."""
+
+    def __init__(self, message: str, *, url: str | None = None, keys: tuple[str, ...] = ()) -> None:
+        self.keys = keys
+        super().__init__(message, url=url)
 
 
 class SlowSubscriberError(StoreError):

@@ -1,5 +1,8 @@
 """STORE_CHECKS over adapters x backends: memory (asyncio, trio), the native
-client and coredis on the real Redis (asyncio, trio), redis-py (asyncio only)."""
+client and coredis on the real Redis (asyncio, trio), redis-py (asyncio only),
+and the native client on the 6-node Redis Cluster (asyncio, trio; slow tier:
+it starts six servers). On the cluster the checks' key prefix carries a hash
+tag, so the checks that use several keys in one call keep them in one slot."""
 
 from __future__ import annotations
 
@@ -24,6 +27,8 @@ COMBOS = [
     pytest.param(("coredis", "asyncio"), id="coredis-asyncio", marks=pytest.mark.redis),
     pytest.param(("coredis", "trio"), id="coredis-trio", marks=pytest.mark.redis),
     pytest.param(("redis-py", "asyncio"), id="redispy-asyncio", marks=pytest.mark.redis),
+    pytest.param(("cluster", "asyncio"), id="cluster-asyncio", marks=pytest.mark.slow_tier),
+    pytest.param(("cluster", "trio"), id="cluster-trio", marks=pytest.mark.slow_tier),
 ]
 
 
@@ -44,6 +49,8 @@ async def store(combo: tuple[str, str], request: pytest.FixtureRequest) -> Async
     opener: AbstractAsyncContextManager[Store]
     if adapter == "memory":
         opener = open_memory_store("memory://")
+    elif adapter == "cluster":
+        opener = open_store(request.getfixturevalue("redis_cluster_url"))
     else:
         url = request.getfixturevalue("redis_url")
         opener = open_store(url, adapter=adapter)  # type: ignore[arg-type]
@@ -52,9 +59,12 @@ async def store(combo: tuple[str, str], request: pytest.FixtureRequest) -> Async
 
 
 @pytest.mark.parametrize("check", STORE_CHECKS, ids=lambda c: c.__name__.removeprefix("check_"))
-async def test_store_conformance(store: Store, check: StoreCheck, unique: str) -> None:
+async def test_store_conformance(
+    store: Store, combo: tuple[str, str], check: StoreCheck, unique: str
+) -> None:
+    tag = f"{{{unique}}}" if combo[0] == "cluster" else unique
     with anyio.fail_after(20):
-        await check(store, f"relayna-test:{unique}:")
+        await check(store, f"relayna-test:{tag}:")
 
 
 @pytest.mark.parametrize("anyio_backend", ["trio"])

@@ -37,7 +37,13 @@ from relayna.transport._keyslot import (
     key_slot,
     tag_prefix,
 )
-from relayna.transport._open import BROKER_SCHEMES, STORE_SCHEMES, open_broker, open_store
+from relayna.transport._open import (
+    BROKER_SCHEMES,
+    STORE_SCHEMES,
+    is_cluster_store_url,
+    open_broker,
+    open_store,
+)
 from relayna.transport._pubsub import (
     DEFAULT_SUBSCRIBER_BUFFER,
     PubSubMultiplexer,
@@ -70,6 +76,7 @@ __all__ = [
     "tag_prefix",
     "BROKER_SCHEMES",
     "STORE_SCHEMES",
+    "is_cluster_store_url",
     "open_broker",
     "open_store",
     "BindingSpec",

@@ -4,7 +4,10 @@ Broker: ``amqp://``, ``amqps://`` (native anyio client, or aiormq with
 ``adapter="aiormq"`` on asyncio), ``memory://``.
 Store: ``redis://``, ``rediss://``, ``unix://`` (relayna's own RESP client,
 ``adapter="native"``, by default; coredis with ``adapter="coredis"``; redis-py with
-``adapter="redis-py"`` on asyncio), ``memory://``.
+``adapter="redis-py"`` on asyncio), ``memory://``, and a Redis Cluster as
+``redis+cluster://h1:p1,h2:p2/`` or ``rediss+cluster://`` (the native client
+only). Several hosts in a ``redis://`` URL, or a ``cluster`` option, are
+refused: a cluster is named by its scheme, never guessed.
 
 Adapters are imported lazily so that an optional dependency is needed only
 when its adapter is selected.
@@ -15,17 +18,19 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
-from relayna._urls import join_urls, split_url
+from relayna._urls import join_urls, redact_url, split_url
 from relayna.errors import ConfigurationError
 from relayna.transport._broker import Broker
 from relayna.transport._store import Store
 
-__all__ = ["BROKER_SCHEMES", "STORE_SCHEMES", "open_broker", "open_store"]
+__all__ = ["BROKER_SCHEMES", "STORE_SCHEMES", "is_cluster_store_url", "open_broker", "open_store"]
 
 BROKER_SCHEMES = ("amqp", "amqps", "memory")
-STORE_SCHEMES = ("redis", "rediss", "unix", "memory")
+STORE_SCHEMES = ("redis", "rediss", "unix", "memory", "redis+cluster", "rediss+cluster")
+_CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+_CLUSTER_OPENER = "relayna.transport.resp._cluster_open:open_cluster_store"
 
 #: ``memory://`` and each adapter name -> the ``module:opener`` serving it.
 _BROKERS = {
@@ -48,16 +53,48 @@ def _open(
 ) -> AbstractAsyncContextManager[_T]:
     """The one selection rule: a ``memory://`` URL opens the in-memory
     implementation (whatever the adapter), any other URL the named adapter."""
+    if openers is _STORES and is_cluster_store_url(url):
+        if adapter != "native":
+            raise ConfigurationError(
+                f"a Redis Cluster URL is served by the native adapter, not {adapter!r}"
+            )
+        return _load(_CLUSTER_OPENER)(url)
+    if openers is _STORES:
+        _refuse_cluster_guess(url)
     scheme = split_url(url, schemes=schemes, host_list=what == "broker").scheme
     key = "memory" if scheme == "memory" else adapter
     if key not in openers or (key == "memory") != (scheme == "memory"):
         names = ", ".join(repr(name) for name in openers if name != "memory")
         raise ConfigurationError(f"unknown {what} adapter {adapter!r}; expected one of {names}")
-    module, _, name = openers[key].partition(":")
-    opener: Callable[[str], AbstractAsyncContextManager[_T]] = getattr(
+    return _load(openers[key])(url)
+
+
+def is_cluster_store_url(url: str) -> bool:
+    """Whether ``url`` names a Redis Cluster (``redis+cluster://``, ``rediss+cluster://``)."""
+    return isinstance(url, str) and url.partition("://")[0] in _CLUSTER_SCHEMES
+
+
+def _load(target: str) -> Callable[[str], AbstractAsyncContextManager[Any]]:
+    module, _, name = target.partition(":")
+    opener: Callable[[str], AbstractAsyncContextManager[Any]] = getattr(
         importlib.import_module(module), name
     )
-    return opener(url)
+    return opener
+
+
+def _refuse_cluster_guess(url: object) -> None:
+    """A ``redis://`` URL with several hosts or a ``cluster`` option is ambiguous."""
+    if not isinstance(url, str):
+        return
+    scheme, _, rest = url.partition("://")
+    netloc, _, tail = rest.partition("/")
+    query = tail.partition("?")[2] or netloc.partition("?")[2]
+    several = "," in netloc.rpartition("@")[2]
+    if scheme in ("redis", "rediss") and (several or "cluster=" in query):
+        raise ConfigurationError(
+            f"{redact_url(url)} names a Redis Cluster ambiguously: write it as "
+            f"{scheme}+cluster://host1:port1,host2:port2/"
+        )
 
 
 def open_broker(

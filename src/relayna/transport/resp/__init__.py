@@ -15,7 +15,26 @@ docs/status.md for the measured difference. ``open_store(url,
 adapter="coredis")`` keeps the coredis adapter.
 """
 
+from relayna.transport.resp._cluster import ClusterRespStore
+from relayna.transport.resp._cluster_open import open_cluster_store
+from relayna.transport.resp._cluster_url import (
+    CLUSTER_SCHEMES,
+    ClusterParams,
+    key_slot,
+    parse_cluster_url,
+)
 from relayna.transport.resp._store import NativeRespStore, open_native_store
 from relayna.transport.resp._url import RespParams, parse_resp_url
 
-__all__ = ["NativeRespStore", "RespParams", "open_native_store", "parse_resp_url"]
+__all__ = [
+    "CLUSTER_SCHEMES",
+    "ClusterParams",
+    "ClusterRespStore",
+    "NativeRespStore",
+    "RespParams",
+    "key_slot",
+    "open_cluster_store",
+    "open_native_store",
+    "parse_cluster_url",
+    "parse_resp_url",
+]
