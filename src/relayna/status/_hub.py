@@ -74,6 +74,7 @@ from relayna.errors import (
     ConfigurationError,
     ConnectionLost,
     ContractError,
+    StoreConnectionError,
     StoreError,
 )
 from relayna.observability import (
@@ -125,6 +126,15 @@ class StatusHub:
         if metrics is not None:
             metrics.track_hub(self)
         self.config = config
+        self._wait_replicated = getattr(getattr(store, "store", None), "wait_replicated", None)
+        self._replica_acks = config.replica_acks
+        if self._replica_acks is None:
+            self._replica_acks = 1 if self._wait_replicated is not None else 0
+        if self._replica_acks and self._wait_replicated is None:
+            raise ConfigurationError(
+                f"StatusHubConfig(replica_acks={self._replica_acks}) needs a store that can "
+                "wait for its replicas (a Redis Cluster store)"
+            )
         self.stats = HubStatistics()
         self._parked: dict[str, deque[_Item]] = {}
         self._inflight: set[int] = set()
@@ -353,6 +363,7 @@ class StatusHub:
         while True:
             try:
                 results = await self._store.write_many([item.event for item in ready])
+                await self._replicated()
                 break
             except StoreError as exc:
                 self._store_failed(ready[0], exc, failures)
@@ -412,6 +423,7 @@ class StatusHub:
                     await anyio.sleep(self._backoff(failures))
                     try:
                         stored = await self._store.write(item.event)
+                        await self._replicated()
                         break
                     except StoreError as exc:
                         failures += 1
@@ -422,6 +434,22 @@ class StatusHub:
         finally:
             if self._parked.get(task_id) is parked:
                 del self._parked[task_id]
+
+    async def _replicated(self) -> None:
+        """With ``replica_acks``: the writes so far reached that many replicas,
+        else StoreConnectionError (the batch is written again and waited for:
+        its dedupe markers make the rewrite of a replicated event a no-op)."""
+        if not self._replica_acks:
+            return
+        assert self._wait_replicated is not None
+        wait = self.config.replica_wait
+        acked = await self._wait_replicated(self._replica_acks, wait)
+        if acked < self._replica_acks:
+            raise StoreConnectionError(
+                f"{acked} of {self._replica_acks} replicas acknowledged the status writes "
+                f"within {wait:g}s",
+                url=self._store.store.url,
+            )
 
     def _store_failed(self, item: _Item, exc: StoreError, failures: int) -> None:
         self.stats.store_failures += 1

@@ -88,6 +88,14 @@ class StatusHubConfig:
             acks are harmless if the hub stops: the stream resumes after the
             stored offsets, and a classic queue's redelivery is dropped as a
             duplicate.
+        replica_acks: replicas that must hold a batch's writes before its
+            deliveries are acked (``WAIT`` after the batch, on the nodes it
+            wrote to). ``None``: 1 on a store that can wait (a Redis Cluster
+            store, ``redis+cluster://``), 0 elsewhere. Redis replicates
+            asynchronously: without it a primary's death can lose events
+            already acked. A batch not replicated in time is retried (its
+            deliveries stay unacked). Cost: one more round trip per batch.
+        replica_wait: seconds a ``WAIT`` may take before the batch is retried.
     """
 
     queue: str
@@ -108,6 +116,10 @@ class StatusHubConfig:
     persist_offset: bool = True
     offset_commit_interval: float = attrs.field(default=1.0, validator=_positive)
     max_catch_up: float | None = attrs.field(default=None, validator=_optional_positive)
+    replica_acks: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.ge(0))
+    )
+    replica_wait: float = attrs.field(default=1.0, validator=_positive)
 
     @property
     def hub_name(self) -> str:

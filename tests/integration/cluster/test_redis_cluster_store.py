@@ -168,7 +168,7 @@ async def test_failover_writes_fail_typed_or_land_and_acked_waited_writes_surviv
                     try:
                         await store.sadd(key, n)
                         written.append(n)
-                        if await store.wait_replicated([key], 1, 0.2) >= 1:
+                        if await store.wait_replicated(1, 0.2) >= 1:
                             acked.append(n)
                     except StoreError as exc:
                         failed.append(exc)

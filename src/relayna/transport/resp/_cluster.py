@@ -44,6 +44,7 @@ from relayna.transport._store import Script, Value
 from relayna.transport._store_resp import CallKind, NoScript, RespStore, reply_error
 from relayna.transport.resp._cluster_url import SLOTS, ClusterParams, check_one_slot, key_slot
 from relayna.transport.resp._connect import SharedConnection
+from relayna.transport.resp._connection import RespConnection
 from relayna.transport.resp._protocol import ErrorReply
 from relayna.transport.resp._url import RespParams
 
@@ -82,6 +83,8 @@ class ClusterRespStore(RespStore):
         self._connections: dict[Address, SharedConnection] = {}
         self._slots: list[Address | None] = [None] * SLOTS
         self._primaries: list[Address] = []
+        # node -> the connection its last write went through (see wait_replicated)
+        self._written: dict[Address, RespConnection | None] = {}
         self._epoch = 0  # bumped by each map read
         self._refreshing = anyio.Lock()
         self._closed = False
@@ -183,7 +186,10 @@ class ClusterRespStore(RespStore):
             commands: tuple[Sequence[Value], ...] = ((b"ASKING",), args) if ask else (args,)
             ask = None
             try:
-                reply = (await self._connection(address).roundtrip(commands))[-1]
+                shared = self._connection(address)
+                reply = (await shared.roundtrip(commands))[-1]
+                if kind != "read":
+                    self._written[address] = shared.current
             except StoreConnectionLost:
                 await self._refresh_quietly(epoch)
                 if kind == "read" and not retried:
@@ -322,20 +328,44 @@ class ClusterRespStore(RespStore):
                 results[i] = exc
         return results
 
-    async def wait_replicated(self, keys: Sequence[str], replicas: int, within: float) -> int:
-        """``WAIT replicas within`` on the primaries serving ``keys``, on the
-        connections this store wrote them through; the fewest replicas that
-        acknowledged (``replicas`` or more: every earlier write to those nodes
-        reached that many replicas)."""
-        addresses = list(dict.fromkeys([await self._owner(key_slot(k)) for k in keys]))
+    async def wait_replicated(
+        self, replicas: int, within: float, keys: Sequence[str] | None = None
+    ) -> int:
+        """``WAIT replicas within`` on every primary this store wrote to (or only
+        those serving ``keys``), on the very connection the writes went through;
+        the fewest replicas that acknowledged. At least ``replicas`` means every
+        earlier write of this store to those nodes reached that many replicas.
+
+        Raises:
+            StoreConnectionLost: a node's connection was replaced since a write
+                went through it: whether that write was replicated is unknown
+                (write again, then wait).
+        """
+        if keys is None:
+            addresses = [a for a in self._written if a in self._primaries]
+        else:
+            addresses = list(dict.fromkeys([await self._owner(key_slot(k)) for k in keys]))
         acked: list[int] = []
         command = (b"WAIT", replicas, max(1, round(within * 1000)))
 
         async def one(address: Address) -> None:
-            (reply,) = await self._connection(address).roundtrip((command,))
-            if isinstance(reply, ErrorReply):
-                raise reply_error(reply.message, self._url, "write")
-            acked.append(int(reply))
+            conn = self._written.get(address)
+            if conn is None or conn.broken or self._connection(address).current is not conn:
+                self._written.pop(address, None)
+                raise StoreConnectionLost(
+                    f"the connection to {address[0]}:{address[1]} was replaced after a write: "
+                    "its replication is unknown",
+                    url=self._url,
+                )
+            with anyio.move_on_after(within + self._params.seeds[0].connect_timeout):
+                (reply,) = await conn.roundtrip((command,))
+                if isinstance(reply, ErrorReply):
+                    raise reply_error(reply.message, self._url, "write")
+                acked.append(int(reply))
+                return
+            raise StoreConnectionLost(
+                f"WAIT on {address[0]}:{address[1]} did not return", url=self._url
+            )
 
         await _gather([(one, (address,)) for address in addresses])
         return min(acked, default=replicas)
