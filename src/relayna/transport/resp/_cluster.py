@@ -37,12 +37,12 @@ from relayna.errors import (
     StoreConnectionError,
     StoreConnectionLost,
     StoreError,
-    unwrap_groups,
 )
 from relayna.transport._pubsub import PubSubMultiplexer
 from relayna.transport._store import Script, Value
 from relayna.transport._store_resp import CallKind, NoScript, RespStore, reply_error
 from relayna.transport.resp._cluster_url import SLOTS, ClusterParams, check_one_slot, key_slot
+from relayna.transport.resp._cluster_util import Address, gather, redirect_of, text
 from relayna.transport.resp._connect import SharedConnection
 from relayna.transport.resp._connection import RespConnection
 from relayna.transport.resp._protocol import ErrorReply
@@ -50,27 +50,14 @@ from relayna.transport.resp._url import RespParams
 
 __all__ = ["ClusterRespStore"]
 
-Address = tuple[str, int]
-
 #: Commands whose keys are all their arguments after the name.
 _MULTI_KEY = {b"MGET", b"DEL"}
 #: Commands without a key: any node answers.
 _ANY_NODE = {b"PING", b"PUBLISH"}
+#: Redirects one command may follow (a slot moves at most twice during a resharding).
+_MAX_REDIRECTS = 16
 #: Pause between attempts while the cluster cannot serve a slot.
 _RETRY_PAUSE = 0.05
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _redirect(message: str) -> tuple[str, int, Address] | None:
-    """``MOVED 3999 127.0.0.1:6381`` → (``MOVED``, 3999, address)."""
-    parts = message.split()
-    if len(parts) != 3 or parts[0] not in ("MOVED", "ASK"):
-        return None
-    host, _, port = parts[2].rpartition(":")
-    return parts[0], int(parts[1]), (host, int(port))
 
 
 class ClusterRespStore(RespStore):
@@ -138,7 +125,7 @@ class ClusterRespStore(RespStore):
         primaries: list[Address] = []
         for entry in reply or ():
             start, end, primary = int(entry[0]), int(entry[1]), entry[2]
-            host = _text(primary[0]) or source[0]
+            host = text(primary[0]) or source[0]
             address = (host, int(primary[1]))
             slots[start : end + 1] = [address] * (end - start + 1)
             primaries.append(address)
@@ -165,8 +152,8 @@ class ClusterRespStore(RespStore):
             return None
         if name == b"EVALSHA":
             count = int(args[2])
-            return check_one_slot([_text(k) for k in args[3 : 3 + count]], "EVALSHA")
-        return key_slot(_text(args[1]))
+            return check_one_slot([text(k) for k in args[3 : 3 + count]], "EVALSHA")
+        return key_slot(text(args[1]))
 
     async def _call(self, kind: CallKind, *args: Value) -> Any:
         name = args[0]
@@ -179,6 +166,7 @@ class ClusterRespStore(RespStore):
     async def _routed(self, kind: CallKind, slot: int | None, args: Sequence[Value]) -> Any:
         deadline = anyio.current_time() + self._params.failover_timeout
         retried = False
+        redirects = 0
         ask: Address | None = None
         while True:
             epoch = self._epoch
@@ -203,8 +191,15 @@ class ClusterRespStore(RespStore):
                 continue
             if not isinstance(reply, ErrorReply):
                 return reply
-            redirect = _redirect(reply.message)
+            redirect = redirect_of(reply.message)
             if redirect is not None:
+                redirects += 1
+                if redirects > _MAX_REDIRECTS:  # nodes disagreeing about a slot
+                    raise StoreError(
+                        f"Redis Cluster: more than {_MAX_REDIRECTS} redirects for one "
+                        f"command, the last {reply.message}",
+                        url=self._url,
+                    )
                 verb, moved_slot, target = redirect
                 if verb == "ASK":
                     ask = target
@@ -243,13 +238,13 @@ class ClusterRespStore(RespStore):
         name, keys = args[0], list(args[1:])
         by_slot: dict[int, list[int]] = {}
         for i, key in enumerate(keys):
-            by_slot.setdefault(key_slot(_text(key)), []).append(i)
+            by_slot.setdefault(key_slot(text(key)), []).append(i)
         results: dict[int, Any] = {}
 
         async def one(slot: int, positions: list[int]) -> None:
             results[slot] = await self._routed(kind, slot, [name, *(keys[i] for i in positions)])
 
-        await _gather([(one, (slot, pos)) for slot, pos in by_slot.items()])
+        await gather([(one, (slot, pos)) for slot, pos in by_slot.items()])
         if name == b"DEL":
             return sum(int(r) for r in results.values())
         out: list[Any] = [None] * len(keys)
@@ -270,7 +265,7 @@ class ClusterRespStore(RespStore):
                 raise reply_error(reply.message, self._url, kind)
             replies[address] = reply
 
-        await _gather([(one, (address,)) for address in self._primaries])
+        await gather([(one, (address,)) for address in self._primaries])
         return replies[self._primaries[-1]]
 
     # -- batches -----------------------------------------------------------------
@@ -318,7 +313,7 @@ class ClusterRespStore(RespStore):
                     results[i] = reply
 
         epoch = self._epoch
-        await _gather([(one, (address, positions)) for address, positions in by_node.items()])
+        await gather([(one, (address, positions)) for address, positions in by_node.items()])
         if again:
             await self._refresh_quietly(epoch)
         for i in sorted(again):
@@ -367,7 +362,7 @@ class ClusterRespStore(RespStore):
                 f"WAIT on {address[0]}:{address[1]} did not return", url=self._url
             )
 
-        await _gather([(one, (address,)) for address in addresses])
+        await gather([(one, (address,)) for address in addresses])
         return min(acked, default=replicas)
 
     def pubsub_candidates(self) -> list[RespParams]:
@@ -378,16 +373,3 @@ class ClusterRespStore(RespStore):
         self._closed = True
         for conn in list(self._connections.values()):
             await conn.aclose()
-
-
-async def _gather(calls: Sequence[tuple[Any, tuple[Any, ...]]]) -> None:
-    """Run ``calls`` concurrently; a lone call runs in this task. The first
-    error cancels the rest and leaves as itself, not wrapped in a group."""
-    if len(calls) == 1:
-        func, args = calls[0]
-        await func(*args)
-        return
-    with unwrap_groups():
-        async with anyio.create_task_group() as tg:
-            for func, args in calls:
-                tg.start_soon(func, *args)
