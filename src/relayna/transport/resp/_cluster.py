@@ -204,8 +204,10 @@ class ClusterRespStore(RespStore):
                 if verb == "ASK":
                     ask = target
                 else:
-                    self._slots[moved_slot] = target
+                    # Re-read the map for the other slots, but trust the MOVED
+                    # for this one: the node asked may not have heard of it yet.
                     await self._refresh_quietly(epoch)
+                    self._slots[moved_slot] = target
                 continue
             code = reply.message.split(" ", 1)[0]
             if code in ("CLUSTERDOWN", "TRYAGAIN"):
