@@ -10,16 +10,20 @@ What must hold: every published event ends up in its task's history, in
 order (the hub acked only what ``WAIT`` saw replicated, so the failover lost
 nothing it acknowledged), and every stream saw every event (gap fill from
 history after its pubsub connection moved). The stall is printed, not asserted.
-The tasks share one hash-tagged key prefix, so one primary holds all of them.
+With the status store's cluster key layout (``StatusStoreConfig(cluster=True)``)
+the tasks are chosen among ids whose slots one primary serves; without it they
+share one hash-tagged key prefix. Either way that primary is the one killed.
 """
 
 from __future__ import annotations
 
 import time
+from itertools import count, islice
 
 import anyio
+import attrs
 import pytest
-from redis_cluster import RedisCluster
+from redis_cluster import RedisCluster, key_slot
 
 from relayna.contracts import StatusEvent, encode_status
 from relayna.errors import StoreError
@@ -51,9 +55,22 @@ async def test_primary_kill_loses_no_acked_status_event_and_streams_stay_gap_fre
     redis_cluster: RedisCluster, amqp_url: str, unique: str
 ) -> None:
     redis_cluster.wait_ok(timeout=60, replicas=True)
-    prefix = f"{{rcf-{unique}}}"
     topology = StatusTopologyBase(status_exchange=f"sx.{unique}", status_queue=f"sq.{unique}")
-    tasks = [f"t{i}" for i in range(TASKS)]
+    if "cluster" in attrs.fields_dict(StatusStoreConfig):
+        config = StatusStoreConfig(prefix=f"rcf-{unique}", max_history=1000, cluster=True)  # type: ignore[call-arg]
+        victim = redis_cluster.primary_of(f"{{t0-{unique}}}")
+        ranges = next(n["slots"] for n in redis_cluster.nodes() if n["port"] == victim)
+        assert isinstance(ranges, list)
+
+        def served(task: str) -> bool:
+            return any(lo <= key_slot(task) <= hi for lo, hi in ranges)
+
+        tasks = list(islice((t for i in count() if served(t := f"t{i}-{unique}")), TASKS))
+        slot_key = f"{{{tasks[0]}}}"
+    else:
+        slot_key = f"{{rcf-{unique}}}"
+        config = StatusStoreConfig(prefix=slot_key, max_history=1000)
+        tasks = [f"t{i}" for i in range(TASKS)]
     expected = {t: [f"{t}-{n}" for n in range(PER_TASK)] for t in tasks}
     received: dict[str, list[tuple[str, float]]] = {t: [] for t in tasks}
     stats = StatusStreamStats()
@@ -67,7 +84,7 @@ async def test_primary_kill_loses_no_acked_status_event_and_streams_stay_gap_fre
                 open_store(redis_cluster.url + "?failover_timeout=20") as store,
             ):
                 await topology.plan().apply(broker)
-                status = StatusStore(store, StatusStoreConfig(prefix=prefix, max_history=1000))
+                status = StatusStore(store, config)
                 hub = StatusHub(
                     broker,
                     status,
@@ -114,7 +131,7 @@ async def test_primary_kill_loses_no_acked_status_event_and_streams_stay_gap_fre
                         await publish(n)
                         if n == PER_TASK // 3:
                             killed, _ = await anyio.to_thread.run_sync(
-                                redis_cluster.fail_primary, prefix
+                                redis_cluster.fail_primary, slot_key
                             )
                             await anyio.to_thread.run_sync(redis_cluster.restart, killed)
                         await anyio.sleep(0.005)
