@@ -36,7 +36,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-__all__ = ["NODE_TIMEOUT_MS", "ClusterError", "RedisCluster", "key_slot"]
+__all__ = ["NODE_TIMEOUT_MS", "ClusterError", "RedisCluster"]
 
 #: ``cluster-node-timeout`` of the test cluster (see the module docstring).
 NODE_TIMEOUT_MS = 1000
@@ -45,28 +45,6 @@ _NODES = 6
 
 class ClusterError(RuntimeError):
     """The cluster could not be started or did not become healthy."""
-
-
-def _crc16(data: bytes) -> int:
-    """CRC16-XMODEM, the checksum Redis Cluster hashes keys with."""
-    crc = 0
-    for byte in data:
-        crc ^= byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
-            crc &= 0xFFFF
-    return crc
-
-
-def key_slot(key: str | bytes) -> int:
-    """The hash slot of ``key`` (honouring a ``{tag}``), as Redis computes it."""
-    raw = key.encode() if isinstance(key, str) else key
-    start = raw.find(b"{")
-    if start >= 0:
-        end = raw.find(b"}", start + 1)
-        if end > start + 1:
-            raw = raw[start + 1 : end]
-    return _crc16(raw) % 16384
 
 
 def _cli(port: int, *args: str, timeout: float = 10) -> str:
@@ -245,9 +223,17 @@ class RedisCluster:
                 return [_parse_node(line) for line in text.strip().splitlines()]
         raise ClusterError("no cluster node answers")
 
+    def slot_of(self, key: str) -> int:
+        """The key's slot, as a live node answers ``CLUSTER KEYSLOT``."""
+        for port in self._live_ports():
+            answer = _cli(port, "CLUSTER", "KEYSLOT", key).strip()
+            if answer.isdigit():
+                return int(answer)
+        raise ClusterError("no cluster node answers")
+
     def primary_of(self, slot_or_key: int | str) -> int:
         """The port of the (healthy) primary that serves a slot, or a key's slot."""
-        slot = slot_or_key if isinstance(slot_or_key, int) else key_slot(slot_or_key)
+        slot = slot_or_key if isinstance(slot_or_key, int) else self.slot_of(slot_or_key)
         for node in self.nodes():
             if node["role"] == "master" and not node["failed"]:
                 ranges = node["slots"]

@@ -23,7 +23,7 @@ from itertools import count, islice
 import anyio
 import attrs
 import pytest
-from redis_cluster import RedisCluster, key_slot
+from redis_cluster import RedisCluster
 
 from relayna.contracts import StatusEvent, encode_status
 from relayna.errors import StoreError
@@ -39,6 +39,7 @@ from relayna.status import (
 )
 from relayna.topology import StatusTopologyBase
 from relayna.transport import open_broker, open_store
+from relayna.transport.resp import key_slot
 
 pytestmark = [pytest.mark.anyio, pytest.mark.rabbitmq, pytest.mark.slow_tier]
 

@@ -1,7 +1,8 @@
-"""The Redis Cluster harness (scripts/redis_cluster.py) on its six real nodes.
+"""The Redis Cluster harness (scripts/redis_cluster.py) on its six real nodes,
+and relayna's key hashing against the servers'.
 
-Other cluster tests trust it to name the primary of a slot and to fail one
-over; these check it against what the servers themselves answer.
+Other cluster tests trust the harness to name the primary of a slot, and the
+store routes by ``key_slot``; these check both against what the servers answer.
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from redis_cluster import RedisCluster, key_slot
+from redis_cluster import RedisCluster
+
+from relayna.transport.resp import key_slot
 
 pytestmark = pytest.mark.slow_tier
 

@@ -12,12 +12,12 @@ from collections.abc import Iterator
 
 import anyio
 import pytest
-from redis_cluster import RedisCluster, key_slot
+from redis_cluster import RedisCluster
 
 from relayna.errors import CrossSlotError, StoreError
 from relayna.status import WRITE_STATUS_SCRIPT
 from relayna.transport import PubSubMessage, PubSubReconnected, open_store
-from relayna.transport.resp import ClusterRespStore
+from relayna.transport.resp import ClusterRespStore, key_slot
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow_tier]
 
