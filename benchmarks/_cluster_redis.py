@@ -42,6 +42,8 @@ from benchmarks._rounds import rotated
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
+__all__ = ["add_arguments", "run"]
+
 WRITERS = 16
 
 
@@ -178,8 +180,9 @@ def _pct(values: list[float], q: float) -> float:
 
 def run(args: argparse.Namespace) -> int:
     events = int(getattr(args, "redis_events", 4000))
-    rounds = int(getattr(args, "redis_rounds", 3))
-    kills = int(getattr(args, "redis_kills", 5))
+    # benchmarks/cluster.py's --rounds/--kills when it has no --redis-* options
+    rounds = int(getattr(args, "redis_rounds", getattr(args, "rounds", 3)))
+    kills = int(getattr(args, "redis_kills", getattr(args, "kills", 5)))
     backend = str(getattr(args, "backend", "asyncio"))
     broker = "memory://"
     if getattr(args, "redis_amqp", False):

@@ -40,7 +40,6 @@ __all__ = [
 ]
 
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
-SLOTS = 16384
 DEFAULT_FAILOVER_TIMEOUT = 10.0
 
 
