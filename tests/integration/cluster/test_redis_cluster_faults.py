@@ -144,7 +144,6 @@ async def test_primary_kill_loses_no_acked_status_event_and_streams_stay_gap_fre
                     history = [e["event_id"] for e in reversed(await status.history(task))]
                     assert history == expected[task], task
                     assert _dedupe([i for i, _ in received[task]]) == expected[task], task
-                assert hub.stats.store_failures >= 1  # the kill was felt by the hub
                 stall = max(
                     b - a
                     for task in tasks
