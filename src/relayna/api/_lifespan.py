@@ -231,6 +231,7 @@ async def open_relayna_runtime(
                     max_catch_up=config.hub_max_catch_up,
                 ),
                 metrics=runtime.metrics,
+                reconnect=_hub_reconnect(config),
             )
             await tg.start(runtime.hub.run)
         try:
@@ -261,3 +262,16 @@ def relayna_lifespan(
             yield {config.state_key: runtime}
 
     return lifespan
+
+
+def _hub_reconnect(
+    config: RuntimeConfig,
+) -> Callable[[], AbstractAsyncContextManager[Broker]] | None:
+    """How the hub opens a connection of its own once the runtime's is lost: from
+    the broker URL (a multi-node URL fails over to the next node). None for the
+    memory broker (it cannot be lost) or a broker passed in without a URL."""
+    url = config.broker_url
+    if url is None or url.startswith("memory:"):
+        return None
+    adapter = config.broker_adapter
+    return lambda: open_broker(url, adapter=adapter)

@@ -60,7 +60,8 @@ import logging
 import math
 import time
 from collections import deque
-from contextlib import ExitStack
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, ExitStack, nullcontext
 
 import anyio
 import anyio.abc
@@ -110,6 +111,12 @@ class StatusHub:
     """Consume status messages and write them to a :class:`StatusStore`.
 
     Start it with ``await tg.start(hub.run)``; cancel the task group to stop.
+
+    ``reconnect`` (e.g. ``lambda: open_broker(url)``) lets the hub fail over:
+    once ``broker``'s connection is lost, every later attempt consumes through
+    a connection of the hub's own from ``reconnect()`` (with a multi-node URL,
+    the next node that answers). Without it the hub retries on ``broker``,
+    which only helps if that broker reconnects by itself.
     """
 
     def __init__(
@@ -119,8 +126,10 @@ class StatusHub:
         config: StatusHubConfig,
         *,
         metrics: RelaynaMetrics | None = None,
+        reconnect: Callable[[], AbstractAsyncContextManager[Broker]] | None = None,
     ) -> None:
         self._broker = broker
+        self._reconnect = reconnect
         self._store = store
         self._metrics = metrics
         if metrics is not None:
@@ -207,14 +216,25 @@ class StatusHub:
         if error is not None:
             raise error  # outside the task group: callers see the error itself
 
+    def _consumer_broker(self, own: bool) -> AbstractAsyncContextManager[Broker]:
+        if own and self._reconnect is not None:
+            return self._reconnect()
+        return nullcontext(self._broker)
+
     async def _consume_forever(self, task_status: anyio.abc.TaskStatus[None]) -> None:
         started = False
         attempt = 0
+        own = False  # consume through a connection of our own (the shared one was lost)
         while True:
             try:
-                async with self._broker.consume(
-                    self.config.queue, prefetch=self.config.prefetch, offset=self._resume_offset()
-                ) as consumer:
+                async with (
+                    self._consumer_broker(own) as broker,
+                    broker.consume(
+                        self.config.queue,
+                        prefetch=self.config.prefetch,
+                        offset=self._resume_offset(),
+                    ) as consumer,
+                ):
                     if not started:
                         started = True
                         task_status.started()
@@ -224,6 +244,8 @@ class StatusHub:
             except AuthenticationError:
                 raise
             except BrokerError as exc:
+                if isinstance(exc, ConnectionLost):
+                    own = True
                 if not started and (
                     not isinstance(exc, ChannelClosed | ConnectionLost)
                     or attempt + 1 >= self.config.start_attempts

@@ -10,6 +10,10 @@ the ``rabbit_cluster`` fixture).
   task's effect once.
 * A stream consumer resumes from its stored offset through another node after
   its node is killed: no message skipped, none read twice.
+* The API runtime's status hub fails over: the node its connection is on is
+  SIGKILLed while statuses flow; the hub reconnects through the next node,
+  resumes from the offset it persisted in Redis, and SSE clients following the
+  tasks receive every status once, in order (no gap after the resume).
 """
 
 from __future__ import annotations
@@ -22,16 +26,22 @@ from typing import Any
 import anyio
 import pytest
 
+from relayna.api import RuntimeConfig, open_relayna_runtime
 from relayna.consumer import Idempotency, TaskConsumer, TaskContext
 from relayna.contracts import TaskEnvelope
 from relayna.errors import BrokerError
 from relayna.rabbitmq import open_relayna_client
+from relayna.status import StatusStoreConfig
 from relayna.topology import SharedTasksSharedStatusTopology
 from relayna.transport import Backoff, QueueSpec, Script, open_broker, open_store
 from relayna.transport.amqp._hosts import FAILURE_MEMORY
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "scripts"))
 from rabbitmq_cluster import RabbitCluster  # type: ignore[import-not-found]
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "status"))
+from _sse_clients import Client, follow, http_client  # type: ignore[import-not-found]
+from _status_server import serve  # type: ignore[import-not-found]
 
 pytestmark = [pytest.mark.anyio, pytest.mark.rabbitmq, pytest.mark.redis, pytest.mark.slow_tier]
 
@@ -266,3 +276,101 @@ async def test_a_stream_consumer_resumes_from_its_offset_on_another_node(
         finally:
             await _in_thread(cluster.restart, reader_node)
     assert seen == [f"m{i}" for i in range(200)]
+
+
+HUB_TASKS = 4
+HUB_STATUSES = 150  # per task; the last one is "completed"
+
+
+async def test_the_status_hub_fails_over_and_sse_clients_see_every_status(
+    rabbit_cluster: RabbitCluster, redis_url: str, unique: str
+) -> None:
+    cluster = rabbit_cluster
+    FAILURE_MEMORY.clear()
+    topology = SharedTasksSharedStatusTopology(
+        tasks_exchange=f"clh.tasks.{unique}",
+        tasks_queue=f"clh.tasks.{unique}",
+        tasks_routing_key="t",
+        status_exchange=f"clh.status.{unique}",
+        status_queue=f"clh.status.{unique}",
+        status_stream_initial_cluster_size=3,  # the stream outlives any one node
+    )
+    hub_node, publisher_node = 0, 1
+    tasks = [f"h{i}" for i in range(HUB_TASKS)]
+    store_config = StatusStoreConfig(prefix=f"clh-{unique}", max_history=HUB_STATUSES + 10)
+    config = RuntimeConfig(
+        store_url=redis_url,
+        broker_url=_url_starting_at(cluster, hub_node),
+        topology=topology,
+        store=store_config,
+    )
+    clients = [Client(task_id) for task_id in tasks]
+    killed = False
+    try:
+        with anyio.fail_after(180):
+            async with open_relayna_runtime(config) as runtime, serve(runtime) as base:
+                hub = runtime.hub
+                assert hub is not None
+                async with (
+                    open_relayna_client(
+                        topology, _url_starting_at(cluster, publisher_node)
+                    ) as publisher,
+                    anyio.create_task_group() as tg,
+                ):
+                    ready = anyio.Event()
+                    waiting = len(clients)
+
+                    def one_ready() -> None:
+                        nonlocal waiting
+                        waiting -= 1
+                        if waiting == 0:
+                            ready.set()
+
+                    async def run(client: Client) -> None:
+                        async with http_client(base) as http:
+                            await follow(http, client, one_ready)
+
+                    for client in clients:
+                        tg.start_soon(run, client)
+                    await ready.wait()
+
+                    async def publish(seq: int) -> None:
+                        for task_id in tasks:
+                            last = seq == HUB_STATUSES - 1
+                            await publisher.publish_status(
+                                {
+                                    "task_id": task_id,
+                                    "status": "completed" if last else "running",
+                                    "meta": {"seq": seq},
+                                }
+                            )
+
+                    half = HUB_STATUSES // 2
+                    for seq in range(half):
+                        await publish(seq)
+                    # the hub has stored some of it: kill the node its connection is on
+                    while hub.stats.stored < HUB_TASKS * 10:  # noqa: ASYNC110
+                        await anyio.sleep(0.05)
+                    restarts_before = hub.stats.consumer_restarts
+                    await _in_thread(cluster.kill, hub_node)
+                    killed = True
+                    for seq in range(half, HUB_STATUSES):
+                        await publish(seq)
+                # every client has read its terminal event (follow returned)
+                assert hub.stats.consumer_restarts > restarts_before
+                for client in clients:
+                    history = await runtime.status.history(client.task_id)
+                    stored = [event["event_id"] for event in reversed(history)]
+                    assert len(stored) == HUB_STATUSES, client.task_id
+                    assert client.received == stored, client.task_id  # every status, in order
+                    assert client.duplicates == 0
+                    assert client.after_terminal == 0
+    finally:
+        if killed:
+            await _in_thread(cluster.restart, hub_node)
+        async with open_broker(_url_starting_at(cluster, publisher_node)) as admin:
+            plan = topology.plan()
+            for name in plan.queue_names:
+                await admin.delete_queue(name)
+            for name in plan.exchange_names:
+                await admin.delete_exchange(name)
