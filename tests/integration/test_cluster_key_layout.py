@@ -21,6 +21,8 @@ from hypothesis import strategies as st
 import relayna
 from _dlq_records import dlq_record
 from _slot_recorder import SlotRecorder
+from relayna.api import RuntimeConfig
+from relayna.api._lifespan import cluster_layout_everywhere
 from relayna.app import TaskFailed
 from relayna.consumer import (
     HeartbeatSnapshot,
@@ -654,3 +656,21 @@ async def test_workflow_store_operations_one_slot(store_url: str, unique: str) -
             assert (await wf.read_run("run-1")) != {}
             assert await rec.exists(f"w-{unique}:workflow:run:{{run-1}}")
             assert rec.cross_slot() == []
+
+
+def test_a_cluster_store_url_implies_the_cluster_layout(monkeypatch: pytest.MonkeyPatch) -> None:
+    url = "redis+cluster://127.0.0.1:7000,127.0.0.1:7001/"
+    monkeypatch.delenv("RELAYNA_STORE_CLUSTER_KEYS", raising=False)
+    assert relayna.App(name="a", store=url)._store_layout().cluster is True
+    assert relayna.App(name="a", store="redis://127.0.0.1:6379")._store_layout().cluster is False
+    chosen = relayna.App(name="a", store=url, store_config=StatusStoreConfig(cluster=True))
+    assert chosen._store_layout().cluster is True
+    with pytest.raises(ConfigurationError, match="cluster"):  # the default layout, chosen
+        relayna.App(name="a", store=url, store_config=StatusStoreConfig())._store_layout()
+    monkeypatch.setenv("RELAYNA_STORE_CLUSTER_KEYS", "0")
+    with pytest.raises(ConfigurationError, match="cluster"):
+        relayna.App(name="a", store=url)._store_layout()
+    implied = cluster_layout_everywhere(RuntimeConfig(store_url=url))
+    assert implied.store.cluster is True
+    assert implied.feed is not None
+    assert implied.feed.cluster is True

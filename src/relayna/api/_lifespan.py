@@ -40,7 +40,7 @@ from relayna.status import (
     StatusStreamStats,
 )
 from relayna.topology import StatusTopologyBase, topology_kind
-from relayna.transport import Broker, Store, open_broker, open_store
+from relayna.transport import Broker, Store, is_cluster_store_url, open_broker, open_store
 
 __all__ = ["RelaynaRuntime", "RuntimeConfig", "open_relayna_runtime", "relayna_lifespan"]
 
@@ -149,9 +149,12 @@ class RelaynaRuntime:
 
 def cluster_layout_everywhere(config: RuntimeConfig) -> RuntimeConfig:
     """``config`` with the Redis Cluster key layout on every store it configures
-    when the status store has it (``store.cluster``: the one setting)."""
+    when the status store has it (``store.cluster``: the one setting) or the
+    store URL is a Redis Cluster's (which implies it)."""
     if not config.store.cluster:
-        return config
+        if not is_cluster_store_url(config.store_url):
+            return config
+        config = attrs.evolve(config, store=attrs.evolve(config.store, cluster=True))
     changes: dict[str, Any] = {}
     for name in ("observations", "feed", "dlq"):
         value = getattr(config, name)

@@ -24,6 +24,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from relayna._groups import unwrap_groups
+from relayna._urls import redact_url
 from relayna.api import (
     Authorize,
     RelaynaRuntime,
@@ -47,7 +48,7 @@ from relayna.rabbitmq import (
 )
 from relayna.status import StatusStoreConfig
 from relayna.topology import RoutedTasksSharedStatusTopology, TaskTopologyBase
-from relayna.transport import Broker, Store, open_broker, open_store
+from relayna.transport import Broker, Store, is_cluster_store_url, open_broker, open_store
 
 __all__ = ["App", "Task"]
 
@@ -159,6 +160,11 @@ class App:
         self.cancel_grace = cancel_grace
         self.deadline_tolerance = deadline_tolerance
         self.store_config = store_config or StatusStoreConfig(cluster=cluster_keys_from_env())
+        #: the key layout was chosen (a store_config, or RELAYNA_STORE_CLUSTER_KEYS set):
+        #: a cluster store URL then does not turn the cluster layout on by itself
+        self._layout_chosen = store_config is not None or bool(
+            os.environ.get("RELAYNA_STORE_CLUSTER_KEYS", "").strip()
+        )
         self.dlq_config = dlq_config
         self._explicit_topology = topology
         self._broker: Broker | str = (
@@ -173,6 +179,21 @@ class App:
         return f"App(name={self.name!r}, tasks={list(self._tasks)!r})"
 
     # -- configuration ---------------------------------------------------------
+
+    def _store_layout(self) -> StatusStoreConfig:
+        """The store config with the key layout a Redis Cluster store needs: a
+        cluster URL implies the cluster layout unless one was chosen; the
+        default layout chosen for a cluster URL is a configuration error."""
+        url = self._store if isinstance(self._store, str) else self._store.url
+        if self.store_config.cluster or not is_cluster_store_url(url):
+            return self.store_config
+        if self._layout_chosen:
+            raise ConfigurationError(
+                f"app {self.name!r}: the store is a Redis Cluster ({redact_url(url)}) but the "
+                "key layout is the default one; use StatusStoreConfig(cluster=True) or "
+                "RELAYNA_STORE_CLUSTER_KEYS=1 (every script must touch one slot)"
+            )
+        return attrs.evolve(self.store_config, cluster=True)
 
     @property
     def broker_url(self) -> str | None:
@@ -345,6 +366,7 @@ class App:
         """
         if self._open is not None:
             raise ConfigurationError(f"app {self.name!r} is already open")
+        self.store_config = self._store_layout()
         topology = self.topology
         self._check_routed(topology)
         consumer = self.consumer() if worker else None
