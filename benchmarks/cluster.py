@@ -30,13 +30,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,23 +44,10 @@ from benchmarks._rounds import rotated
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
-from rabbitmq_cluster import RabbitCluster  # noqa: E402
+from rabbitmq_cluster import RabbitCluster, shared_cluster  # noqa: E402
 
 PREFETCH = 32
 CASES = ("single node, classic", "3-node cluster, quorum")
-
-
-@contextmanager
-def rabbit_cluster() -> Iterator[RabbitCluster]:
-    directory = os.environ.get("RELAYNA_TEST_RABBITMQ_CLUSTER_DIR")
-    if directory:
-        yield RabbitCluster.load(directory)
-        return
-    cluster = RabbitCluster.start(3)
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -204,7 +188,7 @@ async def _recovery(cluster: RabbitCluster, kills: int) -> list[float]:
 
 def run_rabbitmq(args: argparse.Namespace) -> int:
     amqp, redis = amqp_and_redis_urls()
-    with rabbit_cluster() as cluster:
+    with shared_cluster(3) as cluster:
         urls = {CASES[0]: amqp, CASES[1]: cluster.amqp_url}
         rates: dict[str, list[float]] = {case: [] for case in CASES}
         latencies: dict[str, list[float]] = {case: [] for case in CASES}

@@ -31,13 +31,15 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from services import RABBIT_BIN, ServiceError, _log, _wait_port, ensure_installed, free_port
 
-__all__ = ["RabbitCluster", "RabbitNode"]
+__all__ = ["RabbitCluster", "RabbitNode", "shared_cluster"]
 
 #: One scheduler, no busy-waiting: the nodes share 2 cores with everything else.
 ERL_ARGS = "+S 1:1 +sbwt none +sbwtdcpu none +sbwtdio none"
@@ -284,6 +286,21 @@ class RabbitCluster:
             self._kill_pid(self._node_dir(node) / "pid")
         if self.owned:
             shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@contextmanager
+def shared_cluster(size: int = 3) -> Iterator[RabbitCluster]:
+    """The cluster named by ``RELAYNA_TEST_RABBITMQ_CLUSTER_DIR`` (left running),
+    else a new one of ``size`` nodes, stopped on exit."""
+    directory = os.environ.get("RELAYNA_TEST_RABBITMQ_CLUSTER_DIR")
+    if directory:
+        yield RabbitCluster.load(directory)
+        return
+    cluster = RabbitCluster.start(size)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 def _pid_alive(pidfile: Path) -> bool:

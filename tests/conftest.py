@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-from rabbitmq_cluster import RabbitCluster
+from rabbitmq_cluster import RabbitCluster, shared_cluster
 from redis_cluster import RedisCluster
 from services import Services
 
@@ -105,15 +105,8 @@ def rabbit_cluster() -> Iterator[RabbitCluster]:
     use (about a minute on a busy 2-core box) and shared by the session; only
     slow-tier tests use it. ``services.py start --rabbitmq-cluster 3`` exports
     ``RELAYNA_TEST_RABBITMQ_CLUSTER_DIR`` to reuse one."""
-    directory = os.environ.get("RELAYNA_TEST_RABBITMQ_CLUSTER_DIR")
-    if directory:
-        yield RabbitCluster.load(directory)
-        return
-    cluster = RabbitCluster.start(3)
-    try:
+    with shared_cluster(3) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture(scope="session")

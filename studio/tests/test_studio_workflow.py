@@ -87,6 +87,26 @@ async def stage_workers(
             tg.cancel_scope.cancel()
 
 
+async def register(studio: Studio, admin: dict[str, str], sid: str, port: int) -> list[str]:
+    """Register ``sid`` (on ``port``) and refresh it; its supported route ids."""
+    created = await studio.client.post(
+        "/studio/services",
+        headers=admin,
+        json={
+            "service_id": sid,
+            "name": sid,
+            "base_url": f"http://{sid}.test:{port}",
+            "environment": "test",
+            "auth_mode": "internal_network",
+        },
+    )
+    assert created.status_code == 201, created.text
+    refreshed = await studio.client.post(f"/studio/services/{sid}/refresh", headers=admin)
+    assert refreshed.status_code == 200, refreshed.text
+    routes: list[str] = refreshed.json()["capabilities"]["supported_routes"]
+    return routes
+
+
 async def run_status(studio: Studio, headers: dict[str, str], want: str) -> dict[str, Any]:
     """Poll the run through Studio until its status is ``want`` (bounded by the caller)."""
     while True:
@@ -128,24 +148,8 @@ async def test_an_operator_replays_a_dead_lettered_stage_through_studio(store_ur
         ):
             roles = await studio.role_headers()
             admin, operator, reader = roles["admin"], roles["operator"], roles["reader"]
-            for sid, port in (("wf", service.port), ("plain", plain.port)):
-                created = await studio.client.post(
-                    "/studio/services",
-                    headers=admin,
-                    json={
-                        "service_id": sid,
-                        "name": sid,
-                        "base_url": f"http://{sid}.test:{port}",
-                        "environment": "test",
-                        "auth_mode": "internal_network",
-                    },
-                )
-                assert created.status_code == 201, created.text
-                refreshed = await studio.client.post(
-                    f"/studio/services/{sid}/refresh", headers=admin
-                )
-                assert refreshed.status_code == 200, refreshed.text
-            caps = refreshed.json()["capabilities"]["supported_routes"]
+            await register(studio, admin, "wf", service.port)
+            caps = await register(studio, admin, "plain", plain.port)
             assert "workflow.runs" not in caps  # 'plain' has no workflow routes
 
             topo = await studio.client.get("/studio/services/wf/workflow/topology", headers=reader)
@@ -282,23 +286,7 @@ async def test_an_operator_cancels_a_running_run_through_studio(store_url: str) 
                 roles = await studio.role_headers()
                 admin, operator, reader = roles["admin"], roles["operator"], roles["reader"]
                 for sid, port in (("wf", service.port), ("plain", plain.port)):
-                    created = await studio.client.post(
-                        "/studio/services",
-                        headers=admin,
-                        json={
-                            "service_id": sid,
-                            "name": sid,
-                            "base_url": f"http://{sid}.test:{port}",
-                            "environment": "test",
-                            "auth_mode": "internal_network",
-                        },
-                    )
-                    assert created.status_code == 201, created.text
-                    refreshed = await studio.client.post(
-                        f"/studio/services/{sid}/refresh", headers=admin
-                    )
-                    assert refreshed.status_code == 200, refreshed.text
-                    caps = refreshed.json()["capabilities"]["supported_routes"]
+                    caps = await register(studio, admin, sid, port)
                     assert ("workflow.cancel" in caps) == (sid == "wf")
                 assert service.runtime.broker is not None
                 async with open_relayna_client(wf, service.runtime.broker) as client:
