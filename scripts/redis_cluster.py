@@ -196,13 +196,7 @@ class RedisCluster:
         pid = self._pid(port)
         if pid is None:
             return
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        deadline = time.monotonic() + 10
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        _signal_and_wait(pid, signal.SIGKILL)
         (self._node_dir(port) / "redis.pid").unlink(missing_ok=True)
         self.killed.append(port)
         self._save()
@@ -314,17 +308,21 @@ class RedisCluster:
     def stop(self) -> None:
         for port in self.ports:
             pid = self._pid(port)
-            if pid is None:
-                continue
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                continue
-            deadline = time.monotonic() + 10
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.02)
+            if pid is not None:
+                _signal_and_wait(pid, signal.SIGTERM)
         if self.owned:
             shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _signal_and_wait(pid: int, sig: signal.Signals, timeout: float = 10) -> None:
+    """Send ``sig`` to ``pid`` and wait (up to ``timeout``) until it has exited."""
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def _alive(pid: int) -> bool:
