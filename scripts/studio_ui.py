@@ -60,20 +60,25 @@ def run_npm(*args: str, env: dict[str, str] | None = None, timeout: float = 600)
     return proc.stdout
 
 
-def _installed_matches_lock() -> bool:
-    installed = UI / "node_modules" / ".package-lock.json"
+def installed_matches_lock(ui: Path = UI) -> bool:
+    """Whether ``ui/node_modules`` holds exactly the lockfile's packages."""
+    installed = ui / "node_modules" / ".package-lock.json"
     if not installed.exists():
         return False
-    lock = json.loads((UI / "package-lock.json").read_text())
+    lock = json.loads((ui / "package-lock.json").read_text())
     have = json.loads(installed.read_text())
-    want = {k: v.get("version") for k, v in lock.get("packages", {}).items() if k}
+    want = {k: v for k, v in lock.get("packages", {}).items() if k}
     got = {k: v.get("version") for k, v in have.get("packages", {}).items() if k}
-    return want == got
+    # npm leaves out the optional packages of other platforms (rolldown's
+    # bindings for darwin, android...): a missing optional entry is not stale.
+    missing = [k for k, v in want.items() if k not in got and not v.get("optional")]
+    wrong = [k for k, version in got.items() if want.get(k, {}).get("version") != version]
+    return not missing and not wrong
 
 
 def install() -> None:
     """``npm ci`` unless node_modules already holds exactly the lockfile's packages."""
-    if not _installed_matches_lock():
+    if not installed_matches_lock():
         run_npm("ci", "--no-audit", "--no-fund", "--loglevel=error")
 
 
