@@ -3,7 +3,9 @@ server), or RabbitMQ and Redis together; and removing a benchmark's keys."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -32,11 +34,12 @@ def redis_url() -> Iterator[str]:
         yield svc.redis_url
     finally:
         svc.stop_redis()
+        shutil.rmtree(svc.directory, ignore_errors=True)
 
 
 def amqp_and_redis_urls() -> tuple[str, str]:
     """RELAYNA_TEST_AMQP_URL and RELAYNA_TEST_REDIS_URL when both are set, else both
-    servers started with scripts/services.py (left running for the process)."""
+    servers started with scripts/services.py, running until the process exits."""
     amqp, redis = os.environ.get("RELAYNA_TEST_AMQP_URL"), os.environ.get("RELAYNA_TEST_REDIS_URL")
     if amqp and redis:
         return amqp, redis
@@ -44,6 +47,7 @@ def amqp_and_redis_urls() -> tuple[str, str]:
     from services import Services
 
     svc = Services.start()
+    atexit.register(svc.stop)  # servers and their directory go with the benchmark
     os.environ.update(svc.env())
     return svc.amqp_url, svc.redis_url
 
