@@ -205,9 +205,16 @@ class App:
         """The store URL (``None`` when an open store object was given)."""
         return self._store if isinstance(self._store, str) else None
 
-    def use(self, *, broker: Broker | str | None = None, store: Store | str | None = None) -> None:
+    def use(
+        self,
+        *,
+        broker: Broker | str | None = None,
+        store: Store | str | None = None,
+        cluster_keys: bool | None = None,
+    ) -> None:
         """Replace the broker and/or store (URL or open object) before the app is opened
-        (``relayna serve --broker-url`` does this).
+        (``relayna serve --broker-url`` does this); ``cluster_keys`` chooses the
+        key layout (``--cluster-keys``: as ``StatusStoreConfig(cluster=...)``).
 
         Raises:
             ConfigurationError: the app is open.
@@ -218,6 +225,9 @@ class App:
             self._broker = broker
         if store is not None:
             self._store = store
+        if cluster_keys is not None:
+            self.store_config = attrs.evolve(self.store_config, cluster=cluster_keys)
+            self._layout_chosen = True
 
     @property
     def tasks(self) -> Mapping[str, Task]:

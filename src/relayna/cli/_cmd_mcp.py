@@ -16,17 +16,21 @@ from typing import Any
 
 import attrs
 
+from relayna._urls import redact_url
 from relayna.api import RelaynaRuntime, RuntimeConfig, open_relayna_runtime
 from relayna.app import App
 from relayna.cli._common import (
     Subcommands,
     UsageError,
     add_backend_arg,
+    add_cluster_keys_arg,
     add_logging_args,
+    cluster_keys,
     load_target,
     run_async,
 )
 from relayna.contracts import TaskEnvelope
+from relayna.transport import is_cluster_store_url
 
 log = logging.getLogger("relayna.mcp")
 
@@ -62,9 +66,30 @@ def register(sub: Subcommands) -> None:
         "(WorkflowStoreConfig.prefix; default: relayna), for relayna://workflow/runs/{task_id} "
         "and replay_workflow_stage on a workflow topology",
     )
+    add_cluster_keys_arg(p)
     add_backend_arg(p)
     add_logging_args(p)
     p.set_defaults(handler=_run)
+
+
+def _with_layout(target: Any, args: argparse.Namespace) -> Any:
+    """``target`` with the key layout ``--cluster-keys`` / RELAYNA_STORE_CLUSTER_KEYS
+    chose (an App reads the env itself); a cluster store URL implies the
+    cluster layout, and the default layout chosen for one is an error."""
+    if isinstance(target, App):
+        if args.cluster_keys is not None:
+            target.use(cluster_keys=args.cluster_keys)
+        return target
+    if not isinstance(target, RuntimeConfig):
+        return target
+    if args.cluster_keys is False and is_cluster_store_url(target.store_url):
+        raise UsageError(
+            f"--no-cluster-keys: the store {redact_url(target.store_url)} is a Redis Cluster, "
+            "which needs the cluster key layout"
+        )
+    if cluster_keys(args, target.store.cluster or None):
+        return attrs.evolve(target, store=attrs.evolve(target.store, cluster=True))
+    return target
 
 
 @asynccontextmanager
@@ -103,12 +128,15 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"relayna mcp needs the mcp extra (pip install 'relayna[mcp]'): {exc}"
         ) from None
-    target = load_target(args.app, what="relayna.App or RuntimeConfig")
+    target = _with_layout(load_target(args.app, what="relayna.App or RuntimeConfig"), args)
     config = MCPConfig(operations=args.allow_operations)
-    workflow = WorkflowStoreConfig(prefix=args.workflow_prefix)
 
     async def main() -> None:
         async with _open(target) as (runtime, publish):
+            # the runtime's resolved layout (a cluster URL implies it)
+            workflow = WorkflowStoreConfig(
+                prefix=args.workflow_prefix, cluster=runtime.config.store.cluster
+            )
             server = RelaynaMCP(runtime, config=config, publish=publish, workflow=workflow)
             log.info("relayna mcp: serving %s over stdio (%s)", args.app, args.backend)
             await server.serve_stdio()

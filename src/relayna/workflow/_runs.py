@@ -72,7 +72,8 @@ class WorkflowRuns:
         broker: an open broker for replays (read-only use needs none).
         config: the workers' key prefix and TTLs.
         cancels: the cancellation keys the stage workers use (default: the
-            status store's default prefix ``relayna``).
+            status store's default prefix ``relayna``, in the workflow
+            store's key layout: ``config.cluster`` gives the cluster one).
     """
 
     def __init__(
@@ -87,7 +88,9 @@ class WorkflowRuns:
         self.topology = topology
         self.workflow = WorkflowStore(store, config)
         self.broker = broker
-        self.cancels = cancels if cancels is not None else CancelStore(store)
+        if cancels is None:
+            cancels = CancelStore(store, cluster=self.workflow.config.cluster)
+        self.cancels = cancels
 
     async def get(self, task_id: str) -> WorkflowRunState | None:
         """The run of ``task_id``, or None (never started, or expired)."""
