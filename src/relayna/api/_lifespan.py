@@ -84,6 +84,11 @@ class RuntimeConfig:
             runtime then has a :class:`~relayna.dlq.DLQService` (``runtime.dlq``)
             that ``dlq_routes()`` and the execution graphs use; ``None`` (the
             default, as the original): no DLQ store.
+        replica_acks: replicas that must hold the hub's status writes before
+            their messages are acked (``None``: 1 on a Redis Cluster store, 0
+            elsewhere; the same knob as ``App(replica_acks=)`` and the
+            workers' ``--replica-acks``).
+        replica_wait: seconds one wait may take before the batch is retried.
     """
 
     store_url: str
@@ -109,6 +114,8 @@ class RuntimeConfig:
     heartbeat_prefix: str = "relayna"
     service_title: str = "relayna"
     dlq: DLQStoreConfig | None = None
+    replica_acks: int | None = None
+    replica_wait: float = 1.0
 
 
 @attrs.define
@@ -232,6 +239,8 @@ async def open_relayna_runtime(
                     name=config.hub_name,
                     persist_offset=config.hub_persist_offset,
                     max_catch_up=config.hub_max_catch_up,
+                    replica_acks=config.replica_acks,
+                    replica_wait=config.replica_wait,
                 ),
                 metrics=runtime.metrics,
                 reconnect=_hub_reconnect(config),

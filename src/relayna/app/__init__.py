@@ -12,7 +12,15 @@ A thin layer over the explicit API (topology, ``TaskConsumer``,
 ``open_relayna_runtime``): see ``docs/app.md``.
 """
 
-from relayna.app._app import App, Task, cluster_keys_from_env
+from relayna.app._app import App, Task, cluster_keys_from_env, replicas_from_env
 from relayna.app._handle import StatusEvents, TaskFailed, TaskHandle
 
-__all__ = ["App", "StatusEvents", "Task", "TaskFailed", "TaskHandle", "cluster_keys_from_env"]
+__all__ = [
+    "App",
+    "StatusEvents",
+    "Task",
+    "TaskFailed",
+    "TaskHandle",
+    "cluster_keys_from_env",
+    "replicas_from_env",
+]

@@ -83,6 +83,33 @@ def cluster_keys_from_env() -> bool:
     )
 
 
+def replicas_from_env() -> tuple[int | None, float]:
+    """``RELAYNA_STORE_REPLICA_ACKS`` and ``RELAYNA_STORE_REPLICA_WAIT``: replicas
+    a store write must reach before the message it belongs to is acked (empty:
+    1 on a Redis Cluster store, 0 elsewhere) and the seconds one wait may take
+    (default 1).
+
+    Raises:
+        ConfigurationError: not a whole number >= 0 / not a number > 0.
+    """
+    acks = os.environ.get("RELAYNA_STORE_REPLICA_ACKS", "").strip()
+    wait = os.environ.get("RELAYNA_STORE_REPLICA_WAIT", "").strip()
+    try:
+        parsed_acks = int(acks) if acks else None
+        parsed_wait = float(wait) if wait else 1.0
+    except ValueError:
+        parsed_acks, parsed_wait = -1, 0.0
+    if parsed_acks is not None and parsed_acks < 0:
+        raise ConfigurationError(
+            f"RELAYNA_STORE_REPLICA_ACKS must be a whole number >= 0, got {acks!r}"
+        )
+    if not parsed_wait > 0:  # NaN too
+        raise ConfigurationError(
+            f"RELAYNA_STORE_REPLICA_WAIT must be a number of seconds > 0, got {wait!r}"
+        )
+    return parsed_acks, parsed_wait
+
+
 class App:
     """A relayna service: its topology, transports and task functions.
 
@@ -124,6 +151,14 @@ class App:
         dlq_config: where the app's worker records dead letters in its store
             (``{prefix}:dlq:*``, see :doc:`dlq`) and where :meth:`routes`
             with ``dlq=True`` reads them; ``None`` records none.
+        replica_acks: replicas of a Redis Cluster store that must hold the
+            writes made for a message (DLQ record, idempotency mark, cancel
+            claims, status batch) before it is acked; ``None``:
+            ``RELAYNA_STORE_REPLICA_ACKS``, else 1 on a cluster store and 0
+            elsewhere (see :doc:`redis-cluster`).
+        replica_wait: seconds one wait may take (``None``:
+            ``RELAYNA_STORE_REPLICA_WAIT``, else 1); a write not replicated
+            in time is written again or its message left for redelivery.
         cancel_grace: seconds a cancelled task's ``ctx.cleanup_scope()`` may run.
         deadline_tolerance: seconds of clock skew forgiven before a task's
             deadline counts as passed.
@@ -147,6 +182,8 @@ class App:
         dlq_config: DLQStoreConfig | None = _DEFAULT_DLQ,
         cancel_grace: float = 5.0,
         deadline_tolerance: float = 1.0,
+        replica_acks: int | None = None,
+        replica_wait: float | None = None,
     ) -> None:
         if not is_valid_identifier(name):
             raise ConfigurationError(f"invalid app name {name!r}")
@@ -166,6 +203,9 @@ class App:
             os.environ.get("RELAYNA_STORE_CLUSTER_KEYS", "").strip()
         )
         self.dlq_config = dlq_config
+        env_acks, env_wait = replicas_from_env()
+        self.replica_acks = replica_acks if replica_acks is not None else env_acks
+        self.replica_wait = replica_wait if replica_wait is not None else env_wait
         self._explicit_topology = topology
         self._broker: Broker | str = (
             broker if broker is not None else _env_url("RELAYNA_BROKER_URL")
@@ -345,6 +385,8 @@ class App:
             "drain_timeout": self.drain_timeout,
             "cancel_grace": self.cancel_grace,
             "deadline_tolerance": self.deadline_tolerance,
+            "replica_acks": self.replica_acks,
+            "replica_wait": self.replica_wait,
         }
         settings.update(options)
         return TaskConsumer(**settings)
@@ -399,6 +441,8 @@ class App:
                     run_hub=hub,
                     store=self.store_config,
                     dlq=self.dlq_config,
+                    replica_acks=self.replica_acks,
+                    replica_wait=self.replica_wait,
                 )
                 runtime = await stack.enter_async_context(
                     open_relayna_runtime(

@@ -36,9 +36,11 @@ from relayna.cli._common import (
     add_backend_arg,
     add_cluster_keys_arg,
     add_logging_args,
+    add_replica_args,
     cluster_keys,
     env_default,
     load_target,
+    replica_options,
     run_async,
 )
 from relayna.consumer import Idempotency, LifecycleStatuses, RetryPolicy, TaskConsumer
@@ -97,6 +99,7 @@ def register(sub: Subcommands) -> None:
         "(default: the App's store_config.prefix, else relayna)",
     )
     add_cluster_keys_arg(p)
+    add_replica_args(p)
     p.add_argument(
         "--cancel-grace",
         type=float,
@@ -205,6 +208,7 @@ def build_consumer(args: argparse.Namespace, target: Any) -> TaskConsumer:
     args.cluster_keys = cluster_keys(
         args, target.store_config.cluster if isinstance(target, App) else None
     )
+    common.update(replica_options(args, env=not isinstance(target, App)))
     if args.queue is not None:
         common["queue"] = args.queue
     if args.metrics_port is not None:

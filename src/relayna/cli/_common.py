@@ -78,6 +78,65 @@ def cluster_keys(args: argparse.Namespace, default: bool | None = None) -> bool:
         raise UsageError(str(exc)) from None
 
 
+def _replicas(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(text)
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError(text)
+    return value
+
+
+def add_replica_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--replica-acks",
+        type=_replicas,
+        default=None,
+        metavar="N",
+        help="replicas of a Redis Cluster store that must hold the writes made for a "
+        "message (DLQ record, idempotency mark, cancel claims, workflow steps) before "
+        "it is acked; 0 turns the wait off (default: env RELAYNA_STORE_REPLICA_ACKS, "
+        "else 1 on a redis+cluster:// store and 0 elsewhere; more than 0 on a store "
+        "without replicas is an error)",
+    )
+    p.add_argument(
+        "--replica-wait",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="seconds one wait for replicas may take before the write is retried or "
+        "its message left for redelivery (default: env RELAYNA_STORE_REPLICA_WAIT, else 1)",
+    )
+
+
+def replica_options(args: argparse.Namespace, *, env: bool) -> dict[str, Any]:
+    """``replica_acks`` / ``replica_wait`` from the flags; with ``env``, the
+    environment fills what no flag gave (an App reads it itself).
+
+    Raises:
+        UsageError: a malformed RELAYNA_STORE_REPLICA_ACKS / _WAIT.
+    """
+    from relayna.app import replicas_from_env
+    from relayna.errors import ConfigurationError
+
+    options: dict[str, Any] = {}
+    if env:
+        try:
+            options["replica_acks"], options["replica_wait"] = replicas_from_env()
+        except ConfigurationError as exc:
+            raise UsageError(str(exc)) from None
+    if args.replica_acks is not None:
+        options["replica_acks"] = args.replica_acks
+    if args.replica_wait is not None:
+        options["replica_wait"] = args.replica_wait
+    return options
+
+
 def add_backend_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--backend",

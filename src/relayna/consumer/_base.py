@@ -41,7 +41,7 @@ from relayna.observability import (
     consumer_span,
 )
 from relayna.rabbitmq import RelaynaClient, StatusTopology, open_relayna_client
-from relayna.transport import Broker, Delivery, QueueSpec
+from relayna.transport import Broker, Delivery, QueueSpec, ReplicaBarrier
 
 from ._context import LifecycleStatuses, ManualRetryRequest, TaskContext
 from ._decide import (
@@ -67,6 +67,8 @@ __all__ = ["ConsumerBase", "Middleware"]
 logger = logging.getLogger("relayna.consumer")
 
 _NO_STATUSES = LifecycleStatuses()
+#: Attributes naming what a consumer writes to its store before an ack.
+_WRITERS = ("idempotency", "cancels", "leases")
 # Capped at 5 s (x1.2 jitter): after an outage of any length the consumer is back
 # within ~6 s of the broker (the reliability target is 10 s).
 _BACKOFF = Backoff(initial=0.2, maximum=5.0)
@@ -115,6 +117,10 @@ class ConsumerBase:
     backoff: Backoff = _BACKOFF
     heartbeats: WorkerHeartbeats | None = None
     metrics: RelaynaMetrics | None = None
+    #: Replicas the store writes made for a message must reach before its ack
+    #: (``None``: 1 on a Redis Cluster store, 0 elsewhere); see ReplicaBarrier.
+    replica_acks: int | None = None
+    replica_wait: float = 1.0
 
     stats: ConsumerStats = attrs.field(init=False, factory=ConsumerStats)
     _pump: ObservationPump = attrs.field(init=False, default=None)
@@ -122,6 +128,7 @@ class ConsumerBase:
     _ready: bool = attrs.field(init=False, default=False)
     _state: str = attrs.field(init=False, default="starting")
     _async_cache: AsyncCache = attrs.field(init=False, factory=AsyncCache)
+    _replicas: ReplicaBarrier = attrs.field(init=False, default=None)
 
     def __attrs_post_init__(self) -> None:
         if self.prefetch is not None and (type(self.prefetch) is not int or self.prefetch < 1):
@@ -129,6 +136,28 @@ class ConsumerBase:
         if self.drain_timeout < 0:
             raise ConfigurationError("drain_timeout must be >= 0")
         self._pump = ObservationPump(self.observation_sink, buffer=self.observation_buffer)
+        self._replicas = self._replica_barrier()  # a ConfigurationError here, not at start
+
+    def _replica_barrier(self) -> ReplicaBarrier:
+        """The barrier over every store this consumer writes before an ack (the
+        DLQ recorder's, idempotency, cancellation, leases, workflow run state)."""
+        owners = [self.dlq_recorder, *(getattr(self, n, None) for n in _WRITERS)]
+        stores = [getattr(owner, "store", None) for owner in owners]
+        stores.append(getattr(self, "store", None))  # a workflow consumer's run state
+        return ReplicaBarrier(
+            stores,
+            self.replica_acks,
+            self.replica_wait,
+            what=f"consumer {self.consumer_name!r}",
+        )
+
+    async def await_replicas(self) -> None:
+        """The store writes made so far reached the replicas (before an ack).
+
+        Raises:
+            StoreConnectionError: they did not in time: do not ack.
+        """
+        await self._replicas.wait()
 
     # -- to implement ----------------------------------------------------------
 
@@ -362,6 +391,7 @@ class ConsumerBase:
             ) as client:
                 client.metrics = self.metrics
                 await self._declare(client)
+                self._replicas = self._replica_barrier()  # stores attached since construction
                 settler = Settler(
                     client=client,
                     queue=self.queue_name,
@@ -374,6 +404,7 @@ class ConsumerBase:
                     aggregation=self._aggregation,
                     worker_id=self.worker_id,
                     record_timeout=self.dlq_record_timeout,
+                    replicas=self._replicas,
                 )
                 session = Session(
                     broker=client.broker,

@@ -29,7 +29,7 @@ from relayna.contracts import (
     without_headers,
 )
 from relayna.contracts import headers as h
-from relayna.errors import ContractError
+from relayna.errors import ContractError, StoreConnectionError
 from relayna.observability import (
     AggregationDeadLetterPublished,
     AggregationRetryScheduled,
@@ -42,7 +42,7 @@ from relayna.observability import (
     TaskMessageRejected,
 )
 from relayna.rabbitmq import RelaynaClient
-from relayna.transport import Delivery, Properties
+from relayna.transport import Delivery, Properties, ReplicaBarrier
 
 from ._context import LifecycleStatuses
 from ._decide import Ack, DeadLetter, Decision, Failed, Reject, Requeue, Retry, RetryPolicy, Stop
@@ -64,6 +64,8 @@ EXCEPTION_MESSAGE = "relayna-exception-message"
 _MAX_EXCEPTION_TEXT = 1024
 _MAX_EXCEPTION_TYPE = 255
 _MAX_TRACEBACK = 4000
+#: Pause before a DLQ record that was not replicated is written again.
+_RECORD_RETRY_PAUSE = 0.05
 
 
 def failure_meta(
@@ -158,6 +160,17 @@ class Settler:
     worker_id: str | None = None
     #: Longest wait for the DLQ recorder; the copy is acked either way.
     record_timeout: float = 5.0
+    #: The store writes made for a message reach replicas before its ack.
+    replicas: ReplicaBarrier | None = None
+
+    async def durable(self) -> None:
+        """Before an ack: the message's store writes reached the replicas.
+
+        Raises:
+            StoreConnectionError: not in time: the delivery is not acked.
+        """
+        if self.replicas is not None:
+            await self.replicas.wait()
 
     @property
     def dead_letter_queue(self) -> str:
@@ -248,6 +261,7 @@ class Settler:
         return text[:_MAX_EXCEPTION_TEXT]
 
     async def ack(self, delivery: Delivery, info: MessageInfo) -> None:
+        await self.durable()
         await delivery.ack()
         self.stats.acked += 1
         if self.pump.enabled:
@@ -396,6 +410,7 @@ class Settler:
             f"Task processing failed. Scheduling retry {decision.attempt}/{policy.max_retries}.",
             meta=self._failure_meta(decision, info, failure),
         )
+        await self.durable()
         await delivery.ack()
         self.stats.retried += 1
 
@@ -444,6 +459,7 @@ class Settler:
             meta=self._failure_meta(decision, info, failure),
             final_failure=True,
         )
+        await self.durable()
         await delivery.ack()
 
     async def _record(
@@ -484,7 +500,7 @@ class Settler:
             # Bounded: a slow store never holds back the ack of a copy the
             # broker already confirmed.
             with anyio.fail_after(self.record_timeout):
-                await self.recorder.add(record)
+                await self._add_durably(record)
         except Exception as exc:  # the recorder is user code; TimeoutError included
             # The DLQ copy is already confirmed in the broker: count, observe,
             # log, and still ack (a requeue would only duplicate the copy).
@@ -498,6 +514,23 @@ class Settler:
                     **_task_fields(self._common(info)),
                 )
             )
+
+    async def _add_durably(self, record: Any) -> None:
+        """``recorder.add``; waiting for replicas, written again until they have
+        it (the add is idempotent: the record's id comes from the dead-letter's
+        facts) -- bounded by the caller's ``record_timeout``."""
+        assert self.recorder is not None
+        if self.replicas is None or not self.replicas.enabled:
+            await self.recorder.add(record)
+            return
+        while True:
+            try:
+                await self.recorder.add(record)
+                await self.replicas.wait()
+                return
+            except StoreConnectionError as exc:  # a failover: write again, then wait
+                logger.info("DLQ record %s not replicated yet: %s", record.dlq_id, exc)
+                await anyio.sleep(_RECORD_RETRY_PAUSE)
 
 
 def _task_fields(common: dict[str, Any]) -> dict[str, Any]:

@@ -75,7 +75,6 @@ from relayna.errors import (
     ConfigurationError,
     ConnectionLost,
     ContractError,
-    StoreConnectionError,
     StoreError,
 )
 from relayna.observability import (
@@ -88,7 +87,7 @@ from relayna.status._event import EventDict, decode_status_body
 from relayna.status._hub_config import HubStatistics, StatusHubConfig
 from relayna.status._hub_offset import HubOffsets, OffsetKeeper
 from relayna.status._store import StatusStore
-from relayna.transport import Broker, Consumer, Delivery, StreamOffset
+from relayna.transport import Broker, Consumer, Delivery, ReplicaBarrier, StreamOffset
 
 __all__ = ["HubStatistics", "StatusHub", "StatusHubConfig"]
 
@@ -135,15 +134,12 @@ class StatusHub:
         if metrics is not None:
             metrics.track_hub(self)
         self.config = config
-        self._wait_replicated = getattr(getattr(store, "store", None), "wait_replicated", None)
-        self._replica_acks = config.replica_acks
-        if self._replica_acks is None:
-            self._replica_acks = 1 if self._wait_replicated is not None else 0
-        if self._replica_acks and self._wait_replicated is None:
-            raise ConfigurationError(
-                f"StatusHubConfig(replica_acks={self._replica_acks}) needs a store that can "
-                "wait for its replicas (a Redis Cluster store)"
-            )
+        self._replicas = ReplicaBarrier(
+            [getattr(store, "store", None)],
+            config.replica_acks,
+            config.replica_wait,
+            what="the status hub's writes",
+        )
         self.stats = HubStatistics()
         self._parked: dict[str, deque[_Item]] = {}
         self._inflight: set[int] = set()
@@ -461,17 +457,7 @@ class StatusHub:
         """With ``replica_acks``: the writes so far reached that many replicas,
         else StoreConnectionError (the batch is written again and waited for:
         its dedupe markers make the rewrite of a replicated event a no-op)."""
-        if not self._replica_acks:
-            return
-        assert self._wait_replicated is not None
-        wait = self.config.replica_wait
-        acked = await self._wait_replicated(self._replica_acks, wait)
-        if acked < self._replica_acks:
-            raise StoreConnectionError(
-                f"{acked} of {self._replica_acks} replicas acknowledged the status writes "
-                f"within {wait:g}s",
-                url=self._store.store.url,
-            )
+        await self._replicas.wait()
 
     def _store_failed(self, item: _Item, exc: StoreError, failures: int) -> None:
         self.stats.store_failures += 1

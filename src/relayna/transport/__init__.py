@@ -53,6 +53,7 @@ from relayna.transport._pubsub import (
     RawPubSubConnector,
     RawSubscribed,
 )
+from relayna.transport._replicas import ReplicaBarrier, can_wait_for_replicas
 from relayna.transport._store import (
     DirectDelivery,
     PubSubEvent,
@@ -68,6 +69,8 @@ from relayna.transport._store_util import run_script_calls
 
 __all__ = [
     "Backoff",
+    "ReplicaBarrier",
+    "can_wait_for_replicas",
     "supervise",
     "CLUSTER_SLOTS",
     "check_cluster_prefix",

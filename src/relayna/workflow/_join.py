@@ -124,6 +124,7 @@ async def arrive(
         if arrival.verdict == "done" or not arrival.new:
             await consumer.ack_duplicate(delivery, common, f"{consumer.stage}:{branch}")
             return
+        await consumer.await_replicas()  # the arrival is on the replicas
         await delivery.ack()
         consumer.stats.acked += 1
         return

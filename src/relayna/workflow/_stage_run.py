@@ -179,6 +179,7 @@ class StageRunner(CancellableConsumer):
                         self.stage,
                         ctx.message_id,
                     )
+            await self.await_replicas()  # the completion step is on the replicas
             await delivery.ack()
             self.stats.acked += 1
             self._emit(WorkflowStageAcked(**common, **fields))
@@ -274,6 +275,7 @@ class StageRunner(CancellableConsumer):
     async def ack_duplicate(self, delivery: Delivery, common: dict[str, Any], key: str) -> None:
         self.stats.duplicates_suppressed += 1
         self._emit(DuplicateSuppressed(idempotency_key=key, **common))
+        await self.await_replicas()  # the marker that made it a duplicate, if this worker wrote it
         await delivery.ack()
         self.stats.acked += 1
 

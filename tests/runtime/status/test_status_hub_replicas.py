@@ -7,41 +7,18 @@ tests/integration/cluster/test_redis_cluster_faults.py.
 
 from __future__ import annotations
 
-from typing import Any
-
 import anyio
+import attrs
 import pytest
 
+from _replica_store import WaitingStore
 from relayna.contracts import StatusEvent, encode_status
 from relayna.errors import ConfigurationError
 from relayna.status import StatusHub, StatusHubConfig, StatusStore
 from relayna.topology import StatusTopologyBase
-from relayna.transport import Store, open_broker, open_store
+from relayna.transport import open_broker, open_store
 
 pytestmark = pytest.mark.anyio
-
-
-class WaitingStore:
-    """A store that answers WAIT with the scripted replica counts, then 1."""
-
-    def __init__(self, inner: Store, answers: list[int]) -> None:
-        self._inner = inner
-        self.answers = answers
-        self.calls: list[tuple[int, float]] = []
-        self.writes_before_wait: list[int] = []
-        self.writes = 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    async def run_script_many(self, script: Any, calls: Any) -> Any:
-        self.writes += 1
-        return await self._inner.run_script_many(script, calls)
-
-    async def wait_replicated(self, replicas: int, within: float) -> int:
-        self.calls.append((replicas, within))
-        self.writes_before_wait.append(self.writes)
-        return self.answers.pop(0) if self.answers else 1
 
 
 async def test_a_batch_is_acked_only_after_its_replicas_and_rewritten_until_then(
@@ -93,3 +70,17 @@ async def test_replica_acks_need_a_store_that_can_wait(unique: str) -> None:
 def test_replica_acks_cannot_be_negative() -> None:
     with pytest.raises(ValueError, match="replica_acks"):
         StatusHubConfig(queue="q", replica_acks=-1)
+
+
+async def test_a_runtime_carries_the_knob_to_its_hub(unique: str) -> None:
+    from relayna.api import RuntimeConfig, open_relayna_runtime
+
+    topology = StatusTopologyBase(status_exchange=f"sx.{unique}", status_queue=f"sq.{unique}")
+    config = RuntimeConfig(
+        store_url="memory://", broker_url="memory://", topology=topology, replica_acks=1
+    )
+    with anyio.fail_after(10), pytest.raises(ConfigurationError, match="replica_acks=1"):
+        async with open_relayna_runtime(config):
+            pass
+    async with open_relayna_runtime(attrs.evolve(config, replica_acks=0)) as runtime:
+        assert runtime.hub is not None
