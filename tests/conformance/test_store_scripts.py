@@ -13,6 +13,15 @@ each call must give the same reply (or both fail with the same error code),
 the same pubsub messages must be published, and afterwards every key must
 hold the same type, value and TTL.
 
+On the Redis Cluster (slow tier, fewer examples) every key of an example
+carries one hash tag, as the cluster key layout tags a task's or a prefix's
+keys: the script's keys share a slot. A script that reaches a key outside it
+(a key name built from an argument that is not a tagged key) is refused by the
+cluster ("non local key", "do not hash to the same slot"): that input is
+outside the cluster layout's contract, so the example stops there and the
+states both sides held before that call are compared (and the messages
+published before it).
+
 Time: the memory store's clock is frozen during each call (as Redis freezes
 time inside a script). A key whose TTL is shorter than ``FRAGILE`` seconds
 could expire between two steps on one side and not on the other, so when one
@@ -144,10 +153,18 @@ def _code(exc: ScriptError) -> str:
     return str(exc).split("failed: ", 1)[-1].split(" ", 1)[0]
 
 
-async def _outcome(store: Store, script: Script, keys: list[str], args: list[bytes]) -> Any:
+#: How a Redis Cluster refuses a script reaching a key outside its slot.
+_REFUSED = re.compile(r"non local key|do not hash to the same slot|CROSSSLOT")
+
+
+async def _outcome(
+    store: Store, script: Script, keys: list[str], args: list[bytes], *, cluster: bool = False
+) -> Any:
     try:
         return ("ok", await store.run_script(script, keys, args))
     except ScriptError as exc:
+        if cluster and _REFUSED.search(str(exc)):
+            return ("refused",)
         return ("error", _code(exc))
 
 
@@ -210,9 +227,12 @@ def _canonical(kind: str, raw: list[bytes]) -> Any:
     return sorted(zip(raw[0::2], raw[1::2], strict=True))
 
 
-async def redis_keys(redis: Store, prefix: str, extra: list[bytes]) -> dict[str, tuple[Any, ...]]:
-    """key -> (type, canonical value, ms of TTL or -1) as Redis holds it."""
-    rows = await redis.run_script(_DUMP, [], [prefix.encode(), *extra])
+async def redis_keys(
+    redis: Store, prefix: str, extra: list[bytes], route: list[str] | None = None
+) -> dict[str, tuple[Any, ...]]:
+    """key -> (type, canonical value, ms of TTL or -1) as Redis holds it
+    (``route``: a key of the prefix's slot, on a cluster)."""
+    rows = await redis.run_script(_DUMP, route or [], [prefix.encode(), *extra])
     return {
         row[0].decode(): (row[1].decode(), _canonical(row[1].decode(), row[3]), row[2])
         for row in rows
@@ -247,9 +267,20 @@ def _same_ttl(redis_ms: int, memory_ms: int, elapsed: float) -> bool:
     return abs(redis_ms - memory_ms) <= (elapsed + 1) * 1000
 
 
-async def _messages(store: Store, sub: Any, channels: list[str]) -> list[tuple[str, bytes]]:
-    for channel in channels:
-        await store.publish(channel, SENTINEL)
+_PUBLISH = Script(
+    name="tests.differential.publish",
+    lua="for i = 2, #ARGV do redis.call('PUBLISH', ARGV[i], ARGV[1]) end return 0",
+)
+
+
+async def _messages(
+    store: Store, sub: Any, channels: list[str], via: str | None = None
+) -> list[tuple[str, bytes]]:
+    if via is None:
+        for channel in channels:
+            await store.publish(channel, SENTINEL)
+    else:  # a cluster: from the node the scripts published on, so after their messages
+        await store.run_script(_PUBLISH, [via], [SENTINEL, *(c.encode() for c in channels)])
     got: list[tuple[str, bytes]] = []
     ended = 0
     with anyio.fail_after(10):
@@ -274,10 +305,18 @@ def _counter() -> Iterator[int]:
 _EXAMPLES = _counter()
 
 
-async def run_both(redis: Store, script: Script, steps: list[tuple[Any, ...]]) -> None:
-    prefix = f"relayna-diff:{time.time_ns()}:{next(_EXAMPLES)}:"
+async def run_both(
+    redis: Store, script: Script, steps: list[tuple[Any, ...]], *, cluster: bool = False
+) -> bool:
+    """Run ``steps`` on ``redis`` and a fresh memory store and compare; False when
+    a cluster refused a call (the comparison then stops before it)."""
+    name = f"relayna-diff:{time.time_ns()}:{next(_EXAMPLES)}"
+    prefix = f"{{{name}}}:" if cluster else f"{name}:"  # one hash tag: one slot
     keys = [f"{prefix}k{i}" for i in range(KEY_POOL)]
     outside = sorted(set(_literals(script.lua)) | set(NUMBERS))  # names a script might use
+    # on a cluster, names outside the slot are refused to scripts: not dumped
+    dumped = [] if cluster else list(outside)
+    route = [keys[0]] if cluster else None
 
     def resolve(token: Token) -> bytes:
         return keys[token].encode() if isinstance(token, int) else token
@@ -287,6 +326,8 @@ async def run_both(redis: Store, script: Script, steps: list[tuple[Any, ...]]) -
     channels = [*keys, *(o.decode() for o in outside)]
     started = time.monotonic()
     fragile: set[str] = set()
+    before: tuple[dict[str, Any], dict[str, Any]] | None = None
+    refused = False
     try:
         async with redis.subscribe(*channels) as rsub, memory.subscribe(*channels) as msub:
             for index, step in enumerate(steps):
@@ -299,7 +340,15 @@ async def run_both(redis: Store, script: Script, steps: list[tuple[Any, ...]]) -
                 _, key_tokens, arg_tokens = step
                 call_keys = [keys[k] for k in key_tokens]
                 call_args = [resolve(t) for t in arg_tokens]
-                on_redis = await _outcome(redis, script, call_keys, call_args)
+                if cluster:
+                    before = (
+                        await redis_keys(redis, prefix, dumped, route),
+                        memory_keys(memory, clock),
+                    )
+                on_redis = await _outcome(redis, script, call_keys, call_args, cluster=cluster)
+                if on_redis == ("refused",):  # outside the cluster layout: stop here
+                    refused = True
+                    break
                 on_memory = await _outcome(memory, script, call_keys, call_args)
                 assert on_redis == on_memory, (index, step, call_keys, call_args)
                 for key, (_, _, ttl) in memory_keys(memory, clock).items():
@@ -312,9 +361,18 @@ async def run_both(redis: Store, script: Script, steps: list[tuple[Any, ...]]) -
                             assert remaining is not None, key
                             assert remaining < FRAGILE + 1, (key, remaining)
                     break
-            assert await _messages(redis, rsub, channels) == await _messages(memory, msub, channels)
-        on_redis_keys = await redis_keys(redis, prefix, list(outside))
-        on_memory_keys = memory_keys(memory, clock)
+            via = keys[0] if cluster else None
+            on_redis_messages = await _messages(redis, rsub, channels, via)
+            on_memory_messages = await _messages(memory, msub, channels, via)
+            if refused:  # the refused call may have published before it was stopped
+                on_redis_messages = on_redis_messages[: len(on_memory_messages)]
+            assert on_redis_messages == on_memory_messages
+        if refused:
+            assert before is not None
+            on_redis_keys, on_memory_keys = before
+        else:
+            on_redis_keys = await redis_keys(redis, prefix, dumped, route)
+            on_memory_keys = memory_keys(memory, clock)
         for key in fragile:
             on_redis_keys.pop(key, None)
             on_memory_keys.pop(key, None)
@@ -327,9 +385,10 @@ async def run_both(redis: Store, script: Script, steps: list[tuple[Any, ...]]) -
     finally:
         memory.close()
         await redis.delete(*keys, *(o.decode() for o in outside))
-        leftovers = await redis_keys(redis, prefix, [])
+        leftovers = await redis_keys(redis, prefix, [], route)
         if leftovers:
             await redis.delete(*leftovers)
+    return not refused
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda s: s.name)
@@ -346,3 +405,25 @@ async def test_script_behaves_the_same_on_redis_and_memory(
     with anyio.fail_after(60):
         async with open_store(redis_url) as redis:
             await run_both(redis, script, steps)
+
+
+#: Examples per script on the cluster (the single Redis runs 30): the whole
+#: file stays within a minute or two per backend on the shared box.
+CLUSTER_EXAMPLES = 6
+
+
+@pytest.mark.slow_tier
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda s: s.name)
+@settings(
+    max_examples=CLUSTER_EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+async def test_script_behaves_the_same_on_the_cluster_and_memory(
+    redis_cluster_url: str, script: Script, data: st.DataObject
+) -> None:
+    steps = data.draw(sequences(script), label="steps")
+    with anyio.fail_after(60):
+        async with open_store(redis_cluster_url) as redis:
+            await run_both(redis, script, steps, cluster=True)
