@@ -9,7 +9,12 @@ Theory of operation (decode):
    faithfully: no duplicate keys (orjson keeps the last one silently), no
    integer beyond 64 bits (orjson turns those into lossy floats), no exotic
    number spellings. Everything relayna (and the original's pydantic-core
-   encoder) emits takes this path;
+   encoder) emits takes this path. Text that differs from its re-encoding
+   only in whitespace (pretty-printed JSON) takes it too: both are compared
+   with every space, tab, CR and LF deleted. Deleting them keeps every
+   quote, backslash and structural character, so which bytes are inside
+   strings, and every object's member count, are the same on both sides;
+   a dropped duplicate or a changed number or escape would differ;
 4. any other text goes through the slow path: the stdlib parser with a
    duplicate-key hook, arbitrary-precision integers and optional bare
    ``NaN``/``Infinity`` tokens, followed by a strict UTF-8 check that rejects
@@ -50,6 +55,8 @@ __all__ = ["DECODER_ERROR", "decoder_failure", "dumps", "loads"]
 DECODER_ERROR = "decoder_error"
 
 _DUMPS_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
+#: JSON's insignificant whitespace (also allowed, unescaped, inside strings).
+_WHITESPACE = b" \t\n\r"
 
 
 def _invalid_json(detail: str) -> NoReturn:
@@ -175,7 +182,10 @@ def _loads(
         value = orjson.loads(data)
     except orjson.JSONDecodeError:
         return _loads_slow(data, allow_non_finite)
-    if orjson.dumps(value) != data:
+    canonical = orjson.dumps(value)
+    if canonical != data and canonical.translate(None, _WHITESPACE) != data.translate(
+        None, _WHITESPACE
+    ):
         return _loads_slow(data, allow_non_finite)
     return value
 
