@@ -145,6 +145,12 @@ def _zscore(core: MemoryCore, args: Sequence[bytes]) -> Reply:
     return None if score is None else format_double(score)
 
 
+@command("ZMSCORE", -3)
+def _zmscore(core: MemoryCore, args: Sequence[bytes]) -> Reply:
+    scores = _scores(core, args[0])
+    return [None if (s := scores.get(m)) is None else format_double(s) for m in args[1:]]
+
+
 @command("ZCARD", 2)
 def _zcard(core: MemoryCore, args: Sequence[bytes]) -> Reply:
     return len(_scores(core, args[0]))
