@@ -10,10 +10,11 @@ added (``body_encoding``).
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import attrs
 import orjson
 
 from relayna.consumer import DLQRecord, jsonable, jsonable_headers
@@ -21,8 +22,13 @@ from relayna.contracts import format_datetime, loads
 from relayna.errors import ContractError
 
 __all__ = [
+    "DETAIL_FIELDS",
+    "LIST_ARGS",
     "LIST_FIELDS",
+    "STATE_DEFAULTS",
     "STATE_FIELDS",
+    "WATCHED_FIELDS",
+    "decode_listed",
     "decode_record",
     "encode_record",
     "inspect_body",
@@ -53,6 +59,32 @@ STATE_FIELDS = (
 )
 #: What a listing fetches per record (everything but the body).
 LIST_FIELDS = ("facts", *STATE_FIELDS)
+_NEW = attrs.fields_dict(DLQRecord)
+#: The state fields a new record sets, with their values as stored.
+STATE_DEFAULTS = {
+    name: str(_NEW[name].default).encode()
+    for name in ("state", "replay_count", "investigation_status", "retry_status")
+}
+#: State fields a new record does not have, set only by a change (a republish
+#: whose outcome is unknown).
+WATCHED_FIELDS = ("unconfirmed_kind",)
+#: The other state fields. Every script that sets one of them also sets a field
+#: of STATE_DEFAULTS to another value, or a WATCHED_FIELDS field (replayed_at
+#: with ``replay_count`` >= 1, investigated_* with ``investigated``, retried_*
+#: with ``retried``, unconfirmed_* with ``unconfirmed_kind``): a listing reads
+#: them only for a record where one of those differs from a new record's.
+DETAIL_FIELDS = tuple(
+    name for name in STATE_FIELDS if name not in STATE_DEFAULTS and name not in WATCHED_FIELDS
+)
+#: The listing script's field arguments (see ``LIST_LUA``).
+LIST_ARGS: tuple[str | bytes, ...] = (
+    str(len(STATE_DEFAULTS)),
+    *(x for pair in STATE_DEFAULTS.items() for x in pair),
+    str(len(WATCHED_FIELDS)),
+    *WATCHED_FIELDS,
+    *DETAIL_FIELDS,
+)
+_STATE_NAMES = {name.encode(): name for name in STATE_FIELDS}
 _TIME_FIELDS = frozenset({"replayed_at", "investigated_at", "retried_at"})
 
 
@@ -153,16 +185,34 @@ def decode_record(fields: Mapping[str, bytes | None], body: bytes | None = None)
     Raises:
         ContractError: the stored facts are not a record (reason ``schema``).
     """
-    raw = fields.get("facts")
+    state = {name: value for name in STATE_FIELDS if (value := fields.get(name)) is not None}
+    return _build(fields.get("facts"), state, body)
+
+
+def decode_listed(facts: bytes | None, pairs: Sequence[bytes]) -> DLQRecord:
+    """A record from one entry of the listing script's reply (no body).
+
+    ``pairs`` are ``(field, value)`` of the state fields that differ from a
+    new record's (:data:`LIST_ARGS`); the others take the record's defaults.
+
+    Raises:
+        ContractError: as :func:`decode_record`.
+    """
+    try:
+        state = {_STATE_NAMES[pairs[i]]: pairs[i + 1] for i in range(0, len(pairs), 2)}
+    except (KeyError, IndexError, TypeError) as exc:
+        raise ContractError(f"DLQ record does not decode: {exc!r}") from None
+    return _build(facts, state, None)
+
+
+def _build(raw: bytes | None, fields: Mapping[str, bytes], body: bytes | None) -> DLQRecord:
     if raw is None:
         raise ContractError("DLQ record without facts")
     try:
         facts = orjson.loads(raw)
+        get = facts.get
         state: dict[str, Any] = {}
-        for name in STATE_FIELDS:
-            value = fields.get(name)
-            if value is None:
-                continue
+        for name, value in fields.items():
             if name == "replay_count":
                 state[name] = int(value)
             elif name in _TIME_FIELDS:
@@ -182,33 +232,33 @@ def decode_record(fields: Mapping[str, bytes | None], body: bytes | None = None)
             dlq_id=facts["dlq_id"],
             queue_name=facts["queue_name"],
             source_queue_name=facts["source_queue_name"],
-            retry_queue_name=facts.get("retry_queue_name"),
-            task_id=facts.get("task_id"),
-            correlation_id=facts.get("correlation_id"),
-            message_id=facts.get("message_id"),
-            service_name=facts.get("service_name") or "unknown",
+            retry_queue_name=get("retry_queue_name"),
+            task_id=get("task_id"),
+            correlation_id=get("correlation_id"),
+            message_id=get("message_id"),
+            service_name=get("service_name") or "unknown",
             reason=facts["reason"],
-            exception_type=facts.get("exception_type"),
-            exception_message=facts.get("exception_message"),
-            traceback=facts.get("traceback"),
-            retry_attempt=int(facts.get("retry_attempt") or 0),
-            max_retries=facts.get("max_retries"),
-            headers=dict(facts.get("headers") or {}),
-            content_type=facts.get("content_type"),
+            exception_type=get("exception_type"),
+            exception_message=get("exception_message"),
+            traceback=get("traceback"),
+            retry_attempt=int(get("retry_attempt") or 0),
+            max_retries=get("max_retries"),
+            headers=dict(get("headers") or {}),
+            content_type=get("content_type"),
             body=body,
-            body_size=int(facts.get("body_size") or 0),
-            body_omitted=facts.get("body_omitted"),
-            body_encoding=facts.get("body_encoding"),
+            body_size=int(get("body_size") or 0),
+            body_omitted=get("body_omitted"),
+            body_encoding=get("body_encoding"),
             dead_lettered_at=parse_time(facts["dead_lettered_at"]) or datetime.now(UTC),
-            worker_id=facts.get("worker_id"),
-            runtime_name=facts.get("runtime_name") or "relayna-worker",
-            runtime_version=facts.get("runtime_version"),
-            input_preview=facts.get("input_preview"),
-            metadata=dict(facts.get("metadata") or {}),
-            last_logs=list(facts.get("last_logs") or []),
-            status=facts.get("status") or "DLQ",
+            worker_id=get("worker_id"),
+            runtime_name=get("runtime_name") or "relayna-worker",
+            runtime_version=get("runtime_version"),
+            input_preview=get("input_preview"),
+            metadata=dict(get("metadata") or {}),
+            last_logs=list(get("last_logs") or []),
+            status=get("status") or "DLQ",
             unconfirmed_republish=unconfirmed,
             **state,
         )
-    except (KeyError, TypeError, ValueError, orjson.JSONDecodeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, orjson.JSONDecodeError) as exc:
         raise ContractError(f"DLQ record does not decode: {exc!r}") from None

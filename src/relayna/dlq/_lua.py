@@ -132,16 +132,39 @@ return redis.call('HGETALL', KEYS[1])
 )
 
 # KEYS: global, filter indexes...
-# ARGV: context, max score, cursor id, min score, limit, budget, fields...
-# Returns {more, cursor score, cursor id, (id, score, field values...)...};
+# ARGV: context, max score, cursor id, min score, limit, budget,
+#       d, d (field, default) pairs, w, w watched fields, detail fields...
+# Returns {more, cursor score, cursor id, (id, facts, n, n (field, value) pairs)...}.
 # more: 0 = the end, 1 = another page, 2 = the scan budget ran out first.
+#
+# A record's pairs are its state fields that are set and differ from a new
+# record's: an untouched record is three elements. One HMGET per record reads
+# facts, the intent, the fields with a default and the watched ones (set only
+# by a change); the detail fields (replayed_at, investigated_by, ...) are only
+# ever set together with one of those, so they are read, by a second HMGET,
+# only for a record where one of those changed (see STATE_DEFAULTS in _codec).
+# EXISTS only for a missing ``facts`` and for the record after a full page;
+# resolve() only for a record with an intent. The driver (the smallest index)
+# is read in batches that double; the other filters are one ZMSCORE per batch.
 LIST_LUA = (
     _PRELUDE
     + r"""
 local maxs, cid, mins = ARGV[7], ARGV[8], ARGV[9]
 local limit, budget = tonumber(ARGV[10]), tonumber(ARGV[11])
-local fields = {}
-for i = 12, #ARGV do fields[#fields + 1] = ARGV[i] end
+local fields, defaults, detail = {'facts', 'intent_kind'}, {}, {}
+local at = 13
+for _ = 1, tonumber(ARGV[12]) do
+  fields[#fields + 1] = ARGV[at]
+  defaults[#fields] = ARGV[at + 1]
+  at = at + 2
+end
+at = at + 1
+for _ = 1, tonumber(ARGV[at - 1]) do
+  fields[#fields + 1] = ARGV[at]
+  at = at + 1
+end
+for i = at, #ARGV do detail[#detail + 1] = ARGV[i] end
+local nf = #fields
 local n = #KEYS
 local driver = 1
 if n > 1 then
@@ -155,11 +178,22 @@ local top = tonumber(maxs)
 local res = {0, false, false}
 local found, scanned, offset = 0, 0, 0
 local chunk = math.max(math.min(limit + 1, budget), 16)
+local function dangling(id)
+  for i = 1, n do redis.call('ZREM', KEYS[i], id) end
+end
 while true do
   local batch = redis.call('ZREVRANGEBYSCORE', KEYS[driver], maxs, mins,
                            'WITHSCORES', 'LIMIT', offset, chunk)
   if #batch == 0 then break end
   offset = offset + #batch / 2
+  local member = {}
+  if n > 2 then
+    local ids = {}
+    for j = 1, #batch, 2 do ids[#ids + 1] = batch[j] end
+    for i = 2, n do
+      if i ~= driver then member[i] = redis.call('ZMSCORE', KEYS[i], unpack(ids)) end
+    end
+  end
   local stop = false
   for j = 1, #batch, 2 do
     local id, sc = batch[j], batch[j + 1]
@@ -167,24 +201,54 @@ while true do
     if not skip then
       scanned = scanned + 1
       for i = 2, n do
-        if i ~= driver and not redis.call('ZSCORE', KEYS[i], id) then skip = true break end
+        if i ~= driver and not member[i][(j + 1) / 2] then skip = true break end
       end
       if not skip then
         local rkey = record_base .. id
-        if redis.call('EXISTS', rkey) == 0 then
-          for i = 1, n do redis.call('ZREM', KEYS[i], id) end
-        else
-          if found == limit then
+        if found == limit then
+          if redis.call('EXISTS', rkey) == 1 then
             res[1] = 1
             stop = true
             break
           end
-          resolve(id)
-          found = found + 1
-          res[#res + 1] = id
-          res[#res + 1] = sc
+          dangling(id)
+        else
           local vals = redis.call('HMGET', rkey, unpack(fields))
-          for k = 1, #fields do res[#res + 1] = vals[k] end
+          if not vals[1] and redis.call('EXISTS', rkey) == 0 then
+            dangling(id)
+          else
+            if vals[2] then
+              resolve(id)
+              vals = redis.call('HMGET', rkey, unpack(fields))
+            end
+            found = found + 1
+            res[#res + 1] = id
+            res[#res + 1] = vals[1]
+            local slot, count, changed = #res + 1, 0, false
+            res[slot] = '0'
+            for k = 3, nf do
+              local v, default = vals[k] or nil, defaults[k]
+              if v ~= default then
+                changed = true
+                if v then
+                  res[#res + 1] = fields[k]
+                  res[#res + 1] = v
+                  count = count + 1
+                end
+              end
+            end
+            if changed and #detail > 0 then
+              local more = redis.call('HMGET', rkey, unpack(detail))
+              for k = 1, #detail do
+                if more[k] then
+                  res[#res + 1] = detail[k]
+                  res[#res + 1] = more[k]
+                  count = count + 1
+                end
+              end
+            end
+            res[slot] = tostring(count)
+          end
         end
       end
       res[2], res[3] = sc, id
@@ -196,6 +260,7 @@ while true do
     end
   end
   if stop then break end
+  chunk = math.min(chunk * 2, budget)
 end
 if res[1] == 0 then res[2], res[3] = false, false end
 return res

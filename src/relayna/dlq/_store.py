@@ -20,7 +20,8 @@ import attrs
 from relayna.consumer import DLQRecord
 from relayna.contracts import format_datetime, is_valid_identifier
 from relayna.dlq._codec import (
-    LIST_FIELDS,
+    LIST_ARGS,
+    decode_listed,
     decode_record,
     encode_record,
     score_of,
@@ -159,9 +160,21 @@ class DLQStore:
         try:
             return decode_record(fields, fields.get("body"))
         except ContractError as exc:
-            self.bad_records += 1
-            log.warning("skipping DLQ record %s: %s", dlq_id, exc)
+            self._bad(dlq_id, exc)
             return None
+
+    def _decode_listed(
+        self, dlq_id: bytes, facts: bytes | None, pairs: Sequence[bytes]
+    ) -> DLQRecord | None:
+        try:
+            return decode_listed(facts, pairs)
+        except ContractError as exc:
+            self._bad(_text(dlq_id), exc)
+            return None
+
+    def _bad(self, dlq_id: str, exc: ContractError) -> None:
+        self.bad_records += 1
+        log.warning("skipping DLQ record %s: %s", dlq_id, exc)
 
     # -- writes --------------------------------------------------------------------
 
@@ -380,17 +393,16 @@ class DLQStore:
         for _ in range(MAX_ROUNDS):
             want = limit - len(records)
             reply = await self._run(
-                LIST_SCRIPT, keys, [high, cursor_id, low, want, SCAN_BUDGET, *LIST_FIELDS]
+                LIST_SCRIPT, keys, [high, cursor_id, low, want, SCAN_BUDGET, *LIST_ARGS]
             )
             more = int(reply[0])
-            width = 2 + len(LIST_FIELDS)
-            for i in range(3, len(reply), width):
-                dlq_id = _text(reply[i])
-                record = self._decode(
-                    dict(zip(LIST_FIELDS, reply[i + 2 : i + width], strict=True)), dlq_id
-                )
+            i, end = 3, len(reply)
+            while i < end:  # id, facts, n, n (field, value) pairs
+                start = i + 3
+                i = start + 2 * int(reply[start - 1])
+                record = self._decode_listed(reply[start - 3], reply[start - 2], reply[start:i])
                 if record is None:
-                    skipped.append(dlq_id)
+                    skipped.append(_text(reply[start - 3]))
                 else:
                     records.append(record)
             if more == 0:
