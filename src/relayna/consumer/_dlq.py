@@ -127,6 +127,16 @@ class DLQRecord:
 
 def _plain(value: Any) -> Any:
     """One AMQP field value as JSON (bytes as text when UTF-8, else base64)."""
+    kind = type(value)
+    if kind in _AS_IS:  # the common values: what _converted returns unchanged
+        return value
+    if kind is int:
+        return value if _INT64_MIN <= value < 2**64 else str(value)
+    return _converted(value)
+
+
+def _converted(value: Any) -> Any:
+    """:func:`_plain` for any value (the rules; ``_plain`` answers the common ones first)."""
     if isinstance(value, bytes | bytearray | memoryview):
         raw = bytes(value)
         try:
@@ -150,6 +160,7 @@ def _plain(value: Any) -> Any:
 
 
 _INT64_MIN = -(2**63)
+_AS_IS = frozenset({str, bool, float, type(None)})
 
 
 def jsonable(value: Any) -> Any:

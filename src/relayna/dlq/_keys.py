@@ -122,6 +122,11 @@ class DLQKeys:
         return cls(tag_prefix(config.prefix, config.cluster))
 
     @property
+    def base(self) -> str:
+        """What every key name starts with (the scripts build theirs from it)."""
+        return f"{self.prefix}:dlq:"
+
+    @property
     def records(self) -> str:
         return f"{self.prefix}:dlq:records"
 

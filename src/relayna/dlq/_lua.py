@@ -1,10 +1,10 @@
 """The Lua of the DLQ store's scripts (Redis and the memory store both run it).
 
-Every script gets the same six leading arguments (the *context*)::
+Every script gets the same three leading arguments (the *context*)::
 
-    ARGV[1] index base   "{p}:dlq:index:"      ARGV[4] global index "{p}:dlq:records"
-    ARGV[2] lock base    "{p}:dlq:replay-lock:" ARGV[5] ttl in ms (0 = records never expire)
-    ARGV[3] record base  "{p}:dlq:record:"      ARGV[6] cutoff: scores below it are expired
+    ARGV[1] "{p}:dlq:", the base of every key name (index:, record:, replay-lock:, records)
+    ARGV[2] ttl in ms (0 = records never expire)
+    ARGV[3] cutoff: scores below it are expired
 
 Theory of operation
 -------------------
@@ -41,8 +41,10 @@ __all__ = [
 ]
 
 _PRELUDE = r"""
-local base, lock_base, record_base, records = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local ttl, cutoff = tonumber(ARGV[5]), tonumber(ARGV[6])
+local dlq = ARGV[1]
+local base, lock_base = dlq .. 'index:', dlq .. 'replay-lock:'
+local record_base, records = dlq .. 'record:', dlq .. 'records'
+local ttl, cutoff = tonumber(ARGV[2]), tonumber(ARGV[3])
 local function index_add(key, score, id)
   redis.call('ZADD', key, score, id)
   if ttl > 0 then
@@ -91,24 +93,36 @@ local function resolve(id)
 end
 """
 
-# KEYS: record, global, queues hash, index keys...
-# ARGV: context, id, score, queue name, queue index key, max records, ix, field/value...
+# KEYS: record, global, queues hash, DLQ queue index, other immutable indexes...,
+#       state index, investigation index
+# ARGV: context, id, score, queue name, max records, facts, state, replay_count,
+#       investigation_status, retry_status[, body]
+# The record's ``ix`` (the immutable indexes it is in, for removal) is KEYS[4..#KEYS-2].
 ADD_LUA = (
     _PRELUDE
     + r"""
-local id, score = ARGV[7], tonumber(ARGV[8])
+local id, score = ARGV[4], tonumber(ARGV[5])
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local life = 0
 if ttl > 0 then
   life = score - cutoff
   if life <= 0 then return -1 end
 end
-redis.call('HSET', KEYS[1], 'score', ARGV[8], 'ix', ARGV[12], unpack(ARGV, 13))
+local ix = table.concat(KEYS, '\n', 4, #KEYS - 2)
+if ARGV[13] then
+  redis.call('HSET', KEYS[1], 'score', ARGV[5], 'ix', ix, 'facts', ARGV[8], 'state', ARGV[9],
+             'replay_count', ARGV[10], 'investigation_status', ARGV[11],
+             'retry_status', ARGV[12], 'body', ARGV[13])
+else
+  redis.call('HSET', KEYS[1], 'score', ARGV[5], 'ix', ix, 'facts', ARGV[8], 'state', ARGV[9],
+             'replay_count', ARGV[10], 'investigation_status', ARGV[11],
+             'retry_status', ARGV[12])
+end
 if life > 0 then redis.call('PEXPIRE', KEYS[1], life) end
-redis.call('HSET', KEYS[3], ARGV[9], ARGV[10])
+redis.call('HSET', KEYS[3], ARGV[6], KEYS[4])
 index_add(KEYS[2], score, id)
 for i = 4, #KEYS do index_add(KEYS[i], score, id) end
-local cap = tonumber(ARGV[11])
+local cap = tonumber(ARGV[7])
 if cap > 0 then
   local evicted = 0
   while evicted < 8 and redis.call('ZCARD', records) > cap do
@@ -124,7 +138,7 @@ return 1
 GET_LUA = (
     _PRELUDE
     + r"""
-local id = ARGV[7]
+local id = ARGV[4]
 if not live(id) then return {} end
 resolve(id)
 return redis.call('HGETALL', KEYS[1])
@@ -149,11 +163,11 @@ return redis.call('HGETALL', KEYS[1])
 LIST_LUA = (
     _PRELUDE
     + r"""
-local maxs, cid, mins = ARGV[7], ARGV[8], ARGV[9]
-local limit, budget = tonumber(ARGV[10]), tonumber(ARGV[11])
+local maxs, cid, mins = ARGV[4], ARGV[5], ARGV[6]
+local limit, budget = tonumber(ARGV[7]), tonumber(ARGV[8])
 local fields, defaults, detail = {'facts', 'intent_kind'}, {}, {}
-local at = 13
-for _ = 1, tonumber(ARGV[12]) do
+local at = 10
+for _ = 1, tonumber(ARGV[9]) do
   fields[#fields + 1] = ARGV[at]
   defaults[#fields] = ARGV[at + 1]
   at = at + 2
@@ -272,7 +286,7 @@ return res
 CLAIM_LUA = (
     _PRELUDE
     + r"""
-local id, token, kind, force = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
+local id, token, kind, force = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 if not live(id) then return {'missing'} end
 local lock = lock_base .. id
 if redis.call('EXISTS', lock) == 1 then return {'in_progress'} end
@@ -283,9 +297,9 @@ if force ~= '1' then
   if kind == 'replay' and f[1] == 'replayed' then return {'already_replayed'} end
   if kind == 'retry' and f[3] == 'retried' then return {'already_retried'} end
 end
-redis.call('SET', lock, token, 'PX', ARGV[13])
+redis.call('SET', lock, token, 'PX', ARGV[10])
 redis.call('HSET', KEYS[1], 'intent_kind', kind, 'intent_token', token,
-           'intent_at', ARGV[11], 'intent_target', ARGV[12])
+           'intent_at', ARGV[8], 'intent_target', ARGV[9])
 if kind == 'replay' then
   redis.call('HSET', KEYS[1], 'state', 'replaying')
   move(id, 'state', f[1], 'replaying', f[4])
@@ -312,7 +326,7 @@ FINISH_LUA = (
     _PRELUDE
     + _CLEAR_INTENT
     + r"""
-local id, token, now, target = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
+local id, token, now, target = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
 local f = redis.call('HMGET', KEYS[1], 'intent_token', 'intent_kind', 'unconfirmed_token',
                      'unconfirmed_kind', 'state', 'score')
@@ -331,7 +345,7 @@ else
              'retry_target_queue', target)
   local names = {'retried_by', 'retried_task_id', 'retry_note'}
   for i = 1, 3 do
-    local v = ARGV[10 + i]
+    local v = ARGV[7 + i]
     if v == '' then redis.call('HDEL', KEYS[1], names[i])
     else redis.call('HSET', KEYS[1], names[i], v) end
   end
@@ -349,11 +363,11 @@ ABORT_LUA = (
     _PRELUDE
     + _CLEAR_INTENT
     + r"""
-local id, token = ARGV[7], ARGV[8]
+local id, token = ARGV[4], ARGV[5]
 local f = redis.call('HMGET', KEYS[1], 'intent_token', 'intent_kind', 'intent_at',
                      'intent_target', 'state', 'score')
 if f[1] == token then
-  if ARGV[9] == '1' then
+  if ARGV[6] == '1' then
     redis.call('HSET', KEYS[1], 'unconfirmed_kind', f[2] or '', 'unconfirmed_token', token,
                'unconfirmed_at', f[3] or '', 'unconfirmed_target', f[4] or '')
   end
@@ -372,18 +386,18 @@ return 'ok'
 INVESTIGATE_LUA = (
     _PRELUDE
     + r"""
-local id = ARGV[7]
+local id = ARGV[4]
 local score = live(id)
 if not score then return 'missing' end
 local old = redis.call('HGET', KEYS[1], 'investigation_status')
-redis.call('HSET', KEYS[1], 'investigation_status', ARGV[8])
+redis.call('HSET', KEYS[1], 'investigation_status', ARGV[5])
 local names = {'investigated_at', 'investigated_by', 'investigation_note'}
 for i = 1, 3 do
-  local v = ARGV[8 + i]
+  local v = ARGV[5 + i]
   if v == '' then redis.call('HDEL', KEYS[1], names[i])
   else redis.call('HSET', KEYS[1], names[i], v) end
 end
-move(id, 'investigation', old, ARGV[8], score)
+move(id, 'investigation', old, ARGV[5], score)
 return 'ok'
 """
 )
@@ -392,7 +406,7 @@ return 'ok'
 DELETE_LUA = (
     _PRELUDE
     + r"""
-local id = ARGV[7]
+local id = ARGV[4]
 if not live(id) then return 'missing' end
 if redis.call('EXISTS', lock_base .. id) == 1 then return 'in_progress' end
 remove_record(id)

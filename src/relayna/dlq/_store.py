@@ -51,6 +51,10 @@ log = logging.getLogger("relayna.dlq")
 SCAN_BUDGET = 2000
 #: Script calls one listing makes at most to fill a page.
 MAX_ROUNDS = 10
+#: Index key names a store remembers before it starts over.
+_INDEX_KEY_CACHE = 4096
+#: The immutable indexed fields after the DLQ queue (the add script's KEYS[5...]).
+_OTHER_INDEXED = tuple((a, f) for a, f in INDEXED_FIELDS.items() if f != "queue")
 
 _CONFLICTS = {
     "in_progress": "a replay or manual retry of this record is in progress",
@@ -122,6 +126,8 @@ class DLQStore:
             0 if self.config.ttl_seconds is None else round(self.config.ttl_seconds * 1000)
         )
         self._lock_ms = round(self.config.lock_seconds * 1000)
+        self._base = self.keys.base
+        self._index_keys: dict[tuple[str, str], str] = {}
         self.bad_records = 0
 
     # -- plumbing ----------------------------------------------------------------
@@ -131,15 +137,16 @@ class DLQStore:
 
     def _context(self) -> list[Value]:
         cutoff = round(self._clock() * 1000) - self._ttl_ms if self._ttl_ms else 0
-        keys = self.keys
-        return [
-            keys.index_base,
-            keys.lock(""),
-            keys.record_base,
-            keys.records,
-            self._ttl_ms,
-            cutoff,
-        ]
+        return [self._base, self._ttl_ms, cutoff]
+
+    def _index(self, field: str, value: str) -> str:
+        """``keys.index(field, value)``, remembered (values repeat: queues, reasons...)."""
+        key = self._index_keys.get((field, value))
+        if key is None:
+            if len(self._index_keys) >= _INDEX_KEY_CACHE:
+                self._index_keys.clear()
+            key = self._index_keys[(field, value)] = self.keys.index(field, value)
+        return key
 
     async def _run(self, script: Script, keys: list[str], args: Sequence[Value]) -> Any:
         return await self.store.run_script(script, keys, [*self._context(), *args])
@@ -213,31 +220,35 @@ class DLQStore:
             "replayed",
         ):
             raise ContractError("invalid record state", errors=[("state", record.state)])
-        keys = self.keys
         fields, _ = encode_record(record, max_body_bytes=self.config.max_body_bytes)
-        immutable = []
-        for attribute, field in INDEXED_FIELDS.items():
-            value = getattr(record, attribute)
-            if value is not None:
-                immutable.append(keys.index(field, str(value)))
+        index = self._index
+        keys = self.keys
         script_keys = [
             keys.record(record.dlq_id),
             keys.records,
             keys.queues,
-            *immutable,
-            keys.index("state", record.state),
-            keys.index("investigation", record.investigation_status),
+            index("queue", record.queue_name),
         ]
+        for attribute, field in _OTHER_INDEXED:
+            value = getattr(record, attribute)
+            if value is not None:
+                script_keys.append(index(field, str(value)))
+        script_keys.append(index("state", record.state))
+        script_keys.append(index("investigation", record.investigation_status))
         args: list[Value] = [
             record.dlq_id,
             score_of(record.dead_lettered_at),
             record.queue_name,
-            keys.index("queue", record.queue_name),
             self.config.max_records or 0,
-            "\n".join(immutable),
+            fields["facts"],
+            fields["state"],
+            fields["replay_count"],
+            fields["investigation_status"],
+            fields["retry_status"],
         ]
-        for name, value in fields.items():
-            args += [name, value]
+        body = fields.get("body")
+        if body is not None:
+            args.append(body)
         return script_keys, args
 
     async def set_investigation(
