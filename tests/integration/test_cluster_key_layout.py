@@ -204,7 +204,7 @@ async def test_status_store_operations_one_slot(store_url: str, unique: str) -> 
                 ("p:1", "e2"),
             ]
             assert {
-                "relayna.status.write",
+                "relayna.status.write_sharded",
                 "relayna.status.add_child",
                 "relayna.feed.append",
                 "relayna.feed.read",
@@ -566,7 +566,11 @@ async def test_the_app_with_cluster_keys_touches_one_slot_per_call(
                 dlq = app.runtime.dlq
                 assert dlq is not None
                 assert [r.task_id for r in (await dlq.store.list_records()).records] == ["bad-1"]
-            assert {"relayna.status.write", "relayna.cancel", "relayna.task.claim"} <= rec.names()
+            assert {
+                "relayna.status.write_sharded",
+                "relayna.cancel",
+                "relayna.task.claim",
+            } <= rec.names()
             assert rec.cross_slot() == []
 
 

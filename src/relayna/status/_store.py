@@ -13,6 +13,11 @@ keys) the task id is the key's hash tag, so a task's keys share one slot::
     {prefix}:history:{{task_id}}          {prefix}:channel:{{task_id}}
     {prefix}:event:{{task_id}}:{event_id} {prefix}:children:{{parent_task_id}}
 
+and the channel is a *sharded* one (``SPUBLISH`` in the write script,
+``SSUBSCRIBE`` in :meth:`StatusStore.subscribe`): on a cluster only the node
+owning the task's slot carries its messages. A classic subscriber does not
+hear sharded publishes, so processes of the two layouts must not be mixed.
+
 Theory of operation: one write is one :class:`~relayna.transport.Script`
 (the same Lua on Redis and on the memory store), so it is one atomic round
 trip. The script checks the marker first and writes it *last*: a write that
@@ -36,23 +41,33 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import attrs
 
 from relayna._validators import cluster_layout, key_prefix, positive
-from relayna.errors import ContractError, StoreError
+from relayna.errors import ConfigurationError, ContractError, StoreError
 from relayna.observability import APPEND_FEED_SCRIPT, ServiceEventFeed, encode_status_feed_item
 from relayna.status._event import EventDict, dumps_event, loads_stored, validate_identifier
 from relayna.status._store_scripts import (
     ADD_CHILD_SCRIPT,
+    SHARDED_WRITE_STATUS_SCRIPT,
     WRITE_STATUS_AND_FEED_SCRIPT,
     WRITE_STATUS_SCRIPT,
 )
-from relayna.transport import Script, Store, Value, run_script_calls
+from relayna.transport import (
+    Script,
+    ShardedPubSub,
+    Store,
+    Subscription,
+    Value,
+    run_script_calls,
+)
 
 __all__ = [
     "ADD_CHILD_SCRIPT",
+    "SHARDED_WRITE_STATUS_SCRIPT",
     "WRITE_STATUS_AND_FEED_SCRIPT",
     "WRITE_STATUS_SCRIPT",
     "StatusStore",
@@ -103,7 +118,11 @@ class StatusStore:
         self._cluster = self.config.cluster
         self._open, self._close = ("{", "}") if self._cluster else ("", "")
         self._script = (
-            WRITE_STATUS_SCRIPT if feed is None or self._cluster else WRITE_STATUS_AND_FEED_SCRIPT
+            SHARDED_WRITE_STATUS_SCRIPT
+            if self._cluster
+            else WRITE_STATUS_SCRIPT
+            if feed is None
+            else WRITE_STATUS_AND_FEED_SCRIPT
         )
         self._bad_entries = 0
         self._ttl_ms = max(1, round(self.config.ttl_seconds * 1000))
@@ -135,6 +154,24 @@ class StatusStore:
     def children_key(self, parent_task_id: str) -> str:
         parent = validate_identifier(parent_task_id, "parent_task_id")
         return f"{self.config.prefix}:children:{self._open}{parent}{self._close}"
+
+    def subscribe(self, task_id: str) -> AbstractAsyncContextManager[Subscription]:
+        """Follow the task's live channel: sharded in the cluster layout, else classic.
+
+        Raises:
+            ContractError: invalid ``task_id``.
+            ConfigurationError: the cluster layout on a store without sharded
+                pubsub (it would never hear a status).
+        """
+        channel = self.channel(task_id)
+        if not self._cluster:
+            return self.store.subscribe(channel)
+        if not isinstance(self.store, ShardedPubSub):
+            raise ConfigurationError(
+                "the cluster key layout publishes statuses on sharded channels, and "
+                f"{type(self.store).__name__} has no sharded pubsub (spublish/ssubscribe)"
+            )
+        return self.store.ssubscribe(channel)
 
     @property
     def bad_entries(self) -> int:

@@ -5,7 +5,12 @@ from __future__ import annotations
 from relayna.observability import FEED_APPEND_LUA_FUNCTION, FEED_TYPE_CHECK_LUA
 from relayna.transport import Script
 
-__all__ = ["ADD_CHILD_SCRIPT", "WRITE_STATUS_AND_FEED_SCRIPT", "WRITE_STATUS_SCRIPT"]
+__all__ = [
+    "ADD_CHILD_SCRIPT",
+    "SHARDED_WRITE_STATUS_SCRIPT",
+    "WRITE_STATUS_AND_FEED_SCRIPT",
+    "WRITE_STATUS_SCRIPT",
+]
 
 _WRITE_LUA = """
 -- KEYS: marker, history, [children]   ARGV: payload, ttl_ms, max_history, channel, task_id
@@ -31,6 +36,14 @@ return 1
 
 #: The atomic status write (see the module docstring).
 WRITE_STATUS_SCRIPT = Script(name="relayna.status.write", lua=_WRITE_LUA)
+
+#: The same write for the cluster key layout: the event goes out with
+#: ``SPUBLISH`` on the task's sharded channel (in the task's slot, so only the
+#: node owning it carries the message, instead of a broadcast to every node).
+SHARDED_WRITE_STATUS_SCRIPT = Script(
+    name="relayna.status.write_sharded",
+    lua=_WRITE_LUA.replace("redis.call('PUBLISH',", "redis.call('SPUBLISH',"),
+)
 
 
 _WRITE_WITH_FEED_LUA = (

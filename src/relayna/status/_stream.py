@@ -180,8 +180,7 @@ class _Producer:
             self.fail(exc)
 
     async def _stream(self) -> None:
-        channel = self.store.channel(self.task_id)
-        async with self.store.store.subscribe(channel) as subscription:
+        async with self.store.subscribe(self.task_id) as subscription:
             actions = await self.first_history(subscription)
             if actions is None:
                 assert self.wait is not None
@@ -285,7 +284,7 @@ async def wait_for_history(store: StatusStore, task_id: str, wait: float) -> lis
     """
     if wait < 0 or not math.isfinite(wait):
         raise ValueError("wait must be a finite number of seconds >= 0")
-    async with store.store.subscribe(store.channel(task_id)) as subscription:
+    async with store.subscribe(task_id) as subscription:
         return await _await_history(store, task_id, subscription, wait)
 
 

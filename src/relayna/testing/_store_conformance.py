@@ -29,6 +29,12 @@ from relayna.testing._store_script_checks import (
     check_script_replies,
     check_script_status_write,
 )
+from relayna.testing._store_sharded_checks import (
+    check_sharded_awkward_payloads,
+    check_sharded_namespace,
+    check_sharded_refcount,
+    check_sharded_script,
+)
 from relayna.transport import PubSubMessage, Store
 
 __all__ = ["STORE_CHECKS", "StoreCheck", "check_store"]  # + deprecated STATUS_WRITE_SCRIPT
@@ -234,6 +240,10 @@ STORE_CHECKS: list[StoreCheck] = [
     check_pubsub_fanout,
     check_pubsub_slow_subscriber,
     check_pubsub_refcount,
+    check_sharded_namespace,
+    check_sharded_refcount,
+    check_sharded_script,
+    check_sharded_awkward_payloads,
 ]
 
 

@@ -54,6 +54,8 @@ __all__ = [
     "RawPubSubConnector",
     "RawSubscribed",
     "push_event",
+    "subscribe_commands",
+    "unsubscribe_commands",
 ]
 
 log = logging.getLogger("relayna.transport.pubsub")
@@ -79,19 +81,39 @@ def push_event(reply: object) -> RawEvent | None:
     """The pubsub event a reply on a subscribed connection carries, if any.
 
     ``[message, channel, data]`` and ``[subscribe, channel, count]`` arrays,
-    as RESP2 and RESP3 clients alike return them (bytes or bytearray);
-    anything else (PONG, unsubscribe confirmations) is None.
+    as RESP2 and RESP3 clients alike return them (bytes or bytearray), and
+    their sharded twins ``smessage`` / ``ssubscribe`` (a connection carries
+    one kind: the multiplexer gives sharded channels a connection of their
+    own); anything else (PONG, unsubscribe confirmations) is None.
     """
     if not isinstance(reply, list) or len(reply) != 3:
         return None
     kind, channel, data = reply
     if not isinstance(kind, bytes | bytearray) or not isinstance(channel, bytes | bytearray):
         return None
-    if kind.lower() == b"message" and isinstance(data, bytes | bytearray):
+    kind = kind.lower()
+    if kind in (b"message", b"smessage") and isinstance(data, bytes | bytearray):
         return RawMessage(channel=bytes(channel).decode(), data=bytes(data))
-    if kind.lower() == b"subscribe":
+    if kind in (b"subscribe", b"ssubscribe"):
         return RawSubscribed(channel=bytes(channel).decode())
     return None
+
+
+def subscribe_commands(channels: Sequence[str], *, sharded: bool) -> list[tuple[bytes, list[str]]]:
+    """(command, channels): SUBSCRIBE for all ``channels``, or one SSUBSCRIBE
+    each (on a cluster the channels of one SSUBSCRIBE must share a slot)."""
+    if sharded:
+        return [(b"SSUBSCRIBE", [channel]) for channel in channels]
+    return [(b"SUBSCRIBE", list(channels))]
+
+
+def unsubscribe_commands(
+    channels: Sequence[str], *, sharded: bool
+) -> list[tuple[bytes, list[str]]]:
+    """(command, channels): UNSUBSCRIBE for all ``channels``, or one SUNSUBSCRIBE each."""
+    if sharded:
+        return [(b"SUNSUBSCRIBE", [channel]) for channel in channels]
+    return [(b"UNSUBSCRIBE", list(channels))]
 
 
 class RawPubSub(Protocol):
@@ -99,8 +121,14 @@ class RawPubSub(Protocol):
     :class:`~relayna.errors.StoreConnectionError` (usually
     :class:`~relayna.errors.StoreConnectionLost`) when the connection is gone."""
 
-    async def subscribe(self, channels: Sequence[str]) -> None: ...
-    async def unsubscribe(self, channels: Sequence[str]) -> None: ...
+    async def subscribe(self, channels: Sequence[str], *, sharded: bool = False) -> None:
+        """SUBSCRIBE (``sharded``: one SSUBSCRIBE per channel) without waiting."""
+        ...
+
+    async def unsubscribe(self, channels: Sequence[str], *, sharded: bool = False) -> None:
+        """UNSUBSCRIBE (``sharded``: SUNSUBSCRIBE) without waiting."""
+        ...
+
     async def ping(self) -> None:
         """Check liveness (adapters may only send the PING)."""
         ...
@@ -137,6 +165,9 @@ class PubSubMultiplexer:
             long streams stay stalled after Redis is back (T7 asks for
             reconnect -> first event p99 < 1 s); one connection per process
             retrying four times a second during an outage costs nothing.
+        sharded: serve sharded channels (SSUBSCRIBE) instead of classic ones,
+            for a single Redis server (a cluster's sharded channels live on
+            their slot's node: :mod:`relayna.transport.resp._cluster_pubsub`).
     """
 
     def __init__(
@@ -149,8 +180,10 @@ class PubSubMultiplexer:
         subscribe_timeout: float = 10.0,
         keepalive: float = 15.0,
         backoff: tuple[float, float] = (0.05, 0.25),
+        sharded: bool = False,
     ) -> None:
         self._connect = connect
+        self._sharded = sharded
         self._tg = task_group
         self._url = url
         self._fanout = Fanout(buffer_size=buffer_size, url=url)
@@ -191,7 +224,7 @@ class PubSubMultiplexer:
             conn = self._conn
             if new and conn is not None:
                 try:
-                    await conn.subscribe(new)
+                    await self._send_subscribe(conn, new)
                 except StoreConnectionError as exc:
                     # The reader sees the same failure, reconnects and
                     # re-subscribes every channel (these included).
@@ -213,10 +246,23 @@ class PubSubMultiplexer:
             if gone and conn is not None:
                 with anyio.CancelScope(shield=True), anyio.move_on_after(2.0):
                     try:
-                        await conn.unsubscribe(gone)
+                        await self._send_unsubscribe(conn, gone)
                     except StoreConnectionError as exc:
                         # A new connection will not subscribe to these channels.
                         log.info("UNSUBSCRIBE failed on a lost connection: %s", exc)
+
+    async def _send_subscribe(self, conn: RawPubSub, channels: Sequence[str]) -> None:
+        # (``sharded`` only when set: connections written for classic pubsub still fit)
+        if self._sharded:
+            await conn.subscribe(channels, sharded=True)
+        else:
+            await conn.subscribe(channels)
+
+    async def _send_unsubscribe(self, conn: RawPubSub, channels: Sequence[str]) -> None:
+        if self._sharded:
+            await conn.unsubscribe(channels, sharded=True)
+        else:
+            await conn.unsubscribe(channels)
 
     async def _wait_confirmed(self, channels: tuple[str, ...]) -> None:
         """Until every channel is confirmed at once (a reconnect may un-confirm
@@ -229,7 +275,8 @@ class PubSubMultiplexer:
                 await self._channels[pending[0]].confirmed.wait()
         if scope.cancelled_caught:
             raise StoreConnectionError(
-                f"the server did not confirm SUBSCRIBE {' '.join(channels)} "
+                f"the server did not confirm {'SSUBSCRIBE' if self._sharded else 'SUBSCRIBE'} "
+                f"{' '.join(channels)} "
                 f"within {self._subscribe_timeout:g}s",
                 url=self._url,
             )
@@ -301,7 +348,7 @@ class PubSubMultiplexer:
         channels = list(self._channels)
         self._pending_resubscribe = set(channels) if reconnected else set()
         if channels:
-            await conn.subscribe(channels)
+            await self._send_subscribe(conn, channels)
         if reconnected:
             self.reconnects += 1
             log.info("pubsub reconnected; subscribing %d channels again", len(channels))

@@ -22,6 +22,14 @@ instead of slowing the others. After the pubsub connection was lost and
 re-established, every subscriber receives one :class:`PubSubReconnected`
 marker: messages may have been missed in between (Redis pubsub is at most
 once), so readers re-read their durable history.
+
+Sharded pubsub (:class:`ShardedPubSub`, Redis >= 7: ``SPUBLISH`` /
+``SSUBSCRIBE``) is a separate namespace: a sharded publish reaches only
+sharded subscribers of that channel, a classic one only classic subscribers.
+On a Redis Cluster a sharded channel lives on the node owning its hash slot,
+so a publish is not broadcast over the cluster bus; a sharded subscriber
+follows the slot when it moves or its node fails over and then receives
+:class:`PubSubReconnected`, as after a lost classic connection.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ __all__ = [
     "PubSubReconnected",
     "Script",
     "ScriptOps",
+    "ShardedPubSub",
     "Store",
     "Subscription",
 ]
@@ -335,4 +344,21 @@ class Store(Protocol):
 
     def subscribe(self, *channels: str) -> AbstractAsyncContextManager[Subscription]:
         """Subscribe to ``channels`` for the ``async with`` block (see the module docs)."""
+        ...
+
+
+@runtime_checkable
+class ShardedPubSub(Protocol):
+    """A store offering sharded pubsub (``SPUBLISH``/``SSUBSCRIBE``), besides :class:`Store`.
+
+    Every store shipped with relayna implements it; the status store's
+    cluster key layout needs it (its channels are sharded).
+    """
+
+    async def spublish(self, channel: str, message: Value) -> int:
+        """Publish on a sharded channel; returns how many sharded subscribers got it."""
+        ...
+
+    def ssubscribe(self, *channels: str) -> AbstractAsyncContextManager[Subscription]:
+        """Subscribe to sharded ``channels`` for the ``async with`` block."""
         ...

@@ -231,6 +231,11 @@ def _publish(core: MemoryCore, args: Sequence[bytes]) -> Reply:
     return core.publish(key_of(args[0]), args[1])
 
 
+@command("SPUBLISH", 3)
+def _spublish(core: MemoryCore, args: Sequence[bytes]) -> Reply:
+    return core.spublish(key_of(args[0]), args[1])
+
+
 @command("TIME", 1)
 def _time(core: MemoryCore, args: Sequence[bytes]) -> Reply:
     micros = time.time_ns() // 1000

@@ -45,7 +45,14 @@ from relayna.errors import (
     sole_exception,
     unwrap_groups,
 )
-from relayna.transport._pubsub import PubSubMultiplexer, RawEvent, RawPubSub, push_event
+from relayna.transport._pubsub import (
+    PubSubMultiplexer,
+    RawEvent,
+    RawPubSub,
+    push_event,
+    subscribe_commands,
+    unsubscribe_commands,
+)
 from relayna.transport._store import Store, Value
 from relayna.transport._store_options import take_store_options
 from relayna.transport._store_resp import (
@@ -184,15 +191,17 @@ class _CoredisRawPubSub:
     def _fail(self, exc: BaseException) -> NoReturn:
         raise map_coredis_error(exc, self._url) from exc
 
-    async def subscribe(self, channels: Sequence[str]) -> None:
+    async def subscribe(self, channels: Sequence[str], *, sharded: bool = False) -> None:
         try:
-            self._conn.send_command(b"SUBSCRIBE", *channels)
+            for name, args in subscribe_commands(channels, sharded=sharded):
+                self._conn.send_command(name, *args)
         except cx.RedisError as exc:
             self._fail(exc)
 
-    async def unsubscribe(self, channels: Sequence[str]) -> None:
+    async def unsubscribe(self, channels: Sequence[str], *, sharded: bool = False) -> None:
         try:
-            self._conn.send_command(b"UNSUBSCRIBE", *channels)
+            for name, args in unsubscribe_commands(channels, sharded=sharded):
+                self._conn.send_command(name, *args)
         except cx.RedisError as exc:
             self._fail(exc)
 

@@ -14,6 +14,8 @@ by design:
   time (``EXPIREAT``, ``SET ... PXAT``) are not offered to scripts, and a
   script is stopped after ``SCRIPT_TIME_LIMIT`` CPU seconds.
 * Pubsub never disconnects, so :class:`PubSubReconnected` is never sent.
+  Sharded pubsub (``spublish``/``ssubscribe``, ``SPUBLISH`` in scripts) is
+  a separate namespace, as in Redis.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ class MemoryStore:
     ) -> None:
         self._url = url
         self._fanout = Fanout(buffer_size=buffer_size, url=url)
-        self.core = MemoryCore(clock, self._fanout, url)
+        self._sharded = Fanout(buffer_size=buffer_size, url=url)
+        self.core = MemoryCore(clock, self._fanout, url, self._sharded)
         self._scripts = LuaScripts(self.core)
         self._closed = False
 
@@ -163,6 +166,9 @@ class MemoryStore:
     async def publish(self, channel: str, message: Value) -> int:
         return (await self._enter()).publish(channel, message)
 
+    async def spublish(self, channel: str, message: Value) -> int:
+        return (await self._enter()).spublish(channel, message)
+
     async def run_script(self, script: Script, keys: Sequence[str], args: Sequence[Value]) -> Any:
         """Run the script's Lua atomically against the core (as Redis would)."""
         await self._enter()
@@ -184,22 +190,28 @@ class MemoryStore:
         return results
 
     def subscribe(self, *channels: str) -> AbstractAsyncContextManager[Subscription]:
-        return self._subscription(tuple(dict.fromkeys(channels)))
+        return self._subscription(self._fanout, tuple(dict.fromkeys(channels)))
+
+    def ssubscribe(self, *channels: str) -> AbstractAsyncContextManager[Subscription]:
+        return self._subscription(self._sharded, tuple(dict.fromkeys(channels)))
 
     @asynccontextmanager
-    async def _subscription(self, channels: tuple[str, ...]) -> AsyncIterator[Subscription]:
+    async def _subscription(
+        self, fanout: Fanout, channels: tuple[str, ...]
+    ) -> AsyncIterator[Subscription]:
         if not channels:
             raise ValueError("subscribe() needs at least one channel")
         await self._enter()
-        sub = self._fanout.add(channels)
+        sub = fanout.add(channels)
         try:
             yield sub
         finally:
-            self._fanout.remove(sub)
+            fanout.remove(sub)
 
     def close(self) -> None:
         self._closed = True
-        self._fanout.close(StoreError("the store was closed", url=self._url))
+        for fanout in (self._fanout, self._sharded):
+            fanout.close(StoreError("the store was closed", url=self._url))
 
 
 @asynccontextmanager

@@ -37,9 +37,17 @@ def _range(length: int, start: int, stop: int) -> tuple[int, int]:
 
 
 class MemoryCore:
-    def __init__(self, clock: Callable[[], float], fanout: Fanout, url: str) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        fanout: Fanout,
+        url: str,
+        sharded: Fanout | None = None,
+    ) -> None:
         self._clock = clock
         self._fanout = fanout
+        # Sharded channels are a namespace of their own (as in Redis).
+        self._sharded = sharded if sharded is not None else Fanout(url=url)
         self._url = url
         self._data: dict[str, Any] = {}
         self._expires: dict[str, float] = {}
@@ -312,6 +320,10 @@ class MemoryCore:
     # -- pubsub ----------------------------------------------------------------
     def publish(self, channel: str, message: Value) -> int:
         return self._fanout.dispatch(channel, encode_value(message))
+
+    def spublish(self, channel: str, message: Value) -> int:
+        """SPUBLISH: reaches only the subscribers of the sharded channel."""
+        return self._sharded.dispatch(channel, encode_value(message))
 
 
 class ZsetBox:

@@ -35,7 +35,14 @@ from relayna.errors import (
     StoreError,
     UnsupportedBackendError,
 )
-from relayna.transport._pubsub import PubSubMultiplexer, RawEvent, RawPubSub, push_event
+from relayna.transport._pubsub import (
+    PubSubMultiplexer,
+    RawEvent,
+    RawPubSub,
+    push_event,
+    subscribe_commands,
+    unsubscribe_commands,
+)
 from relayna.transport._store import Store, Value
 from relayna.transport._store_options import StoreOptions, take_store_options
 from relayna.transport._store_resp import (
@@ -137,11 +144,13 @@ class _RedisPyRawPubSub:
         except (rx.RedisError, OSError) as exc:
             self._fail(exc)
 
-    async def subscribe(self, channels: Sequence[str]) -> None:
-        await self._send("SUBSCRIBE", *channels)
+    async def subscribe(self, channels: Sequence[str], *, sharded: bool = False) -> None:
+        for name, args in subscribe_commands(channels, sharded=sharded):
+            await self._send(name, *args)
 
-    async def unsubscribe(self, channels: Sequence[str]) -> None:
-        await self._send("UNSUBSCRIBE", *channels)
+    async def unsubscribe(self, channels: Sequence[str], *, sharded: bool = False) -> None:
+        for name, args in unsubscribe_commands(channels, sharded=sharded):
+            await self._send(name, *args)
 
     async def ping(self) -> None:
         # The reply arrives through next_event, which sets the event: a PING

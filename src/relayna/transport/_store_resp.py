@@ -17,9 +17,10 @@ from __future__ import annotations
 import builtins
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import anyio
+from anyio.abc import TaskGroup
 
 from relayna.errors import (
     ScriptError,
@@ -34,7 +35,15 @@ from relayna.transport._store import Script, Subscription, Value
 from relayna.transport._store_options import DEFAULT_PUBSUB_KEEPALIVE
 from relayna.transport._store_util import encode_value, script_sha, ttl_ms
 
-__all__ = ["CallKind", "LibraryRespStore", "NoScript", "RespStore", "reply_error", "server_error"]
+__all__ = [
+    "CallKind",
+    "ChannelSource",
+    "LibraryRespStore",
+    "NoScript",
+    "RespStore",
+    "reply_error",
+    "server_error",
+]
 
 CallKind = Literal["read", "write", "script"]
 
@@ -82,11 +91,20 @@ def reply_error(text: str, url: str, kind: CallKind) -> StoreError:
     return server_error(kind, text, url)
 
 
+class ChannelSource(Protocol):
+    """Subscriptions of one kind (classic or sharded) for a store."""
+
+    def subscribe(self, *channels: str) -> AbstractAsyncContextManager[Subscription]: ...
+    def close(self) -> None: ...
+
+
 class RespStore:
-    """Store methods over :meth:`_call`. Subclasses set ``_url`` and ``_pubsub``."""
+    """Store methods over :meth:`_call`. Subclasses set ``_url`` and ``_pubsub``;
+    :func:`run_resp_store` sets ``_sharded``."""
 
     _url: str
     _pubsub: PubSubMultiplexer
+    _sharded: ChannelSource | None = None
 
     async def _call(self, kind: CallKind, *args: Value) -> Any:
         raise NotImplementedError
@@ -237,6 +255,9 @@ class RespStore:
     async def publish(self, channel: str, message: Value) -> int:
         return int(await self._call("write", b"PUBLISH", channel, encode_value(message)))
 
+    async def spublish(self, channel: str, message: Value) -> int:
+        return int(await self._call("write", b"SPUBLISH", channel, encode_value(message)))
+
     async def run_script(self, script: Script, keys: Sequence[str], args: Sequence[Value]) -> Any:
         """EVALSHA; after NOSCRIPT (script cache flushed, new server) SCRIPT LOAD and retry once."""
         sha = script_sha(script)
@@ -274,6 +295,11 @@ class RespStore:
     def subscribe(self, *channels: str) -> AbstractAsyncContextManager[Subscription]:
         return self._pubsub.subscribe(*channels)
 
+    def ssubscribe(self, *channels: str) -> AbstractAsyncContextManager[Subscription]:
+        if self._sharded is None:
+            raise StoreError("this store has no sharded pubsub", url=self._url)
+        return self._sharded.subscribe(*channels)
+
 
 def _score(value: float) -> bytes:
     if value == float("inf"):
@@ -294,11 +320,14 @@ async def run_resp_store(
     url: str,
     connect_timeout: float,
     keepalive: float = DEFAULT_PUBSUB_KEEPALIVE,
+    sharded: Callable[[TaskGroup, _S], ChannelSource] | None = None,
 ) -> AsyncIterator[_S]:
-    """Own a Redis adapter's pubsub reader and check the server answers.
+    """Own a Redis adapter's pubsub readers and check the server answers.
 
-    Shared by the coredis and redis-py adapters: the pubsub multiplexer's
-    reader lives in a task group owned here; opening PINGs the server (so a
+    Shared by the Redis adapters: the pubsub multiplexers' readers (classic
+    channels, and sharded ones on a connection of their own, both started by
+    their first subscriber; ``sharded`` builds another source, e.g. the
+    cluster's per-node readers) live in a task group owned here; opening PINGs the server (so a
     bad address or password fails at open); an error from the caller's body
     or from one command leaves as itself, not wrapped in an exception group.
     """
@@ -307,6 +336,11 @@ async def run_resp_store(
         async with anyio.create_task_group() as tg:
             pubsub = PubSubMultiplexer(pubsub_connector, tg, url=url, keepalive=keepalive)
             store = make_store(pubsub)
+            store._sharded = (
+                PubSubMultiplexer(pubsub_connector, tg, url=url, keepalive=keepalive, sharded=True)
+                if sharded is None
+                else sharded(tg, store)
+            )
             try:
                 with anyio.fail_after(connect_timeout * 2 + 1):
                     await store.ping()
@@ -321,6 +355,7 @@ async def run_resp_store(
                 raise
             finally:
                 pubsub.close()
+                store._sharded.close()
                 tg.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         leaf = sole_exception(group)

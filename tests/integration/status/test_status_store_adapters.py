@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -9,9 +10,9 @@ from typing import Any
 import anyio
 import pytest
 
-from relayna.errors import ContractError, StoreError
+from relayna.errors import ConfigurationError, ContractError, StoreError
 from relayna.status import StatusStore, StatusStoreConfig
-from relayna.transport import open_store
+from relayna.transport import PubSubMessage, ShardedPubSub, open_store
 
 pytestmark = pytest.mark.anyio
 
@@ -79,6 +80,53 @@ async def test_write_publishes_on_the_task_channel(store_url: str, unique: str) 
                 b'{"task_id":"t1","event_id":"e1","status":"running"}',
                 b'{"task_id":"t1","event_id":"e2","status":"running"}',
             ]
+
+
+@pytest.mark.parametrize("cluster", [False, True], ids=["default-layout", "cluster-layout"])
+async def test_each_layout_publishes_on_its_own_kind_of_channel(
+    store_url: str, unique: str, cluster: bool
+) -> None:
+    """The cluster layout publishes with SPUBLISH and ``subscribe`` follows the
+    sharded channel; the default layout stays classic. A subscriber of the other
+    kind on the same channel name hears nothing (the cut-over note in the docs)."""
+    with anyio.fail_after(10):
+        async with status_store(store_url, unique, cluster=cluster) as status:
+            store = status.store
+            assert isinstance(store, ShardedPubSub)
+            channel = status.channel("t1")
+            other = store.subscribe(channel) if cluster else store.ssubscribe(channel)
+            async with status.subscribe("t1") as sub, other as wrong_kind:
+                await status.write(ev(1))
+                await status.write(ev(2))
+                got = []
+                async for message in sub:
+                    assert isinstance(message, PubSubMessage)
+                    got.append(json.loads(message.data)["event_id"])
+                    if len(got) == 2:
+                        break
+                assert got == ["e1", "e2"]
+                # The other kind's first message is a sentinel sent after the writes.
+                sentinel = b"sentinel"
+                await (store.publish if cluster else store.spublish)(channel, sentinel)
+                async for message in wrong_kind:
+                    assert message == PubSubMessage(channel=channel, data=sentinel)
+                    break
+
+
+async def test_cluster_layout_refuses_a_store_without_sharded_pubsub(unique: str) -> None:
+    """Subscribing classic to statuses published with SPUBLISH would never hear one."""
+
+    class ClassicOnly:  # a third-party store with classic pubsub only
+        def __init__(self, inner: Any) -> None:
+            self.subscribe = inner.subscribe
+
+    async with open_store("memory://") as inner:
+        status = StatusStore(ClassicOnly(inner), StatusStoreConfig(cluster=True))  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError, match="sharded"):
+            status.subscribe("t1")
+        classic = StatusStore(ClassicOnly(inner))  # type: ignore[arg-type]
+        async with classic.subscribe("t1") as sub:
+            assert sub.channels == ("relayna:channel:t1",)
 
 
 async def test_failed_write_leaves_no_marker(store_url: str, unique: str) -> None:

@@ -53,12 +53,18 @@ async def kill_pubsub_clients(foreign: set[str]) -> int:
     return killed
 
 
-async def test_client_kill_mid_stream_leaves_no_gap(redis_url: str, unique: str) -> None:
+@pytest.mark.parametrize("cluster", [False, True], ids=["classic", "sharded"])
+async def test_client_kill_mid_stream_leaves_no_gap(
+    redis_url: str, unique: str, cluster: bool
+) -> None:
+    """Also in the cluster key layout, where the stream follows a sharded channel
+    (SSUBSCRIBE on a connection of its own, found by the same CLIENT KILL)."""
     total = 300
     with anyio.fail_after(30):
         async with open_store(redis_url) as store:
             status = StatusStore(
-                store, StatusStoreConfig(prefix=f"kill-{unique}", max_history=1000)
+                store,
+                StatusStoreConfig(prefix=f"kill-{unique}", max_history=1000, cluster=cluster),
             )
             received: list[str] = []
             resyncs = 0

@@ -19,7 +19,14 @@ from typing import Any
 import anyio
 
 from relayna.errors import StoreConnectionError, StoreConnectionLost
-from relayna.transport._pubsub import PubSubMultiplexer, RawEvent, RawPubSub, push_event
+from relayna.transport._pubsub import (
+    PubSubMultiplexer,
+    RawEvent,
+    RawPubSub,
+    push_event,
+    subscribe_commands,
+    unsubscribe_commands,
+)
 from relayna.transport._store import Store, Value
 from relayna.transport._store_resp import CallKind, RespStore, reply_error, run_resp_store
 from relayna.transport.resp._connect import SharedConnection, open_connection
@@ -76,11 +83,13 @@ class _NativePubSub:
         async with self._send_lock:
             await self._conn.send(encode_command(args))
 
-    async def subscribe(self, channels: Sequence[str]) -> None:
-        await self._send(b"SUBSCRIBE", *channels)
+    async def subscribe(self, channels: Sequence[str], *, sharded: bool = False) -> None:
+        for name, args in subscribe_commands(channels, sharded=sharded):
+            await self._send(name, *args)
 
-    async def unsubscribe(self, channels: Sequence[str]) -> None:
-        await self._send(b"UNSUBSCRIBE", *channels)
+    async def unsubscribe(self, channels: Sequence[str], *, sharded: bool = False) -> None:
+        for name, args in unsubscribe_commands(channels, sharded=sharded):
+            await self._send(name, *args)
 
     async def ping(self) -> None:
         answered = anyio.Event()
