@@ -4,8 +4,12 @@
     broker, so the store is what is measured; ``--redis-amqp`` uses the real
     RabbitMQ stream), the StatusHub writes them to one Redis, and to the
     6-node Redis Cluster with and without the replica wait (``WAIT 1`` after
-    each batch, the cluster default). Rounds interleaved, medians, ratios to
-    the single Redis of the same run.
+    each batch, the cluster default), each with the cluster layout's sharded
+    publish (``SPUBLISH``, the default: the message stays on the slot's
+    shard) and with a classic ``PUBLISH`` in the same script (broadcast to
+    every node over the cluster bus; what the layout did before). Rounds
+    interleaved, medians, ratios to the single Redis of the same run; the
+    load average is printed with the table.
 (b) Recovery after a primary kill (``--redis-kills``, 5): a writer runs the
     status write script on one task's keys in a loop; the primary of that slot
     is SIGKILLed; recovery = kill to the first write that succeeds afterwards
@@ -87,8 +91,10 @@ def _status_config(prefix: str, cluster: bool) -> Any:
     return StatusStoreConfig(prefix=f"{{{prefix}}}" if cluster else prefix)
 
 
-async def _hub_rate(url: str, n: int, broker_url: str, replica_acks: int | None) -> float:
-    from relayna.status import StatusHub, StatusHubConfig, StatusStore
+async def _hub_rate(
+    url: str, n: int, broker_url: str, replica_acks: int | None, classic: bool
+) -> float:
+    from relayna.status import WRITE_STATUS_SCRIPT, StatusHub, StatusHubConfig, StatusStore
     from relayna.topology import StatusTopologyBase
     from relayna.transport import is_cluster_store_url, open_broker, open_store
 
@@ -109,6 +115,8 @@ async def _hub_rate(url: str, n: int, broker_url: str, replica_acks: int | None)
                 tg.start_soon(publish, start)
         prefix = f"bench-rc-{unique}"
         status = StatusStore(store, _status_config(prefix, is_cluster_store_url(url)))
+        if classic:  # the cluster layout's write with PUBLISH instead of SPUBLISH
+            status._script = WRITE_STATUS_SCRIPT
         config = StatusHubConfig(
             queue=topology.status_queue, offset="first", replica_acks=replica_acks
         )
@@ -190,22 +198,29 @@ def run(args: argparse.Namespace) -> int:
     with redis_url() as single, _cluster() as cluster:
         cluster.wait_ok(timeout=60, replicas=True)
         cases = [
-            ("single Redis (native client)", single, None),
-            ("Redis Cluster, WAIT 1 per batch (default)", cluster.url, None),
-            ("Redis Cluster, replica_acks=0", cluster.url, 0),
+            ("single Redis (native client)", single, None, True),
+            ("Cluster, WAIT 1, SPUBLISH (default)", cluster.url, None, False),
+            ("Cluster, WAIT 1, classic PUBLISH", cluster.url, None, True),
+            ("Cluster, replica_acks=0, SPUBLISH", cluster.url, 0, False),
+            ("Cluster, replica_acks=0, classic PUBLISH", cluster.url, 0, True),
         ]
-        rates: dict[str, list[float]] = {name: [] for name, _, _ in cases}
+        rates: dict[str, list[float]] = {name: [] for name, *_ in cases}
+        loads = [os.getloadavg()[0]]
         for r in range(rounds):
-            for name, url, acks in rotated(cases, r):
-                rates[name].append(anyio.run(_hub_rate, url, events, broker, acks, backend=backend))
+            for name, url, acks, classic in rotated(cases, r):
+                rates[name].append(
+                    anyio.run(_hub_rate, url, events, broker, acks, classic, backend=backend)
+                )
+            loads.append(os.getloadavg()[0])
         base = statistics.median(rates[cases[0][0]])
         print(
             f"\nRedis Cluster: hub throughput, {events} status events x {rounds} interleaved "
             f"rounds, broker {broker.split(':')[0]}, {backend} (medians; 2 shared cores, "
-            "not production figures: read the ratios)"
+            "not production figures: read the ratios); load average (1 min) "
+            f"{min(loads):.1f}-{max(loads):.1f} during the rounds"
         )
         print(f"{'case':<44} {'events/s':>10} {'vs single':>10}")
-        for name, _, _ in cases:
+        for name, *_ in cases:
             median = statistics.median(rates[name])
             print(f"{name:<44} {median:>10.0f} {median / base:>9.2f}x")
         recoveries: list[float] = []

@@ -42,20 +42,36 @@ import anyio
 import attrs
 from anyio.abc import TaskGroup, TaskStatus
 
-from relayna.errors import StoreConnectionError, StoreConnectionLost, StoreError
+from relayna.errors import StoreConnectionError, StoreError
 from relayna.transport._pubsub_fanout import DEFAULT_SUBSCRIBER_BUFFER, Fanout, Subscriber
+from relayna.transport._pubsub_parts import (
+    ChannelState,
+    SubscribeBySend,
+    hold_channels,
+    ping_forever,
+    release_channels,
+    subscribe_commands,
+    unsubscribe_commands,
+    wait_confirmed,
+)
 from relayna.transport._store import PubSubReconnected, Subscription
 
 __all__ = [
     "DEFAULT_SUBSCRIBER_BUFFER",
+    "ChannelState",
     "PubSubMultiplexer",
     "RawMessage",
     "RawPubSub",
     "RawPubSubConnector",
     "RawSubscribed",
+    "SubscribeBySend",
+    "hold_channels",
+    "ping_forever",
     "push_event",
+    "release_channels",
     "subscribe_commands",
     "unsubscribe_commands",
+    "wait_confirmed",
 ]
 
 log = logging.getLogger("relayna.transport.pubsub")
@@ -99,23 +115,6 @@ def push_event(reply: object) -> RawEvent | None:
     return None
 
 
-def subscribe_commands(channels: Sequence[str], *, sharded: bool) -> list[tuple[bytes, list[str]]]:
-    """(command, channels): SUBSCRIBE for all ``channels``, or one SSUBSCRIBE
-    each (on a cluster the channels of one SSUBSCRIBE must share a slot)."""
-    if sharded:
-        return [(b"SSUBSCRIBE", [channel]) for channel in channels]
-    return [(b"SUBSCRIBE", list(channels))]
-
-
-def unsubscribe_commands(
-    channels: Sequence[str], *, sharded: bool
-) -> list[tuple[bytes, list[str]]]:
-    """(command, channels): UNSUBSCRIBE for all ``channels``, or one SUNSUBSCRIBE each."""
-    if sharded:
-        return [(b"SUNSUBSCRIBE", [channel]) for channel in channels]
-    return [(b"UNSUBSCRIBE", list(channels))]
-
-
 class RawPubSub(Protocol):
     """One pubsub connection. Every method raises
     :class:`~relayna.errors.StoreConnectionError` (usually
@@ -139,14 +138,6 @@ class RawPubSub(Protocol):
 
 
 RawPubSubConnector = Callable[[], AbstractAsyncContextManager[RawPubSub]]
-
-
-class _Channel:
-    __slots__ = ("confirmed", "refs")
-
-    def __init__(self) -> None:
-        self.refs = 0
-        self.confirmed = anyio.Event()
 
 
 class PubSubMultiplexer:
@@ -190,7 +181,7 @@ class PubSubMultiplexer:
         self._subscribe_timeout = subscribe_timeout
         self._keepalive = keepalive
         self._backoff = backoff
-        self._channels: dict[str, _Channel] = {}
+        self._channels: dict[str, ChannelState] = {}
         self._conn: RawPubSub | None = None
         self._started = False
         self._start_lock = anyio.Lock()
@@ -213,13 +204,7 @@ class PubSubMultiplexer:
             raise StoreError("the store is closed", url=self._url)
         await self._ensure_started()
         sub = self._fanout.add(channels)
-        new: list[str] = []
-        for channel in channels:
-            state = self._channels.get(channel)
-            if state is None:
-                state = self._channels[channel] = _Channel()
-                new.append(channel)
-            state.refs += 1
+        new = hold_channels(self._channels, channels, ChannelState)
         try:
             conn = self._conn
             if new and conn is not None:
@@ -235,13 +220,7 @@ class PubSubMultiplexer:
         finally:
             self._armed.pop(sub, None)
             self._fanout.remove(sub)
-            gone = []
-            for channel in channels:
-                state = self._channels[channel]
-                state.refs -= 1
-                if state.refs == 0:
-                    del self._channels[channel]
-                    gone.append(channel)
+            gone = [channel for channel, _ in release_channels(self._channels, channels)]
             conn = self._conn
             if gone and conn is not None:
                 with anyio.CancelScope(shield=True), anyio.move_on_after(2.0):
@@ -265,21 +244,10 @@ class PubSubMultiplexer:
             await conn.unsubscribe(channels)
 
     async def _wait_confirmed(self, channels: tuple[str, ...]) -> None:
-        """Until every channel is confirmed at once (a reconnect may un-confirm
-        one while waiting for another)."""
-        with anyio.move_on_after(self._subscribe_timeout) as scope:
-            while True:
-                pending = [c for c in channels if not self._channels[c].confirmed.is_set()]
-                if not pending:
-                    break
-                await self._channels[pending[0]].confirmed.wait()
-        if scope.cancelled_caught:
-            raise StoreConnectionError(
-                f"the server did not confirm {'SSUBSCRIBE' if self._sharded else 'SUBSCRIBE'} "
-                f"{' '.join(channels)} "
-                f"within {self._subscribe_timeout:g}s",
-                url=self._url,
-            )
+        verb = "SSUBSCRIBE" if self._sharded else "SUBSCRIBE"
+        await wait_confirmed(
+            self._channels, channels, self._subscribe_timeout, verb=verb, url=self._url
+        )
 
     def statistics(self) -> dict[str, int]:
         return {
@@ -379,16 +347,7 @@ class PubSubMultiplexer:
                 sub.offer(event, self._url)
 
     async def _ping_forever(self, conn: RawPubSub) -> None:
-        while True:
-            await anyio.sleep(self._keepalive)
-            try:
-                with anyio.fail_after(self._keepalive):
-                    await conn.ping()
-            except TimeoutError:
-                raise StoreConnectionLost(
-                    f"no answer to the pubsub keepalive PING within {self._keepalive:g}s",
-                    url=self._url,
-                ) from None
+        await ping_forever(conn, self._keepalive, self._url)
 
 
 def _first_leaf(exc: BaseException) -> BaseException:

@@ -154,6 +154,10 @@ class Fanout:
                     del self._by_channel[channel]
         sub.close()
 
+    def subscribers(self, channel: str) -> list[Subscriber]:
+        """The live subscribers of ``channel``."""
+        return list(self._by_channel.get(channel, ()))
+
     def subscriber_count(self, channel: str) -> int:
         return len(self._by_channel.get(channel, ()))
 

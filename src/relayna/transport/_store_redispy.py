@@ -39,9 +39,8 @@ from relayna.transport._pubsub import (
     PubSubMultiplexer,
     RawEvent,
     RawPubSub,
+    SubscribeBySend,
     push_event,
-    subscribe_commands,
-    unsubscribe_commands,
 )
 from relayna.transport._store import Store, Value
 from relayna.transport._store_options import StoreOptions, take_store_options
@@ -123,7 +122,7 @@ class RedisPyStore(LibraryRespStore):
         ]
 
 
-class _RedisPyRawPubSub:
+class _RedisPyRawPubSub(SubscribeBySend):
     """A :class:`~relayna.transport.RawPubSub` on one redis-py connection (RESP2)."""
 
     def __init__(self, conn: Any, url: str) -> None:
@@ -143,14 +142,6 @@ class _RedisPyRawPubSub:
                 await self._conn.send_command(*args, check_health=False)
         except (rx.RedisError, OSError) as exc:
             self._fail(exc)
-
-    async def subscribe(self, channels: Sequence[str], *, sharded: bool = False) -> None:
-        for name, args in subscribe_commands(channels, sharded=sharded):
-            await self._send(name, *args)
-
-    async def unsubscribe(self, channels: Sequence[str], *, sharded: bool = False) -> None:
-        for name, args in unsubscribe_commands(channels, sharded=sharded):
-            await self._send(name, *args)
 
     async def ping(self) -> None:
         # The reply arrives through next_event, which sets the event: a PING

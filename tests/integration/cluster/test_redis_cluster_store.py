@@ -8,7 +8,7 @@ migrating/importing (ASK). Failover is a SIGKILL of the slot's primary.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import anyio
 import pytest
@@ -16,7 +16,13 @@ from redis_cluster import RedisCluster
 
 from relayna.errors import CrossSlotError, StoreError
 from relayna.status import WRITE_STATUS_SCRIPT
-from relayna.transport import PubSubMessage, PubSubReconnected, open_store
+from relayna.transport import (
+    PubSubEvent,
+    PubSubMessage,
+    PubSubReconnected,
+    ShardedPubSub,
+    open_store,
+)
 from relayna.transport.resp import ClusterRespStore, key_slot
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow_tier]
@@ -220,3 +226,103 @@ async def test_subscribers_hear_publishes_after_a_node_dies(
                 with anyio.move_on_after(0.5):
                     got.append(await anext(events))
             assert set(map(type, got)) <= {PubSubMessage, PubSubReconnected}
+
+
+def _channels_on_every_primary(cluster: RedisCluster, unique: str) -> dict[int, str]:
+    """One channel name per primary (by the slot it hashes to)."""
+    found: dict[int, str] = {}
+    for i in range(10_000):
+        channel = f"relayna-test:{unique}:sh{i}"
+        found.setdefault(cluster.primary_of(channel), channel)
+        if len(found) == 3:
+            return found
+    raise AssertionError("no channel for some primary")
+
+
+def _shard_subscribers(port: int, channel: str) -> int:
+    reply = _cli(port, "PUBSUB", "SHARDNUMSUB", channel).split()
+    return int(reply[1])
+
+
+async def _next_message(events: AsyncIterator[PubSubEvent]) -> PubSubMessage:
+    event = await anext(events)
+    assert isinstance(event, PubSubMessage), event
+    return event
+
+
+async def test_sharded_channels_are_followed_on_their_slots_primaries(
+    cluster: RedisCluster, unique: str
+) -> None:
+    """One SSUBSCRIBE per channel on the node owning its slot, one connection per
+    node; SPUBLISH is routed by slot and reaches only sharded subscribers."""
+    by_port = _channels_on_every_primary(cluster, unique)
+    channels = list(by_port.values())
+    with anyio.fail_after(30):
+        async with open_store(cluster.url) as store:
+            assert isinstance(store, ShardedPubSub)
+            async with store.ssubscribe(*channels) as sub, store.subscribe(*channels) as classic:
+                for port, channel in by_port.items():
+                    assert _shard_subscribers(port, channel) == 1
+                    others = [p for p in by_port if p != port]
+                    assert all(_shard_subscribers(p, channel) == 0 for p in others)
+                for channel in channels:
+                    assert await store.spublish(channel, f"s-{channel}") == 1
+                events = aiter(sub)
+                got = {(await _next_message(events)).channel for _ in channels}
+                assert got == set(channels)
+                assert store._sharded is not None
+                assert store._sharded.statistics()["nodes"] == 3
+                # The classic subscriber heard none of it: its first message is classic.
+                await store.publish(channels[0], "classic")
+                assert await anext(aiter(classic)) == PubSubMessage(channels[0], b"classic")
+
+
+async def test_a_sharded_subscription_follows_its_slot_through_a_resharding(
+    cluster: RedisCluster, unique: str
+) -> None:
+    """MOVED on SSUBSCRIBE (a stale map) sends the channel to the new owner; the
+    server's sunsubscribe when the slot migrates again makes the reader subscribe
+    at the next owner and tell the subscriber (PubSubReconnected) to re-read."""
+    channel = f"relayna-test:{unique}:mig"
+    slot = key_slot(channel)
+    owner = cluster.primary_of(slot)
+    target = _other_primary(cluster, owner)
+    with anyio.fail_after(30):
+        async with open_store(cluster.url) as store:
+            assert isinstance(store, ShardedPubSub)
+            await store.get(channel)  # the map is read: the slot belongs to `owner`
+            _move_slot(cluster, slot, owner, target)
+            try:
+                async with store.ssubscribe(channel) as sub:  # owner answers MOVED
+                    assert _shard_subscribers(target, channel) == 1
+                    assert _shard_subscribers(owner, channel) == 0
+                    await store.spublish(channel, "one")
+                    events = aiter(sub)
+                    assert await _next_message(events) == PubSubMessage(channel, b"one")
+                    _move_slot(cluster, slot, target, owner)  # target: sunsubscribe
+                    assert await anext(events) == PubSubReconnected()
+                    assert _shard_subscribers(owner, channel) == 1
+                    await store.spublish(channel, "two")
+                    assert await _next_message(events) == PubSubMessage(channel, b"two")
+            finally:
+                if cluster.primary_of(slot) != owner:
+                    _move_slot(cluster, slot, target, owner)
+
+
+async def test_a_sharded_subscription_moves_to_the_promoted_replica(
+    cluster: RedisCluster, unique: str
+) -> None:
+    """SIGKILL of the channel's primary: the reader subscribes on the promoted
+    replica, the subscriber gets PubSubReconnected, then the messages again."""
+    channel = f"relayna-test:{unique}:fo"
+    with anyio.fail_after(60):
+        async with open_store(cluster.url) as store, store.ssubscribe(channel) as sub:
+            assert isinstance(store, ShardedPubSub)
+            events = aiter(sub)
+            await store.spublish(channel, "before")
+            assert await _next_message(events) == PubSubMessage(channel, b"before")
+            _, promoted = await anyio.to_thread.run_sync(cluster.fail_primary, channel)
+            assert await anext(events) == PubSubReconnected()
+            assert _shard_subscribers(promoted, channel) == 1
+            await store.spublish(channel, "after")
+            assert await _next_message(events) == PubSubMessage(channel, b"after")

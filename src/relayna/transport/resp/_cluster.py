@@ -19,7 +19,7 @@ same pipelined connection as the single-node store), a slot map read with
 
 Keyless commands: ``PING`` and classic ``PUBLISH`` go to any node (a classic
 publish reaches every node's subscribers over the cluster bus), ``SCRIPT
-LOAD`` to every primary. :meth:`ClusterRespStore.wait_replicated` sends
+LOAD`` to every primary. ``SPUBLISH`` is routed by its channel's slot, as a key. :meth:`ClusterRespStore.wait_replicated` sends
 ``WAIT`` to the primaries of some keys on the connections their writes used.
 """
 
@@ -366,6 +366,27 @@ class ClusterRespStore(RespStore):
 
         await gather([(one, (address,)) for address in addresses])
         return min(acked, default=replicas)
+
+    # -- for the sharded pubsub readers (resp._cluster_pubsub) --------------------
+    @property
+    def epoch(self) -> int:
+        """Bumped by each slot map read."""
+        return self._epoch
+
+    async def slot_owner(self, slot: int) -> Address:
+        """The primary serving ``slot`` on the current map (read first if needed)."""
+        return await self._owner(slot)
+
+    async def reread_slots(self, epoch: int, moved: tuple[int, Address] | None = None) -> None:
+        """Re-read the map unless someone did since ``epoch`` (no error if no
+        node answers); ``moved``: a MOVED's slot and target, trusted for that slot."""
+        await self._refresh_quietly(epoch)
+        if moved is not None:
+            self._slots[moved[0]] = moved[1]
+
+    def node_params(self, address: Address) -> RespParams:
+        """Connection parameters for the node at ``address``."""
+        return self._params.node(*address)
 
     def pubsub_candidates(self) -> list[RespParams]:
         """Nodes a pubsub connection may use (any node hears classic publishes)."""

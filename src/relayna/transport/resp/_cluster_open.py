@@ -1,4 +1,5 @@
-"""Opening a Redis Cluster store: the router, and pubsub on any live node."""
+"""Opening a Redis Cluster store: the router, classic pubsub on any live node,
+and sharded pubsub on each channel's node (:mod:`._cluster_pubsub`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from relayna.transport._pubsub import PubSubMultiplexer, RawPubSub
 from relayna.transport._store import Store
 from relayna.transport._store_resp import run_resp_store
 from relayna.transport.resp._cluster import ClusterRespStore
+from relayna.transport.resp._cluster_pubsub import ClusterShardedPubSub
 from relayna.transport.resp._cluster_url import ClusterParams, parse_cluster_url
 from relayna.transport.resp._connect import open_connection
 from relayna.transport.resp._store import _NativePubSub as NativePubSub
@@ -79,6 +81,12 @@ async def _open(params: ClusterParams) -> AsyncIterator[Store]:
             url=params.url,
             connect_timeout=seed.connect_timeout,
             keepalive=seed.pubsub_keepalive,
+            sharded=lambda tg, store: ClusterShardedPubSub(
+                store,
+                tg,
+                subscribe_timeout=max(10.0, params.failover_timeout),
+                keepalive=seed.pubsub_keepalive,
+            ),
         ) as store:
             yield store
     finally:

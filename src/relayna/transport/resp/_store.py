@@ -23,9 +23,8 @@ from relayna.transport._pubsub import (
     PubSubMultiplexer,
     RawEvent,
     RawPubSub,
+    SubscribeBySend,
     push_event,
-    subscribe_commands,
-    unsubscribe_commands,
 )
 from relayna.transport._store import Store, Value
 from relayna.transport._store_resp import CallKind, RespStore, reply_error, run_resp_store
@@ -69,7 +68,7 @@ class NativeRespStore(RespStore):
         ]
 
 
-class _NativePubSub:
+class _NativePubSub(SubscribeBySend):
     """:class:`RawPubSub` on a dedicated connection; the multiplexer's reader
     task reads it directly (RESP2: SUBSCRIBE confirmations and PING answers
     arrive as arrays among the messages)."""
@@ -82,14 +81,6 @@ class _NativePubSub:
     async def _send(self, *args: Any) -> None:
         async with self._send_lock:
             await self._conn.send(encode_command(args))
-
-    async def subscribe(self, channels: Sequence[str], *, sharded: bool = False) -> None:
-        for name, args in subscribe_commands(channels, sharded=sharded):
-            await self._send(name, *args)
-
-    async def unsubscribe(self, channels: Sequence[str], *, sharded: bool = False) -> None:
-        for name, args in unsubscribe_commands(channels, sharded=sharded):
-            await self._send(name, *args)
 
     async def ping(self) -> None:
         answered = anyio.Event()
