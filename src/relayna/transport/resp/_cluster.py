@@ -294,9 +294,10 @@ class ClusterRespStore(RespStore):
 
         async def one(address: Address, positions: list[int]) -> None:
             try:
-                replies = await self._connection(address).roundtrip(
-                    [commands[i] for i in positions]
-                )
+                shared = self._connection(address)
+                replies = await shared.roundtrip([commands[i] for i in positions])
+                # scripts write: wait_replicated must WAIT on this connection too
+                self._written[address] = shared.current
             except StoreConnectionLost:
                 raise
             except StoreAuthenticationError:
@@ -335,11 +336,14 @@ class ClusterRespStore(RespStore):
 
         Raises:
             StoreConnectionLost: a node's connection was replaced since a write
-                went through it: whether that write was replicated is unknown
-                (write again, then wait).
+                went through it, or the node is no longer a primary (a failover):
+                whether that write was replicated is unknown (write again, then
+                wait).
         """
         if keys is None:
-            addresses = [a for a in self._written if a in self._primaries]
+            # a node written to that is no longer a primary (it died and its
+            # replica took over) may have lost those writes: not skipped, failed
+            addresses = list(self._written)
         else:
             addresses = list(dict.fromkeys([await self._owner(key_slot(k)) for k in keys]))
         acked: list[int] = []
@@ -347,6 +351,13 @@ class ClusterRespStore(RespStore):
 
         async def one(address: Address) -> None:
             conn = self._written.get(address)
+            if address not in self._primaries:
+                self._written.pop(address, None)
+                raise StoreConnectionLost(
+                    f"{address[0]}:{address[1]} is no longer a primary since a write went "
+                    "to it: its replication is unknown",
+                    url=self._url,
+                )
             if conn is None or conn.broken or self._connection(address).current is not conn:
                 self._written.pop(address, None)
                 raise StoreConnectionLost(
