@@ -201,6 +201,29 @@ class RedisCluster:
         self.killed.append(port)
         self._save()
 
+    def isolate(self, port: int) -> list[int]:
+        """Cut the primary on ``port`` off from its replicas: each replica is
+        frozen (SIGSTOP) and its link dropped (``CLIENT KILL TYPE replica``), so
+        a write the primary acknowledges now is on no replica; :meth:`thaw` them
+        (after killing the primary, they hold only what came before). The
+        replicas' ports."""
+        nodes = self.nodes()
+        primary = next(n["id"] for n in nodes if n["port"] == port)
+        replicas = [int(str(n["port"])) for n in nodes if n["master"] == primary]
+        for replica in replicas:
+            pid = self._pid(replica)
+            if pid is not None:
+                os.kill(pid, signal.SIGSTOP)
+        _cli(port, "CLIENT", "KILL", "TYPE", "replica")
+        return replicas
+
+    def thaw(self, ports: list[int]) -> None:
+        """Resume replicas frozen by :meth:`isolate`."""
+        for port in ports:
+            pid = self._pid(port)
+            if pid is not None:
+                os.kill(pid, signal.SIGCONT)
+
     def restart(self, port: int) -> None:
         """Start a killed node again; it rejoins (as a replica when it was replaced)."""
         self.launch(port)
