@@ -159,7 +159,9 @@ return redis.call('HGETALL', KEYS[1])
 # only for a record where one of those changed (see STATE_DEFAULTS in _codec).
 # EXISTS only for a missing ``facts`` and for the record after a full page;
 # resolve() only for a record with an intent. The driver (the smallest index)
-# is read in batches that double; the other filters are one ZMSCORE per batch.
+# is read in batches that double, ids only (Redis formats a score as text for
+# every one it replies: only the cursor's is asked for); the other filters are
+# one ZMSCORE per batch.
 LIST_LUA = (
     _PRELUDE
     + r"""
@@ -188,95 +190,112 @@ if n > 1 then
     if best < 0 or c < best then best, driver = c, i end
   end
 end
-local top = tonumber(maxs)
 local res = {0, false, false}
-local found, scanned, offset = 0, 0, 0
-local chunk = math.max(math.min(limit + 1, budget), 16)
+local found, scanned, stop = 0, 0, false
+local first_chunk = math.max(math.min(limit + 1, budget), 16)
+local last_id, last_score = false, false
 local function dangling(id)
   for i = 1, n do redis.call('ZREM', KEYS[i], id) end
 end
-while true do
-  local batch = redis.call('ZREVRANGEBYSCORE', KEYS[driver], maxs, mins,
-                           'WITHSCORES', 'LIMIT', offset, chunk)
-  if #batch == 0 then break end
-  offset = offset + #batch / 2
-  local member = {}
-  if n > 2 then
-    local ids = {}
-    for j = 1, #batch, 2 do ids[#ids + 1] = batch[j] end
-    for i = 2, n do
-      if i ~= driver then member[i] = redis.call('ZMSCORE', KEYS[i], unpack(ids)) end
-    end
+-- One candidate (its score when known: the cursor needs the last one's).
+local function visit(id, sc, member, k)
+  scanned = scanned + 1
+  local skip = false
+  for i = 2, n do
+    if i ~= driver and not member[i][k] then skip = true break end
   end
-  local stop = false
-  for j = 1, #batch, 2 do
-    local id, sc = batch[j], batch[j + 1]
-    local skip = cid ~= '' and tonumber(sc) == top and id >= cid
-    if not skip then
-      scanned = scanned + 1
-      for i = 2, n do
-        if i ~= driver and not member[i][(j + 1) / 2] then skip = true break end
+  if not skip then
+    local rkey = record_base .. id
+    if found == limit then
+      if redis.call('EXISTS', rkey) == 1 then
+        res[1] = 1
+        stop = true
+        return
       end
-      if not skip then
-        local rkey = record_base .. id
-        if found == limit then
-          if redis.call('EXISTS', rkey) == 1 then
-            res[1] = 1
-            stop = true
-            break
-          end
-          dangling(id)
-        else
-          local vals = redis.call('HMGET', rkey, unpack(fields))
-          if not vals[1] and redis.call('EXISTS', rkey) == 0 then
-            dangling(id)
-          else
-            if vals[2] then
-              resolve(id)
-              vals = redis.call('HMGET', rkey, unpack(fields))
+      sc = sc or redis.call('ZSCORE', KEYS[driver], id)
+      dangling(id)
+    else
+      local vals = redis.call('HMGET', rkey, unpack(fields))
+      if not vals[1] and redis.call('EXISTS', rkey) == 0 then
+        sc = sc or redis.call('ZSCORE', KEYS[driver], id)
+        dangling(id)
+      else
+        if vals[2] then
+          resolve(id)
+          vals = redis.call('HMGET', rkey, unpack(fields))
+        end
+        found = found + 1
+        res[#res + 1] = id
+        res[#res + 1] = vals[1]
+        local slot, count, changed = #res + 1, 0, false
+        res[slot] = '0'
+        for f = 3, nf do
+          local v, default = vals[f] or nil, defaults[f]
+          if v ~= default then
+            changed = true
+            if v then
+              res[#res + 1] = fields[f]
+              res[#res + 1] = v
+              count = count + 1
             end
-            found = found + 1
-            res[#res + 1] = id
-            res[#res + 1] = vals[1]
-            local slot, count, changed = #res + 1, 0, false
-            res[slot] = '0'
-            for k = 3, nf do
-              local v, default = vals[k] or nil, defaults[k]
-              if v ~= default then
-                changed = true
-                if v then
-                  res[#res + 1] = fields[k]
-                  res[#res + 1] = v
-                  count = count + 1
-                end
-              end
-            end
-            if changed and #detail > 0 then
-              local more = redis.call('HMGET', rkey, unpack(detail))
-              for k = 1, #detail do
-                if more[k] then
-                  res[#res + 1] = detail[k]
-                  res[#res + 1] = more[k]
-                  count = count + 1
-                end
-              end
-            end
-            res[slot] = tostring(count)
           end
         end
-      end
-      res[2], res[3] = sc, id
-      if scanned >= budget then
-        res[1] = 2
-        stop = true
-        break
+        if changed and #detail > 0 then
+          local more = redis.call('HMGET', rkey, unpack(detail))
+          for f = 1, #detail do
+            if more[f] then
+              res[#res + 1] = detail[f]
+              res[#res + 1] = more[f]
+              count = count + 1
+            end
+          end
+        end
+        res[slot] = tostring(count)
       end
     end
   end
-  if stop then break end
-  chunk = math.min(chunk * 2, budget)
+  last_id, last_score = id, sc
+  if scanned >= budget then
+    res[1] = 2
+    stop = true
+  end
 end
-if res[1] == 0 then res[2], res[3] = false, false end
+-- Walk the driver from high to low, ids only (scores are formatted only when
+-- needed); ``sc`` is the score every id of the range has, or nil.
+local function walk(high, low, sc)
+  local offset, chunk = 0, first_chunk
+  while not stop do
+    local ids = redis.call('ZREVRANGEBYSCORE', KEYS[driver], high, low, 'LIMIT', offset, chunk)
+    if #ids == 0 then return end
+    offset = offset + #ids
+    local member = {}
+    if n > 2 then
+      for i = 2, n do
+        if i ~= driver then member[i] = redis.call('ZMSCORE', KEYS[i], unpack(ids)) end
+      end
+    end
+    for k = 1, #ids do
+      local id = ids[k]
+      if sc == nil or cid == '' or id < cid then  -- at the cursor's score: after its id
+        visit(id, sc, member, k)
+        if stop then return end
+      end
+    end
+    chunk = math.min(chunk * 2, budget)
+  end
+end
+if cid ~= '' then
+  -- the cursor's own score first (ids at or after the cursor's were returned),
+  -- then everything below it
+  if mins == '-inf' or tonumber(mins) <= tonumber(maxs) then walk(maxs, maxs, maxs) end
+  walk('(' .. maxs, mins, nil)
+else
+  walk(maxs, mins, nil)
+end
+if res[1] ~= 0 then
+  res[2] = last_score or redis.call('ZSCORE', KEYS[driver], last_id)
+  res[3] = last_id
+end
 return res
 """
 )
