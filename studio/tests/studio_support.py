@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -83,6 +84,9 @@ def settings_for(url: str, prefix: str, **overrides: Any) -> StudioSettings:
         "health_refresh_interval_seconds": None,
         "retention_prune_interval_seconds": None,
         "auth_enabled": False,
+        # RELAYNA_TEST_STUDIO_CLUSTER_KEYS=1 runs the Studio suite in the Redis
+        # Cluster key layout (docs/studio.md, "Redis Cluster")
+        "store_cluster_keys": os.environ.get("RELAYNA_TEST_STUDIO_CLUSTER_KEYS") == "1" or None,
     }
     base.update(overrides)
     return StudioSettings(**base)

@@ -65,10 +65,14 @@ def oracle(events: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]
 
 
 async def run_case(
-    url: str, events: list[dict[str, Any]], filters: dict[str, str], limit: int
+    url: str,
+    events: list[dict[str, Any]],
+    filters: dict[str, str],
+    limit: int,
+    cluster: bool = False,
 ) -> None:
     async with open_store(url) as store:
-        index = TaskIndex(store, f"search:{uuid.uuid4().hex[:8]}")
+        index = TaskIndex(store, f"search:{uuid.uuid4().hex[:8]}", cluster=cluster)
         for sid in SERVICES:
             mine = [e for e in events if e["service_id"] == sid]
             for i in range(0, len(mine), 7):  # several batches: merges across upserts
@@ -164,6 +168,83 @@ async def test_search_pages_match_the_oracle_redis(redis_url: str) -> None:
         ):
             for limit in (1, 6, 50):
                 await run_case(redis_url, events, filters, limit)
+                # the cluster layout (one index per service): the same pages
+                await run_case(redis_url, events, filters, limit, cluster=True)
+
+
+async def pages(
+    index: TaskIndex,
+    filters: dict[str, str],
+    limit: int,
+    time_from: datetime | None,
+    time_to: datetime | None,
+) -> list[tuple[list[tuple[str, str, str]], str | None]]:
+    out: list[tuple[list[tuple[str, str, str]], str | None]] = []
+    cursor = None
+    for _ in range(200):
+        page, cursor = await index.search(
+            filters, time_from=time_from, time_to=time_to, limit=limit, cursor=cursor
+        )
+        out.append(([(d["service_id"], d["task_id"], d["last_seen_at"]) for d in page], cursor))
+        if cursor is None:
+            break
+    return out
+
+
+async def compare_layouts(
+    url: str,
+    events: list[dict[str, Any]],
+    filters: dict[str, str],
+    limit: int,
+    window: tuple[int, int] | None,
+) -> None:
+    async with open_store(url) as store:
+        base = f"search:{uuid.uuid4().hex[:8]}"
+        default = TaskIndex(store, f"{base}:d")
+        cluster = TaskIndex(store, f"{base}:c", cluster=True)
+        for sid in SERVICES:
+            mine = [e for e in events if e["service_id"] == sid]
+            for i in range(0, len(mine), 7):
+                await default.upsert(record(sid), mine[i : i + 7])
+                await cluster.upsert(record(sid), mine[i : i + 7])
+        lo = hi = None
+        if window is not None:
+            lo, hi = (BASE + timedelta(seconds=min(window)), BASE + timedelta(seconds=max(window)))
+        want = await pages(default, filters, limit, lo, hi)
+        got = await pages(cluster, filters, limit, lo, hi)
+        assert got == want  # items and cursors, page by page
+        assert (await cluster.prune(now=BASE + timedelta(days=400))) == len(oracle(events))
+        assert await cluster.is_empty()
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    raw=st.lists(event_st, min_size=1, max_size=60),
+    filter_fields=st.sets(st.sampled_from(["service_id", "status", "stage"])),
+    pick=st.integers(0, 100),
+    limit=st.integers(1, 9),
+    window=st.none() | st.tuples(st.integers(0, 40), st.integers(0, 40)),
+)
+def test_cluster_and_default_layouts_give_the_same_pages(
+    anyio_backend: str,
+    raw: list[dict[str, Any]],
+    filter_fields: set[str],
+    pick: int,
+    limit: int,
+    window: tuple[int, int] | None,
+) -> None:
+    """Generated events (many tasks share a second) in both layouts: every page and
+    every cursor equal, with and without ``service_id`` (the cluster layout's fan-out)."""
+    events = [to_event(e, i) for i, e in enumerate(raw)]
+    values = {
+        "service_id": SERVICES[pick % 3],
+        "status": STATUSES[pick % 4],
+        "stage": ["a", "b"][pick % 2],
+    }
+    filters = {f: values[f] for f in filter_fields}
+    anyio.run(compare_layouts, "memory://", events, filters, limit, window, backend=anyio_backend)
 
 
 @pytest.mark.anyio

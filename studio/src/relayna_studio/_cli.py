@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 import anyio
+import attrs
 
 from relayna.api import serve_asgi
 from relayna.errors import ConfigurationError, ContractError, RelaynaError
@@ -51,8 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="async backend (default asyncio)",
     )
     serve.add_argument("--access-log", action="store_true", help="log every request")
+    _add_cluster_keys(serve)
 
     token = sub.add_parser("token", help="manage API tokens (writes the configured store)")
+    _add_cluster_keys(token)
     tsub = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
     create = tsub.add_parser("create", help="create a token and print it once")
     create.add_argument(
@@ -72,6 +75,18 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = tsub.add_parser("revoke", help="revoke a token by id")
     revoke.add_argument("token_id", help="the token id (16 hex characters)")
     return parser
+
+
+def _add_cluster_keys(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cluster-keys",
+        action="store_true",
+        default=None,
+        help="use the Redis Cluster key layout (per-service hash tags; default "
+        "RELAYNA_STUDIO_STORE_CLUSTER_KEYS, implied by a redis+cluster:// "
+        "RELAYNA_STUDIO_REDIS_URL). Key names differ from the default layout: "
+        "switching means a new, empty store (docs/studio.md, Redis Cluster)",
+    )
 
 
 def _serve(settings: StudioSettings, args: argparse.Namespace) -> int:
@@ -111,7 +126,7 @@ def _serve(settings: StudioSettings, args: argparse.Namespace) -> int:
 def _token(settings: StudioSettings, args: argparse.Namespace) -> int:
     async def run() -> int:
         async with open_store(settings.redis_url) as store:
-            tokens = TokenStore(store, settings.auth_prefix)
+            tokens = TokenStore(store, settings.global_prefix(settings.auth_prefix))
             if args.token_command == "create":
                 service_id = (
                     None if args.service_id is None else validate_service_id(args.service_id)
@@ -141,6 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = StudioSettings.from_env()
+        if args.cluster_keys:
+            settings = attrs.evolve(settings, store_cluster_keys=True)
         if args.command == "serve":
             return _serve(settings, args)
         return _token(settings, args)

@@ -51,17 +51,20 @@ _INSERT_LUA = """
 -- KEYS: 1 service history, 2 latest-status, 3 latest-observation, 4 latest-ingested,
 --       5 pull cursor (optional)
 -- ARGV: 1 ttl_ms (0: none), 2 maxlen, 3 ingested_at, 4 service channel, 5 prefix {p},
---       6 service id, 7 pull cursor ('' with no key 5), then per event: doc tail,
---       dedupe key, timestamp ('' if none), source kind, task id
+--       6 service id as in key names ({sid} in the cluster layout), 7 pull cursor
+--       ('' with no key 5), 8 length of the service id (the dedupe key's head),
+--       then per event: doc tail, dedupe key, timestamp ('' if none), source kind, task id
 local ttl = tonumber(ARGV[1])
 local maxlen = tonumber(ARGV[2])
 local p = ARGV[5]
 local sid = ARGV[6]
+local head = p .. ':event:' .. sid
+local cut = tonumber(ARGV[8]) + 1
 local out = {}
 local stored = 0
-for i = 8, #ARGV, 5 do
+for i = 9, #ARGV, 5 do
   local key, ts, source, tid = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-  local event = p .. ':event:' .. key
+  local event = head .. string.sub(key, cut)
   if redis.call('EXISTS', event) == 1 then
     out[#out + 1] = 0
   else
@@ -144,9 +147,10 @@ class EventStore:
         *,
         ttl_seconds: float | None = 86400.0,
         maxlen: int = 5000,
+        cluster: bool = False,
     ) -> None:
         self.store = store
-        self.keys = EventKeys(prefix)
+        self.keys = EventKeys(prefix, cluster)
         self.ttl_ms = 0 if ttl_seconds is None else max(1, round(ttl_seconds * 1000))
         self.maxlen = maxlen
 
@@ -211,8 +215,9 @@ class EventStore:
             ingested_at,
             k.service_channel(service_id),
             k.prefix,
-            service_id,
+            k.sid(service_id),
             "",
+            len(service_id.encode()),
         ]
         starts = range(0, max(len(events), 1), BATCH)
         calls = []
@@ -270,11 +275,11 @@ class EventStore:
                     result.stored.append(doc)
         return result
 
-    async def _load(self, history_key: str) -> list[dict[str, Any]]:
+    async def _load(self, service_id: str, history_key: str) -> list[dict[str, Any]]:
         keys = await self.store.lrange(history_key, 0, self.maxlen - 1)
         if not keys:
             return []
-        raws = await self.store.mget([self.keys.event(k.decode()) for k in keys])
+        raws = await self.store.mget([self.keys.event(service_id, k.decode()) for k in keys])
         events = []
         for raw in raws:
             if raw is None:
@@ -305,7 +310,7 @@ class EventStore:
             if task_id is None
             else self.keys.task_history(service_id, task_id)
         )
-        events = await self._load(history)
+        events = await self._load(service_id, history)
         if before is not None:
             index = next((i for i, e in enumerate(events) if e["dedupe_key"] == before), None)
             events = [] if index is None else events[index + 1 :]
@@ -332,4 +337,4 @@ class EventStore:
         return out, (out[-1]["dedupe_key"] if more and out else None)
 
     async def history_for_backfill(self, service_id: str) -> list[dict[str, Any]]:
-        return (await self._load(self.keys.service_history(service_id)))[::-1]
+        return (await self._load(service_id, self.keys.service_history(service_id)))[::-1]

@@ -34,26 +34,47 @@ class HealthService:
     def __init__(self, runtime: StudioRuntime) -> None:
         self.runtime = runtime
         settings = runtime.settings
-        self.store = HealthStore(runtime.store, settings.health_store_prefix)
-        self.keys = EventKeys(settings.event_store_prefix)
+        self.store = HealthStore(
+            runtime.store, settings.global_prefix(settings.health_store_prefix)
+        )
+        self.keys = EventKeys(settings.event_store_prefix, settings.cluster_keys)
         self.thresholds = Thresholds(
             capability_stale_after=settings.capability_stale_after_seconds,
             observation_stale_after=settings.observation_stale_after_seconds,
             worker_heartbeat_stale_after=settings.worker_heartbeat_stale_after_seconds,
         )
 
+    async def _read(self, per_service: list[list[str]]) -> list[bytes | None]:
+        """The values of every service's keys, in order: one MGET in the default
+        layout; one per service (one slot each, run concurrently) in the cluster layout."""
+        store = self.runtime.store
+        if not self.keys.cluster:
+            return await store.mget([k for keys in per_service for k in keys])
+        found: list[list[bytes | None]] = [[] for _ in per_service]
+        limiter = anyio.CapacityLimiter(16)
+
+        async def one(i: int) -> None:
+            async with limiter:
+                found[i] = await store.mget(per_service[i])
+
+        async with anyio.create_task_group() as tg:
+            for i in range(len(per_service)):
+                tg.start_soon(one, i)
+        return [v for part in found for v in part]
+
     async def ingest_facts(self, service_ids: Sequence[str]) -> list[IngestFacts]:
         if not service_ids:
             return []
-        keys: list[str] = []
-        for sid in service_ids:
-            keys += [
+        per_service = [
+            [
                 self.keys.latest_status(sid),
                 self.keys.latest_observation(sid),
                 self.keys.latest_ingested(sid),
                 self.keys.events_skipped(sid),
             ]
-        raws = await self.runtime.store.mget(keys)
+            for sid in service_ids
+        ]
+        raws = await self._read(per_service)
         out = []
         for i in range(len(service_ids)):
             status, observation, ingested, skipped = raws[4 * i : 4 * i + 4]

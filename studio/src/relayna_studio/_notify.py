@@ -124,7 +124,7 @@ class Notifier:
         self.runtime = runtime
         self.settings = runtime.settings
         self.clock = clock
-        self.prefix = self.settings.failed_task_email_prefix
+        self.prefix = self.settings.global_prefix(self.settings.failed_task_email_prefix)
         self.owner = uuid.uuid4().hex
         timeout = self.settings.failed_task_email_timeout_seconds
         self.lock_seconds = timeout + 30 if lock_seconds is None else lock_seconds

@@ -48,6 +48,7 @@ def event_store(runtime: StudioRuntime) -> EventStore:
         s.event_store_prefix,
         ttl_seconds=s.event_store_ttl_seconds,
         maxlen=s.event_history_maxlen,
+        cluster=s.cluster_keys,
     )
 
 

@@ -41,7 +41,12 @@ _TOKEN = re.compile(r"[a-z0-9]+")
 
 def task_index(runtime: StudioRuntime) -> TaskIndex:
     s = runtime.settings
-    return TaskIndex(runtime.store, s.task_search_index_prefix, s.effective_task_index_ttl_seconds)
+    return TaskIndex(
+        runtime.store,
+        s.task_search_index_prefix,
+        s.effective_task_index_ttl_seconds,
+        cluster=s.cluster_keys,
+    )
 
 
 def _tokens(value: object) -> list[str]:

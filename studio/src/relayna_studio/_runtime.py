@@ -93,9 +93,11 @@ async def open_studio(
             settings=settings,
             store=store,
             egress=egress,
-            registry=Registry(store, settings.registry_prefix),
-            tokens=TokenStore(store, settings.auth_prefix),
-            audit=AuditLog(store, settings.audit_prefix, settings.audit_maxlen),
+            registry=Registry(store, settings.global_prefix(settings.registry_prefix)),
+            tokens=TokenStore(store, settings.global_prefix(settings.auth_prefix)),
+            audit=AuditLog(
+                store, settings.global_prefix(settings.audit_prefix), settings.audit_maxlen
+            ),
             metrics=StudioMetrics(),
         )
         from relayna_studio._search_hooks import install_search_hooks

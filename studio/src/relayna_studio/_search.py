@@ -18,69 +18,43 @@ smallest per-filter time index newest first on the server, checking the
 other filters' sets, and returns the newest ids; documents are
 then loaded, expired ones dropped (and deleted), and the page cut after the
 cursor ``{last_seen_at, service_id, task_id}`` (URL-safe base64 JSON).
+
+**Cluster layout** (``cluster=True``): one index per service, each under the
+prefix ``{p}:{service_id}`` (the service id is the hash tag, so a document
+write, a delete and a query filtered by ``service_id`` touch one slot), plus
+``{p}:task:services`` in the prefix's own slot (``{studio:search}:task:services``):
+the services that have an index, added *before* the service's documents
+are written (an idempotent ``SADD``), so every written document is reachable.
+A query without ``service_id`` runs the query script on every service's
+index (one pipelined round trip per node) and merges: see
+:mod:`relayna_studio._search_query`, which keeps pages and cursors the same
+as the default layout's.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
-
 from relayna.contracts import dumps
-from relayna.errors import ContractError
-from relayna.transport import Store
+from relayna.transport import Store, check_cluster_prefix, hash_tag
 from relayna_studio._event_model import fixed_time
 from relayna_studio._search_keys import FILTER_FIELDS, SearchKeys, document_id
-from relayna_studio._search_scripts import DELETE_DOC_SCRIPT, PUT_DOC_SCRIPT, QUERY_SCRIPT
-from relayna_studio._timefmt import load_object, now_utc, parse_time, parse_time_or_none
+from relayna_studio._search_query import (
+    Page,
+    decode_search_cursor,
+    encode_search_cursor,
+    search_scopes,
+)
+from relayna_studio._search_query import ms as _ms
+from relayna_studio._search_scripts import DELETE_DOC_SCRIPT, PUT_DOC_SCRIPT
+from relayna_studio._timefmt import load_object, now_utc, parse_time
 
 __all__ = ["TaskIndex", "decode_search_cursor", "encode_search_cursor"]
 
 Arg = bytes | str | int | float
 Call = tuple[list[str], list[Arg]]
-
-
-def _ms(value: datetime) -> int:
-    return int(value.timestamp() * 1000)
-
-
-def encode_search_cursor(doc: Mapping[str, Any]) -> str:
-    raw = orjson.dumps(
-        {
-            "last_seen_at": doc["last_seen_at"],
-            "service_id": doc["service_id"],
-            "task_id": doc["task_id"],
-        }
-    )
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_search_cursor(text: str) -> tuple[int, str, str]:
-    """``(last_seen ms, service_id, task_id)``.
-
-    Raises:
-        ContractError: not a cursor of this index.
-    """
-    try:
-        data = orjson.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-        seen = parse_time(data["last_seen_at"], "cursor")
-        sid, tid = data["service_id"], data["task_id"]
-        if not isinstance(sid, str) or not isinstance(tid, str):
-            raise TypeError
-    except (binascii.Error, ValueError, TypeError, KeyError, orjson.JSONDecodeError, ContractError):
-        raise ContractError(
-            "invalid cursor", errors=[("cursor", "not a cursor of this search")]
-        ) from None
-    return _ms(seen), sid, tid
-
-
-def _order(doc: Mapping[str, Any]) -> tuple[int, str, str]:
-    seen = parse_time_or_none(doc.get("last_seen_at"))
-    return (-(_ms(seen) if seen else 0), str(doc.get("service_id")), str(doc.get("task_id")))
 
 
 def merge(
@@ -149,10 +123,43 @@ def _time_keys(keys: SearchKeys, doc: Mapping[str, Any]) -> list[str]:
 
 
 class TaskIndex:
-    def __init__(self, store: Store, prefix: str = "studio:search", ttl_seconds: float = 86400.0):
+    def __init__(
+        self,
+        store: Store,
+        prefix: str = "studio:search",
+        ttl_seconds: float = 86400.0,
+        *,
+        cluster: bool = False,
+    ):
         self.store = store
         self.keys = SearchKeys(prefix)
         self.ttl_seconds = ttl_seconds
+        self.cluster = cluster
+        if cluster:
+            check_cluster_prefix(prefix)
+
+    def keys_for(self, service_id: str) -> SearchKeys:
+        """The keys of ``service_id``'s documents: the one index in the default
+        layout, the service's own index (``{p}:{service_id}``) in the cluster layout.
+
+        Raises:
+            ContractError: cluster layout and ``service_id`` has braces.
+        """
+        if not self.cluster:
+            return self.keys
+        return SearchKeys(f"{self.keys.prefix}:{hash_tag(service_id)}")
+
+    @property
+    def services_key(self) -> str:
+        """Cluster layout: the set of service ids that have an index."""
+        return f"{{{self.keys.prefix}}}:task:services"
+
+    async def scopes(self) -> list[SearchKeys]:
+        """Every index: one in the default layout, one per service in the cluster layout."""
+        if not self.cluster:
+            return [self.keys]
+        members = sorted(m.decode() for m in await self.store.smembers(self.services_key))
+        return [self.keys_for(sid) for sid in members]
 
     def _decode(self, raw: bytes | None) -> dict[str, Any] | None:
         value = load_object(raw)
@@ -160,33 +167,38 @@ class TaskIndex:
 
     async def upsert(self, record: Mapping[str, Any], events: Iterable[Mapping[str, Any]]) -> int:
         """Fold new events of one service into their task documents; returns documents written."""
+        sid = str(record["service_id"])
+        keys = self.keys_for(sid)
         by_task: dict[str, list[Mapping[str, Any]]] = {}
         for event in events:
             by_task.setdefault(str(event["task_id"]), []).append(event)
-        pending = {document_id(str(record["service_id"]), tid): evs for tid, evs in by_task.items()}
+        pending = {document_id(sid, tid): evs for tid, evs in by_task.items()}
+        if self.cluster and pending:
+            # first, so a document written below is always reachable by a fan-out query
+            await self.store.sadd(self.services_key, sid)
         written = 0
         for _ in range(8):
             if not pending:
                 break
             ids = list(pending)
-            raws = await self.store.mget([self.keys.doc(i) for i in ids])
+            raws = await self.store.mget([keys.doc(i) for i in ids])
             now = now_utc()
             calls: list[Call] = []
             for docid, raw in zip(ids, raws, strict=True):
                 old = self._decode(raw)
                 new = merge(old, pending[docid], record, now=now, ttl_seconds=self.ttl_seconds)
-                old_filters = _filter_keys(self.keys, old) if old else []
-                new_filters = _filter_keys(self.keys, new)
-                keys = [
-                    self.keys.doc(docid),
-                    self.keys.all,
-                    self.keys.service(new["service_id"]),
-                    self.keys.by_last_seen,
-                    self.keys.expiry,
+                old_filters = _filter_keys(keys, old) if old else []
+                new_filters = _filter_keys(keys, new)
+                call_keys = [
+                    keys.doc(docid),
+                    keys.all,
+                    keys.service(new["service_id"]),
+                    keys.by_last_seen,
+                    keys.expiry,
                     *old_filters,
                     *new_filters,
-                    *(_time_keys(self.keys, old) if old else []),
-                    *_time_keys(self.keys, new),
+                    *(_time_keys(keys, old) if old else []),
+                    *_time_keys(keys, new),
                 ]
                 seen = parse_time(new["last_seen_at"])
                 expires = parse_time(new["expires_at"])
@@ -199,7 +211,7 @@ class TaskIndex:
                     len(old_filters),
                     len(new_filters),
                 ]
-                calls.append((keys, args))
+                calls.append((call_keys, args))
             results = await self.store.run_script_many(PUT_DOC_SCRIPT, calls)
             retry = {}
             for docid, result in zip(ids, results, strict=True):
@@ -213,53 +225,74 @@ class TaskIndex:
         return written
 
     async def delete_docs(
-        self, docids: Sequence[str], expected: Sequence[bytes] | None = None
+        self,
+        docids: Sequence[str],
+        expected: Sequence[bytes] | None = None,
+        *,
+        keys: SearchKeys | None = None,
     ) -> int:
+        """Delete documents of one index (``keys``: the default layout's by default)."""
         if not docids:
             return 0
-        raws = await self.store.mget([self.keys.doc(i) for i in docids])
+        keys = keys or self.keys
+        raws = await self.store.mget([keys.doc(i) for i in docids])
         calls: list[Call] = []
         for i, (docid, raw) in enumerate(zip(docids, raws, strict=True)):
             doc = self._decode(raw)
-            service = self.keys.service(str(doc["service_id"])) if doc else self.keys.service("?")
-            sets = _filter_keys(self.keys, doc) if doc else []
-            keys = [
-                self.keys.doc(docid),
-                self.keys.all,
+            service = keys.service(str(doc["service_id"])) if doc else keys.service("?")
+            sets = _filter_keys(keys, doc) if doc else []
+            call_keys = [
+                keys.doc(docid),
+                keys.all,
                 service,
-                self.keys.by_last_seen,
-                self.keys.expiry,
+                keys.by_last_seen,
+                keys.expiry,
                 *sets,
-                *(_time_keys(self.keys, doc) if doc else []),
+                *(_time_keys(keys, doc) if doc else []),
             ]
-            calls.append((keys, [docid, expected[i] if expected else b"", len(sets)]))
+            calls.append((call_keys, [docid, expected[i] if expected else b"", len(sets)]))
         results = await self.store.run_script_many(DELETE_DOC_SCRIPT, calls)
         return sum(1 for r in results if not isinstance(r, Exception) and int(r) == 1)
 
     async def remove_service(self, service_id: str) -> int:
-        members = [m.decode() for m in await self.store.smembers(self.keys.service(service_id))]
+        keys = self.keys_for(service_id)
+        members = [m.decode() for m in await self.store.smembers(keys.service(service_id))]
         removed = 0
         for i in range(0, len(members), 500):
-            removed += await self.delete_docs(members[i : i + 500])
-        await self.store.delete(self.keys.service(service_id))
+            removed += await self.delete_docs(members[i : i + 500], keys=keys)
+        await self.store.delete(keys.service(service_id))
+        if self.cluster:
+            await self.store.srem(self.services_key, service_id)
         return removed
 
     async def prune(self, *, now: datetime | None = None, batch: int = 500) -> int:
         """Delete every expired document (the retention job)."""
         now_ms = _ms(now or now_utc())
         removed = 0
-        while True:
-            ids = await self.store.zrangebyscore(
-                self.keys.expiry, float("-inf"), now_ms, count=batch
-            )
-            if not ids:
-                return removed
-            removed += await self.delete_docs([i.decode() for i in ids])
-            if len(ids) < batch:
-                return removed
+        for keys in await self.scopes():
+            while True:
+                ids = await self.store.zrangebyscore(
+                    keys.expiry, float("-inf"), now_ms, count=batch
+                )
+                if not ids:
+                    break
+                removed += await self.delete_docs([i.decode() for i in ids], keys=keys)
+                if len(ids) < batch:
+                    break
+        return removed
 
     async def is_empty(self) -> bool:
-        return await self.store.zcard(self.keys.by_last_seen) == 0
+        for keys in await self.scopes():
+            if await self.store.zcard(keys.by_last_seen) > 0:
+                return False
+        return True
+
+    async def _scopes_for(self, filters: Mapping[str, str]) -> list[SearchKeys]:
+        if not self.cluster or "service_id" not in filters:
+            return await self.scopes()
+        sid = filters["service_id"]
+        # a service id with braces has no index in this layout (registration refuses it)
+        return [] if "{" in sid or "}" in sid or not sid else [self.keys_for(sid)]
 
     async def search(
         self,
@@ -269,51 +302,19 @@ class TaskIndex:
         time_to: datetime | None,
         limit: int,
         cursor: str | None,
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> Page:
+        """One page of task documents, newest first, and the next page's cursor.
+
+        Raises:
+            ContractError: ``cursor`` is not a cursor of this search.
+        """
         after = decode_search_cursor(cursor) if cursor else None
-        hi: float = _ms(time_to) if time_to else float("inf")
-        if after is not None:
-            hi = min(hi, after[0])
-        lo: float = _ms(time_from) if time_from else float("-inf")
-        keys = [self.keys.by_last_seen]
-        for field, value in sorted(filters.items()):
-            keys += [self.keys.filter(field, value), self.keys.filter_by_time(field, value)]
-        need = limit + 1
-        now = now_utc()
-        for _ in range(6):
-            reply = await self.store.run_script(
-                QUERY_SCRIPT,
-                keys,
-                [
-                    "+inf" if hi == float("inf") else str(int(hi)),
-                    "-inf" if lo == float("-inf") else str(int(lo)),
-                    need,
-                ],
-            )
-            ids = [reply[i].decode() for i in range(0, len(reply), 2)]
-            raws = await self.store.mget([self.keys.doc(i) for i in ids]) if ids else []
-            docs, expired = [], []
-            for docid, raw in zip(ids, raws, strict=True):
-                doc = self._decode(raw)
-                if doc is None:
-                    continue
-                expires = parse_time_or_none(doc.get("expires_at"))
-                if expires is not None and expires <= now:
-                    expired.append((docid, raw or b""))
-                    continue
-                if any(doc.get(f) != v for f, v in filters.items()):
-                    continue
-                docs.append(doc)
-            if expired:
-                await self.delete_docs([d for d, _ in expired], [r for _, r in expired])
-            docs.sort(key=_order)
-            if after is not None:
-                mark = (-after[0], after[1], after[2])
-                docs = [d for d in docs if _order(d) > mark]
-            if len(docs) > limit or len(ids) < need:
-                page = docs[:limit]
-                more = len(docs) > limit
-                return page, encode_search_cursor(page[-1]) if more and page else None
-            need *= 4
-        page = docs[:limit]
-        return page, encode_search_cursor(page[-1]) if page else None
+        return await search_scopes(
+            self,
+            await self._scopes_for(filters),
+            filters,
+            time_from=time_from,
+            time_to=time_to,
+            limit=limit,
+            after=after,
+        )

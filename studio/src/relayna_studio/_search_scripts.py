@@ -52,12 +52,24 @@ return 1
 _QUERY_LUA = """
 -- KEYS: by-last-seen, then per filter: its set, its time set
 -- ARGV: max_ms, min_ms, need
--- Returns docid, score pairs, newest first, at most `need`, within [min, max]:
--- walks the smallest time set newest first, checking the other filters' sets,
--- so a page costs about need / selectivity membership checks.
+-- Returns docid, score pairs, newest first, within [min, max]: the newest `need`
+-- and every further one at the score of the last (a millisecond shared by
+-- several tasks is never cut in two, so an id left out is strictly older than
+-- every id returned). Walks the smallest time set newest first, checking the
+-- other filters' sets, so a page costs about need / selectivity membership checks.
 local maxs, mins, need = ARGV[1], ARGV[2], tonumber(ARGV[3])
 if #KEYS == 1 then
-  return redis.call('ZREVRANGEBYSCORE', KEYS[1], maxs, mins, 'WITHSCORES', 'LIMIT', 0, need)
+  local out = redis.call('ZREVRANGEBYSCORE', KEYS[1], maxs, mins, 'WITHSCORES', 'LIMIT', 0, need)
+  if #out < 2 * need then return out end
+  local last = out[#out]
+  local kept = 0
+  for j = #out, 2, -2 do
+    if out[j] ~= last then break end
+    kept = kept + 1
+  end
+  local ties = redis.call('ZREVRANGEBYSCORE', KEYS[1], last, last, 'WITHSCORES')
+  for j = 2 * kept + 1, #ties do out[#out + 1] = ties[j] end
+  return out
 end
 local best, card = 3, redis.call('ZCARD', KEYS[3])
 for i = 5, #KEYS, 2 do
@@ -66,12 +78,13 @@ for i = 5, #KEYS, 2 do
 end
 local out = {}
 if card == 0 then return out end
-local offset, found = 0, 0
+local offset, found, tie = 0, 0, nil
 local chunk_size = math.max(64, math.min(1000, need * 4))
-while found < need do
+while true do
   local chunk = redis.call('ZREVRANGEBYSCORE', KEYS[best], maxs, mins, 'WITHSCORES', 'LIMIT', offset, chunk_size)
   if #chunk == 0 then break end
   for j = 1, #chunk, 2 do
+    if tie ~= nil and chunk[j + 1] ~= tie then return out end
     local ok = true
     for i = 2, #KEYS, 2 do
       if i + 1 ~= best and redis.call('SISMEMBER', KEYS[i], chunk[j]) == 0 then ok = false break end
@@ -80,7 +93,7 @@ while found < need do
       out[#out + 1] = chunk[j]
       out[#out + 1] = chunk[j + 1]
       found = found + 1
-      if found >= need then break end
+      if found == need then tie = chunk[j + 1] end
     end
   end
   offset = offset + chunk_size

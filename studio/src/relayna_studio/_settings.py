@@ -20,6 +20,7 @@ from typing import Any
 import attrs
 
 from relayna.errors import ConfigurationError
+from relayna.transport import is_cluster_store_url, tag_prefix
 
 __all__ = ["DEFAULT_ALLOWED_HOSTS", "StudioBackendSettings", "StudioSettings"]
 
@@ -126,6 +127,9 @@ class StudioSettings:
     request_max_body_bytes: int = attrs.field(default=256 * 1024, validator=_positive)
     telemetry_timeout_seconds: float = attrs.field(default=5.0, validator=_positive)
     registry_cache_seconds: float | None = attrs.field(default=1.0, validator=_positive)
+    #: The Redis Cluster key layout (``RELAYNA_STUDIO_STORE_CLUSTER_KEYS``):
+    #: ``None`` = implied by the store URL (on for ``redis+cluster://``).
+    store_cluster_keys: bool | None = None
     # -- failed-task notifications (the original's email variables, plus a webhook) --
     failed_task_email_enabled: bool = False
     failed_task_email_service_url: str | None = None
@@ -143,6 +147,12 @@ class StudioSettings:
     failed_task_webhook_secret: str | None = attrs.field(default=None, repr=False)
 
     def __attrs_post_init__(self) -> None:
+        if self.store_cluster_keys is False and is_cluster_store_url(self.redis_url):
+            raise ConfigurationError(
+                "RELAYNA_STUDIO_REDIS_URL is a Redis Cluster (redis+cluster://) but "
+                "RELAYNA_STUDIO_STORE_CLUSTER_KEYS chose the default key layout: every "
+                "script must touch one slot there (leave it unset or set it to 1)"
+            )
         if not 0 <= self.failed_task_email_batch_wait_seconds <= MAX_BATCH_WAIT_SECONDS:
             raise ConfigurationError(
                 "RELAYNA_STUDIO_FAILED_TASK_EMAIL_BATCH_WAIT_SECONDS must be 0..604800"
@@ -168,6 +178,18 @@ class StudioSettings:
                 + ", ".join(f"RELAYNA_STUDIO_FAILED_TASK_EMAIL_{m}" for m in missing)
                 + " (or a webhook: RELAYNA_STUDIO_FAILED_TASK_WEBHOOK_URL and _SECRET)"
             )
+
+    @property
+    def cluster_keys(self) -> bool:
+        """The Redis Cluster key layout: chosen, or implied by a ``redis+cluster://`` URL."""
+        if self.store_cluster_keys is None:
+            return is_cluster_store_url(self.redis_url)
+        return self.store_cluster_keys
+
+    def global_prefix(self, prefix: str) -> str:
+        """A global key family's prefix: ``{prefix}`` (one hash tag, one slot) in the
+        cluster layout, else unchanged."""
+        return tag_prefix(prefix, self.cluster_keys)
 
     @property
     def email_configured(self) -> bool:
@@ -245,6 +267,7 @@ class StudioSettings:
             "request_max_body_bytes": env.integer("REQUEST_MAX_BODY_BYTES", 256 * 1024, low=1),
             "telemetry_timeout_seconds": env.number("TELEMETRY_TIMEOUT_SECONDS", 5.0),
             "registry_cache_seconds": env.optional_number("REGISTRY_CACHE_SECONDS", 1.0),
+            "store_cluster_keys": env.optional_boolean("STORE_CLUSTER_KEYS"),
             "failed_task_email_enabled": env.boolean("FAILED_TASK_EMAIL_ENABLED", False),
             "failed_task_email_service_url": env.text("FAILED_TASK_EMAIL_SERVICE_URL", "") or None,
             "failed_task_email_api_key": env.text("FAILED_TASK_EMAIL_API_KEY", "") or None,
@@ -337,6 +360,13 @@ class _Env:
         if lowered in _FALSE or lowered == "":
             return False
         raise self._bad(name, value, "one of 1/true/yes/on or 0/false/no/off")
+
+    def optional_boolean(self, name: str) -> bool | None:
+        """Unset or empty: ``None`` (decided elsewhere); else :meth:`boolean`."""
+        value = self._raw(name)
+        if value is None or not value.strip():
+            return None
+        return self.boolean(name, False)
 
     def csv(self, name: str) -> list[str] | None:
         value = self._raw(name)
