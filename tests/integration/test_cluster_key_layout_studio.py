@@ -15,30 +15,23 @@ refused with typed errors; the switch and its implication by a
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import anyio
-import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from _slot_recorder import SlotRecorder
+from _studio_cluster_ops import exercise, open_client, push, service_body, studio_settings
 from relayna.errors import ConfigurationError, ContractError
-from relayna.transport import Store, key_slot, open_store
-from relayna_studio import StudioSettings, open_studio, studio_app
+from relayna.transport import key_slot, open_store
+from relayna_studio import StudioSettings
 from relayna_studio._event_keys import EventKeys
 from relayna_studio._events import EventStore
 from relayna_studio._health import HealthStore
-from relayna_studio._health_service import HealthService
 from relayna_studio._leases import Leases
 from relayna_studio._registry import Registry
-from relayna_studio._routes_search import task_index
 from relayna_studio._search import TaskIndex
-from relayna_studio._search_hooks import backfill
 from relayna_studio._search_keys import SearchKeys, document_id
 
 #: Valid service ids (relayna's identifier rule without ``/``) and task ids.
@@ -53,38 +46,6 @@ braced = st.builds(
 
 def one_slot(keys: list[str]) -> bool:
     return len({key_slot(k) for k in keys}) == 1
-
-
-def studio_settings(url: str, prefix: str, **overrides: Any) -> StudioSettings:
-    base: dict[str, Any] = {
-        "redis_url": url,
-        "registry_prefix": f"{prefix}:services",
-        "event_store_prefix": f"{prefix}:events",
-        "health_store_prefix": f"{prefix}:health",
-        "task_search_index_prefix": f"{prefix}:search",
-        "auth_prefix": f"{prefix}:auth",
-        "audit_prefix": f"{prefix}:audit",
-        "lease_prefix": f"{prefix}:leases",
-        "failed_task_email_prefix": f"{prefix}:failed_task_email",
-        "pull_sync_interval_seconds": None,
-        "health_refresh_interval_seconds": None,
-        "retention_prune_interval_seconds": None,
-        "auth_enabled": False,
-        "push_ingest_enabled": True,
-    }
-    base.update(overrides)
-    return StudioSettings(**base)
-
-
-@asynccontextmanager
-async def open_client(settings: StudioSettings, store: Store) -> AsyncIterator[httpx.AsyncClient]:
-    async with open_studio(settings, store=store) as runtime:
-        app = studio_app(runtime)
-        app.state.studio_runtime = runtime
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://studio.test") as client:
-            client.runtime = runtime  # type: ignore[attr-defined]
-            yield client
 
 
 # -- the default layout: names unchanged (seed 002, ANCHOR §5) ------------------
@@ -222,94 +183,6 @@ def test_the_switch_and_a_cluster_url() -> None:
 # -- every operation: one slot per call ------------------------------------------
 
 
-def push(sid: str, tid: str, i: int, status: str) -> dict[str, Any]:
-    stamp = (datetime(2026, 5, 1, tzinfo=UTC) + timedelta(seconds=i)).isoformat()
-    return {
-        "service_id": sid,
-        "ingest_method": "push",
-        "event": {
-            "task_id": tid,
-            "event_id": f"e{i}",
-            "event_type": f"status.{status}",
-            "source_kind": "status" if i % 2 else "observation",
-            "timestamp": stamp.replace("+00:00", "Z"),
-            "payload": {"status": status},
-        },
-    }
-
-
-def service_body(sid: str, n: int) -> dict[str, Any]:
-    return {
-        "service_id": sid,
-        "name": sid,
-        "base_url": f"http://s{n}.example.test",
-        "environment": "prod",
-        "auth_mode": "internal_network",
-    }
-
-
-async def exercise(client: httpx.AsyncClient, sids: list[str], tids: list[str]) -> None:
-    """Studio's store operations, through its routes and its runtime."""
-    runtime = client.runtime  # type: ignore[attr-defined]
-    for n, sid in enumerate(sids):
-        assert (await client.post("/studio/services", json=service_body(sid, n))).status_code == 201
-    patched = await client.patch(f"/studio/services/{sids[0]}", json={"name": "renamed"})
-    assert patched.status_code == 200, patched.text
-    assert len((await client.get("/studio/services")).json()["services"]) == len(sids)
-    events = [
-        push(sid, tid, i, "failed" if i % 3 == 0 else "running")
-        for i, (sid, tid) in enumerate((s, t) for s in sids for t in tids)
-    ]
-    counts = (await client.post("/studio/ingest/events", json={"events": events})).json()
-    assert counts == {"inserted": len(events), "duplicate": 0, "invalid": 0}
-    again = (await client.post("/studio/ingest/events", json={"events": events[:2]})).json()
-    assert again["duplicate"] == 2
-    for sid in sids:
-        listed = (await client.get(f"/studio/services/{sid}/events?limit=500")).json()
-        assert len(listed["items"]) == len(tids)
-        one = (await client.get(f"/studio/tasks/{sid}/{tids[0]}/events", params={})).json()
-        assert [e["task_id"] for e in one["items"]] == [tids[0]]
-        mine = (await client.get("/studio/tasks/search", params={"service_id": sid})).json()
-        assert {d["task_id"] for d in mine["items"]} == set(tids)
-    everything: list[tuple[str, str]] = []
-    cursor: str | None = None
-    while True:
-        params = {"from": "2026-01-01T00:00:00Z", "limit": "2"}
-        if cursor:
-            params["cursor"] = cursor
-        page = (await client.get("/studio/tasks/search", params=params)).json()
-        everything += [(d["service_id"], d["task_id"]) for d in page["items"]]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            break
-    assert sorted(everything) == sorted((s, t) for s in sids for t in tids)
-    failed = (await client.get("/studio/tasks/search", params={"status": "failed"})).json()
-    assert {d["status"] for d in failed["items"]} <= {"failed"}
-    health = HealthService(runtime)
-    facts = await health.ingest_facts(sids)
-    assert all(f.latest_ingested is not None for f in facts)
-    await health.store.put(sids[0], {"reachable": True})
-    assert (await health.store.get_many(sids))[0] == {"reachable": True}
-    token, record = await runtime.tokens.create(name="t", role="reader", created_by="test")
-    principal = await runtime.tokens.authenticate(token)
-    assert principal is not None
-    ticket, _ = await runtime.tokens.issue_ticket(principal)
-    assert await runtime.tokens.redeem_ticket(ticket) is not None
-    assert [t["token_id"] for t in await runtime.tokens.list()] == [record["token_id"]]
-    assert await runtime.tokens.revoke(record["token_id"]) is True
-    index = task_index(runtime)
-    assert await index.is_empty() is False
-    far = datetime.now(UTC) + timedelta(days=400)
-    assert await index.prune(now=far) == len(sids) * len(tids)
-    assert await index.is_empty() is True
-    assert await backfill(runtime) > 0
-    deleted = await client.delete(f"/studio/services/{sids[-1]}")
-    assert deleted.status_code in (200, 204), deleted.text
-    audit = (await client.get("/studio/audit?limit=100")).json()
-    actions = {e["action"] for e in audit["items"]}
-    assert {"service.create", "service.update", "service.delete"} <= actions
-
-
 STUDIO_SCRIPTS = {
     "relayna_studio.registry.create",
     "relayna_studio.registry.replace",
@@ -344,7 +217,7 @@ async def test_every_studio_call_touches_one_slot(
         async with open_store(store_url) as raw:
             rec = SlotRecorder(raw)
             settings_ = studio_settings(store_url, prefix, store_cluster_keys=True)
-            async with open_client(settings_, rec) as client:  # type: ignore[arg-type]
+            async with open_client(settings_, rec) as client:
                 await exercise(client, sids, tids)
     assert STUDIO_SCRIPTS <= rec.names()
     assert rec.cross_slot() == []
@@ -358,7 +231,7 @@ async def test_the_default_layout_spans_slots(store_url: str) -> None:
         async with open_store(store_url) as raw:
             rec = SlotRecorder(raw)
             settings_ = studio_settings(store_url, prefix)
-            async with open_client(settings_, rec) as client:  # type: ignore[arg-type]
+            async with open_client(settings_, rec) as client:
                 await exercise(client, ["svc-a", "svc-b"], ["t1", "t2"])
     crossing = {name for name, _keys, _slots in rec.cross_slot()}
     assert {"relayna_studio.events.insert_batch", "relayna_studio.search.put"} <= crossing
