@@ -73,7 +73,7 @@ async def per_event_floor(store: Store, prefix: str, feed: list[dict[str, Any]])
     for raw in feed:
         doc, (tail, key, ts, source, tid) = es.prepare("svc", dict(raw), "pull")
         keys = [
-            k.event(key),
+            k.event("svc", key),
             k.service_history("svc"),
             k.task_history("svc", tid),
             k.task_latest("svc", tid),
@@ -90,9 +90,12 @@ async def per_event_floor(store: Store, prefix: str, feed: list[dict[str, Any]])
     return len(calls) / (time.perf_counter() - t0)
 
 
-async def batch_floor(store: Store, prefix: str, feed: list[dict[str, Any]]) -> float:
-    """Events/s: Studio's batched insert on prepared events, one call per 200."""
-    es = EventStore(store, prefix, maxlen=len(feed))
+async def batch_floor(
+    store: Store, prefix: str, feed: list[dict[str, Any]], *, cluster: bool = False
+) -> float:
+    """Events/s: Studio's batched insert on prepared events, one call per 200
+    (``cluster``: in the Redis Cluster key layout)."""
+    es = EventStore(store, prefix, maxlen=len(feed), cluster=cluster)
     prepared = [es.prepare("svc", dict(raw), "pull")[1] for raw in feed]
     calls = es.batch_calls("svc", prepared, "2026-05-01T00:00:00.000Z")
     t0 = time.perf_counter()

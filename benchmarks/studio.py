@@ -17,9 +17,15 @@ scripts/services.py), clients on httpx. Printed, never asserted.
     as one script per event pipelined in pages of 200 (earlier runs' "raw
     pipelined writes"), and Studio's batched insert on prepared events (no
     HTTP, no validation, no search index).
-    Targets: >= 5,000 events/s and >= 0.8x the floor.
+    Targets: >= 5,000 events/s and >= 0.8x the floor. A row for Studio's
+    Redis Cluster key layout (``RELAYNA_STUDIO_STORE_CLUSTER_KEYS``) on the
+    same single Redis: pull sync and the batched insert, the two layouts
+    alternating (two rounds each, the better round kept).
 (c) task search over 100k indexed tasks with two filters (service and
-    status): p50/p99 of the query route. Target: p99 < 20 ms.
+    status): p50/p99 of the query route. Target: p99 < 20 ms. Rows for the
+    cluster key layout on the same Redis (one index per service): the same
+    query, and a query without ``service_id`` (status only, so the cluster
+    layout asks all 10 services' indexes and merges) in both layouts.
 (d) 500 concurrent browsers on ``/studio/tasks/svc/{id}/stream``: process
     memory per stream (RSS delta / streams; it includes the client, Studio
     and the service side of each stream) and p99 relay latency (service
@@ -188,7 +194,8 @@ async def _cleanup(url: str, prefix: str) -> None:
     import coredis
 
     async with coredis.Redis.from_url(url) as client:
-        keys = [k async for k in client.scan_iter(match=f"{prefix}*", count=2000)]
+        # the cluster layout's global keys start with a brace: "{prefix:...}:..."
+        keys = [k async for k in client.scan_iter(match=f"*{prefix}*", count=2000)]
         for i in range(0, len(keys), 500):
             await client.delete(keys[i : i + 500])
 
@@ -280,11 +287,15 @@ async def bench_federation(redis_url: str, requests: int) -> list[str]:
     return rows
 
 
-async def bench_pull(redis_url: str, events: int) -> list[str]:
-    feed = _feed_events(events)
+async def _pull_rate(
+    redis_url: str, feed: list[dict[str, Any]], cluster: bool
+) -> tuple[float, int]:
     async with (
         _service(feed) as (base, _svc),
-        _studio(redis_url, event_history_maxlen=events) as (studio, runtime),
+        _studio(redis_url, event_history_maxlen=len(feed), store_cluster_keys=cluster) as (
+            studio,
+            runtime,
+        ),
     ):
         await _register(studio, base)
         t0 = time.perf_counter()
@@ -294,64 +305,102 @@ async def bench_pull(redis_url: str, events: int) -> list[str]:
             total += got
             if got == 0:
                 break
-        pull_rate = total / (time.perf_counter() - t0)
+        return total / (time.perf_counter() - t0), total
+
+
+async def bench_pull(redis_url: str, events: int) -> list[str]:
+    feed = _feed_events(events)
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    batched: dict[bool, list[float]] = {False: [], True: []}
+    total = 0
     async with open_store(redis_url) as store:
-        floors = {}
-        for name, measure in (("per-event", per_event_floor), ("batched", batch_floor)):
-            prefix = f"bench-floor:{uuid.uuid4().hex[:8]}"
-            floors[name] = await measure(store, prefix, feed)
-            await _cleanup(redis_url, prefix)
-    floor = floors["per-event"]
+        prefix = f"bench-floor:{uuid.uuid4().hex[:8]}"
+        floor = await per_event_floor(store, prefix, feed)
+        await _cleanup(redis_url, prefix)
+        for _round in range(2):
+            for cluster in (False, True):
+                rate, total = await _pull_rate(redis_url, feed, cluster)
+                rates[cluster].append(rate)
+                prefix = f"bench-floor:{uuid.uuid4().hex[:8]}"
+                batched[cluster].append(await batch_floor(store, prefix, feed, cluster=cluster))
+                await _cleanup(redis_url, prefix)
+    pull_rate, cluster_rate = max(rates[False]), max(rates[True])
+    batch, cluster_batch = max(batched[False]), max(batched[True])
     return [
         "(b) pull-sync ingest, events/s",
         f"  pull sync (HTTP feed -> validate -> insert -> search index): {pull_rate:9.0f}  ({total} events)",
         f"  floor: the same writes, one script per event, pipelined:     {floor:9.0f}",
-        f"  floor: Studio's batched insert on prepared events:           {floors['batched']:9.0f}",
+        f"  floor: Studio's batched insert on prepared events:           {batch:9.0f}",
         f"  ratio to the per-event floor: {pull_rate / floor:.2f}x; "
-        f"to the batched floor: {pull_rate / floors['batched']:.2f}x",
+        f"to the batched floor: {pull_rate / batch:.2f}x",
+        f"  cluster key layout, same Redis: pull sync {cluster_rate:9.0f} "
+        f"({cluster_rate / pull_rate:.2f}x default); batched insert {cluster_batch:9.0f} "
+        f"({cluster_batch / batch:.2f}x default)",
     ]
+
+
+async def _build_index(index: TaskIndex, tasks: int, statuses: list[str]) -> float:
+    t0 = time.perf_counter()
+    for s in range(10):
+        record = {"service_id": f"svc-{s}", "name": f"Service {s}", "environment": "bench"}
+        batch = []
+        for i in range(tasks // 10):
+            stamp = (BASE + timedelta(seconds=i)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            batch.append(
+                {
+                    "task_id": f"task-{s}-{i}",
+                    "event_type": "status",
+                    "timestamp": stamp,
+                    "ingested_at": stamp,
+                    "payload": {"status": statuses[i % 4]},
+                }
+            )
+            if len(batch) == 1000:
+                await index.upsert(record, batch)
+                batch = []
+        if batch:
+            await index.upsert(record, batch)
+    return time.perf_counter() - t0
 
 
 async def bench_search(redis_url: str, tasks: int) -> list[str]:
     prefix = f"bench-search:{uuid.uuid4().hex[:8]}"
     statuses = ["queued", "processing", "completed", "failed"]
     async with open_store(redis_url) as store:
-        index = TaskIndex(store, prefix)
-        t0 = time.perf_counter()
-        for s in range(10):
-            record = {"service_id": f"svc-{s}", "name": f"Service {s}", "environment": "bench"}
-            batch = []
-            for i in range(tasks // 10):
-                stamp = (BASE + timedelta(seconds=i)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-                batch.append(
-                    {
-                        "task_id": f"task-{s}-{i}",
-                        "event_type": "status",
-                        "timestamp": stamp,
-                        "ingested_at": stamp,
-                        "payload": {"status": statuses[i % 4]},
-                    }
-                )
-                if len(batch) == 1000:
-                    await index.upsert(record, batch)
-                    batch = []
-            if batch:
-                await index.upsert(record, batch)
-        build = time.perf_counter() - t0
-        times = []
-        for q in range(300):
-            filters = {"service_id": f"svc-{q % 10}", "status": statuses[q % 4]}
-            t1 = time.perf_counter()
-            page, _ = await index.search(
-                filters, time_from=None, time_to=None, limit=50, cursor=None
-            )
-            times.append((time.perf_counter() - t1) * 1000)
-            assert len(page) == 50
+        indexes = {
+            False: TaskIndex(store, f"{prefix}:d"),
+            True: TaskIndex(store, f"{prefix}:c", cluster=True),
+        }
+        builds = {c: await _build_index(i, tasks, statuses) for c, i in indexes.items()}
+        times: dict[tuple[bool, bool], list[float]] = {}
+        for q in range(300):  # the layouts and query kinds interleaved
+            for by_service in (True, False):
+                for cluster, index in indexes.items():
+                    filters = {"status": statuses[q % 4]}
+                    if by_service:
+                        filters["service_id"] = f"svc-{q % 10}"
+                    t1 = time.perf_counter()
+                    page, _ = await index.search(
+                        filters, time_from=None, time_to=None, limit=50, cursor=None
+                    )
+                    times.setdefault((cluster, by_service), []).append(
+                        (time.perf_counter() - t1) * 1000
+                    )
+                    assert len(page) == 50
     await _cleanup(redis_url, prefix)
+
+    def row(cluster: bool, by_service: bool) -> str:
+        t = times[(cluster, by_service)]
+        return f"p50 {_pct(t, 0.5):6.2f} ms   p99 {_pct(t, 0.99):6.2f} ms"
+
     return [
         f"(c) task search over {tasks} tasks, filters service_id + status, limit 50 "
-        f"(index built in {build:.1f}s)",
-        f"  p50 {_pct(times, 0.5):.2f} ms   p99 {_pct(times, 0.99):.2f} ms",
+        f"(index built in {builds[False]:.1f}s)",
+        f"  {row(False, True)}",
+        f"  cluster key layout, same Redis (built in {builds[True]:.1f}s): {row(True, True)}",
+        "  status only (no service_id; the cluster layout merges 10 services' indexes):",
+        f"    default layout:      {row(False, False)}",
+        f"    cluster key layout:  {row(True, False)}",
     ]
 
 
