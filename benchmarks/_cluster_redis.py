@@ -10,6 +10,9 @@
     every node over the cluster bus; what the layout did before). Rounds
     interleaved, medians, ratios to the single Redis of the same run; the
     load average is printed with the table.
+(c) Workers (``benchmarks/_cluster_workers.py``, printed before (b)): DLQ
+    dead letters and a 2-stage workflow chain, with and without the replica
+    wait before acks.
 (b) Recovery after a primary kill (``--redis-kills``, 5): a writer runs the
     status write script on one task's keys in a loop; the primary of that slot
     is SIGKILLed; recovery = kill to the first write that succeeds afterwards
@@ -41,6 +44,7 @@ from typing import Any
 import anyio
 import attrs
 
+from benchmarks._cluster_workers import worker_rows
 from benchmarks._redis import redis_url
 from benchmarks._rounds import rotated
 
@@ -61,6 +65,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="feed the hub from the real RabbitMQ stream (RELAYNA_TEST_AMQP_URL) "
         "instead of the memory broker",
+    )
+    parser.add_argument(
+        "--redis-worker-messages",
+        type=int,
+        default=400,
+        help="messages per round of the worker rows (DLQ, workflow chain)",
     )
     parser.add_argument("--backend", default="asyncio", choices=["asyncio", "trio"])
 
@@ -223,6 +233,13 @@ def run(args: argparse.Namespace) -> int:
         for name, *_ in cases:
             median = statistics.median(rates[name])
             print(f"{name:<44} {median:>10.0f} {median / base:>9.2f}x")
+        worker_rows(
+            single,
+            cluster.url,
+            int(getattr(args, "redis_worker_messages", 400)),
+            rounds,
+            backend,
+        )
         recoveries: list[float] = []
         spikes: list[float] = []
         for _ in range(kills):
