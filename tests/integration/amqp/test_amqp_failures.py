@@ -22,6 +22,7 @@ from relayna.errors import (
     BrokerConnectionError,
     ConnectionLost,
     ProtocolError,
+    PublishNacked,
 )
 from relayna.transport import open_aiormq_broker
 from relayna.transport._broker import QueueSpec
@@ -263,3 +264,28 @@ def test_only_adapters_import_asyncio() -> None:
             assert "import asyncio" not in text, fname
             assert "import trio" not in text, fname
     assert sys.version_info >= (3, 11)
+
+
+async def test_a_nacked_publish_moves_publishing_to_a_new_channel(
+    anyio_backend: str, amqp_url: str, unique: str
+) -> None:
+    # RabbitMQ can keep nacking on one channel (a quorum queue whose leader died
+    # under it); the native client then publishes on a fresh channel. A full
+    # reject-publish queue is a nack we can cause on demand.
+    queue = f"t.fo.full.{unique}"
+    full = QueueSpec(
+        queue, durable=False, arguments={"x-max-length": 1, "x-overflow": "reject-publish"}
+    )
+    with anyio.fail_after(20):
+        async with open_amqp_broker(amqp_url) as broker:
+            await broker.declare_queue(full)
+            await broker.publish("", queue, b"fits")
+            first = await broker._publish_channel()
+            with pytest.raises(PublishNacked):
+                await broker.publish("", queue, b"rejected: the queue is full")
+            assert not first.is_open  # closed: nothing else waited on it
+            await broker.purge_queue(queue)
+            await broker.publish("", queue, b"on the new channel")
+            assert await broker._publish_channel() is not first
+            assert (await broker.inspect_queue(queue)).message_count == 1
+            await broker.delete_queue(queue)

@@ -17,7 +17,7 @@ from pamqp import commands
 from pamqp.base import Frame as MethodFrame
 
 from relayna._urls import join_urls
-from relayna.errors import BrokerError
+from relayna.errors import BrokerError, PublishNacked
 from relayna.transport._broker import (
     BindingSpec,
     Consumer,
@@ -53,6 +53,7 @@ class AMQPBroker:
         self._pub: Channel | None = None
         self._decl: Channel | None = None
         self._pub_lock = anyio.Lock()
+        self._retired: set[Channel] = set()  # publish channels closed after their last confirm
         self._decl_lock = anyio.Lock()
 
     @property
@@ -63,6 +64,11 @@ class AMQPBroker:
     def blocked(self) -> bool:
         """True while the server has the connection ``connection.blocked``."""
         return self.connection.blocked
+
+    async def wait_closed(self) -> None:
+        """Return once the connection is closed or lost (a failing-over broker
+        watches it to reconnect before the next caller finds it dead)."""
+        await self.connection.closed.wait()
 
     def statistics(self) -> dict[str, int]:
         """``blocked`` (0/1, the ``relayna_connection_blocked`` gauge),
@@ -162,9 +168,35 @@ class AMQPBroker:
         mandatory: bool = True,
     ) -> None:
         channel = await self._publish_channel()
-        await channel.publish(
-            exchange, routing_key, bytes(body), to_pamqp_properties(properties), mandatory=mandatory
-        )
+        try:
+            await channel.publish(
+                exchange,
+                routing_key,
+                bytes(body),
+                to_pamqp_properties(properties),
+                mandatory=mandatory,
+            )
+        except PublishNacked:
+            self._retire(channel)
+            raise
+        finally:
+            if channel in self._retired and not channel.pending_confirms:
+                self._retired.discard(channel)  # its last publish: close it
+                with anyio.CancelScope(shield=True), anyio.move_on_after(_CLEANUP_TIMEOUT):
+                    await channel.aclose()
+
+    def _retire(self, channel: Channel) -> None:
+        """Publish on a new channel from now on: the broker nacked one on this one.
+
+        RabbitMQ (seen on 3.10) keeps nacking every publish to a quorum queue on
+        a channel that first published to it while its leader's node had just
+        died, long after a new leader was elected, while a new channel's
+        publishes are confirmed at once. The retired channel is closed by the
+        last publish still waiting on it.
+        """
+        if self._pub is channel:
+            self._pub = None
+            self._retired.add(channel)
 
     async def peek(self, queue: str, *, limit: int) -> list[PeekedMessage]:
         """Read up to ``limit`` ready messages of ``queue`` and leave them there.

@@ -159,6 +159,11 @@ class Channel:
         self._consumers: dict[str, _Sink] = {}
 
     @property
+    def pending_confirms(self) -> int:
+        """Publishes on this channel still waiting for their confirm."""
+        return len(self._confirms)
+
+    @property
     def is_open(self) -> bool:
         return self.error is None
 
