@@ -23,7 +23,9 @@ import aiormq, coredis or redis-py to handle a failure.
         ├── BrokerError
         │   ├── BrokerConnectionError
         │   │   ├── AuthenticationError
+        │   │   ├── BrokerUnavailable  (no node answered within the bound: nothing sent)
         │   │   └── ConnectionLost
+        │   │       └── PublishOutcomeUnknown  (lost while a publish awaited its confirm)
         │   ├── ChannelClosed         (reply_code, reply_text)
         │   │   ├── PreconditionFailed  (406)
         │   │   │   └── ConsumerTimedOut  (a delivery outlived the consumer timeout)
@@ -55,6 +57,7 @@ __all__ = [
     "AuthenticationError",
     "BrokerConnectionError",
     "BrokerError",
+    "BrokerUnavailable",
     "ChannelClosed",
     "ConfigurationError",
     "ConnectionLost",
@@ -69,6 +72,7 @@ __all__ = [
     "PreconditionFailed",
     "ProtocolError",
     "PublishBlocked",
+    "PublishOutcomeUnknown",
     "PublishNacked",
     "RelaynaError",
     "ScriptError",
@@ -280,6 +284,24 @@ class AuthenticationError(BrokerConnectionError):
 class ConnectionLost(BrokerConnectionError):
     """An established connection closed: by the server (with reply code/text),
     by a missed heartbeat, or by the network."""
+
+
+class PublishOutcomeUnknown(ConnectionLost):
+    """The connection died while a publish waited for its confirm: the broker
+    may or may not have taken the message.
+
+    Raised by a failing-over broker (:func:`relayna.transport.open_failover_broker`)
+    instead of republishing on the next node: only the caller knows whether
+    a second copy is harmless (a cancel is; a task publish may not be).
+    """
+
+
+class BrokerUnavailable(BrokerConnectionError):
+    """No broker node answered within the caller's bound
+    (:func:`relayna.transport.open_failover_broker`'s ``unavailable_timeout``).
+
+    The operation was not attempted: nothing was sent.
+    """
 
 
 class ChannelClosed(BrokerError):

@@ -40,7 +40,15 @@ from relayna.status import (
     StatusStreamStats,
 )
 from relayna.topology import StatusTopologyBase, topology_kind
-from relayna.transport import Broker, Store, is_cluster_store_url, open_broker, open_store
+from relayna.transport import (
+    Broker,
+    FailoverBroker,
+    Store,
+    broker_opener,
+    is_cluster_store_url,
+    open_failover_broker,
+    open_store,
+)
 
 __all__ = ["RelaynaRuntime", "RuntimeConfig", "open_relayna_runtime", "relayna_lifespan"]
 
@@ -80,6 +88,12 @@ class RuntimeConfig:
             and reported in the graph's annotations).
         heartbeat_prefix: where workers write heartbeats (``/relayna/health/workers``).
         service_title: the service's name in the capability document.
+        broker_unavailable_timeout: seconds an operation on the runtime's
+            broker (a route's publish, a declare) waits for a connection while
+            every node is down, then ``BrokerUnavailable`` (the routes' 503).
+            The runtime's broker re-opens its connection from ``broker_url``
+            after a loss (the next node of a multi-node URL): see
+            :func:`relayna.transport.open_failover_broker`.
         dlq: where DLQ records live (the consumers' ``DLQStore`` config): the
             runtime then has a :class:`~relayna.dlq.DLQService` (``runtime.dlq``)
             that ``dlq_routes()`` and the execution graphs use; ``None`` (the
@@ -116,6 +130,7 @@ class RuntimeConfig:
     dlq: DLQStoreConfig | None = None
     replica_acks: int | None = None
     replica_wait: float = 1.0
+    broker_unavailable_timeout: float = 5.0
 
 
 @attrs.define
@@ -198,7 +213,11 @@ async def open_relayna_runtime(
             )
         if broker is None and config.broker_url is not None:
             broker = await stack.enter_async_context(
-                open_broker(config.broker_url, adapter=config.broker_adapter)
+                open_failover_broker(
+                    config.broker_url,
+                    adapter=config.broker_adapter,
+                    unavailable_timeout=config.broker_unavailable_timeout,
+                )
             )
         feed = ServiceEventFeed(store, config.feed) if config.feed is not None else None
         runtime = RelaynaRuntime(
@@ -243,7 +262,7 @@ async def open_relayna_runtime(
                     replica_wait=config.replica_wait,
                 ),
                 metrics=runtime.metrics,
-                reconnect=_hub_reconnect(config),
+                reconnect=_hub_reconnect(config, broker),
             )
             await tg.start(runtime.hub.run)
         try:
@@ -277,13 +296,13 @@ def relayna_lifespan(
 
 
 def _hub_reconnect(
-    config: RuntimeConfig,
+    config: RuntimeConfig, broker: Broker
 ) -> Callable[[], AbstractAsyncContextManager[Broker]] | None:
     """How the hub opens a connection of its own once the runtime's is lost: from
-    the broker URL (a multi-node URL fails over to the next node). None for the
-    memory broker (it cannot be lost) or a broker passed in without a URL."""
-    url = config.broker_url
-    if url is None or url.startswith("memory:"):
+    the broker URL (a multi-node URL fails over to the next node). None when the
+    runtime's broker fails over by itself (a :class:`FailoverBroker`: the hub
+    retries on it), for the memory broker (it cannot be lost) or a broker
+    passed in without a URL."""
+    if isinstance(broker, FailoverBroker):
         return None
-    adapter = config.broker_adapter
-    return lambda: open_broker(url, adapter=adapter)
+    return broker_opener(config.broker_url, config.broker_adapter)

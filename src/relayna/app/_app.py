@@ -48,7 +48,7 @@ from relayna.rabbitmq import (
 )
 from relayna.status import StatusStoreConfig
 from relayna.topology import RoutedTasksSharedStatusTopology, TaskTopologyBase
-from relayna.transport import Broker, Store, is_cluster_store_url, open_broker, open_store
+from relayna.transport import Broker, Store, is_cluster_store_url, open_failover_broker, open_store
 
 __all__ = ["App", "Task"]
 
@@ -425,7 +425,7 @@ class App:
         with unwrap_groups():
             async with AsyncExitStack() as stack:
                 broker = (
-                    await stack.enter_async_context(open_broker(self._broker))
+                    await stack.enter_async_context(open_failover_broker(self._broker))
                     if isinstance(self._broker, str)
                     else self._broker
                 )

@@ -11,9 +11,10 @@ Replay and manual retry follow one protocol (theory of operation):
 4. **finish**: record the result (``replayed``, ``replay_count + 1``) and
    release the lock, in one script.
 
-If the publish fails for certain (unroutable, nacked) the claim is aborted
-and nothing changes. If its outcome is unknown (connection lost, timeout,
-cancellation) — or the process dies between 3 and 4, leaving the intent
+If the publish fails for certain (unroutable, nacked, no broker node
+answered) the claim is aborted and nothing changes. If its outcome is unknown
+(connection lost — ``PublishOutcomeUnknown`` from a failing-over broker —,
+timeout, cancellation) — or the process dies between 3 and 4, leaving the intent
 behind until the lock expires — the record shows ``unconfirmed_republish``
 (kind, start time, target) on its next read and goes back to
 ``dead_lettered``; a plain replay or retry is then refused with
@@ -44,6 +45,7 @@ from relayna.dlq._republish import (
 from relayna.dlq._store import DLQStore
 from relayna.errors import (
     AccessRefused,
+    BrokerUnavailable,
     ChannelClosed,
     ConfigurationError,
     DLQConflict,
@@ -60,8 +62,16 @@ log = logging.getLogger("relayna.dlq")
 
 #: Failed-task statuses that allow a manual retry (as the original).
 RETRYABLE_STATUSES = frozenset({"DLQ", "retry_exhausted", "terminal_failed"})
-#: Publish errors after which the message certainly did not reach a queue.
-_NOT_PUBLISHED = (UnroutableError, PublishNacked, NotFound, AccessRefused, ChannelClosed)
+#: Publish errors after which the message certainly did not reach a queue
+#: (``BrokerUnavailable``: no broker node answered, nothing was sent).
+_NOT_PUBLISHED = (
+    UnroutableError,
+    PublishNacked,
+    NotFound,
+    AccessRefused,
+    ChannelClosed,
+    BrokerUnavailable,
+)
 _MISSING = object()
 
 

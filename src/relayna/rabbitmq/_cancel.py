@@ -81,6 +81,7 @@ from relayna.transport import (
     Store,
     Value,
     check_cluster_prefix,
+    publish_idempotent,
     run_script_calls,
 )
 
@@ -512,5 +513,9 @@ async def cancel_task(
         await declare_control(broker, cancels.control_exchange)
         message = ControlMessage(task_id=task_id, reason=result.reason or "cancelled")
         props = Properties(content_type="application/json", delivery_mode=1)
-        await broker.publish(cancels.control_exchange, "", message.encode(), props, mandatory=False)
+        # A second copy of a cancel is harmless: after a failover with the
+        # first copy's fate unknown, it is sent again instead of failing.
+        await publish_idempotent(
+            broker, cancels.control_exchange, "", message.encode(), props, mandatory=False
+        )
     return result

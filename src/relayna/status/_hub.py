@@ -115,7 +115,8 @@ class StatusHub:
     once ``broker``'s connection is lost, every later attempt consumes through
     a connection of the hub's own from ``reconnect()`` (with a multi-node URL,
     the next node that answers). Without it the hub retries on ``broker``,
-    which only helps if that broker reconnects by itself.
+    which only helps if that broker reconnects by itself (a
+    :class:`~relayna.transport.FailoverBroker`, the runtime's broker).
     """
 
     def __init__(

@@ -30,6 +30,16 @@ from relayna.transport._broker import (
     SupportsPeek,
     check_stream_offset,
 )
+from relayna.transport._failover import (
+    FailoverBroker,
+    Opener,
+    OperationKind,
+    PeekingFailoverBroker,
+    after_connection_lost,
+    broker_opener,
+    open_failover_broker,
+    publish_idempotent,
+)
 from relayna.transport._keyslot import (
     CLUSTER_SLOTS,
     check_cluster_prefix,
@@ -73,6 +83,14 @@ __all__ = [
     "ReplicaBarrier",
     "can_wait_for_replicas",
     "supervise",
+    "FailoverBroker",
+    "Opener",
+    "OperationKind",
+    "PeekingFailoverBroker",
+    "after_connection_lost",
+    "broker_opener",
+    "open_failover_broker",
+    "publish_idempotent",
     "CLUSTER_SLOTS",
     "check_cluster_prefix",
     "hash_tag",

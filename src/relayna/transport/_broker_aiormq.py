@@ -200,6 +200,17 @@ class AiormqBroker:
     def url(self) -> str:
         return self._url
 
+    async def wait_closed(self) -> None:
+        """Return once the connection is closed or lost (a failing-over broker
+        watches it to reconnect before the next caller finds it dead)."""
+        try:
+            await self._conn.closing  # an observer of its own: cancelling it is harmless
+        except asyncio.CancelledError:
+            if not self._conn.is_closed:
+                raise  # our caller was cancelled
+        except Exception:  # noqa: BLE001 - closed with an error is closed too
+            pass
+
     async def _channel(self, confirms: bool) -> aiormq.abc.AbstractChannel:
         current = self._pub if confirms else self._decl
         if current is not None and not current.is_closed:
