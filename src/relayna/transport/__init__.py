@@ -34,8 +34,10 @@ from relayna.transport._failover import (
     FailoverBroker,
     Opener,
     OperationKind,
-    PeekingFailoverBroker,
     after_connection_lost,
+)
+from relayna.transport._failover_open import (
+    PeekingFailoverBroker,
     broker_opener,
     open_failover_broker,
     publish_idempotent,
