@@ -13,7 +13,7 @@ asyncio and trio, aiormq on asyncio (the ``adapter`` fixture).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
@@ -97,23 +97,23 @@ async def test_operations_continue_through_the_next_node_after_a_loss(
             await broker.delete_exchange(exchange)
 
 
-async def _publish_then_cut(
-    broker: FailoverBroker, proxy: FaultProxy, queue: str
+async def _cut_off(
+    broker: FailoverBroker, proxy: FaultProxy, publish: Callable[[], Awaitable[None]]
 ) -> BaseException | None:
-    """Publish with the confirm swallowed by ``proxy``, then take that node down;
-    the publish's error (None if it returned)."""
-    await broker.publish("", queue, b"warm-up")  # the confirm channel is open
+    """Run ``publish`` with its confirm swallowed by ``proxy``, then take that
+    node down; its ``PublishOutcomeUnknown`` (None if it returned)."""
+    await broker.publish("", "", b"warm-up", mandatory=False)  # the confirm channel is open
     proxy.downstream.blackhole = True  # the publish arrives, its confirm never does
     errors: list[BaseException] = []
 
-    async def publish() -> None:
+    async def run() -> None:
         try:
-            await broker.publish("", queue, b"once")
+            await publish()
         except PublishOutcomeUnknown as exc:
             errors.append(exc)
 
     async with anyio.create_task_group() as tg:
-        tg.start_soon(publish)
+        tg.start_soon(run)
         while proxy.stats.blackholed_bytes == 0:  # noqa: ASYNC110 - polling the proxy
             await anyio.sleep(0.01)  # the broker confirmed; the proxy ate it
         proxy.down()
@@ -127,10 +127,10 @@ async def test_a_publish_cut_off_before_its_confirm_has_an_unknown_outcome(
     with anyio.fail_after(30):
         async with _two_nodes(amqp_url) as (first, _second, url), _failover(url, adapter) as broker:
             await broker.declare_queue(QueueSpec(queue, durable=False))
-            error = await _publish_then_cut(broker, first, queue)
+            error = await _cut_off(broker, first, lambda: broker.publish("", queue, b"once"))
             assert isinstance(error, PublishOutcomeUnknown)
             # It is there: republishing it silently would make two copies.
-            assert await _depth(broker, queue) == 2  # the warm-up and "once"
+            assert await _depth(broker, queue) == 1
             await broker.delete_queue(queue)
 
 
@@ -141,15 +141,11 @@ async def test_an_idempotent_publish_is_sent_again_after_an_unknown_outcome(
     with anyio.fail_after(30):
         async with _two_nodes(amqp_url) as (first, _second, url), _failover(url, adapter) as broker:
             await broker.declare_queue(QueueSpec(queue, durable=False))
-            await broker.publish("", queue, b"warm-up")
-            first.downstream.blackhole = True
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(publish_idempotent, broker, "", queue, b"cancel t1")
-                while first.stats.blackholed_bytes == 0:  # noqa: ASYNC110 - polling the proxy
-                    await anyio.sleep(0.01)
-                first.down()
-            # returned normally; both copies are there (harmless for a cancel)
-            assert await _depth(broker, queue) == 3
+            error = await _cut_off(
+                broker, first, lambda: publish_idempotent(broker, "", queue, b"cancel t1")
+            )
+            assert error is None  # it returned normally
+            assert await _depth(broker, queue) == 2  # both copies: harmless for a cancel
             await broker.delete_queue(queue)
 
 
