@@ -417,6 +417,11 @@ def sole_exception(
 ) -> BaseException | None:
     """The only real leaf of a (possibly nested) group, else ``None``.
 
+    One exception object raised by several tasks counts once: a lost AMQP
+    connection fails every channel with the same ``ConnectionLost``, and two
+    tasks of one consumer (its deliveries and its control listener) may both
+    raise it before either is cancelled.
+
     ``real`` tells a real error from a cancellation; the default (in a running
     event loop) rejects the backend's cancellation class. Outside a loop, pass
     e.g. ``lambda e: isinstance(e, Exception)`` (both backends' cancellations
@@ -434,7 +439,7 @@ def sole_exception(
         exc = stack.pop()
         if isinstance(exc, BaseExceptionGroup):
             stack.extend(exc.exceptions)
-        elif real(exc):
+        elif real(exc) and not any(exc is seen for seen in leaves):
             leaves.append(exc)
     return leaves[0] if len(leaves) == 1 else None
 

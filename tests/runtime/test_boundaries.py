@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from relayna.errors import sole_exception, unwrap_groups
+from relayna.errors import ConnectionLost, sole_exception, unwrap_groups
 from relayna.transport import open_broker, open_store
 
 pytestmark = pytest.mark.anyio
@@ -27,6 +27,13 @@ async def test_sole_exception_ignores_cancellation_leaves() -> None:
     group = BaseExceptionGroup("g", [err, ExceptionGroup("inner", [KeyError("k")])])
     assert sole_exception(group) is None
     assert sole_exception(ExceptionGroup("g", [ExceptionGroup("h", [err])])) is err
+
+
+async def test_one_error_raised_by_two_tasks_is_one_error() -> None:
+    lost = ConnectionLost("connection lost")  # every channel of a connection gets this one
+    group = ExceptionGroup("g", [lost, ExceptionGroup("h", [lost])])
+    assert sole_exception(group) is lost
+    assert sole_exception(ExceptionGroup("g", [lost, ConnectionLost("another")])) is None
 
 
 async def test_unwrap_groups_reraises_the_one_error() -> None:
