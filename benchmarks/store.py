@@ -13,6 +13,10 @@ between writes, as on the status path): p50/p99 per client.
 
 Uses RELAYNA_TEST_REDIS_URL if set, else starts Redis with scripts/services.py.
 Targets: adapter ≤ 10% slower than raw coredis; trio within 15% of asyncio.
+
+``--part roundtrip``: client CPU per trivial round trip (EVALSHA, GET) of the
+native client against redis-py+hiredis and minimal asyncio/trio clients
+(see benchmarks/_roundtrip.py); ``--part all`` runs both parts.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any
 
 import anyio
 
+from benchmarks import _roundtrip as roundtrip
 from benchmarks._redis import redis_url
 from benchmarks._rounds import rotated
 from relayna.status import WRITE_STATUS_SCRIPT as STATUS_WRITE_SCRIPT
@@ -227,9 +232,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks store", description=__doc__)
     parser.add_argument("--events", type=int, default=4000, help="status writes per run")
     parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds")
+    parser.add_argument(
+        "--part",
+        choices=("writes", "roundtrip", "all"),
+        default="writes",
+        help="writes: status-write throughput and idle round trip (the default);"
+        " roundtrip: client CPU per trivial round trip against the floors (benchmarks/_roundtrip.py)",
+    )
+    parser.add_argument(
+        "--roundtrips", type=int, default=20000, help="round trips per case of the roundtrip part"
+    )
     args = parser.parse_args(argv)
     with redis_url() as url:
-        run(url, args.events, args.repeat)
+        if args.part in ("writes", "all"):
+            run(url, args.events, args.repeat)
+        if args.part in ("roundtrip", "all"):
+            roundtrip.run(url, args.roundtrips, args.repeat)
     return 0
 
 
