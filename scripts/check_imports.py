@@ -43,7 +43,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent / "src" / "relayna"
 STUDIO = Path(__file__).resolve().parent.parent / "studio" / "src" / "relayna_studio"
 
-BACKEND_ADAPTERS = {"transport/_broker_aiormq.py", "transport/_store_redispy.py"}
+BACKEND_ADAPTERS = {
+    "transport/_broker_aiormq.py",
+    "transport/_store_redispy.py",
+    "transport/resp/_io_asyncio.py",  # the native RESP client's byte stream per backend
+    "transport/resp/_io_trio.py",
+}
 FORBIDDEN_BACKENDS = {"asyncio", "trio"}
 
 #: Lowest first. A package may import the packages of earlier rows.

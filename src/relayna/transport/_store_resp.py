@@ -15,7 +15,7 @@ raise :class:`~relayna.errors.StoreConnectionLost` and the caller decides.
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -321,19 +321,24 @@ async def run_resp_store(
     connect_timeout: float,
     keepalive: float = DEFAULT_PUBSUB_KEEPALIVE,
     sharded: Callable[[TaskGroup, _S], ChannelSource] | None = None,
+    watch: Callable[..., Coroutine[Any, Any, None]] | None = None,
 ) -> AsyncIterator[_S]:
     """Own a Redis adapter's pubsub readers and check the server answers.
 
     Shared by the Redis adapters: the pubsub multiplexers' readers (classic
     channels, and sharded ones on a connection of their own, both started by
     their first subscriber; ``sharded`` builds another source, e.g. the
-    cluster's per-node readers) live in a task group owned here; opening PINGs the server (so a
+    cluster's per-node readers) and ``watch`` (a component started with
+    ``tg.start`` for as long as the store is open: the native client's
+    stream_timeout watchdog) live in a task group owned here; opening PINGs the server (so a
     bad address or password fails at open); an error from the caller's body
     or from one command leaves as itself, not wrapped in an exception group.
     """
     body_error: BaseException | None = None
     try:
         async with anyio.create_task_group() as tg:
+            if watch is not None:
+                await tg.start(watch)
             pubsub = PubSubMultiplexer(pubsub_connector, tg, url=url, keepalive=keepalive)
             store = make_store(pubsub)
             store._sharded = (

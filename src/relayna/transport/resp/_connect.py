@@ -10,11 +10,13 @@ on it instead of failing that write.
 from __future__ import annotations
 
 import ssl
+import time
 from collections.abc import Sequence
 from typing import Any, TypeGuard
 
 import anyio
 import anyio.abc
+import sniffio
 
 from relayna.errors import (
     ConfigurationError,
@@ -42,11 +44,28 @@ def _ssl_context(params: RespParams) -> ssl.SSLContext:
     return context
 
 
+async def _open_plain(params: RespParams) -> anyio.abc.ByteStream | None:
+    """A stream on the running backend's own sockets (see ``_io_asyncio``,
+    ``_io_trio``); None on another backend."""
+    library = sniffio.current_async_library()
+    if library == "asyncio":
+        from relayna.transport.resp._io_asyncio import open_asyncio_stream
+
+        return await open_asyncio_stream(params.host, params.port, params.path)
+    if library == "trio":
+        from relayna.transport.resp._io_trio import open_trio_stream
+
+        return await open_trio_stream(params.host, params.port, params.path)
+    return None
+
+
 async def _connect_stream(params: RespParams) -> anyio.abc.ByteStream:
     where = params.path or f"{params.host}:{params.port}"
     context = _ssl_context(params) if params.tls else None
     try:
         with anyio.fail_after(params.connect_timeout):
+            if context is None and (stream := await _open_plain(params)) is not None:
+                return stream
             if params.path is not None:
                 return await anyio.connect_unix(params.path)
             if context is not None:
@@ -122,6 +141,45 @@ class SharedConnection:
         self.current: RespConnection | None = None
         self._opening = anyio.Lock()
         self._closed = False
+        self._watched = False  # run() enforces stream_timeout
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Enforce ``stream_timeout`` for every caller, while this runs.
+
+        Once the oldest command still waiting for its reply has waited
+        ``stream_timeout``, the connection fails (every caller queued on it
+        gets :class:`StoreConnectionLost` at that moment) and is closed, as
+        :meth:`roundtrip` does on its own. One sleeping task instead of a
+        cancel scope per round trip, which cost as much CPU as the parsing
+        of the reply.
+        """
+        timeout = self.params.stream_timeout
+        if timeout is None:
+            raise ValueError("run() needs a stream_timeout")
+        self._watched = True
+        task_status.started()
+        try:
+            while True:
+                conn = self.current
+                since = conn.oldest_since() if conn is not None and not conn.broken else None
+                now = time.monotonic()
+                if conn is not None and since is not None and now - since >= timeout:
+                    await self._time_out(conn, timeout)
+                    continue
+                await anyio.sleep(timeout if since is None else since + timeout - now)
+        finally:
+            self._watched = False
+
+    async def _time_out(self, conn: RespConnection, limit: float) -> StoreConnectionLost:
+        error = StoreConnectionLost(
+            f"Redis did not answer within stream_timeout={limit:g}s", url=self.params.url
+        )
+        conn.fail(error)  # whoever still waits on it would wait as long
+        with anyio.CancelScope(shield=True):
+            await conn.aclose()
+        return error
 
     def _usable(self, conn: RespConnection | None) -> TypeGuard[RespConnection]:
         return conn is not None and not conn.broken and not (conn.idle and conn.closed_by_peer())
@@ -151,17 +209,11 @@ class SharedConnection:
         """
         conn = await self.get()
         timeout = self.params.stream_timeout
-        if timeout is None:
+        if timeout is None or self._watched:
             return await conn.roundtrip(commands)
         with anyio.move_on_after(timeout):
             return await conn.roundtrip(commands)
-        error = StoreConnectionLost(
-            f"Redis did not answer within stream_timeout={timeout:g}s", url=self.params.url
-        )
-        conn.fail(error)  # whoever still waits on it would wait as long
-        with anyio.CancelScope(shield=True):
-            await conn.aclose()
-        raise error
+        raise await self._time_out(conn, timeout)
 
     async def aclose(self) -> None:
         self._closed = True

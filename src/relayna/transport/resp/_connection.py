@@ -5,7 +5,10 @@ Callers queue their encoded commands and a :class:`_Pending` for their replies
 Whoever finds nobody writing becomes the writer: it writes its own commands
 and then, in one write each time, everything other callers queued while it
 was writing, until nothing is left (auto-pipelining: concurrent callers cost
-one socket write per batch, not one each). Whoever finds
+one socket write per batch, not one each). The byte streams of the asyncio
+and trio adapters (``_io_asyncio``, ``_io_trio``) write without yielding, so
+a writer that finds other callers waiting for replies first yields once
+(shielded) to let the callers ready to run queue theirs. Whoever finds
 nobody reading becomes the reader: it reads replies for the queue's head,
 handing completed replies to their callers, until its own are complete, then
 passes the reading role to the next waiting caller. A caller alone on the
@@ -29,8 +32,9 @@ queued caller gets :class:`StoreConnectionLost`.
 from __future__ import annotations
 
 import select
+import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import anyio
@@ -49,9 +53,10 @@ _poll = getattr(select, "poll", None)  # not on Windows: idle connections are th
 
 
 class _Pending:
-    __slots__ = ("abandoned", "remaining", "replies", "sent", "turn")
+    __slots__ = ("abandoned", "remaining", "replies", "sent", "since", "turn")
 
     def __init__(self, count: int) -> None:
+        self.since = time.monotonic()  # for the stream_timeout watchdog
         self.remaining = count
         self.sent = False  # taken by the writer: its commands are (being) written
         self.replies: list[Any] = []
@@ -68,9 +73,13 @@ class RespConnection:
         self.parser = ReplyParser()
         # The idle check runs before every command: its socket is looked up and
         # its poll object made once.
+        # A stream that reads ahead (asyncio's protocol) knows it was closed.
+        self._peer_closed: Callable[[], bool] | None = getattr(stream, "peer_closed", None)
         self._raw: Any = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
         self._idle_poll: Any = None
-        if self._raw is not None and _poll is not None and self._raw.fileno() >= 0:
+        if self._peer_closed is not None:
+            pass
+        elif self._raw is not None and _poll is not None and self._raw.fileno() >= 0:
             self._idle_poll = _poll()
             self._idle_poll.register(self._raw.fileno(), select.POLLIN)
         self.error: StoreConnectionLost | None = None
@@ -89,6 +98,10 @@ class RespConnection:
     def idle(self) -> bool:
         """Nothing in flight: no caller waits for a reply."""
         return not self._queue
+
+    def oldest_since(self) -> float | None:
+        """When (``time.monotonic``) the oldest caller still waiting queued; None: idle."""
+        return self._queue[0].since if self._queue else None
 
     @property
     def unsent(self) -> int:
@@ -196,6 +209,12 @@ class RespConnection:
         """
         self._writing = True
         try:
+            if len(self._queue) > 1:
+                # Others are waiting for replies: let the callers ready to run
+                # queue their commands first, so that they go out in one write
+                # (the byte streams write at once, without yielding). Shielded:
+                # the others' commands are queued behind this writer.
+                await anyio.lowlevel.cancel_shielded_checkpoint()
             while self._unsent and self.error is None:
                 batch, self._unsent = self._unsent, []
                 for _, pending in batch:
@@ -258,6 +277,8 @@ class RespConnection:
         """True when the server closed (or wrote unasked to) this idle connection."""
         if self.parser.buffered:
             return True
+        if self._peer_closed is not None:
+            return self._peer_closed()
         if self._idle_poll is None:
             return False
         if self._raw.fileno() < 0:

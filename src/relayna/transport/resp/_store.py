@@ -145,6 +145,7 @@ async def open_native_store(url: str) -> AsyncIterator[Store]:
             url=params.url,
             connect_timeout=params.connect_timeout,
             keepalive=params.pubsub_keepalive,
+            watch=None if params.stream_timeout is None else connection.run,
         ) as store:
             yield store
     finally:
