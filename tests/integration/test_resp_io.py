@@ -144,3 +144,34 @@ async def test_the_stream_timeout_watchdog_runs_only_with_the_store(redis_url: s
             assert store._connection._watched
             await store.ping()
         assert not store._connection._watched
+
+
+async def test_replies_left_by_a_cancelled_caller_do_not_time_the_connection_out(
+    redis_url: str, unique: str
+) -> None:
+    """A caller cancelled after its write leaves its reply unread while nobody
+    else waits: the stream_timeout watchdog leaves the connection alone
+    (nobody waits on it), and the next caller drops that reply before its own."""
+    with anyio.fail_after(10):
+        async with open_store(f"{redis_url}?stream_timeout=0.3", adapter="native") as store:
+            assert isinstance(store, NativeRespStore)
+            await store.ping()
+            conn = store._connection.current
+            assert conn is not None
+            with anyio.CancelScope() as scope:
+
+                async def cancel_once_blocked() -> None:
+                    await anyio.wait_all_tasks_blocked()
+                    scope.cancel()
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(cancel_once_blocked)
+                    # Redis answers after 0.1 s: the caller is blocked, then cancelled.
+                    await conn.roundtrip(((b"BLPOP", f"relayna-test:{unique}:none", b"0.1"),))
+            assert scope.cancelled_caught
+            assert not conn.idle  # its reply is due, and nobody reads it
+            await anyio.sleep(0.8)  # letting time pass: well beyond stream_timeout
+            assert not conn.broken
+            assert await store.set(f"relayna-test:{unique}:probe", "v", ttl=10) is True
+            assert store._connection.current is conn
+            assert conn.idle

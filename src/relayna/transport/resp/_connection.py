@@ -100,8 +100,13 @@ class RespConnection:
         return not self._queue
 
     def oldest_since(self) -> float | None:
-        """When (``time.monotonic``) the oldest caller still waiting queued; None: idle."""
-        return self._queue[0].since if self._queue else None
+        """When (``time.monotonic``) the oldest caller still waiting for replies
+        queued; None: nobody waits. A cancelled caller's replies still due
+        count for nobody: the next caller drops them when it reads."""
+        for pending in self._queue:
+            if not pending.abandoned:
+                return pending.since
+        return None
 
     @property
     def unsent(self) -> int:
