@@ -23,6 +23,7 @@ import anyio.abc
 import anyio.lowlevel
 import pytest
 
+from _polling import wait_until  # tests/ is on sys.path (rootdir conftest)
 from relayna.transport import Store, open_store
 from relayna.transport.resp import NativeRespStore
 from relayna.transport.resp._connection import RespConnection
@@ -66,14 +67,6 @@ async def tapped(store: Store) -> tuple[RespConnection, Tap]:
     tap = Tap(conn.stream)
     conn.stream = tap
     return conn, tap
-
-
-async def wait_until(condition: Callable[[], bool], what: str, within: float = 5.0) -> None:
-    deadline = anyio.current_time() + within
-    while not condition():  # polling a condition with a deadline
-        if anyio.current_time() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        await anyio.sleep(0.005)
 
 
 async def test_concurrent_commands_share_socket_writes(redis_url: str, unique: str) -> None:

@@ -16,11 +16,11 @@ Both anyio backends (the ``anyio_backend`` fixture).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
 import anyio
 import pytest
 
+from _polling import wait_until  # tests/ is on sys.path (rootdir conftest)
 from relayna.transport import open_store
 from relayna.transport.resp import NativeRespStore, parse_resp_url
 from relayna.transport.resp._connect import open_connection
@@ -31,14 +31,6 @@ from relayna.transport.resp._protocol import encode_command
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
 
 STREAMS = {"asyncio": ProtocolStream, "trio": SocketStream}
-
-
-async def wait_until(condition: Callable[[], bool], what: str, within: float = 5.0) -> None:
-    deadline = anyio.current_time() + within
-    while not condition():  # polling a condition with a deadline
-        if anyio.current_time() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        await anyio.sleep(0.005)
 
 
 async def test_the_store_uses_the_backends_own_stream(

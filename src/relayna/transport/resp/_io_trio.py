@@ -14,7 +14,7 @@ command, and a caller waiting for its reply always blocks).
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import anyio
@@ -22,6 +22,18 @@ import anyio.abc
 import trio
 
 __all__ = ["SocketStream", "open_trio_stream"]
+
+
+async def _wait(
+    wait: Callable[[socket.socket], Awaitable[None]], sock: socket.socket, what: str
+) -> None:
+    """``wait`` for the socket, trio's resource errors as anyio's."""
+    try:
+        await wait(sock)
+    except trio.ClosedResourceError:
+        raise anyio.ClosedResourceError from None
+    except trio.BusyResourceError:
+        raise anyio.BusyResourceError(what) from None
 
 
 class SocketStream(anyio.abc.ByteStream):
@@ -47,12 +59,7 @@ class SocketStream(anyio.abc.ByteStream):
                 if not data:
                     raise anyio.EndOfStream
                 return data
-            try:
-                await trio.lowlevel.wait_readable(sock)
-            except trio.ClosedResourceError:
-                raise anyio.ClosedResourceError from None
-            except trio.BusyResourceError:
-                raise anyio.BusyResourceError("receiving") from None
+            await _wait(trio.lowlevel.wait_readable, sock, "receiving")
 
     async def send(self, item: bytes) -> None:
         sock = self._sock
@@ -67,12 +74,7 @@ class SocketStream(anyio.abc.ByteStream):
                 pass
             except OSError as exc:
                 raise anyio.BrokenResourceError(repr(exc)) from exc
-            try:
-                await trio.lowlevel.wait_writable(sock)
-            except trio.ClosedResourceError:
-                raise anyio.ClosedResourceError from None
-            except trio.BusyResourceError:
-                raise anyio.BusyResourceError("sending") from None
+            await _wait(trio.lowlevel.wait_writable, sock, "sending")
 
     async def send_eof(self) -> None:
         if self._closed:
