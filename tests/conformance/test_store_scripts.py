@@ -35,7 +35,8 @@ import importlib
 import pkgutil
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -45,7 +46,14 @@ from hypothesis import strategies as st
 
 from relayna.errors import ScriptError, StoreError
 from relayna.status import WRITE_STATUS_SCRIPT
-from relayna.transport import MemoryStore, PubSubMessage, Script, Store, open_store
+from relayna.transport import (
+    MemoryStore,
+    PubSubMessage,
+    Script,
+    ShardedPubSub,
+    Store,
+    open_store,
+)
 from relayna.transport._store_memory_core import ZsetBox
 
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
@@ -271,16 +279,30 @@ _PUBLISH = Script(
     name="tests.differential.publish",
     lua="for i = 2, #ARGV do redis.call('PUBLISH', ARGV[i], ARGV[1]) end return 0",
 )
+_SPUBLISH = Script(
+    name="tests.differential.spublish",
+    lua="for i = 2, #ARGV do redis.call('SPUBLISH', ARGV[i], ARGV[1]) end return 0",
+)
 
 
 async def _messages(
-    store: Store, sub: Any, channels: list[str], via: str | None = None
+    store: Store,
+    sub: Any,
+    channels: list[str],
+    via: str | None = None,
+    *,
+    sharded: bool = False,
 ) -> list[tuple[str, bytes]]:
     if via is None:
         for channel in channels:
-            await store.publish(channel, SENTINEL)
+            if sharded:
+                assert isinstance(store, ShardedPubSub)
+                await store.spublish(channel, SENTINEL)
+            else:
+                await store.publish(channel, SENTINEL)
     else:  # a cluster: from the node the scripts published on, so after their messages
-        await store.run_script(_PUBLISH, [via], [SENTINEL, *(c.encode() for c in channels)])
+        script = _SPUBLISH if sharded else _PUBLISH
+        await store.run_script(script, [via], [SENTINEL, *(c.encode() for c in channels)])
     got: list[tuple[str, bytes]] = []
     ended = 0
     with anyio.fail_after(10):
@@ -293,6 +315,16 @@ async def _messages(
             else:
                 got.append((event.channel, event.data))
     raise AssertionError("subscription ended")
+
+
+@asynccontextmanager
+async def _ssubscribe(store: Any, channels: list[str]) -> AsyncIterator[Any]:
+    """A sharded subscription to ``channels``, or None when there are none."""
+    if not channels:
+        yield None
+        return
+    async with store.ssubscribe(*channels) as sub:
+        yield sub
 
 
 def _counter() -> Iterator[int]:
@@ -328,8 +360,19 @@ async def run_both(
     fragile: set[str] = set()
     before: tuple[dict[str, Any], dict[str, Any]] | None = None
     refused = False
+    # Scripts that SPUBLISH are compared on sharded channels too (on a cluster
+    # only the slot's own names: SPUBLISH elsewhere is refused to the script).
+    sharded_names = keys if cluster else channels
+    if "SPUBLISH" not in script.lua:
+        sharded_names = []
+    assert isinstance(redis, ShardedPubSub)
     try:
-        async with redis.subscribe(*channels) as rsub, memory.subscribe(*channels) as msub:
+        async with (
+            redis.subscribe(*channels) as rsub,
+            memory.subscribe(*channels) as msub,
+            _ssubscribe(redis, sharded_names) as rssub,
+            _ssubscribe(memory, sharded_names) as mssub,
+        ):
             for index, step in enumerate(steps):
                 clock.tick()
                 if step[0] == "write":
@@ -362,11 +405,17 @@ async def run_both(
                             assert remaining < FRAGILE + 1, (key, remaining)
                     break
             via = keys[0] if cluster else None
-            on_redis_messages = await _messages(redis, rsub, channels, via)
-            on_memory_messages = await _messages(memory, msub, channels, via)
-            if refused:  # the refused call may have published before it was stopped
-                on_redis_messages = on_redis_messages[: len(on_memory_messages)]
-            assert on_redis_messages == on_memory_messages
+            kinds = [(rsub, msub, channels, False)]
+            if sharded_names:
+                kinds.append((rssub, mssub, sharded_names, True))
+            for on_redis_sub, on_memory_sub, names, kind in kinds:
+                on_redis_messages = await _messages(redis, on_redis_sub, names, via, sharded=kind)
+                on_memory_messages = await _messages(
+                    memory, on_memory_sub, names, via, sharded=kind
+                )
+                if refused:  # the refused call may have published before it was stopped
+                    on_redis_messages = on_redis_messages[: len(on_memory_messages)]
+                assert on_redis_messages == on_memory_messages, kind
         if refused:
             assert before is not None
             on_redis_keys, on_memory_keys = before
