@@ -6,52 +6,30 @@ Import as ``from _studio_cluster_ops import exercise, ...`` (tests/ is on sys.pa
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-import httpx
-
-from relayna.transport import Store
-from relayna_studio import StudioSettings, open_studio, studio_app
+from relayna_studio import StudioSettings
 from relayna_studio._health_service import HealthService
 from relayna_studio._routes_search import task_index
 from relayna_studio._search_hooks import backfill
 
-__all__ = ["exercise", "open_client", "push", "service_body", "studio_settings"]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "studio" / "tests"))
+from studio_support import Studio, open_test_studio, settings_for
+
+__all__ = ["exercise", "open_test_studio", "push", "service_body", "studio_settings"]
 
 
 def studio_settings(url: str, prefix: str, **overrides: Any) -> StudioSettings:
-    base: dict[str, Any] = {
-        "redis_url": url,
-        "registry_prefix": f"{prefix}:services",
-        "event_store_prefix": f"{prefix}:events",
-        "health_store_prefix": f"{prefix}:health",
-        "task_search_index_prefix": f"{prefix}:search",
-        "auth_prefix": f"{prefix}:auth",
-        "audit_prefix": f"{prefix}:audit",
-        "lease_prefix": f"{prefix}:leases",
-        "failed_task_email_prefix": f"{prefix}:failed_task_email",
-        "pull_sync_interval_seconds": None,
-        "health_refresh_interval_seconds": None,
-        "retention_prune_interval_seconds": None,
-        "auth_enabled": False,
+    """Studio's test settings (``settings_for``) with push ingest on."""
+    overrides = {
         "push_ingest_enabled": True,
+        "failed_task_email_prefix": f"{prefix}:failed_task_email",
+        **overrides,
     }
-    base.update(overrides)
-    return StudioSettings(**base)
-
-
-@asynccontextmanager
-async def open_client(settings: StudioSettings, store: Store) -> AsyncIterator[httpx.AsyncClient]:
-    async with open_studio(settings, store=store) as runtime:
-        app = studio_app(runtime)
-        app.state.studio_runtime = runtime
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://studio.test") as client:
-            client.runtime = runtime  # type: ignore[attr-defined]
-            yield client
+    return settings_for(url, prefix, **overrides)
 
 
 def push(sid: str, tid: str, i: int, status: str) -> dict[str, Any]:
@@ -80,9 +58,9 @@ def service_body(sid: str, n: int) -> dict[str, Any]:
     }
 
 
-async def exercise(client: httpx.AsyncClient, sids: list[str], tids: list[str]) -> None:
+async def exercise(studio: Studio, sids: list[str], tids: list[str]) -> None:
     """Studio's store operations, through its routes and its runtime."""
-    runtime = client.runtime  # type: ignore[attr-defined]
+    runtime, client = studio.runtime, studio.client
     for n, sid in enumerate(sids):
         assert (await client.post("/studio/services", json=service_body(sid, n))).status_code == 201
     patched = await client.patch(f"/studio/services/{sids[0]}", json={"name": "renamed"})

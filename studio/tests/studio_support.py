@@ -133,9 +133,9 @@ class Studio:
 
 @asynccontextmanager
 async def open_test_studio(
-    settings: StudioSettings, *, resolver: Any = None
+    settings: StudioSettings, *, resolver: Any = None, store: Store | None = None
 ) -> AsyncIterator[Studio]:
-    async with open_studio(settings, resolver=resolver) as runtime:
+    async with open_studio(settings, resolver=resolver, store=store) as runtime:
         app = studio_app(runtime)
         app.state.studio_runtime = runtime
         transport = httpx.ASGITransport(app=app)

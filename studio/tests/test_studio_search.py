@@ -64,6 +64,14 @@ def oracle(events: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]
     return docs
 
 
+async def fill(events: list[dict[str, Any]], *indexes: TaskIndex) -> None:
+    for sid in SERVICES:
+        mine = [e for e in events if e["service_id"] == sid]
+        for i in range(0, len(mine), 7):  # several batches: merges across upserts
+            for index in indexes:
+                await index.upsert(record(sid), mine[i : i + 7])
+
+
 async def run_case(
     url: str,
     events: list[dict[str, Any]],
@@ -73,10 +81,7 @@ async def run_case(
 ) -> None:
     async with open_store(url) as store:
         index = TaskIndex(store, f"search:{uuid.uuid4().hex[:8]}", cluster=cluster)
-        for sid in SERVICES:
-            mine = [e for e in events if e["service_id"] == sid]
-            for i in range(0, len(mine), 7):  # several batches: merges across upserts
-                await index.upsert(record(sid), mine[i : i + 7])
+        await fill(events, index)
         docs = oracle(events)
         expected = sorted(
             (
@@ -202,11 +207,7 @@ async def compare_layouts(
         base = f"search:{uuid.uuid4().hex[:8]}"
         default = TaskIndex(store, f"{base}:d")
         cluster = TaskIndex(store, f"{base}:c", cluster=True)
-        for sid in SERVICES:
-            mine = [e for e in events if e["service_id"] == sid]
-            for i in range(0, len(mine), 7):
-                await default.upsert(record(sid), mine[i : i + 7])
-                await cluster.upsert(record(sid), mine[i : i + 7])
+        await fill(events, default, cluster)
         lo = hi = None
         if window is not None:
             lo, hi = (BASE + timedelta(seconds=min(window)), BASE + timedelta(seconds=max(window)))

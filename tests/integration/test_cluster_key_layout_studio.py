@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from _slot_recorder import SlotRecorder
-from _studio_cluster_ops import exercise, open_client, push, service_body, studio_settings
+from _studio_cluster_ops import exercise, open_test_studio, push, service_body, studio_settings
 from relayna.errors import ConfigurationError, ContractError
 from relayna.transport import key_slot, open_store
 from relayna_studio import StudioSettings
@@ -217,8 +217,8 @@ async def test_every_studio_call_touches_one_slot(
         async with open_store(store_url) as raw:
             rec = SlotRecorder(raw)
             settings_ = studio_settings(store_url, prefix, store_cluster_keys=True)
-            async with open_client(settings_, rec) as client:
-                await exercise(client, sids, tids)
+            async with open_test_studio(settings_, store=rec) as studio:
+                await exercise(studio, sids, tids)
     assert STUDIO_SCRIPTS <= rec.names()
     assert rec.cross_slot() == []
 
@@ -231,8 +231,8 @@ async def test_the_default_layout_spans_slots(store_url: str) -> None:
         async with open_store(store_url) as raw:
             rec = SlotRecorder(raw)
             settings_ = studio_settings(store_url, prefix)
-            async with open_client(settings_, rec) as client:
-                await exercise(client, ["svc-a", "svc-b"], ["t1", "t2"])
+            async with open_test_studio(settings_, store=rec) as studio:
+                await exercise(studio, ["svc-a", "svc-b"], ["t1", "t2"])
     crossing = {name for name, _keys, _slots in rec.cross_slot()}
     assert {"relayna_studio.events.insert_batch", "relayna_studio.search.put"} <= crossing
 
@@ -244,7 +244,8 @@ async def test_default_layout_keys_in_the_store(store_url: str) -> None:
     with anyio.fail_after(15):
         async with open_store(store_url) as store:
             settings_ = studio_settings(store_url, prefix)
-            async with open_client(settings_, store) as client:
+            async with open_test_studio(settings_, store=store) as studio:
+                client = studio.client
                 await client.post("/studio/services", json=service_body("svc", 0))
                 body = {"events": [push("svc", "t1", 1, "running")]}
                 assert (await client.post("/studio/ingest/events", json=body)).status_code == 200
@@ -270,7 +271,8 @@ async def test_cluster_layout_keys_in_the_store(store_url: str) -> None:
     with anyio.fail_after(15):
         async with open_store(store_url) as store:
             settings_ = studio_settings(store_url, prefix, store_cluster_keys=True)
-            async with open_client(settings_, store) as client:
+            async with open_test_studio(settings_, store=store) as studio:
+                client = studio.client
                 await client.post("/studio/services", json=service_body("svc", 0))
                 body = {"events": [push("svc", "t1", 1, "running")]}
                 assert (await client.post("/studio/ingest/events", json=body)).status_code == 200

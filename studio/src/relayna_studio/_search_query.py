@@ -11,14 +11,17 @@ Theory of operation: every index answers the query script with its newest
 An id an index did not return is therefore strictly older than the oldest
 one it did return (its *floor*). Documents are loaded, expired ones deleted,
 the rest sorted by ``(-last_seen ms, service_id, task_id)`` and cut after
-the cursor. The page (``limit`` documents plus one to know whether there is
+the cursor. Documents are read in that order (the order is known from
+the ids and scores alone), only as many as the page needs: a search over
+``n`` indexes reads about ``limit + 1`` documents, not ``n`` times that.
+The page (``limit`` documents plus one to know whether there is
 more) is exact when every index that was not exhausted has its floor at or
 below the page's last document: nothing unseen can come before it.
 Otherwise ``need`` grows fourfold and the round repeats (at most six rounds).
 
 Costs in the cluster layout: ``n`` services mean ``n`` query script calls
-(one pipeline per node, one round trip) and ``n`` document reads (run
-concurrently); a query filtered by ``service_id`` stays one call.
+(one pipeline per node, one round trip) and up to ``n`` reads of the page's
+documents (run concurrently); a query filtered by ``service_id`` stays one call.
 """
 
 from __future__ import annotations
@@ -140,6 +143,17 @@ async def _load_all(
     return [doc for part in found for doc in part]
 
 
+def _candidate(docid: str, score: bytes) -> tuple[int, str, str]:
+    """A query reply's id in the result order, before its document is read: the
+    document id is the service and task id (see ``document_id``)."""
+    seen = -int(float(score))
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(docid + "=" * (-len(docid) % 4)))
+        return seen, str(data["service_id"]), str(data["task_id"])
+    except (binascii.Error, ValueError, TypeError, KeyError, orjson.JSONDecodeError):
+        return seen, "", docid  # not an id this index writes: read it all the same
+
+
 async def search_scopes(
     index: TaskIndex,
     scopes: list[SearchKeys],
@@ -168,16 +182,27 @@ async def search_scopes(
         calls = [(_query_keys(keys, filters), args) for keys in scopes]
         replies = await index.store.run_script_many(QUERY_SCRIPT, calls) if calls else []
         floor: float | None = None  # the highest floor of an index not exhausted
-        parts: list[tuple[SearchKeys, list[str]]] = []
-        for keys, reply in zip(scopes, replies, strict=True):
+        candidates: list[tuple[tuple[int, str, str], int, str]] = []
+        for i, reply in enumerate(replies):
             if isinstance(reply, Exception):
                 raise reply
-            parts.append((keys, [reply[j].decode() for j in range(0, len(reply), 2)]))
+            for j in range(0, len(reply), 2):
+                docid = reply[j].decode()
+                candidates.append((_candidate(docid, reply[j + 1]), i, docid))
             if len(reply) >= 2 * need:
                 lowest = float(reply[-1])
                 floor = lowest if floor is None else max(floor, lowest)
-        found = await _load_all(index, parts, filters, now)
-        docs = sorted(found, key=order)
+        candidates.sort()
+        if mark is not None:
+            candidates = [c for c in candidates if c[0] > mark]
+        # read documents in result order, only as many as the page needs
+        docs, pos = [], 0
+        while len(docs) <= limit and pos < len(candidates):
+            chunk = candidates[pos : pos + limit + 1 - len(docs)]
+            pos += len(chunk)
+            parts = [(keys, [d for _, i, d in chunk if i == n]) for n, keys in enumerate(scopes)]
+            docs += await _load_all(index, [p for p in parts if p[1]], filters, now)
+        docs.sort(key=order)
         if mark is not None:
             docs = [d for d in docs if order(d) > mark]
         if floor is None or (len(docs) > limit and -order(docs[limit])[0] >= floor):

@@ -18,7 +18,7 @@ import anyio
 import pytest
 from redis_cluster import RedisCluster
 
-from _studio_cluster_ops import exercise, open_client, push, service_body, studio_settings
+from _studio_cluster_ops import exercise, open_test_studio, push, service_body, studio_settings
 from relayna.errors import ConfigurationError, CrossSlotError
 from relayna.transport import open_store
 from relayna_studio._events import EventStore
@@ -41,8 +41,9 @@ async def test_studio_ingest_search_detail_and_audit_on_the_cluster(
     assert settings.cluster_keys is True  # implied by the cluster URL
     with anyio.fail_after(60):
         async with open_store(url) as store:
-            async with open_client(settings, store) as client:
-                await exercise(client, sids, tids)
+            async with open_test_studio(settings, store=store) as studio:
+                client = studio.client
+                await exercise(studio, sids, tids)
                 # task detail from Studio's store, after a second event for the task
                 body = {"events": [push(sids[0], "t1", 99, "completed")]}
                 assert (await client.post("/studio/ingest/events", json=body)).status_code == 200
