@@ -152,9 +152,9 @@ async def test_tokens_are_hashed_revocable_and_tickets_single_use(studio_factory
     with anyio.fail_after(30):
         async with studio_factory(auth_enabled=True) as studio:
             text, record = await studio.runtime.tokens.create(name="ops", role="admin")
-            raw = await studio.runtime.store.get(
-                f"{studio.runtime.settings.auth_prefix}:token:{record['token_id']}"
-            )
+            settings = studio.runtime.settings
+            prefix = settings.global_prefix(settings.auth_prefix)  # {p} in the cluster layout
+            raw = await studio.runtime.store.get(f"{prefix}:token:{record['token_id']}")
             assert raw is not None
             assert text.encode() not in raw
             assert text[21:].encode() not in raw

@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from relayna.api import serving
 from relayna_studio import studio_app
+from relayna_studio._event_keys import EventKeys
 from relayna_studio._pull_sync import pull_sync
 from studio_support import TableResolver, open_test_studio, settings_for
 
@@ -137,9 +138,8 @@ async def test_pull_sync_20000_events_none_lost_none_duplicated_gap_reported(
                 if got == 0:
                     break
             assert total == 20_000
-            history = await runtime.store.lrange(
-                f"{settings.event_store_prefix}:service:feeder:history", 0, -1
-            )
+            keys = EventKeys(settings.event_store_prefix, settings.cluster_keys)
+            history = await runtime.store.lrange(keys.service_history("feeder"), 0, -1)
             assert len(history) == 20_000
             assert len(set(history)) == 20_000
             assert await pull_sync(runtime, "feeder") == 0  # idle: nothing twice
