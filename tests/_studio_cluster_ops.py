@@ -62,7 +62,8 @@ async def exercise(studio: Studio, sids: list[str], tids: list[str]) -> None:
     """Studio's store operations, through its routes and its runtime."""
     runtime, client = studio.runtime, studio.client
     for n, sid in enumerate(sids):
-        assert (await client.post("/studio/services", json=service_body(sid, n))).status_code == 201
+        created = await client.post("/studio/services", json=service_body(sid, n))
+        assert created.status_code == 201, created.text
     patched = await client.patch(f"/studio/services/{sids[0]}", json={"name": "renamed"})
     assert patched.status_code == 200, patched.text
     assert len((await client.get("/studio/services")).json()["services"]) == len(sids)

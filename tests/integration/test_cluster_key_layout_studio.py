@@ -30,12 +30,15 @@ from relayna_studio._event_keys import EventKeys
 from relayna_studio._events import EventStore
 from relayna_studio._health import HealthStore
 from relayna_studio._leases import Leases
+from relayna_studio._models import is_valid_service_id
 from relayna_studio._registry import Registry
 from relayna_studio._search import TaskIndex
 from relayna_studio._search_keys import SearchKeys, document_id
 
 #: Valid service ids (relayna's identifier rule without ``/``) and task ids.
-service_ids = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_:@+=\-.]{0,20}[A-Za-z0-9_]", fullmatch=True)
+service_ids = st.from_regex(
+    r"[A-Za-z0-9_][A-Za-z0-9_:@+=\-.]{0,20}[A-Za-z0-9_]", fullmatch=True
+).filter(is_valid_service_id)
 task_ids = st.from_regex(
     r"[A-Za-z0-9_:@/+=\-][A-Za-z0-9_:@/+=\-.]{0,20}[A-Za-z0-9_]", fullmatch=True
 ).filter(lambda s: ".." not in s)
