@@ -23,7 +23,8 @@ two states. A republish (replay, manual retry) is claimed with a lock and an
 process died between publishing and recording) into ``unconfirmed_*`` fields.
 
 These scripts compute some key names (index, lock and record keys) from the
-context, so they need every DLQ key on one Redis node (not a Redis Cluster).
+context, so they need every DLQ key in one hash slot: on a Redis Cluster the
+cluster key layout (``DLQStoreConfig(cluster=True)``) tags them all with the prefix.
 """
 
 from __future__ import annotations
