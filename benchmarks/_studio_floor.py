@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from relayna.transport import Script, Store
-from relayna_studio._events import INSERT_SCRIPT, EventStore
+from relayna_studio._events import EventStore
 
 __all__ = ["batch_floor", "per_event_floor"]
 
@@ -100,5 +100,5 @@ async def batch_floor(
     calls = es.batch_calls("svc", prepared, "2026-05-01T00:00:00.000Z")
     t0 = time.perf_counter()
     for call in calls:
-        await store.run_script_many(INSERT_SCRIPT, [call])
+        await store.run_script_many(es.script, [call])
     return len(prepared) / (time.perf_counter() - t0)

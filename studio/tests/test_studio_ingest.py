@@ -8,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import httpx
@@ -19,9 +19,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from relayna.api import serving
+from relayna.errors import ConfigurationError
+from relayna.transport import PubSubMessage
 from relayna_studio import studio_app
 from relayna_studio._event_keys import EventKeys
+from relayna_studio._events import EventStore
 from relayna_studio._pull_sync import pull_sync
+from relayna_studio._sse import ChannelStream
 from studio_support import TableResolver, open_test_studio, settings_for
 
 pytestmark = pytest.mark.anyio
@@ -320,9 +324,14 @@ async def test_push_ingest_is_off_by_default_and_authenticated_per_service(
                 assert response.status_code == 422
 
 
-async def test_live_activity_stream(studio_factory: Any) -> None:
+@pytest.mark.parametrize("cluster_keys", [False, True], ids=["default-layout", "cluster-layout"])
+async def test_live_activity_stream(studio_factory: Any, cluster_keys: bool) -> None:
+    """The live stream hears an ingested event; in the cluster key layout over a
+    sharded channel only (a classic subscriber of the same name hears nothing)."""
     with anyio.fail_after(30):
-        async with studio_factory(push_ingest_enabled=True) as studio:
+        async with studio_factory(
+            push_ingest_enabled=True, store_cluster_keys=cluster_keys
+        ) as studio:
             client = studio.client
             await client.post(
                 "/studio/services",
@@ -348,9 +357,14 @@ async def test_live_activity_stream(studio_factory: Any) -> None:
                 ]
             }
             received: list[str] = []
+            store = studio.runtime.store
+            channel = EventStore(
+                store, studio.runtime.settings.event_store_prefix, cluster=cluster_keys
+            ).keys.service_channel("svc")
             # httpx's ASGI transport buffers whole responses: stream through a real server
             app = studio_app(studio.runtime)
             async with (
+                store.subscribe(channel) as classic,
                 serving(app, graceful_timeout=0.5) as base,
                 httpx.AsyncClient(base_url=base) as live,
                 live.stream("GET", "/studio/services/svc/events/stream") as stream,
@@ -365,6 +379,27 @@ async def test_live_activity_stream(studio_factory: Any) -> None:
                     received.append(line)
                     if line.startswith("data:"):
                         break
+                # What reached the classic channel before this marker: the event
+                # in the default layout, nothing in the cluster layout.
+                await store.publish(channel, b"marker")
+                first = await _next_message(classic)
+                assert (first == b"marker") is cluster_keys
             assert "id: svc:status:live-1" in received
             assert "event: event" in received
             assert (await client.get("/studio/services/ghost/events/stream")).status_code == 404
+
+
+async def _next_message(subscription: Any) -> bytes:
+    async for message in subscription:
+        if isinstance(message, PubSubMessage):
+            return bytes(message.data)
+    raise AssertionError("the subscription ended")
+
+
+async def test_a_sharded_stream_needs_a_store_with_sharded_pubsub() -> None:
+    class ClassicOnly:  # a third-party store without spublish/ssubscribe
+        pass
+
+    with pytest.raises(ConfigurationError, match="sharded"):
+        ChannelStream(cast(Any, ClassicOnly()), "c", shutdown=anyio.Event(), sharded=True)
+    ChannelStream(cast(Any, ClassicOnly()), "c", shutdown=anyio.Event())  # classic: fine

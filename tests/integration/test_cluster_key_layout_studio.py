@@ -190,7 +190,7 @@ STUDIO_SCRIPTS = {
     "relayna_studio.registry.create",
     "relayna_studio.registry.replace",
     "relayna_studio.registry.delete",
-    "relayna_studio.events.insert_batch",
+    "relayna_studio.events.insert_batch_sharded",  # SPUBLISH: channels are sharded
     "relayna_studio.search.put",
     "relayna_studio.search.delete",
     "relayna_studio.search.query",

@@ -39,7 +39,14 @@ from relayna_studio._event_keys import EventKeys
 from relayna_studio._event_model import dedupe_key, fixed_time, normalize_event_json, sort_key
 from relayna_studio._timefmt import now_utc
 
-__all__ = ["BATCH", "INSERT_SCRIPT", "EventStore", "IngestResult", "Prepared"]
+__all__ = [
+    "BATCH",
+    "INSERT_SCRIPT",
+    "INSERT_SCRIPT_SHARDED",
+    "EventStore",
+    "IngestResult",
+    "Prepared",
+]
 
 log = logging.getLogger("relayna_studio.events")
 
@@ -111,6 +118,13 @@ return out
 
 
 INSERT_SCRIPT = Script(name="relayna_studio.events.insert_batch", lua=_INSERT_LUA)
+#: The same in the cluster key layout: the channels are sharded (``SPUBLISH``;
+#: both are in the service's slot), so a publish goes to the slot's primary
+#: instead of being broadcast over the cluster bus to every node.
+INSERT_SCRIPT_SHARDED = Script(
+    name="relayna_studio.events.insert_batch_sharded",
+    lua=_INSERT_LUA.replace("redis.call('PUBLISH',", "redis.call('SPUBLISH',"),
+)
 
 
 class IngestResult:
@@ -151,6 +165,8 @@ class EventStore:
     ) -> None:
         self.store = store
         self.keys = EventKeys(prefix, cluster)
+        #: The insert script: sharded channels in the cluster layout.
+        self.script = INSERT_SCRIPT_SHARDED if cluster else INSERT_SCRIPT
         self.ttl_ms = 0 if ttl_seconds is None else max(1, round(ttl_seconds * 1000))
         self.maxlen = maxlen
 
@@ -257,7 +273,7 @@ class EventStore:
         if not docs and cursor is None:
             return result
         calls = self.batch_calls(service_id, prepared.args, prepared.ingested_at, cursor)
-        replies = await self.store.run_script_many(INSERT_SCRIPT, calls)
+        replies = await self.store.run_script_many(self.script, calls)
         for start, reply in zip(range(0, max(len(docs), 1), BATCH), replies, strict=True):
             batch = docs[start : start + BATCH]
             if isinstance(reply, StoreError) or not isinstance(reply, list):

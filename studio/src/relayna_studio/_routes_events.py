@@ -147,6 +147,7 @@ async def task_event_stream(request: Request, ctx: Ctx, service_id: str, task_id
         ctx.runtime.store,
         keys.task_channel(service_id, task_id),
         shutdown=ctx.runtime.shutdown_event,
+        sharded=keys.cluster,
     )
 
 
@@ -201,7 +202,10 @@ def event_routes() -> list[BaseRoute]:
         await ctx.runtime.registry.require(service_id)
         keys = event_store(ctx.runtime).keys
         return ChannelStream(
-            ctx.runtime.store, keys.service_channel(service_id), shutdown=ctx.runtime.shutdown_event
+            ctx.runtime.store,
+            keys.service_channel(service_id),
+            shutdown=ctx.runtime.shutdown_event,
+            sharded=keys.cluster,
         )
 
     one = "/studio/services/{service_id}"

@@ -5,19 +5,23 @@ event``, one line of JSON), ``: keepalive`` after 15 s of silence. The
 subscription is read by a task of the response's own task group into a
 bounded buffer; a client that does not read fills it and is dropped (it
 reconnects), so one slow browser never holds the shared pubsub connection.
-The stream ends on client disconnect and on Studio's shutdown.
+The stream ends on client disconnect and on Studio's shutdown. In the Redis
+Cluster key layout the channels are sharded (``SSUBSCRIBE`` on the slot's
+primary, followed through failovers by the store), as the insert script
+publishes them with ``SPUBLISH``.
 """
 
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractAsyncContextManager
 
 import anyio
 from starlette.types import Receive, Scope, Send
 
-from relayna.errors import ContractError, SlowSubscriberError, StoreError
+from relayna.errors import ConfigurationError, ContractError, SlowSubscriberError, StoreError
 from relayna.status import KEEPALIVE, encode_frame
-from relayna.transport import PubSubMessage, Store
+from relayna.transport import PubSubMessage, ShardedPubSub, Store, Subscription
 
 __all__ = ["SSE_HEADERS", "ChannelStream"]
 
@@ -55,7 +59,7 @@ async def _watch_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
 
 
 class ChannelStream:
-    """An ASGI response following one pubsub channel."""
+    """An ASGI response following one pubsub channel (``sharded``: a sharded one)."""
 
     def __init__(
         self,
@@ -65,18 +69,36 @@ class ChannelStream:
         shutdown: anyio.Event,
         keepalive: float = 15.0,
         buffer: int = 256,
+        sharded: bool = False,
     ) -> None:
+        """
+        Raises:
+            ConfigurationError: ``sharded`` on a store without sharded pubsub
+                (the stream would never hear an event).
+        """
+        if sharded and not isinstance(store, ShardedPubSub):
+            raise ConfigurationError(
+                "Studio's cluster key layout publishes events on sharded channels, and "
+                f"{type(store).__name__} has no sharded pubsub (spublish/ssubscribe)"
+            )
         self.store = store
         self.channel = channel
+        self.sharded = sharded
         self.shutdown = shutdown
         self.keepalive = keepalive
         self.buffer = buffer
+
+    def _subscribe(self) -> AbstractAsyncContextManager[Subscription]:
+        if self.sharded:
+            assert isinstance(self.store, ShardedPubSub)  # checked in __init__
+            return self.store.ssubscribe(self.channel)
+        return self.store.subscribe(self.channel)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         send_items, items = anyio.create_memory_object_stream[bytes](self.buffer)
         started = False
         try:
-            async with self.store.subscribe(self.channel) as subscription:
+            async with self._subscribe() as subscription:
                 await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
                 started = True
                 async with anyio.create_task_group() as tg:

@@ -15,12 +15,13 @@ from __future__ import annotations
 import uuid
 
 import anyio
+import orjson
 import pytest
 from redis_cluster import RedisCluster
 
 from _studio_cluster_ops import exercise, open_test_studio, push, service_body, studio_settings
 from relayna.errors import ConfigurationError, CrossSlotError
-from relayna.transport import open_store
+from relayna.transport import PubSubMessage, ShardedPubSub, open_store
 from relayna_studio._events import EventStore
 from relayna_studio._registry import Registry
 from relayna_studio._search import TaskIndex
@@ -79,3 +80,33 @@ async def test_the_default_layout_fails_on_the_cluster(redis_cluster: RedisClust
             prepared = events.prepare_many("svc", [raw], "push")
             with pytest.raises(CrossSlotError):  # with a cursor, the failure is raised
                 await events.insert("svc", prepared, cursor="c1")
+
+
+async def test_studio_live_channels_are_sharded_on_the_cluster(redis_cluster: RedisCluster) -> None:
+    """An ingested event reaches its service's and its task's sharded channels,
+    for services whose slots are on different primaries."""
+    url = redis_cluster.url
+    prefix = f"sl-{uuid.uuid4().hex[:10]}"
+    sids = [f"svc-{i}" for i in range(5)]
+    by_primary = {redis_cluster.primary_of(s): s for s in sids}
+    assert len(by_primary) > 1
+    with anyio.fail_after(60):
+        async with open_store(url) as store:
+            events = EventStore(store, f"{prefix}:events", cluster=True)
+            assert isinstance(store, ShardedPubSub)
+            for sid in by_primary.values():
+                keys = events.keys
+                channels = (keys.service_channel(sid), keys.task_channel(sid, "t1"))
+                async with store.ssubscribe(*channels) as subscription:
+                    raw = push(sid, "t1", 1, "running")["event"]
+                    result = await events.insert(sid, events.prepare_many(sid, [raw], "push"))
+                    assert result.inserted == 1
+                    heard: dict[str, bytes] = {}
+                    async for message in subscription:
+                        if isinstance(message, PubSubMessage):
+                            heard[message.channel] = bytes(message.data)
+                            if len(heard) == 2:
+                                break
+                assert set(heard) == set(channels)
+                assert heard[channels[0]] == heard[channels[1]]
+                assert orjson.loads(heard[channels[0]])["task_id"] == "t1"
