@@ -6,9 +6,12 @@ anyio's wrapper and ``trio.SocketStream``, and each send ends with a
 scheduler round trip (trio's ``cancel_shielded_checkpoint``). Here a send
 writes straight into the socket and waits (``wait_writable``) only when the
 kernel's buffer is full; a receive reads what is there and waits
-(``wait_readable``) only when nothing is. Neither is then a checkpoint: the
-connection above has its own (it checks for cancellation before queueing a
-command, and a caller waiting for its reply always blocks).
+(``wait_readable``) only when nothing is. A send is then not a checkpoint:
+the connection above has its own (it checks for cancellation before queueing
+a command, and a caller waiting for its reply always blocks). A receive that
+found bytes without waiting still yields once (never raising cancellation:
+the bytes are read), so a reader fed faster than it reads, such as a pubsub
+connection during a flood, cannot starve the tasks consuming what it reads.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ class SocketStream(anyio.abc.ByteStream):
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
         sock = self._sock
+        waited = False
         while True:
             if self._closed:
                 raise anyio.ClosedResourceError
@@ -58,8 +62,14 @@ class SocketStream(anyio.abc.ByteStream):
             else:
                 if not data:
                     raise anyio.EndOfStream
+                if not waited:
+                    # Bytes were already there: yield once anyway, or a reader that
+                    # keeps finding bytes (a pubsub flood) never lets the tasks it
+                    # feeds run. Shielded: the bytes are read, they must not be lost.
+                    await trio.lowlevel.cancel_shielded_checkpoint()
                 return data
             await _wait(trio.lowlevel.wait_readable, sock, "receiving")
+            waited = True
 
     async def send(self, item: bytes) -> None:
         sock = self._sock
